@@ -1,0 +1,44 @@
+# Energent control plane. `make dev` runs the whole stack locally; `make test` runs every check.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: venv dev test lint unit integration e2e bench package constraints clean
+
+venv: $(STAMP)
+
+$(STAMP): requirements-dev.txt constraints.txt shared/pyproject.toml $(wildcard functions/*/requirements.txt)
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -r requirements-dev.txt
+	touch $@
+
+dev: venv
+	$(BIN)/python -m local.stack
+
+lint: venv
+	$(BIN)/ruff check .
+
+test: lint
+	$(BIN)/python -m pytest
+
+unit: venv
+	$(BIN)/python -m pytest tests/unit
+
+integration: venv
+	$(BIN)/python -m pytest tests/integration
+
+e2e: venv
+	$(BIN)/python -m pytest tests/e2e
+
+bench: venv
+	$(BIN)/python -m benchmarks
+
+package: venv
+	$(BIN)/python -m tools.package_all build/functions
+
+constraints: venv
+	$(BIN)/pip freeze --exclude-editable | sed '1i # Pinned versions of every package the project installs (regenerate: make constraints).' > constraints.txt
+
+clean:
+	rm -rf $(VENV) build .local .pytest_cache .ruff_cache

@@ -1,0 +1,225 @@
+"""CloudEvents in, CloudEvents out.
+
+One decoder turns every arrival form into the same `cloudevents.http.CloudEvent`:
+- a Pub/Sub push as functions-framework delivers it (a `messagePublished` event wrapping the message),
+  carrying either the CloudEvents Pub/Sub binding in structured mode (body = the event as JSON, attribute
+  `content-type: application/cloudevents+json`) or in binary mode (`ce-*` attributes, data in the body);
+- an HTTP request in structured mode, a batch (`application/cloudevents-batch+json`), or binary mode.
+JSON numbers with a fraction decode as exact `Decimal`s in every form, so the forms compare equal.
+Publishing uses structured mode, which keeps the whole event in the message body.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime
+import json
+import re
+import uuid
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote
+
+from cloudevents.http import CloudEvent
+
+from energent_shared import clients
+from energent_shared.config import settings
+from energent_shared.http import Problem, json_default, parse_json
+
+STRUCTURED = "application/cloudevents+json"
+BATCH = "application/cloudevents-batch+json"
+PUBSUB_PUBLISHED = "google.cloud.pubsub.topic.v1.messagePublished"
+
+_ATTRIBUTE_NAME = re.compile(r"^[a-z0-9]{1,20}$")
+_REQUIRED = ("id", "source", "type")
+
+
+class InvalidEvent(ValueError):
+    """An event that cannot be accepted; `event_id` is set when the event said who it was."""
+
+    def __init__(self, reason: str, event_id: str | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.event_id = event_id
+
+
+@dataclass(frozen=True)
+class PubSubMessage:
+    data: bytes
+    attributes: dict[str, str]
+    message_id: str | None
+
+    def attribute(self, name: str) -> str | None:
+        """Attribute lookup ignoring case (Pub/Sub producers disagree on `Content-Type` vs `content-type`)."""
+        wanted = name.lower()
+        for key, value in self.attributes.items():
+            if key.lower() == wanted:
+                return value
+        return None
+
+
+def parse_time(value: str) -> datetime.datetime:
+    """An RFC 3339 timestamp with an offset, as an aware UTC datetime."""
+    if not isinstance(value, str) or not re.match(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$",
+                                                  value):
+        raise ValueError(f"not an RFC 3339 timestamp: {value!r}")
+    parsed = datetime.datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
+    return parsed.astimezone(datetime.UTC)
+
+
+def _build(attributes: dict[str, Any], data: Any) -> CloudEvent:
+    event_id = attributes.get("id") if isinstance(attributes.get("id"), str) else None
+    if attributes.get("specversion") != "1.0":
+        raise InvalidEvent(f"specversion must be '1.0', got {attributes.get('specversion')!r}", event_id)
+    for name in _REQUIRED:
+        value = attributes.get(name)
+        if not isinstance(value, str) or not value:
+            raise InvalidEvent(f"missing or empty required attribute '{name}'", event_id)
+    for name, value in attributes.items():
+        if not _ATTRIBUTE_NAME.match(name):
+            raise InvalidEvent(f"invalid attribute name {name!r}", event_id)
+        if not isinstance(value, str):
+            raise InvalidEvent(f"attribute '{name}' must be a string", event_id)
+    if "time" in attributes:
+        try:
+            parse_time(attributes["time"])
+        except ValueError as exc:
+            raise InvalidEvent(f"attribute 'time': {exc}", event_id) from None
+    return CloudEvent(attributes, data)
+
+
+def _decode_data(raw: bytes, content_type: str | None, event_id: str | None) -> Any:
+    if not raw:
+        return None
+    media = (content_type or "application/json").split(";")[0].strip().lower()
+    if media == "application/json" or media.endswith("+json"):
+        try:
+            return parse_json(raw)
+        except Problem as problem:
+            raise InvalidEvent(f"data: {problem.detail.removeprefix('body ')}", event_id) from None
+    return raw
+
+
+def from_structured(document: Any) -> CloudEvent:
+    """An event from its structured JSON form (already parsed)."""
+    if not isinstance(document, dict):
+        raise InvalidEvent("a structured event must be a JSON object")
+    attributes = {k: v for k, v in document.items() if k not in ("data", "data_base64")}
+    event_id = attributes.get("id") if isinstance(attributes.get("id"), str) else None
+    if "data" in document and "data_base64" in document:
+        raise InvalidEvent("an event carries 'data' or 'data_base64', not both", event_id)
+    data = document.get("data")
+    if "data_base64" in document:
+        try:
+            data = base64.b64decode(document["data_base64"], validate=True)
+        except (binascii.Error, TypeError):
+            raise InvalidEvent("data_base64 is not valid base64", event_id) from None
+    return _build(attributes, data)
+
+
+def from_pubsub_message(message: PubSubMessage) -> CloudEvent:
+    """The CloudEvents Pub/Sub binding, structured or binary mode."""
+    content_type = message.attribute("content-type")
+    if content_type and content_type.split(";")[0].strip().lower() == STRUCTURED:
+        try:
+            document = parse_json(message.data)
+        except Problem as problem:
+            raise InvalidEvent(problem.detail) from None
+        return from_structured(document)
+    ce = {k[3:]: v for k, v in message.attributes.items() if k.startswith("ce-")}
+    if not ce:
+        raise InvalidEvent("message is neither a structured CloudEvent (content-type) nor binary (ce- attributes)")
+    if content_type:
+        ce.setdefault("datacontenttype", content_type)
+    return _build(ce, _decode_data(message.data, content_type, ce.get("id")))
+
+
+def pubsub_message(push: CloudEvent) -> PubSubMessage:
+    """The Pub/Sub message inside functions-framework's `messagePublished` event."""
+    envelope = push.get_data()
+    message = envelope.get("message") if isinstance(envelope, dict) else None
+    if not isinstance(message, dict):
+        raise InvalidEvent("not a Pub/Sub push: no 'message' object")
+    try:
+        data = base64.b64decode(message.get("data") or "", validate=True)
+    except (binascii.Error, TypeError):
+        raise InvalidEvent("Pub/Sub message data is not valid base64") from None
+    attributes = message.get("attributes") or {}
+    if not isinstance(attributes, dict) or not all(isinstance(v, str) for v in attributes.values()):
+        raise InvalidEvent("Pub/Sub message attributes must be a map of strings")
+    return PubSubMessage(data, dict(attributes), message.get("messageId") or message.get("message_id"))
+
+
+def from_pubsub_push(push: CloudEvent) -> CloudEvent:
+    return from_pubsub_message(pubsub_message(push))
+
+
+def from_http(content_type: str | None, headers: dict[str, str], body: bytes) -> list[CloudEvent | InvalidEvent]:
+    """Events of an HTTP request: structured, batch (each event judged on its own) or binary mode.
+
+    A malformed envelope (not JSON, not an array for a batch) raises `Problem`; a malformed event inside
+    a batch comes back as an `InvalidEvent` in its place, so the caller can answer per event.
+    """
+    media = (content_type or "").split(";")[0].strip().lower()
+    if media == STRUCTURED:
+        document = parse_json(body)
+        if not isinstance(document, dict):
+            raise Problem(400, "a structured CloudEvent must be a JSON object")
+        return [_judged(from_structured, document)]
+    if media == BATCH:
+        documents = parse_json(body)
+        if not isinstance(documents, list):
+            raise Problem(400, "a CloudEvents batch must be a JSON array")
+        return [_judged(from_structured, document) for document in documents]
+    lowered = {k.lower(): v for k, v in headers.items()}
+    ce = {k[3:]: unquote(v) for k, v in lowered.items() if k.startswith("ce-")}
+    if ce:
+        if content_type:
+            ce.setdefault("datacontenttype", content_type)
+        return [_judged(lambda _: _build(ce, _decode_data(body, content_type, ce.get("id"))), None)]
+    raise Problem(415, f"Content-Type must be {STRUCTURED} or {BATCH}, or the request must carry ce- headers; "
+                       f"got {content_type or 'none'!r}")
+
+
+def _judged(decode, document) -> CloudEvent | InvalidEvent:
+    try:
+        return decode(document)
+    except InvalidEvent as invalid:
+        return invalid
+
+
+def new_event(type_: str, source: str, data: Any, subject: str | None = None) -> CloudEvent:
+    attributes = {
+        "specversion": "1.0",
+        "id": str(uuid.uuid4()),
+        "source": source,
+        "type": type_,
+        "time": datetime.datetime.now(datetime.UTC).isoformat().replace("+00:00", "Z"),
+        "datacontenttype": "application/json",
+    }
+    if subject is not None:
+        attributes["subject"] = subject
+    return CloudEvent(attributes, data)
+
+
+def topic_path(topic: str) -> str:
+    return topic if topic.startswith("projects/") else f"projects/{settings().project}/topics/{topic}"
+
+
+def publish(topic: str, event: CloudEvent, *, timeout_s: float = 30.0) -> str:
+    """Publish `event` in structured mode; returns the message id once Pub/Sub has it."""
+    future = clients.publisher().publish(topic_path(topic), to_structured_json(event),
+                                         **{"content-type": STRUCTURED})
+    return future.result(timeout=timeout_s)
+
+
+def to_structured_json(event: CloudEvent) -> bytes:
+    """The structured JSON form; Decimals stay exact (as strings), bytes travel as `data_base64`."""
+    document = dict(event.get_attributes())
+    data = event.get_data()
+    if isinstance(data, bytes):
+        document["data_base64"] = base64.b64encode(data).decode("ascii")
+    elif data is not None:
+        document["data"] = data
+    return json.dumps(document, default=json_default).encode("utf-8")

@@ -1,0 +1,179 @@
+"""Who is calling, and may they do this?
+
+Bearer JWTs (RFC 9068 access tokens from the auth function) are verified against the auth JWKS, cached and
+refreshed when an unknown `kid` appears. Behind API Gateway, which has already verified the token, the
+claims can instead be read from `X-Apigateway-Api-Userinfo` (setting `TRUST_GATEWAY_USERINFO`; only safe
+when the function accepts traffic from the gateway alone). Either way an optional revocation check runs,
+because the gateway verifies statelessly.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cache
+
+import flask
+
+from energent_shared.config import settings
+from energent_shared.http import Problem
+
+ALGORITHMS = ("ES256", "RS256")
+_REQUIRED_CLAIMS = ["iss", "sub", "aud", "exp", "iat", "jti", "client_id"]
+
+
+@dataclass(frozen=True)
+class Principal:
+    client_id: str
+    scopes: frozenset[str]
+    tenant_id: str | None = None
+    tier: str | None = None
+    claims: dict = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def is_tenant(self) -> bool:
+        return self.tenant_id is not None
+
+    @classmethod
+    def from_claims(cls, claims: dict) -> Principal:
+        client_id = claims.get("client_id") or claims.get("sub")
+        if not isinstance(client_id, str) or not client_id:
+            raise _unauthorized("token has no client_id")
+        scope = claims.get("scope", "")
+        if not isinstance(scope, str):
+            raise _unauthorized("token scope must be a space-separated string")
+        tenant_id = claims.get("tenant_id")
+        return cls(client_id, frozenset(scope.split()), tenant_id if isinstance(tenant_id, str) else None,
+                   claims.get("tier") if isinstance(claims.get("tier"), str) else None, claims)
+
+
+def _unauthorized(detail: str) -> Problem:
+    return Problem(401, detail, headers={"WWW-Authenticate": f'Bearer error="invalid_token", '
+                                                             f'error_description="{detail}"'})
+
+
+def bearer_token(request: flask.Request) -> str | None:
+    """The caller's token: API Gateway moves it to `X-Forwarded-Authorization` and puts its own in
+    `Authorization`, so the forwarded one wins."""
+    for header in ("X-Forwarded-Authorization", "Authorization"):
+        value = request.headers.get(header)
+        if value:
+            scheme, _, token = value.partition(" ")
+            if scheme.lower() != "bearer" or not token.strip():
+                raise _unauthorized(f"{header} must be 'Bearer <token>'")
+            return token.strip()
+    return None
+
+
+def decode_userinfo(value: str) -> dict:
+    """Claims as API Gateway passes them on: base64url JSON, padding optional."""
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)))
+    except (binascii.Error, ValueError):
+        raise _unauthorized("X-Apigateway-Api-Userinfo is not base64url JSON") from None
+    if not isinstance(claims, dict):
+        raise _unauthorized("X-Apigateway-Api-Userinfo must hold a JSON object")
+    return claims
+
+
+class Guard:
+    def __init__(self, *, jwks_url: str, issuer: str, audience: str, trust_userinfo: bool = False,
+                 is_revoked: Callable[[dict], bool] | None = None, jwks_cache_s: float = 300,
+                 refetch_cooldown_s: float = 1.0, leeway_s: float = 0):
+        self.jwks_url = jwks_url
+        self.issuer = issuer
+        self.audience = audience
+        self.trust_userinfo = trust_userinfo
+        self.is_revoked = is_revoked
+        self.leeway_s = leeway_s
+        self._jwks_cache_s = jwks_cache_s
+        self._refetch_cooldown_s = refetch_cooldown_s
+        self._jwks_client = None
+
+    def _jwks(self):
+        if self._jwks_client is None:
+            import jwt
+
+            self._jwks_client = jwt.PyJWKClient(self.jwks_url, cache_jwk_set=True, lifespan=self._jwks_cache_s,
+                                                cooldown_duration=self._refetch_cooldown_s, timeout=5)
+        return self._jwks_client
+
+    def verify(self, token: str) -> dict:
+        """The claims of a valid access token, or a 401 Problem saying what is wrong with it."""
+        import jwt
+
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            raise _unauthorized("token is not a well-formed JWT") from None
+        if header.get("alg") not in ALGORITHMS:
+            raise _unauthorized(f"token algorithm {header.get('alg')!r} is not accepted")
+        if str(header.get("typ", "")).lower() not in ("at+jwt", "application/at+jwt"):
+            raise _unauthorized("token is not an access token (typ must be at+jwt)")
+        if not isinstance(header.get("kid"), str):
+            raise _unauthorized("token has no kid")
+        try:
+            key = self._jwks().get_signing_key(header["kid"])
+        except jwt.PyJWKClientConnectionError:
+            raise Problem(503, "signing keys are unavailable; retry shortly", headers={"Retry-After": "1"}) from None
+        except jwt.PyJWKClientError:
+            raise _unauthorized("token was signed by an unknown key") from None
+        if key.algorithm_name != header["alg"]:
+            raise _unauthorized("token algorithm does not match its key")
+        try:
+            return jwt.decode(token, key.key, algorithms=[header["alg"]], audience=self.audience,
+                              issuer=self.issuer, leeway=self.leeway_s,
+                              options={"require": _REQUIRED_CLAIMS})
+        except jwt.ExpiredSignatureError:
+            raise _unauthorized("token has expired") from None
+        except jwt.ImmatureSignatureError:
+            raise _unauthorized("token is not valid yet") from None
+        except jwt.InvalidAudienceError:
+            raise _unauthorized("token audience is not accepted") from None
+        except jwt.InvalidIssuerError:
+            raise _unauthorized("token issuer is not accepted") from None
+        except jwt.MissingRequiredClaimError as exc:
+            raise _unauthorized(f"token lacks the '{exc.claim}' claim") from None
+        except jwt.InvalidSignatureError:
+            raise _unauthorized("token signature is invalid") from None
+        except jwt.PyJWTError as exc:
+            raise _unauthorized(f"token is invalid: {exc}") from None
+
+    def authenticate(self, request: flask.Request) -> Principal:
+        if self.trust_userinfo:
+            userinfo = request.headers.get("X-Apigateway-Api-Userinfo")
+            if not userinfo:
+                raise _unauthorized("no verified claims from the gateway")
+            claims = decode_userinfo(userinfo)
+        else:
+            token = bearer_token(request)
+            if token is None:
+                raise Problem(401, "an access token is required", headers={"WWW-Authenticate": "Bearer"})
+            claims = self.verify(token)
+        if self.is_revoked is not None and self.is_revoked(claims):
+            raise _unauthorized("token has been revoked")
+        return Principal.from_claims(claims)
+
+    def require(self, request: flask.Request, scope: str, tenant_id: str | None = None) -> Principal:
+        """Authenticate, then demand `scope` and, for a tenant-scoped resource, that a tenant caller owns it.
+
+        Platform callers (no `tenant_id` claim) reach any tenant with the scope; tenant callers only their own.
+        """
+        principal = self.authenticate(request)
+        if scope not in principal.scopes:
+            raise Problem(403, f"token lacks the '{scope}' scope",
+                          headers={"WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{scope}"'})
+        if principal.is_tenant and tenant_id != principal.tenant_id:
+            raise Problem(403, "token does not grant access to this tenant" if tenant_id else
+                               "this operation is not available to tenant tokens")
+        return principal
+
+
+@cache
+def default_guard() -> Guard:
+    config = settings()
+    return Guard(jwks_url=config.jwks_url, issuer=config.token_issuer, audience=config.token_audience,
+                 trust_userinfo=config.trust_gateway_userinfo)

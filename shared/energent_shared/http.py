@@ -1,0 +1,225 @@
+"""HTTP plumbing for functions-framework handlers: JSON bodies with limits, RFC 9457 problems, request ids,
+routing of one deployment's paths, and the wrapper that ties them to logging and trace correlation."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+import flask
+
+from energent_shared import logging as log
+from energent_shared.config import settings
+
+PROBLEM_JSON = "application/problem+json"
+_STATUS_TITLES = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    409: "Conflict",
+    413: "Content Too Large",
+    415: "Unsupported Media Type",
+    422: "Unprocessable Content",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
+
+
+class Problem(Exception):
+    """An error the client can act on, answered as `application/problem+json` (RFC 9457)."""
+
+    def __init__(self, status: int, detail: str, *, title: str | None = None, type_: str = "about:blank",
+                 headers: dict[str, str] | None = None, **extensions: Any):
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.title = title or _STATUS_TITLES.get(status, "Error")
+        self.type = type_
+        self.headers = headers or {}
+        self.extensions = extensions
+
+    def body(self) -> dict:
+        return {"type": self.type, "title": self.title, "status": self.status, "detail": self.detail,
+                **self.extensions}
+
+
+def problem_response(problem: Problem) -> flask.Response:
+    response = flask.Response(json.dumps(problem.body()), status=problem.status, mimetype=PROBLEM_JSON)
+    response.headers.update(problem.headers)
+    return response
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> flask.Response:
+    response = flask.Response(json.dumps(body, default=json_default), status=status, mimetype="application/json")
+    if headers:
+        response.headers.update(headers)
+    return response
+
+
+def json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict:
+    body = {}
+    for key, value in pairs:
+        if key in body:
+            raise ValueError(f"duplicate key {key!r}")
+        body[key] = value
+    return body
+
+
+def parse_json(raw: bytes) -> Any:
+    """Strict JSON: UTF-8, no NaN/Infinity, no duplicate keys, numbers with a fraction as exact Decimals."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise Problem(400, f"body is not valid UTF-8 (byte {exc.start})") from None
+    try:
+        return json.loads(text, parse_float=Decimal, parse_constant=_reject_constant,
+                          object_pairs_hook=_unique_keys)
+    except json.JSONDecodeError as exc:
+        raise Problem(400, f"body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except ValueError as exc:
+        raise Problem(400, f"body is not valid JSON: {exc}") from None
+
+
+def media_type(request: flask.Request) -> str:
+    return (request.mimetype or "").lower()
+
+
+def read_body(request: flask.Request, *, max_bytes: int | None = None) -> bytes:
+    """The raw body, refused with 413 past the limit without reading more than the limit."""
+    limit = max_bytes if max_bytes is not None else settings().max_body_bytes
+    length = request.content_length
+    if length is not None and length > limit:
+        raise Problem(413, f"body is {length} bytes; the limit is {limit} bytes")
+    raw = request.stream.read(limit + 1)
+    if len(raw) > limit:
+        raise Problem(413, f"body is larger than the limit of {limit} bytes")
+    return raw
+
+
+def read_json(request: flask.Request, *, expect: type = dict, max_bytes: int | None = None,
+              media_types: tuple[str, ...] = ("application/json",)) -> Any:
+    """The request's JSON body, checked for media type, size, encoding, syntax and top-level type."""
+    if media_type(request) not in media_types:
+        raise Problem(415, f"Content-Type must be {' or '.join(media_types)}, got {request.mimetype or 'none'!r}")
+    raw = read_body(request, max_bytes=max_bytes)
+    if not raw.strip():
+        raise Problem(400, "body is empty; a JSON document is required")
+    body = parse_json(raw)
+    if not isinstance(body, expect):
+        raise Problem(400, f"body must be a JSON {_JSON_TYPE_NAMES.get(expect, expect.__name__)}, "
+                           f"got {_json_type_name(body)}")
+    return body
+
+
+_JSON_TYPE_NAMES = {dict: "object", list: "array", str: "string"}
+
+
+def _json_type_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float, Decimal)):
+        return "number"
+    return _JSON_TYPE_NAMES.get(type(value), type(value).__name__)
+
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+def request_id(request: flask.Request) -> str:
+    """The caller's `X-Request-Id` if it is sane, else a fresh one; echoed on every response."""
+    given = request.headers.get("X-Request-Id", "")
+    return given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+
+
+Handler = Callable[..., flask.Response]
+
+
+class Router:
+    """Routes one HTTP deployment's paths (API Gateway appends the path to the backend address).
+
+    Templates use OpenAPI's `{name}` segments, so they read exactly as in `api-spec.yaml`.
+    """
+
+    def __init__(self) -> None:
+        self._routes: list[tuple[re.Pattern, str, dict[str, Handler]]] = []
+
+    def route(self, method: str, template: str) -> Callable[[Handler], Handler]:
+        def register(handler: Handler) -> Handler:
+            for pattern, known, methods in self._routes:
+                if known == template:
+                    methods[method.upper()] = handler
+                    return handler
+            self._routes.append((_compile(template), template, {method.upper(): handler}))
+            return handler
+
+        return register
+
+    def dispatch(self, request: flask.Request) -> flask.Response:
+        for pattern, _template, methods in self._routes:
+            match = pattern.fullmatch(request.path)
+            if match is None:
+                continue
+            handler = methods.get(request.method)
+            if handler is None:
+                allowed = ", ".join(sorted(methods))
+                raise Problem(405, f"{request.method} is not allowed on {request.path}; allowed: {allowed}",
+                              headers={"Allow": allowed})
+            return handler(request, **match.groupdict())
+        raise Problem(404, f"no such resource: {request.path}")
+
+    def templates(self) -> dict[str, set[str]]:
+        return {template: set(methods) for _pattern, template, methods in self._routes}
+
+
+def _compile(template: str) -> re.Pattern:
+    parts = re.split(r"\{([a-z_]+)\}", template)
+    regex = "".join(re.escape(part) if i % 2 == 0 else f"(?P<{part}>[^/:]+)" for i, part in enumerate(parts))
+    return re.compile(regex)
+
+
+def http_function(handler: Handler) -> Callable[[flask.Request], flask.Response]:
+    """Wraps a functions-framework HTTP handler: trace-correlated logs, request id, problems as RFC 9457,
+    and a 500 that names the request id but never the internals."""
+    logger = log.get_logger("http")
+
+    def wrapped(request: flask.Request) -> flask.Response:
+        rid = request_id(request)
+        token = log.set_trace(log.parse_trace(request.headers.get("traceparent"),
+                                              request.headers.get("X-Cloud-Trace-Context")))
+        try:
+            try:
+                response = handler(request)
+            except Problem as problem:
+                response = problem_response(problem)
+            except Exception:
+                logger.exception("unhandled error", extra={"json_fields": {"request_id": rid}})
+                response = problem_response(Problem(500, f"internal error; request id {rid}"))
+            response.headers["X-Request-Id"] = rid
+            return response
+        finally:
+            log.reset_trace(token)
+
+    wrapped.__name__ = handler.__name__
+    wrapped.__doc__ = handler.__doc__
+    return wrapped

@@ -1,0 +1,1 @@
+"""Build-time tooling shared by the local stack, the tests and Cloud Build."""
