@@ -92,7 +92,8 @@ class Gateway:
         self._session = requests.Session()
         for operation in operations(spec, environment):
             if operation.backend not in backends:
-                raise ValueError(f"{operation.method} {operation.path} routes to unknown deployment {operation.backend!r}")
+                raise ValueError(f"{operation.method} {operation.path} routes to unknown deployment "
+                                 f"{operation.backend!r}")
             self.router.route(operation.method, operation.path)(self._forwarder(operation, backends[operation.backend]))
 
     def _forwarder(self, operation: Operation, backend_url: str):

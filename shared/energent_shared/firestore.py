@@ -62,7 +62,7 @@ def run_transaction(fn: Callable[[Any], T], *, attempts: int = 12, base_delay_s:
             if attempt == attempts or not _retryable(exc):
                 raise
         delay = min(max_delay_s, base_delay_s * 2 ** (attempt - 1))
-        time.sleep(random.uniform(0, delay))
+        time.sleep(random.uniform(0, delay))  # noqa: S311 - jitter, not cryptography
     raise AssertionError("unreachable")
 
 

@@ -166,7 +166,7 @@ class Router:
 
     def route(self, method: str, template: str) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
-            for pattern, known, methods in self._routes:
+            for _pattern, known, methods in self._routes:
                 if known == template:
                     methods[method.upper()] = handler
                     return handler

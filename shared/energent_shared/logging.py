@@ -108,6 +108,18 @@ def _project() -> str:
         return "-"
 
 
+class _StdoutHandler(logging.StreamHandler):
+    """Writes to whatever `sys.stdout` is at the time of the record (servers and tests swap it)."""
+
+    @property
+    def stream(self):
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
+
+
 _configured = False
 
 
@@ -115,7 +127,7 @@ def get_logger(name: str) -> logging.Logger:
     """A logger whose records reach stdout as Cloud Logging JSON (configured once per process)."""
     global _configured
     if not _configured:
-        handler = logging.StreamHandler(sys.stdout)
+        handler = _StdoutHandler()
         handler.setFormatter(CloudLoggingFormatter())
         root = logging.getLogger("energent")
         root.handlers[:] = [handler]
@@ -127,4 +139,4 @@ def get_logger(name: str) -> logging.Logger:
 
 def log_event(logger: logging.Logger, event: str, *, severity: int = logging.INFO, **fields) -> None:
     """A named, structured event (security, lifecycle): searchable by `jsonPayload.event`."""
-    logger.log(severity, event, extra={"json_fields": {"event": event, **fields}})
+    logger.log(severity, event, extra={"json_fields": {"event": event, **fields}}, stacklevel=2)

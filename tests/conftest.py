@@ -1,0 +1,82 @@
+"""Shared fixtures: real emulators for integration tests, started once per session, state reset per test."""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+# A fresh project per run: the Pub/Sub emulator has no reset, so names never collide across runs.
+PROJECT = f"test-{uuid.uuid4().hex[:8]}"
+os.environ["GOOGLE_CLOUD_PROJECT"] = PROJECT
+for variable in ("FIRESTORE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST", "STORAGE_EMULATOR_HOST",
+                 "SECRET_MANAGER_EMULATOR_HOST", "TRUST_GATEWAY_USERINFO", "TOKEN_ISSUER", "JWKS_URL"):
+    os.environ.pop(variable, None)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_clients():
+    from energent_shared import clients
+
+    clients.reset()
+    yield
+    clients.reset()
+
+
+@pytest.fixture(scope="session")
+def emulators(tmp_path_factory):
+    """Firestore, Pub/Sub and Cloud Storage emulators for the whole session."""
+    from local.services import firestore_emulator, free_port, pubsub_emulator, storage_emulator
+
+    logs = tmp_path_factory.mktemp("emulator-logs")
+    services = [firestore_emulator(free_port(), logs), pubsub_emulator(free_port(), logs),
+                storage_emulator(free_port(), logs)]
+    try:
+        for service in services:
+            service.start()
+        for service in services:
+            service.wait_ready(60)
+        firestore, pubsub, storage = services
+        os.environ["FIRESTORE_EMULATOR_HOST"] = firestore.host
+        os.environ["PUBSUB_EMULATOR_HOST"] = pubsub.host
+        os.environ["STORAGE_EMULATOR_HOST"] = storage.url
+        yield {"firestore": firestore, "pubsub": pubsub, "storage": storage}
+    finally:
+        for service in services:
+            service.stop()
+        for variable in ("FIRESTORE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST", "STORAGE_EMULATOR_HOST"):
+            os.environ.pop(variable, None)
+
+
+@pytest.fixture
+def firestore_db(emulators):
+    """A Firestore client on an emptied emulator database."""
+    from energent_shared import clients
+
+    requests.delete(f"{emulators['firestore'].url}/emulator/v1/projects/{PROJECT}/databases/(default)/documents",
+                    timeout=10).raise_for_status()
+    return clients.firestore()
+
+
+@pytest.fixture
+def secret_manager(monkeypatch):
+    """The Secret Manager stand-in, in process so a test can count the calls it receives."""
+    from local.secret_manager import SecretManagerStandIn
+
+    server = SecretManagerStandIn().start()
+    monkeypatch.setenv("SECRET_MANAGER_EMULATOR_HOST", server.address)
+    yield server
+    server.stop()
+
+
+def example(name: str) -> bytes:
+    return (FIXTURES / name).read_bytes()

@@ -1,0 +1,65 @@
+"""Test helpers: signing keys, token minting and a JWKS endpoint served over real HTTP."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric import ec
+from jwt.algorithms import ECAlgorithm
+
+ISSUER = "https://api.test.energent.ai"
+AUDIENCE = "energent-api"
+
+
+class SigningKey:
+    def __init__(self, kid: str | None = None):
+        self.kid = kid or uuid.uuid4().hex[:12]
+        self.private = ec.generate_private_key(ec.SECP256R1())
+
+    def jwk(self) -> dict:
+        return {**json.loads(ECAlgorithm.to_jwk(self.private.public_key())), "kid": self.kid, "alg": "ES256",
+                "use": "sig"}
+
+    def token(self, headers: dict | None = None, **claims) -> str:
+        now = int(time.time())
+        body = {"iss": ISSUER, "aud": AUDIENCE, "sub": "client-1", "client_id": "client-1", "iat": now,
+                "nbf": now, "exp": now + 600, "jti": uuid.uuid4().hex, "scope": "usage:read"}
+        body.update(claims)
+        body = {k: v for k, v in body.items() if v is not None}
+        return jwt.encode(body, self.private, algorithm="ES256",
+                          headers={"kid": self.kid, "typ": "at+jwt", **(headers or {})})
+
+
+class JwksServer:
+    """Serves `keys` at /jwks.json and counts the fetches."""
+
+    def __init__(self, *keys: SigningKey):
+        self.keys = list(keys)
+        self.fetches = 0
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                server.fetches += 1
+                body = json.dumps({"keys": [k.jwk() for k in server.keys]}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}/jwks.json"
+        threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+
+    def close(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()

@@ -1,0 +1,110 @@
+import json
+from decimal import Decimal
+
+import flask
+import pytest
+
+from energent_shared.http import Problem, Router, http_function, parse_json, read_json
+
+app = flask.Flask(__name__)
+
+
+def request(body: bytes = b"", content_type: str | None = "application/json", path: str = "/", method: str = "POST",
+            headers: dict | None = None):
+    environ = {"CONTENT_TYPE": content_type} if content_type else {}
+    ctx = app.test_request_context(path, method=method, data=body, headers=headers or {}, environ_base=environ)
+    ctx.push()
+    return flask.request
+
+
+def problem_of(call) -> Problem:
+    with pytest.raises(Problem) as caught:
+        call()
+    return caught.value
+
+
+def test_parse_json_keeps_fractions_exact():
+    assert parse_json(b'{"q": 0.1, "n": 3}') == {"q": Decimal("0.1"), "n": 3}
+
+
+@pytest.mark.parametrize("raw, fragment", [
+    (b'{"q": NaN}', "NaN is not valid JSON"),
+    (b'{"q": Infinity}', "Infinity is not valid JSON"),
+    (b'{"a": 1, "a": 2}', "duplicate key 'a'"),
+    (b'{"a": ', "line 1 column 7"),
+    (b'\xff\xfe{}', "not valid UTF-8"),
+])
+def test_parse_json_rejects_with_a_precise_detail(raw, fragment):
+    problem = problem_of(lambda: parse_json(raw))
+    assert problem.status == 400
+    assert fragment in problem.detail
+
+
+def test_read_json_refuses_oversize_bodies_by_declared_length():
+    problem = problem_of(lambda: read_json(request(b'{"a": "' + b"x" * 100 + b'"}'), max_bytes=50))
+    assert problem.status == 413
+    assert "the limit is 50 bytes" in problem.detail
+
+
+def test_read_json_refuses_wrong_top_level_type():
+    problem = problem_of(lambda: read_json(request(b"[1, 2]")))
+    assert (problem.status, problem.detail) == (400, "body must be a JSON object, got array")
+
+
+def test_read_json_refuses_other_media_types():
+    problem = problem_of(lambda: read_json(request(b"a=1", "application/x-www-form-urlencoded")))
+    assert problem.status == 415
+    assert "application/x-www-form-urlencoded" in problem.detail
+
+
+def test_read_json_refuses_an_empty_body():
+    assert problem_of(lambda: read_json(request(b"  "))).detail == "body is empty; a JSON document is required"
+
+
+def test_read_json_accepts_charset_parameter():
+    assert read_json(request(b'{"a": 1}', "application/json; charset=utf-8")) == {"a": 1}
+
+
+def make_router() -> Router:
+    router = Router()
+    router.route("GET", "/v1/tenants/{tenant_id}")(lambda req, tenant_id: flask.jsonify(t=tenant_id))
+    router.route("DELETE", "/v1/tenants/{tenant_id}")(lambda req, tenant_id: flask.Response(status=204))
+    router.route("POST", "/v1/billing/periods/{period}:close")(lambda req, period: flask.jsonify(p=period))
+    return router
+
+
+def test_router_binds_path_parameters_including_custom_methods():
+    router = make_router()
+    assert router.dispatch(request(path="/v1/tenants/acme", method="GET")).json == {"t": "acme"}
+    assert router.dispatch(request(path="/v1/billing/periods/2026-10:close")).json == {"p": "2026-10"}
+
+
+def test_router_answers_405_with_allow_and_404_for_unknown_paths():
+    router = make_router()
+    problem = problem_of(lambda: router.dispatch(request(path="/v1/tenants/acme", method="PUT")))
+    assert problem.status == 405
+    assert problem.headers["Allow"] == "DELETE, GET"
+    assert problem_of(lambda: router.dispatch(request(path="/v1/tenants/acme/x", method="GET"))).status == 404
+
+
+def test_http_function_turns_problems_into_problem_json_with_request_id():
+    handler = http_function(lambda req: (_ for _ in ()).throw(Problem(409, "tenant acme exists")))
+    response = handler(request(headers={"X-Request-Id": "abc-123"}))
+    assert response.status_code == 409
+    assert response.mimetype == "application/problem+json"
+    assert response.json == {"type": "about:blank", "title": "Conflict", "status": 409, "detail": "tenant acme exists"}
+    assert response.headers["X-Request-Id"] == "abc-123"
+
+
+def test_http_function_hides_internal_errors(capsys):
+    def broken(req):
+        raise RuntimeError("password=hunter2 leaked?")
+
+    response = http_function(broken)(request(headers={"X-Request-Id": "bad id with spaces"}))
+    body = json.loads(response.get_data())
+    assert response.status_code == 500
+    assert "hunter2" not in body["detail"]
+    rid = response.headers["X-Request-Id"]
+    assert rid != "bad id with spaces" and rid in body["detail"]
+    logged = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert logged[-1]["severity"] == "ERROR" and logged[-1]["request_id"] == rid

@@ -1,0 +1,84 @@
+import ast
+from pathlib import Path
+
+import pytest
+
+from tools import registry
+from tools.package import package
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def entry_points(main_py: Path) -> set[str]:
+    tree = ast.parse(main_py.read_text())
+    return {node.name for node in tree.body if isinstance(node, ast.FunctionDef)}
+
+
+def test_every_registered_entry_point_is_a_function_of_its_main():
+    shipped = registry.load()
+    for deployment in shipped.deployments:
+        assert deployment.entry_point in entry_points(ROOT / deployment.source / "main.py"), deployment.name
+
+
+def test_the_shipped_registry_names_the_contracts_topics_and_buckets():
+    shipped = registry.load()
+    assert set(shipped.topics) == {"auth-events", "billing-events", "tenant-events", "provisioning-events"}
+    assert set(shipped.buckets) == {"INVOICE_BUCKET", "MANIFEST_BUCKET"}
+    assert "SIGNING_KEY_SECRET" in shipped.secrets
+
+
+def document(**deployment) -> dict:
+    entry = {"name": "auth", "source": "functions/auth", "entry_point": "auth_http", **deployment}
+    return {"topics": ["auth-events"], "secrets": {"SIGNING_KEY_SECRET": "auth-signing-key"}, "deployments": [entry]}
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"topic": "nope-events"}, "topic 'nope-events' is not in the registry's topics"),
+    ({"source": "functions/missing"}, "needs main.py and requirements.txt"),
+    ({"entry_point": "auth-http"}, "is not a Python function name"),
+    ({"secrets": ["OTHER"]}, "secret 'OTHER' is not in the registry's secrets"),
+    ({"name": "Auth"}, "must match"),
+    ({"trigger": "http"}, "unknown keys: trigger"),
+])
+def test_registry_mistakes_are_named(change, message):
+    with pytest.raises(registry.RegistryError, match=message):
+        registry.parse(document(**change), ROOT)
+
+
+def test_duplicate_deployment_names_are_refused():
+    doc = document()
+    doc["deployments"].append(dict(doc["deployments"][0]))
+    with pytest.raises(registry.RegistryError, match="duplicate deployment names: auth"):
+        registry.parse(doc, ROOT)
+
+
+def test_a_valid_event_deployment_parses():
+    parsed = registry.parse(document(name="auth-key-rotation", topic="auth-events", secrets=["SIGNING_KEY_SECRET"]),
+                            ROOT)
+    deployment = parsed.deployment("auth-key-rotation")
+    assert deployment.signature_type == "cloudevent"
+    assert deployment.cloud_name("dev") == "energent-auth-key-rotation-dev"
+
+
+def test_packaging_adds_the_shared_library_beside_main(tmp_path):
+    out = package(ROOT / "functions" / "auth", tmp_path / "auth")
+    assert (out / "main.py").read_text() == (ROOT / "functions/auth/main.py").read_text()
+    assert (out / "requirements.txt").is_file()
+    assert (out / "energent_shared" / "guard.py").is_file()
+    assert not list(out.rglob("__pycache__"))
+
+
+def test_packaging_refuses_a_checked_in_copy_of_the_shared_library(tmp_path):
+    source = tmp_path / "fn"
+    (source / "energent_shared").mkdir(parents=True)
+    (source / "main.py").write_text("")
+    (source / "requirements.txt").write_text("")
+    with pytest.raises(FileExistsError):
+        package(source, tmp_path / "out")
+
+
+def test_every_function_requires_what_the_shared_library_imports():
+    for requirements in ROOT.glob("functions/*/requirements.txt"):
+        names = {line.split("==")[0].split("[")[0].strip().lower() for line in requirements.read_text().splitlines()
+                 if line.strip() and not line.startswith("#")}
+        assert {"functions-framework", "cloudevents"} <= names, requirements
