@@ -34,7 +34,7 @@ from tools.package import package
 from tools.registry import Registry, load
 
 ROOT = Path(__file__).resolve().parent.parent
-STATE = ROOT / ".local"
+STATE = Path(os.environ.get("STACK_STATE_DIR") or ROOT / ".local")
 PROJECT = "energent-local"
 ENVIRONMENT = "local"
 REGION = "europe-west4"

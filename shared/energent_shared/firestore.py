@@ -36,11 +36,14 @@ def tenant_collection(tenant_id: str, collection: str, db=None):
     return tenant_doc(tenant_id, db=db).collection(collection)
 
 
-def _retryable(exc: Exception) -> bool:
+def _retryable(exc: BaseException | None) -> bool:
     from google.api_core import exceptions
 
-    return isinstance(exc, (exceptions.Aborted, exceptions.Conflict, exceptions.DeadlineExceeded,
-                            exceptions.ServiceUnavailable, exceptions.InternalServerError))
+    if isinstance(exc, (exceptions.Aborted, exceptions.Conflict, exceptions.DeadlineExceeded,
+                        exceptions.ServiceUnavailable, exceptions.InternalServerError)):
+        return True
+    # The client wraps a commit it gave up on in a ValueError whose cause is the real error.
+    return isinstance(exc, ValueError) and exc.__cause__ is not None and _retryable(exc.__cause__)
 
 
 def run_transaction(fn: Callable[[Any], T], *, attempts: int = 12, base_delay_s: float = 0.05,
