@@ -29,13 +29,13 @@ def topics(pubsub_url: str, project: str, names: Iterable[str]) -> None:
                f"subscription {subscription}")
 
 
-def push_subscriptions(pubsub_url: str, project: str, targets: dict[str, tuple[str, str]]) -> None:
-    """One push subscription per event deployment: topic -> (deployment name, function URL).
+def push_subscriptions(pubsub_url: str, project: str, targets: Iterable[tuple[str, str, str]]) -> None:
+    """One push subscription per event deployment: (deployment name, topic, function URL).
 
     The push path `/projects/P/topics/T` makes functions-framework report the event's source as that topic,
     as Eventarc does in the cloud.
     """
-    for topic, (deployment, url) in targets.items():
+    for deployment, topic, url in targets:
         subscription = f"{deployment}-push"
         body = {
             "topic": f"projects/{project}/topics/{topic}",

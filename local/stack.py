@@ -91,9 +91,9 @@ class Stack:
         })
 
         backends = self._start_functions(secret_names)
-        provision.push_subscriptions(pubsub.url, PROJECT, {
-            deployment.topic: (deployment.name, backends[deployment.name])
-            for deployment in self.registry.deployments if not deployment.is_http})
+        provision.push_subscriptions(pubsub.url, PROJECT, [
+            (deployment.name, deployment.topic, backends[deployment.name])
+            for deployment in self.registry.deployments if not deployment.is_http])
 
         values = {"issuer": gateway_url, "audience": AUDIENCE, "project_id": PROJECT, "region": REGION,
                   "environment": ENVIRONMENT}

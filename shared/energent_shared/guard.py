@@ -22,6 +22,11 @@ from energent_shared.config import settings
 from energent_shared.http import Problem
 
 ALGORITHMS = ("ES256", "RS256")
+
+# Scopes only the operator and platform services hold; a tenant client never does.
+PLATFORM_SCOPES = frozenset({"tenants:admin", "tokens:introspect", "usage:write"})
+TENANT_SCOPES = frozenset({"clients:write", "usage:read", "billing:read"})
+ALL_SCOPES = PLATFORM_SCOPES | TENANT_SCOPES
 _REQUIRED_CLAIMS = ["iss", "sub", "aud", "exp", "iat", "jti", "client_id"]
 
 
@@ -79,68 +84,93 @@ def decode_userinfo(value: str) -> dict:
     return claims
 
 
+class InvalidToken(Exception):
+    """Why a token is not valid; the message is safe to show (it never quotes the token)."""
+
+
+KeyResolver = Callable[[str], tuple[str, object]]  # kid -> (algorithm, verification key)
+
+
+def verify_access_token(token: str, resolve_key: KeyResolver, *, issuer: str, audience: str,
+                        leeway_s: float = 0) -> dict:
+    """The claims of a valid RFC 9068 access token, or `InvalidToken` saying what is wrong with it.
+
+    The algorithm comes from the key, never from the token alone, so `alg: none` and HS256-with-a-public-key
+    forgeries fail before any signature check.
+    """
+    import jwt
+
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.PyJWTError:
+        raise InvalidToken("token is not a well-formed JWT") from None
+    if header.get("alg") not in ALGORITHMS:
+        raise InvalidToken(f"token algorithm {header.get('alg')!r} is not accepted")
+    if str(header.get("typ", "")).lower() not in ("at+jwt", "application/at+jwt"):
+        raise InvalidToken("token is not an access token (typ must be at+jwt)")
+    if not isinstance(header.get("kid"), str):
+        raise InvalidToken("token has no kid")
+    algorithm, key = resolve_key(header["kid"])
+    if algorithm != header["alg"]:
+        raise InvalidToken("token algorithm does not match its key")
+    try:
+        return jwt.decode(token, key, algorithms=[algorithm], audience=audience, issuer=issuer, leeway=leeway_s,
+                          options={"require": _REQUIRED_CLAIMS})
+    except jwt.ExpiredSignatureError:
+        raise InvalidToken("token has expired") from None
+    except jwt.ImmatureSignatureError:
+        raise InvalidToken("token is not valid yet") from None
+    except jwt.InvalidAudienceError:
+        raise InvalidToken("token audience is not accepted") from None
+    except jwt.InvalidIssuerError:
+        raise InvalidToken("token issuer is not accepted") from None
+    except jwt.MissingRequiredClaimError as exc:
+        raise InvalidToken(f"token lacks the '{exc.claim}' claim") from None
+    except jwt.InvalidSignatureError:
+        raise InvalidToken("token signature is invalid") from None
+    except jwt.PyJWTError as exc:
+        raise InvalidToken(f"token is invalid: {exc}") from None
+
+
+def jwks_resolver(jwks_url: str, *, cache_s: float = 300, refetch_cooldown_s: float = 1.0) -> KeyResolver:
+    """Keys from a JWKS URL, cached for `cache_s` and refetched (at most once per cooldown) on an unknown kid."""
+    client = None
+
+    def resolve(kid: str) -> tuple[str, object]:
+        nonlocal client
+        import jwt
+
+        if client is None:
+            client = jwt.PyJWKClient(jwks_url, cache_jwk_set=True, lifespan=cache_s,
+                                     cooldown_duration=refetch_cooldown_s, timeout=5)
+        try:
+            key = client.get_signing_key(kid)
+        except jwt.PyJWKClientConnectionError:
+            raise Problem(503, "signing keys are unavailable; retry shortly", headers={"Retry-After": "1"}) from None
+        except jwt.PyJWKClientError:
+            raise InvalidToken("token was signed by an unknown key") from None
+        return key.algorithm_name, key.key
+
+    return resolve
+
+
 class Guard:
-    def __init__(self, *, jwks_url: str, issuer: str, audience: str, trust_userinfo: bool = False,
-                 is_revoked: Callable[[dict], bool] | None = None, jwks_cache_s: float = 300,
-                 refetch_cooldown_s: float = 1.0, leeway_s: float = 0):
-        self.jwks_url = jwks_url
+    def __init__(self, *, resolve_key: KeyResolver, issuer: str, audience: str, trust_userinfo: bool = False,
+                 is_revoked: Callable[[dict], bool] | None = None, leeway_s: float = 0):
+        self.resolve_key = resolve_key
         self.issuer = issuer
         self.audience = audience
         self.trust_userinfo = trust_userinfo
         self.is_revoked = is_revoked
         self.leeway_s = leeway_s
-        self._jwks_cache_s = jwks_cache_s
-        self._refetch_cooldown_s = refetch_cooldown_s
-        self._jwks_client = None
-
-    def _jwks(self):
-        if self._jwks_client is None:
-            import jwt
-
-            self._jwks_client = jwt.PyJWKClient(self.jwks_url, cache_jwk_set=True, lifespan=self._jwks_cache_s,
-                                                cooldown_duration=self._refetch_cooldown_s, timeout=5)
-        return self._jwks_client
 
     def verify(self, token: str) -> dict:
         """The claims of a valid access token, or a 401 Problem saying what is wrong with it."""
-        import jwt
-
         try:
-            header = jwt.get_unverified_header(token)
-        except jwt.PyJWTError:
-            raise _unauthorized("token is not a well-formed JWT") from None
-        if header.get("alg") not in ALGORITHMS:
-            raise _unauthorized(f"token algorithm {header.get('alg')!r} is not accepted")
-        if str(header.get("typ", "")).lower() not in ("at+jwt", "application/at+jwt"):
-            raise _unauthorized("token is not an access token (typ must be at+jwt)")
-        if not isinstance(header.get("kid"), str):
-            raise _unauthorized("token has no kid")
-        try:
-            key = self._jwks().get_signing_key(header["kid"])
-        except jwt.PyJWKClientConnectionError:
-            raise Problem(503, "signing keys are unavailable; retry shortly", headers={"Retry-After": "1"}) from None
-        except jwt.PyJWKClientError:
-            raise _unauthorized("token was signed by an unknown key") from None
-        if key.algorithm_name != header["alg"]:
-            raise _unauthorized("token algorithm does not match its key")
-        try:
-            return jwt.decode(token, key.key, algorithms=[header["alg"]], audience=self.audience,
-                              issuer=self.issuer, leeway=self.leeway_s,
-                              options={"require": _REQUIRED_CLAIMS})
-        except jwt.ExpiredSignatureError:
-            raise _unauthorized("token has expired") from None
-        except jwt.ImmatureSignatureError:
-            raise _unauthorized("token is not valid yet") from None
-        except jwt.InvalidAudienceError:
-            raise _unauthorized("token audience is not accepted") from None
-        except jwt.InvalidIssuerError:
-            raise _unauthorized("token issuer is not accepted") from None
-        except jwt.MissingRequiredClaimError as exc:
-            raise _unauthorized(f"token lacks the '{exc.claim}' claim") from None
-        except jwt.InvalidSignatureError:
-            raise _unauthorized("token signature is invalid") from None
-        except jwt.PyJWTError as exc:
-            raise _unauthorized(f"token is invalid: {exc}") from None
+            return verify_access_token(token, self.resolve_key, issuer=self.issuer, audience=self.audience,
+                                       leeway_s=self.leeway_s)
+        except InvalidToken as invalid:
+            raise _unauthorized(str(invalid)) from None
 
     def authenticate(self, request: flask.Request) -> Principal:
         if self.trust_userinfo:
@@ -174,6 +204,9 @@ class Guard:
 
 @cache
 def default_guard() -> Guard:
+    """The guard of a function other than auth: keys from the auth JWKS, revocation from Firestore."""
+    from energent_shared.revocation import is_revoked
+
     config = settings()
-    return Guard(jwks_url=config.jwks_url, issuer=config.token_issuer, audience=config.token_audience,
-                 trust_userinfo=config.trust_gateway_userinfo)
+    return Guard(resolve_key=jwks_resolver(config.jwks_url), issuer=config.token_issuer,
+                 audience=config.token_audience, trust_userinfo=config.trust_gateway_userinfo, is_revoked=is_revoked)

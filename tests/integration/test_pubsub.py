@@ -15,7 +15,7 @@ from tests.conftest import PROJECT, example
 def topic(emulators, recorder):
     name = f"events-{uuid.uuid4().hex[:6]}"
     provision.topics(emulators["pubsub"].url, PROJECT, [name])
-    provision.push_subscriptions(emulators["pubsub"].url, PROJECT, {name: (f"recorder-{name}", recorder.url)})
+    provision.push_subscriptions(emulators["pubsub"].url, PROJECT, [(f"recorder-{name}", name, recorder.url)])
     return name
 
 

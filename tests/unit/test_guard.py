@@ -9,7 +9,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from energent_shared.guard import Guard
+from energent_shared.guard import Guard, jwks_resolver
 from energent_shared.http import Problem
 from tests.support import AUDIENCE, ISSUER, JwksServer, SigningKey
 
@@ -30,7 +30,7 @@ def jwks(key):
 
 @pytest.fixture
 def guard(jwks):
-    return Guard(jwks_url=jwks.url, issuer=ISSUER, audience=AUDIENCE, refetch_cooldown_s=0)
+    return Guard(resolve_key=jwks_resolver(jwks.url, refetch_cooldown_s=0), issuer=ISSUER, audience=AUDIENCE)
 
 
 def call(guard_method, headers, *args, **kwargs):
@@ -133,7 +133,8 @@ def test_scope_and_tenant_checks(guard, key):
 
 def test_revoked_tokens_are_refused(jwks, key):
     revoked = set()
-    guard = Guard(jwks_url=jwks.url, issuer=ISSUER, audience=AUDIENCE, is_revoked=lambda c: c["jti"] in revoked)
+    guard = Guard(resolve_key=jwks_resolver(jwks.url), issuer=ISSUER, audience=AUDIENCE,
+                  is_revoked=lambda c: c["jti"] in revoked)
     token = key.token(jti="j-1")
     call(guard.authenticate, bearer(token))
     revoked.add("j-1")
@@ -141,7 +142,8 @@ def test_revoked_tokens_are_refused(jwks, key):
 
 
 def test_gateway_userinfo_mode_trusts_the_gateways_claims():
-    guard = Guard(jwks_url="http://unused.invalid", issuer=ISSUER, audience=AUDIENCE, trust_userinfo=True)
+    guard = Guard(resolve_key=jwks_resolver("http://unused.invalid"), issuer=ISSUER, audience=AUDIENCE,
+                  trust_userinfo=True)
     claims = {"client_id": "c-9", "sub": "c-9", "scope": "usage:read", "tenant_id": "acme"}
     userinfo = base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip("=")
     principal = call(guard.require, {"X-Apigateway-Api-Userinfo": userinfo}, "usage:read", "acme")
