@@ -16,7 +16,6 @@ import signal
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from string import Template
 
 import requests
 import yaml
@@ -42,8 +41,15 @@ class Operation:
 
 
 def render_spec(text: str, values: dict[str, str]) -> dict:
-    """The spec with its deploy-time placeholders (`${name}`, as Terraform's templatefile) filled in."""
-    return yaml.safe_load(Template(text).substitute(values))
+    """The spec with its deploy-time placeholders filled in: `${name}`, as Terraform's templatefile has them
+    (a lone `$`, as in a regex pattern, is left alone there too)."""
+
+    def value(match: re.Match) -> str:
+        if match.group(1) not in values:
+            raise KeyError(f"api-spec.yaml uses ${{{match.group(1)}}}, which has no value")
+        return values[match.group(1)]
+
+    return yaml.safe_load(re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", value, text))
 
 
 def backend_name(address: str, environment: str) -> str:
@@ -119,7 +125,8 @@ class Gateway:
                 raise Problem(504, f"backend {operation.backend} did not answer in time") from None
             except requests.ConnectionError:
                 raise Problem(502, f"backend {operation.backend} is unreachable") from None
-            response_headers = [(k, v) for k, v in upstream.headers.items() if k.lower() not in _HOP_BY_HOP]
+            response_headers = [(k, v) for k, v in upstream.headers.items()
+                                if k.lower() not in _HOP_BY_HOP and k.lower() not in ("server", "date")]
             return Response(upstream.content, status=upstream.status_code, headers=response_headers)
 
         return forward

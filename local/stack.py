@@ -110,6 +110,8 @@ class Stack:
             "OPERATOR_CLIENT_ID": OPERATOR_CLIENT_ID,
             "OPERATOR_CLIENT_SECRET": operator_secret,
             "SIGNING_KEY_SECRET": secret_names["SIGNING_KEY_SECRET"],
+            # Each deployment's own address, for calling a function directly (behind the gateway's back).
+            **{f"{name.upper().replace('-', '_')}_FUNCTION_URL": url for name, url in backends.items()},
         }
 
     def _start_functions(self, secret_names: dict[str, str]) -> dict[str, str]:

@@ -14,6 +14,11 @@ ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+# Each function's domain package (auth, billing, provisioner) is importable by its own name, as it is when
+# functions-framework loads the function's folder.
+for function_folder in sorted((ROOT / "functions").iterdir()):
+    if (function_folder / "main.py").is_file() and str(function_folder) not in sys.path:
+        sys.path.append(str(function_folder))
 
 # A fresh project per run: the Pub/Sub emulator has no reset, so names never collide across runs.
 PROJECT = f"test-{uuid.uuid4().hex[:8]}"

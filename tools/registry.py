@@ -29,6 +29,7 @@ class Deployment:
     secrets: tuple[str, ...] = ()  # registry secret keys it may read; each is set as env KEY=projects/P/secrets/ID
     memory: str = "256Mi"
     timeout_s: int = 60
+    min_instances: int = 0
     max_instances: int = 20
 
     @property
@@ -80,7 +81,7 @@ def parse(document: dict, root: Path = ROOT) -> Registry:
         if not isinstance(entry, dict):
             raise RegistryError(f"{where} must be a mapping")
         unknown = set(entry) - {"name", "source", "entry_point", "topic", "env", "secrets", "memory", "timeout_s",
-                                "max_instances"}
+                                "min_instances", "max_instances"}
         if unknown:
             raise RegistryError(f"{where} has unknown keys: {', '.join(sorted(unknown))}")
         name = entry.get("name")
@@ -105,7 +106,7 @@ def parse(document: dict, root: Path = ROOT) -> Registry:
             name=name, source=source, entry_point=entry_point, topic=topic,
             env=_mapping(entry.get("env"), f"{where}.env"), secrets=deployment_secrets,
             memory=str(entry.get("memory", "256Mi")), timeout_s=int(entry.get("timeout_s", 60)),
-            max_instances=int(entry.get("max_instances", 20))))
+            min_instances=int(entry.get("min_instances", 0)), max_instances=int(entry.get("max_instances", 20))))
     names = [d.name for d in deployments]
     duplicates = {n for n in names if names.count(n) > 1}
     if duplicates:

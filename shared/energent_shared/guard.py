@@ -19,7 +19,7 @@ from functools import cache
 import flask
 
 from energent_shared.config import settings
-from energent_shared.http import Problem
+from energent_shared.http import Problem, caller_authorization
 
 ALGORITHMS = ("ES256", "RS256")
 
@@ -61,16 +61,15 @@ def _unauthorized(detail: str) -> Problem:
 
 
 def bearer_token(request: flask.Request) -> str | None:
-    """The caller's token: API Gateway moves it to `X-Forwarded-Authorization` and puts its own in
-    `Authorization`, so the forwarded one wins."""
-    for header in ("X-Forwarded-Authorization", "Authorization"):
-        value = request.headers.get(header)
-        if value:
-            scheme, _, token = value.partition(" ")
-            if scheme.lower() != "bearer" or not token.strip():
-                raise _unauthorized(f"{header} must be 'Bearer <token>'")
-            return token.strip()
-    return None
+    """The caller's bearer token (see `caller_authorization` for where it travels)."""
+    found = caller_authorization(request)
+    if found is None:
+        return None
+    header, value = found
+    scheme, _, token = value.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise _unauthorized(f"{header} must be 'Bearer <token>'")
+    return token.strip()
 
 
 def decode_userinfo(value: str) -> dict:

@@ -152,6 +152,19 @@ def request_id(request: flask.Request) -> str:
     return given if _REQUEST_ID.match(given) else uuid.uuid4().hex
 
 
+def caller_authorization(request: flask.Request) -> tuple[str, str] | None:
+    """The caller's own `Authorization` as (header name, value).
+
+    Behind API Gateway a backend with `jwt_audience` receives the gateway's identity token in `Authorization`
+    and the caller's header moved to `X-Forwarded-Authorization`, so the forwarded one wins.
+    """
+    for header in ("X-Forwarded-Authorization", "Authorization"):
+        value = request.headers.get(header)
+        if value:
+            return header, value
+    return None
+
+
 Handler = Callable[..., flask.Response]
 
 

@@ -1,7 +1,7 @@
 """Is a verified token still good? API Gateway verifies statelessly, so every function asks this too.
 
 A token is revoked when its `jti` is on the revocation list (entries expire with the tokens, through a
-Firestore TTL policy on `expire_at`) or, for a tenant client, when its client is gone or deleted. One
+Firestore TTL policy on `expire_at`) or, for a tenant client, when its client is gone or no longer active. One
 batched read answers both.
 """
 
@@ -32,5 +32,5 @@ def is_revoked(claims: dict, db=None) -> bool:
         return True
     if tenant_client:
         client = snapshots[refs[1].path]
-        return not client.exists or client.get("deleted_at") is not None
+        return not client.exists or (client.to_dict() or {}).get("active") is not True
     return False

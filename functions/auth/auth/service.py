@@ -1,0 +1,255 @@
+"""What auth does, over its adapters: issue, introspect and revoke tokens, manage tenant clients, publish and
+rotate signing keys. Pure rules live in keys, tokens and credentials; I/O in store."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime
+import hashlib
+import hmac
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from auth import credentials, keys, store, tokens
+from auth.oauth import ClientCredentials, OAuthError, invalid_client
+from auth.settings import AuthSettings
+from energent_shared import firestore
+from energent_shared.events import PubSubMessage
+from energent_shared.guard import ALL_SCOPES, InvalidToken, verify_access_token
+from energent_shared.http import Problem
+from energent_shared.logging import get_logger, log_event
+from energent_shared.revocation import is_revoked
+
+logger = get_logger("auth")
+GONE_TENANT_STATES = ("deleting", "deleted")
+ROTATION_LEASE = datetime.timedelta(minutes=2)
+MAX_PAGE_SIZE = 100
+
+
+class RotationInProgress(RuntimeError):
+    """Another delivery of the same notification is rotating right now; retry later."""
+
+
+@dataclass
+class Auth:
+    settings: AuthSettings
+    issuer: str
+    audience: str
+    clients: store.ClientStore
+    revocations: store.RevocationStore
+    signing_keys: store.SigningKeyStore
+    db: Any
+
+    # --- keys -------------------------------------------------------------------------------------------------
+
+    def _keys(self) -> list[keys.SigningKey]:
+        return self.settings.rollover.keys(self.signing_keys.versions())
+
+    def jwks(self, now: datetime.datetime | None = None) -> dict:
+        published = self.settings.rollover.published(self._keys(), now or store.utcnow())
+        return {"keys": [key.jwk() for key in published]}
+
+    def resolve_key(self, kid: str) -> tuple[str, object]:
+        """Verification keys straight from the published set: auth never fetches its own JWKS over HTTP."""
+        for key in self.settings.rollover.published(self._keys(), store.utcnow()):
+            if key.kid == kid:
+                return keys.ALGORITHM, key.public_key
+        raise InvalidToken("token was signed by an unknown key")
+
+    # --- client authentication and tokens ---------------------------------------------------------------------
+
+    def authenticate_client(self, given: ClientCredentials) -> tokens.Grant:
+        """The grant a client may receive, or `invalid_client` — one answer for every failure, so a caller
+        cannot tell an unknown client from a wrong secret."""
+        operator_id, operator_secret = store.operator_credentials(self.settings.operator_client_secret)
+        if hmac.compare_digest(given.client_id.encode(), operator_id.encode()):
+            if hmac.compare_digest(given.client_secret.encode(), operator_secret.encode()):
+                return tokens.Grant(operator_id, ALL_SCOPES)
+            return self._refuse(given.client_id, "wrong_secret")
+        if not credentials.CLIENT_ID.match(given.client_id):
+            return self._refuse(None, "malformed_client_id")
+        record = self.clients.get(given.client_id)
+        if record is None:
+            return self._refuse(given.client_id, "unknown_client")
+        if not credentials.secret_matches(given.client_secret, record["secret_hash"]):
+            return self._refuse(given.client_id, "wrong_secret")
+        if not record.get("active"):
+            return self._refuse(given.client_id, "client_deleted")
+        tenant = store.tenant_record(record["tenant_id"], db=self.db)
+        if tenant is None or tenant.get("status") in GONE_TENANT_STATES:
+            return self._refuse(given.client_id, "tenant_gone")
+        return tokens.Grant(record["client_id"], frozenset(record["scopes"]), record["tenant_id"], tenant.get("tier"))
+
+    def _refuse(self, client_id: str | None, reason: str):
+        log_event(logger, "client.authentication_failed", severity=logging.WARNING, client_id=client_id,
+                  reason=reason)
+        raise invalid_client("unknown client or wrong secret")
+
+    def issue_token(self, given: ClientCredentials, scope: str | None) -> dict:
+        grant = self.authenticate_client(given)
+        try:
+            scopes = credentials.requested_scopes(scope, grant.scopes)
+        except credentials.ScopeError as error:
+            raise OAuthError("invalid_scope", str(error)) from None
+        grant = tokens.Grant(grant.client_id, scopes, grant.tenant_id, grant.tier)
+        now = store.utcnow()
+        ttl = self.settings.rollover.token_ttl
+        key = self.settings.rollover.signing_key(self._keys(), now)
+        claims = tokens.claims_for(grant, issuer=self.issuer, audience=self.audience, now=now, ttl=ttl)
+        return {"access_token": tokens.sign(claims, key), "token_type": "Bearer",
+                "expires_in": int(ttl.total_seconds()), "scope": claims["scope"]}
+
+    def verify(self, token: str) -> dict:
+        return verify_access_token(token, self.resolve_key, issuer=self.issuer, audience=self.audience)
+
+    def introspect(self, token: str) -> dict:
+        """RFC 7662: anything not valid, for whatever reason, is just inactive."""
+        try:
+            claims = self.verify(token)
+        except InvalidToken:
+            return {"active": False}
+        if is_revoked(claims, db=self.db):
+            return {"active": False}
+        return {"active": True, "token_type": "Bearer", **claims}
+
+    def revoke(self, given: ClientCredentials, token: str) -> None:
+        """RFC 7009: the same answer whatever the token; only the client's own valid tokens are revoked."""
+        grant = self.authenticate_client(given)
+        try:
+            claims = self.verify(token)
+        except InvalidToken:
+            return
+        if claims["client_id"] != grant.client_id:
+            return
+        expires_at = datetime.datetime.fromtimestamp(claims["exp"], datetime.UTC)
+        self.revocations.revoke(claims["jti"], grant.client_id, expires_at)
+        log_event(logger, "token.revoked", client_id=grant.client_id, jti=claims["jti"])
+
+    # --- tenant clients ---------------------------------------------------------------------------------------
+
+    def _live_tenant(self, tenant_id: str) -> dict:
+        tenant = store.tenant_record(tenant_id, db=self.db)
+        if tenant is None:
+            raise Problem(404, f"tenant {tenant_id} does not exist")
+        if tenant.get("status") in GONE_TENANT_STATES:
+            raise Problem(409, f"tenant {tenant_id} is {tenant['status']}")
+        return tenant
+
+    def create_client(self, tenant_id: str, body: dict, caller_client_id: str, caller_scopes: frozenset[str]) -> dict:
+        unknown = set(body) - {"scopes", "name"}
+        if unknown:
+            raise Problem(400, f"unknown field(s): {', '.join(sorted(unknown))}")
+        try:
+            scopes = credentials.tenant_client_scopes(body.get("scopes"), caller_scopes)
+        except credentials.ScopeError as error:
+            raise Problem(400, str(error)) from None
+        except PermissionError as error:
+            raise Problem(403, str(error)) from None
+        name = body.get("name")
+        if name is not None and (not isinstance(name, str) or not 0 < len(name) <= credentials.MAX_NAME_LENGTH):
+            raise Problem(400, f"name must be a string of 1 to {credentials.MAX_NAME_LENGTH} characters")
+        self._live_tenant(tenant_id)
+        secret = credentials.new_secret()
+        record = {"client_id": credentials.new_client_id(), "tenant_id": tenant_id, "name": name,
+                  "scopes": sorted(scopes), "secret_hash": credentials.hash_secret(secret), "active": True,
+                  "created_at": store.utcnow(), "created_by": caller_client_id}
+        self.clients.create(record)
+        log_event(logger, "client.created", client_id=record["client_id"], tenant_id=tenant_id,
+                  scopes=record["scopes"], created_by=caller_client_id)
+        return {**public_client(record), "client_secret": secret}
+
+    def list_clients(self, tenant_id: str, page_size: str | None, page_token: str | None) -> dict:
+        size = parse_page_size(page_size)
+        after = decode_page_token(page_token)
+        records = self.clients.active_for_tenant(tenant_id, size + 1, after)
+        page = records[:size]
+        next_token = encode_page_token(page[-1]["client_id"]) if len(records) > size else ""
+        return {"clients": [public_client(r) for r in page], "next_page_token": next_token}
+
+    def delete_client(self, tenant_id: str, client_id: str, caller_client_id: str) -> None:
+        if not credentials.CLIENT_ID.match(client_id) or not self.clients.deactivate(
+                tenant_id, client_id, f"deleted by {caller_client_id}"):
+            raise Problem(404, f"tenant {tenant_id} has no client {client_id}")
+        log_event(logger, "client.deleted", client_id=client_id, tenant_id=tenant_id, deleted_by=caller_client_id)
+
+    # --- rotation ---------------------------------------------------------------------------------------------
+
+    def rotate(self, message: PubSubMessage) -> str:
+        """Handle a Secret Manager notification; a SECRET_ROTATE of the signing secret adds one key, however
+        often it is delivered. Returns what happened."""
+        event_type, secret_id = message.attribute("eventType"), message.attribute("secretId")
+        if event_type != "SECRET_ROTATE" or secret_id != self.signing_keys.secret:
+            log_event(logger, "rotation.ignored", event_type=event_type, secret_id=secret_id)
+            return "ignored"
+        notified_at = message.attribute("timestamp") or message.message_id or ""
+        rotation_id = hashlib.sha256(f"{secret_id}|{notified_at}".encode()).hexdigest()[:40]
+        ref = self.db.collection(store.ROTATIONS).document(rotation_id)
+        now = store.utcnow()
+        claim = {"state": "started", "started_at": now, "secret": secret_id, "notified_at": notified_at}
+        if not firestore.create_if_absent(ref, claim):
+            snapshot = ref.get()
+            if snapshot.get("state") == "done":
+                log_event(logger, "rotation.duplicate", secret_id=secret_id, version=snapshot.get("version"))
+                return "duplicate"
+            if snapshot.get("started_at") + ROTATION_LEASE > now:
+                raise RotationInProgress(f"rotation {rotation_id} is in progress")
+            # The earlier attempt died; take over its claim unless someone else just did.
+            ref.update({"started_at": now}, option=self.db.write_option(last_update_time=snapshot.update_time))
+            started_at = snapshot.get("started_at")
+        else:
+            started_at = now
+        self.signing_keys.invalidate()
+        # An earlier attempt may have added the version and died before recording it.
+        added = [v for v in self.signing_keys.versions() if v.created_at >= started_at]
+        version = added[-1].name if added else self.signing_keys.add(keys.generate_pem())
+        ref.update({"state": "done", "version": version, "finished_at": store.utcnow()})
+        log_event(logger, "key.rotated", secret_id=secret_id, version=version)
+        self._disable_retired(store.utcnow())
+        return "rotated"
+
+    def _disable_retired(self, now: datetime.datetime) -> None:
+        """Versions past their publication window are disabled, so they can never sign or verify again."""
+        all_keys = self._keys()
+        keep = {key.version for key in self.settings.rollover.published(all_keys, now)}
+        for key in all_keys:
+            if key.version not in keep:
+                self.signing_keys.disable(key.version)
+                log_event(logger, "key.retired", version=key.version, kid=key.kid)
+
+
+def tenant_deleted(clients: store.ClientStore, tenant_id: str) -> int:
+    """Every client of a deleted tenant stops working; repeating it changes nothing."""
+    count = clients.deactivate_all(tenant_id, "tenant deleted")
+    log_event(logger, "tenant.clients_revoked", tenant_id=tenant_id, clients=count)
+    return count
+
+
+def public_client(record: dict) -> dict:
+    return {"client_id": record["client_id"], "tenant_id": record["tenant_id"], "name": record.get("name"),
+            "scopes": record["scopes"], "created_at": record["created_at"]}
+
+
+def parse_page_size(raw: str | None) -> int:
+    if raw is None or raw == "":
+        return 50
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE_SIZE:
+        raise Problem(400, f"page_size must be an integer from 1 to {MAX_PAGE_SIZE}")
+    return int(raw)
+
+
+def encode_page_token(last_id: str) -> str:
+    return base64.urlsafe_b64encode(last_id.encode()).decode().rstrip("=")
+
+
+def decode_page_token(token: str | None) -> str | None:
+    if not token:
+        return None
+    try:
+        last_id = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        raise Problem(400, "page_token is not valid") from None
+    if not credentials.CLIENT_ID.match(last_id):
+        raise Problem(400, "page_token is not valid")
+    return last_id

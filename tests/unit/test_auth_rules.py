@@ -1,0 +1,111 @@
+"""Auth's pure rules: key rollover, client credentials and scopes, token claims."""
+
+from datetime import UTC, datetime, timedelta
+
+import jwt
+import pytest
+
+from auth import credentials, keys, tokens
+
+T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+ROLLOVER = keys.Rollover(activation_delay=timedelta(minutes=5), token_ttl=timedelta(minutes=15),
+                         jwks_cache=timedelta(minutes=5))
+
+
+def version(number: int, created: datetime) -> keys.KeyVersion:
+    return keys.KeyVersion(f"projects/p/secrets/k/versions/{number}", created, keys.generate_pem())
+
+
+def test_the_first_key_signs_at_once_and_a_new_key_only_after_the_delay():
+    ring = ROLLOVER.keys([version(1, T0), version(2, T0 + timedelta(days=30))])
+    rotated = T0 + timedelta(days=30)
+    assert ROLLOVER.signing_key(ring, T0).number == 1
+    assert ROLLOVER.signing_key(ring, rotated + timedelta(minutes=4, seconds=59)).number == 1
+    assert ROLLOVER.signing_key(ring, rotated + timedelta(minutes=5)).number == 2
+
+
+def test_a_new_key_is_published_at_once_and_the_old_one_until_its_tokens_and_caches_expire():
+    rotated = T0 + timedelta(days=30)
+    ring = ROLLOVER.keys([version(1, T0), version(2, rotated)])
+    activated = rotated + timedelta(minutes=5)
+    assert [k.number for k in ROLLOVER.published(ring, rotated)] == [1, 2]
+    last_moment = activated + timedelta(minutes=20) - timedelta(seconds=1)
+    assert [k.number for k in ROLLOVER.published(ring, last_moment)] == [1, 2]
+    assert [k.number for k in ROLLOVER.published(ring, activated + timedelta(minutes=20))] == [2]
+
+
+def test_the_ring_is_ordered_by_version_and_a_missing_ring_is_an_error():
+    ring = ROLLOVER.keys([version(3, T0 + timedelta(days=2)), version(2, T0)])
+    assert [k.number for k in ring] == [2, 3]
+    assert ring[0].activates_at == T0  # the oldest enabled key needs no delay
+    with pytest.raises(LookupError):
+        ROLLOVER.signing_key([], T0)
+
+
+def test_kid_is_the_rfc7638_thumbprint_and_jwk_is_public_only():
+    key = ROLLOVER.keys([version(1, T0)])[0]
+    jwk = key.jwk()
+    assert key.kid == keys.thumbprint(jwk) == jwk["kid"]
+    assert set(jwk) == {"kty", "crv", "x", "y", "kid", "alg", "use"}
+    assert jwk["alg"] == "ES256" and "d" not in jwk
+
+
+def test_only_p256_keys_are_accepted():
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    p384 = ec.generate_private_key(ec.SECP384R1()).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    with pytest.raises(ValueError, match="P-256"):
+        keys.load_private_key(p384)
+
+
+def test_secrets_are_256_bits_and_stored_as_a_hash_compared_exactly():
+    secret = credentials.new_secret()
+    assert len(secret) >= 43
+    stored = credentials.hash_secret(secret)
+    assert secret not in stored
+    assert credentials.secret_matches(secret, stored)
+    assert not credentials.secret_matches(secret + "x", stored)
+    assert credentials.CLIENT_ID.match(credentials.new_client_id())
+
+
+def test_requested_scopes_narrow_but_never_widen():
+    held = frozenset({"usage:read", "billing:read"})
+    assert credentials.requested_scopes(None, held) == held
+    assert credentials.requested_scopes("usage:read", held) == {"usage:read"}
+    with pytest.raises(credentials.ScopeError, match="does not hold clients:write"):
+        credentials.requested_scopes("usage:read clients:write", held)
+    with pytest.raises(credentials.ScopeError, match="space-separated"):
+        credentials.requested_scopes("usage:read  billing:read", held)
+
+
+@pytest.mark.parametrize("scopes, caller, error, message", [
+    ([], {"clients:write"}, credentials.ScopeError, "non-empty array"),
+    ("usage:read", {"clients:write"}, credentials.ScopeError, "non-empty array"),
+    (["usage:write"], {"usage:write"}, credentials.ScopeError, "cannot hold usage:write"),
+    (["tenants:admin"], {"tenants:admin"}, credentials.ScopeError, "cannot hold tenants:admin"),
+    (["coffee:make"], {"clients:write"}, credentials.ScopeError, "unknown scope(s): coffee:make"),
+    (["billing:read"], {"clients:write", "usage:read"}, PermissionError, "lacks billing:read"),
+])
+def test_new_tenant_clients_get_only_tenant_scopes_the_caller_holds(scopes, caller, error, message):
+    with pytest.raises(error) as caught:
+        credentials.tenant_client_scopes(scopes, frozenset(caller))
+    assert message in str(caught.value)
+
+
+def test_tokens_carry_the_rfc9068_claims():
+    key = ROLLOVER.keys([version(1, T0)])[0]
+    grant = tokens.Grant("cl_1", frozenset({"usage:read", "billing:read"}), "acme", "premium")
+    claims = tokens.claims_for(grant, issuer="https://api", audience="energent-api", now=T0,
+                               ttl=timedelta(minutes=15))
+    token = tokens.sign(claims, key)
+    assert jwt.get_unverified_header(token) == {"alg": "ES256", "kid": key.kid, "typ": "at+jwt"}
+    assert claims["sub"] == claims["client_id"] == "cl_1"
+    assert claims["exp"] - claims["iat"] == 900 and claims["nbf"] == claims["iat"]
+    assert claims["scope"] == "billing:read usage:read"
+    assert (claims["tenant_id"], claims["tier"]) == ("acme", "premium")
+    operator = tokens.claims_for(tokens.Grant("op", frozenset({"tenants:admin"})), issuer="i", audience="a",
+                                 now=T0, ttl=timedelta(minutes=1))
+    assert "tenant_id" not in operator and "tier" not in operator
+    assert operator["jti"] != claims["jti"]
