@@ -6,7 +6,8 @@ push subscriptions that feed the event deployments, and the local gateway. Write
 prints `ready <gateway-url>`. SIGINT or SIGTERM stops every process it started.
 
 Ports: GATEWAY_PORT (default 8080); FIRESTORE_PORT, PUBSUB_PORT, STORAGE_PORT, SECRET_MANAGER_PORT and
-FUNCTIONS_PORT_BASE default to free ports.
+FUNCTIONS_PORT_BASE default to free ports. LOCAL_FLUX=off leaves out the Flux stand-in (local/flux.py), so a
+client can publish Flux's events itself.
 """
 
 from __future__ import annotations
@@ -80,7 +81,6 @@ class Stack:
             "TOKEN_AUDIENCE": AUDIENCE,
             "JWKS_URL": f"{gateway_url}/.well-known/jwks.json",
             "KEY_ACTIVATION_DELAY_S": os.environ.get("KEY_ACTIVATION_DELAY_S", "0"),
-            **buckets,
         }
         provision.topics(pubsub.url, PROJECT, self.registry.topics)
         provision.buckets(storage.url, PROJECT, buckets.values())
@@ -90,7 +90,7 @@ class Stack:
             secret_names["SIGNING_KEY_SECRET"]: provision.new_signing_key(),
         })
 
-        backends = self._start_functions(secret_names)
+        backends = self._start_functions(secret_names, buckets)
         provision.push_subscriptions(pubsub.url, PROJECT, [
             (deployment.name, deployment.topic, backends[deployment.name])
             for deployment in self.registry.deployments if not deployment.is_http])
@@ -101,6 +101,11 @@ class Stack:
                                       "--backends", json.dumps(backends), "--values", json.dumps(values)],
                           gateway_port, "/healthz", env=self.env, cwd=ROOT, log_path=self.log_dir / "gateway.log")
         self._start(gateway)
+        if os.environ.get("LOCAL_FLUX", "on").lower() not in ("off", "0", "false", "no"):
+            flux = Service("flux stand-in", [sys.executable, "-m", "local.flux", "--bucket",
+                                             buckets["MANIFEST_BUCKET"]],
+                           0, None, env=self.env, cwd=ROOT, log_path=self.log_dir / "flux.log")
+            self.services.append(flux.start())
 
         return {
             "GATEWAY_URL": gateway_url,
@@ -114,7 +119,7 @@ class Stack:
             **{f"{name.upper().replace('-', '_')}_FUNCTION_URL": url for name, url in backends.items()},
         }
 
-    def _start_functions(self, secret_names: dict[str, str]) -> dict[str, str]:
+    def _start_functions(self, secret_names: dict[str, str], buckets: dict[str, str]) -> dict[str, str]:
         base = int(os.environ["FUNCTIONS_PORT_BASE"]) if os.environ.get("FUNCTIONS_PORT_BASE") else None
         framework = str(Path(sys.executable).parent / "functions-framework")
         staged: dict[str, Path] = {}
@@ -126,6 +131,7 @@ class Stack:
             port = base + index if base else free_port()
             env = {**self.env, **deployment.env,
                    **{key: secret_names[key] for key in deployment.secrets},
+                   **{key: buckets[key] for key in deployment.buckets},
                    "K_SERVICE": deployment.cloud_name(ENVIRONMENT), "PYTHONUNBUFFERED": "1"}
             started.append(Service(
                 f"function {deployment.name}",

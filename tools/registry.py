@@ -27,6 +27,7 @@ class Deployment:
     topic: str | None = None  # None: an HTTP deployment
     env: dict[str, str] = field(default_factory=dict)
     secrets: tuple[str, ...] = ()  # registry secret keys it may read; each is set as env KEY=projects/P/secrets/ID
+    buckets: tuple[str, ...] = ()  # registry bucket keys it may use; each is set as env KEY=<bucket name>
     memory: str = "256Mi"
     timeout_s: int = 60
     min_instances: int = 0
@@ -81,7 +82,7 @@ def parse(document: dict, root: Path = ROOT) -> Registry:
         if not isinstance(entry, dict):
             raise RegistryError(f"{where} must be a mapping")
         unknown = set(entry) - {"name", "source", "entry_point", "topic", "env", "secrets", "memory", "timeout_s",
-                                "min_instances", "max_instances"}
+                                "min_instances", "max_instances", "buckets"}
         if unknown:
             raise RegistryError(f"{where} has unknown keys: {', '.join(sorted(unknown))}")
         name = entry.get("name")
@@ -102,9 +103,13 @@ def parse(document: dict, root: Path = ROOT) -> Registry:
         for key in deployment_secrets:
             if key not in secrets:
                 raise RegistryError(f"{where}: secret {key!r} is not in the registry's secrets")
+        deployment_buckets = tuple(entry.get("buckets") or ())
+        for key in deployment_buckets:
+            if key not in buckets:
+                raise RegistryError(f"{where}: bucket {key!r} is not in the registry's buckets")
         deployments.append(Deployment(
             name=name, source=source, entry_point=entry_point, topic=topic,
-            env=_mapping(entry.get("env"), f"{where}.env"), secrets=deployment_secrets,
+            env=_mapping(entry.get("env"), f"{where}.env"), secrets=deployment_secrets, buckets=deployment_buckets,
             memory=str(entry.get("memory", "256Mi")), timeout_s=int(entry.get("timeout_s", 60)),
             min_instances=int(entry.get("min_instances", 0)), max_instances=int(entry.get("max_instances", 20))))
     names = [d.name for d in deployments]

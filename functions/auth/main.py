@@ -24,6 +24,8 @@ from energent_shared.revocation import is_revoked
 logger = get_logger("auth")
 router = Router()
 TENANT_DELETED = "ai.energent.tenant.deleted.v1"
+TENANT_UPDATED = "ai.energent.tenant.updated.v1"
+GONE = ("deleting", "deleted")
 
 
 @cache
@@ -169,13 +171,15 @@ def rotate_signing_key(push) -> None:
 
 @functions_framework.cloud_event
 def on_tenant_event(push) -> None:
-    """Revokes every client of a deleted tenant; other tenant events are not auth's concern."""
+    """Revokes every client of a tenant being deleted; other tenant events are not auth's concern."""
     try:
         event = events.from_pubsub_push(push)
     except events.InvalidEvent as invalid:
         log_event(logger, "tenant_event.malformed", reason=invalid.reason)
         return
-    if event["type"] != TENANT_DELETED:
+    data = event.get_data() if isinstance(event.get_data(), dict) else {}
+    # Clients stop working as soon as deletion starts, not only when the namespace is gone.
+    if event["type"] != TENANT_DELETED and not (event["type"] == TENANT_UPDATED and data.get("status") in GONE):
         return
     tenant_id = event.get("subject")
     if not valid_tenant_id(tenant_id):

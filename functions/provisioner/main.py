@@ -1,4 +1,105 @@
-"""Provisioner: tenant lifecycle on GKE, per-tier manifests delivered through the GitOps bucket.
+"""Provisioner entry points (functions/registry.yaml): `provisioner_http` serves the tenant API;
+`on_flux_event` takes Flux's notifications from provisioning-events and moves tenants on."""
 
-Entry points are added with the provisioner deployments of functions/registry.yaml.
-"""
+from __future__ import annotations
+
+import os
+from functools import cache
+
+import flask
+import functions_framework
+
+from energent_shared import clients, events
+from energent_shared.config import settings
+from energent_shared.firestore import valid_tenant_id
+from energent_shared.guard import default_guard
+from energent_shared.http import Problem, Router, http_function, json_response, read_json
+from energent_shared.logging import get_logger, log_event
+from provisioner import flux
+from provisioner.manifests import Platform
+from provisioner.service import Provisioner, view
+from provisioner.store import ManifestStore, TenantStore
+
+logger = get_logger("provisioner")
+router = Router()
+ADMIN = "tenants:admin"
+
+
+@cache
+def service() -> Provisioner:
+    bucket = os.environ.get("MANIFEST_BUCKET")
+    if not bucket:
+        raise RuntimeError("MANIFEST_BUCKET is not set")
+    env = os.environ.get
+    platform = Platform(project=env("GKE_PROJECT") or settings().project, region=env("GKE_REGION", "europe-west4"),
+                        platform_namespace=env("PLATFORM_NAMESPACE", "energent-platform"),
+                        config_connector_namespace=env("CONFIG_CONNECTOR_NAMESPACE", "energent-infra"),
+                        flux_source=env("FLUX_BUCKET_SOURCE", "tenant-manifests"))
+    return Provisioner(TenantStore(clients.firestore()), ManifestStore(bucket), platform,
+                       env("TENANT_EVENTS_TOPIC", "tenant-events"), events.publish)
+
+
+def _tenant_id(tenant_id: str) -> str:
+    if not valid_tenant_id(tenant_id):
+        raise Problem(400, f"invalid tenant id {tenant_id!r}: must match ^[a-z][a-z0-9-]{{2,30}}[a-z0-9]$")
+    return tenant_id
+
+
+@router.route("POST", "/v1/tenants")
+def create_tenant(request: flask.Request) -> flask.Response:
+    default_guard().require(request, ADMIN)
+    created = service().create(read_json(request))
+    return json_response(created, 202, headers={"Location": f"/v1/tenants/{created['tenant_id']}"})
+
+
+@router.route("GET", "/v1/tenants")
+def list_tenants(request: flask.Request) -> flask.Response:
+    default_guard().require(request, ADMIN)
+    return json_response(service().list(request.args.get("page_size"), request.args.get("page_token")))
+
+
+@router.route("GET", "/v1/tenants/{tenant_id}")
+def get_tenant(request: flask.Request, tenant_id: str) -> flask.Response:
+    """The operator reads any tenant, deleted ones included; a tenant reads only itself."""
+    principal = default_guard().authenticate(request)
+    _tenant_id(tenant_id)
+    if principal.is_tenant and principal.tenant_id != tenant_id:
+        raise Problem(403, "token does not grant access to this tenant")
+    if not principal.is_tenant and ADMIN not in principal.scopes:
+        raise Problem(403, f"token lacks the '{ADMIN}' scope")
+    record = service().get(tenant_id)
+    if principal.is_tenant and record["status"] == "deleted":
+        raise Problem(404, f"tenant {tenant_id} does not exist")
+    return json_response(view(record))
+
+
+@router.route("PATCH", "/v1/tenants/{tenant_id}")
+def patch_tenant(request: flask.Request, tenant_id: str) -> flask.Response:
+    default_guard().require(request, ADMIN)
+    status, body = service().patch(_tenant_id(tenant_id), read_json(request))
+    return json_response(body, status)
+
+
+@router.route("DELETE", "/v1/tenants/{tenant_id}")
+def delete_tenant(request: flask.Request, tenant_id: str) -> flask.Response:
+    default_guard().require(request, ADMIN)
+    return json_response(service().delete(_tenant_id(tenant_id)), 202)
+
+
+@functions_framework.http
+@http_function
+def provisioner_http(request: flask.Request) -> flask.Response:
+    return router.dispatch(request)
+
+
+@functions_framework.cloud_event
+def on_flux_event(push) -> None:
+    """Flux's events are plain JSON messages, not CloudEvents. Unknown, malformed or stale ones are logged and
+    acknowledged: redelivering them would change nothing."""
+    try:
+        message = events.pubsub_message(push)
+        outcome = flux.parse(message.data)
+    except (events.InvalidEvent, flux.Ignored) as ignored:
+        log_event(logger, "flux.ignored", reason=str(ignored))
+        return
+    service().on_flux(outcome)

@@ -1,0 +1,225 @@
+"""Kubernetes manifests of a tenant: a pure function of (tenant, tier, deployment model, platform settings).
+
+Same input, byte-identical output (keys sorted, one object per file). Layout in the GitOps bucket:
+
+    tenants/T/manifests/   the tenant's objects and their kustomization.yaml (applied by Kustomization tenant-T)
+    tenants/T/sync/        the Flux Kustomization tenant-T itself (applied by the platform's tenants Kustomization)
+
+Each tenant has its own Kustomization, so one broken tenant never blocks another, with `prune: true`, so
+removing a file removes its object from the cluster.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import yaml
+
+from energent_shared.tiers import Tier, tier
+from provisioner.tenants import TenantSpec, google_service_account_id, namespace
+
+ROOT = "tenants"
+LABEL_TENANT = "energent.ai/tenant"
+LABEL_TIER = "energent.ai/tier"
+LABEL_MODEL = "energent.ai/deployment-model"
+MANAGED_BY = {"app.kubernetes.io/managed-by": "energent-provisioner"}
+WORKLOAD_SERVICE_ACCOUNT = "workflow-runner"
+LIMITS_CONFIGMAP = "tenant-limits"
+
+
+@dataclass(frozen=True)
+class Platform:
+    project: str  # holds the tenants' Google service accounts and dedicated clusters
+    region: str = "europe-west4"
+    platform_namespace: str = "energent-platform"
+    config_connector_namespace: str = "energent-infra"
+    flux_namespace: str = "flux-system"
+    flux_source: str = "tenant-manifests"  # the Flux Bucket source over the manifest bucket
+    network: str = "energent-vpc"
+    subnetwork: str = "energent-gke-subnet"
+
+
+def tenant_prefix(tenant_id: str) -> str:
+    return f"{ROOT}/{tenant_id}/"
+
+
+def manifests_dir(tenant_id: str) -> str:
+    return f"{ROOT}/{tenant_id}/manifests"
+
+
+def sync_path(tenant_id: str) -> str:
+    return f"{ROOT}/{tenant_id}/sync/kustomization.yaml"
+
+
+def kustomization_name(tenant_id: str) -> str:
+    return f"tenant-{tenant_id}"
+
+
+def _dump(document: dict) -> bytes:
+    return yaml.safe_dump(document, sort_keys=True, default_flow_style=False, allow_unicode=False).encode()
+
+
+def _meta(name: str, ns: str | None, labels: dict[str, str], annotations: dict[str, str] | None = None) -> dict:
+    metadata: dict = {"name": name, "labels": {**MANAGED_BY, **labels}}
+    if ns is not None:
+        metadata["namespace"] = ns
+    if annotations:
+        metadata["annotations"] = annotations
+    return metadata
+
+
+def _network_policies(ns: str, labels: dict, platform: Platform) -> dict[str, dict]:
+    def policy(name: str, spec: dict) -> dict:
+        return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": _meta(name, ns, labels),
+                "spec": {"podSelector": {}, **spec}}
+
+    platform_peer = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": platform.platform_namespace}}}
+    return {
+        "network-policy-default-deny.yaml": policy("default-deny", {"policyTypes": ["Ingress", "Egress"]}),
+        "network-policy-allow-dns.yaml": policy("allow-dns", {"policyTypes": ["Egress"], "egress": [{
+            "to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+                    "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
+            "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]}]}),
+        "network-policy-allow-platform.yaml": policy("allow-platform", {
+            "policyTypes": ["Ingress", "Egress"], "ingress": [{"from": [platform_peer]}],
+            "egress": [{"to": [platform_peer]}]}),
+        # The agents drive business applications over HTTPS; nothing else leaves the namespace.
+        "network-policy-allow-https-egress.yaml": policy("allow-https-egress", {"policyTypes": ["Egress"], "egress": [{
+            "to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": ["169.254.0.0/16"]}}],
+            "ports": [{"protocol": "TCP", "port": 443}]}]}),
+        # Workload Identity tokens come from the GKE metadata server.
+        "network-policy-allow-metadata-server.yaml": policy("allow-metadata-server", {"policyTypes": ["Egress"],
+            "egress": [{"to": [{"ipBlock": {"cidr": "169.254.169.254/32"}}],
+                        "ports": [{"protocol": "TCP", "port": 80}]},
+                       {"to": [{"ipBlock": {"cidr": "169.254.169.252/32"}}],
+                        "ports": [{"protocol": "TCP", "port": 988}]}]}),
+    }
+
+
+def _objects(spec: TenantSpec, row: Tier, platform: Platform) -> dict[str, dict]:
+    ns = namespace(spec.tenant_id)
+    labels = {LABEL_TENANT: spec.tenant_id, LABEL_TIER: row.name, LABEL_MODEL: spec.deployment_model}
+    gsa_id = google_service_account_id(spec.tenant_id)
+    gsa_email = f"{gsa_id}@{platform.project}.iam.gserviceaccount.com"
+    cpu, memory, storage = str(row.cpu), f"{row.memory_gib}Gi", f"{row.storage_gib}Gi"
+    cc_ns = platform.config_connector_namespace
+    cc_annotations = {"cnrm.cloud.google.com/project-id": platform.project}
+    objects: dict[str, dict] = {
+        "namespace.yaml": {"apiVersion": "v1", "kind": "Namespace", "metadata": _meta(ns, None, {
+            **labels,
+            "pod-security.kubernetes.io/enforce": "restricted",
+            "pod-security.kubernetes.io/enforce-version": "v1.30",
+            "pod-security.kubernetes.io/audit": "restricted",
+            "pod-security.kubernetes.io/warn": "restricted"})},
+        "resource-quota.yaml": {"apiVersion": "v1", "kind": "ResourceQuota",
+                                "metadata": _meta("tenant-quota", ns, labels),
+                                "spec": {"hard": {"limits.cpu": cpu, "limits.memory": memory, "requests.cpu": cpu,
+                                                  "requests.memory": memory, "requests.storage": storage}}},
+        "limit-range.yaml": {"apiVersion": "v1", "kind": "LimitRange", "metadata": _meta("tenant-limits", ns, labels),
+                             "spec": {"limits": [
+                                 {"type": "Container", "max": {"cpu": cpu, "memory": memory},
+                                  "default": {"cpu": "500m", "memory": "1Gi"},
+                                  "defaultRequest": {"cpu": "250m", "memory": "512Mi"}},
+                                 {"type": "PersistentVolumeClaim", "max": {"storage": storage},
+                                  "min": {"storage": "1Gi"}}]}},
+        "service-account.yaml": {"apiVersion": "v1", "kind": "ServiceAccount",
+                                 "metadata": _meta(WORKLOAD_SERVICE_ACCOUNT, ns, labels,
+                                                   {"iam.gke.io/gcp-service-account": gsa_email}),
+                                 "automountServiceAccountToken": False},
+        # What the platform's workflow scheduler reads to cap concurrent workflows.
+        "workflow-limits.yaml": {"apiVersion": "v1", "kind": "ConfigMap",
+                                 "metadata": _meta(LIMITS_CONFIGMAP, ns, labels),
+                                 "data": {"concurrent_workflows": str(row.concurrent_workflows), "tier": row.name}},
+        "google-service-account.yaml": {
+            "apiVersion": "iam.cnrm.cloud.google.com/v1beta1", "kind": "IAMServiceAccount",
+            "metadata": _meta(gsa_id, cc_ns, labels, cc_annotations),
+            "spec": {"displayName": f"Energent tenant {spec.tenant_id}"}},
+        "workload-identity.yaml": {
+            "apiVersion": "iam.cnrm.cloud.google.com/v1beta1", "kind": "IAMPolicyMember",
+            "metadata": _meta(f"{gsa_id}-wi", cc_ns, labels, cc_annotations),
+            "spec": {"member": f"serviceAccount:{platform.project}.svc.id.goog[{ns}/{WORKLOAD_SERVICE_ACCOUNT}]",
+                     "role": "roles/iam.workloadIdentityUser",
+                     "resourceRef": {"apiVersion": "iam.cnrm.cloud.google.com/v1beta1",
+                                     "kind": "IAMServiceAccount", "name": gsa_id}}},
+        **_network_policies(ns, labels, platform),
+    }
+    if spec.deployment_model == "dedicated":
+        objects.update(_dedicated(spec, row, platform, labels, cc_annotations))
+    return objects
+
+
+def _dedicated(spec: TenantSpec, row: Tier, platform: Platform, labels: dict, annotations: dict) -> dict[str, dict]:
+    """A dedicated tenant's own private GKE cluster and node pool, as Config Connector resources."""
+    name = f"energent-{spec.tenant_id}"
+    cc_ns = platform.config_connector_namespace
+    network = f"projects/{platform.project}/global/networks/{platform.network}"
+    subnetwork = f"projects/{platform.project}/regions/{platform.region}/subnetworks/{platform.subnetwork}"
+    cluster = {
+        "apiVersion": "container.cnrm.cloud.google.com/v1beta1", "kind": "ContainerCluster",
+        "metadata": _meta(name, cc_ns, labels, {**annotations,
+                                               "cnrm.cloud.google.com/remove-default-node-pool": "true"}),
+        "spec": {
+            "location": platform.region,
+            "initialNodeCount": 1,
+            "releaseChannel": {"channel": "REGULAR"},
+            "minMasterVersion": "1.30",
+            "networkRef": {"external": network},
+            "subnetworkRef": {"external": subnetwork},
+            "privateClusterConfig": {"enablePrivateNodes": True, "enablePrivateEndpoint": False,
+                                     "masterIpv4CidrBlock": "172.16.0.0/28"},
+            "ipAllocationPolicy": {"clusterSecondaryRangeName": "pods", "servicesSecondaryRangeName": "services"},
+            "workloadIdentityConfig": {"workloadPool": f"{platform.project}.svc.id.goog"},
+            "networkingMode": "VPC_NATIVE",
+            "datapathProvider": "ADVANCED_DATAPATH",
+            "enableShieldedNodes": True,
+            "loggingService": "logging.googleapis.com/kubernetes",
+            "monitoringService": "monitoring.googleapis.com/kubernetes",
+        },
+    }
+    nodes = max(1, -(-row.cpu // 4))  # n2-standard-4 nodes enough for the tier's CPU, as in the guide's table
+    pool = {
+        "apiVersion": "container.cnrm.cloud.google.com/v1beta1", "kind": "ContainerNodePool",
+        "metadata": _meta(f"{name}-pool", cc_ns, labels, annotations),
+        "spec": {
+            "location": platform.region,
+            "clusterRef": {"name": name},
+            "autoscaling": {"minNodeCount": nodes, "maxNodeCount": nodes * 2},
+            "management": {"autoRepair": True, "autoUpgrade": True},
+            "nodeConfig": {"machineType": "n2-standard-4", "diskSizeGb": 100, "diskType": "pd-ssd",
+                           "workloadMetadataConfig": {"mode": "GKE_METADATA"},
+                           "shieldedInstanceConfig": {"enableSecureBoot": True, "enableIntegrityMonitoring": True},
+                           "oauthScopes": ["https://www.googleapis.com/auth/cloud-platform"],
+                           "labels": {"energent-tenant": spec.tenant_id}},
+        },
+    }
+    return {"dedicated-cluster.yaml": cluster, "dedicated-node-pool.yaml": pool}
+
+
+def flux_kustomization(tenant_id: str, platform: Platform) -> dict:
+    return {
+        "apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization",
+        "metadata": _meta(kustomization_name(tenant_id), platform.flux_namespace, {LABEL_TENANT: tenant_id}),
+        "spec": {"interval": "10m", "retryInterval": "1m", "timeout": "5m", "prune": True, "wait": True,
+                 "path": f"./{manifests_dir(tenant_id)}",
+                 "sourceRef": {"kind": "Bucket", "name": platform.flux_source}},
+    }
+
+
+def _kustomization(resources: list[str]) -> dict:
+    return {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization", "resources": resources}
+
+
+def render(spec: TenantSpec, platform: Platform) -> dict[str, bytes]:
+    """Every file of the tenant, by object path in the bucket."""
+    objects = _objects(spec, tier(spec.tier), platform)
+    base = manifests_dir(spec.tenant_id)
+    files = {f"{base}/{name}": _dump(document) for name, document in sorted(objects.items())}
+    files[f"{base}/kustomization.yaml"] = _dump(_kustomization(sorted(objects)))
+    files[sync_path(spec.tenant_id)] = _dump(flux_kustomization(spec.tenant_id, platform))
+    return files
+
+
+def render_removal(tenant_id: str, platform: Platform) -> dict[str, bytes]:
+    """What stays while a tenant is deleted: an empty kustomization, which Flux prunes every object against."""
+    return {f"{manifests_dir(tenant_id)}/kustomization.yaml": _dump(_kustomization([])),
+            sync_path(tenant_id): _dump(flux_kustomization(tenant_id, platform))}

@@ -1,0 +1,230 @@
+"""The tenant lifecycle over its adapters: every change is one Firestore transaction that also records the
+transition and the events to announce, then the manifests are delivered and the events published."""
+
+from __future__ import annotations
+
+import datetime
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from energent_shared.events import new_event, to_structured_json
+from energent_shared.http import Problem
+from energent_shared.logging import get_logger, log_event
+from provisioner import flux, manifests, tenants
+from provisioner.store import Change, ManifestStore, TenantStore, utcnow
+
+logger = get_logger("provisioner")
+SOURCE = "//energent.ai/provisioner"
+MAX_PAGE_SIZE = 100
+
+
+def iso(value) -> str | None:
+    if value is None:
+        return None
+    return value.astimezone(datetime.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def view(record: dict) -> dict:
+    """The tenant as the API shows it (and as tenant events carry it)."""
+    shown = tenants.public_view(record)
+    return {**shown, "created_at": iso(shown["created_at"]), "updated_at": iso(shown["updated_at"])}
+
+
+@dataclass
+class Provisioner:
+    tenants: TenantStore
+    manifests: ManifestStore
+    platform: manifests.Platform
+    topic: str
+    publish: Callable  # (topic, CloudEvent) -> message id
+
+    def _event(self, kind: str, record: dict) -> tuple[str, bytes]:
+        event = new_event(f"ai.energent.tenant.{kind}.v1", SOURCE, view(record), subject=record["tenant_id"])
+        return event["id"], to_structured_json(event)
+
+    def _render(self, record: dict) -> dict[str, bytes]:
+        if record["status"] in ("deleting", "deleted"):
+            return manifests.render_removal(record["tenant_id"], self.platform)
+        spec = tenants.TenantSpec(record["tenant_id"], record["tier"], record["deployment_model"])
+        return manifests.render(spec, self.platform)
+
+    def flush(self, tenant_id: str) -> None:
+        """Publish the tenant's pending events, oldest first; what fails stays for the next flush."""
+        from cloudevents.http import from_json
+
+        for ref, payload in self.tenants.pending_events(tenant_id):
+            try:
+                self.publish(self.topic, from_json(payload))
+            except Exception:
+                logger.exception("tenant event not published yet", extra={"json_fields": {"tenant_id": tenant_id}})
+                return
+            ref.delete()
+
+    # --- API --------------------------------------------------------------------------------------------------
+
+    def create(self, body: dict) -> dict:
+        now = utcnow()
+        try:
+            fields = tenants.validate_create(body, now.date())
+        except tenants.InvalidTenant as invalid:
+            raise Problem(400, str(invalid)) from None
+        record = {**fields, "status": "provisioning", "status_message": None, "created_at": now, "updated_at": now,
+                  "manifest_generation": 1, "manifests_changed_at": now, "activated_at": None, "deleted_at": None}
+        change = Change({}, ("provisioning", "created"), [self._event("created", record)])
+        if not self.tenants.create(record, change):
+            raise Problem(409, f"tenant {fields['tenant_id']} exists or existed; tenant ids are never reused")
+        try:
+            self.manifests.apply(record["tenant_id"], self._render(record), 1)
+        except Exception:
+            logger.exception("manifests not written; undoing the tenant",
+                             extra={"json_fields": {"tenant_id": record["tenant_id"]}})
+            self.manifests.remove_all(record["tenant_id"])
+            self.tenants.erase(record["tenant_id"])
+            raise Problem(503, "the tenant's manifests could not be written; nothing was created, retry",
+                          headers={"Retry-After": "5"}) from None
+        log_event(logger, "tenant.created", tenant_id=record["tenant_id"], tier=record["tier"])
+        self.flush(record["tenant_id"])
+        return view(record)
+
+    def get(self, tenant_id: str) -> dict:
+        record = self.tenants.get(tenant_id)
+        if record is None:
+            raise Problem(404, f"tenant {tenant_id} does not exist")
+        return record
+
+    def list(self, page_size: str | None, page_token: str | None) -> dict:
+        size = 50 if not page_size else int(page_size) if page_size.isdigit() else 0
+        if not 1 <= size <= MAX_PAGE_SIZE:
+            raise Problem(400, f"page_size must be an integer from 1 to {MAX_PAGE_SIZE}")
+        if page_token and not tenants.valid_tenant_id(page_token):
+            raise Problem(400, "page_token is not valid")
+        records = self.tenants.page(size + 1, page_token or None)
+        page = records[:size]
+        return {"tenants": [view(r) for r in page],
+                "next_page_token": page[-1]["tenant_id"] if len(records) > size else ""}
+
+    def _change(self, tenant_id: str, decide: Callable[[dict], Change | None]) -> tuple[dict, dict]:
+        def guarded(record: dict | None) -> Change | None:
+            if record is None:
+                raise Problem(404, f"tenant {tenant_id} does not exist")
+            return decide(record)
+
+        return self.tenants.update(tenant_id, guarded)
+
+    def _deliver(self, before: dict, after: dict) -> None:
+        """Write the manifests of `after`; if that fails, put `before`'s back under a newer generation and mark
+        the tenant failed, so neither the record nor the bucket is left half-way."""
+        tenant_id = after["tenant_id"]
+        try:
+            self.manifests.apply(tenant_id, self._render(after), after["manifest_generation"])
+            return
+        except Exception:
+            logger.exception("manifests not written; rolling back", extra={"json_fields": {"tenant_id": tenant_id}})
+        message = "the change could not be delivered and was rolled back"
+
+        def roll_back(current: dict) -> Change | None:
+            if current["manifest_generation"] != after["manifest_generation"]:
+                return None  # someone changed it since; theirs stands
+            restored = {k: before[k] for k in ("tier", "display_name", "deleted_at")}
+            return Change({**restored, "status": before["status"], "status_message": message,
+                           "manifest_generation": current["manifest_generation"] + 1,
+                           "manifests_changed_at": utcnow()}, (before["status"], message))
+
+        _, restored = self._change(tenant_id, roll_back)
+        try:
+            self.manifests.apply(tenant_id, self._render(restored), restored["manifest_generation"])
+        except Exception:
+            self._change(tenant_id, lambda current: Change({"status": "failed", "status_message":
+                                                            "manifests could not be written"},
+                                                           ("failed", "manifests could not be written")))
+        raise Problem(503, f"the manifests could not be written; {message}", headers={"Retry-After": "5"})
+
+    def patch(self, tenant_id: str, body: dict) -> tuple[int, dict]:
+        try:
+            changes = tenants.validate_patch(body)
+        except tenants.InvalidTenant as invalid:
+            raise Problem(400, str(invalid)) from None
+
+        def decide(record: dict) -> Change | None:
+            if record["status"] in tenants.GONE:
+                raise Problem(409, f"tenant {tenant_id} is {record['status']}")
+            updates = {k: v for k, v in changes.items() if record.get(k) != v}
+            if not updates:
+                return None
+            if "tier" in updates:
+                updates.update(status="updating", status_message=None,
+                               manifest_generation=record["manifest_generation"] + 1, manifests_changed_at=utcnow())
+            after = {**record, **updates}
+            transition = ("updating", f"tier {record['tier']} -> {updates['tier']}") if "tier" in updates else None
+            return Change(updates, transition, [self._event("updated", after)])
+
+        before, after = self._change(tenant_id, decide)
+        rerendered = after["manifest_generation"] != before["manifest_generation"]
+        if rerendered:
+            self._deliver(before, after)
+        self.flush(tenant_id)
+        return (202 if rerendered else 200), view(after)
+
+    def delete(self, tenant_id: str) -> dict:
+        def decide(record: dict) -> Change | None:
+            if record["status"] == "deleted":
+                raise Problem(409, f"tenant {tenant_id} is already deleted")
+            if record["status"] == "deleting":
+                return None
+            after = {**record, "status": "deleting", "deleted_at": utcnow()}
+            return Change({"status": "deleting", "status_message": None, "deleted_at": after["deleted_at"],
+                           "manifest_generation": record["manifest_generation"] + 1,
+                           "manifests_changed_at": utcnow()}, ("deleting", "delete requested"),
+                          [self._event("updated", after)])
+
+        before, after = self._change(tenant_id, decide)
+        if after["manifest_generation"] != before["manifest_generation"]:
+            self._deliver(before, after)
+        self.flush(tenant_id)
+        return view(after)
+
+    # --- Flux -------------------------------------------------------------------------------------------------
+
+    def on_flux(self, outcome: flux.Outcome) -> str:
+        """Move the tenant on Flux's word about its current manifests; returns what happened."""
+        verdict = {"result": "ignored"}
+
+        def decide(record: dict | None) -> Change | None:
+            if record is None:
+                verdict["result"] = "unknown tenant"
+                return None
+            if flux.is_stale(outcome, record["manifests_changed_at"]):
+                verdict["result"] = "stale"
+                return None
+            status = tenants.on_flux_outcome(record["status"], outcome.succeeded)
+            message = None if outcome.succeeded else outcome.message
+            if status is None:
+                if not outcome.succeeded and record["status"] == "deleting" and record.get("status_message") != message:
+                    verdict["result"] = "noted"
+                    return Change({"status_message": message})
+                return None
+            if status == record["status"] and record.get("status_message") == message:
+                return None
+            updates: dict = {"status": status, "status_message": message}
+            events = []
+            now = utcnow()
+            if status == "active" and record["status"] != "active":
+                updates["activated_at"] = record.get("activated_at") or now
+                if record.get("billing_start") is None:
+                    updates["billing_start"] = now.date().isoformat()
+                events.append(self._event("activated", {**record, **updates, "updated_at": now}))
+            if status == "deleted":
+                events.append(self._event("deleted", {**record, **updates, "updated_at": now}))
+            verdict["result"] = status
+            return Change(updates, (status, f"{outcome.reason}: {outcome.message}"[:500]), events)
+
+        _, after = self.tenants.update(outcome.tenant_id, decide)
+        if after is not None and after["status"] == "deleted":
+            self.manifests.remove_all(outcome.tenant_id)  # the last files; safe to repeat
+        if after is not None:
+            self.flush(outcome.tenant_id)
+        log_event(logger, "flux.outcome", severity=logging.INFO if outcome.succeeded else logging.WARNING,
+                  tenant_id=outcome.tenant_id, reason=outcome.reason, result=verdict["result"])
+        return verdict["result"]
+

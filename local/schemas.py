@@ -1,0 +1,130 @@
+"""Validation of rendered manifests as the cluster would see them.
+
+Built-in kinds are checked against the Kubernetes 1.30 JSON schemas (strict: unknown fields fail) from
+kubernetes-validate. Flux, kustomize and Config Connector kinds are checked against the parts of their
+published CRD schemas that we use (kustomize.toolkit.fluxcd.io/v1, kustomize.config.k8s.io/v1beta1,
+iam/container.cnrm.cloud.google.com/v1beta1): required fields, types, and no unknown spec fields.
+"""
+
+from __future__ import annotations
+
+import jsonschema
+
+KUBERNETES_VERSION = "1.30.0"
+_DURATION = {"type": "string", "pattern": r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"}
+_NAME = {"type": "string", "pattern": r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", "maxLength": 253}
+_METADATA = {"type": "object", "required": ["name"], "properties": {
+    "name": _NAME, "namespace": _NAME,
+    "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+    "annotations": {"type": "object", "additionalProperties": {"type": "string"}}}}
+_REF = {"type": "object", "properties": {"name": {"type": "string"}, "namespace": {"type": "string"},
+                                         "external": {"type": "string"}, "kind": {"type": "string"},
+                                         "apiVersion": {"type": "string"}}, "additionalProperties": False}
+
+
+def _resource(spec: dict | None, **top: dict) -> dict:
+    properties = {"apiVersion": {"type": "string"}, "kind": {"type": "string"}, "metadata": _METADATA, **top}
+    required = ["apiVersion", "kind", "metadata"]
+    if spec is not None:
+        properties["spec"] = spec
+        required.append("spec")
+    return {"type": "object", "required": required, "properties": properties, "additionalProperties": False}
+
+
+SCHEMAS: dict[tuple[str, str], dict] = {
+    ("kustomize.toolkit.fluxcd.io/v1", "Kustomization"): _resource({
+        "type": "object", "required": ["interval", "prune", "sourceRef"], "additionalProperties": False,
+        "properties": {
+            "interval": _DURATION, "retryInterval": _DURATION, "timeout": _DURATION,
+            "path": {"type": "string"}, "prune": {"type": "boolean"}, "wait": {"type": "boolean"},
+            "force": {"type": "boolean"}, "suspend": {"type": "boolean"}, "targetNamespace": {"type": "string"},
+            "serviceAccountName": {"type": "string"}, "dependsOn": {"type": "array"},
+            "healthChecks": {"type": "array"}, "patches": {"type": "array"}, "postBuild": {"type": "object"},
+            "kubeConfig": {"type": "object"}, "decryption": {"type": "object"},
+            "deletionPolicy": {"enum": ["MirrorPrune", "Delete", "WaitForTermination", "Orphan"]},
+            "sourceRef": {"type": "object", "required": ["kind", "name"], "additionalProperties": False,
+                          "properties": {"kind": {"enum": ["OCIRepository", "GitRepository", "Bucket",
+                                                           "ExternalArtifact"]},
+                                         "name": _NAME, "namespace": _NAME, "apiVersion": {"type": "string"}}}}}),
+    ("kustomize.config.k8s.io/v1beta1", "Kustomization"): {
+        "type": "object", "required": ["apiVersion", "kind"], "additionalProperties": False, "properties": {
+            "apiVersion": {"const": "kustomize.config.k8s.io/v1beta1"}, "kind": {"const": "Kustomization"},
+            "resources": {"type": "array", "items": {"type": "string"}}, "namespace": {"type": "string"},
+            "labels": {"type": "array"}, "patches": {"type": "array"}, "components": {"type": "array"}}},
+    ("iam.cnrm.cloud.google.com/v1beta1", "IAMServiceAccount"): _resource({
+        "type": "object", "additionalProperties": False, "properties": {
+            "displayName": {"type": "string", "maxLength": 100}, "description": {"type": "string"},
+            "disabled": {"type": "boolean"}, "resourceID": {"type": "string"}}}),
+    ("iam.cnrm.cloud.google.com/v1beta1", "IAMPolicyMember"): _resource({
+        "type": "object", "required": ["resourceRef", "role"], "additionalProperties": False,
+        "oneOf": [{"required": ["member"]}, {"required": ["memberFrom"]}],
+        "properties": {"member": {"type": "string", "pattern": "^(serviceAccount|user|group|domain):"},
+                       "memberFrom": {"type": "object"}, "role": {"type": "string", "pattern": "^roles/"},
+                       "condition": {"type": "object"},
+                       "resourceRef": {**_REF, "required": ["kind"]}}}),
+    ("container.cnrm.cloud.google.com/v1beta1", "ContainerCluster"): _resource({
+        "type": "object", "required": ["location"], "additionalProperties": False, "properties": {
+            "location": {"type": "string"}, "initialNodeCount": {"type": "integer", "minimum": 0},
+            "releaseChannel": {"type": "object", "required": ["channel"],
+                               "properties": {"channel": {"enum": ["RAPID", "REGULAR", "STABLE", "EXTENDED",
+                                                                   "UNSPECIFIED"]}}},
+            "minMasterVersion": {"type": "string"}, "networkRef": _REF, "subnetworkRef": _REF,
+            "privateClusterConfig": {"type": "object", "properties": {
+                "enablePrivateNodes": {"type": "boolean"}, "enablePrivateEndpoint": {"type": "boolean"},
+                "masterIpv4CidrBlock": {"type": "string"}}, "additionalProperties": False},
+            "ipAllocationPolicy": {"type": "object", "properties": {
+                "clusterSecondaryRangeName": {"type": "string"}, "servicesSecondaryRangeName": {"type": "string"},
+                "clusterIpv4CidrBlock": {"type": "string"}, "servicesIpv4CidrBlock": {"type": "string"}},
+                "additionalProperties": False},
+            "workloadIdentityConfig": {"type": "object", "required": ["workloadPool"],
+                                       "properties": {"workloadPool": {"type": "string"}}},
+            "networkingMode": {"enum": ["VPC_NATIVE", "ROUTES"]},
+            "datapathProvider": {"enum": ["DATAPATH_PROVIDER_UNSPECIFIED", "LEGACY_DATAPATH", "ADVANCED_DATAPATH"]},
+            "enableShieldedNodes": {"type": "boolean"}, "loggingService": {"type": "string"},
+            "monitoringService": {"type": "string"}}}),
+    ("container.cnrm.cloud.google.com/v1beta1", "ContainerNodePool"): _resource({
+        "type": "object", "required": ["clusterRef", "location"], "additionalProperties": False, "properties": {
+            "location": {"type": "string"}, "clusterRef": _REF, "initialNodeCount": {"type": "integer"},
+            "nodeCount": {"type": "integer"},
+            "autoscaling": {"type": "object", "properties": {"minNodeCount": {"type": "integer", "minimum": 0},
+                                                             "maxNodeCount": {"type": "integer", "minimum": 1}},
+                            "additionalProperties": False},
+            "management": {"type": "object", "properties": {"autoRepair": {"type": "boolean"},
+                                                            "autoUpgrade": {"type": "boolean"}},
+                           "additionalProperties": False},
+            "nodeConfig": {"type": "object", "additionalProperties": False, "properties": {
+                "machineType": {"type": "string"}, "diskSizeGb": {"type": "integer", "minimum": 10},
+                "diskType": {"enum": ["pd-standard", "pd-ssd", "pd-balanced"]},
+                "workloadMetadataConfig": {"type": "object", "properties": {
+                    "mode": {"enum": ["MODE_UNSPECIFIED", "GCE_METADATA", "GKE_METADATA"]}}},
+                "shieldedInstanceConfig": {"type": "object", "properties": {
+                    "enableSecureBoot": {"type": "boolean"}, "enableIntegrityMonitoring": {"type": "boolean"}}},
+                "oauthScopes": {"type": "array", "items": {"type": "string"}},
+                "labels": {"type": "object", "additionalProperties": {"type": "string"}}}}}}),
+}
+
+
+class InvalidManifest(ValueError):
+    pass
+
+
+def validate(document: dict) -> None:
+    """Raises InvalidManifest saying what is wrong with one object."""
+    if not isinstance(document, dict) or "apiVersion" not in document or "kind" not in document:
+        raise InvalidManifest("not a Kubernetes object: apiVersion and kind are required")
+    key = (document["apiVersion"], document["kind"])
+    name = f"{document['kind']}/{(document.get('metadata') or {}).get('name', '?')}"
+    if key in SCHEMAS:
+        try:
+            jsonschema.validate(document, SCHEMAS[key])
+        except jsonschema.ValidationError as error:
+            raise InvalidManifest(f"{name}: {error.message} at {'/'.join(map(str, error.absolute_path))}") from None
+        return
+    import kubernetes_validate
+
+    try:
+        kubernetes_validate.validate(document, KUBERNETES_VERSION, strict=True)
+    except kubernetes_validate.ValidationError as error:
+        raise InvalidManifest(f"{name}: {error.message}") from None
+    except kubernetes_validate.SchemaNotFoundError:
+        raise InvalidManifest(f"{name}: no schema for {key[0]} {key[1]} in Kubernetes {KUBERNETES_VERSION}") from None
