@@ -1,0 +1,141 @@
+"""The tenant lifecycle through the gateway, the emulators and the local Flux stand-in."""
+
+import json
+import time
+
+import requests
+import yaml
+
+from local.flux import flux_event, reconcile
+
+TIMEOUT_S = 30
+
+
+def operator(stack) -> dict:
+    response = requests.post(f"{stack.url}/v1/oauth/token", data={"grant_type": "client_credentials"}, timeout=10,
+                             auth=(stack.values["OPERATOR_CLIENT_ID"], stack.values["OPERATOR_CLIENT_SECRET"]))
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+def tenant(stack, tenant_id: str) -> dict:
+    return requests.get(f"{stack.url}/v1/tenants/{tenant_id}", headers=operator(stack), timeout=10).json()
+
+
+def wait_for_status(stack, tenant_id: str, status: str) -> dict:
+    deadline = time.monotonic() + TIMEOUT_S
+    while time.monotonic() < deadline:
+        current = tenant(stack, tenant_id)
+        if current["status"] == status:
+            return current
+        time.sleep(0.2)
+    raise AssertionError(f"{tenant_id} stayed {current['status']}, expected {status}")
+
+
+def bucket_files(stack, tenant_id: str) -> list[str]:
+    listing = requests.get(f"{stack.values['STORAGE_EMULATOR_HOST']}/storage/v1/b/{stack.values['MANIFEST_BUCKET']}/o",
+                           params={"prefix": f"tenants/{tenant_id}/"}, timeout=10).json()
+    return [item["name"] for item in listing.get("items", [])]
+
+
+def bucket_yaml(stack, path: str) -> dict:
+    url = f"{stack.values['STORAGE_EMULATOR_HOST']}/storage/v1/b/{stack.values['MANIFEST_BUCKET']}/o/" \
+          f"{requests.utils.quote(path, safe='')}"
+    return yaml.safe_load(requests.get(url, params={"alt": "media"}, timeout=10).content)
+
+
+def test_create_update_fail_recover_and_delete(stack):
+    auth = operator(stack)
+    created = requests.post(f"{stack.url}/v1/tenants", headers=auth, timeout=10,
+                            json={"tenant_id": "lifecycle", "display_name": "Lifecycle BV", "tier": "basic"})
+    assert created.status_code == 202 and created.json()["status"] == "provisioning"
+    assert "tenants/lifecycle/manifests/namespace.yaml" in bucket_files(stack, "lifecycle")
+    active = wait_for_status(stack, "lifecycle", "active")
+    assert active["billing_start"] is not None
+
+    patched = requests.patch(f"{stack.url}/v1/tenants/lifecycle", json={"tier": "enterprise"}, headers=auth,
+                             timeout=10)
+    assert patched.status_code == 202 and patched.json()["status"] == "updating"
+    wait_for_status(stack, "lifecycle", "active")
+    assert bucket_yaml(stack, "tenants/lifecycle/manifests/resource-quota.yaml")["spec"]["hard"]["limits.cpu"] == "8"
+
+    failure = flux_event("lifecycle", False, "HealthCheckFailed: Deployment/tenant-lifecycle/agent not ready",
+                         revision="x", sequence=99)
+    stack.publish("provisioning-events", json.dumps(failure).encode(), {})
+    failed = wait_for_status(stack, "lifecycle", "failed")
+    assert "not ready" in failed["status_message"]
+
+    for garbage in (b"not json", b"{}", json.dumps({**failure, "involvedObject": {"kind": "Kustomization",
+                                                                                  "name": "flux-system"}}).encode()):
+        stack.publish("provisioning-events", garbage, {})
+    time.sleep(1)
+    assert tenant(stack, "lifecycle")["status"] == "failed"
+
+    deleted = requests.delete(f"{stack.url}/v1/tenants/lifecycle", headers=auth, timeout=10)
+    assert deleted.status_code == 202 and deleted.json()["status"] == "deleting"
+    wait_for_status(stack, "lifecycle", "deleted")
+    deadline = time.monotonic() + TIMEOUT_S
+    while bucket_files(stack, "lifecycle") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert bucket_files(stack, "lifecycle") == []
+    again = requests.post(f"{stack.url}/v1/tenants", headers=auth, timeout=10,
+                          json={"tenant_id": "lifecycle", "display_name": "Again", "tier": "basic"})
+    assert again.status_code == 409
+
+
+def test_a_tenant_reads_itself_but_never_acts_as_the_operator(stack):
+    auth = operator(stack)
+    requests.post(f"{stack.url}/v1/tenants", headers=auth, timeout=10,
+                  json={"tenant_id": "reader", "display_name": "Reader", "tier": "standard"})
+    wait_for_status(stack, "reader", "active")
+    client = requests.post(f"{stack.url}/v1/tenants/reader/clients", json={"scopes": ["usage:read"]}, headers=auth,
+                           timeout=10).json()
+    token = requests.post(f"{stack.url}/v1/oauth/token", data={"grant_type": "client_credentials"}, timeout=10,
+                          auth=(client["client_id"], client["client_secret"])).json()["access_token"]
+    mine = {"Authorization": f"Bearer {token}"}
+    assert requests.get(f"{stack.url}/v1/tenants/reader", headers=mine, timeout=10).json()["tier"] == "standard"
+    assert requests.get(f"{stack.url}/v1/tenants", headers=mine, timeout=10).status_code == 403
+    assert requests.post(f"{stack.url}/v1/tenants", headers=mine, timeout=10,
+                         json={"tenant_id": "sneaky", "display_name": "S", "tier": "basic"}).status_code == 403
+    assert requests.patch(f"{stack.url}/v1/tenants/reader", json={"tier": "enterprise"}, headers=mine,
+                          timeout=10).status_code == 403
+    assert requests.get(f"{stack.url}/v1/tenants/lifecycle", headers=mine, timeout=10).status_code == 403
+
+
+def test_bad_input_gets_a_precise_4xx(stack):
+    auth = operator(stack)
+    url = f"{stack.url}/v1/tenants"
+    cases = [
+        (requests.post(url, headers=auth, json={"tenant_id": "x", "display_name": "X", "tier": "basic"}, timeout=10),
+         400, "tenant_id 'x' must match"),
+        (requests.post(url, headers=auth, json={"tenant_id": "okay", "display_name": "X", "tier": "gold"},
+                       timeout=10), 400, "tier must be one of"),
+        (requests.post(url, headers=auth, json={"tenant_id": "okay", "display_name": "X", "tier": "basic",
+                                                "deployment_model": "hybrid"}, timeout=10), 400, "deployment_model"),
+        (requests.post(url, headers={**auth, "Content-Type": "application/json"}, data=b"{not json", timeout=10),
+         400, "not valid JSON"),
+        (requests.post(url, headers=auth, json=["a"], timeout=10), 400, "must be a JSON object"),
+        (requests.post(url, headers={**auth, "Content-Type": "application/json"}, data=b" " * (1024 * 1024 + 1),
+                       timeout=10), 413, "limit"),
+        (requests.post(url, json={"tenant_id": "okay"}, timeout=10), 401, "access token"),
+        (requests.get(f"{url}/NOT_AN_ID", headers=auth, timeout=10), 400, "invalid tenant id"),
+        (requests.get(f"{url}/nobody", headers=auth, timeout=10), 404, "does not exist"),
+    ]
+    for response, status, detail in cases:
+        assert response.status_code == status, response.text
+        assert response.headers["Content-Type"] == "application/problem+json"
+        assert detail in response.json()["detail"], response.text
+
+
+def test_the_flux_stand_in_reports_what_does_not_validate():
+    broken = {"tenants/t1/manifests/kustomization.yaml": (b"apiVersion: kustomize.config.k8s.io/v1beta1\n"
+                                                          b"kind: Kustomization\nresources: [quota.yaml]\n", "2"),
+              "tenants/t1/manifests/quota.yaml": (b"apiVersion: v1\nkind: ResourceQuota\nmetadata: {name: q}\n"
+                                                  b"spec: {hard: {cpu: 1}, bogus: true}\n", "2"),
+              "tenants/t1/sync/kustomization.yaml": (b"apiVersion: kustomize.toolkit.fluxcd.io/v1\n"
+                                                     b"kind: Kustomization\nmetadata: {name: tenant-t1}\n"
+                                                     b"spec: {interval: 10m, prune: true, "
+                                                     b"sourceRef: {kind: Bucket, name: b}}\n", "2")}
+    succeeded, message = reconcile(broken, "t1")
+    assert not succeeded and "bogus" in message
+    half_written = {**broken, "tenants/t1/manifests/quota.yaml": (b"", "1")}
+    assert reconcile(half_written, "t1") is None

@@ -1,0 +1,249 @@
+"""The tenant lifecycle on the Firestore, Cloud Storage and Pub/Sub emulators."""
+
+import base64
+import datetime
+import json
+import threading
+import uuid
+
+import pytest
+import requests
+import yaml
+
+from energent_shared import clients, events
+from energent_shared.http import Problem
+from local.flux import flux_event
+from provisioner import flux
+from provisioner.manifests import Platform
+from provisioner.service import Provisioner
+from provisioner.store import ManifestStore, TenantStore
+from tests.conftest import PROJECT
+
+
+@pytest.fixture
+def bucket(emulators):
+    return clients.storage().create_bucket(f"manifests-{uuid.uuid4().hex[:10]}").name
+
+
+@pytest.fixture
+def subscription(emulators):
+    """A topic for tenant events and a pull subscription to read what was published."""
+    name = f"tenant-events-{uuid.uuid4().hex[:6]}"
+    base = f"http://{emulators['pubsub'].host}/v1/projects/{PROJECT}"
+    requests.put(f"{base}/topics/{name}", timeout=10).raise_for_status()
+    requests.put(f"{base}/subscriptions/{name}", json={"topic": f"projects/{PROJECT}/topics/{name}"},
+                 timeout=10).raise_for_status()
+    return name
+
+
+def published(emulators, subscription) -> list:
+    base = f"http://{emulators['pubsub'].host}/v1/projects/{PROJECT}/subscriptions/{subscription}"
+    received = requests.post(f"{base}:pull", json={"maxMessages": 100, "returnImmediately": True},
+                             timeout=10).json().get("receivedMessages", [])
+    if received:
+        requests.post(f"{base}:acknowledge", json={"ackIds": [m["ackId"] for m in received]}, timeout=10)
+    return [events.from_http(events.STRUCTURED, {}, base64.b64decode(m["message"]["data"]))[0] for m in received]
+
+
+def make(firestore_db, bucket, subscription, store_class=ManifestStore) -> Provisioner:
+    return Provisioner(TenantStore(firestore_db), store_class(bucket), Platform(project="p"), subscription,
+                       events.publish)
+
+
+@pytest.fixture
+def provisioner(firestore_db, bucket, subscription):
+    return make(firestore_db, bucket, subscription)
+
+
+def outcome(tenant_id: str, succeeded: bool = True, message: str = "applied", at: datetime.datetime | None = None):
+    event = flux_event(tenant_id, succeeded, message, revision="r", sequence=1)
+    if at is not None:
+        event["timestamp"] = at.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return flux.parse(json.dumps(event).encode())
+
+
+def files(provisioner, tenant_id="acme") -> dict[str, bytes]:
+    return provisioner.manifests.read(tenant_id)
+
+
+def quota(provisioner, tenant_id="acme") -> dict:
+    raw = files(provisioner, tenant_id)[f"tenants/{tenant_id}/manifests/resource-quota.yaml"]
+    return yaml.safe_load(raw)["spec"]["hard"]
+
+
+NEW = {"tenant_id": "acme", "display_name": "Acme BV", "tier": "basic"}
+
+
+def test_create_writes_the_record_the_manifests_and_announces_it(provisioner, emulators, subscription):
+    created = provisioner.create(dict(NEW))
+    assert created["status"] == "provisioning" and created["billing_start"] is None
+    assert quota(provisioner)["limits.cpu"] == "1"
+    assert "tenants/acme/sync/kustomization.yaml" in files(provisioner)
+    [event] = published(emulators, subscription)
+    assert event["type"] == "ai.energent.tenant.created.v1" and event["subject"] == "acme"
+    assert event["source"] == "//energent.ai/provisioner" and event.get_data()["status"] == "provisioning"
+    assert [t["to"] for t in provisioner.tenants.transitions("acme")] == ["provisioning"]
+
+
+def test_ids_are_never_reused(provisioner):
+    provisioner.create(dict(NEW))
+    provisioner.delete("acme")
+    provisioner.on_flux(outcome("acme"))
+    with pytest.raises(Problem) as caught:
+        provisioner.create(dict(NEW))
+    assert caught.value.status == 409
+
+
+class FailingManifestStore(ManifestStore):
+    """Fails the fourth file write, as a storage outage midway would."""
+
+    writes = 0
+
+    def _put(self, path, data, generation):
+        FailingManifestStore.writes += 1
+        if FailingManifestStore.writes == 4:
+            raise ConnectionError("storage unavailable")
+        super()._put(path, data, generation)
+
+
+def test_a_create_that_fails_midway_leaves_nothing_behind(firestore_db, bucket, subscription, emulators):
+    FailingManifestStore.writes = 0
+    failing = make(firestore_db, bucket, subscription, FailingManifestStore)
+    with pytest.raises(Problem) as caught:
+        failing.create(dict(NEW))
+    assert caught.value.status == 503
+    assert FailingManifestStore.writes == 4
+    assert failing.tenants.get("acme") is None
+    assert files(failing) == {}
+    assert list(firestore_db.collection_group("outbox").stream()) == []
+    assert published(emulators, subscription) == []
+    assert failing.create(dict(NEW))["status"] == "provisioning"  # and the id is still free
+
+
+def test_a_tier_change_that_fails_midway_is_rolled_back(firestore_db, bucket, subscription, provisioner):
+    provisioner.create(dict(NEW))
+    provisioner.on_flux(outcome("acme"))
+    FailingManifestStore.writes = 0
+    failing = make(firestore_db, bucket, subscription, FailingManifestStore)
+    with pytest.raises(Problem) as caught:
+        failing.patch("acme", {"tier": "enterprise"})
+    assert caught.value.status == 503
+    record = provisioner.tenants.get("acme")
+    assert record["tier"] == "basic" and record["status"] == "active"
+    assert quota(provisioner)["limits.cpu"] == "1"
+    generations = {blob.metadata["manifest-generation"] for blob in clients.storage().bucket(bucket).list_blobs()}
+    assert generations == {str(record["manifest_generation"])}
+
+
+def test_flux_success_activates_sets_billing_start_and_is_idempotent(provisioner, emulators, subscription):
+    provisioner.create(dict(NEW))
+    published(emulators, subscription)
+    assert provisioner.on_flux(outcome("acme")) == "active"
+    record = provisioner.tenants.get("acme")
+    assert record["status"] == "active"
+    assert record["billing_start"] == datetime.datetime.now(datetime.UTC).date().isoformat()
+    assert provisioner.on_flux(outcome("acme")) == "ignored"  # redelivered
+    [event] = published(emulators, subscription)
+    assert event["type"] == "ai.energent.tenant.activated.v1"
+
+
+def test_an_operator_set_billing_start_is_kept(provisioner):
+    provisioner.create({**NEW, "billing_start": "2026-01-01"})
+    provisioner.on_flux(outcome("acme"))
+    assert provisioner.tenants.get("acme")["billing_start"] == "2026-01-01"
+
+
+def test_failure_records_fluxs_message_and_a_later_success_recovers(provisioner):
+    provisioner.create(dict(NEW))
+    provisioner.on_flux(outcome("acme", succeeded=False, message="quota denied by admission webhook"))
+    record = provisioner.tenants.get("acme")
+    assert (record["status"], record["status_message"]) == ("failed", "quota denied by admission webhook")
+    provisioner.on_flux(outcome("acme"))
+    assert provisioner.tenants.get("acme")["status"] == "active"
+    assert [t["to"] for t in provisioner.tenants.transitions("acme")] == ["provisioning", "failed", "active"]
+
+
+def test_stale_and_unknown_events_change_nothing(provisioner):
+    provisioner.create(dict(NEW))
+    an_hour_ago = datetime.datetime.now(datetime.UTC) - datetime.timedelta(hours=1)
+    assert provisioner.on_flux(outcome("acme", at=an_hour_ago)) == "stale"
+    assert provisioner.on_flux(outcome("nobody")) == "unknown tenant"
+    assert provisioner.tenants.get("acme")["status"] == "provisioning"
+
+
+def test_tier_change_rerenders_and_a_name_change_does_not(provisioner, emulators, subscription):
+    provisioner.create(dict(NEW))
+    provisioner.on_flux(outcome("acme"))
+    status, body = provisioner.patch("acme", {"display_name": "Acme Europe"})
+    assert status == 200 and body["status"] == "active"
+    status, body = provisioner.patch("acme", {"tier": "premium"})
+    assert status == 202 and body["status"] == "updating"
+    assert quota(provisioner)["limits.memory"] == "8Gi"
+    assert provisioner.patch("acme", {"tier": "premium"})[0] == 200  # no change, no re-render
+    provisioner.on_flux(outcome("acme"))
+    assert provisioner.tenants.get("acme")["status"] == "active"
+    types = [e["type"].split(".")[3] for e in published(emulators, subscription)]
+    assert types == ["created", "activated", "updated", "updated", "activated"]
+
+
+def test_delete_removes_the_objects_then_the_files(provisioner, emulators, subscription):
+    provisioner.create(dict(NEW))
+    provisioner.on_flux(outcome("acme"))
+    assert provisioner.delete("acme")["status"] == "deleting"
+    assert set(files(provisioner)) == {"tenants/acme/manifests/kustomization.yaml",
+                                       "tenants/acme/sync/kustomization.yaml"}
+    assert provisioner.delete("acme")["status"] == "deleting"  # repeated: same answer
+    with pytest.raises(Problem) as caught:
+        provisioner.patch("acme", {"tier": "premium"})
+    assert caught.value.status == 409
+    assert provisioner.on_flux(outcome("acme")) == "deleted"
+    assert files(provisioner) == {}
+    assert provisioner.tenants.get("acme")["status"] == "deleted"
+    kinds = [e["type"].split(".")[3] for e in published(emulators, subscription)]
+    assert kinds[-2:] == ["updated", "deleted"]
+    with pytest.raises(Problem):
+        provisioner.delete("acme")
+
+
+def test_concurrent_changes_on_one_tenant_lose_no_update(provisioner):
+    provisioner.create(dict(NEW))
+    tiers = ["standard", "premium", "enterprise", "basic", "premium", "standard"]
+    errors = []
+
+    def change(tier):
+        try:
+            provisioner.patch("acme", {"tier": tier})
+        except Exception as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=change, args=(tier,)) for tier in tiers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    record = provisioner.tenants.get("acme")
+    # Whichever change committed last is what the bucket holds, at the record's generation.
+    assert quota(provisioner)["limits.cpu"] == {"basic": "1", "standard": "2", "premium": "4",
+                                                "enterprise": "8"}[record["tier"]]
+    stamped = {b.metadata["manifest-generation"] for b in clients.storage().bucket(
+        provisioner.manifests.bucket_name).list_blobs()}
+    assert stamped == {str(record["manifest_generation"])}
+    changes = [t for t in provisioner.tenants.transitions("acme") if t["to"] == "updating"]
+    assert record["manifest_generation"] == 1 + len(changes)
+
+
+def test_an_older_rendering_never_overwrites_a_newer_one(provisioner, bucket):
+    store = ManifestStore(bucket)
+    store.apply("acme", {"tenants/acme/manifests/x.yaml": b"new"}, generation=5)
+    store.apply("acme", {"tenants/acme/manifests/x.yaml": b"old"}, generation=4)
+    assert store.read("acme") == {"tenants/acme/manifests/x.yaml": b"new"}
+
+
+def test_listing_pages_through_every_tenant(provisioner):
+    for name in ("alpha", "bravo", "charlie"):
+        provisioner.create({**NEW, "tenant_id": name})
+    first = provisioner.list("2", None)
+    assert [t["tenant_id"] for t in first["tenants"]] == ["alpha", "bravo"]
+    second = provisioner.list("2", first["next_page_token"])
+    assert [t["tenant_id"] for t in second["tenants"]] == ["charlie"] and second["next_page_token"] == ""

@@ -1,0 +1,188 @@
+"""The provisioner's pure parts: request rules, the status machine, manifest rendering, Flux events."""
+
+import datetime
+import json
+import re
+
+import pytest
+import yaml
+
+from local.schemas import InvalidManifest, validate
+from provisioner import flux, manifests, tenants
+from tests.conftest import example
+
+PLATFORM = manifests.Platform(project="energent-prod")
+TODAY = datetime.date(2026, 11, 29)
+
+
+def rendered(tenant_id="acme", tier="basic", model="multi-tenant") -> dict[str, dict]:
+    files = manifests.render(tenants.TenantSpec(tenant_id, tier, model), PLATFORM)
+    return {path.rsplit("/", 1)[1] if "/manifests/" in path else "flux-kustomization": yaml.safe_load(content)
+            for path, content in files.items()}
+
+
+def test_rendering_is_byte_identical_for_the_same_input():
+    spec = tenants.TenantSpec("acme", "premium", "dedicated")
+    assert manifests.render(spec, PLATFORM) == manifests.render(spec, PLATFORM)
+    assert manifests.render(spec, PLATFORM) != manifests.render(tenants.TenantSpec("acme", "basic", "dedicated"),
+                                                                PLATFORM)
+
+
+@pytest.mark.parametrize("tier", ["basic", "standard", "premium", "enterprise"])
+@pytest.mark.parametrize("model", ["multi-tenant", "dedicated"])
+def test_every_object_validates_against_its_schema(tier, model):
+    for name, document in rendered(tier=tier, model=model).items():
+        validate(document)  # Kubernetes 1.30 strict for built-ins, published API shapes for the rest
+        assert name
+
+
+def test_a_typo_in_a_built_in_object_is_caught_by_the_strict_schema():
+    quota = rendered()["resource-quota.yaml"]
+    quota["spec"]["hrad"] = quota["spec"].pop("hard")
+    with pytest.raises(InvalidManifest, match="hrad"):
+        validate(quota)
+
+
+@pytest.mark.parametrize("tier, cpu, memory, storage, workflows", [
+    ("basic", "1", "2Gi", "10Gi", "1"), ("standard", "2", "4Gi", "25Gi", "2"),
+    ("premium", "4", "8Gi", "50Gi", "4"), ("enterprise", "8", "16Gi", "100Gi", "8")])
+def test_quota_and_workflow_limit_equal_the_tier_row(tier, cpu, memory, storage, workflows):
+    objects = rendered(tier=tier)
+    hard = objects["resource-quota.yaml"]["spec"]["hard"]
+    assert (hard["limits.cpu"], hard["limits.memory"], hard["requests.storage"]) == (cpu, memory, storage)
+    assert objects["workflow-limits.yaml"]["data"]["concurrent_workflows"] == workflows
+    limits = {item["type"]: item for item in objects["limit-range.yaml"]["spec"]["limits"]}
+    assert limits["Container"]["max"] == {"cpu": cpu, "memory": memory}
+    assert limits["PersistentVolumeClaim"]["max"] == {"storage": storage}
+
+
+def test_namespace_is_labelled_and_pod_security_restricted():
+    labels = rendered(tier="standard")["namespace.yaml"]["metadata"]["labels"]
+    assert labels["energent.ai/tenant"] == "acme" and labels["energent.ai/tier"] == "standard"
+    assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+    assert rendered()["namespace.yaml"]["metadata"]["name"] == "tenant-acme"
+
+
+def test_network_policies_deny_by_default_and_allow_only_what_the_platform_needs():
+    objects = rendered()
+    deny = objects["network-policy-default-deny.yaml"]["spec"]
+    assert deny == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
+    dns = objects["network-policy-allow-dns.yaml"]["spec"]["egress"][0]
+    assert {p["port"] for p in dns["ports"]} == {53}
+    platform = objects["network-policy-allow-platform.yaml"]["spec"]
+    assert platform["ingress"][0]["from"][0]["namespaceSelector"]["matchLabels"] == {
+        "kubernetes.io/metadata.name": "energent-platform"}
+    https = objects["network-policy-allow-https-egress.yaml"]["spec"]["egress"][0]
+    assert https["ports"] == [{"protocol": "TCP", "port": 443}]
+    assert "169.254.0.0/16" in https["to"][0]["ipBlock"]["except"]
+
+
+def test_workload_identity_binds_the_service_account_to_a_google_service_account():
+    objects = rendered()
+    sa = objects["service-account.yaml"]
+    assert sa["metadata"]["annotations"]["iam.gke.io/gcp-service-account"] == (
+        "tenant-acme@energent-prod.iam.gserviceaccount.com")
+    binding = objects["workload-identity.yaml"]["spec"]
+    assert binding["member"] == "serviceAccount:energent-prod.svc.id.goog[tenant-acme/workflow-runner]"
+    assert binding["role"] == "roles/iam.workloadIdentityUser"
+    assert objects["google-service-account.yaml"]["metadata"]["name"] == "tenant-acme"
+
+
+def test_google_service_account_ids_fit_in_30_characters():
+    longest = "a" + "b" * 30 + "c"
+    for tenant_id in ("abcd", "acme-corporation-europe", longest, "a" + "-x" * 15 + "z"):
+        account = tenants.google_service_account_id(tenant_id)
+        assert re.fullmatch(r"[a-z][-a-z0-9]{4,28}[a-z0-9]", account), account
+    assert tenants.google_service_account_id(longest) != tenants.google_service_account_id(longest[:-1] + "d")
+
+
+def test_the_flux_kustomization_is_per_tenant_and_prunes():
+    kustomization = rendered()["flux-kustomization"]
+    assert kustomization["metadata"]["name"] == "tenant-acme"
+    assert kustomization["spec"]["prune"] is True
+    assert kustomization["spec"]["path"] == "./tenants/acme/manifests"
+    listed = rendered()["kustomization.yaml"]["resources"]
+    assert set(listed) == {name for name in rendered() if name not in ("kustomization.yaml", "flux-kustomization")}
+
+
+def test_dedicated_tenants_get_their_own_cluster_and_node_pool():
+    objects = rendered(model="dedicated", tier="enterprise")
+    assert objects["dedicated-cluster.yaml"]["kind"] == "ContainerCluster"
+    pool = objects["dedicated-node-pool.yaml"]["spec"]
+    assert pool["clusterRef"] == {"name": "energent-acme"} and pool["autoscaling"]["minNodeCount"] == 2
+    assert "dedicated-cluster.yaml" not in rendered()
+
+
+def test_removal_keeps_only_an_empty_kustomization():
+    files = manifests.render_removal("acme", PLATFORM)
+    assert set(files) == {"tenants/acme/manifests/kustomization.yaml", "tenants/acme/sync/kustomization.yaml"}
+    assert yaml.safe_load(files["tenants/acme/manifests/kustomization.yaml"])["resources"] == []
+
+
+@pytest.mark.parametrize("body, message", [
+    ({"tenant_id": "Acme", "display_name": "A", "tier": "basic"}, "tenant_id 'Acme' must match"),
+    ({"tenant_id": "acme", "display_name": " ", "tier": "basic"}, "display_name must be"),
+    ({"tenant_id": "acme", "display_name": "A", "tier": "gold"}, "tier must be one of basic"),
+    ({"tenant_id": "acme", "display_name": "A", "tier": "basic", "deployment_model": "hybrid"}, "deployment_model"),
+    ({"tenant_id": "acme", "display_name": "A", "tier": "basic", "billing_start": "2026-13-01"}, "YYYY-MM-DD"),
+    ({"tenant_id": "acme", "display_name": "A", "tier": "basic", "billing_start": "2027-01-01"}, "future"),
+    ({"tenant_id": "acme", "display_name": "A", "tier": "basic", "status": "active"}, "unknown field(s): status"),
+])
+def test_create_requests_are_validated_with_precise_messages(body, message):
+    with pytest.raises(tenants.InvalidTenant) as caught:
+        tenants.validate_create(body, TODAY)
+    assert message in str(caught.value)
+
+
+def test_a_valid_create_gets_defaults_and_keeps_an_earlier_billing_start():
+    fields = tenants.validate_create({"tenant_id": "acme", "display_name": " Acme ", "tier": "basic",
+                                      "billing_start": "2026-01-01"}, TODAY)
+    assert fields["deployment_model"] == "multi-tenant" and fields["display_name"] == "Acme"
+    assert fields["billing_start"] == "2026-01-01"
+
+
+def test_patch_changes_only_tier_and_display_name():
+    assert tenants.validate_patch({"tier": "premium"}) == {"tier": "premium"}
+    for body in ({}, {"tenant_id": "other"}, {"tier": "gold"}):
+        with pytest.raises(tenants.InvalidTenant):
+            tenants.validate_patch(body)
+
+
+@pytest.mark.parametrize("status, succeeded, expected", [
+    ("provisioning", True, "active"), ("updating", True, "active"), ("failed", True, "active"),
+    ("active", True, None), ("deleting", True, "deleted"), ("deleted", True, None),
+    ("provisioning", False, "failed"), ("updating", False, "failed"), ("active", False, "failed"),
+    ("deleting", False, None), ("deleted", False, None)])
+def test_status_machine(status, succeeded, expected):
+    assert tenants.on_flux_outcome(status, succeeded) == expected
+
+
+def test_flux_success_and_failure_events_parse():
+    ok = flux.parse(example("flux-event-succeeded.json"))
+    assert (ok.tenant_id, ok.succeeded, ok.reason) == ("acme", True, "ReconciliationSucceeded")
+    bad = flux.parse(example("flux-event-failed.json"))
+    assert not bad.succeeded and "admission webhook denied" in bad.message
+    assert bad.timestamp == datetime.datetime(2026, 11, 29, 10, 16, 5, tzinfo=datetime.UTC)
+
+
+@pytest.mark.parametrize("change, reason", [
+    (lambda e: e.update(reason="Progressing", severity="info"), "progress"),
+    (lambda e: e["involvedObject"].update(kind="HelmRelease"), "not a Kustomization"),
+    (lambda e: e["involvedObject"].update(name="flux-system"), "not a tenant's"),
+    (lambda e: e.update(timestamp="yesterday"), "RFC 3339"),
+    (lambda e: e.pop("involvedObject"), "no involvedObject"),
+])
+def test_events_that_say_nothing_about_a_tenant_are_ignored(change, reason):
+    event = json.loads(example("flux-event-succeeded.json"))
+    change(event)
+    with pytest.raises(flux.Ignored, match=reason):
+        flux.parse(json.dumps(event).encode())
+    with pytest.raises(flux.Ignored):
+        flux.parse(b"\xff not json")
+
+
+def test_events_older_than_the_second_of_the_last_change_are_stale():
+    outcome = flux.parse(example("flux-event-succeeded.json"))  # 10:15:42
+    changed = datetime.datetime(2026, 11, 29, 10, 15, 42, 900000, tzinfo=datetime.UTC)
+    assert not flux.is_stale(outcome, changed)  # same second: about the current manifests
+    assert flux.is_stale(outcome, changed + datetime.timedelta(seconds=1))
