@@ -131,7 +131,8 @@ def get_logger(name: str) -> logging.Logger:
         handler.setFormatter(CloudLoggingFormatter())
         root = logging.getLogger("energent")
         root.handlers[:] = [handler]
-        root.setLevel(logging.INFO)
+        if root.level == logging.NOTSET:
+            root.setLevel(logging.INFO)
         root.propagate = False
         _configured = True
     return logging.getLogger(f"energent.{name}")

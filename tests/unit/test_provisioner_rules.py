@@ -186,3 +186,10 @@ def test_events_older_than_the_second_of_the_last_change_are_stale():
     changed = datetime.datetime(2026, 11, 29, 10, 15, 42, 900000, tzinfo=datetime.UTC)
     assert not flux.is_stale(outcome, changed)  # same second: about the current manifests
     assert flux.is_stale(outcome, changed + datetime.timedelta(seconds=1))
+
+
+def test_the_fast_and_the_pure_python_yaml_emitters_give_the_same_bytes(monkeypatch):
+    spec = tenants.TenantSpec("acme", "enterprise", "dedicated")
+    fast = manifests.render(spec, PLATFORM)
+    monkeypatch.setattr(manifests, "_DUMPER", yaml.SafeDumper)
+    assert manifests.render(spec, PLATFORM) == fast

@@ -18,6 +18,7 @@ import yaml
 from energent_shared.tiers import Tier, tier
 from provisioner.tenants import TenantSpec, google_service_account_id, namespace
 
+_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 ROOT = "tenants"
 LABEL_TENANT = "energent.ai/tenant"
 LABEL_TIER = "energent.ai/tier"
@@ -56,7 +57,9 @@ def kustomization_name(tenant_id: str) -> str:
 
 
 def _dump(document: dict) -> bytes:
-    return yaml.safe_dump(document, sort_keys=True, default_flow_style=False, allow_unicode=False).encode()
+    # libyaml's emitter when PyYAML has it (its wheels do): the same YAML, many times faster.
+    return yaml.dump(document, Dumper=_DUMPER, sort_keys=True, default_flow_style=False,
+                     allow_unicode=False).encode()
 
 
 def _meta(name: str, ns: str | None, labels: dict[str, str], annotations: dict[str, str] | None = None) -> dict:

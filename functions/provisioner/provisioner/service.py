@@ -184,6 +184,28 @@ class Provisioner:
         self.flush(tenant_id)
         return view(after)
 
+    def rerender(self, tenant_id: str, reason: str = "platform change") -> bool:
+        """Deliver the manifests again as the code renders them now (after a tier-table or platform change);
+        True if the tenant's files changed and Flux has something to apply."""
+        record = self.get(tenant_id)
+        if record["status"] in tenants.GONE:
+            return False
+        current = self.manifests.read(tenant_id)
+        if current == self._render(record):
+            return False
+
+        def decide(now_record: dict) -> Change | None:
+            if now_record["status"] in tenants.GONE:
+                return None
+            return Change({"status": "updating", "manifest_generation": now_record["manifest_generation"] + 1,
+                           "manifests_changed_at": utcnow()}, ("updating", reason))
+
+        before, after = self._change(tenant_id, decide)
+        if after["manifest_generation"] == before["manifest_generation"]:
+            return False
+        self._deliver(before, after)
+        return True
+
     # --- Flux -------------------------------------------------------------------------------------------------
 
     def on_flux(self, outcome: flux.Outcome) -> str:
