@@ -247,3 +247,22 @@ def test_listing_pages_through_every_tenant(provisioner):
     assert [t["tenant_id"] for t in first["tenants"]] == ["alpha", "bravo"]
     second = provisioner.list("2", first["next_page_token"])
     assert [t["tenant_id"] for t in second["tenants"]] == ["charlie"] and second["next_page_token"] == ""
+
+
+def test_rerender_after_a_tier_table_change_delivers_only_what_changed(provisioner, monkeypatch):
+    from types import MappingProxyType
+
+    from energent_shared import tiers
+
+    provisioner.create(dict(NEW))
+    provisioner.create({**NEW, "tenant_id": "bigco", "tier": "enterprise"})
+    for tenant_id in ("acme", "bigco"):
+        provisioner.on_flux(outcome(tenant_id))
+    assert provisioner.rerender("acme") is False  # nothing changed yet
+    basic = tiers.TIERS["basic"]
+    monkeypatch.setattr(tiers, "TIERS", MappingProxyType({**tiers.TIERS, "basic": tiers.Tier(
+        "basic", "Basis", basic.cpu, 3, basic.storage_gib, basic.concurrent_workflows)}))
+    assert provisioner.rerender("acme") is True
+    assert provisioner.rerender("bigco") is False
+    assert quota(provisioner)["limits.memory"] == "3Gi"
+    assert provisioner.tenants.get("acme")["status"] == "updating"
