@@ -1,7 +1,8 @@
 """The one build step that brings the shared library to a function.
 
-Only a function's folder is uploaded to Cloud Functions, so the deployable source is that folder plus a copy
-of `energent_shared` beside `main.py` (the folder is on `sys.path` when functions-framework loads it).
+Only a function's folder is uploaded to Cloud Functions, so the deployable source is that folder plus copies
+of `energent_shared` and of the versioned `config/` beside `main.py` (the folder is on `sys.path` when
+functions-framework loads it).
 The local stack runs exactly this output; Cloud Build deploys it.
 
     python -m tools.package functions/auth build/functions/auth
@@ -15,6 +16,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT / "shared" / "energent_shared"
+CONFIG = ROOT / "config"
 _IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "tests", ".pytest_cache")
 
 
@@ -28,6 +30,7 @@ def package(source: Path, destination: Path) -> Path:
         shutil.rmtree(destination)
     shutil.copytree(source, destination, ignore=_IGNORE)
     shutil.copytree(SHARED, destination / "energent_shared", ignore=_IGNORE)
+    shutil.copytree(CONFIG, destination / "config", ignore=_IGNORE)  # versioned configuration (price book)
     return destination
 
 
