@@ -240,8 +240,7 @@ class Billing:
     def _publish_files(self, final: dict) -> None:
         bucket = self.storage().bucket(self.invoice_bucket)
         base = f"invoices/{final['period']}/{final['tenant_id']}"
-        document = {k: v for k, v in final.items() if k != "deployment_model"}
-        bucket.blob(f"{base}.json").upload_from_string(json.dumps(document, indent=2, sort_keys=True),
+        bucket.blob(f"{base}.json").upload_from_string(json.dumps(final, indent=2, sort_keys=True),
                                                        content_type="application/json")
         bucket.blob(f"{base}.html").upload_from_string(invoice.render_html(final), content_type="text/html")
 
