@@ -128,7 +128,7 @@ class PeriodStatus:
                 return True
             if self._open_until.get(period, 0) > self._clock():
                 return False
-        snapshot = self.db.collection(PERIODS).document(period).get()
+        snapshot = self.db.collection(PERIODS).document(period).get(timeout=WRITE_TIMEOUT_S)
         closed = snapshot.exists and snapshot.get("status") in CLOSED
         with self._lock:
             if closed:
@@ -151,7 +151,7 @@ class TenantCache:
         cached = self._entries.get(tenant_id)
         if cached and cached[0] > self._clock():
             return cached[1]
-        snapshot = firestore.tenant_doc(tenant_id, db=self.db).get()
+        snapshot = firestore.tenant_doc(tenant_id, db=self.db).get(timeout=WRITE_TIMEOUT_S)
         if not snapshot.exists:
             return None
         record = snapshot.to_dict()

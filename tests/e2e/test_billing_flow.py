@@ -1,0 +1,193 @@
+"""Billing end to end: usage over HTTP (single and batch) and Pub/Sub (structured and binary), resent and
+redelivered, through a Firestore outage; then a close requested the way Cloud Scheduler does it."""
+
+import datetime
+import json
+import os
+import random
+import signal
+import time
+import uuid
+from decimal import Decimal
+from pathlib import Path
+
+import requests
+
+from tests.e2e.test_stack import descendants
+
+NOW = datetime.datetime.now(datetime.UTC)
+LAST_MONTH = (NOW.replace(day=1) - datetime.timedelta(days=1)).strftime("%Y-%m")
+
+
+def token(stack, scope=None) -> dict:
+    data = {"grant_type": "client_credentials", **({"scope": scope} if scope else {})}
+    response = requests.post(f"{stack.url}/v1/oauth/token", data=data, timeout=10,
+                             auth=(stack.values["OPERATOR_CLIENT_ID"], stack.values["OPERATOR_CLIENT_SECRET"]))
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+def make_tenant(stack, tenant_id: str) -> None:
+    response = requests.post(f"{stack.url}/v1/tenants", headers=token(stack), timeout=10, json={
+        "tenant_id": tenant_id, "display_name": tenant_id, "tier": "standard", "billing_start": f"{LAST_MONTH}-01"})
+    assert response.status_code == 202, response.text
+
+
+def event(tenant_id: str, quantity: str, when: str | None = None) -> dict:
+    return {"specversion": "1.0", "type": "ai.energent.usage.v1", "source": "//energent.ai/platform/e2e",
+            "id": uuid.uuid4().hex, "time": when or f"{LAST_MONTH}-15T10:00:00Z", "datacontenttype": "application/json",
+            "data": {"tenant_id": tenant_id, "meter": "workflow_minutes", "quantity": quantity}}
+
+
+def post_single(stack, headers, e) -> dict:
+    return requests.post(f"{stack.url}/v1/usage", data=json.dumps(e), timeout=30,
+                         headers={**headers, "Content-Type": "application/cloudevents+json"}).json()
+
+
+def post_batch(stack, headers, batch) -> requests.Response:
+    return requests.post(f"{stack.url}/v1/usage", data=json.dumps(batch), timeout=60,
+                         headers={**headers, "Content-Type": "application/cloudevents-batch+json"})
+
+
+def publish_structured(stack, e) -> None:
+    stack.publish("billing-events", json.dumps(e).encode(), {"Content-Type": "application/cloudevents+json"})
+
+
+def publish_binary(stack, e) -> None:
+    attributes = {f"ce-{k}": v for k, v in e.items() if k not in ("data", "datacontenttype")}
+    stack.publish("billing-events", json.dumps(e["data"]).encode(), {**attributes, "content-type": "application/json"})
+
+
+def total(stack, tenant_id: str, period: str = LAST_MONTH) -> Decimal:
+    response = requests.get(f"{stack.url}/v1/tenants/{tenant_id}/usage", params={"period": period},
+                            headers=token(stack), timeout=10)
+    return Decimal(response.json()["meters"]["workflow_minutes"]["quantity"])
+
+
+def wait_for_total(stack, tenant_id: str, expected: Decimal, timeout_s: float = 90) -> Decimal:
+    deadline = time.monotonic() + timeout_s
+    current = None
+    while time.monotonic() < deadline:
+        current = total(stack, tenant_id)
+        if current == expected:
+            return current
+        time.sleep(0.5)
+    raise AssertionError(f"total {current} never reached {expected}")
+
+
+def test_every_path_resends_and_redeliveries_count_each_event_once(stack):
+    make_tenant(stack, "metered")
+    writer = token(stack, "usage:write")
+    rng = random.Random(11)
+    unique = [event("metered", str(Decimal(rng.randrange(1, 10**8)) / 1000)) for _ in range(240)]
+    singles, batch, structured, binary = unique[:40], unique[40:120], unique[120:180], unique[180:]
+    for e in singles:
+        assert post_single(stack, writer, e)["accepted"] == 1
+    response = post_batch(stack, writer, batch)
+    assert response.status_code == 202 and response.json() == {"accepted": 80, "duplicates": 0, "rejected": []}
+    for e in structured:
+        publish_structured(stack, e)
+    for e in binary:
+        publish_binary(stack, e)
+    # A third again, through another path; some Pub/Sub messages twice.
+    resent = unique[::3]
+    again = post_batch(stack, writer, resent).json()
+    # Those already through HTTP are duplicates; Pub/Sub ones may still be in flight, and then lose the race.
+    assert again["duplicates"] >= len([e for e in resent if e in singles or e in batch])
+    assert again["accepted"] + again["duplicates"] == len(resent) and again["rejected"] == []
+    for e in structured[:10]:
+        publish_structured(stack, e)
+    for e in resent[:10]:
+        publish_binary(stack, e)
+    expected = sum(Decimal(e["data"]["quantity"]) for e in unique)
+    assert wait_for_total(stack, "metered", expected) == expected
+    time.sleep(2)
+    assert total(stack, "metered") == expected  # nothing more trickles in
+
+
+def test_bad_usage_gets_a_reason_and_changes_no_total(stack):
+    make_tenant(stack, "strict")
+    writer = token(stack, "usage:write")
+    before = total(stack, "strict")
+    future = (NOW + datetime.timedelta(minutes=10)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    bad = [event("strict", q) for q in ("-1", "NaN", "Infinity", "1e400", "abc")]
+    bad += [{**event("strict", "1"), "data": {"tenant_id": "strict", "meter": "espresso", "quantity": "1"}},
+            event("nobody", "1"), event("strict", "1", when=future), {**event("strict", "1"), "id": ""}]
+    response = post_batch(stack, writer, bad)
+    assert response.status_code == 202
+    body = response.json()
+    assert body["accepted"] == 0 and len(body["rejected"]) == len(bad)
+    assert all(r["reason"] for r in body["rejected"])
+    for e in bad[:2]:
+        publish_structured(stack, e)
+    malformed = requests.post(f"{stack.url}/v1/usage", data=b"{nope", timeout=10,
+                              headers={**writer, "Content-Type": "application/cloudevents+json"})
+    assert malformed.status_code == 400 and malformed.headers["Content-Type"] == "application/problem+json"
+    wrong_type = requests.post(f"{stack.url}/v1/usage", data=b"{}", timeout=10,
+                               headers={**writer, "Content-Type": "text/plain"})
+    assert wrong_type.status_code == 415
+    too_many = post_batch(stack, writer, [event("strict", "1") for _ in range(1001)])
+    assert too_many.status_code == 413
+    tenant_token = requests.post(f"{stack.url}/v1/usage", data=json.dumps(event("strict", "1")), timeout=10,
+                                 headers={"Content-Type": "application/cloudevents+json"})
+    assert tenant_token.status_code == 401
+    time.sleep(2)
+    assert total(stack, "strict") == before
+
+
+def firestore_emulator_pid(stack) -> int:
+    for pid in descendants(stack.process.pid):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"CloudFirestore" in cmdline:
+            return pid
+    raise AssertionError("no Firestore emulator process")
+
+
+def test_a_firestore_outage_midstream_loses_and_doubles_nothing(stack):
+    make_tenant(stack, "outage")
+    time.sleep(1)
+    events = [event("outage", str(Decimal(n) / 100)) for n in range(1, 61)]
+    for e in events[:20]:
+        publish_structured(stack, e)
+    pid = firestore_emulator_pid(stack)
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        for e in events[20:]:
+            publish_structured(stack, e)
+        time.sleep(12)  # longer than the write timeout: deliveries fail and Pub/Sub retries them
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    for e in events[20:40]:
+        publish_structured(stack, e)  # and some redelivered after the outage for good measure
+    expected = sum(Decimal(e["data"]["quantity"]) for e in events)
+    assert wait_for_total(stack, "outage", expected, timeout_s=120) == expected
+
+
+def test_a_scheduled_close_produces_the_invoices(stack):
+    make_tenant(stack, "closing")
+    writer = token(stack, "usage:write")
+    post_single(stack, writer, event("closing", "6000"))
+    close = {"specversion": "1.0", "type": "ai.energent.billing.period.close.v1", "source": "//cloudscheduler",
+             "id": uuid.uuid4().hex, "datacontenttype": "application/json", "data": {"period": LAST_MONTH}}
+    stack.publish("billing-events", json.dumps(close).encode(), {"content-type": "application/cloudevents+json"})
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        response = requests.get(f"{stack.url}/v1/tenants/closing/invoices/{LAST_MONTH}", headers=token(stack),
+                                timeout=10)
+        if response.status_code == 200:
+            break
+        time.sleep(0.5)
+    invoice = response.json()
+    # standard: 149.00 base + (6000 - 5000) x 0.009 = 9.00
+    assert (invoice["subtotal"], invoice["total"], invoice["status"]) == ("158.00", "158.00", "final")
+    again = requests.post(f"{stack.url}/v1/billing/periods/{LAST_MONTH}:close", headers=token(stack), timeout=60)
+    assert again.status_code == 200 and any(i["tenant_id"] == "closing" for i in again.json()["invoices"])
+    late = post_single(stack, writer, event("closing", "1"))
+    assert late["accepted"] == 1
+    listing = requests.get(f"{stack.url}/v1/tenants/closing/invoices", headers=token(stack), timeout=10).json()
+    assert [i["period"] for i in listing["invoices"]] == [LAST_MONTH]
+    open_period = requests.post(f"{stack.url}/v1/billing/periods/{NOW:%Y-%m}:close", headers=token(stack),
+                                timeout=10)
+    assert open_period.status_code == 409
