@@ -1,0 +1,111 @@
+"""Billing: usage events ingested per second for one hot tenant and for many tenants, next to the raw Firestore
+write rate measured in the same run, and the time to close a period for 1,000 tenants (emulators)."""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import os
+import sys
+import threading
+import time
+import uuid
+from decimal import Decimal
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+EVENTS = int(os.environ.get("BENCH_EVENTS", "3000"))
+TENANTS = int(os.environ.get("BENCH_TENANTS", "1000"))
+THREADS = 8
+
+
+def in_threads(items: list, work) -> float:
+    """Seconds for THREADS threads to work through `items`."""
+    chunks = [items[i::THREADS] for i in range(THREADS)]
+    threads = [threading.Thread(target=lambda c=chunk: [work(item) for item in c]) for chunk in chunks]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    logging.getLogger("energent").setLevel(logging.WARNING)
+    sys.path[:0] = [str(ROOT), str(ROOT / "shared"), str(ROOT / "functions" / "billing")]
+    from local.services import firestore_emulator, free_port, storage_emulator
+
+    firestore, storage = firestore_emulator(free_port()).start(), storage_emulator(free_port()).start()
+    try:
+        firestore.wait_ready()
+        storage.wait_ready()
+        os.environ.update({"GOOGLE_CLOUD_PROJECT": "bench-billing", "FIRESTORE_EMULATOR_HOST": firestore.host,
+                           "STORAGE_EMULATOR_HOST": storage.url})
+        from cloudevents.http import CloudEvent
+
+        from billing import pricing
+        from billing.service import Billing
+        from billing.store import PeriodStatus, TenantCache, UsageStore
+        from energent_shared import clients
+
+        db = clients.firestore()
+        bucket = clients.storage().create_bucket(f"bench-{uuid.uuid4().hex[:8]}").name
+        billing = Billing(pricing.load(ROOT / "config/pricing.json"), UsageStore(db), PeriodStatus(db),
+                          TenantCache(db), db, bucket, clients.storage)
+        now = datetime.datetime.now(datetime.UTC)
+        last_month = (now.replace(day=1) - datetime.timedelta(days=1)).strftime("%Y-%m")
+        tenant_ids = [f"t{i:04d}" for i in range(TENANTS)]
+        batch = db.batch()
+        for index, tenant_id in enumerate(tenant_ids):
+            batch.set(db.document("tenants", tenant_id), {"tenant_id": tenant_id, "tier": "standard",
+                                                          "status": "active", "billing_start": f"{last_month}-01",
+                                                          "deployment_model": "multi-tenant", "deleted_at": None})
+            if index % 400 == 399:
+                batch.commit()
+                batch = db.batch()
+        batch.commit()
+
+        raw = in_threads(list(range(EVENTS)), lambda i: db.collection("raw").document(uuid.uuid4().hex).set(
+            {"n": i, "at": now}))
+
+        def usage(tenant_id: str) -> CloudEvent:
+            return CloudEvent({"specversion": "1.0", "type": "ai.energent.usage.v1", "source": "//bench",
+                               "id": uuid.uuid4().hex, "time": f"{last_month}-20T00:00:00Z"},
+                              {"tenant_id": tenant_id, "meter": "workflow_minutes", "quantity": "1.5"})
+
+        hot = in_threads([usage("t0000") for _ in range(EVENTS)], lambda e: billing.ingest([e], "bench"))
+        others = tenant_ids[2:]  # t0000 is the hot tenant, t0001 takes the batches
+        many = in_threads([usage(others[i % len(others)]) for i in range(EVENTS)],
+                          lambda e: billing.ingest([e], "bench"))
+        batches = [[usage("t0001") for _ in range(1000)] for _ in range(max(1, EVENTS // 1000))]
+        started = time.perf_counter()
+        for chunk in batches:
+            billing.ingest(chunk, "bench")
+        batched = time.perf_counter() - started
+        exact = billing.usage_of("t0000", last_month)["meters"]["workflow_minutes"]["quantity"]
+
+        started = time.perf_counter()
+        closed = billing.close(last_month)
+        close_s = time.perf_counter() - started
+    finally:
+        firestore.stop()
+        storage.stop()
+
+    raw_rate = EVENTS / raw
+    print(f"billing ({EVENTS} events per figure, {THREADS} threads; Firestore and Cloud Storage emulators)")
+    print(f"{'measure':<50} {'per second':>12} {'x raw write':>12}")
+    for name, seconds, count in (("raw Firestore document writes", raw, EVENTS),
+                                 ("usage events, one hot tenant and meter", hot, EVENTS),
+                                 (f"usage events, spread over {TENANTS} tenants", many, EVENTS),
+                                 ("usage events, batches of 1,000 over HTTP's path", batched, 1000 * len(batches))):
+        rate = count / seconds
+        print(f"{name:<50} {rate:>12,.0f} {rate / raw_rate:>12.2f}")
+    expected = Decimal("1.5") * EVENTS
+    print(f"hot tenant total after {EVENTS} events of 1.5: {exact} (expected {expected}: "
+          f"{'exact' if Decimal(exact) == expected else 'WRONG'})")
+    print(f"close {last_month} for {TENANTS} tenants: {close_s:.1f} s, {len(closed['invoices'])} invoices")
+
+
+if __name__ == "__main__":
+    main()
