@@ -35,7 +35,7 @@ bench: venv
 	$(BIN)/python -m benchmarks
 
 package: venv
-	$(BIN)/python -m tools.package_all build/functions
+	for source in $$(ls -d functions/*/); do $(BIN)/python -m tools.package $$source build/$$source; done
 
 constraints: venv
 	$(BIN)/pip freeze --exclude-editable | sed '1i # Pinned versions of every package the project installs (regenerate: make constraints).' > constraints.txt

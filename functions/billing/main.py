@@ -80,7 +80,7 @@ def close_period(request: flask.Request, period: str) -> flask.Response:
 @router.route("GET", "/v1/tenants/{tenant_id}/invoices")
 def list_invoices(request: flask.Request, tenant_id: str) -> flask.Response:
     default_guard().require(request, "billing:read", _tenant_id(tenant_id))
-    return json_response(service().invoices(tenant_id))
+    return json_response(service().invoices(tenant_id, request.args.get("page_size"), request.args.get("page_token")))
 
 
 @router.route("GET", "/v1/tenants/{tenant_id}/invoices/{period}")

@@ -92,6 +92,8 @@ class Billing:
     def usage_of(self, tenant_id: str, period: str) -> dict:
         if not periods.valid(period):
             raise Problem(400, "period must be YYYY-MM")
+        if self.tenants.get(tenant_id) is None:
+            raise Problem(404, f"tenant {tenant_id} does not exist")
         totals = self.usage.happened_in(tenant_id, period)
         return {"tenant_id": tenant_id, "period": period, "meters": {
             meter: {"quantity": plain(self._quantity(meter, totals.get(meter, Totals()))),
@@ -103,13 +105,21 @@ class Billing:
             return Decimal(totals.count)
         return from_micros(totals.max_micros if aggregation == "max" else totals.sum_micros)
 
-    def invoices(self, tenant_id: str) -> dict:
+    def invoices(self, tenant_id: str, page_size: str | None = None, page_token: str | None = None) -> dict:
+        """Final invoices, oldest period first; `page_token` is the last period of the previous page."""
         from google.cloud.firestore_v1.base_query import FieldFilter
 
+        size = 50 if not page_size else int(page_size) if page_size.isdigit() else 0
+        if not 1 <= size <= 100:
+            raise Problem(400, "page_size must be an integer from 1 to 100")
+        if page_token and not periods.valid(page_token):
+            raise Problem(400, "page_token is not valid")
         query = firestore.tenant_collection(tenant_id, "invoices", db=self.db).where(
             filter=FieldFilter("status", "==", "final"))
         found = sorted((snapshot.to_dict() for snapshot in query.stream()), key=lambda i: i["period"])
-        return {"invoices": found, "next_page_token": ""}
+        found = [i for i in found if not page_token or i["period"] > page_token]
+        page = found[:size]
+        return {"invoices": page, "next_page_token": page[-1]["period"] if len(found) > size else ""}
 
     def invoice(self, tenant_id: str, period: str) -> dict:
         if not periods.valid(period):

@@ -1,0 +1,66 @@
+"""One source of truth: the registry, the gateway spec and the functions' own routes agree."""
+
+import importlib.util
+from pathlib import Path
+
+import yaml
+
+from local.gateway import operations, render_spec
+from tools import registry
+
+ROOT = Path(__file__).resolve().parents[2]
+VALUES = {"issuer": "https://api.example", "audience": "energent-api", "project_id": "p", "region": "r",
+          "environment": "test"}
+
+
+def spec() -> dict:
+    return render_spec((ROOT / "api-spec.yaml").read_text(), VALUES)
+
+
+def routes_of(deployment) -> set[tuple[str, str]]:
+    """The (method, path) pairs the deployment's router serves, read from the function itself."""
+    source = ROOT / deployment.source / "main.py"
+    module_spec = importlib.util.spec_from_file_location(f"main_{deployment.name.replace('-', '_')}", source)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return {(method, template) for template, methods in module.router.templates().items() for method in methods}
+
+
+def test_every_gateway_operation_routes_to_a_registered_http_deployment_that_serves_it():
+    shipped = registry.load()
+    http = {d.name: d for d in shipped.deployments if d.is_http}
+    served = {name: routes_of(deployment) for name, deployment in http.items()}
+    for operation in operations(spec(), "test"):
+        assert operation.backend in http, f"{operation.method} {operation.path} -> {operation.backend}"
+        assert (operation.method, operation.path) in served[operation.backend], operation
+
+
+def test_every_route_a_function_serves_is_in_the_gateway_spec():
+    exposed = {(op.method, op.path, op.backend) for op in operations(spec(), "test")}
+    for deployment in registry.load().deployments:
+        if deployment.is_http:
+            for method, path in routes_of(deployment):
+                assert (method, path, deployment.name) in exposed, f"{deployment.name}: {method} {path}"
+
+
+def test_every_operation_has_an_id_and_public_ones_are_exactly_the_oauth_and_discovery_endpoints():
+    document = spec()
+    ids = [op["operationId"] for item in document["paths"].values() for method, op in item.items()
+           if method != "parameters"]
+    assert len(ids) == len(set(ids))
+    public = {op.path for op in operations(document, "test") if not op.secured}
+    assert public == {"/v1/oauth/token", "/v1/oauth/revoke", "/.well-known/jwks.json",
+                      "/.well-known/openid-configuration"}
+
+
+def test_every_topic_has_a_consumer_and_every_secret_and_bucket_a_user():
+    shipped = registry.load()
+    consumed = {d.topic for d in shipped.deployments if d.topic}
+    assert consumed == set(shipped.topics)
+    assert {s for d in shipped.deployments for s in d.secrets} == set(shipped.secrets)
+    assert {b for d in shipped.deployments for b in d.buckets} == set(shipped.buckets)
+
+
+def test_the_spec_is_valid_yaml_with_swagger_2():
+    document = yaml.safe_load((ROOT / "api-spec.yaml").read_text().replace("${", "{"))
+    assert document["swagger"] == "2.0"
