@@ -159,6 +159,7 @@ def auth_http(request: flask.Request) -> flask.Response:
 
 
 @functions_framework.cloud_event
+@events.event_function
 def rotate_signing_key(push) -> None:
     """Secret Manager's own notification (not a CloudEvent): attributes eventType, secretId, timestamp."""
     try:
@@ -170,6 +171,7 @@ def rotate_signing_key(push) -> None:
 
 
 @functions_framework.cloud_event
+@events.event_function
 def on_tenant_event(push) -> None:
     """Revokes every client of a tenant being deleted; other tenant events are not auth's concern."""
     try:

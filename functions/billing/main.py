@@ -96,6 +96,7 @@ def billing_http(request: flask.Request) -> flask.Response:
 
 
 @functions_framework.cloud_event
+@events.event_function
 def billing_handler(push) -> None:
     """Usage events are counted exactly once (a redelivery is a duplicate); malformed ones are recorded as
     rejected and acknowledged. Storage errors raise, so Pub/Sub delivers again."""

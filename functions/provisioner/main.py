@@ -93,6 +93,7 @@ def provisioner_http(request: flask.Request) -> flask.Response:
 
 
 @functions_framework.cloud_event
+@events.event_function
 def on_flux_event(push) -> None:
     """Flux's events are plain JSON messages, not CloudEvents. Unknown, malformed or stale ones are logged and
     acknowledged: redelivering them would change nothing."""

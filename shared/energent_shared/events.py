@@ -189,6 +189,31 @@ def _judged(decode, document) -> CloudEvent | InvalidEvent:
         return invalid
 
 
+def event_function(handler):
+    """Wraps a functions-framework CloudEvent handler: its logs carry the delivery's trace (the `traceparent`
+    extension Eventarc and Pub/Sub push set), and an unexpected error is logged with the message id before it
+    is raised again, so Pub/Sub delivers the message again."""
+    from functools import wraps
+
+    from energent_shared import logging as log
+
+    logger = log.get_logger("events")
+
+    @wraps(handler)
+    def wrapped(push: CloudEvent) -> None:
+        token = log.set_trace(log.parse_trace(push.get("traceparent"), None))
+        try:
+            return handler(push)
+        except Exception:
+            logger.exception("event handling failed; it will be redelivered",
+                             extra={"json_fields": {"event_id": push.get("id"), "event_type": push.get("type")}})
+            raise
+        finally:
+            log.reset_trace(token)
+
+    return wrapped
+
+
 def new_event(type_: str, source: str, data: Any, subject: str | None = None) -> CloudEvent:
     attributes = {
         "specversion": "1.0",

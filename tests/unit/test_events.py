@@ -115,3 +115,20 @@ def test_structured_json_round_trips_and_keeps_decimals_exact():
     binary = CloudEvent({"type": "t", "source": "s"}, b"\x00\x01")
     [decoded] = events.from_http(events.STRUCTURED, {}, events.to_structured_json(binary))
     assert decoded.get_data() == b"\x00\x01"
+
+
+def test_event_functions_log_with_the_deliverys_trace_and_reraise(capsys):
+    from energent_shared.logging import get_logger
+
+    @events.event_function
+    def handler(push):
+        get_logger("test").info("handling")
+        raise RuntimeError("storage down")
+
+    push = CloudEvent({"type": events.PUBSUB_PUBLISHED, "source": "s", "specversion": "1.0", "id": "m-1",
+                       "traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}, {"message": {}})
+    with pytest.raises(RuntimeError):
+        handler(push)
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert lines[0]["logging.googleapis.com/trace"].endswith("/traces/4bf92f3577b34da6a3ce929d0e0e4736")
+    assert lines[1]["severity"] == "ERROR" and lines[1]["event_id"] == "m-1"
