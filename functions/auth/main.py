@@ -17,7 +17,7 @@ from energent_shared import clients, events
 from energent_shared.config import settings
 from energent_shared.firestore import valid_tenant_id
 from energent_shared.guard import ALL_SCOPES, Guard
-from energent_shared.http import Problem, Router, http_function, json_response, read_json
+from energent_shared.http import Problem, Router, http_function, json_response, read_json, tenant_id_param
 from energent_shared.logging import get_logger, log_event
 from energent_shared.revocation import is_revoked
 
@@ -123,15 +123,9 @@ def discovery(request: flask.Request) -> flask.Response:
     }, headers={"Cache-Control": "public, max-age=300"})
 
 
-def _tenant(tenant_id: str) -> str:
-    if not valid_tenant_id(tenant_id):
-        raise Problem(400, f"invalid tenant id {tenant_id!r}: must match ^[a-z][a-z0-9-]{{2,30}}[a-z0-9]$")
-    return tenant_id
-
-
 @router.route("POST", "/v1/tenants/{tenant_id}/clients")
 def create_client(request: flask.Request, tenant_id: str) -> flask.Response:
-    caller = guard().require(request, "clients:write", _tenant(tenant_id))
+    caller = guard().require(request, "clients:write", tenant_id_param(tenant_id))
     body = read_json(request)
     created = service().create_client(tenant_id, body, caller.client_id, caller.scopes)
     return json_response(created, 201, headers={**NO_STORE,
@@ -140,14 +134,14 @@ def create_client(request: flask.Request, tenant_id: str) -> flask.Response:
 
 @router.route("GET", "/v1/tenants/{tenant_id}/clients")
 def list_clients(request: flask.Request, tenant_id: str) -> flask.Response:
-    guard().require(request, "clients:write", _tenant(tenant_id))
+    guard().require(request, "clients:write", tenant_id_param(tenant_id))
     return json_response(service().list_clients(tenant_id, request.args.get("page_size"),
                                                 request.args.get("page_token")))
 
 
 @router.route("DELETE", "/v1/tenants/{tenant_id}/clients/{client_id}")
 def delete_client(request: flask.Request, tenant_id: str, client_id: str) -> flask.Response:
-    caller = guard().require(request, "clients:write", _tenant(tenant_id))
+    caller = guard().require(request, "clients:write", tenant_id_param(tenant_id))
     service().delete_client(tenant_id, client_id, caller.client_id)
     return flask.Response(status=204)
 

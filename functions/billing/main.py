@@ -16,9 +16,8 @@ from billing.service import Billing
 from billing.store import PeriodStatus, TenantCache, UsageStore
 from billing.usage import CLOSE_TYPE
 from energent_shared import clients, events
-from energent_shared.firestore import valid_tenant_id
 from energent_shared.guard import default_guard
-from energent_shared.http import Problem, Router, http_function, json_response, read_body, read_json
+from energent_shared.http import Problem, Router, http_function, json_response, read_body, read_json, tenant_id_param
 from energent_shared.logging import get_logger, log_event
 
 logger = get_logger("billing")
@@ -40,12 +39,6 @@ def service() -> Billing:
                    TenantCache(db), db, bucket, clients.storage)
 
 
-def _tenant_id(tenant_id: str) -> str:
-    if not valid_tenant_id(tenant_id):
-        raise Problem(400, f"invalid tenant id {tenant_id!r}: must match ^[a-z][a-z0-9-]{{2,30}}[a-z0-9]$")
-    return tenant_id
-
-
 @router.route("POST", "/v1/usage")
 def post_usage(request: flask.Request) -> flask.Response:
     default_guard().require(request, "usage:write")
@@ -60,7 +53,7 @@ def post_usage(request: flask.Request) -> flask.Response:
 
 @router.route("GET", "/v1/tenants/{tenant_id}/usage")
 def get_usage(request: flask.Request, tenant_id: str) -> flask.Response:
-    default_guard().require(request, "usage:read", _tenant_id(tenant_id))
+    default_guard().require(request, "usage:read", tenant_id_param(tenant_id))
     period = request.args.get("period") or periods.of(datetime.datetime.now(datetime.UTC))
     return json_response(service().usage_of(tenant_id, period))
 
@@ -68,7 +61,7 @@ def get_usage(request: flask.Request, tenant_id: str) -> flask.Response:
 @router.route("POST", "/v1/tenants/{tenant_id}/sla-reports")
 def post_sla_report(request: flask.Request, tenant_id: str) -> flask.Response:
     default_guard().require(request, "tenants:admin")
-    return json_response(service().report_sla(_tenant_id(tenant_id), read_json(request)), 201)
+    return json_response(service().report_sla(tenant_id_param(tenant_id), read_json(request)), 201)
 
 
 @router.route("POST", "/v1/billing/periods/{period}:close")
@@ -79,13 +72,13 @@ def close_period(request: flask.Request, period: str) -> flask.Response:
 
 @router.route("GET", "/v1/tenants/{tenant_id}/invoices")
 def list_invoices(request: flask.Request, tenant_id: str) -> flask.Response:
-    default_guard().require(request, "billing:read", _tenant_id(tenant_id))
+    default_guard().require(request, "billing:read", tenant_id_param(tenant_id))
     return json_response(service().invoices(tenant_id, request.args.get("page_size"), request.args.get("page_token")))
 
 
 @router.route("GET", "/v1/tenants/{tenant_id}/invoices/{period}")
 def get_invoice(request: flask.Request, tenant_id: str, period: str) -> flask.Response:
-    default_guard().require(request, "billing:read", _tenant_id(tenant_id))
+    default_guard().require(request, "billing:read", tenant_id_param(tenant_id))
     return json_response(service().invoice(tenant_id, period))
 
 

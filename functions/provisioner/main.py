@@ -11,9 +11,8 @@ import functions_framework
 
 from energent_shared import clients, events
 from energent_shared.config import settings
-from energent_shared.firestore import valid_tenant_id
 from energent_shared.guard import default_guard
-from energent_shared.http import Problem, Router, http_function, json_response, read_json
+from energent_shared.http import Problem, Router, http_function, json_response, read_json, tenant_id_param
 from energent_shared.logging import get_logger, log_event
 from provisioner import flux
 from provisioner.manifests import Platform
@@ -39,12 +38,6 @@ def service() -> Provisioner:
                        env("TENANT_EVENTS_TOPIC", "tenant-events"), events.publish)
 
 
-def _tenant_id(tenant_id: str) -> str:
-    if not valid_tenant_id(tenant_id):
-        raise Problem(400, f"invalid tenant id {tenant_id!r}: must match ^[a-z][a-z0-9-]{{2,30}}[a-z0-9]$")
-    return tenant_id
-
-
 @router.route("POST", "/v1/tenants")
 def create_tenant(request: flask.Request) -> flask.Response:
     default_guard().require(request, ADMIN)
@@ -62,7 +55,7 @@ def list_tenants(request: flask.Request) -> flask.Response:
 def get_tenant(request: flask.Request, tenant_id: str) -> flask.Response:
     """The operator reads any tenant, deleted ones included; a tenant reads only itself."""
     principal = default_guard().authenticate(request)
-    _tenant_id(tenant_id)
+    tenant_id_param(tenant_id)
     if principal.is_tenant and principal.tenant_id != tenant_id:
         raise Problem(403, "token does not grant access to this tenant")
     if not principal.is_tenant and ADMIN not in principal.scopes:
@@ -76,14 +69,14 @@ def get_tenant(request: flask.Request, tenant_id: str) -> flask.Response:
 @router.route("PATCH", "/v1/tenants/{tenant_id}")
 def patch_tenant(request: flask.Request, tenant_id: str) -> flask.Response:
     default_guard().require(request, ADMIN)
-    status, body = service().patch(_tenant_id(tenant_id), read_json(request))
+    status, body = service().patch(tenant_id_param(tenant_id), read_json(request))
     return json_response(body, status)
 
 
 @router.route("DELETE", "/v1/tenants/{tenant_id}")
 def delete_tenant(request: flask.Request, tenant_id: str) -> flask.Response:
     default_guard().require(request, ADMIN)
-    return json_response(service().delete(_tenant_id(tenant_id)), 202)
+    return json_response(service().delete(tenant_id_param(tenant_id)), 202)
 
 
 @functions_framework.http

@@ -165,6 +165,24 @@ def caller_authorization(request: flask.Request) -> tuple[str, str] | None:
     return None
 
 
+def tenant_id_param(tenant_id: str) -> str:
+    """A tenant id from a path, or 400: it becomes a namespace name, so nothing else gets through."""
+    from energent_shared.firestore import TENANT_ID
+
+    if not TENANT_ID.fullmatch(tenant_id):
+        raise Problem(400, f"invalid tenant id {tenant_id!r}: must match {TENANT_ID.pattern}")
+    return tenant_id
+
+
+def page_size_param(raw: str | None, default: int = 50, maximum: int = 100) -> int:
+    """`page_size` of a list request (CONTRACT: lists take page_size and page_token)."""
+    if raw is None or raw == "":
+        return default
+    if not raw.isdigit() or not 1 <= int(raw) <= maximum:
+        raise Problem(400, f"page_size must be an integer from 1 to {maximum}")
+    return int(raw)
+
+
 Handler = Callable[..., flask.Response]
 
 

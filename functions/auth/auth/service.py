@@ -18,14 +18,13 @@ from auth.settings import AuthSettings
 from energent_shared import firestore
 from energent_shared.events import PubSubMessage
 from energent_shared.guard import ALL_SCOPES, InvalidToken, verify_access_token
-from energent_shared.http import Problem
+from energent_shared.http import Problem, page_size_param
 from energent_shared.logging import get_logger, log_event
 from energent_shared.revocation import is_revoked
 
 logger = get_logger("auth")
 GONE_TENANT_STATES = ("deleting", "deleted")
 ROTATION_LEASE = datetime.timedelta(minutes=2)
-MAX_PAGE_SIZE = 100
 
 
 class RotationInProgress(RuntimeError):
@@ -161,7 +160,7 @@ class Auth:
         return {**public_client(record), "client_secret": secret}
 
     def list_clients(self, tenant_id: str, page_size: str | None, page_token: str | None) -> dict:
-        size = parse_page_size(page_size)
+        size = page_size_param(page_size)
         after = decode_page_token(page_token)
         records = self.clients.active_for_tenant(tenant_id, size + 1, after)
         page = records[:size]
@@ -229,14 +228,6 @@ def tenant_deleted(clients: store.ClientStore, tenant_id: str) -> int:
 def public_client(record: dict) -> dict:
     return {"client_id": record["client_id"], "tenant_id": record["tenant_id"], "name": record.get("name"),
             "scopes": record["scopes"], "created_at": record["created_at"]}
-
-
-def parse_page_size(raw: str | None) -> int:
-    if raw is None or raw == "":
-        return 50
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE_SIZE:
-        raise Problem(400, f"page_size must be an integer from 1 to {MAX_PAGE_SIZE}")
-    return int(raw)
 
 
 def encode_page_token(last_id: str) -> str:

@@ -20,7 +20,7 @@ from billing.store import PERIODS, PeriodStatus, TenantCache, Totals, UsageStore
 from billing.usage import Rejected, validate
 from energent_shared import firestore
 from energent_shared.events import InvalidEvent
-from energent_shared.http import Problem
+from energent_shared.http import Problem, page_size_param
 from energent_shared.logging import get_logger, log_event
 
 logger = get_logger("billing")
@@ -109,9 +109,7 @@ class Billing:
         """Final invoices, oldest period first; `page_token` is the last period of the previous page."""
         from google.cloud.firestore_v1.base_query import FieldFilter
 
-        size = 50 if not page_size else int(page_size) if page_size.isdigit() else 0
-        if not 1 <= size <= 100:
-            raise Problem(400, "page_size must be an integer from 1 to 100")
+        size = page_size_param(page_size)
         if page_token and not periods.valid(page_token):
             raise Problem(400, "page_token is not valid")
         query = firestore.tenant_collection(tenant_id, "invoices", db=self.db).where(

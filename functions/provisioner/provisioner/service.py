@@ -9,14 +9,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from energent_shared.events import new_event, to_structured_json
-from energent_shared.http import Problem
+from energent_shared.http import Problem, page_size_param
 from energent_shared.logging import get_logger, log_event
 from provisioner import flux, manifests, tenants
 from provisioner.store import Change, ManifestStore, TenantStore, utcnow
 
 logger = get_logger("provisioner")
 SOURCE = "//energent.ai/provisioner"
-MAX_PAGE_SIZE = 100
 
 
 def iso(value) -> str | None:
@@ -94,9 +93,7 @@ class Provisioner:
         return record
 
     def list(self, page_size: str | None, page_token: str | None) -> dict:
-        size = 50 if not page_size else int(page_size) if page_size.isdigit() else 0
-        if not 1 <= size <= MAX_PAGE_SIZE:
-            raise Problem(400, f"page_size must be an integer from 1 to {MAX_PAGE_SIZE}")
+        size = page_size_param(page_size)
         if page_token and not tenants.valid_tenant_id(page_token):
             raise Problem(400, "page_token is not valid")
         records = self.tenants.page(size + 1, page_token or None)
