@@ -4,6 +4,7 @@ transition and the events to announce, then the manifests are delivered and the 
 from __future__ import annotations
 
 import datetime
+import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -42,6 +43,13 @@ class Provisioner:
         event = new_event(f"ai.energent.tenant.{kind}.v1", SOURCE, view(record), subject=record["tenant_id"])
         return event["id"], to_structured_json(event)
 
+    def _digest(self, record: dict) -> str:
+        """Fingerprint of the record's rendering: a re-render that would write the same files is skipped."""
+        digest = hashlib.sha256()
+        for path, content in sorted(self._render(record).items()):
+            digest.update(path.encode() + b"\0" + content + b"\0")
+        return digest.hexdigest()
+
     def _render(self, record: dict) -> dict[str, bytes]:
         if record["status"] in ("deleting", "deleted"):
             return manifests.render_removal(record["tenant_id"], self.platform)
@@ -70,11 +78,12 @@ class Provisioner:
             raise Problem(400, str(invalid)) from None
         record = {**fields, "status": "provisioning", "status_message": None, "created_at": now, "updated_at": now,
                   "manifest_generation": 1, "manifests_changed_at": now, "activated_at": None, "deleted_at": None}
+        record["manifests_digest"] = self._digest(record)
         change = Change({}, ("provisioning", "created"), [self._event("created", record)])
         if not self.tenants.create(record, change):
             raise Problem(409, f"tenant {fields['tenant_id']} exists or existed; tenant ids are never reused")
         try:
-            self.manifests.apply(record["tenant_id"], self._render(record), 1)
+            self.manifests.apply(record["tenant_id"], self._render(record), 1, previous=())
         except Exception:
             logger.exception("manifests not written; undoing the tenant",
                              extra={"json_fields": {"tenant_id": record["tenant_id"]}})
@@ -114,7 +123,8 @@ class Provisioner:
         the tenant failed, so neither the record nor the bucket is left half-way."""
         tenant_id = after["tenant_id"]
         try:
-            self.manifests.apply(tenant_id, self._render(after), after["manifest_generation"])
+            self.manifests.apply(tenant_id, self._render(after), after["manifest_generation"],
+                                 previous=self._render(before).keys())
             return
         except Exception:
             logger.exception("manifests not written; rolling back", extra={"json_fields": {"tenant_id": tenant_id}})
@@ -126,11 +136,13 @@ class Provisioner:
             restored = {k: before[k] for k in ("tier", "display_name", "deleted_at")}
             return Change({**restored, "status": before["status"], "status_message": message,
                            "manifest_generation": current["manifest_generation"] + 1,
+                           "manifests_digest": before.get("manifests_digest"),
                            "manifests_changed_at": utcnow()}, (before["status"], message))
 
         _, restored = self._change(tenant_id, roll_back)
         try:
-            self.manifests.apply(tenant_id, self._render(restored), restored["manifest_generation"])
+            self.manifests.apply(tenant_id, self._render(restored), restored["manifest_generation"],
+                                 previous=set(self._render(after)) | set(self._render(before)))
         except Exception:
             self._change(tenant_id, lambda current: Change({"status": "failed", "status_message":
                                                             "manifests could not be written"},
@@ -152,6 +164,7 @@ class Provisioner:
             if "tier" in updates:
                 updates.update(status="updating", status_message=None,
                                manifest_generation=record["manifest_generation"] + 1, manifests_changed_at=utcnow())
+                updates["manifests_digest"] = self._digest({**record, **updates})
             after = {**record, **updates}
             transition = ("updating", f"tier {record['tier']} -> {updates['tier']}") if "tier" in updates else None
             return Change(updates, transition, [self._event("updated", after)])
@@ -172,6 +185,7 @@ class Provisioner:
             after = {**record, "status": "deleting", "deleted_at": utcnow()}
             return Change({"status": "deleting", "status_message": None, "deleted_at": after["deleted_at"],
                            "manifest_generation": record["manifest_generation"] + 1,
+                           "manifests_digest": self._digest(after),
                            "manifests_changed_at": utcnow()}, ("deleting", "delete requested"),
                           [self._event("updated", after)])
 
@@ -184,18 +198,12 @@ class Provisioner:
     def rerender(self, tenant_id: str, reason: str = "platform change") -> bool:
         """Deliver the manifests again as the code renders them now (after a tier-table or platform change);
         True if the tenant's files changed and Flux has something to apply."""
-        record = self.get(tenant_id)
-        if record["status"] in tenants.GONE:
-            return False
-        current = self.manifests.read(tenant_id)
-        if current == self._render(record):
-            return False
-
-        def decide(now_record: dict) -> Change | None:
-            if now_record["status"] in tenants.GONE:
+        def decide(record: dict) -> Change | None:
+            digest = self._digest(record)
+            if record["status"] in tenants.GONE or record.get("manifests_digest") == digest:
                 return None
-            return Change({"status": "updating", "manifest_generation": now_record["manifest_generation"] + 1,
-                           "manifests_changed_at": utcnow()}, ("updating", reason))
+            return Change({"status": "updating", "manifest_generation": record["manifest_generation"] + 1,
+                           "manifests_digest": digest, "manifests_changed_at": utcnow()}, ("updating", reason))
 
         before, after = self._change(tenant_id, decide)
         if after["manifest_generation"] == before["manifest_generation"]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
 from energent_shared import clients, firestore
@@ -148,16 +148,21 @@ class ManifestStore:
         except (NotFound, PreconditionFailed):
             pass  # gone already, or rewritten by a newer rendering that owns it now
 
-    def apply(self, tenant_id: str, files: dict[str, bytes], generation: int) -> None:
-        """Write `files`, the kustomization last of all, then remove the tenant's files it no longer has."""
+    def apply(self, tenant_id: str, files: dict[str, bytes], generation: int,
+              previous: Collection[str] | None = None) -> None:
+        """Write `files`, the kustomization last of all, then remove the tenant's files it no longer has: those
+        of `previous` (the paths the last rendering wrote), or, when that is unknown, whatever a listing finds."""
         prefix = f"tenants/{tenant_id}/"
         if not all(path.startswith(prefix) for path in files):
             raise ValueError(f"every file must lie under {prefix}")
         for path in sorted(files, key=lambda p: (p.endswith("kustomization.yaml"), "/sync/" in p, p)):
             self._put(path, files[path], generation)
-        for blob in self.bucket.list_blobs(prefix=prefix):
-            if blob.name not in files:
-                self._remove(blob, generation)
+        if previous is None:
+            stale = [blob for blob in self.bucket.list_blobs(prefix=prefix) if blob.name not in files]
+        else:
+            stale = [blob for path in sorted(set(previous) - set(files)) if (blob := self.bucket.get_blob(path))]
+        for blob in stale:
+            self._remove(blob, generation)
 
     def remove_all(self, tenant_id: str) -> None:
         for blob in self.bucket.list_blobs(prefix=f"tenants/{tenant_id}/"):
