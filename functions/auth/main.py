@@ -16,7 +16,7 @@ from auth.store import ClientStore, RevocationStore, SigningKeyStore
 from energent_shared import clients, events
 from energent_shared.config import settings
 from energent_shared.firestore import valid_tenant_id
-from energent_shared.guard import ALL_SCOPES, Guard
+from energent_shared.guard import ALL_SCOPES, Guard, Principal
 from energent_shared.http import Problem, Router, http_function, json_response, read_json, tenant_id_param
 from energent_shared.logging import get_logger, log_event
 from energent_shared.revocation import is_revoked
@@ -71,9 +71,11 @@ def token(request: flask.Request) -> flask.Response:
 
 @router.route("POST", "/v1/oauth/introspect")
 def introspect(request: flask.Request) -> flask.Response:
-    guard().require(request, "tokens:introspect")
+    caller = guard().claims(request)
     form = _token_form(request)
-    return json_response(service().introspect(form["token"]), headers=NO_STORE)
+    answer = service().introspect(form["token"], caller)  # 401 first if the caller's own token is revoked
+    Guard.authorize(Principal.from_claims(caller), "tokens:introspect")
+    return json_response(answer, headers=NO_STORE)
 
 
 @router.route("POST", "/v1/oauth/revoke")

@@ -72,6 +72,10 @@ def bearer_token(request: flask.Request) -> str | None:
     return token.strip()
 
 
+def revoked_token() -> Problem:
+    return _unauthorized("token has been revoked")
+
+
 def decode_userinfo(value: str) -> dict:
     """Claims as API Gateway passes them on: base64url JSON, padding optional."""
     try:
@@ -171,7 +175,8 @@ class Guard:
         except InvalidToken as invalid:
             raise _unauthorized(str(invalid)) from None
 
-    def authenticate(self, request: flask.Request) -> Principal:
+    def claims(self, request: flask.Request) -> dict:
+        """The caller's verified claims, before any revocation check."""
         if self.trust_userinfo:
             userinfo = request.headers.get("X-Apigateway-Api-Userinfo")
             if not userinfo:
@@ -182,8 +187,12 @@ class Guard:
             if token is None:
                 raise Problem(401, "an access token is required", headers={"WWW-Authenticate": "Bearer"})
             claims = self.verify(token)
+        return claims
+
+    def authenticate(self, request: flask.Request) -> Principal:
+        claims = self.claims(request)
         if self.is_revoked is not None and self.is_revoked(claims):
-            raise _unauthorized("token has been revoked")
+            raise revoked_token()
         return Principal.from_claims(claims)
 
     def require(self, request: flask.Request, scope: str, tenant_id: str | None = None) -> Principal:
@@ -191,7 +200,10 @@ class Guard:
 
         Platform callers (no `tenant_id` claim) reach any tenant with the scope; tenant callers only their own.
         """
-        principal = self.authenticate(request)
+        return self.authorize(self.authenticate(request), scope, tenant_id)
+
+    @staticmethod
+    def authorize(principal: Principal, scope: str, tenant_id: str | None = None) -> Principal:
         if scope not in principal.scopes:
             raise Problem(403, f"token lacks the '{scope}' scope",
                           headers={"WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{scope}"'})

@@ -346,3 +346,12 @@ def test_tokens_expire(http, env, monkeypatch):
     token = operator_token(http)
     claims = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))
     assert claims["exp"] - claims["iat"] == 60 and claims["exp"] > time.time()
+
+
+def test_a_revoked_caller_is_refused_introspection_even_without_the_scope(http, env):
+    add_tenant(env)
+    created = new_client(http, scopes=["usage:read"])
+    token = client_token(http, created).json["access_token"]
+    http.post("/v1/oauth/revoke", data={"token": token}, headers=basic(created["client_id"], created["client_secret"]))
+    response = http.post("/v1/oauth/introspect", data={"token": token}, headers=bearer(token))
+    assert response.status_code == 401 and response.json["detail"] == "token has been revoked"

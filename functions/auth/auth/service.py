@@ -17,10 +17,10 @@ from auth.oauth import ClientCredentials, OAuthError, invalid_client
 from auth.settings import AuthSettings
 from energent_shared import firestore
 from energent_shared.events import PubSubMessage
-from energent_shared.guard import ALL_SCOPES, InvalidToken, verify_access_token
+from energent_shared.guard import ALL_SCOPES, InvalidToken, revoked_token, verify_access_token
 from energent_shared.http import Problem, page_size_param
 from energent_shared.logging import get_logger, log_event
-from energent_shared.revocation import is_revoked
+from energent_shared.revocation import revoked
 
 logger = get_logger("auth")
 GONE_TENANT_STATES = ("deleting", "deleted")
@@ -103,13 +103,17 @@ class Auth:
     def verify(self, token: str) -> dict:
         return verify_access_token(token, self.resolve_key, issuer=self.issuer, audience=self.audience)
 
-    def introspect(self, token: str) -> dict:
-        """RFC 7662: anything not valid, for whatever reason, is just inactive."""
+    def introspect(self, token: str, caller: dict) -> dict:
+        """RFC 7662: anything not valid, for whatever reason, is just inactive. The caller's own revocation is
+        checked in the same round trip as the subject's (401 if the caller's token was revoked)."""
         try:
             claims = self.verify(token)
         except InvalidToken:
-            return {"active": False}
-        if is_revoked(claims, db=self.db):
+            claims = None
+        flags = revoked([caller, claims] if claims else [caller], db=self.db)
+        if flags[0]:
+            raise revoked_token()
+        if claims is None or flags[1]:
             return {"active": False}
         return {"active": True, "token_type": "Bearer", **claims}
 
