@@ -3,14 +3,21 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+CHECKOV := .tools/checkov/bin/checkov
 
 .PHONY: venv dev test lint unit integration e2e bench package constraints clean
 
-venv: $(STAMP)
+venv: $(STAMP) $(CHECKOV)
 
 $(STAMP): requirements-dev.txt constraints.txt shared/pyproject.toml $(wildcard functions/*/requirements.txt)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -r requirements-dev.txt
+	touch $@
+
+# The policy scanner lives in a venv of its own: its pins clash with the test tools'.
+$(CHECKOV): requirements-checkov.txt
+	$(PYTHON) -m venv .tools/checkov
+	.tools/checkov/bin/pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
 	touch $@
 
 dev: venv
@@ -41,4 +48,4 @@ constraints: venv
 	$(BIN)/pip freeze --exclude-editable | sed '1i # Pinned versions of every package the project installs (regenerate: make constraints).' > constraints.txt
 
 clean:
-	rm -rf $(VENV) build .local .pytest_cache .ruff_cache
+	rm -rf $(VENV) .tools build .local .pytest_cache .ruff_cache

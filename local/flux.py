@@ -45,13 +45,13 @@ def reconcile(files: dict[str, tuple[bytes, str]], tenant_id: str) -> tuple[bool
     """Outcome of applying the tenant's files {path: (content, generation)}; None while a write is under way."""
     base = f"tenants/{tenant_id}/manifests/"
     root = files.get(base + "kustomization.yaml")
-    if root is None or f"tenants/{tenant_id}/sync/kustomization.yaml" not in files:
+    if root is None or f"tenants/{tenant_id}/sync/flux-kustomization.yaml" not in files:
         return None
     content, generation = root
     try:
         kustomization = yaml.safe_load(content)
         validate(kustomization)
-        validate(yaml.safe_load(files[f"tenants/{tenant_id}/sync/kustomization.yaml"][0]))
+        validate(yaml.safe_load(files[f"tenants/{tenant_id}/sync/flux-kustomization.yaml"][0]))
     except (yaml.YAMLError, InvalidManifest) as error:
         return False, f"kustomization build failed: {error}"
     applied = []

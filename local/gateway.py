@@ -24,6 +24,7 @@ from werkzeug.wrappers import Request, Response
 
 from energent_shared.guard import Guard, jwks_resolver
 from energent_shared.http import PROBLEM_JSON, Problem, Router
+from tools.render_spec import fill
 
 SPEC = Path(__file__).resolve().parent.parent / "api-spec.yaml"
 _HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
@@ -41,15 +42,8 @@ class Operation:
 
 
 def render_spec(text: str, values: dict[str, str]) -> dict:
-    """The spec with its deploy-time placeholders filled in: `${name}`, as Terraform's templatefile has them
-    (a lone `$`, as in a regex pattern, is left alone there too)."""
-
-    def value(match: re.Match) -> str:
-        if match.group(1) not in values:
-            raise KeyError(f"api-spec.yaml uses ${{{match.group(1)}}}, which has no value")
-        return values[match.group(1)]
-
-    return yaml.safe_load(re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", value, text))
+    """The spec with its deploy-time placeholders filled in, exactly as the deploy fills them."""
+    return yaml.safe_load(fill(text, values))
 
 
 def backend_name(address: str, environment: str) -> str:

@@ -100,9 +100,11 @@ def billing_handler(push) -> None:
         return
     if event["type"] == CLOSE_TYPE:
         data = event.get_data() if isinstance(event.get_data(), dict) else {}
+        # Cloud Scheduler's payload is fixed, so without a period the month that just ended is closed.
+        period = data.get("period") or periods.preceding(periods.of(datetime.datetime.now(datetime.UTC)))
         try:
-            service().close(data.get("period"))
+            service().close(period)
         except Problem as problem:  # not ended, or malformed: retrying would not change that
-            log_event(logger, "period.close_refused", period=data.get("period"), detail=problem.detail)
+            log_event(logger, "period.close_refused", period=period, detail=problem.detail)
         return
     service().ingest([event], via="pubsub")

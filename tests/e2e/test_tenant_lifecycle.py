@@ -131,7 +131,7 @@ def test_the_flux_stand_in_reports_what_does_not_validate():
                                                           b"kind: Kustomization\nresources: [quota.yaml]\n", "2"),
               "tenants/t1/manifests/quota.yaml": (b"apiVersion: v1\nkind: ResourceQuota\nmetadata: {name: q}\n"
                                                   b"spec: {hard: {cpu: 1}, bogus: true}\n", "2"),
-              "tenants/t1/sync/kustomization.yaml": (b"apiVersion: kustomize.toolkit.fluxcd.io/v1\n"
+              "tenants/t1/sync/flux-kustomization.yaml": (b"apiVersion: kustomize.toolkit.fluxcd.io/v1\n"
                                                      b"kind: Kustomization\nmetadata: {name: tenant-t1}\n"
                                                      b"spec: {interval: 10m, prune: true, "
                                                      b"sourceRef: {kind: Bucket, name: b}}\n", "2")}

@@ -78,7 +78,7 @@ def test_create_writes_the_record_the_manifests_and_announces_it(provisioner, em
     created = provisioner.create(dict(NEW))
     assert created["status"] == "provisioning" and created["billing_start"] is None
     assert quota(provisioner)["limits.cpu"] == "1"
-    assert "tenants/acme/sync/kustomization.yaml" in files(provisioner)
+    assert "tenants/acme/sync/flux-kustomization.yaml" in files(provisioner)
     [event] = published(emulators, subscription)
     assert event["type"] == "ai.energent.tenant.created.v1" and event["subject"] == "acme"
     assert event["source"] == "//energent.ai/provisioner" and event.get_data()["status"] == "provisioning"
@@ -191,7 +191,7 @@ def test_delete_removes_the_objects_then_the_files(provisioner, emulators, subsc
     provisioner.on_flux(outcome("acme"))
     assert provisioner.delete("acme")["status"] == "deleting"
     assert set(files(provisioner)) == {"tenants/acme/manifests/kustomization.yaml",
-                                       "tenants/acme/sync/kustomization.yaml"}
+                                       "tenants/acme/sync/flux-kustomization.yaml"}
     assert provisioner.delete("acme")["status"] == "deleting"  # repeated: same answer
     with pytest.raises(Problem) as caught:
         provisioner.patch("acme", {"tier": "premium"})

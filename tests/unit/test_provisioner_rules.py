@@ -115,7 +115,7 @@ def test_dedicated_tenants_get_their_own_cluster_and_node_pool():
 
 def test_removal_keeps_only_an_empty_kustomization():
     files = manifests.render_removal("acme", PLATFORM)
-    assert set(files) == {"tenants/acme/manifests/kustomization.yaml", "tenants/acme/sync/kustomization.yaml"}
+    assert set(files) == {"tenants/acme/manifests/kustomization.yaml", "tenants/acme/sync/flux-kustomization.yaml"}
     assert yaml.safe_load(files["tenants/acme/manifests/kustomization.yaml"])["resources"] == []
 
 

@@ -3,7 +3,8 @@
 Same input, byte-identical output (keys sorted, one object per file). Layout in the GitOps bucket:
 
     tenants/T/manifests/   the tenant's objects and their kustomization.yaml (applied by Kustomization tenant-T)
-    tenants/T/sync/        the Flux Kustomization tenant-T itself (applied by the platform's tenants Kustomization)
+    tenants/T/sync/        the Flux Kustomization tenant-T itself (applied by the platform's tenants Kustomization;
+                           not named kustomization.yaml, so kustomize never mistakes it for its own file)
 
 Each tenant has its own Kustomization, so one broken tenant never blocks another, with `prune: true`, so
 removing a file removes its object from the cluster.
@@ -49,7 +50,7 @@ def manifests_dir(tenant_id: str) -> str:
 
 
 def sync_path(tenant_id: str) -> str:
-    return f"{ROOT}/{tenant_id}/sync/kustomization.yaml"
+    return f"{ROOT}/{tenant_id}/sync/flux-kustomization.yaml"
 
 
 def kustomization_name(tenant_id: str) -> str:

@@ -1,0 +1,4 @@
+project_id  = "energent-dev"
+api_url     = "https://api.dev.energent.ai"
+admin_cidrs = ["203.0.113.0/24"]
+alert_email = "oncall-dev@energent.ai"

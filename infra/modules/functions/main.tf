@@ -1,0 +1,429 @@
+# Every deployment of functions/registry.yaml — read here, so code, Cloud Build and Terraform share one list —
+# with its own service account and only the access it needs; the platform's topics, each with a dead-letter
+# topic; a Pub/Sub push subscription with an OIDC identity, retries and dead-lettering for every event
+# deployment (the shape the local stack runs); the secrets the functions use; and the monthly close.
+
+locals {
+  registry      = yamldecode(file(var.registry_file))
+  deployments   = { for d in local.registry.deployments : d.name => d }
+  http          = { for name, d in local.deployments : name => d if try(d.topic, null) == null }
+  events        = { for name, d in local.deployments : name => d if try(d.topic, null) != null }
+  folders       = toset([for d in local.registry.deployments : d.source])
+  topics        = toset(local.registry.topics)
+  dead_letter   = { for topic in local.topics : topic => "${topic}-dead-letter" }
+  function_name = { for name, d in local.deployments : name => "energent-${name}-${var.environment}" }
+
+  secret_names = {
+    SIGNING_KEY_SECRET     = google_secret_manager_secret.signing.name
+    OPERATOR_CLIENT_SECRET = google_secret_manager_secret.operator.name
+  }
+
+  env = { for name, d in local.deployments : name => merge(
+    {
+      GOOGLE_CLOUD_PROJECT   = var.project_id
+      ENVIRONMENT            = var.environment
+      TOKEN_ISSUER           = var.api_url
+      TOKEN_AUDIENCE         = "energent-api"
+      JWKS_URL               = "${var.api_url}/.well-known/jwks.json"
+      TRUST_GATEWAY_USERINFO = try(d.topic, null) == null ? "true" : "false"
+    },
+    { for key in try(d.buckets, []) : key => var.bucket_names[key] },
+    { for key in try(d.secrets, []) : key => local.secret_names[key] },
+    try(d.env, {}),
+  ) }
+
+  # Topics a deployment publishes to are the topics named in its env (e.g. TENANT_EVENTS_TOPIC: tenant-events).
+  publishes = merge([for name, d in local.deployments : {
+    for topic in values(try(d.env, {})) : "${name}/${topic}" => { deployment = name, topic = topic }
+    if contains(local.registry.topics, topic)
+  }]...)
+  secret_access = merge([for name, d in local.deployments : {
+    for key in try(d.secrets, []) : "${name}/${key}" => { deployment = name, secret = key }
+  }]...)
+  bucket_access = merge([for name, d in local.deployments : {
+    for key in try(d.buckets, []) : "${name}/${key}" => { deployment = name, bucket = key }
+  }]...)
+}
+
+data "google_project" "project" {
+  project_id = var.project_id
+}
+
+# --- identities ---------------------------------------------------------------------------------------------
+
+resource "google_service_account" "function" {
+  for_each     = local.deployments
+  project      = var.project_id
+  account_id   = "fn-${each.key}"
+  display_name = "Function ${each.key} (${var.environment})"
+}
+
+resource "google_project_iam_member" "firestore" {
+  for_each = local.deployments
+  project  = var.project_id
+  role     = "roles/datastore.user"
+  member   = "serviceAccount:${google_service_account.function[each.key].email}"
+}
+
+resource "google_pubsub_topic_iam_member" "publisher" {
+  for_each = local.publishes
+  project  = var.project_id
+  topic    = google_pubsub_topic.topic[each.value.topic].name
+  role     = "roles/pubsub.publisher"
+  member   = "serviceAccount:${google_service_account.function[each.value.deployment].email}"
+}
+
+resource "google_secret_manager_secret_iam_member" "accessor" {
+  for_each  = local.secret_access
+  project   = var.project_id
+  secret_id = local.secret_names[each.value.secret]
+  role      = "roles/secretmanager.secretAccessor"
+  member    = "serviceAccount:${google_service_account.function[each.value.deployment].email}"
+}
+
+# The rotation deployment adds and disables signing-key versions.
+resource "google_secret_manager_secret_iam_member" "key_rotation" {
+  for_each  = { for name, d in local.events : name => d if d.topic == "auth-events" }
+  project   = var.project_id
+  secret_id = google_secret_manager_secret.signing.name
+  role      = "roles/secretmanager.secretVersionManager"
+  member    = "serviceAccount:${google_service_account.function[each.key].email}"
+}
+
+resource "google_storage_bucket_iam_member" "objects" {
+  for_each = local.bucket_access
+  bucket   = var.bucket_names[each.value.bucket]
+  role     = "roles/storage.objectUser"
+  member   = "serviceAccount:${google_service_account.function[each.value.deployment].email}"
+}
+
+resource "google_service_account" "pusher" {
+  project      = var.project_id
+  account_id   = "pubsub-push-${var.environment}"
+  display_name = "Pub/Sub push to event functions (${var.environment})"
+}
+
+resource "google_service_account_iam_member" "pusher_tokens" {
+  service_account_id = google_service_account.pusher.name
+  role               = "roles/iam.serviceAccountTokenCreator"
+  member             = "serviceAccount:service-${data.google_project.project.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
+}
+
+# --- source -------------------------------------------------------------------------------------------------
+
+resource "google_storage_bucket" "sources" {
+  project                     = var.project_id
+  name                        = "energent-function-sources-${var.environment}-${var.project_id}"
+  location                    = var.region
+  uniform_bucket_level_access = true
+  public_access_prevention    = "enforced"
+
+  versioning {
+    enabled = true
+  }
+
+  encryption {
+    default_kms_key_name = var.kms_key
+  }
+
+  logging {
+    log_bucket = var.access_log_bucket
+  }
+
+  lifecycle_rule {
+    condition {
+      num_newer_versions = 10
+    }
+    action {
+      type = "Delete"
+    }
+  }
+}
+
+# `make package` writes build/functions/<name>: the function folder with the shared library and config.
+# Content-hashed objects: a function is redeployed exactly when its code changed.
+data "archive_file" "source" {
+  for_each    = local.folders
+  type        = "zip"
+  source_dir  = "${var.build_dir}/${each.value}"
+  output_path = "${var.build_dir}/${replace(each.value, "/", "-")}.zip"
+}
+
+resource "google_storage_bucket_object" "source" {
+  for_each = local.folders
+  bucket   = google_storage_bucket.sources.name
+  name     = "${replace(each.value, "/", "-")}-${data.archive_file.source[each.value].output_md5}.zip"
+  source   = data.archive_file.source[each.value].output_path
+}
+
+# --- functions ----------------------------------------------------------------------------------------------
+
+resource "google_cloudfunctions2_function" "function" {
+  for_each = local.deployments
+  project  = var.project_id
+  name     = local.function_name[each.key]
+  location = var.region
+
+  build_config {
+    runtime     = "python311"
+    entry_point = each.value.entry_point
+    environment_variables = try(each.value.topic, null) == null ? {} : {
+      GOOGLE_FUNCTION_SIGNATURE_TYPE = "cloudevent"
+    }
+    source {
+      storage_source {
+        bucket = google_storage_bucket.sources.name
+        object = google_storage_bucket_object.source[each.value.source].name
+      }
+    }
+  }
+
+  service_config {
+    available_memory              = try(each.value.memory, "256Mi")
+    timeout_seconds               = try(each.value.timeout_s, 60)
+    min_instance_count            = try(each.value.min_instances, 0)
+    max_instance_count            = try(each.value.max_instances, 20)
+    service_account_email         = google_service_account.function[each.key].email
+    vpc_connector                 = var.vpc_connector
+    vpc_connector_egress_settings = "PRIVATE_RANGES_ONLY"
+    ingress_settings              = try(each.value.topic, null) == null ? "ALLOW_ALL" : "ALLOW_INTERNAL_ONLY"
+    all_traffic_on_latest_revision = true
+    environment_variables          = local.env[each.key]
+  }
+
+  labels = {
+    environment = var.environment
+    deployment  = each.key
+  }
+}
+
+# HTTP deployments answer only API Gateway; event deployments only their push subscription.
+resource "google_cloud_run_service_iam_member" "gateway_invoker" {
+  for_each = local.http
+  project  = var.project_id
+  location = var.region
+  service  = google_cloudfunctions2_function.function[each.key].service_config[0].service
+  role     = "roles/run.invoker"
+  member   = "serviceAccount:${var.gateway_service_account}"
+}
+
+resource "google_cloud_run_service_iam_member" "pusher_invoker" {
+  for_each = local.events
+  project  = var.project_id
+  location = var.region
+  service  = google_cloudfunctions2_function.function[each.key].service_config[0].service
+  role     = "roles/run.invoker"
+  member   = "serviceAccount:${google_service_account.pusher.email}"
+}
+
+# --- topics and subscriptions -------------------------------------------------------------------------------
+
+resource "google_pubsub_topic" "topic" {
+  for_each     = local.topics
+  project      = var.project_id
+  name         = each.value
+  kms_key_name = var.kms_key
+}
+
+resource "google_pubsub_topic" "dead_letter" {
+  for_each     = local.dead_letter
+  project      = var.project_id
+  name         = each.value
+  kms_key_name = var.kms_key
+}
+
+# Dead letters wait here for an operator (a topic without a subscription would drop them).
+resource "google_pubsub_subscription" "dead_letter" {
+  for_each                   = local.dead_letter
+  project                    = var.project_id
+  name                       = each.value
+  topic                      = google_pubsub_topic.dead_letter[each.key].id
+  message_retention_duration = "604800s"
+  ack_deadline_seconds       = 60
+
+  expiration_policy {
+    ttl = ""
+  }
+}
+
+resource "google_pubsub_topic_iam_member" "dead_letter_publisher" {
+  for_each = local.dead_letter
+  project  = var.project_id
+  topic    = google_pubsub_topic.dead_letter[each.key].name
+  role     = "roles/pubsub.publisher"
+  member   = "serviceAccount:service-${data.google_project.project.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
+}
+
+resource "google_pubsub_subscription" "push" {
+  for_each             = local.events
+  project              = var.project_id
+  name                 = "${each.key}-push"
+  topic                = google_pubsub_topic.topic[each.value.topic].id
+  ack_deadline_seconds = min(600, try(each.value.timeout_s, 60))
+
+  push_config {
+    push_endpoint = google_cloudfunctions2_function.function[each.key].service_config[0].uri
+    oidc_token {
+      service_account_email = google_service_account.pusher.email
+      audience              = google_cloudfunctions2_function.function[each.key].service_config[0].uri
+    }
+  }
+
+  retry_policy {
+    minimum_backoff = "10s"
+    maximum_backoff = "600s"
+  }
+
+  dead_letter_policy {
+    dead_letter_topic     = google_pubsub_topic.dead_letter[each.value.topic].id
+    max_delivery_attempts = 10
+  }
+
+  expiration_policy {
+    ttl = ""
+  }
+}
+
+resource "google_pubsub_subscription_iam_member" "dead_letter_subscriber" {
+  for_each     = local.events
+  project      = var.project_id
+  subscription = google_pubsub_subscription.push[each.key].name
+  role         = "roles/pubsub.subscriber"
+  member       = "serviceAccount:service-${data.google_project.project.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
+}
+
+# --- secrets ------------------------------------------------------------------------------------------------
+
+# Secret Manager announces rotations on auth-events; auth adds the new key version.
+resource "google_pubsub_topic_iam_member" "secret_manager_notifications" {
+  project = var.project_id
+  topic   = google_pubsub_topic.topic["auth-events"].name
+  role    = "roles/pubsub.publisher"
+  member  = "serviceAccount:service-${data.google_project.project.number}@gcp-sa-secretmanager.iam.gserviceaccount.com"
+}
+
+resource "google_secret_manager_secret" "signing" {
+  project   = var.project_id
+  secret_id = local.registry.secrets.SIGNING_KEY_SECRET
+
+  replication {
+    auto {
+      customer_managed_encryption {
+        kms_key_name = var.kms_key
+      }
+    }
+  }
+
+  topics {
+    name = google_pubsub_topic.topic["auth-events"].id
+  }
+
+  rotation {
+    rotation_period    = "2592000s" # 30 days
+    next_rotation_time = timeadd(plantimestamp(), "720h")
+  }
+
+  lifecycle {
+    ignore_changes = [rotation[0].next_rotation_time]
+  }
+
+  depends_on = [google_pubsub_topic_iam_member.secret_manager_notifications]
+}
+
+# The first signing key. It lives in the (encrypted, access-controlled) state as well; every later key is
+# made by the auth function and never leaves Secret Manager.
+resource "tls_private_key" "first_signing_key" {
+  algorithm   = "ECDSA"
+  ecdsa_curve = "P256"
+}
+
+resource "google_secret_manager_secret_version" "first_signing_key" {
+  secret      = google_secret_manager_secret.signing.id
+  secret_data = tls_private_key.first_signing_key.private_key_pem_pkcs8
+
+  lifecycle {
+    ignore_changes = [secret_data]
+  }
+}
+
+resource "google_secret_manager_secret" "operator" {
+  project   = var.project_id
+  secret_id = local.registry.secrets.OPERATOR_CLIENT_SECRET
+
+  replication {
+    auto {
+      customer_managed_encryption {
+        kms_key_name = var.kms_key
+      }
+    }
+  }
+}
+
+resource "random_password" "operator" {
+  length  = 48
+  special = false
+}
+
+resource "google_secret_manager_secret_version" "operator" {
+  secret = google_secret_manager_secret.operator.id
+  secret_data = jsonencode({
+    client_id     = "energent-operator"
+    client_secret = random_password.operator.result
+  })
+}
+
+# --- the monthly close --------------------------------------------------------------------------------------
+
+# On the 1st at 02:00 UTC, as a CloudEvent on billing-events; without a period, billing closes the month
+# that just ended. Closing is idempotent, so a repeated delivery changes nothing.
+resource "google_cloud_scheduler_job" "monthly_close" {
+  project   = var.project_id
+  name      = "energent-monthly-close-${var.environment}"
+  region    = var.region
+  schedule  = "0 2 1 * *"
+  time_zone = "Etc/UTC"
+
+  pubsub_target {
+    topic_name = google_pubsub_topic.topic["billing-events"].id
+    attributes = {
+      "content-type" = "application/cloudevents+json"
+    }
+    data = base64encode(jsonencode({
+      specversion     = "1.0"
+      type            = "ai.energent.billing.period.close.v1"
+      source          = "//cloudscheduler.googleapis.com/energent-monthly-close"
+      id              = "monthly-close"
+      datacontenttype = "application/json"
+      data            = {}
+    }))
+  }
+}
+
+# --- GitOps: Flux reads the manifest bucket and reports on provisioning-events ------------------------------
+
+resource "google_service_account" "flux" {
+  for_each     = toset(["source-controller", "notification-controller"])
+  project      = var.project_id
+  account_id   = "flux-${each.value == "source-controller" ? "source" : "notify"}-${var.environment}"
+  display_name = "Flux ${each.value} (${var.environment})"
+}
+
+resource "google_service_account_iam_member" "flux_workload_identity" {
+  for_each           = google_service_account.flux
+  service_account_id = each.value.name
+  role               = "roles/iam.workloadIdentityUser"
+  member             = "serviceAccount:${var.project_id}.svc.id.goog[flux-system/${each.key}]"
+}
+
+resource "google_storage_bucket_iam_member" "flux_reads_manifests" {
+  bucket = var.bucket_names["MANIFEST_BUCKET"]
+  role   = "roles/storage.objectViewer"
+  member = "serviceAccount:${google_service_account.flux["source-controller"].email}"
+}
+
+resource "google_pubsub_topic_iam_member" "flux_reports" {
+  project = var.project_id
+  topic   = google_pubsub_topic.topic["provisioning-events"].name
+  role    = "roles/pubsub.publisher"
+  member  = "serviceAccount:${google_service_account.flux["notification-controller"].email}"
+}

@@ -1,0 +1,60 @@
+# API Gateway in front of the HTTP deployments, configured from api-spec.yaml (the file the local gateway
+# routes by). A new config is created beside the old one before the gateway moves to it.
+
+resource "google_service_account" "gateway" {
+  project      = var.project_id
+  account_id   = "api-gateway"
+  display_name = "API Gateway backend identity (${var.environment})"
+}
+
+resource "google_api_gateway_api" "energent" {
+  provider = google-beta
+  project  = var.project_id
+  api_id   = "energent-api-${var.environment}"
+
+  labels = {
+    environment = var.environment
+  }
+}
+
+resource "google_api_gateway_api_config" "energent" {
+  provider             = google-beta
+  project              = var.project_id
+  api                  = google_api_gateway_api.energent.api_id
+  api_config_id_prefix = "energent-config-${var.environment}-"
+
+  openapi_documents {
+    document {
+      path = "api-spec.yaml"
+      contents = base64encode(templatefile(var.api_spec_file, {
+        project_id  = var.project_id
+        region      = var.region
+        environment = var.environment
+        issuer      = var.api_url
+        audience    = "energent-api"
+      }))
+    }
+  }
+
+  gateway_config {
+    backend_config {
+      google_service_account = google_service_account.gateway.email
+    }
+  }
+
+  lifecycle {
+    create_before_destroy = true
+  }
+}
+
+resource "google_api_gateway_gateway" "energent" {
+  provider   = google-beta
+  project    = var.project_id
+  region     = var.region
+  gateway_id = "energent-gateway-${var.environment}"
+  api_config = google_api_gateway_api_config.energent.id
+
+  labels = {
+    environment = var.environment
+  }
+}

@@ -1,0 +1,133 @@
+# Private VPC for GKE and the functions' connector. Unlike the guide's rule that opened every port to 10.0.0.0/8,
+# ingress is denied except IAP SSH and Google health checks; GKE adds the control-plane rules it needs.
+
+resource "google_compute_network" "vpc" {
+  project                 = var.project_id
+  name                    = "energent-vpc-${var.environment}"
+  auto_create_subnetworks = false
+  routing_mode            = "REGIONAL"
+}
+
+resource "google_compute_subnetwork" "gke" {
+  project                  = var.project_id
+  name                     = "energent-gke-${var.environment}"
+  region                   = var.region
+  network                  = google_compute_network.vpc.id
+  ip_cidr_range            = var.nodes_cidr
+  private_ip_google_access = true
+
+  secondary_ip_range {
+    range_name    = "pods"
+    ip_cidr_range = var.pods_cidr
+  }
+  secondary_ip_range {
+    range_name    = "services"
+    ip_cidr_range = var.services_cidr
+  }
+
+  log_config {
+    aggregation_interval = "INTERVAL_5_SEC"
+    flow_sampling        = 0.5
+    metadata             = "INCLUDE_ALL_METADATA"
+  }
+}
+
+resource "google_compute_router" "router" {
+  project = var.project_id
+  name    = "energent-router-${var.environment}"
+  region  = var.region
+  network = google_compute_network.vpc.id
+}
+
+resource "google_compute_router_nat" "nat" {
+  project                            = var.project_id
+  name                               = "energent-nat-${var.environment}"
+  router                             = google_compute_router.router.name
+  region                             = var.region
+  nat_ip_allocate_option             = "AUTO_ONLY"
+  source_subnetwork_ip_ranges_to_nat = "ALL_SUBNETWORKS_ALL_IP_RANGES"
+
+  log_config {
+    enable = true
+    filter = "ERRORS_ONLY"
+  }
+}
+
+resource "google_compute_firewall" "iap_ssh" {
+  project       = var.project_id
+  name          = "energent-allow-iap-ssh-${var.environment}"
+  network       = google_compute_network.vpc.id
+  direction     = "INGRESS"
+  source_ranges = ["35.235.240.0/20"] # Identity-Aware Proxy's TCP forwarding range
+  target_tags   = ["gke-node"]
+
+  allow {
+    protocol = "tcp"
+    ports    = ["22"]
+  }
+
+  log_config {
+    metadata = "INCLUDE_ALL_METADATA"
+  }
+}
+
+resource "google_compute_firewall" "health_checks" {
+  project       = var.project_id
+  name          = "energent-allow-health-checks-${var.environment}"
+  network       = google_compute_network.vpc.id
+  direction     = "INGRESS"
+  source_ranges = ["35.191.0.0/16", "130.211.0.0/22"] # Google Cloud load balancer health checkers
+  target_tags   = ["gke-node"]
+
+  allow {
+    protocol = "tcp"
+    ports    = ["80", "443", "10256"]
+  }
+
+  log_config {
+    metadata = "INCLUDE_ALL_METADATA"
+  }
+}
+
+resource "google_compute_firewall" "deny_ingress" {
+  project       = var.project_id
+  name          = "energent-deny-ingress-${var.environment}"
+  network       = google_compute_network.vpc.id
+  direction     = "INGRESS"
+  priority      = 65000
+  source_ranges = ["0.0.0.0/0"]
+
+  deny {
+    protocol = "all"
+  }
+
+  log_config {
+    metadata = "INCLUDE_ALL_METADATA"
+  }
+}
+
+resource "google_vpc_access_connector" "functions" {
+  project       = var.project_id
+  name          = "energent-connector"
+  region        = var.region
+  network       = google_compute_network.vpc.name
+  ip_cidr_range = var.connector_cidr
+  min_instances = 2
+  max_instances = 3
+}
+
+# Private services access, for Filestore.
+resource "google_compute_global_address" "private_services" {
+  project       = var.project_id
+  name          = "energent-private-services-${var.environment}"
+  purpose       = "VPC_PEERING"
+  address_type  = "INTERNAL"
+  prefix_length = 20
+  network       = google_compute_network.vpc.id
+}
+
+resource "google_service_networking_connection" "private_services" {
+  network                 = google_compute_network.vpc.id
+  service                 = "servicenetworking.googleapis.com"
+  reserved_peering_ranges = [google_compute_global_address.private_services.name]
+}

@@ -1,0 +1,19 @@
+output "network" {
+  value = google_compute_network.vpc.id
+}
+
+output "network_name" {
+  value = google_compute_network.vpc.name
+}
+
+output "subnetwork" {
+  value = google_compute_subnetwork.gke.id
+}
+
+output "vpc_connector" {
+  value = google_vpc_access_connector.functions.id
+}
+
+output "private_services_connection" {
+  value = google_service_networking_connection.private_services.id
+}

@@ -1,0 +1,28 @@
+variable "project_id" {
+  type = string
+}
+
+variable "region" {
+  type = string
+}
+
+variable "environment" {
+  type = string
+}
+
+variable "kms_key" {
+  type = string
+}
+
+variable "bucket_prefixes" {
+  description = "Bucket env variable -> name prefix, from functions/registry.yaml."
+  type        = map(string)
+}
+
+variable "access_log_bucket" {
+  type = string
+}
+
+variable "network_name" {
+  type = string
+}

@@ -1,0 +1,79 @@
+# One environment of the platform: every module, wired together. infra/environments/<env>/ holds only the
+# state backend and the environment's values.
+
+locals {
+  registry = yamldecode(file("${path.module}/../../functions/registry.yaml"))
+}
+
+module "security" {
+  source      = "../modules/security"
+  project_id  = var.project_id
+  region      = var.region
+  environment = var.environment
+}
+
+module "networking" {
+  source      = "../modules/networking"
+  project_id  = var.project_id
+  region      = var.region
+  environment = var.environment
+}
+
+module "gke" {
+  source      = "../modules/gke"
+  project_id  = var.project_id
+  region      = var.region
+  environment = var.environment
+  network     = module.networking.network
+  subnetwork  = module.networking.subnetwork
+  kms_key     = module.security.kms_key
+  admin_cidrs = var.admin_cidrs
+  min_nodes   = var.min_nodes
+  max_nodes   = var.max_nodes
+}
+
+module "storage" {
+  source            = "../modules/storage"
+  project_id        = var.project_id
+  region            = var.region
+  environment       = var.environment
+  kms_key           = module.security.kms_key
+  bucket_prefixes   = local.registry.buckets
+  access_log_bucket = module.security.access_log_bucket
+  network_name      = module.networking.network_name
+
+  depends_on = [module.networking]
+}
+
+module "gateway" {
+  source        = "../modules/gateway"
+  project_id    = var.project_id
+  region        = var.region
+  environment   = var.environment
+  api_spec_file = "${path.module}/../../api-spec.yaml"
+  api_url       = var.api_url
+}
+
+module "functions" {
+  source                  = "../modules/functions"
+  project_id              = var.project_id
+  region                  = var.region
+  environment             = var.environment
+  registry_file           = "${path.module}/../../functions/registry.yaml"
+  build_dir               = "${path.module}/../../build"
+  api_url                 = var.api_url
+  bucket_names            = module.storage.bucket_names
+  kms_key                 = module.security.kms_key
+  vpc_connector           = module.networking.vpc_connector
+  gateway_service_account = module.gateway.service_account
+  access_log_bucket       = module.security.access_log_bucket
+}
+
+module "monitoring" {
+  source                  = "../modules/monitoring"
+  project_id              = var.project_id
+  environment             = var.environment
+  alert_email             = var.alert_email
+  gateway_host            = module.gateway.default_hostname
+  alert_on_low_throughput = var.environment == "production"
+}

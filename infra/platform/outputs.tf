@@ -1,0 +1,15 @@
+output "gateway_host" {
+  value = module.gateway.default_hostname
+}
+
+output "cluster" {
+  value = module.gke.cluster_name
+}
+
+output "buckets" {
+  value = module.storage.bucket_names
+}
+
+output "flux_service_accounts" {
+  value = module.functions.flux_service_accounts
+}

@@ -1,0 +1,110 @@
+"""Infrastructure as code: every Terraform file parses, the policy scan passes, and Terraform, Cloud Build,
+the gateway spec and the registry name the same things."""
+
+import subprocess
+from pathlib import Path
+
+import hcl2
+import pytest
+import yaml
+
+from local.schemas import validate
+from tools import cloudbuild, registry
+
+ROOT = Path(__file__).resolve().parents[2]
+INFRA = ROOT / "infra"
+CHECKOV = ROOT / ".tools" / "checkov" / "bin" / "checkov"
+
+
+def terraform(path: Path) -> dict:
+    return hcl2.loads(path.read_text())
+
+
+def test_every_terraform_file_parses():
+    files = sorted(INFRA.rglob("*.tf")) + sorted(INFRA.rglob("*.tfvars"))
+    assert len(files) > 20
+    for path in files:
+        terraform(path)
+
+
+def test_the_policy_scan_passes_with_every_skip_explained():
+    assert CHECKOV.exists(), "run `make` (it installs checkov into .tools/checkov)"
+    result = subprocess.run([str(CHECKOV), "-d", str(INFRA), "--framework", "terraform", "--quiet", "--compact"],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-4000:]
+    for path in INFRA.rglob("*.tf"):
+        for line in path.read_text().splitlines():
+            if "checkov:skip=" in line:
+                reason = line.split(":", 2)[-1].strip()
+                assert len(reason) > 20, f"{path}: a skip needs a reason a reviewer accepts: {line.strip()}"
+
+
+def unquoted(value):
+    """python-hcl2 keeps HCL's quotes on labels and string literals."""
+    if isinstance(value, dict):
+        return {unquoted(k): unquoted(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [unquoted(v) for v in value]
+    return value.strip('"') if isinstance(value, str) else value
+
+
+def test_environments_keep_state_in_gcs_and_use_the_one_platform():
+    for environment in ("dev", "staging", "production"):
+        main = unquoted(terraform(INFRA / "environments" / environment / "main.tf"))
+        backend = main["terraform"][0]["backend"][0]["gcs"]
+        assert backend["bucket"] == f"energent-tfstate-{environment}"
+        platform = main["module"][0]["platform"]
+        assert platform["source"] == "../../platform" and platform["environment"] == environment
+
+
+def test_terraform_reads_the_registry_and_the_spec_rather_than_copying_them():
+    platform = (INFRA / "platform" / "main.tf").read_text()
+    assert 'registry_file           = "${path.module}/../../functions/registry.yaml"' in platform
+    assert 'api_spec_file = "${path.module}/../../api-spec.yaml"' in platform
+    functions = (INFRA / "modules" / "functions" / "main.tf").read_text()
+    assert "yamldecode(file(var.registry_file))" in functions
+    assert "google_cloudfunctions2_function" in functions and "for_each = local.deployments" in functions
+
+
+def test_terraform_names_match_the_code():
+    functions = (INFRA / "modules" / "functions" / "main.tf").read_text()
+    shipped = registry.load()
+    # Topics the module addresses by name must be registry topics.
+    for topic in ("auth-events", "billing-events", "provisioning-events"):
+        assert f'google_pubsub_topic.topic["{topic}"]' in functions and topic in shipped.topics
+    assert 'local.registry.secrets.SIGNING_KEY_SECRET' in functions
+    assert 'var.bucket_names["MANIFEST_BUCKET"]' in functions and "MANIFEST_BUCKET" in shipped.buckets
+    flux = yaml.safe_load((INFRA / "flux" / "notifications.yaml").read_text().split("---")[0])
+    assert flux["spec"]["channel"] in shipped.topics
+
+
+def test_cloudbuild_is_generated_from_the_registry():
+    assert (ROOT / "cloudbuild-functions.yaml").read_text() == cloudbuild.render(), (
+        "cloudbuild-functions.yaml is stale: python -m tools.cloudbuild > cloudbuild-functions.yaml")
+
+
+def test_a_name_changed_in_one_place_only_is_caught():
+    """Rename a deployment's entry point in the registry alone: the pipeline no longer matches."""
+    document = yaml.safe_load((ROOT / "functions" / "registry.yaml").read_text())
+    document["deployments"][0]["entry_point"] = "renamed_handler"
+    renamed = registry.parse(document, ROOT)
+    assert cloudbuild.render(renamed) != (ROOT / "cloudbuild-functions.yaml").read_text()
+    with pytest.raises(registry.RegistryError):
+        document["deployments"][0]["topic"] = "renamed-events"  # a topic that exists nowhere else
+        registry.parse(document, ROOT)
+
+
+def test_every_deployment_is_deployed_by_cloud_build_with_its_registered_settings():
+    steps = {step["id"]: step for step in yaml.safe_load((ROOT / "cloudbuild-functions.yaml").read_text())["steps"]}
+    for deployment in registry.load().deployments:
+        args = steps[f"deploy-{deployment.name}"]["args"]
+        assert f"energent-{deployment.name}-${{_ENVIRONMENT}}" in args
+        assert f"--entry-point={deployment.entry_point}" in args
+        assert f"--memory={deployment.memory}" in args and f"--timeout={deployment.timeout_s}s" in args
+        assert ("--set-build-env-vars=GOOGLE_FUNCTION_SIGNATURE_TYPE=cloudevent" in args) == (not deployment.is_http)
+
+
+def test_flux_objects_follow_their_schemas():
+    sync = yaml.safe_load((INFRA / "flux" / "tenants.yaml").read_text())
+    validate(sync)
+    assert sync["spec"]["sourceRef"]["name"] == "tenant-sync"
