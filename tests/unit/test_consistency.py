@@ -64,3 +64,17 @@ def test_every_topic_has_a_consumer_and_every_secret_and_bucket_a_user():
 def test_the_spec_is_valid_yaml_with_swagger_2():
     document = yaml.safe_load((ROOT / "api-spec.yaml").read_text().replace("${", "{"))
     assert document["swagger"] == "2.0"
+
+
+def test_the_spec_is_valid_openapi_2_and_every_operation_counts_against_the_quota():
+    from openapi_spec_validator import validate
+    from openapi_spec_validator.validation import OpenAPIV2SpecValidator
+
+    document = spec()
+    validate(document, cls=OpenAPIV2SpecValidator)
+    limits = document["x-google-management"]["quota"]["limits"]
+    assert limits[0]["values"]["STANDARD"] == 60000  # 1,000 requests/s per consumer
+    for item in document["paths"].values():
+        for method, operation in item.items():
+            if method != "parameters":
+                assert operation["x-google-quota"]["metricCosts"] == {"requests": 1}, operation["operationId"]

@@ -4,7 +4,6 @@ rotate signing keys. Pure rules live in keys, tokens and credentials; I/O in sto
 from __future__ import annotations
 
 import base64
-import binascii
 import datetime
 import hashlib
 import hmac
@@ -243,7 +242,7 @@ def decode_page_token(token: str | None) -> str | None:
         return None
     try:
         last_id = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError):
+    except ValueError:  # not base64 (binascii.Error), not ASCII, or not UTF-8 underneath
         raise Problem(400, "page_token is not valid") from None
     if not credentials.CLIENT_ID.match(last_id):
         raise Problem(400, "page_token is not valid")
