@@ -20,6 +20,8 @@ HEADER = """\
 # local stack runs.
 """
 TOOLS_IMAGE = "gcr.io/google.com/cloudsdktool/google-cloud-cli:stable"
+# Made by Terraform (infra/modules/functions): may deploy functions and gateway configs, nothing more.
+DEPLOYER = "projects/$PROJECT_ID/serviceAccounts/deployer-${_ENVIRONMENT}@$PROJECT_ID.iam.gserviceaccount.com"
 
 
 def _env(registry: Registry, deployment) -> str:
@@ -47,7 +49,7 @@ def deploy_step(registry: Registry, deployment) -> dict:
         f"--min-instances={deployment.min_instances}", f"--max-instances={deployment.max_instances}",
         f"--service-account=fn-{deployment.name}@$PROJECT_ID.iam.gserviceaccount.com",
         "--vpc-connector=${_VPC_CONNECTOR}", "--egress-settings=private-ranges-only",
-        "--ingress-settings=internal-and-gclb" if not deployment.is_http else "--ingress-settings=all",
+        "--ingress-settings=all" if deployment.is_http else "--ingress-settings=internal-only",
         f"--set-env-vars={_env(registry, deployment)}",
     ]
     if not deployment.is_http:
@@ -65,6 +67,7 @@ def pipeline(registry: Registry) -> dict:
         "options": {"logging": "CLOUD_LOGGING_ONLY", "machineType": "E2_HIGHCPU_8",
                     "substitutionOption": "ALLOW_LOOSE"},
         "timeout": "3600s",
+        "serviceAccount": DEPLOYER,
         "steps": [
             {"id": "test", "name": TOOLS_IMAGE, "entrypoint": "bash", "args": ["-c", (
                 "apt-get update -qq && apt-get install -y -qq openjdk-17-jre-headless python3-venv make "

@@ -399,6 +399,32 @@ resource "google_cloud_scheduler_job" "monthly_close" {
   }
 }
 
+# --- the deploy pipeline's identity ---------------------------------------------------------------------------
+
+resource "google_service_account" "deployer" {
+  project      = var.project_id
+  account_id   = "deployer-${var.environment}"
+  display_name = "Cloud Build deploys (${var.environment})"
+}
+
+resource "google_project_iam_member" "deployer" {
+  for_each = toset(["roles/cloudfunctions.developer", "roles/apigateway.admin", "roles/logging.logWriter"])
+  project  = var.project_id
+  role     = each.value
+  member   = "serviceAccount:${google_service_account.deployer.email}"
+}
+
+# It may deploy functions that run as their own accounts, and configs that call them as the gateway.
+resource "google_service_account_iam_member" "deployer_acts_as" {
+  for_each = merge(
+    { for name, account in google_service_account.function : name => account.name },
+    { gateway = "projects/${var.project_id}/serviceAccounts/${var.gateway_service_account}" },
+  )
+  service_account_id = each.value
+  role               = "roles/iam.serviceAccountUser"
+  member             = "serviceAccount:${google_service_account.deployer.email}"
+}
+
 # --- GitOps: Flux reads the manifest bucket and reports on provisioning-events ------------------------------
 
 resource "google_service_account" "flux" {
