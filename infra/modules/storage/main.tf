@@ -12,6 +12,36 @@ resource "google_firestore_database" "main" {
   deletion_policy                   = "ABANDON"
 }
 
+# Only the functions, through IAM, touch Firestore; no client SDK may read or write (the guide's rules "block"
+# was a comment inside a database resource, not rules at all).
+resource "google_firebaserules_ruleset" "deny_clients" {
+  project = var.project_id
+
+  source {
+    files {
+      name    = "firestore.rules"
+      content = <<-EOT
+        rules_version = '2';
+        service cloud.firestore {
+          match /databases/{database}/documents {
+            match /{document=**} {
+              allow read, write: if false;
+            }
+          }
+        }
+      EOT
+    }
+  }
+
+  depends_on = [google_firestore_database.main]
+}
+
+resource "google_firebaserules_release" "firestore" {
+  project      = var.project_id
+  name         = "cloud.firestore"
+  ruleset_name = google_firebaserules_ruleset.deny_clients.name
+}
+
 resource "google_firestore_backup_schedule" "daily" {
   project   = var.project_id
   database  = google_firestore_database.main.name
