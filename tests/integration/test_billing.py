@@ -207,3 +207,26 @@ def test_sla_reports_are_validated(billing, firestore_db, body, detail):
     with pytest.raises(Problem) as caught:
         billing.report_sla("acme", body)
     assert caught.value.status == 400 and detail in caught.value.detail
+
+
+def test_two_closes_at_once_number_each_invoice_once(billing, firestore_db):
+    for name in ("alpha", "bravo", "charlie", "delta"):
+        add_tenant(firestore_db, name, billing_start=f"{LAST_MONTH}-01")
+    results, errors = [], []
+
+    def close():
+        try:
+            results.append(billing.close(LAST_MONTH))
+        except Exception as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=close) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    numbers = sorted(firestore_db.document(f"tenants/{t}/invoices/{LAST_MONTH}").get().get("number")
+                     for t in ("alpha", "bravo", "charlie", "delta"))
+    assert numbers == [f"{NOW.year}-00000{n}" for n in (1, 2, 3, 4)]
+    assert firestore_db.document(f"invoice_counters/{NOW.year}").get().get("last") == 4

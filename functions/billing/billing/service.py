@@ -12,6 +12,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from cloudevents.http import CloudEvent
+from google.api_core.exceptions import AlreadyExists
 
 from billing import invoice, periods
 from billing.money import from_micros, plain
@@ -220,7 +221,10 @@ class Billing:
             sla = firestore.tenant_doc(tenant_id, "sla_reports", period, db=self.db).get().to_dict()
             draft = invoice.build(self.book, tenant, period, quantities, late_usage, owes, sla)
             batch.create(draft_ref, {**draft, "status": "draft"})
-        batch.commit()
+        try:
+            batch.commit()
+        except AlreadyExists:  # a concurrent close drafted it first; theirs stands
+            pass
         return tenant_id if (owes or has_usage) else None
 
     def _number(self, tenant_ids: list[str], period: str, now: datetime.datetime) -> None:
