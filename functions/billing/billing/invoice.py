@@ -49,12 +49,19 @@ def number(year: int, sequence: int) -> str:
     return f"{year}-{sequence:06d}"
 
 
+def _quantity(line: dict) -> str:
+    if "quantity" not in line:
+        return ""
+    whole, _, fraction = line["quantity"].partition(".")
+    return f"{int(whole):,}{'.' + fraction if fraction else ''} {line.get('unit', '')}".strip()
+
+
 def render_html(invoice: dict) -> str:
     """A plain, printable invoice page."""
     e = html.escape
     issued = datetime.datetime.fromisoformat(invoice["issued_at"].replace("Z", "+00:00")).strftime("%d %B %Y")
     rows = "".join(
-        f"<tr><td>{e(line['description'])}</td><td class=n>{e(line.get('quantity', ''))}</td>"
+        f"<tr><td>{e(line['description'])}</td><td class=n>{e(_quantity(line))}</td>"
         f"<td class=n>{e(invoice['currency'])} {e(line['amount'])}</td></tr>" for line in invoice["lines"])
     late = "".join(f"<li>{e(item['meter'])}: {e(item['quantity'])} from {e(item['period'])}</li>"
                    for item in invoice["late_usage"])

@@ -145,6 +145,6 @@ def usage_line(book: PriceBook, plan: Plan, meter: str, quantity: Decimal) -> di
     included = plan.included.get(meter, Decimal(0))
     bands = plan.overage.get(meter, (Band(None, Decimal(0)),))
     amount = cents(graduated(quantity, included, bands))
-    return {"kind": "usage", "meter": meter, "quantity": plain(quantity), "amount": str(amount),
-            "description": f"{definition.description}: {plain(quantity)} {definition.unit}"
-                           f" ({plain(included)} included)"}
+    return {"kind": "usage", "meter": meter, "quantity": plain(quantity), "unit": definition.unit,
+            "amount": str(amount),
+            "description": f"{definition.description} ({plain(included)} {definition.unit} included)"}
