@@ -266,3 +266,14 @@ def test_rerender_after_a_tier_table_change_delivers_only_what_changed(provision
     assert provisioner.rerender("bigco") is False
     assert quota(provisioner)["limits.memory"] == "3Gi"
     assert provisioner.tenants.get("acme")["status"] == "updating"
+
+
+def test_a_redelivered_older_failure_does_not_undo_a_newer_success(provisioner):
+    provisioner.create(dict(NEW))
+    now = datetime.datetime.now(datetime.UTC)
+    failure = outcome("acme", succeeded=False, message="webhook timeout", at=now + datetime.timedelta(seconds=5))
+    provisioner.on_flux(failure)
+    assert provisioner.tenants.get("acme")["status"] == "failed"
+    provisioner.on_flux(outcome("acme", at=now + datetime.timedelta(seconds=20)))
+    assert provisioner.on_flux(failure) == "out of order"  # Pub/Sub delivered it again
+    assert provisioner.tenants.get("acme")["status"] == "active"

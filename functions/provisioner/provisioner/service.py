@@ -224,16 +224,20 @@ class Provisioner:
             if flux.is_stale(outcome, record["manifests_changed_at"]):
                 verdict["result"] = "stale"
                 return None
+            # A redelivered older event must not undo a newer one (failed at :10, active at :20, failed at :10 again).
+            if record.get("flux_event_at") and flux.is_stale(outcome, record["flux_event_at"]):
+                verdict["result"] = "out of order"
+                return None
             status = tenants.on_flux_outcome(record["status"], outcome.succeeded)
             message = None if outcome.succeeded else outcome.message
             if status is None:
                 if not outcome.succeeded and record["status"] == "deleting" and record.get("status_message") != message:
                     verdict["result"] = "noted"
-                    return Change({"status_message": message})
+                    return Change({"status_message": message, "flux_event_at": outcome.timestamp})
                 return None
             if status == record["status"] and record.get("status_message") == message:
                 return None
-            updates: dict = {"status": status, "status_message": message}
+            updates: dict = {"status": status, "status_message": message, "flux_event_at": outcome.timestamp}
             events = []
             now = utcnow()
             if status == "active" and record["status"] != "active":
