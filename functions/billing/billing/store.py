@@ -80,11 +80,6 @@ class UsageStore:
             return False
         return True
 
-    def known(self, keys: list[str]) -> set[str]:
-        """Which of these event keys were counted already (one round trip, to skip obvious resends)."""
-        refs = [self.db.collection("usage_events").document(key) for key in keys]
-        return {snapshot.id for snapshot in self.db.get_all(refs) if snapshot.exists}
-
     def reject(self, reason: str, via: str, event_id: str | None, source: str | None, detail: dict) -> None:
         """Rejected events are kept where an operator can find them: `usage_rejections`."""
         self.db.collection("usage_rejections").add({"reason": reason, "via": via, "id": event_id, "source": source,

@@ -41,10 +41,6 @@ class Platform:
     subnetwork: str = "energent-gke-subnet"
 
 
-def tenant_prefix(tenant_id: str) -> str:
-    return f"{ROOT}/{tenant_id}/"
-
-
 def manifests_dir(tenant_id: str) -> str:
     return f"{ROOT}/{tenant_id}/manifests"
 

@@ -16,7 +16,6 @@ from energent_shared.firestore import valid_tenant_id
 from energent_shared.tiers import TIERS
 
 DEPLOYMENT_MODELS = ("multi-tenant", "dedicated")
-LIVE = ("provisioning", "active", "updating", "failed")
 GONE = ("deleting", "deleted")
 MAX_DISPLAY_NAME = 200
 PUBLIC_FIELDS = ("tenant_id", "display_name", "tier", "deployment_model", "status", "status_message",
