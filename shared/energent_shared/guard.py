@@ -56,8 +56,9 @@ class Principal:
 
 
 def _unauthorized(detail: str) -> Problem:
+    quoted = detail.replace("\\", "").replace('"', "'")  # RFC 6750 quoted-string
     return Problem(401, detail, headers={"WWW-Authenticate": f'Bearer error="invalid_token", '
-                                                             f'error_description="{detail}"'})
+                                                             f'error_description="{quoted}"'})
 
 
 def bearer_token(request: flask.Request) -> str | None:
