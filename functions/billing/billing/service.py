@@ -12,7 +12,6 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from cloudevents.http import CloudEvent
-from google.api_core.exceptions import AlreadyExists
 
 from billing import invoice, periods
 from billing.money import from_micros, plain
@@ -221,6 +220,8 @@ class Billing:
             sla = firestore.tenant_doc(tenant_id, "sla_reports", period, db=self.db).get().to_dict()
             draft = invoice.build(self.book, tenant, period, quantities, late_usage, owes, sla)
             batch.create(draft_ref, {**draft, "status": "draft"})
+        from google.api_core.exceptions import AlreadyExists  # lazily: it costs cold start
+
         try:
             batch.commit()
         except AlreadyExists:  # a concurrent close drafted it first; theirs stands
