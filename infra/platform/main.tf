@@ -1,5 +1,7 @@
-# One environment of the platform: every module, wired together. infra/environments/<env>/ holds only the
-# state backend and the environment's values.
+# The platform, one environment at a time: every module, wired together. infra/environments/<env>/ holds only
+# that environment's state backend (backend.hcl) and values (terraform.tfvars):
+#   terraform init -backend-config=../environments/dev/backend.hcl
+#   terraform apply -var-file=../environments/dev/terraform.tfvars
 
 locals {
   registry = yamldecode(file("${path.module}/../../functions/registry.yaml"))

@@ -1,5 +1,9 @@
 terraform {
   required_version = ">= 1.6"
+
+  # Partial configuration: each environment's bucket is in environments/<env>/backend.hcl.
+  backend "gcs" {}
+
   required_providers {
     google = {
       source  = "hashicorp/google"

@@ -21,7 +21,7 @@ def terraform(path: Path) -> dict:
 
 
 def test_every_terraform_file_parses():
-    files = sorted(INFRA.rglob("*.tf")) + sorted(INFRA.rglob("*.tfvars"))
+    files = sorted(INFRA.rglob("*.tf")) + sorted(INFRA.rglob("*.tfvars")) + sorted(INFRA.rglob("*.hcl"))
     assert len(files) > 20
     for path in files:
         terraform(path)
@@ -48,13 +48,18 @@ def unquoted(value):
     return value.strip('"') if isinstance(value, str) else value
 
 
-def test_environments_keep_state_in_gcs_and_use_the_one_platform():
+def test_environments_are_a_backend_and_values_for_the_one_platform():
+    platform = unquoted(terraform(INFRA / "platform" / "versions.tf"))
+    assert "gcs" in platform["terraform"][0]["backend"][0]
+    declared = {name for block in terraform(INFRA / "platform" / "variables.tf")["variable"] for name in block}
+    declared = {name.strip('"') for name in declared}
     for environment in ("dev", "staging", "production"):
-        main = unquoted(terraform(INFRA / "environments" / environment / "main.tf"))
-        backend = main["terraform"][0]["backend"][0]["gcs"]
+        backend = unquoted(terraform(INFRA / "environments" / environment / "backend.hcl"))
         assert backend["bucket"] == f"energent-tfstate-{environment}"
-        platform = main["module"][0]["platform"]
-        assert platform["source"] == "../../platform" and platform["environment"] == environment
+        values = unquoted(terraform(INFRA / "environments" / environment / "terraform.tfvars"))
+        assert values["environment"] == environment
+        assert set(values) <= declared, set(values) - declared
+        assert {"project_id", "api_url", "admin_cidrs", "alert_email"} <= set(values)
 
 
 def test_terraform_reads_the_registry_and_the_spec_rather_than_copying_them():

@@ -1,0 +1,2 @@
+bucket = "energent-tfstate-dev"
+prefix = "platform"

@@ -1,0 +1,2 @@
+bucket = "energent-tfstate-production"
+prefix = "platform"

@@ -1,0 +1,2 @@
+bucket = "energent-tfstate-staging"
+prefix = "platform"
