@@ -191,3 +191,28 @@ def test_a_scheduled_close_produces_the_invoices(stack):
     open_period = requests.post(f"{stack.url}/v1/billing/periods/{NOW:%Y-%m}:close", headers=token(stack),
                                 timeout=10)
     assert open_period.status_code == 409
+
+
+def test_a_tenant_reads_only_its_own_usage_and_invoices(stack):
+    make_tenant(stack, "reader-a")
+    make_tenant(stack, "reader-b")
+    created = requests.post(f"{stack.url}/v1/tenants/reader-a/clients", headers=token(stack), timeout=10,
+                            json={"scopes": ["usage:read", "billing:read"]}).json()
+    response = requests.post(f"{stack.url}/v1/oauth/token", data={"grant_type": "client_credentials"}, timeout=10,
+                             auth=(created["client_id"], created["client_secret"]))
+    mine = {"Authorization": f"Bearer {response.json()['access_token']}"}
+    own = requests.get(f"{stack.url}/v1/tenants/reader-a/usage", params={"period": LAST_MONTH}, headers=mine,
+                       timeout=10)
+    assert own.status_code == 200 and own.json()["tenant_id"] == "reader-a"
+    assert requests.get(f"{stack.url}/v1/tenants/reader-a/invoices", headers=mine, timeout=10).status_code == 200
+    for path in ("usage", "invoices", f"invoices/{LAST_MONTH}"):
+        other = requests.get(f"{stack.url}/v1/tenants/reader-b/{path}", headers=mine, timeout=10)
+        assert other.status_code == 403, path
+    operator_only = [
+        requests.post(f"{stack.url}/v1/usage", data=json.dumps(event("reader-a", "1")), timeout=10,
+                      headers={**mine, "Content-Type": "application/cloudevents+json"}),
+        requests.post(f"{stack.url}/v1/tenants/reader-a/sla-reports", headers=mine, timeout=10,
+                      json={"period": LAST_MONTH, "availability_pct": 99, "p95_latency_ms": 1}),
+        requests.post(f"{stack.url}/v1/billing/periods/{LAST_MONTH}:close", headers=mine, timeout=10),
+    ]
+    assert [r.status_code for r in operator_only] == [403, 403, 403]
