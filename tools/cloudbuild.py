@@ -47,6 +47,7 @@ def deploy_step(registry: Registry, deployment) -> dict:
         f"--entry-point={deployment.entry_point}", "--trigger-http", "--no-allow-unauthenticated",
         f"--memory={deployment.memory}", f"--timeout={deployment.timeout_s}s",
         f"--min-instances={deployment.min_instances}", f"--max-instances={deployment.max_instances}",
+        f"--concurrency={deployment.concurrency}", "--cpu=1",
         f"--service-account=fn-{deployment.name}@$PROJECT_ID.iam.gserviceaccount.com",
         "--vpc-connector=${_VPC_CONNECTOR}", "--egress-settings=private-ranges-only",
         "--ingress-settings=all" if deployment.is_http else "--ingress-settings=internal-only",

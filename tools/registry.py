@@ -32,6 +32,8 @@ class Deployment:
     timeout_s: int = 60
     min_instances: int = 0
     max_instances: int = 20
+    # Requests one instance serves at once: functions-framework's 8 threads; > 1 needs a whole vCPU.
+    concurrency: int = 8
 
     @property
     def is_http(self) -> bool:
@@ -82,7 +84,7 @@ def parse(document: dict, root: Path = ROOT) -> Registry:
         if not isinstance(entry, dict):
             raise RegistryError(f"{where} must be a mapping")
         unknown = set(entry) - {"name", "source", "entry_point", "topic", "env", "secrets", "memory", "timeout_s",
-                                "min_instances", "max_instances", "buckets"}
+                                "min_instances", "max_instances", "buckets", "concurrency"}
         if unknown:
             raise RegistryError(f"{where} has unknown keys: {', '.join(sorted(unknown))}")
         name = entry.get("name")
@@ -111,7 +113,8 @@ def parse(document: dict, root: Path = ROOT) -> Registry:
             name=name, source=source, entry_point=entry_point, topic=topic,
             env=_mapping(entry.get("env"), f"{where}.env"), secrets=deployment_secrets, buckets=deployment_buckets,
             memory=str(entry.get("memory", "256Mi")), timeout_s=int(entry.get("timeout_s", 60)),
-            min_instances=int(entry.get("min_instances", 0)), max_instances=int(entry.get("max_instances", 20))))
+            min_instances=int(entry.get("min_instances", 0)), max_instances=int(entry.get("max_instances", 20)),
+            concurrency=int(entry.get("concurrency", 8))))
     names = [d.name for d in deployments]
     duplicates = {n for n in names if names.count(n) > 1}
     if duplicates:

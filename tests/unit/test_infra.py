@@ -106,10 +106,12 @@ def test_every_deployment_is_deployed_by_cloud_build_with_its_registered_setting
         assert f"energent-{deployment.name}-${{_ENVIRONMENT}}" in args
         assert f"--entry-point={deployment.entry_point}" in args
         assert f"--memory={deployment.memory}" in args and f"--timeout={deployment.timeout_s}s" in args
+        assert f"--concurrency={deployment.concurrency}" in args
         assert ("--set-build-env-vars=GOOGLE_FUNCTION_SIGNATURE_TYPE=cloudevent" in args) == (not deployment.is_http)
         assert f"--service-account=fn-{deployment.name}@$PROJECT_ID.iam.gserviceaccount.com" in args
     functions = (INFRA / "modules" / "functions" / "main.tf").read_text()
     assert 'account_id   = "fn-${each.key}"' in functions  # the same accounts Terraform creates
+    assert "max_instance_request_concurrency = try(each.value.concurrency, 8)" in functions
 
 
 def test_flux_objects_follow_their_schemas():

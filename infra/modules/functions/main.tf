@@ -179,16 +179,19 @@ resource "google_cloudfunctions2_function" "function" {
   }
 
   service_config {
-    available_memory              = try(each.value.memory, "256Mi")
-    timeout_seconds               = try(each.value.timeout_s, 60)
-    min_instance_count            = try(each.value.min_instances, 0)
-    max_instance_count            = try(each.value.max_instances, 20)
-    service_account_email         = google_service_account.function[each.key].email
-    vpc_connector                 = var.vpc_connector
-    vpc_connector_egress_settings = "PRIVATE_RANGES_ONLY"
-    ingress_settings              = try(each.value.topic, null) == null ? "ALLOW_ALL" : "ALLOW_INTERNAL_ONLY"
-    all_traffic_on_latest_revision = true
-    environment_variables          = local.env[each.key]
+    available_memory                 = try(each.value.memory, "256Mi")
+    timeout_seconds                  = try(each.value.timeout_s, 60)
+    min_instance_count               = try(each.value.min_instances, 0)
+    max_instance_count               = try(each.value.max_instances, 20)
+    # Several requests per instance (functions-framework serves 8 threads); more than one needs a whole vCPU.
+    max_instance_request_concurrency = try(each.value.concurrency, 8)
+    available_cpu                    = "1"
+    service_account_email            = google_service_account.function[each.key].email
+    vpc_connector                    = var.vpc_connector
+    vpc_connector_egress_settings    = "PRIVATE_RANGES_ONLY"
+    ingress_settings                 = try(each.value.topic, null) == null ? "ALLOW_ALL" : "ALLOW_INTERNAL_ONLY"
+    all_traffic_on_latest_revision   = true
+    environment_variables            = local.env[each.key]
   }
 
   labels = {
