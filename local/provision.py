@@ -57,20 +57,14 @@ def buckets(storage_url: str, project: str, names: Iterable[str]) -> None:
 
 def secrets(secret_manager_host: str, payloads: dict[str, bytes]) -> None:
     """Create each secret (full resource name) with one version holding its payload."""
-    import grpc
-    from google.cloud import secretmanager
-    from google.cloud.secretmanager_v1.services.secret_manager_service.transports import (
-        SecretManagerServiceGrpcTransport,
-    )
+    from energent_shared.clients import secret_manager_at
 
-    channel = grpc.insecure_channel(secret_manager_host)
-    client = secretmanager.SecretManagerServiceClient(transport=SecretManagerServiceGrpcTransport(channel=channel))
+    client = secret_manager_at(secret_manager_host)
     for name, payload in payloads.items():
         parent, _, secret_id = name.rpartition("/secrets/")
         client.create_secret(request={"parent": parent, "secret_id": secret_id,
                                       "secret": {"replication": {"automatic": {}}}})
         client.add_secret_version(request={"parent": name, "payload": {"data": payload}})
-    channel.close()
 
 
 def new_signing_key() -> bytes:

@@ -41,19 +41,25 @@ def storage():
 
 @cache
 def secret_manager():
+    host = settings().secret_manager_emulator_host
+    if host:
+        return secret_manager_at(host)
     from google.cloud import secretmanager
 
-    host = settings().secret_manager_emulator_host
-    if not host:
-        return secretmanager.SecretManagerServiceClient()
-    # The local stand-in speaks the real gRPC API without TLS; only the channel differs.
+    return secretmanager.SecretManagerServiceClient()
+
+
+def secret_manager_at(host: str):
+    """The real Secret Manager client on a plaintext channel to `host`: the local stand-in speaks the real gRPC
+    API without TLS, so only the channel differs from production."""
     import grpc
+    from google.cloud import secretmanager
     from google.cloud.secretmanager_v1.services.secret_manager_service.transports import (
         SecretManagerServiceGrpcTransport,
     )
 
-    channel = grpc.insecure_channel(host)
-    return secretmanager.SecretManagerServiceClient(transport=SecretManagerServiceGrpcTransport(channel=channel))
+    return secretmanager.SecretManagerServiceClient(
+        transport=SecretManagerServiceGrpcTransport(channel=grpc.insecure_channel(host)))
 
 
 def reset() -> None:

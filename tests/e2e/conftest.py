@@ -63,14 +63,9 @@ class RunningStack:
         requests.post(url, json={"messages": [message]}, timeout=10).raise_for_status()
 
     def secret_manager(self):
-        import grpc
-        from google.cloud import secretmanager
-        from google.cloud.secretmanager_v1.services.secret_manager_service.transports import (
-            SecretManagerServiceGrpcTransport,
-        )
+        from energent_shared.clients import secret_manager_at
 
-        channel = grpc.insecure_channel(self.values["SECRET_MANAGER_EMULATOR_HOST"])
-        return secretmanager.SecretManagerServiceClient(transport=SecretManagerServiceGrpcTransport(channel=channel))
+        return secret_manager_at(self.values["SECRET_MANAGER_EMULATOR_HOST"])
 
 
 @pytest.fixture(scope="module")
