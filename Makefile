@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CHECKOV := .tools/checkov/bin/checkov
 
-.PHONY: venv dev test lint unit integration e2e bench package constraints clean
+.PHONY: venv dev test lint unit integration e2e bench package cloudbuild constraints clean
 
 venv: $(STAMP) $(CHECKOV)
 
@@ -43,6 +43,9 @@ bench: venv
 
 package: venv
 	for source in $$(ls -d functions/*/); do $(BIN)/python -m tools.package $$source build/$$source; done
+
+cloudbuild: venv
+	$(BIN)/python -m tools.cloudbuild > cloudbuild-functions.yaml
 
 constraints: venv
 	$(BIN)/pip freeze --exclude-editable | sed '1i # Pinned versions of every package the project installs (regenerate: make constraints).' > constraints.txt
