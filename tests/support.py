@@ -6,6 +6,7 @@ import json
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import jwt
@@ -63,3 +64,14 @@ class JwksServer:
     def close(self) -> None:
         self._httpd.shutdown()
         self._httpd.server_close()
+
+
+def wait_until(fetch: Callable, timeout_s: float = 30, interval_s: float = 0.2, what: str = "the condition"):
+    """The first truthy value `fetch()` returns, polling until `timeout_s`; fails the test after that."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = fetch()
+        if value:
+            return value
+        time.sleep(interval_s)
+    raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}")

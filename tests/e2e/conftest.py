@@ -37,6 +37,17 @@ class RunningStack:
         self.url = line.split(" ", 1)[1]
         self.values = dict(line.split("=", 1) for line in shlex.split(self.env_file.read_text(), comments=True))
 
+    def operator_token(self, scope: str | None = None) -> str:
+        form = {"grant_type": "client_credentials", **({"scope": scope} if scope else {})}
+        response = requests.post(f"{self.url}/v1/oauth/token", data=form, timeout=10,
+                                 auth=(self.values["OPERATOR_CLIENT_ID"], self.values["OPERATOR_CLIENT_SECRET"]))
+        assert response.status_code == 200, response.text
+        return response.json()["access_token"]
+
+    def operator(self, scope: str | None = None) -> dict:
+        """Authorization headers of an operator token."""
+        return {"Authorization": f"Bearer {self.operator_token(scope)}"}
+
     def stop(self) -> int:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)

@@ -12,19 +12,11 @@ import pytest
 import requests
 from cryptography.hazmat.primitives import serialization
 
-from tests.support import SigningKey
+from tests.support import SigningKey, wait_until
 
 
 def b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).decode().rstrip("=")
-
-
-def operator_token(stack, scope: str | None = None) -> str:
-    form = {"grant_type": "client_credentials", **({"scope": scope} if scope else {})}
-    response = requests.post(f"{stack.url}/v1/oauth/token", data=form, timeout=10,
-                             auth=(stack.values["OPERATOR_CLIENT_ID"], stack.values["OPERATOR_CLIENT_SECRET"]))
-    assert response.status_code == 200, response.text
-    return response.json()["access_token"]
 
 
 def header_of(token: str) -> dict:
@@ -38,7 +30,7 @@ def private_key(stack):
 
 
 def forged_tokens(stack) -> dict[str, str]:
-    real = operator_token(stack)
+    real = stack.operator_token()
     kid = header_of(real)["kid"]
     key = private_key(stack)
     now = int(time.time())
@@ -104,13 +96,13 @@ def test_forged_tokens_are_refused_by_the_function_called_directly(stack, forged
 
 def test_the_real_key_with_right_claims_is_accepted_so_the_matrix_means_something(stack, tenant):
     response = requests.get(f"{stack.url}/v1/tenants/acme/clients", timeout=10,
-                            headers={"Authorization": f"Bearer {operator_token(stack)}"})
+                            headers={"Authorization": f"Bearer {stack.operator_token()}"})
     assert response.status_code == 200
 
 
 def create_client(stack, tenant_id, scopes):
     response = requests.post(f"{stack.url}/v1/tenants/{tenant_id}/clients", json={"scopes": scopes}, timeout=10,
-                             headers={"Authorization": f"Bearer {operator_token(stack)}"})
+                             headers={"Authorization": f"Bearer {stack.operator_token()}"})
     assert response.status_code == 201, response.text
     return response.json()
 
@@ -132,7 +124,7 @@ def test_revoked_tokens_and_tokens_of_deleted_clients_are_refused_end_to_end(sta
     assert requests.get(listing, headers={"Authorization": f"Bearer {first}"}, timeout=10).status_code == 401
     assert requests.get(listing, headers={"Authorization": f"Bearer {second}"}, timeout=10).status_code == 200
     deleted = requests.delete(f"{listing}/{created['client_id']}", timeout=10,
-                              headers={"Authorization": f"Bearer {operator_token(stack)}"})
+                              headers={"Authorization": f"Bearer {stack.operator_token()}"})
     assert deleted.status_code == 204
     assert requests.get(listing, headers={"Authorization": f"Bearer {second}"}, timeout=10).status_code == 401
 
@@ -149,18 +141,8 @@ def test_a_tenant_token_never_reaches_another_tenant_or_operator_actions(stack, 
     assert requests.get(f"{stack.url}/v1/tenants/acme/clients", headers=auth, timeout=10).status_code == 200
 
 
-def wait_until(predicate, timeout_s=30.0):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.25)
-    raise AssertionError("condition not reached in time")
-
-
 def test_rotation_through_pubsub_keeps_old_tokens_working_and_signs_new_ones_with_the_new_key(stack, tenant):
-    old_token = operator_token(stack)
+    old_token = stack.operator_token()
     old_kid = header_of(old_token)["kid"]
     notice = {"eventType": "SECRET_ROTATE", "secretId": stack.values["SIGNING_KEY_SECRET"],
               "dataFormat": "JSON_API_V1", "timestamp": "2026-11-29T10:00:00.000000Z"}
@@ -174,7 +156,7 @@ def test_rotation_through_pubsub_keeps_old_tokens_working_and_signs_new_ones_wit
     kids = wait_until(lambda: found if len(found := jwks_kids()) == 2 else None)
     assert old_kid in kids
     new_kid = next(kid for kid in kids if kid != old_kid)
-    new_token = wait_until(lambda: t if header_of(t := operator_token(stack))["kid"] == new_kid else None)
+    new_token = wait_until(lambda: t if header_of(t := stack.operator_token())["kid"] == new_kid else None)
     listing = f"{stack.url}/v1/tenants/acme/clients"
     for token in (old_token, new_token):
         assert requests.get(listing, headers={"Authorization": f"Bearer {token}"}, timeout=10).status_code == 200

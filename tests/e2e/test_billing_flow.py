@@ -14,20 +14,14 @@ from pathlib import Path
 import requests
 
 from tests.e2e.test_stack import descendants
+from tests.support import wait_until
 
 NOW = datetime.datetime.now(datetime.UTC)
 LAST_MONTH = (NOW.replace(day=1) - datetime.timedelta(days=1)).strftime("%Y-%m")
 
 
-def token(stack, scope=None) -> dict:
-    data = {"grant_type": "client_credentials", **({"scope": scope} if scope else {})}
-    response = requests.post(f"{stack.url}/v1/oauth/token", data=data, timeout=10,
-                             auth=(stack.values["OPERATOR_CLIENT_ID"], stack.values["OPERATOR_CLIENT_SECRET"]))
-    return {"Authorization": f"Bearer {response.json()['access_token']}"}
-
-
 def make_tenant(stack, tenant_id: str) -> None:
-    response = requests.post(f"{stack.url}/v1/tenants", headers=token(stack), timeout=10, json={
+    response = requests.post(f"{stack.url}/v1/tenants", headers=stack.operator(), timeout=10, json={
         "tenant_id": tenant_id, "display_name": tenant_id, "tier": "standard", "billing_start": f"{LAST_MONTH}-01"})
     assert response.status_code == 202, response.text
 
@@ -59,24 +53,18 @@ def publish_binary(stack, e) -> None:
 
 def total(stack, tenant_id: str, period: str = LAST_MONTH) -> Decimal:
     response = requests.get(f"{stack.url}/v1/tenants/{tenant_id}/usage", params={"period": period},
-                            headers=token(stack), timeout=10)
+                            headers=stack.operator(), timeout=10)
     return Decimal(response.json()["meters"]["workflow_minutes"]["quantity"])
 
 
 def wait_for_total(stack, tenant_id: str, expected: Decimal, timeout_s: float = 90) -> Decimal:
-    deadline = time.monotonic() + timeout_s
-    current = None
-    while time.monotonic() < deadline:
-        current = total(stack, tenant_id)
-        if current == expected:
-            return current
-        time.sleep(0.5)
-    raise AssertionError(f"total {current} never reached {expected}")
+    wait_until(lambda: total(stack, tenant_id) == expected, timeout_s, 0.5, what=f"the total to reach {expected}")
+    return total(stack, tenant_id)
 
 
 def test_every_path_resends_and_redeliveries_count_each_event_once(stack):
     make_tenant(stack, "metered")
-    writer = token(stack, "usage:write")
+    writer = stack.operator("usage:write")
     rng = random.Random(11)
     unique = [event("metered", str(Decimal(rng.randrange(1, 10**8)) / 1000)) for _ in range(240)]
     singles, batch, structured, binary = unique[:40], unique[40:120], unique[120:180], unique[180:]
@@ -106,7 +94,7 @@ def test_every_path_resends_and_redeliveries_count_each_event_once(stack):
 
 def test_bad_usage_gets_a_reason_and_changes_no_total(stack):
     make_tenant(stack, "strict")
-    writer = token(stack, "usage:write")
+    writer = stack.operator("usage:write")
     before = total(stack, "strict")
     future = (NOW + datetime.timedelta(minutes=10)).strftime("%Y-%m-%dT%H:%M:%SZ")
     bad = [event("strict", q) for q in ("-1", "NaN", "Infinity", "1e400", "abc")]
@@ -167,28 +155,24 @@ def test_a_firestore_outage_midstream_loses_and_doubles_nothing(stack):
 
 def test_a_scheduled_close_produces_the_invoices(stack):
     make_tenant(stack, "closing")
-    writer = token(stack, "usage:write")
+    writer = stack.operator("usage:write")
     post_single(stack, writer, event("closing", "6000"))
     close = {"specversion": "1.0", "type": "ai.energent.billing.period.close.v1", "source": "//cloudscheduler",
              "id": uuid.uuid4().hex, "datacontenttype": "application/json", "data": {"period": LAST_MONTH}}
     stack.publish("billing-events", json.dumps(close).encode(), {"content-type": "application/cloudevents+json"})
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        response = requests.get(f"{stack.url}/v1/tenants/closing/invoices/{LAST_MONTH}", headers=token(stack),
-                                timeout=10)
-        if response.status_code == 200:
-            break
-        time.sleep(0.5)
+    response = wait_until(lambda: r if (r := requests.get(f"{stack.url}/v1/tenants/closing/invoices/{LAST_MONTH}",
+                                                          headers=stack.operator(), timeout=10)).ok else None,
+                          60, 0.5, what="the invoice")
     invoice = response.json()
     # standard: 149.00 base + (6000 - 5000) x 0.009 = 9.00
     assert (invoice["subtotal"], invoice["total"], invoice["status"]) == ("158.00", "158.00", "final")
-    again = requests.post(f"{stack.url}/v1/billing/periods/{LAST_MONTH}:close", headers=token(stack), timeout=60)
+    again = requests.post(f"{stack.url}/v1/billing/periods/{LAST_MONTH}:close", headers=stack.operator(), timeout=60)
     assert again.status_code == 200 and any(i["tenant_id"] == "closing" for i in again.json()["invoices"])
     late = post_single(stack, writer, event("closing", "1"))
     assert late["accepted"] == 1
-    listing = requests.get(f"{stack.url}/v1/tenants/closing/invoices", headers=token(stack), timeout=10).json()
+    listing = requests.get(f"{stack.url}/v1/tenants/closing/invoices", headers=stack.operator(), timeout=10).json()
     assert [i["period"] for i in listing["invoices"]] == [LAST_MONTH]
-    open_period = requests.post(f"{stack.url}/v1/billing/periods/{NOW:%Y-%m}:close", headers=token(stack),
+    open_period = requests.post(f"{stack.url}/v1/billing/periods/{NOW:%Y-%m}:close", headers=stack.operator(),
                                 timeout=10)
     assert open_period.status_code == 409
 
@@ -196,7 +180,7 @@ def test_a_scheduled_close_produces_the_invoices(stack):
 def test_a_tenant_reads_only_its_own_usage_and_invoices(stack):
     make_tenant(stack, "reader-a")
     make_tenant(stack, "reader-b")
-    created = requests.post(f"{stack.url}/v1/tenants/reader-a/clients", headers=token(stack), timeout=10,
+    created = requests.post(f"{stack.url}/v1/tenants/reader-a/clients", headers=stack.operator(), timeout=10,
                             json={"scopes": ["usage:read", "billing:read"]}).json()
     response = requests.post(f"{stack.url}/v1/oauth/token", data={"grant_type": "client_credentials"}, timeout=10,
                              auth=(created["client_id"], created["client_secret"]))

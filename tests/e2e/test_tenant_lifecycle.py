@@ -7,28 +7,18 @@ import requests
 import yaml
 
 from local.flux import flux_event, reconcile
+from tests.support import wait_until
 
 TIMEOUT_S = 30
 
 
-def operator(stack) -> dict:
-    response = requests.post(f"{stack.url}/v1/oauth/token", data={"grant_type": "client_credentials"}, timeout=10,
-                             auth=(stack.values["OPERATOR_CLIENT_ID"], stack.values["OPERATOR_CLIENT_SECRET"]))
-    return {"Authorization": f"Bearer {response.json()['access_token']}"}
-
-
 def tenant(stack, tenant_id: str) -> dict:
-    return requests.get(f"{stack.url}/v1/tenants/{tenant_id}", headers=operator(stack), timeout=10).json()
+    return requests.get(f"{stack.url}/v1/tenants/{tenant_id}", headers=stack.operator(), timeout=10).json()
 
 
 def wait_for_status(stack, tenant_id: str, status: str) -> dict:
-    deadline = time.monotonic() + TIMEOUT_S
-    while time.monotonic() < deadline:
-        current = tenant(stack, tenant_id)
-        if current["status"] == status:
-            return current
-        time.sleep(0.2)
-    raise AssertionError(f"{tenant_id} stayed {current['status']}, expected {status}")
+    return wait_until(lambda: current if (current := tenant(stack, tenant_id))["status"] == status else None,
+                      TIMEOUT_S, what=f"{tenant_id} to become {status}")
 
 
 def bucket_files(stack, tenant_id: str) -> list[str]:
@@ -44,7 +34,7 @@ def bucket_yaml(stack, path: str) -> dict:
 
 
 def test_create_update_fail_recover_and_delete(stack):
-    auth = operator(stack)
+    auth = stack.operator()
     created = requests.post(f"{stack.url}/v1/tenants", headers=auth, timeout=10,
                             json={"tenant_id": "lifecycle", "display_name": "Lifecycle BV", "tier": "basic"})
     assert created.status_code == 202 and created.json()["status"] == "provisioning"
@@ -73,17 +63,14 @@ def test_create_update_fail_recover_and_delete(stack):
     deleted = requests.delete(f"{stack.url}/v1/tenants/lifecycle", headers=auth, timeout=10)
     assert deleted.status_code == 202 and deleted.json()["status"] == "deleting"
     wait_for_status(stack, "lifecycle", "deleted")
-    deadline = time.monotonic() + TIMEOUT_S
-    while bucket_files(stack, "lifecycle") and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert bucket_files(stack, "lifecycle") == []
+    wait_until(lambda: bucket_files(stack, "lifecycle") == [], TIMEOUT_S, what="the tenant's files to go")
     again = requests.post(f"{stack.url}/v1/tenants", headers=auth, timeout=10,
                           json={"tenant_id": "lifecycle", "display_name": "Again", "tier": "basic"})
     assert again.status_code == 409
 
 
 def test_a_tenant_reads_itself_but_never_acts_as_the_operator(stack):
-    auth = operator(stack)
+    auth = stack.operator()
     requests.post(f"{stack.url}/v1/tenants", headers=auth, timeout=10,
                   json={"tenant_id": "reader", "display_name": "Reader", "tier": "standard"})
     wait_for_status(stack, "reader", "active")
@@ -102,7 +89,7 @@ def test_a_tenant_reads_itself_but_never_acts_as_the_operator(stack):
 
 
 def test_bad_input_gets_a_precise_4xx(stack):
-    auth = operator(stack)
+    auth = stack.operator()
     url = f"{stack.url}/v1/tenants"
     cases = [
         (requests.post(url, headers=auth, json={"tenant_id": "x", "display_name": "X", "tier": "basic"}, timeout=10),

@@ -1,7 +1,6 @@
 """Events through the real Pub/Sub emulator, pushed to a function running under functions-framework."""
 
 import json
-import time
 import uuid
 
 import pytest
@@ -9,6 +8,7 @@ import pytest
 from energent_shared import clients, events
 from local import provision
 from tests.conftest import PROJECT, example
+from tests.support import wait_until
 
 
 @pytest.fixture(scope="module")
@@ -19,19 +19,10 @@ def topic(emulators, recorder):
     return name
 
 
-def wait_for(fetch, timeout_s: float = 20):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = fetch()
-        if value is not None:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("timed out waiting")
-
-
 def received(db, event_id: str):
-    return wait_for(lambda: ((snapshot := db.collection("received").document(event_id).get()).exists
-                    and snapshot.to_dict()["structured"]) or None)
+    return wait_until(lambda: ((snapshot := db.collection("received").document(event_id).get()).exists
+                    and snapshot.to_dict()["structured"]) or None, timeout_s=20, interval_s=0.1,
+                      what=f"event {event_id} to arrive")
 
 
 def test_structured_and_binary_messages_arrive_as_the_same_event(firestore_db, topic):
