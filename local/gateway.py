@@ -22,7 +22,7 @@ import yaml
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
-from energent_shared.guard import Guard, jwks_resolver
+from energent_shared.guard import Guard, TokenVerifier, jwks_resolver
 from energent_shared.http import PROBLEM_JSON, Problem, Router
 from tools.render_spec import fill
 
@@ -87,7 +87,7 @@ class Gateway:
         issuer, jwks_uri, audiences = security_settings(spec)
         if len(audiences) != 1:
             raise ValueError("the local gateway supports exactly one audience")
-        self.guard = Guard(resolve_key=jwks_resolver(jwks_uri), issuer=issuer, audience=audiences[0])
+        self.guard = Guard(TokenVerifier(jwks_resolver(jwks_uri), issuer=issuer, audience=audiences[0]))
         self.router = Router()
         self._session = requests.Session()
         for operation in operations(spec, environment):

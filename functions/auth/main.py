@@ -38,9 +38,7 @@ def service() -> Auth:
 
 @cache
 def guard() -> Guard:
-    config = settings()
-    return Guard(resolve_key=service().resolve_key, issuer=config.token_issuer, audience=config.token_audience,
-                 trust_userinfo=config.trust_gateway_userinfo, is_revoked=is_revoked)
+    return Guard(service().verifier, trust_userinfo=settings().trust_gateway_userinfo, is_revoked=is_revoked)
 
 
 def oauth_endpoint(handler):

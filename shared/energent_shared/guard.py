@@ -12,6 +12,8 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
@@ -95,9 +97,8 @@ class InvalidToken(Exception):
 KeyResolver = Callable[[str], tuple[str, object]]  # kid -> (algorithm, verification key)
 
 
-def verify_access_token(token: str, resolve_key: KeyResolver, *, issuer: str, audience: str,
-                        leeway_s: float = 0) -> dict:
-    """The claims of a valid RFC 9068 access token, or `InvalidToken` saying what is wrong with it.
+def _verify(token: str, resolve_key: KeyResolver, *, issuer: str, audience: str, leeway_s: float) -> tuple[str, dict]:
+    """(kid, claims) of a valid RFC 9068 access token, or `InvalidToken` saying what is wrong with it.
 
     The algorithm comes from the key, never from the token alone, so `alg: none` and HS256-with-a-public-key
     forgeries fail before any signature check.
@@ -118,8 +119,8 @@ def verify_access_token(token: str, resolve_key: KeyResolver, *, issuer: str, au
     if algorithm != header["alg"]:
         raise InvalidToken("token algorithm does not match its key")
     try:
-        return jwt.decode(token, key, algorithms=[algorithm], audience=audience, issuer=issuer, leeway=leeway_s,
-                          options={"require": _REQUIRED_CLAIMS})
+        return header["kid"], jwt.decode(token, key, algorithms=[algorithm], audience=audience, issuer=issuer,
+                                         leeway=leeway_s, options={"require": _REQUIRED_CLAIMS})
     except jwt.ExpiredSignatureError:
         raise InvalidToken("token has expired") from None
     except jwt.ImmatureSignatureError:
@@ -134,6 +135,45 @@ def verify_access_token(token: str, resolve_key: KeyResolver, *, issuer: str, au
         raise InvalidToken("token signature is invalid") from None
     except jwt.PyJWTError as exc:
         raise InvalidToken(f"token is invalid: {exc}") from None
+
+
+class TokenVerifier:
+    """Verifies access tokens and remembers the ones that were valid.
+
+    A caller presents the same token on every request until it expires, and an ES256 verification costs a
+    hundred times a dictionary lookup. Only valid tokens are remembered (the exact string is the key, so a
+    forgery never matches), at most `capacity` of them; a remembered token is checked again for expiry and for
+    its key still being published, so a retired or disabled key ends it exactly as a fresh verification would.
+    """
+
+    def __init__(self, resolve_key: KeyResolver, *, issuer: str, audience: str, leeway_s: float = 0,
+                 capacity: int = 10_000, clock: Callable[[], float] = time.time):
+        self.resolve_key = resolve_key
+        self.issuer = issuer
+        self.audience = audience
+        self.leeway_s = leeway_s
+        self._capacity = capacity
+        self._clock = clock
+        self._verified: dict[str, tuple[str, dict]] = {}
+        self._lock = threading.Lock()
+
+    def verify(self, token: str) -> dict:
+        remembered = self._verified.get(token)
+        if remembered is None:
+            kid, claims = _verify(token, self.resolve_key, issuer=self.issuer, audience=self.audience,
+                                  leeway_s=self.leeway_s)
+            with self._lock:
+                if len(self._verified) >= self._capacity:
+                    del self._verified[next(iter(self._verified))]  # the oldest
+                self._verified[token] = (kid, claims)
+            return dict(claims)
+        kid, claims = remembered
+        if claims["exp"] <= self._clock() - self.leeway_s:
+            with self._lock:
+                self._verified.pop(token, None)
+            raise InvalidToken("token has expired")
+        self.resolve_key(kid)  # InvalidToken once the key is no longer published
+        return dict(claims)
 
 
 def jwks_resolver(jwks_url: str, *, cache_s: float = 300, refetch_cooldown_s: float = 1.0) -> KeyResolver:
@@ -159,20 +199,16 @@ def jwks_resolver(jwks_url: str, *, cache_s: float = 300, refetch_cooldown_s: fl
 
 
 class Guard:
-    def __init__(self, *, resolve_key: KeyResolver, issuer: str, audience: str, trust_userinfo: bool = False,
-                 is_revoked: Callable[[dict], bool] | None = None, leeway_s: float = 0):
-        self.resolve_key = resolve_key
-        self.issuer = issuer
-        self.audience = audience
+    def __init__(self, verifier: TokenVerifier, *, trust_userinfo: bool = False,
+                 is_revoked: Callable[[dict], bool] | None = None):
+        self.verifier = verifier
         self.trust_userinfo = trust_userinfo
         self.is_revoked = is_revoked
-        self.leeway_s = leeway_s
 
     def verify(self, token: str) -> dict:
         """The claims of a valid access token, or a 401 Problem saying what is wrong with it."""
         try:
-            return verify_access_token(token, self.resolve_key, issuer=self.issuer, audience=self.audience,
-                                       leeway_s=self.leeway_s)
+            return self.verifier.verify(token)
         except InvalidToken as invalid:
             raise _unauthorized(str(invalid)) from None
 
@@ -220,5 +256,5 @@ def default_guard() -> Guard:
     from energent_shared.revocation import is_revoked
 
     config = settings()
-    return Guard(resolve_key=jwks_resolver(config.jwks_url), issuer=config.token_issuer,
-                 audience=config.token_audience, trust_userinfo=config.trust_gateway_userinfo, is_revoked=is_revoked)
+    verifier = TokenVerifier(jwks_resolver(config.jwks_url), issuer=config.token_issuer, audience=config.token_audience)
+    return Guard(verifier, trust_userinfo=config.trust_gateway_userinfo, is_revoked=is_revoked)

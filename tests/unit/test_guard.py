@@ -9,7 +9,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from energent_shared.guard import Guard, jwks_resolver
+from energent_shared.guard import Guard, InvalidToken, TokenVerifier, jwks_resolver
 from energent_shared.http import Problem
 from tests.support import AUDIENCE, ISSUER, JwksServer, SigningKey
 
@@ -30,7 +30,7 @@ def jwks(key):
 
 @pytest.fixture
 def guard(jwks):
-    return Guard(resolve_key=jwks_resolver(jwks.url, refetch_cooldown_s=0), issuer=ISSUER, audience=AUDIENCE)
+    return Guard(TokenVerifier(jwks_resolver(jwks.url, refetch_cooldown_s=0), issuer=ISSUER, audience=AUDIENCE))
 
 
 def call(guard_method, headers, *args, **kwargs):
@@ -133,7 +133,7 @@ def test_scope_and_tenant_checks(guard, key):
 
 def test_revoked_tokens_are_refused(jwks, key):
     revoked = set()
-    guard = Guard(resolve_key=jwks_resolver(jwks.url), issuer=ISSUER, audience=AUDIENCE,
+    guard = Guard(TokenVerifier(jwks_resolver(jwks.url), issuer=ISSUER, audience=AUDIENCE),
                   is_revoked=lambda c: c["jti"] in revoked)
     token = key.token(jti="j-1")
     call(guard.authenticate, bearer(token))
@@ -142,7 +142,7 @@ def test_revoked_tokens_are_refused(jwks, key):
 
 
 def test_gateway_userinfo_mode_trusts_the_gateways_claims():
-    guard = Guard(resolve_key=jwks_resolver("http://unused.invalid"), issuer=ISSUER, audience=AUDIENCE,
+    guard = Guard(TokenVerifier(jwks_resolver("http://unused.invalid"), issuer=ISSUER, audience=AUDIENCE),
                   trust_userinfo=True)
     claims = {"client_id": "c-9", "sub": "c-9", "scope": "usage:read", "tenant_id": "acme"}
     userinfo = base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip("=")
@@ -150,3 +150,47 @@ def test_gateway_userinfo_mode_trusts_the_gateways_claims():
     assert principal.client_id == "c-9"
     assert rejection(guard, {"Authorization": "Bearer x"}, "usage:read").detail == "no verified claims from the gateway"
     assert rejection(guard, {"X-Apigateway-Api-Userinfo": "%%%"}, "usage:read").status == 401
+
+
+def static_resolver(*keys: SigningKey):
+    published = {k.kid: k for k in keys}
+
+    def resolve(kid):
+        if kid not in published:
+            raise InvalidToken("token was signed by an unknown key")
+        return "ES256", published[kid].private.public_key()
+
+    return resolve, published
+
+
+def test_a_remembered_token_is_refused_once_it_expires(key):
+    now = [time.time()]
+    verifier = TokenVerifier(static_resolver(key)[0], issuer=ISSUER, audience=AUDIENCE, clock=lambda: now[0])
+    token = key.token(exp=int(now[0]) + 60)
+    assert verifier.verify(token)["exp"] == int(now[0]) + 60
+    assert verifier.verify(token)["jti"]  # remembered
+    now[0] += 61
+    with pytest.raises(InvalidToken, match="expired"):
+        verifier.verify(token)
+
+
+def test_a_remembered_token_is_refused_once_its_key_is_unpublished(key):
+    resolve, published = static_resolver(key)
+    verifier = TokenVerifier(resolve, issuer=ISSUER, audience=AUDIENCE)
+    token = key.token()
+    verifier.verify(token)
+    del published[key.kid]
+    with pytest.raises(InvalidToken, match="unknown key"):
+        verifier.verify(token)
+
+
+def test_remembered_tokens_are_bounded_and_invalid_ones_never_remembered(key):
+    verifier = TokenVerifier(static_resolver(key)[0], issuer=ISSUER, audience=AUDIENCE, capacity=2)
+    tokens = [key.token() for _ in range(3)]
+    for token in tokens:
+        verifier.verify(token)
+    with pytest.raises(InvalidToken):
+        verifier.verify(key.token(aud="other-api"))
+    assert list(verifier._verified) == tokens[1:]
+    assert [verifier.verify(t)["jti"] for t in tokens] == [jwt.decode(t, options={"verify_signature": False})["jti"]
+                                                          for t in tokens]

@@ -8,7 +8,7 @@ import datetime
 import hashlib
 import hmac
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from auth import credentials, keys, store, tokens
@@ -16,7 +16,7 @@ from auth.oauth import ClientCredentials, OAuthError, invalid_client
 from auth.settings import AuthSettings
 from energent_shared import firestore
 from energent_shared.events import PubSubMessage
-from energent_shared.guard import ALL_SCOPES, InvalidToken, revoked_token, verify_access_token
+from energent_shared.guard import ALL_SCOPES, InvalidToken, TokenVerifier, revoked_token
 from energent_shared.http import Problem, page_size_param
 from energent_shared.logging import get_logger, log_event
 from energent_shared.revocation import revoked
@@ -39,11 +39,21 @@ class Auth:
     revocations: store.RevocationStore
     signing_keys: store.SigningKeyStore
     db: Any
+    verifier: TokenVerifier = field(init=False)
+    _loaded: tuple[list, list[keys.SigningKey]] = field(init=False, default=([], []))
+
+    def __post_init__(self) -> None:
+        self.verifier = TokenVerifier(self.resolve_key, issuer=self.issuer, audience=self.audience)
 
     # --- keys -------------------------------------------------------------------------------------------------
 
     def _keys(self) -> list[keys.SigningKey]:
-        return self.settings.rollover.keys(self.signing_keys.versions())
+        versions = self.signing_keys.versions()
+        loaded_from, loaded = self._loaded
+        if versions is not loaded_from:  # the store hands out the same list until it lists the versions again
+            loaded = self.settings.rollover.keys(versions)
+            self._loaded = (versions, loaded)
+        return loaded
 
     def jwks(self, now: datetime.datetime | None = None) -> dict:
         published = self.settings.rollover.published(self._keys(), now or store.utcnow())
@@ -100,7 +110,7 @@ class Auth:
                 "expires_in": int(ttl.total_seconds()), "scope": claims["scope"]}
 
     def verify(self, token: str) -> dict:
-        return verify_access_token(token, self.resolve_key, issuer=self.issuer, audience=self.audience)
+        return self.verifier.verify(token)
 
     def introspect(self, token: str, caller: dict) -> dict:
         """RFC 7662: anything not valid, for whatever reason, is just inactive. The caller's own revocation is
