@@ -8,8 +8,11 @@ The emulators are found through the clients' own variables (`FIRESTORE_EMULATOR_
 
 from __future__ import annotations
 
+import asyncio
 import os
-from functools import cache
+import weakref
+from collections.abc import Callable
+from functools import cache, wraps
 
 from energent_shared.config import settings
 
@@ -19,6 +22,27 @@ def firestore():
     from google.cloud import firestore as firestore_lib
 
     return firestore_lib.Client(project=settings().project)
+
+
+def per_event_loop(factory: Callable) -> Callable:
+    """`cache` for objects bound to the running event loop (asyncio clients, locks): one per loop."""
+    made: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+    @wraps(factory)
+    def get():
+        loop = asyncio.get_running_loop()
+        if loop not in made:
+            made[loop] = factory()
+        return made[loop]
+
+    return get
+
+
+@per_event_loop
+def firestore_async():
+    from google.cloud import firestore as firestore_lib
+
+    return firestore_lib.AsyncClient(project=settings().project)
 
 
 @cache

@@ -99,28 +99,33 @@ def parse_json(raw: bytes) -> Any:
         raise Problem(400, f"body is not valid JSON: {exc}") from None
 
 
-def media_type(request: flask.Request) -> str:
-    return (request.mimetype or "").lower()
+def media_type(request) -> str:
+    """The request's media type without parameters, lower case (Flask and Starlette requests alike)."""
+    return request.headers.get("Content-Type", "").partition(";")[0].strip().lower()
 
 
-def read_body(request: flask.Request, *, max_bytes: int | None = None) -> bytes:
-    """The raw body, refused with 413 past the limit without reading more than the limit."""
+def require_media_type(request, media_types: tuple[str, ...]) -> None:
+    found = media_type(request)
+    if found not in media_types:
+        raise Problem(415, f"Content-Type must be {' or '.join(media_types)}, got {found or 'none'!r}")
+
+
+def body_limit(declared_length: int | None, max_bytes: int | None) -> int:
+    """The byte limit for a body; 413 at once if its declared length is already past it."""
     limit = max_bytes if max_bytes is not None else settings().max_body_bytes
-    length = request.content_length
-    if length is not None and length > limit:
-        raise Problem(413, f"body is {length} bytes; the limit is {limit} bytes")
-    raw = request.stream.read(limit + 1)
+    if declared_length is not None and declared_length > limit:
+        raise Problem(413, f"body is {declared_length} bytes; the limit is {limit} bytes")
+    return limit
+
+
+def check_read_length(raw: bytes, limit: int) -> bytes:
     if len(raw) > limit:
         raise Problem(413, f"body is larger than the limit of {limit} bytes")
     return raw
 
 
-def read_json(request: flask.Request, *, expect: type = dict, max_bytes: int | None = None,
-              media_types: tuple[str, ...] = ("application/json",)) -> Any:
-    """The request's JSON body, checked for media type, size, encoding, syntax and top-level type."""
-    if media_type(request) not in media_types:
-        raise Problem(415, f"Content-Type must be {' or '.join(media_types)}, got {request.mimetype or 'none'!r}")
-    raw = read_body(request, max_bytes=max_bytes)
+def json_document(raw: bytes, expect: type = dict) -> Any:
+    """A JSON body (see `parse_json`) that must be of the `expect`ed top-level type."""
     if not raw.strip():
         raise Problem(400, "body is empty; a JSON document is required")
     body = parse_json(raw)
@@ -128,6 +133,19 @@ def read_json(request: flask.Request, *, expect: type = dict, max_bytes: int | N
         raise Problem(400, f"body must be a JSON {_JSON_TYPE_NAMES.get(expect, expect.__name__)}, "
                            f"got {_json_type_name(body)}")
     return body
+
+
+def read_body(request: flask.Request, *, max_bytes: int | None = None) -> bytes:
+    """The raw body, refused with 413 past the limit without reading more than the limit."""
+    limit = body_limit(request.content_length, max_bytes)
+    return check_read_length(request.stream.read(limit + 1), limit)
+
+
+def read_json(request: flask.Request, *, expect: type = dict, max_bytes: int | None = None,
+              media_types: tuple[str, ...] = ("application/json",)) -> Any:
+    """The request's JSON body, checked for media type, size, encoding, syntax and top-level type."""
+    require_media_type(request, media_types)
+    return json_document(read_body(request, max_bytes=max_bytes), expect)
 
 
 _JSON_TYPE_NAMES = {dict: "object", list: "array", str: "string"}
@@ -146,10 +164,14 @@ def _json_type_name(value: Any) -> str:
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
-def request_id(request: flask.Request) -> str:
-    """The caller's `X-Request-Id` if it is sane, else a fresh one; echoed on every response."""
-    given = request.headers.get("X-Request-Id", "")
-    return given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+def request_id(request) -> str:
+    """The caller's `X-Request-Id` if it is sane, else the execution id functions-framework logs (the platform
+    sends one; the framework makes one up otherwise), else a fresh one; echoed on every response."""
+    for header in ("X-Request-Id", "Function-Execution-Id"):
+        given = request.headers.get(header, "")
+        if _REQUEST_ID.match(given):
+            return given
+    return uuid.uuid4().hex
 
 
 def caller_authorization(request: flask.Request) -> tuple[str, str] | None:
@@ -206,18 +228,23 @@ class Router:
 
         return register
 
-    def dispatch(self, request: flask.Request) -> flask.Response:
+    def find(self, method: str, path: str) -> tuple[Handler, dict[str, str]]:
+        """The handler of `method` on `path` and the path's parameters, or a 404/405 problem."""
         for pattern, _template, methods in self._routes:
-            match = pattern.fullmatch(request.path)
+            match = pattern.fullmatch(path)
             if match is None:
                 continue
-            handler = methods.get(request.method)
+            handler = methods.get(method)
             if handler is None:
                 allowed = ", ".join(sorted(methods))
-                raise Problem(405, f"{request.method} is not allowed on {request.path}; allowed: {allowed}",
+                raise Problem(405, f"{method} is not allowed on {path}; allowed: {allowed}",
                               headers={"Allow": allowed})
-            return handler(request, **match.groupdict())
-        raise Problem(404, f"no such resource: {request.path}")
+            return handler, match.groupdict()
+        raise Problem(404, f"no such resource: {path}")
+
+    def dispatch(self, request: flask.Request) -> flask.Response:
+        handler, params = self.find(request.method, request.path)
+        return handler(request, **params)
 
     def templates(self) -> dict[str, set[str]]:
         return {template: set(methods) for _pattern, template, methods in self._routes}
@@ -232,20 +259,16 @@ def _compile(template: str) -> re.Pattern:
 def http_function(handler: Handler) -> Callable[[flask.Request], flask.Response]:
     """Wraps a functions-framework HTTP handler: trace-correlated logs, request id, problems as RFC 9457,
     and a 500 that names the request id but never the internals."""
-    logger = log.get_logger("http")
 
     def wrapped(request: flask.Request) -> flask.Response:
-        rid = request_id(request)
-        token = log.set_trace(log.parse_trace(request.headers.get("traceparent"),
-                                              request.headers.get("X-Cloud-Trace-Context")))
+        rid, token = begin_request(request)
         try:
             try:
                 response = handler(request)
             except Problem as problem:
                 response = problem_response(problem)
             except Exception:
-                logger.exception("unhandled error", extra={"json_fields": {"request_id": rid}})
-                response = problem_response(Problem(500, f"internal error; request id {rid}"))
+                response = problem_response(internal_error(rid))
             response.headers["X-Request-Id"] = rid
             return response
         finally:
@@ -254,3 +277,15 @@ def http_function(handler: Handler) -> Callable[[flask.Request], flask.Response]
     wrapped.__name__ = handler.__name__
     wrapped.__doc__ = handler.__doc__
     return wrapped
+
+
+def begin_request(request) -> tuple[str, Any]:
+    """(request id, trace token): call `log.reset_trace(token)` when the request is done."""
+    return request_id(request), log.set_trace(log.parse_trace(request.headers.get("traceparent"),
+                                                              request.headers.get("X-Cloud-Trace-Context")))
+
+
+def internal_error(rid: str) -> Problem:
+    """Logs the exception being handled and returns the 500 the caller sees: the request id, no internals."""
+    log.get_logger("http").exception("unhandled error", extra={"json_fields": {"request_id": rid}})
+    return Problem(500, f"internal error; request id {rid}")

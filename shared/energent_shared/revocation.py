@@ -2,18 +2,46 @@
 
 A token is revoked when its `jti` is on the revocation list (entries expire with the tokens, through a
 Firestore TTL policy on `expire_at`) or, for a tenant client, when its client is gone or no longer active. One
-batched read answers both.
+batched, strongly consistent read answers it: a revocation that has returned is seen by every later request.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
+from collections.abc import Callable, Mapping
 
 from energent_shared import clients
 
 CLIENTS = "oauth_clients"
 REVOKED_TOKENS = "revoked_tokens"
 _DOCUMENT_ID = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
+
+Deciding = tuple[str, str | None] | None  # (revocation entry, client record) paths; None: cannot be valid
+
+
+def _deciding_documents(claims: dict) -> Deciding:
+    jti, client_id = claims.get("jti"), claims.get("client_id")
+    if not isinstance(jti, str) or not _DOCUMENT_ID.match(jti):
+        return None
+    if claims.get("tenant_id") is None:
+        return f"{REVOKED_TOKENS}/{jti}", None
+    if isinstance(client_id, str) and _DOCUMENT_ID.match(client_id):
+        return f"{REVOKED_TOKENS}/{jti}", f"{CLIENTS}/{client_id}"
+    return None
+
+
+def _is_revoked(deciding: Deciding, found: Mapping[str, dict | None]) -> bool:
+    if deciding is None:
+        return True
+    entry, client = deciding
+    if found[entry] is not None:
+        return True
+    return client is not None and (found[client] or {}).get("active") is not True
+
+
+def _paths(plans: list[Deciding]) -> list[str]:
+    return sorted({path for plan in plans if plan for path in plan if path})
 
 
 def is_revoked(claims: dict, db=None) -> bool:
@@ -23,32 +51,50 @@ def is_revoked(claims: dict, db=None) -> bool:
 def revoked(many: list[dict], db=None) -> list[bool]:
     """`is_revoked` for several tokens in one round trip (introspection checks the caller and the subject)."""
     db = db or clients.firestore()
-    wanted: list[tuple] = []
-    for claims in many:
-        jti, client_id = claims.get("jti"), claims.get("client_id")
-        if not isinstance(jti, str) or not _DOCUMENT_ID.match(jti):
-            wanted.append(None)
-            continue
-        token_ref = db.collection(REVOKED_TOKENS).document(jti)
-        if claims.get("tenant_id") is None:
-            wanted.append((token_ref, None))
-        elif isinstance(client_id, str) and _DOCUMENT_ID.match(client_id):
-            wanted.append((token_ref, db.collection(CLIENTS).document(client_id)))
-        else:
-            wanted.append(None)
-    refs = {ref.path: ref for pair in wanted if pair for ref in pair if ref is not None}
-    found = {snapshot.reference.path: snapshot for snapshot in db.get_all(list(refs.values()))} if refs else {}
-    answers = []
-    for pair in wanted:
-        if pair is None:
-            answers.append(True)
-            continue
-        token_ref, client_ref = pair
-        if found[token_ref.path].exists:
-            answers.append(True)
-        elif client_ref is not None:
-            client = found[client_ref.path]
-            answers.append(not client.exists or (client.to_dict() or {}).get("active") is not True)
-        else:
-            answers.append(False)
-    return answers
+    plans = [_deciding_documents(claims) for claims in many]
+    paths = _paths(plans)
+    found = {snapshot.reference.path: snapshot.to_dict() if snapshot.exists else None
+             for snapshot in db.get_all([db.document(path) for path in paths])} if paths else {}
+    return [_is_revoked(plan, found) for plan in plans]
+
+
+class SharedReads:
+    """`revoked` for an event loop serving many requests at once: requests waiting at the same moment share one
+    Firestore read. A read starts only after every request in it arrived, so it stays strongly consistent;
+    requests arriving while `max_in_flight` reads are under way gather for the next one. One per event loop.
+    """
+
+    def __init__(self, client_factory: Callable = clients.firestore_async, *, max_in_flight: int = 2,
+                 max_batch: int = 200):
+        self._client_factory = client_factory
+        self._slots = asyncio.Semaphore(max_in_flight)
+        self._max_batch = max_batch
+        self._gathering: tuple[set[str], asyncio.Future] | None = None
+
+    async def revoked(self, many: list[dict]) -> list[bool]:
+        plans = [_deciding_documents(claims) for claims in many]
+        paths = _paths(plans)
+        found = await self._read(paths) if paths else {}
+        return [_is_revoked(plan, found) for plan in plans]
+
+    async def _read(self, paths: list[str]) -> dict[str, dict | None]:
+        if self._gathering is None or len(self._gathering[0]) >= self._max_batch:
+            self._gathering = (set(), asyncio.get_running_loop().create_future())
+            asyncio.get_running_loop().create_task(self._send(self._gathering))
+        wanted, result = self._gathering
+        wanted.update(paths)
+        return await asyncio.shield(result)  # a cancelled request must not cancel the others' read
+
+    async def _send(self, batch: tuple[set[str], asyncio.Future]) -> None:
+        wanted, result = batch
+        async with self._slots:
+            if self._gathering is batch:
+                self._gathering = None  # from here on, newcomers gather for the next read
+            try:
+                db = self._client_factory()
+                found = {snapshot.reference.path: snapshot.to_dict() if snapshot.exists else None
+                         async for snapshot in db.get_all([db.document(path) for path in sorted(wanted)])}
+            except Exception as error:  # every waiting request gets the failure
+                result.set_exception(error)
+            else:
+                result.set_result(found)
