@@ -1,25 +1,34 @@
 """Auth entry points (functions/registry.yaml): `auth_http` serves the OAuth2 and client API;
 `rotate_signing_key` handles Secret Manager notifications on auth-events; `on_tenant_event` revokes the
-clients of deleted tenants from tenant-events."""
+clients of deleted tenants from tenant-events.
+
+`auth_http` is asynchronous (functions-framework runs it on Starlette under uvicorn): every call into the
+platform may be introspected, and one event loop lets concurrent introspections share their revocation
+reads. Work that blocks — client authentication, Firestore writes, Secret Manager — runs in worker threads.
+"""
 
 from __future__ import annotations
 
+import asyncio
 from functools import cache, wraps
 
-import flask
 import functions_framework
+import functions_framework.aio
+from starlette.requests import Request
+from starlette.responses import Response
 
 from auth.oauth import NO_STORE, OAuthError, client_credentials, read_form
-from auth.service import Auth, tenant_deleted
+from auth.service import Auth, introspection, tenant_deleted
 from auth.settings import auth_settings
 from auth.store import ClientStore, RevocationStore, SigningKeyStore
 from energent_shared import clients, events
+from energent_shared.asgi import asgi_function, json_response, read_json
 from energent_shared.config import settings
 from energent_shared.firestore import valid_tenant_id
-from energent_shared.guard import ALL_SCOPES, Guard, Principal
-from energent_shared.http import Problem, Router, http_function, json_response, read_json, tenant_id_param
+from energent_shared.guard import ALL_SCOPES, Guard, Principal, revoked_token
+from energent_shared.http import Problem, Router, tenant_id_param
 from energent_shared.logging import get_logger, log_event
-from energent_shared.revocation import is_revoked
+from energent_shared.revocation import SharedReads
 
 logger = get_logger("auth")
 router = Router()
@@ -38,16 +47,29 @@ def service() -> Auth:
 
 @cache
 def guard() -> Guard:
-    return Guard(service().verifier, trust_userinfo=settings().trust_gateway_userinfo, is_revoked=is_revoked)
+    return Guard(service().verifier, trust_userinfo=settings().trust_gateway_userinfo)
+
+
+@clients.per_event_loop
+def revocations() -> SharedReads:
+    return SharedReads()
+
+
+async def caller(request: Request, scope: str, tenant_id: str | None = None) -> Principal:
+    """The guard's `require`, with the revocation check shared with concurrent requests."""
+    claims = guard().claims(request)
+    if (await revocations().revoked([claims]))[0]:
+        raise revoked_token()
+    return Guard.authorize(Principal.from_claims(claims), scope, tenant_id)
 
 
 def oauth_endpoint(handler):
     """OAuth endpoints answer errors in RFC 6749 §5.2's shape, not as problems."""
 
     @wraps(handler)
-    def wrapped(request: flask.Request, **params) -> flask.Response:
+    async def wrapped(request: Request, **params) -> Response:
         try:
-            return handler(request, **params)
+            return await handler(request, **params)
         except OAuthError as error:
             return error.response()
 
@@ -56,40 +78,45 @@ def oauth_endpoint(handler):
 
 @router.route("POST", "/v1/oauth/token")
 @oauth_endpoint
-def token(request: flask.Request) -> flask.Response:
-    form = read_form(request)
+async def token(request: Request) -> Response:
+    form = await read_form(request)
     given = client_credentials(request, form)
     grant_type = form.get("grant_type")
     if not grant_type:
         raise OAuthError("invalid_request", "grant_type is required")
     if grant_type != "client_credentials":
         raise OAuthError("unsupported_grant_type", "only client_credentials is supported")
-    return json_response(service().issue_token(given, form.get("scope")), headers=NO_STORE)
+    issued = await asyncio.to_thread(service().issue_token, given, form.get("scope"))
+    return json_response(issued, headers=NO_STORE)
 
 
 @router.route("POST", "/v1/oauth/introspect")
-def introspect(request: flask.Request) -> flask.Response:
-    caller = guard().claims(request)
-    form = _token_form(request)
-    answer = service().introspect(form["token"], caller)  # 401 first if the caller's own token is revoked
-    Guard.authorize(Principal.from_claims(caller), "tokens:introspect")
-    return json_response(answer, headers=NO_STORE)
+async def introspect(request: Request) -> Response:
+    """RFC 7662. The caller's own revocation is read with the subject's (401 first if the caller's is revoked)."""
+    claims = guard().claims(request)
+    form = await _token_form(request)
+    subject = service().valid_claims(form["token"])
+    revoked = await revocations().revoked([claims, subject] if subject else [claims])
+    if revoked[0]:
+        raise revoked_token()
+    Guard.authorize(Principal.from_claims(claims), "tokens:introspect")
+    return json_response(introspection(subject, any(revoked[1:])), headers=NO_STORE)
 
 
 @router.route("POST", "/v1/oauth/revoke")
 @oauth_endpoint
-def revoke(request: flask.Request) -> flask.Response:
-    form = read_form(request)
+async def revoke(request: Request) -> Response:
+    form = await read_form(request)
     given = client_credentials(request, form)
     if not form.get("token"):
         raise OAuthError("invalid_request", "token is required")
-    service().revoke(given, form["token"])
-    return flask.Response(status=200, headers=NO_STORE)
+    await asyncio.to_thread(service().revoke, given, form["token"])
+    return Response(status_code=200, headers=NO_STORE)
 
 
-def _token_form(request: flask.Request) -> dict[str, str]:
+async def _token_form(request: Request) -> dict[str, str]:
     try:
-        form = read_form(request)
+        form = await read_form(request)
     except OAuthError as error:
         raise Problem(error.status, error.description) from None
     if not form.get("token"):
@@ -98,12 +125,13 @@ def _token_form(request: flask.Request) -> dict[str, str]:
 
 
 @router.route("GET", "/.well-known/jwks.json")
-def jwks(request: flask.Request) -> flask.Response:
-    return json_response(service().jwks(), headers={"Cache-Control": "public, max-age=300"})
+async def jwks(request: Request) -> Response:
+    published = await asyncio.to_thread(service().jwks)  # lists the key versions when its cache has expired
+    return json_response(published, headers={"Cache-Control": "public, max-age=300"})
 
 
 @router.route("GET", "/.well-known/openid-configuration")
-def discovery(request: flask.Request) -> flask.Response:
+async def discovery(request: Request) -> Response:
     issuer = settings().token_issuer
     return json_response({
         "issuer": issuer,
@@ -124,32 +152,35 @@ def discovery(request: flask.Request) -> flask.Response:
 
 
 @router.route("POST", "/v1/tenants/{tenant_id}/clients")
-def create_client(request: flask.Request, tenant_id: str) -> flask.Response:
-    caller = guard().require(request, "clients:write", tenant_id_param(tenant_id))
-    body = read_json(request)
-    created = service().create_client(tenant_id, body, caller.client_id, caller.scopes)
+async def create_client(request: Request, tenant_id: str) -> Response:
+    principal = await caller(request, "clients:write", tenant_id_param(tenant_id))
+    body = await read_json(request)
+    created = await asyncio.to_thread(service().create_client, tenant_id, body, principal.client_id,
+                                      principal.scopes)
     return json_response(created, 201, headers={**NO_STORE,
                                                 "Location": f"/v1/tenants/{tenant_id}/clients/{created['client_id']}"})
 
 
 @router.route("GET", "/v1/tenants/{tenant_id}/clients")
-def list_clients(request: flask.Request, tenant_id: str) -> flask.Response:
-    guard().require(request, "clients:write", tenant_id_param(tenant_id))
-    return json_response(service().list_clients(tenant_id, request.args.get("page_size"),
-                                                request.args.get("page_token")))
+async def list_clients(request: Request, tenant_id: str) -> Response:
+    await caller(request, "clients:write", tenant_id_param(tenant_id))
+    listed = await asyncio.to_thread(service().list_clients, tenant_id, request.query_params.get("page_size"),
+                                     request.query_params.get("page_token"))
+    return json_response(listed)
 
 
 @router.route("DELETE", "/v1/tenants/{tenant_id}/clients/{client_id}")
-def delete_client(request: flask.Request, tenant_id: str, client_id: str) -> flask.Response:
-    caller = guard().require(request, "clients:write", tenant_id_param(tenant_id))
-    service().delete_client(tenant_id, client_id, caller.client_id)
-    return flask.Response(status=204)
+async def delete_client(request: Request, tenant_id: str, client_id: str) -> Response:
+    principal = await caller(request, "clients:write", tenant_id_param(tenant_id))
+    await asyncio.to_thread(service().delete_client, tenant_id, client_id, principal.client_id)
+    return Response(status_code=204)
 
 
-@functions_framework.http
-@http_function
-def auth_http(request: flask.Request) -> flask.Response:
-    return router.dispatch(request)
+@functions_framework.aio.http
+@asgi_function
+async def auth_http(request: Request) -> Response:
+    handler, params = router.find(request.method, request.url.path)
+    return await handler(request, **params)
 
 
 @functions_framework.cloud_event

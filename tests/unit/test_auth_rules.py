@@ -34,6 +34,27 @@ def test_a_new_key_is_published_at_once_and_the_old_one_until_its_tokens_and_cac
     assert [k.number for k in ROLLOVER.published(ring, activated + timedelta(minutes=20))] == [2]
 
 
+def test_published_keys_and_signing_key_hold_until_next_change():
+    ring = ROLLOVER.keys([version(1, T0), version(2, T0 + timedelta(hours=1)), version(3, T0 + timedelta(hours=2))])
+
+    def state(moment):
+        return [k.number for k in ROLLOVER.published(ring, moment)], ROLLOVER.signing_key(ring, moment).number
+
+    moment, changes = T0, []
+    while moment < T0 + timedelta(hours=3):
+        following = ROLLOVER.next_change(ring, moment)
+        step = moment
+        while step < min(following, T0 + timedelta(hours=3)):
+            assert state(step) == state(moment)
+            step += timedelta(seconds=30)
+        changes.append(following)
+        moment = following
+    # the boundaries: each activation (2 and 3 after the delay) and 20 minutes after it (a grace running out)
+    assert changes[:4] == [T0 + timedelta(minutes=20), T0 + timedelta(hours=1, minutes=5),
+                           T0 + timedelta(hours=1, minutes=25), T0 + timedelta(hours=2, minutes=5)]
+    assert ROLLOVER.next_change(ring, T0 + timedelta(days=1)).year == 9999
+
+
 def test_the_ring_is_ordered_by_version_and_a_missing_ring_is_an_error():
     ring = ROLLOVER.keys([version(3, T0 + timedelta(days=2)), version(2, T0)])
     assert [k.number for k in ring] == [2, 3]

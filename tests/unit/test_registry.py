@@ -10,8 +10,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def entry_points(main_py: Path) -> set[str]:
+    """Functions of `main_py` registered with functions-framework (`@functions_framework[.aio].<signature>`)."""
     tree = ast.parse(main_py.read_text())
-    return {node.name for node in tree.body if isinstance(node, ast.FunctionDef)}
+    return {node.name for node in tree.body if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+            and any(ast.unparse(decorator).startswith("functions_framework.") for decorator in node.decorator_list)}
 
 
 def test_every_registered_entry_point_is_a_function_of_its_main():

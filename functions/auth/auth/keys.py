@@ -17,7 +17,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -68,7 +68,7 @@ class SigningKey:
     private_key: ec.EllipticCurvePrivateKey
     activates_at: datetime
 
-    @property
+    @cached_property
     def public_key(self) -> ec.EllipticCurvePublicKey:
         return self.private_key.public_key()
 
@@ -117,3 +117,10 @@ class Rollover:
             if not successors or min(successors) + grace > now:
                 published.append(key)
         return published
+
+    def next_change(self, keys: list[SigningKey], now: datetime) -> datetime:
+        """When `published` or `signing_key` may next answer differently: a key activating, or a predecessor's
+        grace after an activation running out (the far future if neither is ahead)."""
+        grace = self.token_ttl + self.jwks_cache
+        ahead = [moment for key in keys for moment in (key.activates_at, key.activates_at + grace) if moment > now]
+        return min(ahead, default=datetime.max.replace(tzinfo=now.tzinfo))

@@ -8,9 +8,11 @@ import json
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, unquote_plus
 
-import flask
+from starlette.requests import Request
+from starlette.responses import Response
 
-from energent_shared.http import Problem, caller_authorization, media_type, read_body
+from energent_shared.asgi import read_body
+from energent_shared.http import Problem, caller_authorization, media_type
 
 FORM = "application/x-www-form-urlencoded"
 MAX_FORM_BYTES = 16 * 1024
@@ -25,23 +27,21 @@ class OAuthError(Exception):
         self.status = status
         self.headers = headers or {}
 
-    def response(self) -> flask.Response:
+    def response(self) -> Response:
         body = json.dumps({"error": self.error, "error_description": self.description})
-        response = flask.Response(body, status=self.status, mimetype="application/json")
-        response.headers.update({**NO_STORE, **self.headers})
-        return response
+        return Response(body, self.status, {**NO_STORE, **self.headers}, "application/json")
 
 
 def invalid_client(description: str) -> OAuthError:
     return OAuthError("invalid_client", description, 401, {"WWW-Authenticate": 'Basic realm="energent"'})
 
 
-def read_form(request: flask.Request) -> dict[str, str]:
+async def read_form(request: Request) -> dict[str, str]:
     """A form body; every parameter at most once (RFC 6749 §3.1)."""
     if media_type(request) != FORM:
         raise OAuthError("invalid_request", f"Content-Type must be {FORM}")
     try:
-        raw = read_body(request, max_bytes=MAX_FORM_BYTES)
+        raw = await read_body(request, max_bytes=MAX_FORM_BYTES)
     except Problem as problem:
         raise OAuthError("invalid_request", problem.detail, problem.status) from None
     try:
@@ -63,7 +63,7 @@ class ClientCredentials:
     client_secret: str
 
 
-def client_credentials(request: flask.Request, form: dict[str, str]) -> ClientCredentials:
+def client_credentials(request: Request, form: dict[str, str]) -> ClientCredentials:
     """HTTP Basic (RFC 6749 §2.3.1, form-encoded id and secret) or body fields — exactly one of them.
 
     A Bearer header is not client authentication: behind API Gateway it is the gateway's own identity.

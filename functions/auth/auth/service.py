@@ -16,10 +16,9 @@ from auth.oauth import ClientCredentials, OAuthError, invalid_client
 from auth.settings import AuthSettings
 from energent_shared import firestore
 from energent_shared.events import PubSubMessage
-from energent_shared.guard import ALL_SCOPES, InvalidToken, TokenVerifier, revoked_token
+from energent_shared.guard import ALL_SCOPES, InvalidToken, TokenVerifier
 from energent_shared.http import Problem, page_size_param
 from energent_shared.logging import get_logger, log_event
-from energent_shared.revocation import revoked
 
 logger = get_logger("auth")
 GONE_TENANT_STATES = ("deleting", "deleted")
@@ -41,6 +40,8 @@ class Auth:
     db: Any
     verifier: TokenVerifier = field(init=False)
     _loaded: tuple[list, list[keys.SigningKey]] = field(init=False, default=([], []))
+    _published: tuple[list, datetime.datetime, dict[str, keys.SigningKey]] = field(
+        init=False, default=([], datetime.datetime.min.replace(tzinfo=datetime.UTC), {}))
 
     def __post_init__(self) -> None:
         self.verifier = TokenVerifier(self.resolve_key, issuer=self.issuer, audience=self.audience)
@@ -60,11 +61,17 @@ class Auth:
         return {"keys": [key.jwk() for key in published]}
 
     def resolve_key(self, kid: str) -> tuple[str, object]:
-        """Verification keys straight from the published set: auth never fetches its own JWKS over HTTP."""
-        for key in self.settings.rollover.published(self._keys(), store.utcnow()):
-            if key.kid == kid:
-                return keys.ALGORITHM, key.public_key
-        raise InvalidToken("token was signed by an unknown key")
+        """Verification keys straight from the published set: auth never fetches its own JWKS over HTTP. The set
+        is worked out again only when the versions were listed again or a key activated or retired since."""
+        now, all_keys = store.utcnow(), self._keys()
+        computed_for, valid_until, by_kid = self._published
+        if all_keys is not computed_for or now >= valid_until:
+            rollover = self.settings.rollover
+            by_kid = {key.kid: key for key in rollover.published(all_keys, now)}
+            self._published = (all_keys, rollover.next_change(all_keys, now), by_kid)
+        if kid not in by_kid:
+            raise InvalidToken("token was signed by an unknown key")
+        return keys.ALGORITHM, by_kid[kid].public_key
 
     # --- client authentication and tokens ---------------------------------------------------------------------
 
@@ -112,19 +119,12 @@ class Auth:
     def verify(self, token: str) -> dict:
         return self.verifier.verify(token)
 
-    def introspect(self, token: str, caller: dict) -> dict:
-        """RFC 7662: anything not valid, for whatever reason, is just inactive. The caller's own revocation is
-        checked in the same round trip as the subject's (401 if the caller's token was revoked)."""
+    def valid_claims(self, token: str) -> dict | None:
+        """The claims of a valid token, None for anything else (RFC 7662 does not say why)."""
         try:
-            claims = self.verify(token)
+            return self.verify(token)
         except InvalidToken:
-            claims = None
-        flags = revoked([caller, claims] if claims else [caller], db=self.db)
-        if flags[0]:
-            raise revoked_token()
-        if claims is None or flags[1]:
-            return {"active": False}
-        return {"active": True, "token_type": "Bearer", **claims}
+            return None
 
     def revoke(self, given: ClientCredentials, token: str) -> None:
         """RFC 7009: the same answer whatever the token; only the client's own valid tokens are revoked."""
@@ -229,6 +229,13 @@ class Auth:
             if key.version not in keep:
                 self.signing_keys.disable(key.version)
                 log_event(logger, "key.retired", version=key.version, kid=key.kid)
+
+
+def introspection(claims: dict | None, revoked: bool) -> dict:
+    """RFC 7662: anything not valid, for whatever reason, is just inactive."""
+    if claims is None or revoked:
+        return {"active": False}
+    return {"active": True, "token_type": "Bearer", **claims}
 
 
 def tenant_deleted(clients: store.ClientStore, tenant_id: str) -> int:
