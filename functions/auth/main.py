@@ -55,8 +55,16 @@ def revocations() -> SharedReads:
     return SharedReads()
 
 
+async def keys_loaded() -> None:
+    """Verification lists the signing keys again once their cache expires, a blocking Secret Manager call:
+    done in a worker thread, so the event loop never waits on it."""
+    if not service().signing_keys.is_fresh():
+        await asyncio.to_thread(service().signing_keys.versions)
+
+
 async def caller(request: Request, scope: str, tenant_id: str | None = None) -> Principal:
     """The guard's `require`, with the revocation check shared with concurrent requests."""
+    await keys_loaded()
     claims = guard().claims(request)
     if (await revocations().revoked([claims]))[0]:
         raise revoked_token()
@@ -93,6 +101,7 @@ async def token(request: Request) -> Response:
 @router.route("POST", "/v1/oauth/introspect")
 async def introspect(request: Request) -> Response:
     """RFC 7662. The caller's own revocation is read with the subject's (401 first if the caller's is revoked)."""
+    await keys_loaded()
     claims = guard().claims(request)
     form = await _token_form(request)
     subject = service().valid_claims(form["token"])

@@ -12,6 +12,7 @@ from joserfc.jwk import KeySet
 from starlette.testclient import TestClient
 
 from auth.settings import auth_settings
+from auth.store import SigningKeyStore
 from energent_shared import clients, secrets
 from local import provision
 from tests.conftest import PROJECT, ROOT
@@ -365,3 +366,20 @@ def test_a_revoked_caller_is_refused_introspection_even_without_the_scope(http, 
     http.post("/v1/oauth/revoke", data={"token": token}, headers=basic(created["client_id"], created["client_secret"]))
     response = http.post("/v1/oauth/introspect", data={"token": token}, headers=bearer(token))
     assert response.status_code == 401 and response.json()["detail"] == "token has been revoked"
+
+
+def test_the_key_store_says_when_listing_the_keys_would_call_secret_manager(env, secret_manager):
+    now = [1000.0]
+    store = SigningKeyStore(SIGNING, ttl_s=30, clock=lambda: now[0])
+    assert not store.is_fresh()
+    store.versions()
+    calls = secret_manager.store.calls["ListSecretVersions"]
+    assert store.is_fresh()
+    now[0] += 29
+    assert store.is_fresh() and store.versions() and secret_manager.store.calls["ListSecretVersions"] == calls
+    now[0] += 2
+    assert not store.is_fresh()
+    store.versions()
+    assert store.is_fresh()
+    store.invalidate()
+    assert not store.is_fresh()

@@ -121,6 +121,11 @@ class SigningKeyStore:
             self._cached = (now + self._ttl_s, versions)
         return versions
 
+    def is_fresh(self) -> bool:
+        """Whether `versions()` would answer from its cache, without calling Secret Manager."""
+        with self._lock:
+            return self._cached is not None and self._cached[0] > self._clock()
+
     def invalidate(self) -> None:
         with self._lock:
             self._cached = None
