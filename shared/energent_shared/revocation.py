@@ -70,6 +70,7 @@ class SharedReads:
         self._slots = asyncio.Semaphore(max_in_flight)
         self._max_batch = max_batch
         self._gathering: tuple[set[str], asyncio.Future] | None = None
+        self._sending: set[asyncio.Task] = set()  # the loop holds tasks weakly
 
     async def revoked(self, many: list[dict]) -> list[bool]:
         plans = [_deciding_documents(claims) for claims in many]
@@ -79,8 +80,13 @@ class SharedReads:
 
     async def _read(self, paths: list[str]) -> dict[str, dict | None]:
         if self._gathering is None or len(self._gathering[0]) >= self._max_batch:
-            self._gathering = (set(), asyncio.get_running_loop().create_future())
-            asyncio.get_running_loop().create_task(self._send(self._gathering))
+            loop = asyncio.get_running_loop()
+            result = loop.create_future()
+            result.add_done_callback(_retrieve)  # a failure nobody waits for any more is not an error to log
+            self._gathering = (set(), result)
+            task = loop.create_task(self._send(self._gathering))
+            self._sending.add(task)
+            task.add_done_callback(self._sending.discard)
         wanted, result = self._gathering
         wanted.update(paths)
         return await asyncio.shield(result)  # a cancelled request must not cancel the others' read
@@ -98,3 +104,8 @@ class SharedReads:
                 result.set_exception(error)
             else:
                 result.set_result(found)
+
+
+def _retrieve(result: asyncio.Future) -> None:
+    if not result.cancelled():
+        result.exception()
