@@ -16,10 +16,10 @@ from energent_shared import logging as log
 from energent_shared.http import (
     PROBLEM_JSON,
     Problem,
+    as_problem,
     begin_request,
     body_limit,
     check_read_length,
-    internal_error,
     json_default,
     json_document,
     require_media_type,
@@ -64,10 +64,8 @@ def asgi_function(handler: AsyncHandler) -> Callable[[Request], Awaitable[Respon
         try:
             try:
                 response = await handler(request)
-            except Problem as problem:
-                response = problem_response(problem)
-            except Exception:
-                response = problem_response(internal_error(rid))
+            except Exception as error:
+                response = problem_response(as_problem(error, rid))
             response.headers["X-Request-Id"] = rid
             return response
         finally:

@@ -265,10 +265,8 @@ def http_function(handler: Handler) -> Callable[[flask.Request], flask.Response]
         try:
             try:
                 response = handler(request)
-            except Problem as problem:
-                response = problem_response(problem)
-            except Exception:
-                response = problem_response(internal_error(rid))
+            except Exception as error:
+                response = problem_response(as_problem(error, rid))
             response.headers["X-Request-Id"] = rid
             return response
         finally:
@@ -285,7 +283,10 @@ def begin_request(request) -> tuple[str, Any]:
                                                               request.headers.get("X-Cloud-Trace-Context")))
 
 
-def internal_error(rid: str) -> Problem:
-    """Logs the exception being handled and returns the 500 the caller sees: the request id, no internals."""
+def as_problem(error: Exception, rid: str) -> Problem:
+    """What to answer for an exception raised by a handler: a Problem as it is; anything else is logged, and
+    the caller gets a 500 naming the request id, never the internals. Call it while handling `error`."""
+    if isinstance(error, Problem):
+        return error
     log.get_logger("http").exception("unhandled error", extra={"json_fields": {"request_id": rid}})
     return Problem(500, f"internal error; request id {rid}")
