@@ -75,7 +75,19 @@ def main() -> None:
                               {"tenant_id": tenant_id, "meter": "workflow_minutes", "quantity": "1.5"})
 
         hot = in_threads([usage("t0000") for _ in range(EVENTS)], lambda e: billing.ingest([e], "bench"))
-        others = tenant_ids[2:]  # t0000 is the hot tenant, t0001 takes the batches
+
+        def reported_after(delay: datetime.timedelta):
+            """Usage of a hot tenant dated `delay` before it reaches billing: a tenant record read after the
+            usage happened answers for it, anything newer needs a fresh read (deletions are checked exactly)."""
+            def ingest(_):
+                event = usage("t0002")
+                event["time"] = (datetime.datetime.now(datetime.UTC) - delay).isoformat()
+                billing.ingest([event], "bench")
+            return ingest
+
+        delayed = in_threads(list(range(EVENTS)), reported_after(datetime.timedelta(milliseconds=100)))
+        undelayed = in_threads(list(range(EVENTS)), reported_after(datetime.timedelta(0)))
+        others = tenant_ids[3:]  # t0000 is the hot tenant, t0001 takes the batches, t0002 the live usage
         many = in_threads([usage(others[i % len(others)]) for i in range(EVENTS)],
                           lambda e: billing.ingest([e], "bench"))
         batches = [[usage("t0001") for _ in range(1000)] for _ in range(max(1, EVENTS // 1000))]
@@ -97,6 +109,8 @@ def main() -> None:
     print(f"{'measure':<50} {'per second':>12} {'x raw write':>12}")
     for name, seconds, count in (("raw Firestore document writes", raw, EVENTS),
                                  ("usage events, one hot tenant and meter", hot, EVENTS),
+                                 ("  the same, reported 100 ms after they happen", delayed, EVENTS),
+                                 ("  the same, reported the moment they happen", undelayed, EVENTS),
                                  (f"usage events, spread over {TENANTS} tenants", many, EVENTS),
                                  ("usage events, batches of 1,000 over HTTP's path", batched, 1000 * len(batches))):
         rate = count / seconds

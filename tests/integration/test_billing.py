@@ -27,7 +27,7 @@ THIS_MONTH = NOW.strftime("%Y-%m")
 def billing(firestore_db, emulators):
     bucket = clients.storage().create_bucket(f"invoices-{uuid.uuid4().hex[:10]}").name
     return Billing(BOOK, UsageStore(firestore_db), PeriodStatus(firestore_db, open_ttl_s=0),
-                   TenantCache(firestore_db, 0), firestore_db, bucket, clients.storage)
+                   TenantCache(firestore_db), firestore_db, bucket, clients.storage)
 
 
 def add_tenant(db, tenant_id="acme", tier="basic", billing_start=None, model="multi-tenant", deleted_at=None):
@@ -97,6 +97,18 @@ def test_count_and_max_meters(billing, firestore_db):
     meters = billing.usage_of("acme", THIS_MONTH)["meters"]
     assert meters["workflow_runs"]["quantity"] == "3"
     assert meters["peak_concurrent_workflows"] == {"quantity": "5", "unit": "workflow"}
+
+
+def test_a_deletion_after_the_tenant_was_last_read_still_rejects_later_usage(billing, firestore_db):
+    add_tenant(firestore_db)
+    assert billing.ingest([usage()], "http")["accepted"] == 1  # billing has read the live tenant
+    deleted_at = datetime.datetime.now(datetime.UTC)
+    firestore_db.document("tenants", "acme").update({"status": "deleting", "deleted_at": deleted_at})
+    before = usage(time=(deleted_at - datetime.timedelta(seconds=1)).isoformat())
+    after = usage(time=(deleted_at + datetime.timedelta(milliseconds=10)).isoformat())
+    result = billing.ingest([before, after], "http")
+    assert result["accepted"] == 1 and result["rejected"] == [{"id": after["id"],
+                                                               "reason": "dated after tenant acme was deleted"}]
 
 
 def test_rejections_change_no_total_and_are_recorded(billing, firestore_db):

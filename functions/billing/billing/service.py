@@ -53,7 +53,7 @@ class Billing:
             return "rejected", event.reason
         try:
             usage = validate(event, self.book, received_at)
-            tenant = self.tenants.get(usage.tenant_id)
+            tenant = self.tenants.get(usage.tenant_id, as_of=usage.time)
             if tenant is None:
                 raise Rejected(f"unknown tenant {usage.tenant_id}")
             deleted_at = tenant.get("deleted_at")

@@ -134,21 +134,26 @@ class PeriodStatus:
 
 
 class TenantCache:
-    """Tenant records as the provisioner keeps them, cached briefly (unknown tenants are never cached)."""
+    """Tenant records as the provisioner keeps them, each remembered with the moment it was read.
 
-    def __init__(self, db=None, ttl_s: float = 5.0, clock: Callable[[], float] = time.monotonic):
+    Records are never deleted, and deleting a tenant stamps `deleted_at` with the time of the DELETE, so a record
+    read at R answers truly for usage dated up to R: a deletion it does not show came after R. Usage dated after
+    R is checked against a fresh read. Usage arrives a little after it happens, so a busy tenant costs about one
+    read per reporting delay rather than one per event. Unknown tenants are never remembered.
+    """
+
+    def __init__(self, db=None):
         self.db = db or clients.firestore()
-        self._ttl_s = ttl_s
-        self._clock = clock
-        self._entries: dict[str, tuple[float, dict]] = {}
+        self._entries: dict[str, tuple[datetime.datetime, dict]] = {}
 
-    def get(self, tenant_id: str) -> dict | None:
-        cached = self._entries.get(tenant_id)
-        if cached and cached[0] > self._clock():
-            return cached[1]
+    def get(self, tenant_id: str, as_of: datetime.datetime | None = None) -> dict | None:
+        """The tenant's record as it stood at `as_of` or later (None: its existence is all that matters)."""
+        remembered = self._entries.get(tenant_id)
+        if remembered and (as_of is None or as_of <= remembered[0]):
+            return remembered[1]
         snapshot = firestore.tenant_doc(tenant_id, db=self.db).get(timeout=WRITE_TIMEOUT_S)
         if not snapshot.exists:
             return None
         record = snapshot.to_dict()
-        self._entries[tenant_id] = (self._clock() + self._ttl_s, record)
+        self._entries[tenant_id] = (snapshot.read_time, record)
         return record
