@@ -21,10 +21,29 @@ def wait_for_status(stack, tenant_id: str, status: str) -> dict:
                       TIMEOUT_S, what=f"{tenant_id} to become {status}")
 
 
-def bucket_files(stack, tenant_id: str) -> list[str]:
+def bucket_objects(stack, tenant_id: str) -> list[tuple[str, str]]:
     listing = requests.get(f"{stack.values['STORAGE_EMULATOR_HOST']}/storage/v1/b/{stack.values['MANIFEST_BUCKET']}/o",
                            params={"prefix": f"tenants/{tenant_id}/"}, timeout=10).json()
-    return [item["name"] for item in listing.get("items", [])]
+    return [(item["name"], item["generation"]) for item in listing.get("items", [])]
+
+
+def bucket_files(stack, tenant_id: str) -> list[str]:
+    return [name for name, _generation in bucket_objects(stack, tenant_id)]
+
+
+def settled(stack, tenant_id: str, quiet_s: float = 2.0) -> None:
+    """Wait until the tenant's files have not changed for `quiet_s`: the Flux stand-in (polling every 0.5 s)
+    has then reported on the last of them, and no success event of its is still on the way."""
+    last, since = None, time.monotonic()
+
+    def quiet():
+        nonlocal last, since
+        current = bucket_objects(stack, tenant_id)
+        if current != last:
+            last, since = current, time.monotonic()
+        return time.monotonic() - since >= quiet_s
+
+    wait_until(quiet, TIMEOUT_S, what=f"{tenant_id}'s files to settle")
 
 
 def bucket_yaml(stack, path: str) -> dict:
@@ -48,6 +67,7 @@ def test_create_update_fail_recover_and_delete(stack):
     wait_for_status(stack, "lifecycle", "active")
     assert bucket_yaml(stack, "tenants/lifecycle/manifests/resource-quota.yaml")["spec"]["hard"]["limits.cpu"] == "8"
 
+    settled(stack, "lifecycle")  # else a late success for the new files could overtake the failure below
     failure = flux_event("lifecycle", False, "HealthCheckFailed: Deployment/tenant-lifecycle/agent not ready",
                          revision="x", sequence=99)
     stack.publish("provisioning-events", json.dumps(failure).encode(), {})
