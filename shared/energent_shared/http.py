@@ -165,8 +165,8 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
 def request_id(request) -> str:
-    """The caller's `X-Request-Id` if it is sane, else the execution id functions-framework logs (the platform
-    sends one; the framework makes one up otherwise), else a fresh one; echoed on every response."""
+    """The caller's `X-Request-Id` if it is sane, else the execution id functions-framework logs with the request
+    (it makes one up when the request carries none), else a fresh one; echoed on every response."""
     for header in ("X-Request-Id", "Function-Execution-Id"):
         given = request.headers.get(header, "")
         if _REQUEST_ID.match(given):
