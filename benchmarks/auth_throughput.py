@@ -19,25 +19,18 @@ import logging
 import os
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from urllib.parse import urlencode
 
 from benchmarks import load
+from benchmarks.cold_start import HELLO
 
 ROOT = Path(__file__).resolve().parent.parent
 DURATION_S = float(os.environ.get("BENCH_SECONDS", "5"))
 CONNECTIONS = 100  # as Hydra's `hey -c 100`
 WORKERS = "2"  # one functions-framework worker per CPU of the 2-CPU reference
 HYDRA = {"token": 411, "introspection": 7934}
-HELLO = '''import functions_framework
-
-
-@functions_framework.http
-def hello(request):
-    return "hello"
-'''
 HELLO_ASYNC = '''import functions_framework.aio
 
 
@@ -47,23 +40,14 @@ async def hello(request):
 '''
 
 
-def rate(work, duration_s: float = DURATION_S, threads: int = 1) -> float:
-    """Operations per second of `work()` run by `threads` threads for about `duration_s` (bounded)."""
-    counts = [0] * threads
-    deadline = time.monotonic() + duration_s
-
-    def loop(index):
-        while time.monotonic() < deadline:
-            work()
-            counts[index] += 1
-
-    workers = [threading.Thread(target=loop, args=(i,)) for i in range(threads)]
-    started = time.monotonic()
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
-    return sum(counts) / (time.monotonic() - started)
+def rate(work, duration_s: float) -> float:
+    """Calls of `work()` per second, one after another for about `duration_s`."""
+    count, started = 0, time.monotonic()
+    deadline = started + duration_s
+    while time.monotonic() < deadline:
+        work()
+        count += 1
+    return count / (time.monotonic() - started)
 
 
 def raw_jwt_rates() -> tuple[float, float]:
@@ -175,14 +159,14 @@ def main() -> None:
                      b'"active": true'))
 
         sign, verify = raw_jwt_rates()
-        raw = {"token": sign, "introspection": verify}
+        raw_rates = {"token": sign, "introspection": verify}
         rows = [("PyJWT ES256 sign (raw)", sign, None), ("PyJWT ES256 verify (raw)", verify, None)]
         for concurrency in (1, CONNECTIONS):
             for name, path, fields, headers, expect in measures:
                 measured = load.run_in_process(app, "POST", path, urlencode(fields).encode(), {**form, **headers},
                                                concurrency=concurrency, seconds=DURATION_S, expect=expect)
                 checked(name, measured)
-                rows.append((f"{name}, in process ({concurrency} at a time)", measured.per_second, raw[name]))
+                rows.append((f"{name}, in process ({concurrency} at a time)", measured.per_second, raw_rates[name]))
 
         with tempfile.TemporaryDirectory() as tmp:
             over_http = f"over HTTP ({CONNECTIONS} connections)"
@@ -202,7 +186,7 @@ def main() -> None:
                 after = cpu_seconds(server.process.pid), cpu_seconds(firestore.process.pid)
                 checked(name, measured)
                 cpu_ms.append((name, *((a - b) * 1000 / measured.requests for a, b in zip(after, before, strict=True))))
-                rows.append((f"{name}, {over_http}", measured.per_second, raw[name]))
+                rows.append((f"{name}, {over_http}", measured.per_second, raw_rates[name]))
     finally:
         for service in services:
             service.stop()
