@@ -56,8 +56,8 @@ def revocations() -> SharedReads:
 
 
 async def keys_loaded() -> None:
-    """Verification lists the signing keys again once their cache expires, a blocking Secret Manager call:
-    done in a worker thread, so the event loop never waits on it."""
+    """Verifying a token or publishing the JWKS lists the signing keys again once their cache has expired, a
+    blocking Secret Manager call: done here in a worker thread, so the event loop never waits on it."""
     if not service().signing_keys.is_fresh():
         await asyncio.to_thread(service().signing_keys.versions)
 
@@ -135,8 +135,8 @@ async def _token_form(request: Request) -> dict[str, str]:
 
 @router.route("GET", "/.well-known/jwks.json")
 async def jwks(request: Request) -> Response:
-    published = await asyncio.to_thread(service().jwks)  # lists the key versions when its cache has expired
-    return json_response(published, headers={"Cache-Control": "public, max-age=300"})
+    await keys_loaded()
+    return json_response(service().jwks(), headers={"Cache-Control": "public, max-age=300"})
 
 
 @router.route("GET", "/.well-known/openid-configuration")
