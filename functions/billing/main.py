@@ -1,5 +1,6 @@
-"""Billing entry points (functions/registry.yaml): `billing_handler` meters usage CloudEvents and closes periods
-from billing-events; `billing_http` serves usage ingestion, usage and invoice reads, SLA reports and closes."""
+"""Billing entry points (functions/registry.yaml): `billing_handler` meters usage CloudEvents and runs the steps of
+a close from billing-events; `billing_http` serves usage ingestion, usage and invoice reads, SLA reports and
+closes. Domain errors become problems here."""
 
 from __future__ import annotations
 
@@ -11,10 +12,11 @@ from pathlib import Path
 import flask
 import functions_framework
 
-from billing import periods, pricing
-from billing.service import Billing
-from billing.store import PeriodStatus, TenantCache, UsageStore
-from billing.usage import CLOSE_TYPE
+from billing import closing, periods, pricing
+from billing.documents import InvoiceFiles
+from billing.errors import BillingError, Conflict, Invalid, NotFound
+from billing.service import Billing, build
+from billing.usage import USAGE_TYPE
 from energent_shared import clients, events
 from energent_shared.guard import default_guard
 from energent_shared.http import Problem, Router, http_function, json_response, read_body, read_json, tenant_id_param
@@ -24,9 +26,17 @@ logger = get_logger("billing")
 router = Router()
 MAX_BATCH_EVENTS = 1000
 MAX_BATCH_BYTES = 1024 * 1024
+CLOSE_WAIT_S = 20.0  # within the gateway's deadline for the close operation (api-spec.yaml)
 # The build step puts the repository's config/ beside main.py; from a checkout it is two levels up.
 PRICE_BOOK = next(p for p in (Path(__file__).parent / "config" / "pricing.json",
                               Path(__file__).resolve().parents[2] / "config" / "pricing.json") if p.exists())
+STATUS = {Invalid: 400, NotFound: 404, Conflict: 409}
+
+
+def publish_step(topic: str):
+    def dispatch(event_type: str, data: dict) -> None:
+        events.publish(topic, events.new_event(event_type, "//energent.ai/billing", data))
+    return dispatch
 
 
 @cache
@@ -34,9 +44,13 @@ def service() -> Billing:
     bucket = os.environ.get("INVOICE_BUCKET")
     if not bucket:
         raise RuntimeError("INVOICE_BUCKET is not set")
-    db = clients.firestore()
-    return Billing(pricing.load(Path(os.environ.get("PRICE_BOOK", PRICE_BOOK))), UsageStore(db), PeriodStatus(db),
-                   TenantCache(db), db, bucket, clients.storage)
+    return build(clients.firestore(), InvoiceFiles(bucket, clients.storage),
+                 publish_step(os.environ.get("BILLING_EVENTS_TOPIC", "billing-events")),
+                 pricing.load(Path(os.environ.get("PRICE_BOOK", PRICE_BOOK))))
+
+
+def problem(error: BillingError) -> Problem:
+    return Problem(next(status for kind, status in STATUS.items() if isinstance(error, kind)), str(error))
 
 
 @router.route("POST", "/v1/usage")
@@ -55,7 +69,7 @@ def post_usage(request: flask.Request) -> flask.Response:
 def get_usage(request: flask.Request, tenant_id: str) -> flask.Response:
     default_guard().require(request, "usage:read", tenant_id_param(tenant_id))
     period = request.args.get("period") or periods.of(datetime.datetime.now(datetime.UTC))
-    return json_response(service().usage_of(tenant_id, period))
+    return json_response(service().usage_of(tenant_id, period, request.args.get("granularity") or "month"))
 
 
 @router.route("POST", "/v1/tenants/{tenant_id}/sla-reports")
@@ -67,7 +81,16 @@ def post_sla_report(request: flask.Request, tenant_id: str) -> flask.Response:
 @router.route("POST", "/v1/billing/periods/{period}:close")
 def close_period(request: flask.Request, period: str) -> flask.Response:
     default_guard().require(request, "tenants:admin")
-    return json_response(service().close(period))
+    finished, state = service().close(period, wait_s=CLOSE_WAIT_S)
+    if finished:
+        return json_response(state)
+    return json_response(state, 202, headers={"Location": f"/v1/billing/periods/{period}"})
+
+
+@router.route("GET", "/v1/billing/periods/{period}")
+def get_period(request: flask.Request, period: str) -> flask.Response:
+    default_guard().require(request, "tenants:admin")
+    return json_response(service().period(period))
 
 
 @router.route("GET", "/v1/tenants/{tenant_id}/invoices")
@@ -85,26 +108,35 @@ def get_invoice(request: flask.Request, tenant_id: str, period: str) -> flask.Re
 @functions_framework.http
 @http_function
 def billing_http(request: flask.Request) -> flask.Response:
-    return router.dispatch(request)
+    try:
+        return router.dispatch(request)
+    except BillingError as error:
+        raise problem(error) from None
 
 
 @functions_framework.cloud_event
 @events.event_function
 def billing_handler(push) -> None:
     """Usage events are counted exactly once (a redelivery is a duplicate); malformed ones are recorded as
-    rejected and acknowledged. Storage errors raise, so Pub/Sub delivers again."""
+    rejected and acknowledged. Steps of a close are idempotent. Storage errors raise, so Pub/Sub delivers again;
+    a request that can never succeed (a malformed step, a period not yet ended) is logged and acknowledged."""
     try:
         event = events.from_pubsub_push(push)
     except events.InvalidEvent as invalid:
         service().ingest([invalid], via="pubsub")
         return
-    if event["type"] == CLOSE_TYPE:
-        data = event.get_data() if isinstance(event.get_data(), dict) else {}
-        # Cloud Scheduler's payload is fixed, so without a period the month that just ended is closed.
-        period = data.get("period") or periods.preceding(periods.of(datetime.datetime.now(datetime.UTC)))
-        try:
-            service().close(period)
-        except Problem as problem:  # not ended, or malformed: retrying would not change that
-            log_event(logger, "period.close_refused", period=period, detail=problem.detail)
+    if event["type"] == USAGE_TYPE or event["type"] not in (closing.CLOSE_TYPE, closing.CHUNK_TYPE,
+                                                            closing.NUMBER_TYPE):
+        service().ingest([event], via="pubsub")
         return
-    service().ingest([event], via="pubsub")
+    data = event.get_data()
+    try:
+        if event["type"] == closing.CLOSE_TYPE:
+            # Cloud Scheduler's payload is fixed, so without a period the month that just ended is closed.
+            period = (data.get("period") if isinstance(data, dict) else None) or periods.preceding(
+                periods.of(datetime.datetime.now(datetime.UTC)))
+            service().closer.start(period)
+        else:
+            service().closer.on_event(event["type"], data)
+    except BillingError as refused:
+        log_event(logger, "period.close_refused", type=event["type"], detail=str(refused))

@@ -86,7 +86,10 @@ def _build(attributes: dict[str, Any], data: Any) -> CloudEvent:
             parse_time(attributes["time"])
         except ValueError as exc:
             raise InvalidEvent(f"attribute 'time': {exc}", event_id) from None
-    return CloudEvent(attributes, data)
+    event = CloudEvent(attributes, data)
+    if "time" not in attributes:
+        del event["time"]  # the library stamps its own; an event without a time must stay without one
+    return event
 
 
 def _decode_data(raw: bytes, content_type: str | None, event_id: str | None) -> Any:

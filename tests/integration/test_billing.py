@@ -1,4 +1,4 @@
-"""Billing on the Firestore and Cloud Storage emulators."""
+"""Billing on the Firestore and Cloud Storage emulators: counting, closing, and every timing around a close."""
 
 import datetime
 import json
@@ -10,11 +10,12 @@ from decimal import Decimal
 import pytest
 from cloudevents.http import CloudEvent
 
-from billing import pricing
-from billing.service import Billing
-from billing.store import PeriodStatus, TenantCache, UsageStore
+from billing import closing, pricing
+from billing.documents import InvoiceFiles
+from billing.errors import Conflict, Invalid, NotFound
+from billing.service import build
+from billing.store import SHARDS, UNITS_LIMIT
 from energent_shared import clients
-from energent_shared.http import Problem
 from tests.conftest import ROOT
 
 BOOK = pricing.load(ROOT / "config" / "pricing.json")
@@ -23,17 +24,63 @@ LAST_MONTH = (NOW.replace(day=1) - datetime.timedelta(days=1)).strftime("%Y-%m")
 THIS_MONTH = NOW.strftime("%Y-%m")
 
 
+class Steps:
+    """Delivers a close's steps the way Pub/Sub does, in process: each message `repeat` times (a redelivery
+    follows the first delivery), again after a failure, inline or each message on a thread of its own."""
+
+    def __init__(self, repeat: int = 1, threaded: bool = False):
+        self.repeat, self.threaded, self.billing, self.threads = repeat, threaded, None, []
+
+    def __call__(self, event_type: str, data: dict) -> None:
+        if not self.threaded:
+            for _ in range(self.repeat):
+                self.billing.closer.on_event(event_type, dict(data))
+            return
+        thread = threading.Thread(target=self._deliver, args=(event_type, data))
+        self.threads.append(thread)
+        thread.start()
+
+    def _deliver(self, event_type: str, data: dict) -> None:
+        delivered, attempts = 0, 0
+        while delivered < self.repeat:
+            attempts += 1
+            try:
+                self.billing.closer.on_event(event_type, dict(data))
+                delivered += 1
+            except Exception:
+                if attempts > 10:
+                    raise
+
+    def join(self) -> None:
+        while self.threads:
+            self.threads.pop().join()
+
+
+def make_billing(db, bucket: str, steps: Steps | None = None, clock=None):
+    steps = steps or Steps()
+    billing = build(db, InvoiceFiles(bucket, clients.storage), steps, BOOK,
+                    clock or (lambda: datetime.datetime.now(datetime.UTC)))
+    steps.billing = billing
+    return billing
+
+
 @pytest.fixture
-def billing(firestore_db, emulators):
-    bucket = clients.storage().create_bucket(f"invoices-{uuid.uuid4().hex[:10]}").name
-    return Billing(BOOK, UsageStore(firestore_db), PeriodStatus(firestore_db, open_ttl_s=0),
-                   TenantCache(firestore_db), firestore_db, bucket, clients.storage)
+def bucket(emulators):
+    return clients.storage().create_bucket(f"invoices-{uuid.uuid4().hex[:10]}").name
 
 
-def add_tenant(db, tenant_id="acme", tier="basic", billing_start=None, model="multi-tenant", deleted_at=None):
-    db.document("tenants", tenant_id).set({"tenant_id": tenant_id, "tier": tier, "status": "active",
-                                           "deployment_model": model, "billing_start": billing_start,
-                                           "deleted_at": deleted_at})
+@pytest.fixture
+def billing(firestore_db, bucket):
+    return make_billing(firestore_db, bucket)
+
+
+def add_tenant(db, tenant_id="acme", tier="basic", billing_start=None, model="multi-tenant", deleted_at=None,
+               history=()):
+    created = datetime.datetime(2024, 1, 1, tzinfo=datetime.UTC)
+    db.document("tenants", tenant_id).set({
+        "tenant_id": tenant_id, "tier": history[-1][1] if history else tier, "status": "active",
+        "deployment_model": model, "billing_start": billing_start, "deleted_at": deleted_at, "created_at": created,
+        "tier_history": [{"tier": tier, "at": created}, *({"tier": t, "at": at} for at, t in history)]})
 
 
 def usage(tenant_id="acme", meter="workflow_minutes", quantity="1", time=None, event_id=None, source="//test"):
@@ -44,21 +91,73 @@ def usage(tenant_id="acme", meter="workflow_minutes", quantity="1", time=None, e
     data = {"tenant_id": tenant_id, "meter": meter}
     if quantity is not None:
         data["quantity"] = quantity
-    return CloudEvent(attributes, data)
+    event = CloudEvent(attributes, data)
+    if not time:
+        del event["time"]
+    return event
 
 
-def in_last_month(day=10):
-    return f"{LAST_MONTH}-{day:02d}T12:00:00Z"
+def in_month(period: str, day=10, hour=12) -> str:
+    return f"{period}-{day:02d}T{hour:02d}:00:00Z"
 
+
+def close(billing, period):
+    finished, state = billing.close(period)
+    assert finished, state
+    return state
+
+
+def settle(steps: Steps, billing, period: str, timeout_s: float = 60) -> None:
+    """Deliver the close's steps until the period is closed."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while billing.period(period)["status"] != "closed":
+        assert time.monotonic() < deadline, billing.period(period)
+        steps.join()
+        time.sleep(0.01)
+    steps.join()
+
+
+def minutes_billed(billing, tenant_id: str, meter="workflow_minutes") -> Decimal:
+    """Everything billed for `meter` on all of the tenant's invoices, own and late usage alike."""
+    return sum((Decimal(line["quantity"]) for invoice in billing.invoices(tenant_id)["invoices"]
+                for line in invoice["lines"] if line.get("meter") == meter), Decimal(0))
+
+
+# --- counting -------------------------------------------------------------------------------------------------
 
 def test_a_redelivered_or_resent_event_counts_once(billing, firestore_db):
     add_tenant(firestore_db)
     first = usage(quantity="2.5", event_id="run-1")
-    assert billing.ingest([first], "pubsub") == {"accepted": 1, "duplicates": 0, "rejected": []}
+    assert billing.ingest([first], "pubsub") == {"accepted": 1, "duplicates": 0, "conflicts": [], "rejected": []}
     assert billing.ingest([first], "pubsub")["duplicates"] == 1
     assert billing.ingest([usage(quantity="2.5", event_id="run-1")], "http")["duplicates"] == 1  # another path
     assert billing.ingest([usage(quantity="2.5", event_id="run-1", source="//other")], "http")["accepted"] == 1
     assert billing.usage_of("acme", THIS_MONTH)["meters"]["workflow_minutes"]["quantity"] == "5"
+
+
+def test_a_resend_with_other_data_is_a_conflict_and_the_first_stands(billing, firestore_db):
+    add_tenant(firestore_db)
+    add_tenant(firestore_db, "other")
+    when = NOW.replace(microsecond=0).isoformat()
+    assert billing.ingest([usage(quantity="3", event_id="e", time=when)], "http")["accepted"] == 1
+    result = billing.ingest([usage(quantity="4", event_id="e", time=when),
+                             usage(meter="storage_gib_hours", quantity="3", event_id="e", time=when),
+                             usage(tenant_id="other", quantity="3", event_id="e", time=when),
+                             usage(quantity="3", event_id="e", time=in_month(LAST_MONTH)),
+                             usage(quantity="3", event_id="e", time=when)], "http")
+    assert result["accepted"] == 0 and result["duplicates"] == 1
+    assert [c["reason"].split("another ")[1] for c in result["conflicts"]] == [
+        "quantity; the first stands", "meter; the first stands", "tenant_id; the first stands",
+        "time; the first stands"]
+    assert billing.usage_of("acme", THIS_MONTH)["meters"]["workflow_minutes"]["quantity"] == "3"
+
+
+def test_source_and_id_cannot_be_confused_by_a_separator(billing, firestore_db):
+    add_tenant(firestore_db)
+    result = billing.ingest([usage(source="a\x00b", event_id="c"), usage(source="a", event_id="b\x00c")], "http")
+    assert result["accepted"] == 2
 
 
 def test_concurrent_duplicates_count_once(billing, firestore_db):
@@ -90,13 +189,51 @@ def test_a_hot_tenant_counts_exactly_under_concurrency(billing, firestore_db):
     assert len(shards) > 1  # the writes were spread, not piled on one document
 
 
-def test_count_and_max_meters(billing, firestore_db):
+def test_the_largest_quantities_add_up_exactly(billing, firestore_db):
     add_tenant(firestore_db)
-    billing.ingest([usage(meter="workflow_runs", quantity=None) for _ in range(3)], "http")
-    billing.ingest([usage(meter="peak_concurrent_workflows", quantity=q) for q in ("2", "5", "3")], "http")
-    meters = billing.usage_of("acme", THIS_MONTH)["meters"]
-    assert meters["workflow_runs"]["quantity"] == "3"
-    assert meters["peak_concurrent_workflows"] == {"quantity": "5", "unit": "workflow"}
+    day = in_month(LAST_MONTH, 3)
+    result = billing.ingest([usage(quantity="1000000000000", time=day) for _ in range(200)] +
+                            [usage(quantity="999999999999.999999", time=day) for _ in range(3)], "http")
+    assert result["accepted"] == 203
+    expected = Decimal(200 * 10**12) + 3 * Decimal("999999999999.999999")
+    assert Decimal(billing.usage_of("acme", LAST_MONTH)["meters"]["workflow_minutes"]["quantity"]) == expected
+
+
+def test_a_total_that_would_leave_the_exact_range_is_rejected_not_clamped(billing, firestore_db):
+    add_tenant(firestore_db)
+    day = f"{LAST_MONTH}-03"
+    for shard in range(SHARDS):  # every counter of the day already near the limit
+        firestore_db.document(f"tenants/acme/usage_shards/{day}_workflow_minutes_{shard:02d}").set({
+            "tenant_id": "acme", "period": LAST_MONTH, "day": day, "meter": "workflow_minutes", "count": 1,
+            "units": UNITS_LIMIT - 10, "micros": 0, "max_micros": 0})
+    before = billing.usage_of("acme", LAST_MONTH)["meters"]["workflow_minutes"]["quantity"]
+    result = billing.ingest([usage(quantity="11", time=f"{day}T10:00:00Z", event_id="big"),
+                             usage(quantity="9", time=f"{day}T10:00:00Z")], "http")
+    assert result["accepted"] == 1
+    assert [r["id"] for r in result["rejected"]] == ["big"]
+    assert "would pass what is counted exactly" in result["rejected"][0]["reason"]
+    after = Decimal(billing.usage_of("acme", LAST_MONTH)["meters"]["workflow_minutes"]["quantity"])
+    assert after == Decimal(before) + 9
+    from google.cloud.firestore_v1.base_query import FieldFilter
+
+    left = firestore_db.collection("usage_events").where(filter=FieldFilter("id", "==", "big")).get()
+    assert not left  # nothing left of it
+
+
+def test_count_and_max_meters_and_daily_usage(billing, firestore_db):
+    add_tenant(firestore_db)
+    billing.ingest([usage(meter="workflow_runs", quantity=None, time=in_month(LAST_MONTH, d)) for d in (1, 1, 5)],
+                   "http")
+    billing.ingest([usage(meter="peak_concurrent_workflows", quantity=q, time=in_month(LAST_MONTH, d))
+                    for q, d in (("2", 1), ("5", 5), ("3", 5))], "http")
+    answer = billing.usage_of("acme", LAST_MONTH, granularity="day")
+    assert answer["meters"]["workflow_runs"]["quantity"] == "3"
+    assert answer["meters"]["peak_concurrent_workflows"] == {"quantity": "5", "unit": "workflow"}
+    assert [(d["date"], d["meters"]["workflow_runs"]["quantity"], d["meters"]["peak_concurrent_workflows"]["quantity"])
+            for d in answer["days"]] == [(f"{LAST_MONTH}-01", "2", "2"), (f"{LAST_MONTH}-05", "1", "5")]
+    assert "days" not in billing.usage_of("acme", LAST_MONTH)
+    with pytest.raises(Invalid):
+        billing.usage_of("acme", LAST_MONTH, granularity="hour")
 
 
 def test_a_deletion_after_the_tenant_was_last_read_still_rejects_later_usage(billing, firestore_db):
@@ -115,12 +252,14 @@ def test_rejections_change_no_total_and_are_recorded(billing, firestore_db):
     deleted_at = NOW - datetime.timedelta(days=1)
     add_tenant(firestore_db)
     add_tenant(firestore_db, "gone", deleted_at=deleted_at)
-    result = billing.ingest([usage(quantity="-1"), usage(tenant_id="nobody"), usage(tenant_id="gone"),
+    result = billing.ingest([usage(quantity=Decimal("-1")), usage(quantity="1_000"), usage(tenant_id="nobody"),
+                             usage(tenant_id="gone"),
                              usage(tenant_id="gone", time=(deleted_at - datetime.timedelta(hours=1)).isoformat())],
                             "http")
     reasons = [r["reason"] for r in result["rejected"]]
     assert result["accepted"] == 1  # the deleted tenant's usage from before its deletion
-    assert reasons == ["quantity must not be negative", "unknown tenant nobody", "dated after tenant gone was deleted"]
+    assert reasons[0] == "quantity must not be negative" and "not a decimal string" in reasons[1]
+    assert reasons[2:] == ["unknown tenant nobody", "dated after tenant gone was deleted"]
     assert billing.usage_of("acme", THIS_MONTH)["meters"]["workflow_minutes"]["quantity"] == "0"
     recorded = [d.to_dict()["reason"] for d in firestore_db.collection("usage_rejections").stream()]
     assert sorted(recorded) == sorted(reasons)
@@ -132,113 +271,261 @@ def test_backfill_from_before_the_tenant_existed_is_accepted(billing, firestore_
     assert billing.usage_of("acme", "2024-01")["meters"]["workflow_minutes"]["quantity"] == "1"
 
 
-def test_close_invoices_base_fees_and_usage_with_gapless_numbers(billing, firestore_db):
+# --- closing --------------------------------------------------------------------------------------------------
+
+def test_close_invoices_base_fees_and_usage_with_gapless_numbers(billing, firestore_db, bucket):
     add_tenant(firestore_db, "acme", "basic", billing_start=f"{LAST_MONTH}-01")
     add_tenant(firestore_db, "bravo", "premium")  # never active: no base fee, but usage
     add_tenant(firestore_db, "charlie", "standard")  # nothing at all: no invoice
-    billing.ingest([usage("acme", quantity="1500.5", time=in_last_month()),
-                    usage("bravo", quantity="25000", time=in_last_month())], "http")
+    billing.ingest([usage("acme", quantity="1500.5", time=in_month(LAST_MONTH)),
+                    usage("bravo", quantity="25000", time=in_month(LAST_MONTH))], "http")
     billing.report_sla("acme", {"period": LAST_MONTH, "availability_pct": Decimal("99.75"),
                                 "p95_latency_ms": 6000})
-    closed = billing.close(LAST_MONTH)
-    assert [(i["tenant_id"], i["total"]) for i in closed["invoices"]] == [("acme", "40.51"), ("bravo", "40.00")]
+    state = close(billing, LAST_MONTH)
+    assert (state["status"], state["tenants"], state["drafted"], state["issued"]) == ("closed", 3, 2, 2)
+    acme, bravo = billing.invoice("acme", LAST_MONTH), billing.invoice("bravo", LAST_MONTH)
     year = NOW.year
-    assert [i["number"] for i in closed["invoices"]] == [f"{year}-000001", f"{year}-000002"]
-    acme = billing.invoice("acme", LAST_MONTH)
-    assert acme["subtotal"] == "54.01" and acme["sla_credit"] == "13.50" and acme["status"] == "final"
-    with pytest.raises(Problem) as caught:
+    assert (acme["number"], bravo["number"]) == (f"{year}-000001", f"{year}-000002")
+    assert acme["subtotal"] == "54.01" and acme["sla_credit"] == "13.50" and acme["total"] == "40.51"
+    # No base fee owed, so no allowance either (§7.2: the allowance takes the base fee's fraction): 25,000 x 0.008
+    assert bravo["total"] == "200.00" and acme["status"] == "final"
+    with pytest.raises(NotFound):
         billing.invoice("charlie", LAST_MONTH)
-    assert caught.value.status == 404
-    bucket = clients.storage().bucket(billing.invoice_bucket)
-    stored = json.loads(bucket.blob(f"invoices/{LAST_MONTH}/acme.json").download_as_text())
+    files = clients.storage().bucket(bucket)
+    stored = json.loads(files.blob(f"invoices/{acme['number']}.json").download_as_text())
     assert stored["number"] == acme["number"] and stored["total"] == "40.51"
-    page = bucket.blob(f"invoices/{LAST_MONTH}/acme.html").download_as_text()
+    page = files.blob(f"invoices/{acme['number']}.html").download_as_text()
     assert acme["number"] in page and "40.51" in page
-    assert billing.close(LAST_MONTH) == closed  # idempotent
+    assert close(billing, LAST_MONTH)["issued"] == 2  # idempotent
     assert [i["period"] for i in billing.invoices("acme")["invoices"]] == [LAST_MONTH]
+    assert billing.period(LAST_MONTH)["status"] == "closed" and billing.period("2001-01")["status"] == "open"
 
 
-def test_closing_an_open_period_and_reporting_after_close_are_conflicts(billing, firestore_db):
+def test_closing_an_open_period_or_out_of_order_is_a_conflict(billing, firestore_db):
     add_tenant(firestore_db)
-    with pytest.raises(Problem) as caught:
+    with pytest.raises(Conflict, match="has not ended"):
         billing.close(THIS_MONTH)
-    assert caught.value.status == 409
-    billing.close(LAST_MONTH)
-    with pytest.raises(Problem) as caught:
+    close(billing, LAST_MONTH)
+    with pytest.raises(Conflict, match="close in order"):
+        billing.close("2025-01")
+    for bad in ("2024-01\n", "٢٠٢٤-01", "2024-1"):
+        with pytest.raises(Invalid):
+            billing.close(bad)
+
+
+def test_sla_reports_are_refused_from_the_moment_a_close_starts(billing, firestore_db):
+    add_tenant(firestore_db)
+    billing.periods.begin(LAST_MONTH, NOW)  # what a close does first, before any tenant is drafted
+    with pytest.raises(Conflict, match="closing or closed"):
         billing.report_sla("acme", {"period": LAST_MONTH, "availability_pct": 99, "p95_latency_ms": 1})
-    assert caught.value.status == 409
 
 
-def test_late_usage_is_billed_in_the_next_open_period_and_listed(billing, firestore_db):
+def test_the_last_sla_report_accepted_before_a_racing_close_is_the_one_invoiced(billing, firestore_db):
+    add_tenant(firestore_db, billing_start=f"{LAST_MONTH}-01")
+    accepted, stop = [], threading.Event()
+
+    def report():
+        for n in range(1000):
+            availability = Decimal("99.0") + Decimal(n % 10) / 10
+            try:
+                billing.report_sla("acme", {"period": LAST_MONTH, "availability_pct": availability,
+                                            "p95_latency_ms": 1})
+            except Conflict:
+                return
+            accepted.append(availability)
+            if stop.is_set():
+                return
+
+    reporter = threading.Thread(target=report)
+    reporter.start()
+    while not accepted:
+        pass
+    close(billing, LAST_MONTH)
+    stop.set()
+    reporter.join()
+    assert Decimal(billing.invoice("acme", LAST_MONTH)["sla"]["availability_pct"]) == accepted[-1]
+
+
+@pytest.mark.parametrize("body, detail", [
+    ({"period": "2026-13", "availability_pct": 99, "p95_latency_ms": 1}, "period must be YYYY-MM"),
+    ({"period": "٢٠٢٤-01", "availability_pct": 99, "p95_latency_ms": 1}, "period must be YYYY-MM"),
+    ({"period": LAST_MONTH, "availability_pct": 101, "p95_latency_ms": 1}, "at most 100"),
+    ({"period": LAST_MONTH, "availability_pct": "x", "p95_latency_ms": 1}, "availability_pct must be a number"),
+    ({"period": LAST_MONTH, "availability_pct": 99, "p95_latency_ms": -1}, "non-negative"),
+    ({"period": LAST_MONTH, "availability_pct": 99, "p95_latency_ms": Decimal("1e999999")}, "at most"),
+    ({"period": LAST_MONTH, "availability_pct": 99, "p95_latency_ms": 1, "extra": 1}, "unknown field"),
+])
+def test_sla_reports_are_validated(billing, firestore_db, body, detail):
     add_tenant(firestore_db)
-    billing.ingest([usage(quantity="10", time=in_last_month(3))], "http")
-    billing.close(LAST_MONTH)
-    billing.ingest([usage(quantity="4", time=in_last_month(4))], "http")  # arrives after the close
-    assert billing.usage_of("acme", LAST_MONTH)["meters"]["workflow_minutes"]["quantity"] == "14"
-    billed = billing.usage.billed_in("acme", THIS_MONTH)
-    assert {key: totals.sum_micros for key, totals in billed.items()} == {(LAST_MONTH, "workflow_minutes"): 4_000_000}
-    later = billing.close(THIS_MONTH, now=NOW + datetime.timedelta(days=40))
-    invoice = billing.invoice("acme", THIS_MONTH)
-    assert invoice["late_usage"] == [{"period": LAST_MONTH, "meter": "workflow_minutes", "quantity": "4"}]
-    assert later["invoices"][0]["tenant_id"] == "acme"
+    with pytest.raises(Invalid) as caught:
+        billing.report_sla("acme", body)
+    assert detail in str(caught.value)
 
 
-def test_usage_that_raced_a_close_is_billed_as_late_in_the_next(billing, firestore_db):
-    add_tenant(firestore_db)
-    billing.ingest([usage(quantity="10", time=in_last_month())], "http")
-    billing.close(LAST_MONTH)
-    # An instance that still believed the period open wrote into it after the close had read it.
-    straggler = Billing(BOOK, UsageStore(firestore_db), PeriodStatus(firestore_db, open_ttl_s=3600),
-                        TenantCache(firestore_db), firestore_db, billing.invoice_bucket, clients.storage)
-    straggler.period_status._open_until[LAST_MONTH] = float("inf")
-    straggler.ingest([usage(quantity="3", time=in_last_month())], "http")
-    billing.close(THIS_MONTH, now=NOW + datetime.timedelta(days=40))
-    late = billing.invoice("acme", THIS_MONTH)["late_usage"]
-    assert late == [{"period": LAST_MONTH, "meter": "workflow_minutes", "quantity": "3"}]
+def test_late_usage_is_billed_on_the_next_invoice_and_listed(firestore_db, bucket):
+    billing = make_billing(firestore_db, bucket)
+    add_tenant(firestore_db, billing_start="2025-01-01")
+    billing.ingest([usage(quantity="10", time=in_month("2025-01", 3))], "http")
+    close(billing, "2025-01")
+    billing.ingest([usage(quantity="4", time=in_month("2025-01", 4))], "http")  # arrives after the close
+    assert billing.usage_of("acme", "2025-01")["meters"]["workflow_minutes"]["quantity"] == "14"
+    close(billing, "2025-02")
+    assert billing.invoice("acme", "2025-02")["late_usage"] == [
+        {"period": "2025-01", "meter": "workflow_minutes", "quantity": "4"}]
+    assert minutes_billed(billing, "acme") == 14
+
+
+def test_a_straggler_three_closes_late_is_billed_once(firestore_db, bucket):
+    billing = make_billing(firestore_db, bucket)
+    add_tenant(firestore_db, billing_start="2025-01-01")
+    billing.ingest([usage(quantity="10", time=in_month("2025-01"))], "http")
+    for period in ("2025-01", "2025-02", "2025-03"):
+        close(billing, period)
+    billing.ingest([usage(quantity="3", time=in_month("2025-01", 20)),
+                    usage(quantity="5", time=in_month("2025-02", 20))], "http")
+    close(billing, "2025-04")
+    close(billing, "2025-05")
+    assert billing.invoice("acme", "2025-04")["late_usage"] == [
+        {"period": "2025-01", "meter": "workflow_minutes", "quantity": "3"},
+        {"period": "2025-02", "meter": "workflow_minutes", "quantity": "5"}]
+    assert billing.invoice("acme", "2025-05")["late_usage"] == []
+    assert minutes_billed(billing, "acme") == 18
+
+
+def test_a_late_peak_is_charged_only_for_what_it_adds(firestore_db, bucket):
+    billing = make_billing(firestore_db, bucket)
+    add_tenant(firestore_db, billing_start="2025-01-01")
+    billing.ingest([usage(meter="peak_concurrent_workflows", quantity="8", time=in_month("2025-01", 3))], "http")
+    close(billing, "2025-01")
+    billing.ingest([usage(meter="peak_concurrent_workflows", quantity="5", time=in_month("2025-01", 4))], "http")
+    close(billing, "2025-02")
+    assert billing.invoice("acme", "2025-02")["subtotal"] == "49.00"  # 5 < 8 billed: nothing owed
+    billing.ingest([usage(meter="peak_concurrent_workflows", quantity="10", time=in_month("2025-01", 5))], "http")
+    close(billing, "2025-03")
+    late = billing.invoice("acme", "2025-03")
+    assert late["subtotal"] == "89.00"  # 49 + (10 - 8) x 20
+    assert late["late_usage"] == [{"period": "2025-01", "meter": "peak_concurrent_workflows", "quantity": "2"}]
+
+
+def test_base_fees_of_closed_periods_are_charged_on_the_next_invoice(firestore_db, bucket):
+    billing = make_billing(firestore_db, bucket)
+    add_tenant(firestore_db, "early", billing_start="2025-01-01")
+    close(billing, "2025-01")
+    close(billing, "2025-02")
+    add_tenant(firestore_db, "migrated", "standard", billing_start="2024-12-16")  # created after both closes
+    close(billing, "2025-03")
+    migrated = billing.invoice("migrated", "2025-03")
+    late = [line for line in migrated["lines"] if "owed from the billing start" in line["description"]]
+    assert [line["amount"] for line in late] == ["76.90", "149.00", "149.00"]  # 149 x 16/31, then whole months
+    assert [entry["period"] for entry in migrated["late_usage"]] == ["2024-12", "2025-01", "2025-02"]
+    firestore_db.document("tenants/early").update({"billing_start": "2024-11-01"})  # set earlier by PATCH
+    close(billing, "2025-04")
+    early = billing.invoice("early", "2025-04")
+    assert [e["period"] for e in early["late_usage"] if e.get("kind") == "base_fee"] == ["2024-11", "2024-12"]
+    assert early["subtotal"] == "147.00"  # 49 for April, and November and December
+    close(billing, "2025-05")
+    assert billing.invoice("early", "2025-05")["subtotal"] == "49.00"
+
+
+def test_a_downgrade_during_the_month_is_prorated_on_the_invoice(firestore_db, bucket):
+    billing = make_billing(firestore_db, bucket)
+    changed = datetime.datetime(2025, 4, 30, 9, tzinfo=datetime.UTC)
+    add_tenant(firestore_db, tier="enterprise", billing_start="2025-04-01", history=[(changed, "basic")])
+    billing.ingest([usage(quantity="60000", time=in_month("2025-04", 10))], "http")
+    close(billing, "2025-04")
+    lines = billing.invoice("acme", "2025-04")["lines"]
+    assert [line["amount"] for line in lines if line["kind"] == "base_fee"] == ["965.70", "1.63"]
+    assert len(lines) == 2 * (1 + len(BOOK.meters))
+
+
+# --- timing -----------------------------------------------------------------------------------------------------
+
+def test_events_racing_back_to_back_closes_on_two_instances_are_billed_exactly_once(firestore_db, bucket):
+    """Two instances ingest events at random times of three months while those months are closed back to back
+    (with every step delivered twice, on threads); afterwards each event is on exactly one invoice."""
+    months = ["2025-01", "2025-02", "2025-03"]
+    steps = Steps(repeat=2, threaded=True)
+    closer = make_billing(firestore_db, bucket, steps)
+    instances = [make_billing(firestore_db, bucket) for _ in range(2)]
+    for name in ("race-a", "race-b"):
+        add_tenant(firestore_db, name, billing_start="2025-01-01")
+    sent: list[CloudEvent] = []
+    stop = threading.Event()
+
+    def send(instance, seed):
+        local = random.Random(seed)
+        while not stop.is_set():
+            batch = [usage(local.choice(["race-a", "race-b"]), quantity=str(local.randint(1, 1000)),
+                           time=in_month(local.choice(months), local.randint(1, 28), local.randint(0, 23)))
+                     for _ in range(local.randint(1, 20))]
+            assert instance.ingest(batch, "http")["accepted"] == len(batch)
+            sent.extend(batch)
+
+    senders = [threading.Thread(target=send, args=(instance, n)) for n, instance in enumerate(instances)]
+    for sender in senders:
+        sender.start()
+    for period in months:
+        closer.close(period)
+        settle(steps, closer, period)
+    stop.set()
+    for sender in senders:
+        sender.join()
+    steps.join()
+    closer.close("2025-04")  # the next close picks up whatever raced the last one
+    settle(steps, closer, "2025-04")
+    assert len(sent) > 50
+    for name in ("race-a", "race-b"):
+        expected = sum(Decimal(e.get_data()["quantity"]) for e in sent if e.get_data()["tenant_id"] == name)
+        assert minutes_billed(closer, name) == expected
+    numbers = sorted(i["number"] for name in ("race-a", "race-b") for i in closer.invoices(name)["invoices"])
+    assert numbers == [f"{NOW.year}-{n:06d}" for n in range(1, 9)]
+
+
+def test_a_close_fans_out_in_chunks_and_numbers_without_gaps_under_redelivery(firestore_db, bucket, monkeypatch):
+    monkeypatch.setattr(closing, "CHUNK", 3)
+    monkeypatch.setattr(closing, "NUMBERING_STEP", 2)
+    steps = Steps(repeat=2, threaded=True)
+    billing = make_billing(firestore_db, bucket, steps)
+    names = [f"tenant-{n:02d}" for n in range(11)]
+    for name in names:
+        add_tenant(firestore_db, name, billing_start=f"{LAST_MONTH}-01" if name != "tenant-05" else None)
+    finished, state = billing.close(LAST_MONTH)
+    assert not finished and state["status"] == "closing"
+    settle(steps, billing, LAST_MONTH)
+    state = billing.period(LAST_MONTH)
+    assert (state["tenants"], state["drafted"], state["issued"]) == (11, 10, 10)
+    numbers = sorted(billing.invoice(name, LAST_MONTH)["number"] for name in names if name != "tenant-05")
+    assert numbers == [f"{NOW.year}-{n:06d}" for n in range(1, 11)]
+    assert firestore_db.document(f"invoice_counters/{NOW.year}").get().get("last") == 10
 
 
 def test_a_close_interrupted_midway_resumes_without_gaps_or_doubles(billing, firestore_db):
     for name in ("alpha", "bravo", "charlie"):
         add_tenant(firestore_db, name, billing_start=f"{LAST_MONTH}-01")
-    firestore_db.collection("billing_periods").document(LAST_MONTH).set({"status": "closing"})
-    billing._draft(firestore_db.document("tenants/alpha").get().to_dict(), LAST_MONTH)  # then the crash
-    closed = billing.close(LAST_MONTH)
-    numbers = sorted(i["number"] for i in closed["invoices"])
+    billing.periods.begin(LAST_MONTH, NOW)
+    billing.closer.draft(firestore_db.document("tenants/alpha").get().to_dict(), LAST_MONTH)  # then the crash
+    close(billing, LAST_MONTH)  # the operator asks again
+    numbers = sorted(billing.invoice(t, LAST_MONTH)["number"] for t in ("alpha", "bravo", "charlie"))
     assert numbers == [f"{NOW.year}-00000{n}" for n in (1, 2, 3)]
-
-
-@pytest.mark.parametrize("body, detail", [
-    ({"period": "2026-13", "availability_pct": 99, "p95_latency_ms": 1}, "period must be YYYY-MM"),
-    ({"period": LAST_MONTH, "availability_pct": 101, "p95_latency_ms": 1}, "at most 100"),
-    ({"period": LAST_MONTH, "availability_pct": "x", "p95_latency_ms": 1}, "availability_pct must be a number"),
-    ({"period": LAST_MONTH, "availability_pct": 99, "p95_latency_ms": -1}, "non-negative"),
-    ({"period": LAST_MONTH, "availability_pct": 99, "p95_latency_ms": 1, "extra": 1}, "unknown field"),
-])
-def test_sla_reports_are_validated(billing, firestore_db, body, detail):
-    add_tenant(firestore_db)
-    with pytest.raises(Problem) as caught:
-        billing.report_sla("acme", body)
-    assert caught.value.status == 400 and detail in caught.value.detail
 
 
 def test_two_closes_at_once_number_each_invoice_once(billing, firestore_db):
     for name in ("alpha", "bravo", "charlie", "delta"):
         add_tenant(firestore_db, name, billing_start=f"{LAST_MONTH}-01")
-    results, errors = [], []
+    errors = []
 
-    def close():
+    def run():
         try:
-            results.append(billing.close(LAST_MONTH))
+            billing.close(LAST_MONTH)
         except Exception as exc:
             errors.append(exc)
 
-    threads = [threading.Thread(target=close) for _ in range(2)]
+    threads = [threading.Thread(target=run) for _ in range(2)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     assert errors == []
-    numbers = sorted(firestore_db.document(f"tenants/{t}/invoices/{LAST_MONTH}").get().get("number")
-                     for t in ("alpha", "bravo", "charlie", "delta"))
+    numbers = sorted(billing.invoice(t, LAST_MONTH)["number"] for t in ("alpha", "bravo", "charlie", "delta"))
     assert numbers == [f"{NOW.year}-00000{n}" for n in (1, 2, 3, 4)]
     assert firestore_db.document(f"invoice_counters/{NOW.year}").get().get("last") == 4

@@ -104,10 +104,13 @@ def event(data, **attributes):
 
 
 @pytest.mark.parametrize("data, attributes, reason", [
-    ({"tenant_id": "acme", "meter": "workflow_minutes", "quantity": "-1"}, {}, "must not be negative"),
-    ({"tenant_id": "acme", "meter": "workflow_minutes", "quantity": "NaN"}, {}, "finite"),
-    ({"tenant_id": "acme", "meter": "workflow_minutes", "quantity": "Infinity"}, {}, "finite"),
-    ({"tenant_id": "acme", "meter": "workflow_minutes", "quantity": "1e13"}, {}, "at most 10^12"),
+    ({"tenant_id": "acme", "meter": "workflow_minutes", "quantity": Decimal("-1")}, {}, "must not be negative"),
+    ({"tenant_id": "acme", "meter": "workflow_minutes", "quantity": "-1"}, {}, "not a decimal string"),
+    ({"tenant_id": "acme", "meter": "workflow_minutes", "quantity": Decimal("NaN")}, {}, "finite"),
+    ({"tenant_id": "acme", "meter": "workflow_minutes", "quantity": "Infinity"}, {}, "not a decimal string"),
+    ({"tenant_id": "acme", "meter": "workflow_minutes", "quantity": Decimal("1e13")}, {}, "at most 10^12"),
+    ({"tenant_id": "acme", "meter": "workflow_minutes", "quantity": Decimal("1e999999")}, {}, "at most 10^12"),
+    ({"tenant_id": "acme", "meter": "workflow_minutes", "quantity": "10000000000001"}, {}, "at most 10^12"),
     ({"tenant_id": "acme", "meter": "workflow_minutes", "quantity": "lots"}, {}, "not a decimal"),
     ({"tenant_id": "acme", "meter": "workflow_minutes", "quantity": "0.0000001"}, {}, "6 decimal places"),
     ({"tenant_id": "acme", "meter": "workflow_minutes", "quantity": True}, {}, "number or decimal string"),
@@ -154,20 +157,178 @@ def test_periods_are_utc_months():
     assert not periods.valid("2026-13") and not periods.valid("2026-1") and periods.valid("2026-01")
 
 
-def test_base_fee_runs_from_billing_start_to_the_deletion_period():
-    tenant = {"billing_start": "2026-03-15", "deleted_at": datetime.datetime(2026, 9, 2, tzinfo=datetime.UTC)}
-    assert [p for p in ("2026-02", "2026-03", "2026-09", "2026-10") if invoice.owes_base_fee(tenant, p)] == [
-        "2026-03", "2026-09"]
-    assert not invoice.owes_base_fee({"billing_start": None, "deleted_at": None}, "2026-03")
+def day_usage(period: str, **per_day) -> usage.DayTotals:
+    """{(day, meter): Totals} from per_day={"workflow_minutes": {day_number: quantity}}."""
+    found = {}
+    for meter, quantities in per_day.items():
+        for day, quantity in quantities.items():
+            micros = to_micros(Decimal(quantity))
+            found[(f"{period}-{day:02d}", meter)] = usage.Totals(1, micros, micros)
+    return found
 
 
-def test_invoice_lines_sum_to_the_subtotal_and_the_credit_is_taken_off():
-    tenant = {"tenant_id": "acme", "tier": "basic", "deployment_model": "dedicated"}
-    built = invoice.build(BOOK, tenant, "2026-10", {"workflow_minutes": Decimal("1500.5"),
-                                                      "peak_concurrent_workflows": Decimal(3)}, [], True,
-                          {"availability_pct": "99.9", "p95_latency_ms": "100", "rto_minutes": None})
+def tenant(tier="basic", history=(), billing_start="2026-09-01", deleted_at=None, model="multi-tenant"):
+    created = datetime.datetime(2019, 12, 1, tzinfo=datetime.UTC)
+    return {"tenant_id": "acme", "tier": history[-1][1] if history else tier, "deployment_model": model,
+            "billing_start": billing_start, "deleted_at": deleted_at, "created_at": created,
+            "tier_history": [{"tier": tier, "at": created}, *({"tier": t, "at": at} for at, t in history)]}
+
+
+def at(day: int, hour: int = 12, period: str = "2026-09") -> datetime.datetime:
+    year, month = map(int, period.split("-"))
+    return datetime.datetime(year, month, day, hour, tzinfo=datetime.UTC)
+
+
+def test_a_whole_month_without_change_gives_one_base_fee_and_one_line_per_meter():
+    built, base_fees = invoice.draft(BOOK, tenant("basic", billing_start="2026-10-01", model="dedicated"), "2026-10",
+                                     day_usage("2026-10", workflow_minutes={3: "1000", 20: "500.5"},
+                                               peak_concurrent_workflows={5: "3", 6: "2"}),
+                                     [], {}, {"availability_pct": "99.9", "p95_latency_ms": "100", "rto_minutes": None},
+                                     recheck_base_fees=False)
     assert sum(Decimal(line["amount"]) for line in built["lines"]) == Decimal(built["subtotal"])
-    assert [line["kind"] for line in built["lines"]].count("base_fee") == 1
-    assert len(built["lines"]) == 1 + len(BOOK.meters)
-    # 49.00 + 5.01 (500.5 min x 0.01) + 40.00 (2 extra peak x 20) = 94.01; dedicated 99.9 < 99.95 → 10 %
+    assert [line["kind"] for line in built["lines"]] == ["base_fee"] + ["usage"] * len(BOOK.meters)
+    # 49.00 + 5.01 (500.5 min x 0.01) + 40.00 (2 extra peak x 20) = 94.01; dedicated 99.9 < 99.95 -> 10 %
     assert built["subtotal"] == "94.01" and built["sla_credit"] == "9.40" and built["total"] == "84.61"
+    assert base_fees["2026-10"] == "49.00"
+
+
+def test_a_downgrade_on_the_30th_prorates_by_day_instead_of_repricing_the_month():
+    history = [(at(30, 9), "basic")]
+    built, _ = invoice.draft(BOOK, tenant("enterprise", history), "2026-09",
+                             day_usage("2026-09", workflow_minutes={10: "60000"}), [], {}, None)
+    fees = [line for line in built["lines"] if line["kind"] == "base_fee"]
+    assert [f["amount"] for f in fees] == ["965.70", "1.63"]  # 999 x 29/30 and 49 x 1/30
+    assert "1\N{EN DASH}29 Sep 2026 (29 of 30 days)" in fees[0]["description"]
+    minutes = [line for line in built["lines"] if line.get("meter") == "workflow_minutes"]
+    # 60,000 minutes on the 10th under enterprise, whose allowance is 60,000 x 29/30 = 58,000: 2,000 x 0.007
+    assert [(m["quantity"], m["amount"]) for m in minutes] == [("60000", "14.00"), ("0", "0.00")]
+    assert built["tier"] == "basic"
+
+
+def test_an_upgrade_on_the_30th_charges_one_day_of_the_higher_fee():
+    built, _ = invoice.draft(BOOK, tenant("basic", [(at(30, 23), "enterprise")]), "2026-09", {}, [], {}, None)
+    assert [line["amount"] for line in built["lines"] if line["kind"] == "base_fee"] == ["47.37", "33.30"]
+
+
+def test_base_fee_runs_from_billing_start_through_the_day_of_deletion():
+    gone = tenant(billing_start="2026-09-11", deleted_at=at(20, 8))
+    built, base_fees = invoice.draft(BOOK, gone, "2026-09", {}, [], {}, None)
+    assert [line["amount"] for line in built["lines"] if line["kind"] == "base_fee"] == ["16.33"]  # 49 x 10/30
+    assert base_fees["2026-09"] == "16.33"
+    assert invoice.draft(BOOK, gone, "2026-10", {}, [], base_fees, None)[0] is None  # nothing owed after
+    assert invoice.draft(BOOK, tenant(billing_start=None), "2026-09", {}, [], {}, None)[0] is None
+
+
+def test_base_fees_of_earlier_unbilled_periods_get_a_line_each():
+    built, base_fees = invoice.draft(BOOK, tenant(billing_start="2026-07-16"), "2026-09", {}, [],
+                                     {"2026-08": "20.00"}, None)
+    late = [line for line in built["lines"] if "owed from the billing start" in line["description"]]
+    assert [line["amount"] for line in late] == ["25.29", "29.00"]  # 49 x 16/31; 49 - 20 already billed
+    assert {"period": "2026-07", "kind": "base_fee"} in built["late_usage"]
+    assert base_fees == {"2026-07": "25.29", "2026-08": "49.00", "2026-09": "49.00"}
+    again, _ = invoice.draft(BOOK, tenant(billing_start="2026-07-16"), "2026-10", {}, [], base_fees, None)
+    assert not any("owed from" in line["description"] for line in again["lines"])
+
+
+def test_late_usage_joins_the_last_segment_and_a_late_peak_charges_only_its_rise():
+    billed = day_usage("2026-08", peak_concurrent_workflows={3: "8"}, workflow_minutes={3: "100"})
+    lower = {**billed, ("2026-08-04", "peak_concurrent_workflows"): usage.Totals(1, 5_000_000, 5_000_000),
+             ("2026-08-04", "workflow_minutes"): usage.Totals(1, 40_000_000, 40_000_000)}
+    built, _ = invoice.draft(BOOK, tenant(), "2026-09", {}, [invoice.LatePeriod("2026-08", lower, billed)], {},
+                             None)
+    assert built["late_usage"] == [{"period": "2026-08", "meter": "workflow_minutes", "quantity": "40"}]
+    assert built["subtotal"] == "49.00"  # 40 minutes within the allowance; peak 5 below the billed 8
+    higher = {**billed, ("2026-08-04", "peak_concurrent_workflows"): usage.Totals(1, 10_000_000, 10_000_000)}
+    built, _ = invoice.draft(BOOK, tenant(), "2026-09", {}, [invoice.LatePeriod("2026-08", higher, billed)], {}, None)
+    peak = [line for line in built["lines"] if "late peak" in line["description"]]
+    assert [(line["quantity"], line["amount"]) for line in peak] == [("2", "40.00")]  # (10 - 8) x 20
+
+
+def independent_subtotal(tenant_record: dict, period: str, days_usage: dict) -> Decimal:
+    """Day by day, written apart from proration.py: tier and base fee per day, then runs of equal days."""
+    year, month = map(int, period.split("-"))
+    dim = (datetime.date(year + month // 12, month % 12 + 1, 1) - datetime.date(year, month, 1)).days
+    changes = sorted((change["at"], change["tier"]) for change in tenant_record["tier_history"])
+    start = tenant_record["billing_start"] and datetime.date.fromisoformat(tenant_record["billing_start"])
+    deleted = tenant_record["deleted_at"] and tenant_record["deleted_at"].date()
+    runs: list[list] = []
+    for n in range(1, dim + 1):
+        day = datetime.date(year, month, n)
+        if deleted and day > deleted:
+            continue
+        tier = changes[0][1]
+        for moment, changed in changes:
+            if moment.date() <= day:
+                tier = changed
+        key = (tier, bool(start) and start <= day)
+        if runs and runs[-1][0] == key and runs[-1][1][-1] == day - datetime.timedelta(days=1):
+            runs[-1][1].append(day)
+        else:
+            runs.append([key, [day]])
+    subtotal = Decimal(0)
+    for (tier, owed), days in runs:
+        plan = RAW["plans"][tier]
+        share = Decimal(len(days) if owed else 0) / dim
+        quantities = {m: [Decimal(q) for d, q in days_usage.get(m, {}).items() if datetime.date(year, month, d) in days]
+                      for m in RAW["meters"]}
+        if not owed and not any(quantities.values()):
+            continue
+        subtotal += (Decimal(plan["base_fee"]) * len(days) / dim if owed else Decimal(0)).quantize(Decimal("0.01"),
+                                                                                              "ROUND_HALF_UP")
+        for meter, definition in RAW["meters"].items():
+            found = quantities[meter]
+            quantity = {"sum": sum(found, Decimal(0)), "count": Decimal(len(found)),
+                        "max": max(found, default=Decimal(0))}[definition["aggregation"]]
+            included = (Decimal(plan["included"].get(meter, "0")) * share).quantize(Decimal("0.000001"),
+                                                                                    "ROUND_HALF_UP")
+            over, amount, lower = max(Decimal(0), quantity - included), Decimal(0), Decimal(0)
+            for band in plan["overage"][meter]:
+                upper = Decimal(band["up_to"]) if band["up_to"] else over
+                amount += max(Decimal(0), min(over, upper) - lower) * Decimal(band["unit_price"])
+                lower = upper
+            subtotal += amount.quantize(Decimal("0.01"), "ROUND_HALF_UP")
+    return subtotal
+
+
+@pytest.mark.parametrize("seed", range(200))
+def test_prorated_invoices_match_an_independent_day_by_day_calculation(seed):
+    import random
+
+    rng = random.Random(seed)
+    period = rng.choice(["2026-02", "2026-04", "2026-07", "2024-02"])
+    year, month = map(int, period.split("-"))
+    dim = periods.days_in(period)
+    tiers = list(RAW["plans"])
+    history = sorted((datetime.datetime(year, month, rng.randint(1, dim), rng.randint(0, 23), tzinfo=datetime.UTC),
+                      rng.choice(tiers)) for _ in range(rng.randint(0, 4)))
+    start = rng.choice([None, f"{period}-01", f"{period}-{rng.randint(1, dim):02d}"])
+    deleted = rng.choice([None, None, datetime.datetime(year, month, rng.randint(1, dim), 18, tzinfo=datetime.UTC)])
+    record = tenant(rng.choice(tiers), history, start, deleted)
+    last_day = deleted.day if deleted else dim
+    days_usage = {meter: {rng.randint(1, last_day): str(rng.choice([1, 7, 250, 4000, 80000, 1_000_000]))
+                          for _ in range(rng.randint(0, 5))} for meter in RAW["meters"]}
+    built, _ = invoice.draft(BOOK, record, period, day_usage(period, **days_usage), [], {}, None,
+                             recheck_base_fees=False)
+    expected = independent_subtotal(record, period, days_usage)
+    if built is None:
+        assert expected == 0 and not any(days_usage.values())
+    else:
+        assert Decimal(built["subtotal"]) == expected
+        assert sum(Decimal(line["amount"]) for line in built["lines"]) == Decimal(built["subtotal"])
+
+
+@pytest.mark.parametrize("period", ["2024-01\n", "\uff12\uff10\uff12\uff14-01", "٢٠٢٤-01", "2024-1", "2024-13",
+                                    "1999-12", " 2024-01"])
+def test_periods_are_exactly_yyyy_mm_in_ascii(period):
+    assert not periods.valid(period)
+
+
+@pytest.mark.parametrize("quantity", ["1_000", "١٢٣", " 12", "12 ", "+1", "1e3", "0x10", "1.", ".5", "1.0000000"])
+def test_quantity_strings_are_ascii_decimals(quantity):
+    with pytest.raises(usage.Rejected):
+        usage.quantity(quantity)
+
+
+def test_the_event_key_is_injective_over_source_and_id():
+    assert usage.event_key("a\x00b", "c") != usage.event_key("a", "b\x00c")
+    assert usage.event_key("a", "b:c") != usage.event_key("a:b", "c")

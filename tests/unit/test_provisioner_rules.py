@@ -126,6 +126,10 @@ def test_removal_keeps_only_an_empty_kustomization():
     ({"tenant_id": "acme", "display_name": "A", "tier": "basic", "deployment_model": "hybrid"}, "deployment_model"),
     ({"tenant_id": "acme", "display_name": "A", "tier": "basic", "billing_start": "2026-13-01"}, "YYYY-MM-DD"),
     ({"tenant_id": "acme", "display_name": "A", "tier": "basic", "billing_start": "2027-01-01"}, "future"),
+    ({"tenant_id": "acme", "display_name": "A", "tier": "basic", "billing_start": "2024-W01-1"}, "YYYY-MM-DD"),
+    ({"tenant_id": "acme", "display_name": "A", "tier": "basic", "billing_start": "20240101"}, "YYYY-MM-DD"),
+    ({"tenant_id": "acme", "display_name": "A", "tier": "basic", "billing_start": "٢٠٢٤-01-01"}, "YYYY-MM-DD"),
+    ({"tenant_id": "acme", "display_name": "A", "tier": "basic", "billing_start": 20240101}, "YYYY-MM-DD"),
     ({"tenant_id": "acme", "display_name": "A", "tier": "basic", "status": "active"}, "unknown field(s): status"),
 ])
 def test_create_requests_are_validated_with_precise_messages(body, message):
@@ -141,11 +145,21 @@ def test_a_valid_create_gets_defaults_and_keeps_an_earlier_billing_start():
     assert fields["billing_start"] == "2026-01-01"
 
 
-def test_patch_changes_only_tier_and_display_name():
-    assert tenants.validate_patch({"tier": "premium"}) == {"tier": "premium"}
-    for body in ({}, {"tenant_id": "other"}, {"tier": "gold"}):
+def test_patch_changes_only_tier_display_name_and_billing_start():
+    assert tenants.validate_patch({"tier": "premium"}, TODAY) == {"tier": "premium"}
+    assert tenants.validate_patch({"billing_start": "2025-02-28"}, TODAY) == {"billing_start": "2025-02-28"}
+    for body in ({}, {"tenant_id": "other"}, {"tier": "gold"}, {"billing_start": "2025-02-30"},
+                 {"billing_start": "2024-W01-1"}):
         with pytest.raises(tenants.InvalidTenant):
-            tenants.validate_patch(body)
+            tenants.validate_patch(body, TODAY)
+
+
+def test_a_tier_change_extends_the_history_billing_prorates_by():
+    created = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
+    record = {"tier": "basic", "created_at": created}
+    later = created + datetime.timedelta(days=3)
+    assert tenants.tier_change(record, "premium", later) == [{"tier": "basic", "at": created},
+                                                             {"tier": "premium", "at": later}]
 
 
 @pytest.mark.parametrize("status, succeeded, expected", [

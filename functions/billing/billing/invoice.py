@@ -4,32 +4,98 @@ from __future__ import annotations
 
 import datetime
 import html
+from dataclasses import dataclass
 from decimal import Decimal
 
-from billing import periods
+from billing import periods, proration
 from billing.money import cents, plain
-from billing.pricing import PriceBook, usage_line
+from billing.pricing import PriceBook, bands_of, graduated, usage_line
 from billing.sla import credit_pct
+from billing.usage import DayTotals, total
 
 
-def owes_base_fee(tenant: dict, period: str) -> bool:
-    """From billing_start's month until (and including) the period in which the tenant is deleted."""
-    billing_start = tenant.get("billing_start")
-    if not billing_start or billing_start[:7] > period:
-        return False
-    deleted_at = tenant.get("deleted_at")
-    return deleted_at is None or periods.of(deleted_at) >= period
+@dataclass(frozen=True)
+class LatePeriod:
+    """An earlier period with usage counted after it was last invoiced: as it stands now, and as billed."""
+
+    period: str
+    current: DayTotals
+    billed: DayTotals
 
 
-def build(book: PriceBook, tenant: dict, period: str, quantities: dict[str, Decimal], late: list[dict],
-          base_fee_owed: bool, sla_report: dict | None) -> dict:
-    """Every field of the invoice except `number`, `status` and `issued_at`, which numbering adds."""
-    plan = book.plan(tenant["tier"])
-    base_fee = plan.base_fee if base_fee_owed else Decimal("0.00")
-    lines = [{"kind": "base_fee", "amount": str(cents(base_fee)),
-              "description": f"{tenant['tier'].capitalize()} plan, {period}" if base_fee_owed
-              else f"No base fee for {period} (outside the billing term)"}]
-    lines += [usage_line(book, plan, meter, quantities.get(meter, Decimal(0))) for meter in sorted(book.meters)]
+def draft(book: PriceBook, tenant: dict, period: str, own: DayTotals, late: list[LatePeriod],
+          base_fees_billed: dict[str, str], sla_report: dict | None,
+          recheck_base_fees: bool = True) -> tuple[dict | None, dict[str, str]]:
+    """The tenant's invoice for `period` (§6, §7.2) without `number`, `status` and `issued_at`, or None when it owes
+    nothing; and the base fee now billed per period (what the ledger keeps so no base fee is charged twice).
+
+    One base-fee line and one usage line per meter for each segment of days under one tier. Late usage of a sum
+    or count meter is counted into the last segment's line (the plan in force at the end of the period); a late
+    rise of a `max` meter gets a line of its own, priced as price(new peak) - price(billed peak) under the plan of
+    the segment it happened in. Base fees of earlier periods not yet billed (a `billing_start` in the past) get a
+    line per period. `recheck_base_fees=False` looks only at periods the ledger has no entry for.
+    """
+    aggregation = {meter: definition.aggregation for meter, definition in book.meters.items()}
+    late_lines, late_usage, late_quantity = [], [], {}
+    for earlier in sorted(late, key=lambda item: item.period):
+        for meter in sorted(book.meters):
+            if aggregation[meter] == "max":
+                for segment in proration.segments(tenant, earlier.period):
+                    peak = total(earlier.current, meter, segment.holds).quantity("max")
+                    billed = total(earlier.billed, meter, segment.holds).quantity("max")
+                    if peak > billed:
+                        late_lines.append(_late_peak(book, meter, segment, billed, peak))
+                        late_usage.append({"period": earlier.period, "meter": meter, "quantity": plain(peak - billed)})
+                continue
+            extra = total(earlier.current, meter).minus(total(earlier.billed, meter)).quantity(aggregation[meter])
+            if extra > 0:
+                late_quantity[meter] = late_quantity.get(meter, Decimal(0)) + extra
+                late_usage.append({"period": earlier.period, "meter": meter, "quantity": plain(extra)})
+
+    base_fees: dict[str, str] = {}
+    start = proration.billing_start(tenant)
+    if start is not None:
+        for earlier in periods.between(max(periods.of(start), periods.FIRST), periods.preceding(period)):
+            if not recheck_base_fees and earlier in base_fees_billed:
+                continue
+            owed = proration.base_fee_owed(tenant, earlier, lambda tier: book.plan(tier).base_fee)
+            billed = Decimal(base_fees_billed.get(earlier, "0"))
+            if owed > billed:
+                late_lines.append({"kind": "base_fee", "amount": str(owed - billed),
+                                   "description": f"Base fee for {_month(earlier)}, owed from the billing start "
+                                                  f"{start:%-d %b %Y}"})
+                late_usage.append({"period": earlier, "kind": "base_fee"})
+            base_fees[earlier] = str(max(owed, billed))
+
+    lines, own_base_fee = [], Decimal("0.00")
+    segments = proration.segments(tenant, period)
+    used = False
+    for index, segment in enumerate(segments):
+        last = index == len(segments) - 1
+        quantities = {meter: total(own, meter, segment.holds) for meter in book.meters}
+        counted = any(totals.count for totals in quantities.values())
+        used = used or counted
+        if not segment.owed and not counted and not (last and late_quantity):
+            continue
+        plan = book.plan(segment.tier)
+        fee = cents(segment.prorate(plan.base_fee))
+        own_base_fee += fee
+        lines.append({"kind": "base_fee", "amount": str(fee), "description": _base_fee_description(segment)})
+        for meter in sorted(book.meters):
+            quantity = quantities[meter].quantity(aggregation[meter])
+            if last:
+                quantity += late_quantity.get(meter, Decimal(0))
+            allowance = segment.allowance(plan.included.get(meter, Decimal(0)))
+            lines.append(usage_line(book, plan, meter, quantity, allowance, segment.describe()))
+    if not segments and late_quantity:  # deleted before this period: late usage alone, with no allowance
+        plan = book.plan(proration.tier_on(proration.tier_history(tenant), periods.days(period)[-1]))
+        lines += [usage_line(book, plan, meter, quantity, Decimal(0), "late usage")
+                  for meter, quantity in sorted(late_quantity.items())]
+    base_fees[period] = str(own_base_fee)
+    lines += late_lines
+    if not (used or late_usage or any(segment.owed for segment in segments)):
+        return None, base_fees
+
     subtotal = sum((Decimal(line["amount"]) for line in lines), Decimal("0.00"))
     pct, sla = Decimal(0), None
     if sla_report is not None:
@@ -39,10 +105,35 @@ def build(book: PriceBook, tenant: dict, period: str, quantities: dict[str, Deci
         sla = {**{k: sla_report[k] for k in ("availability_pct", "p95_latency_ms", "rto_minutes") if
                   sla_report.get(k) is not None}, "credit_pct": plain(pct)}
     sla_credit = cents(subtotal * pct / 100)
-    return {"tenant_id": tenant["tenant_id"], "period": period, "currency": book.currency, "tier": tenant["tier"],
+    tier = proration.tier_on(proration.tier_history(tenant), periods.days(period)[-1])
+    return {"tenant_id": tenant["tenant_id"], "period": period, "currency": book.currency, "tier": tier,
             "deployment_model": tenant.get("deployment_model", "multi-tenant"), "price_book": book.version,
             "lines": lines, "subtotal": str(cents(subtotal)), "sla": sla, "sla_credit": str(sla_credit),
-            "total": str(cents(subtotal - sla_credit)), "late_usage": late}
+            "net": str(cents(subtotal - sla_credit)), "total": str(cents(subtotal - sla_credit)),
+            "late_usage": late_usage}, base_fees
+
+
+def _late_peak(book: PriceBook, meter: str, segment: proration.Segment, billed: Decimal, peak: Decimal) -> dict:
+    plan = book.plan(segment.tier)
+    included = segment.allowance(plan.included.get(meter, Decimal(0)))
+    bands = bands_of(plan, meter)
+    amount = cents(graduated(peak, included, bands) - graduated(billed, included, bands))
+    definition = book.meters[meter]
+    return {"kind": "usage", "meter": meter, "quantity": plain(peak - billed), "unit": definition.unit,
+            "amount": str(amount), "description": f"{definition.description}, {segment.describe()}: late peak "
+                                                  f"{plain(peak)} above the {plain(billed)} billed"}
+
+
+def _base_fee_description(segment: proration.Segment) -> str:
+    if not segment.owed:
+        return f"No base fee, {segment.describe()} (before the billing start)"
+    share = "" if segment.owed_days == segment.days_in_month else \
+        f" ({segment.owed_days} of {segment.days_in_month} days)"
+    return f"{segment.tier.capitalize()} plan, {segment.describe()}{share}"
+
+
+def _month(period: str) -> str:
+    return periods.start(period).strftime("%B %Y")
 
 
 def number(year: int, sequence: int) -> str:
@@ -63,8 +154,8 @@ def render_html(invoice: dict) -> str:
     rows = "".join(
         f"<tr><td>{e(line['description'])}</td><td class=n>{e(_quantity(line))}</td>"
         f"<td class=n>{e(invoice['currency'])} {e(line['amount'])}</td></tr>" for line in invoice["lines"])
-    late = "".join(f"<li>{e(item['meter'])}: {e(item['quantity'])} from {e(item['period'])}</li>"
-                   for item in invoice["late_usage"])
+    late = "".join(f"<li>{e(item['meter'])}: {e(item['quantity'])} from {e(item['period'])}</li>" if "meter" in item
+                   else f"<li>base fee of {e(item['period'])}</li>" for item in invoice["late_usage"])
     credit = ""
     if Decimal(invoice["sla_credit"]) > 0:
         credit = (f"<tr><td colspan=2>SLA credit ({e(invoice['sla']['credit_pct'])}% of subtotal)</td>"
@@ -88,7 +179,7 @@ period {e(invoice['period'])}</p>
 <tfoot><tr><td colspan=2>Subtotal</td><td class=n>{e(invoice['currency'])} {e(invoice['subtotal'])}</td></tr>{credit}
 <tr class=total><td colspan=2>Total</td><td class=n>{e(invoice['currency'])} {e(invoice['total'])}</td></tr></tfoot>
 </table>
-{f"<p class=muted>Includes usage reported after its period closed:</p><ul>{late}</ul>" if late else ""}
+{f"<p class=muted>Includes what periods closed earlier had not billed yet:</p><ul>{late}</ul>" if late else ""}
 <p class=muted>Amounts exclude taxes. Questions about this invoice: billing@energent.ai</p>
 </body></html>
 """

@@ -1,34 +1,43 @@
-"""Billing periods: UTC calendar months, written YYYY-MM."""
+"""Billing periods: UTC calendar months, written exactly YYYY-MM, and their days."""
 
 from __future__ import annotations
 
+import calendar
 import datetime
 import re
 
-_PERIOD = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+_PERIOD = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")  # ASCII digits only, and nothing after (fullmatch)
+FIRST = "2000-01"
 
 
 def valid(period: object) -> bool:
-    return isinstance(period, str) and _PERIOD.match(period) is not None and period >= "2000-01"
+    return isinstance(period, str) and _PERIOD.fullmatch(period) is not None and period >= FIRST
 
 
-def of(moment: datetime.datetime) -> str:
-    return moment.astimezone(datetime.UTC).strftime("%Y-%m")
+def of(moment: datetime.datetime | datetime.date) -> str:
+    if isinstance(moment, datetime.datetime):
+        moment = moment.astimezone(datetime.UTC)
+    return moment.strftime("%Y-%m")
+
+
+def _year_month(period: str) -> tuple[int, int]:
+    year, month = period.split("-")
+    return int(year), int(month)
 
 
 def start(period: str) -> datetime.datetime:
-    year, month = map(int, period.split("-"))
+    year, month = _year_month(period)
     return datetime.datetime(year, month, 1, tzinfo=datetime.UTC)
 
 
 def following(period: str) -> str:
-    year, month = map(int, period.split("-"))
-    return f"{year + month // 12}-{month % 12 + 1:02d}"
+    year, month = _year_month(period)
+    return f"{year + month // 12:04d}-{month % 12 + 1:02d}"
 
 
 def preceding(period: str) -> str:
-    year, month = map(int, period.split("-"))
-    return f"{year - 1}-12" if month == 1 else f"{year}-{month - 1:02d}"
+    year, month = _year_month(period)
+    return f"{year - 1:04d}-12" if month == 1 else f"{year:04d}-{month - 1:02d}"
 
 
 def end(period: str) -> datetime.datetime:
@@ -38,3 +47,21 @@ def end(period: str) -> datetime.datetime:
 
 def has_ended(period: str, now: datetime.datetime) -> bool:
     return end(period) <= now
+
+
+def days_in(period: str) -> int:
+    return calendar.monthrange(*_year_month(period))[1]
+
+
+def days(period: str) -> list[datetime.date]:
+    first = start(period).date()
+    return [first + datetime.timedelta(days=n) for n in range(days_in(period))]
+
+
+def between(first: str, last: str) -> list[str]:
+    """Every period from `first` through `last` (empty if `last` comes first)."""
+    found = []
+    while first <= last:
+        found.append(first)
+        first = following(first)
+    return found

@@ -139,12 +139,18 @@ def graduated(quantity: Decimal, included: Decimal, bands: tuple[Band, ...]) -> 
     return amount
 
 
-def usage_line(book: PriceBook, plan: Plan, meter: str, quantity: Decimal) -> dict:
-    """One invoice line per meter: its whole graduated amount, rounded once."""
+def usage_line(book: PriceBook, plan: Plan, meter: str, quantity: Decimal, included: Decimal | None = None,
+               when: str = "") -> dict:
+    """One invoice line per meter: its whole graduated amount above `included` (the plan's by default), rounded
+    once."""
     definition = book.meters[meter]
-    included = plan.included.get(meter, Decimal(0))
-    bands = plan.overage.get(meter, (Band(None, Decimal(0)),))
-    amount = cents(graduated(quantity, included, bands))
+    included = plan.included.get(meter, Decimal(0)) if included is None else included
+    amount = cents(graduated(quantity, included, bands_of(plan, meter)))
     return {"kind": "usage", "meter": meter, "quantity": plain(quantity), "unit": definition.unit,
             "amount": str(amount),
-            "description": f"{definition.description} ({plain(included)} {definition.unit} included)"}
+            "description": f"{definition.description}{', ' + when if when else ''} "
+                           f"({plain(included)} {definition.unit} included)"}
+
+
+def bands_of(plan: Plan, meter: str) -> tuple[Band, ...]:
+    return plan.overage.get(meter, (Band(None, Decimal(0)),))

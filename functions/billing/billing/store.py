@@ -1,10 +1,20 @@
-"""Billing adapters. Counting holds for a hot tenant because no event read-modify-writes a shared document:
+"""Billing's Firestore adapters; every path billing reads or writes is here.
 
-- `usage_events/{sha256(source, id)}` is created once per event (create fails on a duplicate), and in the same
-  atomic batch the event is added to one of SHARDS counter documents
-  `tenants/{T}/usage_shards/{period}_{billed_in}_{meter}_{n}` with server-side transforms (Increment, Maximum):
-  no transaction, no read, no lock, and each shard sees 1/SHARDS of the writes.
-- Totals are the sum (or max) over the shards, read when asked.
+    usage_events/{sha256([source, id])}              one per counted event: the exactly-once key
+    usage_rejections/{auto}                          what was refused, and why
+    tenants/{T}/usage_shards/{day}_{meter}_{n}       counters of the events that happened on that UTC day
+    tenants/{T}/billing/ledger                       what the tenant's closes have taken: watermark, base fees
+    tenants/{T}/billed_usage/{period}                the period's usage as it stood when last invoiced
+    tenants/{T}/sla_reports/{period}                 the period's SLA report
+    tenants/{T}/invoices/{period}                    draft, then numbered invoice
+    billing_periods/{period}                         a close: status and progress counters
+    billing_periods/{period}/chunks/{n}              one per chunk of tenants drafted (makes the count exact)
+    billing_periods/{period}/numbering/{n}           one per numbering step (makes it resumable)
+    billing_periods/{period}/handed_on/{step}        which run of the close published that step
+    invoice_counters/{year}                          the last invoice number of the year
+
+A hot tenant holds because no event read-modify-writes a shared document: the event's key is created and one
+of SHARDS counters is advanced with server-side transforms (Increment, Maximum) in one atomic batch.
 """
 
 from __future__ import annotations
@@ -12,125 +22,298 @@ from __future__ import annotations
 import datetime
 import random
 import threading
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
-from billing.usage import Usage
+from billing.usage import DayTotals, Totals, Usage
 from energent_shared import clients, firestore
 
 SHARDS = 16
 WRITE_TIMEOUT_S = 10
 PERIODS = "billing_periods"
-CLOSED = ("closing", "closed")
+# A sum is kept as whole units plus millionths, each an int64 that Firestore clamps silently at 2^63 - 1. A
+# counter that passes UNITS_LIMIT has its event taken back; to clamp, 2^62 more units (4.6 million events of
+# the largest quantity) would have to land on one shard between two commits, far beyond any batch in flight.
+UNITS_LIMIT = 2 ** 62
+# How much earlier than its commit a counter's server timestamp may be (the emulator stamps a few ms early);
+# closes look back this far past their watermark, and what they see twice the ledger subtracts.
+WATERMARK_MARGIN = datetime.timedelta(minutes=10)
 
 
 def utcnow() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
 
 
-@dataclass
-class Totals:
-    count: int = 0
-    sum_micros: int = 0
-    max_micros: int = 0
-
-    def add(self, other: Totals) -> None:
-        self.count += other.count
-        self.sum_micros += other.sum_micros
-        self.max_micros = max(self.max_micros, other.max_micros)
-
-    def minus(self, invoiced: Totals) -> Totals:
-        """What arrived after `invoiced` was taken (a max only counts if it rose)."""
-        return Totals(self.count - invoiced.count, self.sum_micros - invoiced.sum_micros,
-                      self.max_micros if self.max_micros > invoiced.max_micros else 0)
-
-    def as_dict(self) -> dict:
-        return {"count": self.count, "sum_micros": self.sum_micros, "max_micros": self.max_micros}
-
-    @classmethod
-    def of(cls, data: dict | None) -> Totals:
-        data = data or {}
-        return cls(int(data.get("count", 0)), int(data.get("sum_micros", 0)), int(data.get("max_micros", 0)))
+class Overflow(Exception):
+    """A total would leave the range Firestore holds exactly."""
 
 
 class UsageStore:
     def __init__(self, db=None):
         self.db = db or clients.firestore()
 
-    def record(self, usage: Usage, billed_in: str, via: str) -> bool:
-        """Count `usage` once: False if its (source, id) was counted before, by any path."""
+    def record(self, usage: Usage, aggregation: str, via: str) -> dict | None:
+        """Count `usage` once. None if counted now; else the first event counted under its (source, id).
+        Raises Overflow (and counts nothing) when the day's total of the meter would not stay exact."""
         from google.api_core.exceptions import AlreadyExists
-        from google.cloud.firestore import Increment, Maximum
+        from google.cloud.firestore import SERVER_TIMESTAMP, Increment, Maximum
 
+        event_ref = self.db.collection("usage_events").document(usage.key)
         shard = firestore.tenant_doc(usage.tenant_id, "usage_shards",
-                                     f"{usage.period}_{billed_in}_{usage.meter}_{random.randrange(SHARDS):02d}",  # noqa: S311
+                                     f"{usage.day}_{usage.meter}_{random.randrange(SHARDS):02d}",  # noqa: S311
                                      db=self.db)
+        units, micros = divmod(usage.micros, 1_000_000) if aggregation == "sum" else (0, 0)
+        counters = {"count": Increment(1), "units": Increment(units), "micros": Increment(micros),
+                    "max_micros": Maximum(usage.micros)}
         batch = self.db.batch()
-        batch.create(self.db.collection("usage_events").document(usage.key), {
-            "tenant_id": usage.tenant_id, "meter": usage.meter, "micros": usage.micros, "time": usage.time,
-            "period": usage.period, "billed_in": billed_in, "source": usage.source, "id": usage.event_id,
-            "via": via, "received_at": utcnow()})
-        batch.set(shard, {"tenant_id": usage.tenant_id, "period": usage.period, "billed_in": billed_in,
-                          "meter": usage.meter, "count": Increment(1), "sum_micros": Increment(usage.micros),
-                          "max_micros": Maximum(usage.micros)}, merge=True)
+        batch.create(event_ref, {"tenant_id": usage.tenant_id, "meter": usage.meter, "micros": usage.micros,
+                                 "time": usage.time, "time_given": usage.time_given, "source": usage.source,
+                                 "id": usage.event_id, "via": via, "received_at": utcnow()})
+        batch.set(shard, {"tenant_id": usage.tenant_id, "period": usage.period, "day": usage.day,
+                          "meter": usage.meter, **counters, "written_at": SERVER_TIMESTAMP}, merge=True)
         try:
-            batch.commit(timeout=WRITE_TIMEOUT_S)
+            results = batch.commit(timeout=WRITE_TIMEOUT_S)
         except AlreadyExists:
-            return False
-        return True
+            return event_ref.get(timeout=WRITE_TIMEOUT_S).to_dict() or {}
+        # The client sends a document's transforms sorted by field path, and the results come in that order.
+        after = dict(zip(sorted([*counters, "written_at"]), results[1].transform_results, strict=True))
+        if after["units"].integer_value > UNITS_LIMIT or after["micros"].integer_value > UNITS_LIMIT:
+            undo = self.db.batch()
+            undo.delete(event_ref)
+            undo.set(shard, {"count": Increment(-1), "units": Increment(-units), "micros": Increment(-micros)},
+                     merge=True)
+            undo.commit(timeout=WRITE_TIMEOUT_S)
+            raise Overflow(f"the {usage.meter} total of tenant {usage.tenant_id} on {usage.day} would pass what "
+                           "is counted exactly")
+        return None
 
     def reject(self, reason: str, via: str, event_id: str | None, source: str | None, detail: dict) -> None:
         """Rejected events are kept where an operator can find them: `usage_rejections`."""
         self.db.collection("usage_rejections").add({"reason": reason, "via": via, "id": event_id, "source": source,
                                                     "detail": detail, "received_at": utcnow()})
 
-    def _totals(self, tenant_id: str, field: str, period: str) -> dict[tuple[str, str], Totals]:
-        """Totals by (period, meter) over the tenant's shards whose `field` equals `period`."""
+    def _shards(self, tenant_id: str):
+        return firestore.tenant_collection(tenant_id, "usage_shards", db=self.db)
+
+    def day_totals(self, tenant_id: str, period: str) -> DayTotals:
+        """The tenant's usage that happened in `period`, by (day, meter)."""
         from google.cloud.firestore_v1.base_query import FieldFilter
 
-        found: dict[tuple[str, str], Totals] = {}
-        query = firestore.tenant_collection(tenant_id, "usage_shards", db=self.db).where(
-            filter=FieldFilter(field, "==", period))
-        for snapshot in query.stream():
+        found: DayTotals = {}
+        for snapshot in self._shards(tenant_id).where(filter=FieldFilter("period", "==", period)).stream():
             data = snapshot.to_dict()
-            found.setdefault((data["period"], data["meter"]), Totals()).add(Totals.of(data))
+            found.setdefault((data["day"], data["meter"]), Totals()).add(
+                Totals(data.get("count", 0), data.get("units", 0) * 1_000_000 + data.get("micros", 0),
+                       data.get("max_micros", 0)))
         return found
 
-    def happened_in(self, tenant_id: str, period: str) -> dict[str, Totals]:
-        """Usage whose time falls in `period`, whichever invoice it was billed on."""
-        return {meter: totals for (_, meter), totals in self._totals(tenant_id, "period", period).items()}
+    def periods_written_since(self, tenant_id: str, watermark: datetime.datetime | None) -> set[str]:
+        """Periods of the tenant's counters written after `watermark` (all of them without one)."""
+        from google.cloud.firestore_v1.base_query import FieldFilter
 
-    def billed_in(self, tenant_id: str, period: str) -> dict[tuple[str, str], Totals]:
-        """Usage to bill in `period`: its own, and late usage of closed periods, by (period it happened, meter)."""
-        return self._totals(tenant_id, "billed_in", period)
+        query = self._shards(tenant_id)
+        if watermark is not None:
+            query = query.where(filter=FieldFilter("written_at", ">", watermark - WATERMARK_MARGIN))
+        return {snapshot.get("period") for snapshot in query.select(["period"]).stream()}
 
 
-class PeriodStatus:
-    """Whether a period is open. Closing and closed are final, so they are cached for good; open, briefly."""
+class Ledger:
+    """Per tenant, what its closes have billed: `billing/ledger` holds the watermark (the read time of the last
+    close, so counters written later are found by the next one), the last closed period and the base fee billed
+    per period; `billed_usage/{period}` the period's usage as it stood when it was last invoiced."""
 
-    def __init__(self, db=None, open_ttl_s: float = 5.0, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, db=None):
         self.db = db or clients.firestore()
-        self._open_ttl_s = open_ttl_s
-        self._clock = clock
-        self._closed: set[str] = set()
-        self._open_until: dict[str, float] = {}
-        self._lock = threading.Lock()
 
-    def is_closed(self, period: str) -> bool:
-        with self._lock:
-            if period in self._closed:
-                return True
-            if self._open_until.get(period, 0) > self._clock():
+    def ref(self, tenant_id: str):
+        return firestore.tenant_doc(tenant_id, "billing", "ledger", db=self.db)
+
+    def read(self, tenant_id: str):
+        """The ledger snapshot; its `read_time` is the moment every later read of this close starts from."""
+        return self.ref(tenant_id).get(timeout=WRITE_TIMEOUT_S)
+
+    def billed(self, tenant_id: str, period: str) -> DayTotals:
+        data = firestore.tenant_doc(tenant_id, "billed_usage", period, db=self.db).get().to_dict() or {}
+        return {(day, meter): Totals.of(totals) for day, meters in data.get("days", {}).items()
+                for meter, totals in meters.items()}
+
+    def commit(self, tenant_id: str, seen, ledger: dict, billed: dict[str, DayTotals], draft: dict | None,
+               period: str) -> bool:
+        """Write the draft invoice, the usage it billed and the new ledger at once, provided nobody changed the
+        ledger since `seen` was read. False: a concurrent close of this tenant got there first."""
+        from google.api_core.exceptions import AlreadyExists, FailedPrecondition
+
+        batch = self.db.batch()
+        if draft is not None:
+            batch.create(firestore.tenant_doc(tenant_id, "invoices", period, db=self.db), draft)
+        for billed_period, days in billed.items():
+            by_day: dict[str, dict] = {}
+            for (day, meter), totals in days.items():
+                by_day.setdefault(day, {})[meter] = totals.as_dict()
+            batch.set(firestore.tenant_doc(tenant_id, "billed_usage", billed_period, db=self.db), {"days": by_day})
+        if seen.exists:
+            batch.update(self.ref(tenant_id), ledger, option=self.db.write_option(last_update_time=seen.update_time))
+        else:
+            batch.create(self.ref(tenant_id), ledger)
+        try:
+            batch.commit(timeout=WRITE_TIMEOUT_S)
+        except (AlreadyExists, FailedPrecondition):
+            return False
+        return True
+
+
+class SlaReports:
+    def __init__(self, db=None):
+        self.db = db or clients.firestore()
+
+    def put(self, tenant_id: str, report: dict) -> bool:
+        """Store the report unless its period's close has begun (False). One transaction reads the period's close
+        record, so a report and the start of a close are ordered: a report either lands before the close reads
+        reports, or sees the close."""
+        period_ref = self.db.collection(PERIODS).document(report["period"])
+        report_ref = firestore.tenant_doc(tenant_id, "sla_reports", report["period"], db=self.db)
+
+        def attempt(transaction):
+            if period_ref.get(transaction=transaction).exists:
                 return False
-        snapshot = self.db.collection(PERIODS).document(period).get(timeout=WRITE_TIMEOUT_S)
-        closed = snapshot.exists and snapshot.get("status") in CLOSED
-        with self._lock:
-            if closed:
-                self._closed.add(period)
-            else:
-                self._open_until[period] = self._clock() + self._open_ttl_s
-        return closed
+            transaction.set(report_ref, {**report, "received_at": utcnow()})
+            return True
+
+        return firestore.run_transaction(attempt, db=self.db)
+
+    def get(self, tenant_id: str, period: str) -> dict | None:
+        return firestore.tenant_doc(tenant_id, "sla_reports", period, db=self.db).get().to_dict()
+
+
+class OutOfOrder(Exception):
+    """A close that would break the order of periods; the message says which."""
+
+
+class Periods:
+    """Close records: `billing_periods/{period}` with status `closing` or `closed` and progress counters."""
+
+    def __init__(self, db=None):
+        self.db = db or clients.firestore()
+
+    def ref(self, period: str):
+        return self.db.collection(PERIODS).document(period)
+
+    def get(self, period: str) -> dict | None:
+        return self.ref(period).get().to_dict()
+
+    def begin(self, period: str, now: datetime.datetime) -> tuple[dict, bool]:
+        """The period's close record, created as `closing` unless it exists: (record, created). Raises OutOfOrder
+        for a period before the last one closed, or while another period is still closing."""
+        from google.cloud.firestore import Query
+
+        ref = self.ref(period)
+
+        def attempt(transaction):
+            snapshot = ref.get(transaction=transaction)
+            if snapshot.exists:
+                return snapshot.to_dict(), False
+            latest = list(self.db.collection(PERIODS).order_by("period", direction=Query.DESCENDING).limit(1)
+                          .stream(transaction=transaction))
+            if latest:
+                last = latest[0].to_dict()
+                if last["period"] > period:
+                    raise OutOfOrder(f"periods close in order and {last['period']} is already closed; usage of "
+                                     f"{period} is billed as late usage on the next invoice")
+                if last["status"] != "closed":
+                    raise OutOfOrder(f"period {last['period']} is still closing; close {period} after it finishes")
+            record = {"period": period, "status": "closing", "started_at": now, "closed_at": None, "tenants": 0,
+                      "drafted": 0, "issued": 0, "chunks_drafted": 0, "chunks_total": None}
+            transaction.create(ref, record)
+            return record, True
+
+        return firestore.run_transaction(attempt, db=self.db)
+
+    def last_chunk(self, period: str, chunks: int) -> None:
+        self.ref(period).update({"chunks_total": chunks})
+
+    def chunk_drafted(self, period: str, index: int, tenants: int, drafted: int) -> bool:
+        """Count a drafted chunk once (a redelivery counts nothing); True when every chunk is drafted."""
+        from google.api_core.exceptions import AlreadyExists
+        from google.cloud.firestore import Increment
+
+        batch = self.db.batch()
+        batch.create(self.ref(period).collection("chunks").document(f"{index:06d}"),
+                     {"tenants": tenants, "drafted": drafted, "at": utcnow()})
+        batch.update(self.ref(period), {"tenants": Increment(tenants), "drafted": Increment(drafted),
+                                        "chunks_drafted": Increment(1)})
+        try:
+            batch.commit(timeout=WRITE_TIMEOUT_S)
+        except AlreadyExists:
+            pass  # counted by an earlier delivery, which may have stopped before handing on: look again below
+        record = self.get(period)
+        return record["chunks_total"] is not None and record["chunks_drafted"] >= record["chunks_total"]
+
+    def number(self, period: str, step: int, year: int, limit: int,
+               stamp: Callable[[], str]) -> list[tuple[str, str]]:
+        """Numbering step `step`: give up to `limit` drafts of the period the next numbers of `year`, in tenant
+        order, in one transaction with the year's counter, so a number exists only with its invoice (no gaps).
+        Done once: a repeated step returns what it numbered the first time. Returns [(tenant_id, number)]."""
+        from google.cloud.firestore import Increment
+        from google.cloud.firestore_v1.base_query import FieldFilter
+
+        from billing.invoice import number
+
+        done_ref = self.ref(period).collection("numbering").document(f"{step:06d}")
+        counter = self.db.collection("invoice_counters").document(str(year))
+        drafts = (self.db.collection_group("invoices").where(filter=FieldFilter("period", "==", period))
+                  .where(filter=FieldFilter("status", "==", "draft")).limit(limit))
+
+        done = done_ref.get()
+        if done.exists:  # a redelivered step: no transaction, so no contention with the next one
+            return [tuple(pair.split(" ")) for pair in done.get("invoices")]
+
+        def attempt(transaction):
+            done = done_ref.get(transaction=transaction)
+            if done.exists:
+                return [tuple(pair.split(" ")) for pair in done.get("invoices")]
+            found = sorted(drafts.stream(transaction=transaction), key=lambda s: s.get("tenant_id"))
+            last = (counter.get(transaction=transaction).to_dict() or {}).get("last", 0)
+            issued_at, numbered = stamp(), []
+            for snapshot in found:
+                last += 1
+                numbered.append((snapshot.get("tenant_id"), number(year, last)))
+                transaction.update(snapshot.reference, {"number": numbered[-1][1], "status": "final",
+                                                        "issued_at": issued_at})
+            transaction.set(counter, {"last": last})
+            transaction.create(done_ref, {"invoices": [" ".join(pair) for pair in numbered]})
+            transaction.update(self.ref(period), {"issued": Increment(len(numbered))})
+            return numbered
+
+        return firestore.run_transaction(attempt, db=self.db)
+
+    def _step(self, period: str, step: str):
+        return self.ref(period).collection("handed_on").document(step)
+
+    def handed_on(self, period: str, step: str, run: str) -> bool:
+        """Whether this run of the close already published `step` (a redelivered message must not publish the
+        next step again, or the chain would double at every redelivery)."""
+        return (self._step(period, step).get().to_dict() or {}).get("run") == run
+
+    def mark_handed_on(self, period: str, step: str, run: str) -> None:
+        self._step(period, step).set({"run": run, "at": utcnow()})
+
+    def closed(self, period: str, now: datetime.datetime) -> None:
+        self.ref(period).update({"status": "closed", "closed_at": now})
+
+
+class Invoices:
+    def __init__(self, db=None):
+        self.db = db or clients.firestore()
+
+    def ref(self, tenant_id: str, period: str):
+        return firestore.tenant_doc(tenant_id, "invoices", period, db=self.db)
+
+    def get(self, tenant_id: str, period: str) -> dict | None:
+        return self.ref(tenant_id, period).get().to_dict()
+
+    def issued(self, tenant_id: str) -> list[dict]:
+        """Every issued invoice of the tenant (drafts are not invoices yet), oldest period first."""
+        return sorted((s.to_dict() for s in firestore.tenant_collection(tenant_id, "invoices", db=self.db).stream()
+                       if s.get("status") != "draft"), key=lambda i: i["period"])
 
 
 class TenantCache:
@@ -145,6 +328,7 @@ class TenantCache:
     def __init__(self, db=None):
         self.db = db or clients.firestore()
         self._entries: dict[str, tuple[datetime.datetime, dict]] = {}
+        self._lock = threading.Lock()
 
     def get(self, tenant_id: str, as_of: datetime.datetime | None = None) -> dict | None:
         """The tenant's record as it stood at `as_of` or later (None: its existence is all that matters)."""
@@ -155,5 +339,13 @@ class TenantCache:
         if not snapshot.exists:
             return None
         record = snapshot.to_dict()
-        self._entries[tenant_id] = (snapshot.read_time, record)
+        with self._lock:
+            self._entries[tenant_id] = (snapshot.read_time, record)
         return record
+
+    def page(self, after: str | None, size: int) -> list[dict]:
+        """Tenant records in id order, fresh from the store (closes must see every tenant as it is)."""
+        query = self.db.collection("tenants").order_by("__name__").limit(size)
+        if after:
+            query = query.start_after({"__name__": firestore.tenant_doc(after, db=self.db)})
+        return [snapshot.to_dict() for snapshot in query.stream()]

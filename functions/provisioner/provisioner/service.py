@@ -77,6 +77,7 @@ class Provisioner:
         except tenants.InvalidTenant as invalid:
             raise Problem(400, str(invalid)) from None
         record = {**fields, "status": "provisioning", "status_message": None, "created_at": now, "updated_at": now,
+                  "tier_history": [{"tier": fields["tier"], "at": now}],
                   "manifest_generation": 1, "manifests_changed_at": now, "activated_at": None, "deleted_at": None}
         record["manifests_digest"] = self._digest(record)
         change = Change({}, ("provisioning", "created"), [self._event("created", record)])
@@ -134,6 +135,8 @@ class Provisioner:
             if current["manifest_generation"] != after["manifest_generation"]:
                 return None  # someone changed it since; theirs stands
             restored = {k: before[k] for k in ("tier", "display_name", "deleted_at")}
+            if current["tier"] != before["tier"]:
+                restored["tier_history"] = tenants.tier_change(current, before["tier"], utcnow())
             return Change({**restored, "status": before["status"], "status_message": message,
                            "manifest_generation": current["manifest_generation"] + 1,
                            "manifests_digest": before.get("manifests_digest"),
@@ -151,7 +154,7 @@ class Provisioner:
 
     def patch(self, tenant_id: str, body: dict) -> tuple[int, dict]:
         try:
-            changes = tenants.validate_patch(body)
+            changes = tenants.validate_patch(body, utcnow().date())
         except tenants.InvalidTenant as invalid:
             raise Problem(400, str(invalid)) from None
 
@@ -162,6 +165,7 @@ class Provisioner:
             if not updates:
                 return None
             if "tier" in updates:
+                updates["tier_history"] = tenants.tier_change(record, updates["tier"], utcnow())
                 updates.update(status="updating", status_message=None,
                                manifest_generation=record["manifest_generation"] + 1, manifests_changed_at=utcnow())
                 updates["manifests_digest"] = self._digest({**record, **updates})

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import re
 from dataclasses import dataclass
 
 from energent_shared.firestore import valid_tenant_id
 from energent_shared.tiers import TIERS
 
 DEPLOYMENT_MODELS = ("multi-tenant", "dedicated")
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 GONE = ("deleting", "deleted")
 MAX_DISPLAY_NAME = 200
 PUBLIC_FIELDS = ("tenant_id", "display_name", "tier", "deployment_model", "status", "status_message",
@@ -59,33 +61,41 @@ def validate_create(body: dict, today: datetime.date) -> dict:
     if model not in DEPLOYMENT_MODELS:
         raise InvalidTenant(f"deployment_model must be one of {', '.join(DEPLOYMENT_MODELS)}, got {model!r}")
     billing_start = body.get("billing_start")
-    if billing_start is not None:
+    return {"tenant_id": tenant_id, "display_name": _display_name(body.get("display_name")),
+            "tier": _tier(body.get("tier")), "deployment_model": model,
+            "billing_start": None if billing_start is None else _billing_start(billing_start, today)}
+
+
+def _billing_start(value: object, today: datetime.date) -> str:
+    """Exactly YYYY-MM-DD in ASCII digits, a real date, not in the future (week or ordinal dates are refused)."""
+    parsed = None
+    if isinstance(value, str) and _DATE.fullmatch(value):
         try:
-            parsed = datetime.date.fromisoformat(billing_start) if isinstance(billing_start, str) and len(
-                billing_start) == 10 else None
+            parsed = datetime.date.fromisoformat(value)
         except ValueError:
             parsed = None
-        if parsed is None:
-            raise InvalidTenant(f"billing_start must be a date YYYY-MM-DD, got {billing_start!r}")
-        if parsed > today:
-            raise InvalidTenant("billing_start may not be in the future; it defaults to the day the tenant "
-                                "first becomes active")
-    return {"tenant_id": tenant_id, "display_name": _display_name(body.get("display_name")),
-            "tier": _tier(body.get("tier")), "deployment_model": model, "billing_start": billing_start}
+    if parsed is None:
+        raise InvalidTenant(f"billing_start must be a date YYYY-MM-DD, got {str(value)[:40]!r}")
+    if parsed > today:
+        raise InvalidTenant("billing_start may not be in the future; it defaults to the day the tenant "
+                            "first becomes active")
+    return value
 
 
-def validate_patch(body: dict) -> dict:
-    unknown = set(body) - {"tier", "display_name"}
+def validate_patch(body: dict, today: datetime.date) -> dict:
+    unknown = set(body) - {"tier", "display_name", "billing_start"}
     if unknown:
-        raise InvalidTenant(f"only tier and display_name can be changed; unknown or read-only: "
-                            f"{', '.join(sorted(unknown))}")
+        raise InvalidTenant(f"only tier, display_name and billing_start can be changed; unknown or read-only: "
+                            f"{', '.join(sorted(unknown))[:200]}")
     if not body:
-        raise InvalidTenant("nothing to change: give tier and/or display_name")
+        raise InvalidTenant("nothing to change: give tier, display_name and/or billing_start")
     changes = {}
     if "tier" in body:
         changes["tier"] = _tier(body["tier"])
     if "display_name" in body:
         changes["display_name"] = _display_name(body["display_name"])
+    if "billing_start" in body:
+        changes["billing_start"] = _billing_start(body["billing_start"], today)
     return changes
 
 
@@ -109,6 +119,12 @@ def google_service_account_id(tenant_id: str) -> str:
 
 def namespace(tenant_id: str) -> str:
     return f"tenant-{tenant_id}"
+
+
+def tier_change(record: dict, tier: str, at: datetime.datetime) -> list[dict]:
+    """The record's tier history with a change to `tier` at `at` (billing prorates by it, §7.2)."""
+    history = record.get("tier_history") or [{"tier": record["tier"], "at": record["created_at"]}]
+    return [*history, {"tier": tier, "at": at}]
 
 
 def public_view(record: dict) -> dict:

@@ -1,0 +1,177 @@
+"""Closing a period: every tenant's invoice drafted, numbered without gaps, and stored — for any number of tenants.
+
+Why every usage event is billed exactly once, whatever the timing (§7.1)
+-------------------------------------------------------------------------
+Ingestion decides nothing about invoices: it counts each event into a counter of the day it happened, and every
+counter carries the server time of its last write (`written_at`). The close of period P for tenant T, not the
+ingestion, decides what is billed, from T's ledger:
+
+1. It reads the ledger; the read's server time R is this close's watermark.
+2. It reads all of T's counters of P (P's own usage, whenever it arrived), and finds every earlier period with a
+   counter written after the previous close's watermark. For each such period Q it reads Q's counters and
+   subtracts what the ledger says was billed for Q: the difference is late usage, billed now.
+3. It writes the draft invoice, what it billed for P and each Q, and the watermark R in one atomic batch,
+   conditional on the ledger being unchanged since step 1.
+
+A counter written before R is visible to the reads of step 2. One written after R has `written_at` > R and is
+found by the next close of T, however many periods later. One caught by both is billed once, because each close
+bills only the difference between the counters and the ledger. No instance's view of "open" or "closed" is
+involved, so no cache lifetime has to line up with anything. `max` meters are compared per run of days under one
+tier: a late event is charged only for what it adds above the peak already billed.
+
+Scale: an HTTP or scheduled close only records the period as `closing` and publishes the first chunk message.
+Each chunk lists the next CHUNK tenants, publishes the following chunk at once (so chunks overlap) and drafts
+its own; a marker per chunk keeps the progress counters exact under redelivery, and each step publishes the next
+once per run of the close (a redelivered step does not publish it again). When every chunk is drafted,
+numbering steps of NUMBERING_STEP drafts each give numbers in one transaction with the year's counter and store
+the files. Every step is idempotent and each message names its step, so redelivery or a crash anywhere resumes
+without gaps or doubles, and no invocation or document grows with the number of tenants.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from billing import invoice, periods
+from billing.errors import Conflict, Invalid
+from billing.pricing import PriceBook
+from billing.store import Invoices, Ledger, OutOfOrder, Periods, SlaReports, TenantCache, UsageStore
+from energent_shared.logging import get_logger, log_event
+
+logger = get_logger("billing")
+
+CLOSE_TYPE = "ai.energent.billing.period.close.v1"  # Cloud Scheduler / operators: {period?}
+CHUNK_TYPE = "ai.energent.billing.period.chunk.v1"  # {period, chunk, after, run}: draft the next tenants
+NUMBER_TYPE = "ai.energent.billing.period.number.v1"  # {period, step, run}: number the next drafts
+CHUNK = 100
+NUMBERING_STEP = 200
+DRAFT_WORKERS = 8
+
+
+@dataclass
+class Closer:
+    book: PriceBook
+    usage: UsageStore
+    ledger: Ledger
+    periods: Periods
+    sla: SlaReports
+    invoices: Invoices
+    tenants: TenantCache
+    files: Callable[[dict], None]  # stores an issued invoice's documents
+    dispatch: Callable[[str, dict], None]  # (event type, data): publish to billing-events
+    clock: Callable[[], datetime.datetime]
+
+    # --- starting ---------------------------------------------------------------------------------------------
+
+    def start(self, period: str) -> dict:
+        """Begin closing `period` (idempotent); returns its progress."""
+        if not periods.valid(period):
+            raise Invalid("period must be YYYY-MM")
+        now = self.clock()
+        if not periods.has_ended(period, now):
+            raise Conflict(f"period {period} has not ended; it can be closed from {periods.end(period):%Y-%m-%d}")
+        try:
+            record, created = self.periods.begin(period, now)
+        except OutOfOrder as refused:
+            raise Conflict(str(refused)) from None
+        if created or record["status"] == "closing":
+            # Again for a close already under way: every step is idempotent, so a new run resumes one that stalled.
+            self.dispatch(CHUNK_TYPE, {"period": period, "chunk": 0, "after": "", "run": uuid.uuid4().hex})
+            log_event(logger, "period.close_started", period=period, resumed=not created)
+        return progress(period, self.periods.get(period))
+
+    # --- drafting, one chunk of tenants at a time -------------------------------------------------------------
+
+    def _hand_on(self, run: str, event_type: str, data: dict, step: str) -> None:
+        """Publish the next step once per run of the close, however often this step is delivered."""
+        if not self.periods.handed_on(data["period"], step, run):
+            self.dispatch(event_type, {**data, "run": run})
+            self.periods.mark_handed_on(data["period"], step, run)
+
+    def draft_chunk(self, period: str, chunk: int, after: str, run: str) -> None:
+        page = self.tenants.page(after or None, CHUNK)
+        if len(page) == CHUNK:
+            self._hand_on(run, CHUNK_TYPE, {"period": period, "chunk": chunk + 1, "after": page[-1]["tenant_id"]},
+                          f"chunk-{chunk + 1}")
+        else:
+            self.periods.last_chunk(period, chunk + 1)
+        with ThreadPoolExecutor(DRAFT_WORKERS) as pool:
+            drafted = sum(pool.map(lambda tenant: self.draft(tenant, period), page))
+        if self.periods.chunk_drafted(period, chunk, len(page), drafted):
+            self._hand_on(run, NUMBER_TYPE, {"period": period, "step": 0}, "number-0")
+
+    def draft(self, tenant: dict, period: str) -> bool:
+        """Draft the tenant's invoice for `period` from its ledger (see the module docstring); True if it has one."""
+        tenant_id = tenant["tenant_id"]
+        while True:
+            seen = self.ledger.read(tenant_id)
+            ledger = seen.to_dict() or {}
+            if ledger.get("last_closed", "") >= period:
+                return ledger.get("invoiced") == period
+            own = self.usage.day_totals(tenant_id, period)
+            late = [invoice.LatePeriod(q, self.usage.day_totals(tenant_id, q), self.ledger.billed(tenant_id, q))
+                    for q in sorted(self.usage.periods_written_since(tenant_id, ledger.get("read_at")))
+                    if q < period]
+            base_fees = ledger.get("base_fees", {})
+            draft, billed_base_fees = invoice.draft(
+                self.book, tenant, period, own, late, base_fees, self.sla.get(tenant_id, period),
+                recheck_base_fees=ledger.get("billing_start") != tenant.get("billing_start"))
+            new_ledger = {"read_at": seen.read_time, "last_closed": period,
+                          "billing_start": tenant.get("billing_start"),
+                          "invoiced": period if draft else ledger.get("invoiced"),
+                          "base_fees": {**base_fees, **billed_base_fees}}
+            billed = {period: own, **{item.period: item.current for item in late}}
+            record = None if draft is None else {**draft, "status": "draft"}
+            if self.ledger.commit(tenant_id, seen, new_ledger, billed, record, period):
+                return draft is not None
+            # A concurrent close of this tenant committed first: read its ledger and go by that.
+
+    # --- numbering --------------------------------------------------------------------------------------------
+
+    def number(self, period: str, step: int, run: str) -> None:
+        """Number the next drafts, store their files, then either hand on to the next step or mark the close
+        done. The year of the numbers is the year in which the close started."""
+        record = self.periods.get(period)
+        if record is None or record["status"] == "closed":
+            return
+        year = record["started_at"].year
+        numbered = self.periods.number(period, step, year, NUMBERING_STEP, lambda: _stamp(self.clock()))
+        with ThreadPoolExecutor(DRAFT_WORKERS) as pool:
+            list(pool.map(lambda pair: self.files(self.invoices.get(pair[0], period)), numbered))
+        if len(numbered) == NUMBERING_STEP:
+            self._hand_on(run, NUMBER_TYPE, {"period": period, "step": step + 1}, f"number-{step + 1}")
+            return
+        self.periods.closed(period, self.clock())
+        log_event(logger, "period.closed", period=period, invoices=record["issued"] + len(numbered))
+
+    def on_event(self, event_type: str, data: Any) -> None:
+        """A step of a close, delivered by Pub/Sub (at least once)."""
+        if not isinstance(data, dict) or not periods.valid(data.get("period")):
+            raise Invalid(f"{event_type} needs data.period as YYYY-MM, got {json.dumps(data, default=str)[:100]}")
+        period, step, run = data["period"], data.get("chunk", data.get("step", 0)), str(data.get("run") or "")
+        if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+            raise Invalid(f"{event_type}: the step must be a non-negative integer, got {step!r}")
+        if event_type == CHUNK_TYPE:
+            self.draft_chunk(period, step, str(data.get("after") or ""), run)
+        elif event_type == NUMBER_TYPE:
+            self.number(period, step, run)
+
+
+def progress(period: str, record: dict | None) -> dict:
+    """What GET /v1/billing/periods/{period} shows."""
+    if record is None:
+        return {"period": period, "status": "open", "tenants": 0, "drafted": 0, "issued": 0}
+    return {"period": period, "status": record["status"], "tenants": record["tenants"],
+            "drafted": record["drafted"], "issued": record["issued"],
+            "started_at": _stamp(record["started_at"]),
+            "closed_at": _stamp(record["closed_at"]) if record.get("closed_at") else None}
+
+
+def _stamp(moment: datetime.datetime) -> str:
+    return moment.astimezone(datetime.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
