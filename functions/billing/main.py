@@ -19,7 +19,16 @@ from billing.service import Billing, build
 from billing.usage import USAGE_TYPE
 from energent_shared import clients, events
 from energent_shared.guard import default_guard
-from energent_shared.http import Problem, Router, http_function, json_response, read_body, read_json, tenant_id_param
+from energent_shared.http import (
+    Problem,
+    Router,
+    http_function,
+    json_response,
+    page_size_param,
+    read_body,
+    read_json,
+    tenant_id_param,
+)
 from energent_shared.logging import get_logger, log_event
 
 logger = get_logger("billing")
@@ -96,7 +105,8 @@ def get_period(request: flask.Request, period: str) -> flask.Response:
 @router.route("GET", "/v1/tenants/{tenant_id}/invoices")
 def list_invoices(request: flask.Request, tenant_id: str) -> flask.Response:
     default_guard().require(request, "billing:read", tenant_id_param(tenant_id))
-    return json_response(service().invoices(tenant_id, request.args.get("page_size"), request.args.get("page_token")))
+    return json_response(service().invoices(tenant_id, page_size_param(request.args.get("page_size")),
+                                            request.args.get("page_token")))
 
 
 @router.route("GET", "/v1/tenants/{tenant_id}/invoices/{period}")

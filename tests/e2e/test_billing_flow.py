@@ -71,7 +71,8 @@ def test_every_path_resends_and_redeliveries_count_each_event_once(stack):
     for e in singles:
         assert post_single(stack, writer, e)["accepted"] == 1
     response = post_batch(stack, writer, batch)
-    assert response.status_code == 202 and response.json() == {"accepted": 80, "duplicates": 0, "rejected": []}
+    assert response.status_code == 202
+    assert response.json() == {"accepted": 80, "duplicates": 0, "conflicts": [], "rejected": []}
     for e in structured:
         publish_structured(stack, e)
     for e in binary:
@@ -153,7 +154,16 @@ def test_a_firestore_outage_midstream_loses_and_doubles_nothing(stack):
     assert wait_for_total(stack, "outage", expected, timeout_s=120) == expected
 
 
-def test_a_scheduled_close_produces_the_invoices(stack):
+def test_closes_over_http_and_from_the_scheduler_produce_the_invoices(stack):
+    before = (NOW.replace(day=1) - datetime.timedelta(days=32)).strftime("%Y-%m")
+    early = requests.post(f"{stack.url}/v1/tenants", headers=stack.operator(), timeout=10, json={
+        "tenant_id": "closing-early", "display_name": "Early", "tier": "basic", "billing_start": f"{before}-01"})
+    assert early.status_code == 202, early.text
+    closed = requests.post(f"{stack.url}/v1/billing/periods/{before}:close", headers=stack.operator(), timeout=60)
+    assert closed.status_code == 200 and closed.json()["status"] == "closed", closed.text
+    invoice = requests.get(f"{stack.url}/v1/tenants/closing-early/invoices/{before}", headers=stack.operator(),
+                           timeout=10).json()
+    assert (invoice["subtotal"], invoice["status"]) == ("49.00", "final")
     make_tenant(stack, "closing")
     writer = stack.operator("usage:write")
     post_single(stack, writer, event("closing", "6000"))
@@ -167,9 +177,19 @@ def test_a_scheduled_close_produces_the_invoices(stack):
     # standard: 149.00 base + (6000 - 5000) x 0.009 = 9.00
     assert (invoice["subtotal"], invoice["total"], invoice["status"]) == ("158.00", "158.00", "final")
     again = requests.post(f"{stack.url}/v1/billing/periods/{LAST_MONTH}:close", headers=stack.operator(), timeout=60)
-    assert again.status_code == 200 and any(i["tenant_id"] == "closing" for i in again.json()["invoices"])
+    assert again.status_code == 200 and again.json()["status"] == "closed"
+    progress = requests.get(f"{stack.url}/v1/billing/periods/{LAST_MONTH}", headers=stack.operator(), timeout=10)
+    assert progress.json()["status"] == "closed" and progress.json()["issued"] >= 1
+    assert progress.json()["tenants"] >= progress.json()["drafted"] == progress.json()["issued"]
     late = post_single(stack, writer, event("closing", "1"))
     assert late["accepted"] == 1
+    report = requests.post(f"{stack.url}/v1/tenants/closing/sla-reports", headers=stack.operator(), timeout=10,
+                           json={"period": LAST_MONTH, "availability_pct": 99, "p95_latency_ms": 1})
+    assert report.status_code == 409, report.text
+    daily = requests.get(f"{stack.url}/v1/tenants/closing/usage", headers=stack.operator(), timeout=10,
+                         params={"period": LAST_MONTH, "granularity": "day"}).json()
+    assert [(d["date"], d["meters"]["workflow_minutes"]["quantity"]) for d in daily["days"]] == [
+        (f"{LAST_MONTH}-15", "6001")]
     listing = requests.get(f"{stack.url}/v1/tenants/closing/invoices", headers=stack.operator(), timeout=10).json()
     assert [i["period"] for i in listing["invoices"]] == [LAST_MONTH]
     open_period = requests.post(f"{stack.url}/v1/billing/periods/{NOW:%Y-%m}:close", headers=stack.operator(),

@@ -23,7 +23,6 @@ from billing.pricing import PriceBook
 from billing.store import Invoices, Ledger, Overflow, Periods, SlaReports, TenantCache, UsageStore, utcnow
 from billing.usage import Rejected, total, validate
 from energent_shared.events import InvalidEvent
-from energent_shared.http import page_size_param
 from energent_shared.logging import get_logger, log_event
 
 logger = get_logger("billing")
@@ -119,9 +118,8 @@ class Billing:
         return {meter: {"quantity": plain(total(days, meter, within).quantity(definition.aggregation)),
                         "unit": definition.unit} for meter, definition in sorted(self.book.meters.items())}
 
-    def invoices(self, tenant_id: str, page_size: str | None = None, page_token: str | None = None) -> dict:
+    def invoices(self, tenant_id: str, size: int = 50, page_token: str | None = None) -> dict:
         """Issued invoices, oldest period first; `page_token` is the last period of the previous page."""
-        size = page_size_param(page_size)
         if page_token and not periods.valid(page_token):
             raise Invalid("page_token is not valid")
         found = [i for i in self.invoices_store.issued(tenant_id) if not page_token or i["period"] > page_token]
