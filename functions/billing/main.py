@@ -12,9 +12,9 @@ from pathlib import Path
 import flask
 import functions_framework
 
-from billing import closing, periods, pricing
-from billing.documents import InvoiceFiles
-from billing.errors import BillingError, Conflict, Invalid, NotFound
+from billing import closing, parties, periods, pricing
+from billing.documents import MEDIA, InvoiceFiles
+from billing.errors import BillingError, Busy, Conflict, Invalid, NotFound
 from billing.service import Billing, build
 from billing.usage import USAGE_TYPE
 from energent_shared import clients, events
@@ -40,6 +40,19 @@ CLOSE_WAIT_S = 20.0  # within the gateway's deadline for the close operation (ap
 PRICE_BOOK = next(p for p in (Path(__file__).parent / "config" / "pricing.json",
                               Path(__file__).resolve().parents[2] / "config" / "pricing.json") if p.exists())
 STATUS = {Invalid: 400, NotFound: 404, Conflict: 409}
+EVENT_FIELDS = ("tenant_id", "period", "number", "status", "currency", "net", "vat", "total", "issue_date", "due_date",
+                "paid_at", "payment_reference", "invoice_number", "replaces", "credited_by")
+
+
+def announce_on(topic: str):
+    """Invoice events on tenant-events, in the contract's style: subject the tenant, a stable id per document and
+    change, so a consumer that sees one twice can tell."""
+    def announce(kind: str, document: dict) -> None:
+        event = events.new_event(f"ai.energent.billing.invoice.{kind}.v1", "//energent.ai/billing",
+                                 {k: document.get(k) for k in EVENT_FIELDS}, subject=document["tenant_id"])
+        event["id"] = f"{document['number']}-{kind}"
+        events.publish(topic, event)
+    return announce
 
 
 def publish_step(topic: str):
@@ -55,7 +68,9 @@ def service() -> Billing:
         raise RuntimeError("INVOICE_BUCKET is not set")
     return build(clients.firestore(), InvoiceFiles(bucket, clients.storage),
                  publish_step(os.environ.get("BILLING_EVENTS_TOPIC", "billing-events")),
-                 pricing.load(Path(os.environ.get("PRICE_BOOK", PRICE_BOOK))))
+                 pricing.load(Path(os.environ.get("PRICE_BOOK", PRICE_BOOK))),
+                 parties.load_seller(PRICE_BOOK.parent / "seller.json"),
+                 announce=announce_on(os.environ.get("TENANT_EVENTS_TOPIC", "tenant-events")))
 
 
 def problem(error: BillingError) -> Problem:
@@ -109,10 +124,44 @@ def list_invoices(request: flask.Request, tenant_id: str) -> flask.Response:
                                             request.args.get("page_token")))
 
 
+@router.route("GET", "/v1/tenants/{tenant_id}/invoices/upcoming")  # before {period}: routes match in order
+def get_upcoming_invoice(request: flask.Request, tenant_id: str) -> flask.Response:
+    default_guard().require(request, "billing:read", tenant_id_param(tenant_id))
+    return json_response(service().upcoming(tenant_id))
+
+
 @router.route("GET", "/v1/tenants/{tenant_id}/invoices/{period}")
 def get_invoice(request: flask.Request, tenant_id: str, period: str) -> flask.Response:
+    """JSON by default; the stored PDF or HTML when the caller's Accept prefers it."""
     default_guard().require(request, "billing:read", tenant_id_param(tenant_id))
-    return json_response(service().invoice(tenant_id, period))
+    media = request.accept_mimetypes.best_match(["application/json", "application/pdf", "text/html"],
+                                                default="application/json")
+    if media == "application/json":
+        return json_response(service().invoice(tenant_id, period))
+    suffix = "pdf" if media == "application/pdf" else "html"
+    body = service().document(tenant_id, period, suffix)
+    response = flask.Response(body, 200, content_type=MEDIA[suffix])
+    if suffix == "pdf":
+        response.headers["Content-Disposition"] = f'inline; filename="invoice-{tenant_id}-{period}.pdf"'
+    return response
+
+
+@router.route("POST", "/v1/tenants/{tenant_id}/invoices/{period}:pay")
+def pay_invoice(request: flask.Request, tenant_id: str, period: str) -> flask.Response:
+    default_guard().require(request, "tenants:admin")
+    return json_response(service().pay(tenant_id_param(tenant_id), period, read_json(request)))
+
+
+@router.route("POST", "/v1/tenants/{tenant_id}/invoices/{period}:credit")
+def credit_invoice(request: flask.Request, tenant_id: str, period: str) -> flask.Response:
+    default_guard().require(request, "tenants:admin")
+    return json_response(service().credit(tenant_id_param(tenant_id), period, read_json(request)), 201)
+
+
+@router.route("GET", "/v1/tenants/{tenant_id}/credit-notes")
+def list_credit_notes(request: flask.Request, tenant_id: str) -> flask.Response:
+    default_guard().require(request, "billing:read", tenant_id_param(tenant_id))
+    return json_response(service().credit_notes(tenant_id))
 
 
 @functions_framework.http
@@ -148,5 +197,7 @@ def billing_handler(push) -> None:
             service().closer.start(period)
         else:
             service().closer.on_event(event["type"], data)
+    except Busy:
+        raise  # another close is still running: Pub/Sub delivers this again later
     except BillingError as refused:
         log_event(logger, "period.close_refused", type=event["type"], detail=str(refused))

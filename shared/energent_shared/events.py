@@ -64,8 +64,10 @@ def parse_time(value: str) -> datetime.datetime:
     """An RFC 3339 timestamp with an offset, as an aware UTC datetime."""
     if not isinstance(value, str) or not _RFC3339.match(value):
         raise ValueError(f"not an RFC 3339 timestamp: {value!r}")
-    parsed = datetime.datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
-    return parsed.astimezone(datetime.UTC)
+    try:
+        return datetime.datetime.fromisoformat(value.upper().replace("Z", "+00:00")).astimezone(datetime.UTC)
+    except OverflowError:
+        raise ValueError(f"not a representable UTC time: {value!r}") from None
 
 
 def _build(attributes: dict[str, Any], data: Any) -> CloudEvent:

@@ -97,6 +97,8 @@ def parse_json(raw: bytes) -> Any:
         raise Problem(400, f"body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
     except ValueError as exc:
         raise Problem(400, f"body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise Problem(400, "body is not acceptable JSON: nested too deeply") from None
 
 
 def media_type(request) -> str:
@@ -200,7 +202,7 @@ def page_size_param(raw: str | None, default: int = 50, maximum: int = 100) -> i
     """`page_size` of a list request (CONTRACT: lists take page_size and page_token)."""
     if raw is None or raw == "":
         return default
-    if not raw.isdigit() or not 1 <= int(raw) <= maximum:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 4 or not 1 <= int(raw) <= maximum:
         raise Problem(400, f"page_size must be an integer from 1 to {maximum}")
     return int(raw)
 

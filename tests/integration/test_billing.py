@@ -10,7 +10,7 @@ from decimal import Decimal
 import pytest
 from cloudevents.http import CloudEvent
 
-from billing import closing, pricing
+from billing import closing, parties, pricing
 from billing.documents import InvoiceFiles
 from billing.errors import Conflict, Invalid, NotFound
 from billing.service import build
@@ -19,6 +19,7 @@ from energent_shared import clients
 from tests.conftest import ROOT
 
 BOOK = pricing.load(ROOT / "config" / "pricing.json")
+SELLER = parties.load_seller(ROOT / "config" / "seller.json")
 NOW = datetime.datetime.now(datetime.UTC)
 LAST_MONTH = (NOW.replace(day=1) - datetime.timedelta(days=1)).strftime("%Y-%m")
 THIS_MONTH = NOW.strftime("%Y-%m")
@@ -58,7 +59,7 @@ class Steps:
 
 def make_billing(db, bucket: str, steps: Steps | None = None, clock=None):
     steps = steps or Steps()
-    billing = build(db, InvoiceFiles(bucket, clients.storage), steps, BOOK,
+    billing = build(db, InvoiceFiles(bucket, clients.storage), steps, BOOK, SELLER,
                     clock or (lambda: datetime.datetime.now(datetime.UTC)))
     steps.billing = billing
     return billing
@@ -286,16 +287,18 @@ def test_close_invoices_base_fees_and_usage_with_gapless_numbers(billing, firest
     acme, bravo = billing.invoice("acme", LAST_MONTH), billing.invoice("bravo", LAST_MONTH)
     year = NOW.year
     assert (acme["number"], bravo["number"]) == (f"{year}-000001", f"{year}-000002")
-    assert acme["subtotal"] == "54.01" and acme["sla_credit"] == "13.50" and acme["total"] == "40.51"
+    assert (acme["subtotal"], acme["sla_credit"], acme["net"]) == ("54.01", "13.50", "40.51")
+    assert acme["vat"] == {"treatment": "standard", "rate": "21", "amount": "8.51"} and acme["total"] == "49.02"
+    assert acme["warnings"] and acme["customer"] == {"legal_name": "acme"}  # no billing profile yet
     # No base fee owed, so no allowance either (§7.2: the allowance takes the base fee's fraction): 25,000 x 0.008
-    assert bravo["total"] == "200.00" and acme["status"] == "final"
+    assert bravo["net"] == "200.00" and bravo["total"] == "242.00" and acme["status"] == "final"
     with pytest.raises(NotFound):
         billing.invoice("charlie", LAST_MONTH)
     files = clients.storage().bucket(bucket)
     stored = json.loads(files.blob(f"invoices/{acme['number']}.json").download_as_text())
-    assert stored["number"] == acme["number"] and stored["total"] == "40.51"
+    assert stored["number"] == acme["number"] and stored["total"] == "49.02"
     page = files.blob(f"invoices/{acme['number']}.html").download_as_text()
-    assert acme["number"] in page and "40.51" in page
+    assert acme["number"] in page and "€49.02" in page
     assert close(billing, LAST_MONTH)["issued"] == 2  # idempotent
     assert [i["period"] for i in billing.invoices("acme")["invoices"]] == [LAST_MONTH]
     assert billing.period(LAST_MONTH)["status"] == "closed" and billing.period("2001-01")["status"] == "open"
@@ -529,3 +532,42 @@ def test_two_closes_at_once_number_each_invoice_once(billing, firestore_db):
     numbers = sorted(billing.invoice(t, LAST_MONTH)["number"] for t in ("alpha", "bravo", "charlie", "delta"))
     assert numbers == [f"{NOW.year}-00000{n}" for n in (1, 2, 3, 4)]
     assert firestore_db.document(f"invoice_counters/{NOW.year}").get().get("last") == 4
+
+
+def test_a_period_skipped_by_the_closes_is_billed_as_late_usage(firestore_db, bucket):
+    billing = make_billing(firestore_db, bucket)
+    add_tenant(firestore_db, billing_start="2025-01-01")
+    billing.ingest([usage(quantity="10", time=in_month("2025-01")), usage(quantity="7", time=in_month("2025-02"))],
+                   "http")  # February's usage is counted before January's close reads anything
+    close(billing, "2025-01")
+    close(billing, "2025-03")  # February is never closed
+    march = billing.invoice("acme", "2025-03")
+    assert {"period": "2025-02", "meter": "workflow_minutes", "quantity": "7"} in march["late_usage"]
+    assert {"period": "2025-02", "kind": "base_fee"} in march["late_usage"]
+    assert minutes_billed(billing, "acme") == 17
+    with pytest.raises(Conflict):  # no close would ever read it
+        billing.report_sla("acme", {"period": "2025-02", "availability_pct": 99, "p95_latency_ms": 1})
+
+
+def test_usage_from_before_the_year_1000_is_billed_like_any_backfill(firestore_db, bucket):
+    billing = make_billing(firestore_db, bucket)
+    add_tenant(firestore_db, billing_start="2025-01-01")
+    close(billing, "2025-01")
+    assert billing.ingest([usage(quantity="2", time="0999-05-01T00:00:00Z")], "http")["accepted"] == 1
+    close(billing, "2025-02")
+    assert billing.invoice("acme", "2025-02")["late_usage"] == [
+        {"period": "0999-05", "meter": "workflow_minutes", "quantity": "2"}]
+
+
+def test_steps_delivered_out_of_turn_change_nothing(firestore_db, bucket):
+    billing = make_billing(firestore_db, bucket)
+    add_tenant(firestore_db, "alpha", billing_start=f"{LAST_MONTH}-01")
+    billing.periods.begin(LAST_MONTH, NOW)
+    billing.closer.on_event(closing.NUMBER_TYPE, {"period": LAST_MONTH, "step": 0, "run": "forged"})
+    assert billing.period(LAST_MONTH)["issued"] == 0  # no numbering before every chunk is drafted
+    close(billing, LAST_MONTH)
+    add_tenant(firestore_db, "late-comer", billing_start=f"{LAST_MONTH}-01")  # created after the close
+    billing.closer.on_event(closing.CHUNK_TYPE, {"period": LAST_MONTH, "chunk": 0, "after": "", "run": "again"})
+    with pytest.raises(NotFound):  # a redelivered chunk drafts nothing once the close is over
+        billing.invoice("late-comer", LAST_MONTH)
+    assert firestore_db.document("tenants/late-comer/billing/ledger").get().exists is False

@@ -198,7 +198,7 @@ def test_a_downgrade_on_the_30th_prorates_by_day_instead_of_repricing_the_month(
                              day_usage("2026-09", workflow_minutes={10: "60000"}), [], {}, None)
     fees = [line for line in built["lines"] if line["kind"] == "base_fee"]
     assert [f["amount"] for f in fees] == ["965.70", "1.63"]  # 999 x 29/30 and 49 x 1/30
-    assert "1\N{EN DASH}29 Sep 2026 (29 of 30 days)" in fees[0]["description"]
+    assert "1\N{EN DASH}29 Sep 2026 (base fee for 29 of 30 days)" in fees[0]["description"]
     minutes = [line for line in built["lines"] if line.get("meter") == "workflow_minutes"]
     # 60,000 minutes on the 10th under enterprise, whose allowance is 60,000 x 29/30 = 58,000: 2,000 x 0.007
     assert [(m["quantity"], m["amount"]) for m in minutes] == [("60000", "14.00"), ("0", "0.00")]
@@ -208,6 +208,14 @@ def test_a_downgrade_on_the_30th_prorates_by_day_instead_of_repricing_the_month(
 def test_an_upgrade_on_the_30th_charges_one_day_of_the_higher_fee():
     built, _ = invoice.draft(BOOK, tenant("basic", [(at(30, 23), "enterprise")]), "2026-09", {}, [], {}, None)
     assert [line["amount"] for line in built["lines"] if line["kind"] == "base_fee"] == ["47.37", "33.30"]
+
+
+def test_a_billing_start_mid_month_prorates_the_allowance_of_one_segment():
+    # basic from the 11th: 49 x 20/30 = 32.67; peak 3 against 1 x 20/30 included: 2.333333 x 20 = 46.67
+    peaks = day_usage("2026-09", peak_concurrent_workflows={5: "3", 20: "3"})
+    built, _ = invoice.draft(BOOK, tenant(billing_start="2026-09-11"), "2026-09", peaks, [], {}, None)
+    assert [line["kind"] for line in built["lines"]] == ["base_fee"] + ["usage"] * len(BOOK.meters)
+    assert built["subtotal"] == "79.34"
 
 
 def test_base_fee_runs_from_billing_start_through_the_day_of_deletion():
@@ -260,20 +268,21 @@ def independent_subtotal(tenant_record: dict, period: str, days_usage: dict) -> 
         for moment, changed in changes:
             if moment.date() <= day:
                 tier = changed
-        key = (tier, bool(start) and start <= day)
-        if runs and runs[-1][0] == key and runs[-1][1][-1] == day - datetime.timedelta(days=1):
+        if runs and runs[-1][0] == tier and runs[-1][1][-1] == day - datetime.timedelta(days=1):
             runs[-1][1].append(day)
         else:
-            runs.append([key, [day]])
+            runs.append([tier, [day]])
     subtotal = Decimal(0)
-    for (tier, owed), days in runs:
+    for tier, days in runs:
         plan = RAW["plans"][tier]
-        share = Decimal(len(days) if owed else 0) / dim
+        owed_days = len([day for day in days if start and start <= day])
+        owed = owed_days > 0
+        share = Decimal(owed_days) / dim
         quantities = {m: [Decimal(q) for d, q in days_usage.get(m, {}).items() if datetime.date(year, month, d) in days]
                       for m in RAW["meters"]}
         if not owed and not any(quantities.values()):
             continue
-        subtotal += (Decimal(plan["base_fee"]) * len(days) / dim if owed else Decimal(0)).quantize(Decimal("0.01"),
+        subtotal += (Decimal(plan["base_fee"]) * owed_days / dim if owed else Decimal(0)).quantize(Decimal("0.01"),
                                                                                               "ROUND_HALF_UP")
         for meter, definition in RAW["meters"].items():
             found = quantities[meter]
@@ -332,3 +341,19 @@ def test_quantity_strings_are_ascii_decimals(quantity):
 def test_the_event_key_is_injective_over_source_and_id():
     assert usage.event_key("a\x00b", "c") != usage.event_key("a", "b\x00c")
     assert usage.event_key("a", "b:c") != usage.event_key("a:b", "c")
+
+
+@pytest.mark.parametrize("data, attributes, reason", [
+    ({"tenant_id": "acme", "meter": [], "quantity": 1}, {}, "data.meter must be a string"),
+    ({"tenant_id": "acme", "meter": {}, "quantity": 1}, {}, "data.meter must be a string"),
+])
+def test_wrong_json_types_are_rejected_not_crashed_on(data, attributes, reason):
+    with pytest.raises(usage.Rejected, match=reason):
+        usage.validate(event(data, **attributes), BOOK, NOW)
+
+
+def test_a_time_beyond_what_utc_can_hold_is_invalid_not_a_crash():
+    from energent_shared.events import parse_time
+
+    with pytest.raises(ValueError, match="representable"):
+        parse_time("0001-01-01T00:30:00+01:00")

@@ -4,7 +4,7 @@ from decimal import Decimal
 import flask
 import pytest
 
-from energent_shared.http import Problem, Router, http_function, parse_json, read_json
+from energent_shared.http import Problem, Router, http_function, page_size_param, parse_json, read_json
 
 app = flask.Flask(__name__)
 
@@ -108,3 +108,16 @@ def test_http_function_hides_internal_errors(capsys):
     assert rid != "bad id with spaces" and rid in body["detail"]
     logged = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert logged[-1]["severity"] == "ERROR" and logged[-1]["request_id"] == rid
+
+
+@pytest.mark.parametrize("raw", ["²", "0", "101", "99999999999999999999", "-1", "1.5", " 5"])
+def test_page_size_outside_ascii_digits_and_range_is_a_400(raw):
+    with pytest.raises(Problem) as caught:
+        page_size_param(raw)
+    assert caught.value.status == 400
+
+
+def test_json_nested_too_deeply_is_a_400():
+    with pytest.raises(Problem) as caught:
+        parse_json(b"[" * 100_000 + b"]" * 100_000)
+    assert caught.value.status == 400 and "nested too deeply" in caught.value.detail

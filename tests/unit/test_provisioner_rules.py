@@ -207,3 +207,39 @@ def test_the_fast_and_the_pure_python_yaml_emitters_give_the_same_bytes(monkeypa
     fast = manifests.render(spec, PLATFORM)
     monkeypatch.setattr(manifests, "_DUMPER", yaml.SafeDumper)
     assert manifests.render(spec, PLATFORM) == fast
+
+
+GOOD_ADDRESS = {"line1": "Hauptstr. 1", "postal_code": "10115", "city": "Berlin", "country": "DE"}
+
+
+@pytest.mark.parametrize("profile, message", [
+    ({"legal_name": "X GmbH", "address": {**GOOD_ADDRESS, "country": "XX"}}, "billing_profile.address.country"),
+    ({"legal_name": "X GmbH", "address": {**GOOD_ADDRESS, "country": "de"}}, "billing_profile.address.country"),
+    ({"legal_name": "X GmbH", "address": GOOD_ADDRESS}, "billing_profile.vat_id is required"),
+    ({"legal_name": "X GmbH", "address": GOOD_ADDRESS, "vat_id": "BE0123456749"}, "must start with DE"),
+    ({"legal_name": "X GmbH", "address": GOOD_ADDRESS, "vat_id": "DE123456789"}, "not a valid DE VAT number"),
+    ({"legal_name": "X", "address": {**GOOD_ADDRESS, "country": "GR"}, "vat_id": "GR123456783"}, "start with EL"),
+    ({"legal_name": " ", "address": GOOD_ADDRESS, "vat_id": "DE123456788"}, "billing_profile.legal_name"),
+    ({"legal_name": "X", "address": {"line1": "a", "city": "b", "country": "NL"}}, "address.postal_code"),
+    ({"legal_name": "X", "address": {**GOOD_ADDRESS, "country": "US"}, "vat_id": "x" * 33}, "billing_profile.vat_id"),
+    ({"legal_name": "X", "address": GOOD_ADDRESS, "vat_id": "DE123456788", "email": "no"}, "billing_profile.email"),
+    ({"legal_name": "X", "address": GOOD_ADDRESS, "vat_id": "DE123456788", "iban": "x"}, "unknown field(s): iban"),
+    ({"legal_name": "X", "address": [], "vat_id": "DE123456788"}, "billing_profile.address must be an object"),
+    ([], "billing_profile must be an object"),
+])
+def test_billing_profiles_are_validated_naming_the_field(profile, message):
+    with pytest.raises(tenants.InvalidTenant) as caught:
+        tenants.billing_profile(profile)
+    assert message in str(caught.value)
+
+
+def test_valid_billing_profiles_in_and_outside_the_eu():
+    assert tenants.billing_profile({"legal_name": "X GmbH", "address": GOOD_ADDRESS,
+                                    "vat_id": "DE 123 456 788"})["vat_id"] == "DE123456788"
+    greek = {"legal_name": "X", "address": {**GOOD_ADDRESS, "country": "GR"}, "vat_id": "EL123456783"}
+    assert tenants.billing_profile(greek)["vat_id"] == "EL123456783"
+    dutch = tenants.billing_profile({"legal_name": "Acme B.V.", "address": {**GOOD_ADDRESS, "country": "NL"}})
+    assert "vat_id" not in dutch  # a Dutch customer may have none
+    swiss = {"legal_name": "AG", "address": {**GOOD_ADDRESS, "country": "CH"}, "vat_id": "CHE-123.456.789 MWST"}
+    assert tenants.billing_profile(swiss)["vat_id"] == "CHE-123.456.789 MWST"  # free text outside the EU
+    assert tenants.validate_patch({"billing_profile": swiss}, TODAY)["billing_profile"]["address"]["country"] == "CH"

@@ -19,13 +19,17 @@ bills only the difference between the counters and the ledger. No instance's vie
 involved, so no cache lifetime has to line up with anything. `max` meters are compared per run of days under one
 tier: a late event is charged only for what it adds above the peak already billed.
 
+Periods a tenant's previous close skipped over (an operator may close March after January) are read in full, so
+their usage is late usage whenever it was counted.
+
 Scale: an HTTP or scheduled close only records the period as `closing` and publishes the first chunk message.
 Each chunk lists the next CHUNK tenants, publishes the following chunk at once (so chunks overlap) and drafts
-its own; a marker per chunk keeps the progress counters exact under redelivery, and each step publishes the next
-once per run of the close (a redelivered step does not publish it again). When every chunk is drafted,
-numbering steps of NUMBERING_STEP drafts each give numbers in one transaction with the year's counter and store
-the files. Every step is idempotent and each message names its step, so redelivery or a crash anywhere resumes
-without gaps or doubles, and no invocation or document grows with the number of tenants.
+its own; a marker per chunk keeps the progress counters exact under redelivery (a chunk already drafted is not
+drafted again), and each step publishes the next once per run of the close. Numbering starts only when every
+chunk is drafted: steps of NUMBERING_STEP drafts each get numbers in one transaction with the year's counter,
+hand on to the next step, then store their documents while the next step numbers. Every step is idempotent and
+each message names its step, so redelivery or a crash anywhere resumes without gaps or doubles, and no
+invocation or document grows with the number of tenants.
 """
 
 from __future__ import annotations
@@ -39,9 +43,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from billing import invoice, periods
-from billing.errors import Conflict, Invalid
+from billing.errors import Busy, Conflict, Invalid
+from billing.parties import Seller, parties
 from billing.pricing import PriceBook
-from billing.store import Invoices, Ledger, OutOfOrder, Periods, SlaReports, TenantCache, UsageStore
+from billing.store import Invoices, Ledger, OutOfOrder, Periods, SlaReports, StillClosing, TenantCache, UsageStore
 from energent_shared.logging import get_logger, log_event
 
 logger = get_logger("billing")
@@ -57,6 +62,7 @@ DRAFT_WORKERS = 8
 @dataclass
 class Closer:
     book: PriceBook
+    seller: Seller
     usage: UsageStore
     ledger: Ledger
     periods: Periods
@@ -66,6 +72,7 @@ class Closer:
     files: Callable[[dict], None]  # stores an issued invoice's documents
     dispatch: Callable[[str, dict], None]  # (event type, data): publish to billing-events
     clock: Callable[[], datetime.datetime]
+    announce: Callable[[str, dict], None]  # (issued | paid | credited, document)
 
     # --- starting ---------------------------------------------------------------------------------------------
 
@@ -78,6 +85,8 @@ class Closer:
             raise Conflict(f"period {period} has not ended; it can be closed from {periods.end(period):%Y-%m-%d}")
         try:
             record, created = self.periods.begin(period, now)
+        except StillClosing as busy:
+            raise Busy(str(busy)) from None
         except OutOfOrder as refused:
             raise Conflict(str(refused)) from None
         if created or record["status"] == "closing":
@@ -95,11 +104,20 @@ class Closer:
             self.periods.mark_handed_on(data["period"], step, run)
 
     def draft_chunk(self, period: str, chunk: int, after: str, run: str) -> None:
+        record = self.periods.get(period)
+        if record is None or record["status"] != "closing":
+            return
         page = self.tenants.page(after or None, CHUNK)
         if len(page) == CHUNK:
             self._hand_on(run, CHUNK_TYPE, {"period": period, "chunk": chunk + 1, "after": page[-1]["tenant_id"]},
                           f"chunk-{chunk + 1}")
-        else:
+        if self.periods.chunk_done(period, chunk) or self.periods.all_chunks_drafted(period):
+            # Drafted before (a redelivery, or a resumed run walking on), or numbering may have begun: a draft made
+            # now could be missed by it. Tenants not drafted here are billed by the next close (late usage and fees).
+            if self.periods.all_chunks_drafted(period):
+                self._hand_on(run, NUMBER_TYPE, {"period": period, "step": 0}, "number-0")
+            return
+        if len(page) < CHUNK:
             self.periods.last_chunk(period, chunk + 1)
         with ThreadPoolExecutor(DRAFT_WORKERS) as pool:
             drafted = sum(pool.map(lambda tenant: self.draft(tenant, period), page))
@@ -114,14 +132,8 @@ class Closer:
             ledger = seen.to_dict() or {}
             if ledger.get("last_closed", "") >= period:
                 return ledger.get("invoiced") == period
-            own = self.usage.day_totals(tenant_id, period)
-            late = [invoice.LatePeriod(q, self.usage.day_totals(tenant_id, q), self.ledger.billed(tenant_id, q))
-                    for q in sorted(self.usage.periods_written_since(tenant_id, ledger.get("read_at")))
-                    if q < period]
+            draft, billed_base_fees, own, late = self._compose(tenant, period, ledger)
             base_fees = ledger.get("base_fees", {})
-            draft, billed_base_fees = invoice.draft(
-                self.book, tenant, period, own, late, base_fees, self.sla.get(tenant_id, period),
-                recheck_base_fees=ledger.get("billing_start") != tenant.get("billing_start"))
             new_ledger = {"read_at": seen.read_time, "last_closed": period,
                           "billing_start": tenant.get("billing_start"),
                           "invoiced": period if draft else ledger.get("invoiced"),
@@ -132,23 +144,51 @@ class Closer:
                 return draft is not None
             # A concurrent close of this tenant committed first: read its ledger and go by that.
 
+    def _compose(self, tenant: dict, period: str, ledger: dict):
+        """(draft with parties and VAT or None, base fees billed per period, own usage, late periods)."""
+        tenant_id = tenant["tenant_id"]
+        own = self.usage.day_totals(tenant_id, period)
+        earlier = self.usage.periods_written_since(tenant_id, ledger.get("read_at"))
+        if ledger.get("last_closed"):  # periods the last close skipped over: read in full
+            earlier |= set(periods.between(periods.following(ledger["last_closed"]), periods.preceding(period)))
+        late = [invoice.LatePeriod(q, days, self.ledger.billed(tenant_id, q)) for q in sorted(earlier)
+                if q < period and (days := self.usage.day_totals(tenant_id, q))]
+        draft, base_fees = invoice.draft(
+            self.book, tenant, period, own, late, ledger.get("base_fees", {}), self.sla.get(tenant_id, period),
+            recheck_base_fees=ledger.get("billing_start") != tenant.get("billing_start"))
+        if draft is not None:
+            draft = invoice.settle(draft, parties(self.seller, tenant))
+        return draft, base_fees, own, late
+
+    def preview(self, tenant: dict, period: str) -> dict | None:
+        """The tenant's invoice for the open `period` as a close would draft it now (nothing is written)."""
+        return self._compose(tenant, period, self.ledger.read(tenant["tenant_id"]).to_dict() or {})[0]
+
     # --- numbering --------------------------------------------------------------------------------------------
 
     def number(self, period: str, step: int, run: str) -> None:
-        """Number the next drafts, store their files, then either hand on to the next step or mark the close
-        done. The year of the numbers is the year in which the close started."""
+        """Number the next drafts and hand on to the next step at once, then store this step's documents (so
+        numbering never waits for storage). The close is done when numbering found no more drafts and every
+        numbered invoice is stored. Numbers belong to the year in which they are issued."""
         record = self.periods.get(period)
-        if record is None or record["status"] == "closed":
-            return
-        year = record["started_at"].year
-        numbered = self.periods.number(period, step, year, NUMBERING_STEP, lambda: _stamp(self.clock()))
-        with ThreadPoolExecutor(DRAFT_WORKERS) as pool:
-            list(pool.map(lambda pair: self.files(self.invoices.get(pair[0], period)), numbered))
-        if len(numbered) == NUMBERING_STEP:
+        if record is None or record["status"] == "closed" or not self.periods.all_chunks_drafted(period):
+            return  # numbering begins only once every chunk is drafted, whoever sent this step
+        year = self.clock().year
+        numbered = self.periods.number(period, step, year, NUMBERING_STEP, lambda: invoice.issue_fields(
+            self.clock(), self.seller.payment_terms_days))
+        if len(numbered) == NUMBERING_STEP:  # hand on first: the next step numbers while this one stores
             self._hand_on(run, NUMBER_TYPE, {"period": period, "step": step + 1}, f"number-{step + 1}")
-            return
-        self.periods.closed(period, self.clock())
-        log_event(logger, "period.closed", period=period, invoices=record["issued"] + len(numbered))
+        def issue(pair: tuple[str, str]) -> None:
+            issued = self.invoices.get(pair[0], period)
+            self.files(issued)
+            self.announce("issued", issued)
+
+        with ThreadPoolExecutor(DRAFT_WORKERS) as pool:
+            list(pool.map(issue, numbered))
+        record = self.periods.stored(period, step, len(numbered))
+        if record["numbered_all"] and record["stored"] >= record["issued"] and record["status"] != "closed":
+            self.periods.closed(period, self.clock())
+            log_event(logger, "period.closed", period=period, invoices=record["issued"])
 
     def on_event(self, event_type: str, data: Any) -> None:
         """A step of a close, delivered by Pub/Sub (at least once)."""

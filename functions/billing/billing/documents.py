@@ -1,11 +1,26 @@
-"""Issued documents in the invoice bucket, stored by number (§6) and create-only: what was issued never changes."""
+"""Issued documents in the invoice bucket, stored by number (§6) as JSON, HTML and PDF, create-only: what was
+issued is never overwritten (the bucket's retention policy keeps it for the 7 years Dutch law asks)."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
 
-from billing import invoice
+from billing import rendering
+
+MEDIA = {"json": "application/json", "html": "text/html; charset=utf-8", "pdf": "application/pdf"}
+
+
+def path(document: dict, suffix: str) -> str:
+    folder = "credit-notes" if "invoice_number" in document else "invoices"
+    return f"{folder}/{document['number']}.{suffix}"
+
+
+def render(document: dict, suffix: str) -> bytes:
+    if suffix == "json":
+        return json.dumps(document, indent=2, sort_keys=True, default=str).encode()
+    page = rendering.layout(document)
+    return rendering.to_html(page).encode() if suffix == "html" else rendering.to_pdf(page)
 
 
 class InvoiceFiles:
@@ -13,14 +28,22 @@ class InvoiceFiles:
         self.bucket = bucket
         self._storage = storage  # () -> storage client, created lazily
 
-    def store(self, final: dict) -> None:
+    def store(self, document: dict) -> None:
         from google.api_core.exceptions import PreconditionFailed
 
         target = self._storage().bucket(self.bucket)
-        for suffix, body, media in ((".json", json.dumps(final, indent=2, sort_keys=True, default=str),
-                                     "application/json"), (".html", invoice.render_html(final), "text/html")):
+        for suffix, media in MEDIA.items():
             try:
-                target.blob(f"invoices/{final['number']}{suffix}").upload_from_string(
-                    body, content_type=media, if_generation_match=0)
+                target.blob(path(document, suffix)).upload_from_string(render(document, suffix), content_type=media,
+                                                                      if_generation_match=0)
             except PreconditionFailed:
                 pass  # stored by an earlier attempt of the same step
+
+    def read(self, document: dict, suffix: str) -> bytes:
+        """The stored file; rendered from the document if it is not stored yet (the close is still storing)."""
+        from google.api_core.exceptions import NotFound
+
+        try:
+            return self._storage().bucket(self.bucket).blob(path(document, suffix)).download_as_bytes()
+        except NotFound:
+            return render(document, suffix)

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import datetime
-import html
 from dataclasses import dataclass
 from decimal import Decimal
 
 from billing import periods, proration
 from billing.money import cents, plain
-from billing.pricing import PriceBook, bands_of, graduated, usage_line
+from billing.pricing import PriceBook, bands_of, graduated, priced_with, usage_line
 from billing.sla import credit_pct
 from billing.usage import DayTotals, total
 
@@ -113,6 +112,25 @@ def draft(book: PriceBook, tenant: dict, period: str, own: DayTotals, late: list
             "late_usage": late_usage}, base_fees
 
 
+def settle(draft: dict, parties: dict) -> dict:
+    """The draft with its parties and VAT (§6, §7.3): `vat.amount` = net x rate, rounded once half-up to cents,
+    and `total` = net + VAT, the amount due."""
+    from billing.parties import vat_amount
+
+    net = Decimal(draft["net"])
+    rate = Decimal(parties["vat"]["rate"])
+    vat = vat_amount(net, rate)
+    return {**draft, **parties, "vat": {**parties["vat"], "amount": str(vat)}, "total": str(net + vat)}
+
+
+def issue_fields(now: datetime.datetime, payment_terms_days: int) -> dict:
+    """What issuing adds besides the number: the moment, the issue date and the due date (UTC)."""
+    issue_date = now.astimezone(datetime.UTC).date()
+    return {"issued_at": now.astimezone(datetime.UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+            "issue_date": issue_date.isoformat(),
+            "due_date": (issue_date + datetime.timedelta(days=payment_terms_days)).isoformat()}
+
+
 def _late_peak(book: PriceBook, meter: str, segment: proration.Segment, billed: Decimal, peak: Decimal) -> dict:
     plan = book.plan(segment.tier)
     included = segment.allowance(plan.included.get(meter, Decimal(0)))
@@ -120,15 +138,16 @@ def _late_peak(book: PriceBook, meter: str, segment: proration.Segment, billed: 
     amount = cents(graduated(peak, included, bands) - graduated(billed, included, bands))
     definition = book.meters[meter]
     return {"kind": "usage", "meter": meter, "quantity": plain(peak - billed), "unit": definition.unit,
-            "amount": str(amount), "description": f"{definition.description}, {segment.describe()}: late peak "
-                                                  f"{plain(peak)} above the {plain(billed)} billed"}
+            "amount": str(amount), **priced_with(peak, included, bands),
+            "description": f"{definition.description}, {segment.describe()}: late peak {plain(peak)} above the "
+                           f"{plain(billed)} billed"}
 
 
 def _base_fee_description(segment: proration.Segment) -> str:
     if not segment.owed:
-        return f"No base fee, {segment.describe()} (before the billing start)"
+        return f"{segment.tier.capitalize()} plan, {segment.describe()}: no base fee before the billing start"
     share = "" if segment.owed_days == segment.days_in_month else \
-        f" ({segment.owed_days} of {segment.days_in_month} days)"
+        f" (base fee for {segment.owed_days} of {segment.days_in_month} days)"
     return f"{segment.tier.capitalize()} plan, {segment.describe()}{share}"
 
 
@@ -140,46 +159,30 @@ def number(year: int, sequence: int) -> str:
     return f"{year}-{sequence:06d}"
 
 
-def _quantity(line: dict) -> str:
-    if "quantity" not in line:
-        return ""
-    whole, _, fraction = line["quantity"].partition(".")
-    return f"{int(whole):,}{'.' + fraction if fraction else ''} {line.get('unit', '')}".strip()
+def credit_note_number(year: int, sequence: int) -> str:
+    return f"CN-{year}-{sequence:06d}"
 
 
-def render_html(invoice: dict) -> str:
-    """A plain, printable invoice page."""
-    e = html.escape
-    issued = datetime.datetime.fromisoformat(invoice["issued_at"].replace("Z", "+00:00")).strftime("%d %B %Y")
-    rows = "".join(
-        f"<tr><td>{e(line['description'])}</td><td class=n>{e(_quantity(line))}</td>"
-        f"<td class=n>{e(invoice['currency'])} {e(line['amount'])}</td></tr>" for line in invoice["lines"])
-    late = "".join(f"<li>{e(item['meter'])}: {e(item['quantity'])} from {e(item['period'])}</li>" if "meter" in item
-                   else f"<li>base fee of {e(item['period'])}</li>" for item in invoice["late_usage"])
-    credit = ""
-    if Decimal(invoice["sla_credit"]) > 0:
-        credit = (f"<tr><td colspan=2>SLA credit ({e(invoice['sla']['credit_pct'])}% of subtotal)</td>"
-                  f"<td class=n>&minus; {e(invoice['currency'])} {e(invoice['sla_credit'])}</td></tr>")
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Invoice {e(invoice['number'])}</title>
-<style>
-body{{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;color:#1d2433;max-width:760px;margin:40px auto;
-padding:0 24px}} h1{{font-size:22px;margin:0}} .muted{{color:#667085}} table{{width:100%;border-collapse:collapse;
-margin-top:28px}} th,td{{padding:10px 8px;border-bottom:1px solid #e4e7ec;text-align:left}} .n{{text-align:right;
-white-space:nowrap}} tfoot td{{font-weight:600;border-bottom:none}} .total td{{font-size:18px;border-top:2px solid
-#1d2433}} header{{display:flex;justify-content:space-between;align-items:flex-start}}
-</style></head><body>
-<header><div><h1>Energent.ai</h1><div class=muted>AI desktop agents</div></div>
-<div class=n><strong>Invoice {e(invoice['number'])}</strong><br>
-<span class=muted>Issued {e(issued)}</span></div></header>
-<p>Tenant <strong>{e(invoice['tenant_id'])}</strong> · {e(invoice['tier'].capitalize())} plan ·
-period {e(invoice['period'])}</p>
-<table><thead><tr><th>Description</th><th class=n>Quantity</th><th class=n>Amount</th></tr></thead>
-<tbody>{rows}</tbody>
-<tfoot><tr><td colspan=2>Subtotal</td><td class=n>{e(invoice['currency'])} {e(invoice['subtotal'])}</td></tr>{credit}
-<tr class=total><td colspan=2>Total</td><td class=n>{e(invoice['currency'])} {e(invoice['total'])}</td></tr></tfoot>
-</table>
-{f"<p class=muted>Includes what periods closed earlier had not billed yet:</p><ul>{late}</ul>" if late else ""}
-<p class=muted>Amounts exclude taxes. Questions about this invoice: billing@energent.ai</p>
-</body></html>
-"""
+def _negated(amount: str) -> str:
+    return str(-Decimal(amount)) if Decimal(amount) else "0.00"
+
+
+def credit_note(invoice: dict, note_number: str, reason: str, issued: dict) -> dict:
+    """A credit note cancelling `invoice` in full (§7.4): its lines, net, VAT and total negated."""
+    return {**{k: invoice[k] for k in ("tenant_id", "period", "currency", "tier", "seller", "customer", "notes")
+               if k in invoice},
+            "number": note_number, "invoice_number": invoice["number"], "reason": reason,
+            "lines": [{**line, "amount": _negated(line["amount"])} for line in invoice["lines"]],
+            "subtotal": _negated(invoice["subtotal"]), "sla_credit": _negated(invoice["sla_credit"]),
+            "sla": invoice.get("sla"), "net": _negated(invoice["net"]),
+            "vat": {**invoice["vat"], "amount": _negated(invoice["vat"]["amount"])},
+            "total": _negated(invoice["total"]), **{k: issued[k] for k in ("issued_at", "issue_date")}}
+
+
+def reissued(invoice: dict, new_number: str, parties: dict, issued: dict) -> dict:
+    """The period's invoice issued again from the data as it stands now (e.g. a corrected billing profile): the
+    same lines, current parties and VAT, a new number and `replaces`."""
+    kept = {k: v for k, v in invoice.items() if k not in (
+        "seller", "customer", "vat", "notes", "warnings", "total", "credited_by", "paid_at", "payment_reference")}
+    return {**settle(kept, parties), "number": new_number, "replaces": invoice["number"], "status": "final",
+            **issued}

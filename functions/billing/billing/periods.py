@@ -17,7 +17,7 @@ def valid(period: object) -> bool:
 def of(moment: datetime.datetime | datetime.date) -> str:
     if isinstance(moment, datetime.datetime):
         moment = moment.astimezone(datetime.UTC)
-    return moment.strftime("%Y-%m")
+    return f"{moment.year:04d}-{moment.month:02d}"
 
 
 def _year_month(period: str) -> tuple[int, int]:

@@ -145,11 +145,34 @@ def usage_line(book: PriceBook, plan: Plan, meter: str, quantity: Decimal, inclu
     once."""
     definition = book.meters[meter]
     included = plan.included.get(meter, Decimal(0)) if included is None else included
-    amount = cents(graduated(quantity, included, bands_of(plan, meter)))
+    bands = bands_of(plan, meter)
+    amount = cents(graduated(quantity, included, bands))
     return {"kind": "usage", "meter": meter, "quantity": plain(quantity), "unit": definition.unit,
-            "amount": str(amount),
+            "amount": str(amount), "included": plain(included), **priced_with(quantity, included, bands),
             "description": f"{definition.description}{', ' + when if when else ''} "
                            f"({plain(included)} {definition.unit} included)"}
+
+
+def priced_with(quantity: Decimal, included: Decimal, bands: tuple[Band, ...]) -> dict:
+    """What a usage line was priced with (§7.3): `unit_price` when one price applies, else `bands`, the quantity
+    above the allowance charged at each price."""
+    over = max(Decimal(0), quantity - included)
+    used, lower = [], Decimal(0)
+    for band in bands:
+        upper = over if band.up_to is None else min(over, band.up_to)
+        if upper > lower:
+            used.append({"quantity": plain(upper - lower), "unit_price": plain_price(band.unit_price)})
+        if band.up_to is None or over <= band.up_to:
+            break
+        lower = band.up_to
+    if len(used) > 1:
+        return {"bands": used}
+    return {"unit_price": used[0]["unit_price"] if used else plain_price(bands[0].unit_price)}
+
+
+def plain_price(price: Decimal) -> str:
+    """A unit price with at least two decimals (0.0080 stays as configured, 20 becomes 20.00)."""
+    return str(price) if price.as_tuple().exponent <= -2 else str(price.quantize(Decimal("0.01")))
 
 
 def bands_of(plan: Plan, meter: str) -> tuple[Band, ...]:

@@ -19,10 +19,12 @@ ONE_DAY = datetime.timedelta(days=1)
 
 @dataclass(frozen=True)
 class Segment:
+    """A run of consecutive billed days under one tier."""
+
     first: datetime.date
     last: datetime.date
     tier: str
-    owed: bool  # the base fee is owed on these days
+    owed_days: int  # of these days, those on which the base fee is owed
     days_in_month: int
 
     @property
@@ -30,8 +32,8 @@ class Segment:
         return (self.last - self.first).days + 1
 
     @property
-    def owed_days(self) -> int:
-        return self.days if self.owed else 0
+    def owed(self) -> bool:
+        return self.owed_days > 0
 
     def holds(self, day: str) -> bool:
         return self.first.isoformat() <= day <= self.last.isoformat()
@@ -89,16 +91,16 @@ def deletion_day(tenant: dict) -> datetime.date | None:
 
 
 def segments(tenant: dict, period: str) -> list[Segment]:
-    """The period's billed days, as runs of consecutive days with one tier and one base-fee status."""
+    """The period's billed days (through the day of deletion) as runs of consecutive days under one tier."""
     history, start, deleted = tier_history(tenant), billing_start(tenant), deletion_day(tenant)
     runs: list[Segment] = []
     dim = periods.days_in(period)
     for day in periods.days(period):
         if deleted is not None and day > deleted:
             break
-        tier, owed = tier_on(history, day), start is not None and start <= day
-        if runs and runs[-1].tier == tier and runs[-1].owed == owed:
-            runs[-1] = Segment(runs[-1].first, day, tier, owed, dim)
+        tier, owed = tier_on(history, day), int(start is not None and start <= day)
+        if runs and runs[-1].tier == tier:
+            runs[-1] = Segment(runs[-1].first, day, tier, runs[-1].owed_days + owed, dim)
         else:
             runs.append(Segment(day, day, tier, owed, dim))
     return runs

@@ -18,11 +18,13 @@ from billing import periods
 from billing.closing import Closer, progress
 from billing.documents import InvoiceFiles
 from billing.errors import Conflict, Invalid, NotFound
+from billing.invoice import credit_note, issue_fields, reissued
 from billing.money import plain
+from billing.parties import Seller, parties
 from billing.pricing import PriceBook
 from billing.store import Invoices, Ledger, Overflow, Periods, SlaReports, TenantCache, UsageStore, utcnow
 from billing.usage import Rejected, total, validate
-from energent_shared.events import InvalidEvent
+from energent_shared.events import InvalidEvent, parse_time
 from energent_shared.logging import get_logger, log_event
 
 logger = get_logger("billing")
@@ -39,6 +41,8 @@ class Billing:
     periods: Periods
     invoices_store: Invoices
     closer: Closer
+    files: InvoiceFiles
+    announce: Callable[[str, dict], None]  # (issued | paid | credited, document): tells tenant-events
     clock: Callable[[], datetime.datetime] = utcnow
 
     # --- ingestion --------------------------------------------------------------------------------------------
@@ -134,6 +138,88 @@ class Billing:
             raise NotFound(f"tenant {tenant_id} has no invoice for {period}")
         return found
 
+    def document(self, tenant_id: str, period: str, suffix: str) -> bytes:
+        """The period's current invoice as stored: `json`, `html` or `pdf`."""
+        return self.files.read(self.invoice(tenant_id, period), suffix)
+
+    def upcoming(self, tenant_id: str) -> dict:
+        """The open period's invoice as it stands now (§3): the whole period's base fee (the remaining days at the
+        current tier), usage to date and whatever the last close left to bill; no number."""
+        tenant = self._tenant(tenant_id)
+        now = self.clock()
+        period = periods.of(now)
+        draft = self.closer.preview(tenant, period)
+        if draft is None:
+            raise NotFound(f"tenant {tenant_id} owes nothing for {period} so far")
+        issue_date = now.date().isoformat()
+        return {**draft, "status": "upcoming", "as_of": issue_date}
+
+    # --- invoice lifecycle (§7.4) -------------------------------------------------------------------------------
+
+    def pay(self, tenant_id: str, period: str, body: dict) -> dict:
+        if not periods.valid(period):
+            raise Invalid("period must be YYYY-MM")
+        unknown = set(body) - {"reference", "paid_at"}
+        if unknown:
+            raise Invalid(f"unknown field(s): {', '.join(sorted(unknown))[:200]}")
+        reference = body.get("reference")
+        if not isinstance(reference, str) or not reference.strip() or len(reference) > 140 \
+                or not reference.isprintable():
+            raise Invalid("reference must be a non-blank string of at most 140 printable characters")
+        paid_at = body.get("paid_at")
+        if paid_at is None:
+            paid_at = self.clock().isoformat(timespec="seconds").replace("+00:00", "Z")
+        else:
+            try:
+                moment = parse_time(paid_at)
+            except ValueError as bad:
+                raise Invalid(f"paid_at: {bad}") from None
+            if moment > self.clock() + datetime.timedelta(minutes=5):
+                raise Invalid("paid_at may not be in the future")
+            paid_at = moment.isoformat().replace("+00:00", "Z")
+        outcome, found = self.invoices_store.pay(tenant_id, period, reference.strip(), paid_at)
+        if outcome == "missing":
+            raise NotFound(f"tenant {tenant_id} has no invoice for {period}")
+        if outcome == "credited":
+            raise Conflict(f"invoice {found['number']} was credited ({found.get('credited_by')}); it cannot be paid")
+        if outcome == "other_reference":
+            raise Conflict(f"invoice {found['number']} was already paid with reference "
+                           f"{found['payment_reference']!r}")
+        self.announce("paid", found)
+        return found
+
+    def credit(self, tenant_id: str, period: str, body: dict) -> dict:
+        if not periods.valid(period):
+            raise Invalid("period must be YYYY-MM")
+        unknown = set(body) - {"reason", "reissue"}
+        if unknown:
+            raise Invalid(f"unknown field(s): {', '.join(sorted(unknown))[:200]}")
+        reason, reissue = body.get("reason"), body.get("reissue", False)
+        if not isinstance(reason, str) or not reason.strip() or len(reason) > 500 or not reason.isprintable():
+            raise Invalid("reason must be a non-blank string of at most 500 printable characters")
+        if not isinstance(reissue, bool):
+            raise Invalid("reissue must be true or false")
+        tenant = self._tenant(tenant_id)
+        now = self.clock()
+        issued = issue_fields(now, self.closer.seller.payment_terms_days)
+        outcome, note, current = self.invoices_store.credit(
+            tenant_id, period, lambda found, number: credit_note(found, number, reason.strip(), issued),
+            (lambda found, number: reissued(found, number, parties(self.closer.seller, tenant), issued))
+            if reissue else None, now.year)
+        if outcome == "missing":
+            raise NotFound(f"tenant {tenant_id} has no invoice for {period}")
+        if outcome != "credited":
+            raise Conflict(f"invoice {current['number']} is {current['status']}; only an unpaid invoice is credited")
+        self.files.store(note)
+        self.announce("credited", {**note, "status": "credited"})
+        if reissue:
+            self.files.store(current)
+            self.announce("issued", current)
+        return {"credit_note": note, "invoice": current}
+
+    def credit_notes(self, tenant_id: str) -> dict:
+        return {"credit_notes": self.invoices_store.credit_notes(tenant_id)}
+
     # --- SLA reports ------------------------------------------------------------------------------------------
 
     def report_sla(self, tenant_id: str, body: dict) -> dict:
@@ -151,7 +237,8 @@ class Billing:
                   "rto_minutes": _number(body, "rto_minutes") if body.get("rto_minutes") is not None else None}
         self._tenant(tenant_id)
         if not self.sla.put(tenant_id, report):
-            raise Conflict(f"period {period} is closing or closed; SLA reports count only before its close starts")
+            raise Conflict(f"period {period} is closing or closed (or a later one is); SLA reports count only before "
+                           "the period's close starts")
         return report
 
     # --- closing ----------------------------------------------------------------------------------------------
@@ -171,13 +258,16 @@ class Billing:
         return progress(period, self.periods.get(period))
 
 
-def build(db, files: InvoiceFiles, dispatch: Callable[[str, dict], None], book: PriceBook,
-          clock: Callable[[], datetime.datetime] = utcnow) -> Billing:
-    """Billing over Firestore `db`, issuing documents to `files`; `dispatch` publishes a close's next step."""
+def build(db, files: InvoiceFiles, dispatch: Callable[[str, dict], None], book: PriceBook, seller: Seller,
+          clock: Callable[[], datetime.datetime] = utcnow,
+          announce: Callable[[str, dict], None] = lambda kind, document: None) -> Billing:
+    """Billing over Firestore `db`, issuing documents to `files`; `dispatch` publishes a close's next step and
+    `announce` an invoice event."""
     usage, tenants, sla, period_store, invoices = (UsageStore(db), TenantCache(db), SlaReports(db), Periods(db),
                                                    Invoices(db))
-    closer = Closer(book, usage, Ledger(db), period_store, sla, invoices, tenants, files.store, dispatch, clock)
-    return Billing(book, usage, tenants, sla, period_store, invoices, closer, clock)
+    closer = Closer(book, seller, usage, Ledger(db), period_store, sla, invoices, tenants, files.store, dispatch,
+                    clock, announce)
+    return Billing(book, usage, tenants, sla, period_store, invoices, closer, files, announce, clock)
 
 
 def _number(body: dict, name: str, maximum: Decimal = MAX_SLA_NUMBER) -> str:
@@ -200,6 +290,6 @@ def _number(body: dict, name: str, maximum: Decimal = MAX_SLA_NUMBER) -> str:
 def _describe(event: CloudEvent | InvalidEvent) -> dict:
     if isinstance(event, InvalidEvent):
         return {"reason": event.reason}
-    data = event.get_data()
-    return {"type": event["type"], "time": event.get("time"),
-            "data": json.loads(json.dumps(data, default=str)) if isinstance(data, dict) else None}
+    # As text, cut short: whatever a caller sent must be storable (Firestore refuses some keys and shapes).
+    return {"type": str(event["type"])[:200], "time": event.get("time"),
+            "data": json.dumps(event.get_data(), default=str)[:4000]}

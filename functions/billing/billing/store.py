@@ -10,6 +10,7 @@
     billing_periods/{period}                         a close: status and progress counters
     billing_periods/{period}/chunks/{n}              one per chunk of tenants drafted (makes the count exact)
     billing_periods/{period}/numbering/{n}           one per numbering step (makes it resumable)
+    billing_periods/{period}/stored/{n}              one per numbering step whose documents are stored
     billing_periods/{period}/handed_on/{step}        which run of the close published that step
     invoice_counters/{year}                          the last invoice number of the year
 
@@ -22,6 +23,7 @@ from __future__ import annotations
 import datetime
 import random
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
 
 from billing.usage import DayTotals, Totals, Usage
@@ -166,14 +168,17 @@ class SlaReports:
         self.db = db or clients.firestore()
 
     def put(self, tenant_id: str, report: dict) -> bool:
-        """Store the report unless its period's close has begun (False). One transaction reads the period's close
-        record, so a report and the start of a close are ordered: a report either lands before the close reads
-        reports, or sees the close."""
-        period_ref = self.db.collection(PERIODS).document(report["period"])
+        """Store the report unless its period's close has begun, or a later period's (False: no close would read
+        it). One transaction reads the latest close record, so a report and the start of a close are ordered:
+        a report either lands before the close reads reports, or sees the close."""
+        from google.cloud.firestore import Query
+
+        latest = self.db.collection(PERIODS).order_by("period", direction=Query.DESCENDING).limit(1)
         report_ref = firestore.tenant_doc(tenant_id, "sla_reports", report["period"], db=self.db)
 
         def attempt(transaction):
-            if period_ref.get(transaction=transaction).exists:
+            last = next(iter(latest.stream(transaction=transaction)), None)
+            if last is not None and last.get("period") >= report["period"]:
                 return False
             transaction.set(report_ref, {**report, "received_at": utcnow()})
             return True
@@ -186,6 +191,10 @@ class SlaReports:
 
 class OutOfOrder(Exception):
     """A close that would break the order of periods; the message says which."""
+
+
+class StillClosing(OutOfOrder):
+    """Another period's close is still running."""
 
 
 class Periods:
@@ -219,9 +228,10 @@ class Periods:
                     raise OutOfOrder(f"periods close in order and {last['period']} is already closed; usage of "
                                      f"{period} is billed as late usage on the next invoice")
                 if last["status"] != "closed":
-                    raise OutOfOrder(f"period {last['period']} is still closing; close {period} after it finishes")
+                    raise StillClosing(f"period {last['period']} is still closing; close {period} after it finishes")
             record = {"period": period, "status": "closing", "started_at": now, "closed_at": None, "tenants": 0,
-                      "drafted": 0, "issued": 0, "chunks_drafted": 0, "chunks_total": None}
+                      "drafted": 0, "issued": 0, "stored": 0, "chunks_drafted": 0, "chunks_total": None,
+                      "numbered_all": False}
             transaction.create(ref, record)
             return record, True
 
@@ -229,6 +239,13 @@ class Periods:
 
     def last_chunk(self, period: str, chunks: int) -> None:
         self.ref(period).update({"chunks_total": chunks})
+
+    def chunk_done(self, period: str, index: int) -> bool:
+        return self.ref(period).collection("chunks").document(f"{index:06d}").get().exists
+
+    def all_chunks_drafted(self, period: str) -> bool:
+        record = self.get(period) or {}
+        return record.get("chunks_total") is not None and record["chunks_drafted"] >= record["chunks_total"]
 
     def chunk_drafted(self, period: str, index: int, tenants: int, drafted: int) -> bool:
         """Count a drafted chunk once (a redelivery counts nothing); True when every chunk is drafted."""
@@ -248,7 +265,7 @@ class Periods:
         return record["chunks_total"] is not None and record["chunks_drafted"] >= record["chunks_total"]
 
     def number(self, period: str, step: int, year: int, limit: int,
-               stamp: Callable[[], str]) -> list[tuple[str, str]]:
+               stamp: Callable[[], dict]) -> list[tuple[str, str]]:
         """Numbering step `step`: give up to `limit` drafts of the period the next numbers of `year`, in tenant
         order, in one transaction with the year's counter, so a number exists only with its invoice (no gaps).
         Done once: a repeated step returns what it numbered the first time. Returns [(tenant_id, number)]."""
@@ -272,15 +289,15 @@ class Periods:
                 return [tuple(pair.split(" ")) for pair in done.get("invoices")]
             found = sorted(drafts.stream(transaction=transaction), key=lambda s: s.get("tenant_id"))
             last = (counter.get(transaction=transaction).to_dict() or {}).get("last", 0)
-            issued_at, numbered = stamp(), []
+            issued, numbered = stamp(), []
             for snapshot in found:
                 last += 1
                 numbered.append((snapshot.get("tenant_id"), number(year, last)))
-                transaction.update(snapshot.reference, {"number": numbered[-1][1], "status": "final",
-                                                        "issued_at": issued_at})
+                transaction.update(snapshot.reference, {"number": numbered[-1][1], "status": "final", **issued})
             transaction.set(counter, {"last": last})
             transaction.create(done_ref, {"invoices": [" ".join(pair) for pair in numbered]})
-            transaction.update(self.ref(period), {"issued": Increment(len(numbered))})
+            transaction.update(self.ref(period), {"issued": Increment(len(numbered)),
+                                                  "numbered_all": len(numbered) < limit})
             return numbered
 
         return firestore.run_transaction(attempt, db=self.db)
@@ -296,11 +313,28 @@ class Periods:
     def mark_handed_on(self, period: str, step: str, run: str) -> None:
         self._step(period, step).set({"run": run, "at": utcnow()})
 
+    def stored(self, period: str, step: int, count: int) -> dict:
+        """Count a numbering step's stored documents once; returns the close record as it is now."""
+        from google.api_core.exceptions import AlreadyExists
+        from google.cloud.firestore import Increment
+
+        batch = self.db.batch()
+        batch.create(self.ref(period).collection("stored").document(f"{step:06d}"), {"count": count})
+        batch.update(self.ref(period), {"stored": Increment(count)})
+        try:
+            batch.commit(timeout=WRITE_TIMEOUT_S)
+        except AlreadyExists:
+            pass
+        return self.get(period)
+
     def closed(self, period: str, now: datetime.datetime) -> None:
         self.ref(period).update({"status": "closed", "closed_at": now})
 
 
 class Invoices:
+    """`invoices/{period}` is the period's current invoice; one it replaced is kept at `invoices/{period}~{number}`.
+    Credit notes live in `credit_notes/{number}`; both series are numbered per year without gaps."""
+
     def __init__(self, db=None):
         self.db = db or clients.firestore()
 
@@ -311,9 +345,66 @@ class Invoices:
         return self.ref(tenant_id, period).get().to_dict()
 
     def issued(self, tenant_id: str) -> list[dict]:
-        """Every issued invoice of the tenant (drafts are not invoices yet), oldest period first."""
+        """Every issued invoice of the tenant (drafts are not invoices yet), oldest first."""
         return sorted((s.to_dict() for s in firestore.tenant_collection(tenant_id, "invoices", db=self.db).stream()
-                       if s.get("status") != "draft"), key=lambda i: i["period"])
+                       if s.get("status") != "draft"), key=lambda i: (i["period"], i.get("issued_at", "")))
+
+    def credit_notes(self, tenant_id: str) -> list[dict]:
+        return sorted((s.to_dict() for s in firestore.tenant_collection(tenant_id, "credit_notes", db=self.db)
+                       .stream()), key=lambda c: c["number"])
+
+    def pay(self, tenant_id: str, period: str, reference: str, paid_at: str) -> tuple[str, dict | None]:
+        """('paid' | 'unchanged' | 'credited' | 'other_reference' | 'missing', invoice) in one transaction."""
+        ref = self.ref(tenant_id, period)
+
+        def attempt(transaction):
+            found = ref.get(transaction=transaction).to_dict()
+            if found is None or found["status"] == "draft":
+                return "missing", None
+            if found["status"] == "credited":
+                return "credited", found
+            if found["status"] == "paid":
+                return ("unchanged" if found["payment_reference"] == reference else "other_reference"), found
+            paid = {**found, "status": "paid", "paid_at": paid_at, "payment_reference": reference}
+            transaction.set(ref, paid)
+            return "paid", paid
+
+        return firestore.run_transaction(attempt, db=self.db)
+
+    def credit(self, tenant_id: str, period: str, make_credit_note: Callable[[dict, str], dict],
+               reissue: Callable[[dict, str], dict] | None, year: int) -> tuple[str, dict | None, dict | None]:
+        """Credit the period's invoice in full, in one transaction with the credit-note counter (and the invoice
+        counter when it is reissued): ('credited' | 'paid' | 'credited_before' | 'missing', credit note, invoice)."""
+        from billing.invoice import credit_note_number, number
+
+        ref = self.ref(tenant_id, period)
+        notes = self.db.collection("credit_note_counters").document(str(year))
+        invoices = self.db.collection("invoice_counters").document(str(year))
+
+        def attempt(transaction):
+            found = ref.get(transaction=transaction).to_dict()
+            if found is None or found["status"] == "draft":
+                return "missing", None, None
+            if found["status"] != "final":
+                return ("paid" if found["status"] == "paid" else "credited_before"), None, found
+            last_note = (notes.get(transaction=transaction).to_dict() or {}).get("last", 0) + 1
+            last_invoice = (invoices.get(transaction=transaction).to_dict() or {}).get("last", 0) + 1 if reissue \
+                else None
+            note = make_credit_note(found, credit_note_number(year, last_note))
+            credited = {**found, "status": "credited", "credited_by": note["number"]}
+            transaction.create(firestore.tenant_doc(tenant_id, "credit_notes", note["number"], db=self.db), note)
+            transaction.set(notes, {"last": last_note})
+            current = credited
+            if reissue:
+                current = reissue(found, number(year, last_invoice))
+                transaction.set(invoices, {"last": last_invoice})
+                transaction.create(self.ref(tenant_id, f"{period}~{found['number']}"), credited)
+                transaction.set(ref, current)
+            else:
+                transaction.set(ref, credited)
+            return "credited", note, current
+
+        return firestore.run_transaction(attempt, db=self.db)
 
 
 class TenantCache:
@@ -325,14 +416,18 @@ class TenantCache:
     read per reporting delay rather than one per event. Unknown tenants are never remembered.
     """
 
-    def __init__(self, db=None):
+    def __init__(self, db=None, size: int = 10_000):
         self.db = db or clients.firestore()
-        self._entries: dict[str, tuple[datetime.datetime, dict]] = {}
+        self._entries: OrderedDict[str, tuple[datetime.datetime, dict]] = OrderedDict()
+        self._size = size
         self._lock = threading.Lock()
 
     def get(self, tenant_id: str, as_of: datetime.datetime | None = None) -> dict | None:
         """The tenant's record as it stood at `as_of` or later (None: its existence is all that matters)."""
-        remembered = self._entries.get(tenant_id)
+        with self._lock:
+            remembered = self._entries.get(tenant_id)
+            if remembered:
+                self._entries.move_to_end(tenant_id)
         if remembered and (as_of is None or as_of <= remembered[0]):
             return remembered[1]
         snapshot = firestore.tenant_doc(tenant_id, db=self.db).get(timeout=WRITE_TIMEOUT_S)
@@ -341,6 +436,9 @@ class TenantCache:
         record = snapshot.to_dict()
         with self._lock:
             self._entries[tenant_id] = (snapshot.read_time, record)
+            self._entries.move_to_end(tenant_id)
+            while len(self._entries) > self._size:  # the least recently used goes first
+                self._entries.popitem(last=False)
         return record
 
     def page(self, after: str | None, size: int) -> list[dict]:

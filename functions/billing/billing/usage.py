@@ -40,11 +40,11 @@ class Usage:
 
     @property
     def period(self) -> str:
-        return self.time.strftime("%Y-%m")
+        return f"{self.time.year:04d}-{self.time.month:02d}"  # zero-padded: strftime writes year 999 as "999"
 
     @property
     def day(self) -> str:
-        return self.time.strftime("%Y-%m-%d")
+        return f"{self.period}-{self.time.day:02d}"
 
     def differences(self, first: dict) -> list[str]:
         """What differs from the first event counted under the same (source, id); [] for a true resend. A time
@@ -96,6 +96,8 @@ def validate(event: CloudEvent, book: PriceBook, received_at: datetime.datetime)
     tenant_id, meter = data.get("tenant_id"), data.get("meter")
     if tenant_id is None or meter is None:
         raise Rejected(f"data lacks {'tenant_id' if tenant_id is None else 'meter'}")
+    if not isinstance(meter, str):
+        raise Rejected(f"data.meter must be a string, got {type(meter).__name__}")
     if not valid_tenant_id(tenant_id):
         raise Rejected(f"data.tenant_id {tenant_id!r} is not a tenant id")
     if meter not in book.meters:

@@ -21,7 +21,10 @@ _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 GONE = ("deleting", "deleted")
 MAX_DISPLAY_NAME = 200
 PUBLIC_FIELDS = ("tenant_id", "display_name", "tier", "deployment_model", "status", "status_message",
-                 "billing_start", "created_at", "updated_at")
+                 "billing_start", "billing_profile", "created_at", "updated_at")
+PROFILE_FIELDS = {"legal_name": 200, "vat_id": 32, "email": 254}
+ADDRESS_FIELDS = {"line1": 200, "line2": 200, "postal_code": 20, "city": 100, "country": 2}
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
 
 class InvalidTenant(ValueError):
@@ -51,7 +54,7 @@ def _tier(value: object) -> str:
 
 def validate_create(body: dict, today: datetime.date) -> dict:
     """The fields of a new tenant, or InvalidTenant naming the first bad one."""
-    unknown = set(body) - {"tenant_id", "display_name", "tier", "deployment_model", "billing_start"}
+    unknown = set(body) - {"tenant_id", "display_name", "tier", "deployment_model", "billing_start", "billing_profile"}
     if unknown:
         raise InvalidTenant(f"unknown field(s): {', '.join(sorted(unknown))}")
     tenant_id = body.get("tenant_id")
@@ -60,10 +63,70 @@ def validate_create(body: dict, today: datetime.date) -> dict:
     model = body.get("deployment_model", "multi-tenant")
     if model not in DEPLOYMENT_MODELS:
         raise InvalidTenant(f"deployment_model must be one of {', '.join(DEPLOYMENT_MODELS)}, got {model!r}")
-    billing_start = body.get("billing_start")
+    billing_start, profile = body.get("billing_start"), body.get("billing_profile")
     return {"tenant_id": tenant_id, "display_name": _display_name(body.get("display_name")),
             "tier": _tier(body.get("tier")), "deployment_model": model,
-            "billing_start": None if billing_start is None else _billing_start(billing_start, today)}
+            "billing_start": None if billing_start is None else _billing_start(billing_start, today),
+            "billing_profile": None if profile is None else billing_profile(profile)}
+
+
+def _field(document: dict, name: str, where: str, maximum: int, required: bool) -> str | None:
+    value = document.get(name)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value.strip() or len(value) > maximum or not value.isprintable():
+        raise InvalidTenant(f"{where}{name} must be a non-blank string of at most {maximum} printable characters")
+    return value.strip()
+
+
+def billing_profile(profile: object) -> dict:
+    """The customer as invoices name it (§7.3), or InvalidTenant naming the bad field. EU VAT numbers are checked
+    for format and check digits (python-stdnum), countries against ISO 3166-1 (pycountry)."""
+    import pycountry
+    from stdnum.eu import vat
+
+    if not isinstance(profile, dict):
+        raise InvalidTenant("billing_profile must be an object")
+    unknown = set(profile) - {*PROFILE_FIELDS, "address"}
+    if unknown:
+        raise InvalidTenant(f"billing_profile has unknown field(s): {', '.join(sorted(unknown))[:200]}")
+    address = profile.get("address")
+    if not isinstance(address, dict):
+        raise InvalidTenant("billing_profile.address must be an object")
+    unknown = set(address) - set(ADDRESS_FIELDS)
+    if unknown:
+        raise InvalidTenant(f"billing_profile.address has unknown field(s): {', '.join(sorted(unknown))[:200]}")
+    clean = {"legal_name": _field(profile, "legal_name", "billing_profile.", 200, True),
+             "address": {name: _field(address, name, "billing_profile.address.", limit, name != "line2")
+                         for name, limit in ADDRESS_FIELDS.items()}}
+    clean["address"] = {k: v for k, v in clean["address"].items() if v is not None}
+    country = clean["address"]["country"]
+    if not (country.isascii() and country.isupper()) or pycountry.countries.get(alpha_2=country) is None:
+        raise InvalidTenant(f"billing_profile.address.country must be an ISO 3166-1 alpha-2 code such as NL, "
+                            f"got {country!r}")
+    email = _field(profile, "email", "billing_profile.", 254, False)
+    if email is not None:
+        if not _EMAIL.fullmatch(email):
+            raise InvalidTenant(f"billing_profile.email is not an email address: {email[:60]!r}")
+        clean["email"] = email
+    vat_id = _field(profile, "vat_id", "billing_profile.", 32, False)
+    in_eu = country.lower() in vat.MEMBER_STATES
+    if in_eu and vat_id is None and country != "NL":
+        raise InvalidTenant(f"billing_profile.vat_id is required for a customer in {country}: invoices to other EU "
+                            "countries are reverse-charged and must name the customer's VAT number")
+    if in_eu and vat_id is not None:
+        compact = vat.compact(vat_id) if vat_id.isascii() else vat_id
+        prefix = "EL" if country == "GR" else country
+        if not compact.startswith(prefix):
+            raise InvalidTenant(f"billing_profile.vat_id must start with {prefix} for a customer in {country}, "
+                                f"got {vat_id[:32]!r}")
+        if not vat.is_valid(compact):
+            raise InvalidTenant(f"billing_profile.vat_id {vat_id[:32]!r} is not a valid {prefix} VAT number "
+                                "(format or check digits)")
+        vat_id = compact
+    if vat_id is not None:
+        clean["vat_id"] = vat_id
+    return clean
 
 
 def _billing_start(value: object, today: datetime.date) -> str:
@@ -83,12 +146,12 @@ def _billing_start(value: object, today: datetime.date) -> str:
 
 
 def validate_patch(body: dict, today: datetime.date) -> dict:
-    unknown = set(body) - {"tier", "display_name", "billing_start"}
+    unknown = set(body) - {"tier", "display_name", "billing_start", "billing_profile"}
     if unknown:
-        raise InvalidTenant(f"only tier, display_name and billing_start can be changed; unknown or read-only: "
-                            f"{', '.join(sorted(unknown))[:200]}")
+        raise InvalidTenant(f"only tier, display_name, billing_start and billing_profile can be changed; unknown or "
+                            f"read-only: {', '.join(sorted(unknown))[:200]}")
     if not body:
-        raise InvalidTenant("nothing to change: give tier, display_name and/or billing_start")
+        raise InvalidTenant("nothing to change: give tier, display_name, billing_start and/or billing_profile")
     changes = {}
     if "tier" in body:
         changes["tier"] = _tier(body["tier"])
@@ -96,6 +159,8 @@ def validate_patch(body: dict, today: datetime.date) -> dict:
         changes["display_name"] = _display_name(body["display_name"])
     if "billing_start" in body:
         changes["billing_start"] = _billing_start(body["billing_start"], today)
+    if "billing_profile" in body:
+        changes["billing_profile"] = billing_profile(body["billing_profile"])
     return changes
 
 
