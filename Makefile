@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CHECKOV := .tools/checkov/bin/checkov
 
-.PHONY: venv dev test lint unit integration e2e bench package cloudbuild constraints clean
+.PHONY: venv dev test lint unit integration e2e bench package cloudbuild constraints invoice-sample clean
 
 venv: $(STAMP) $(CHECKOV)
 
@@ -46,6 +46,10 @@ package: venv
 
 cloudbuild: venv
 	$(BIN)/python -m tools.cloudbuild > cloudbuild-functions.yaml
+
+# A sample invoice from the running `make dev` stack, to look at: build/invoice-sample.pdf and .html
+invoice-sample: venv
+	$(BIN)/python -m tools.invoice_sample
 
 constraints: venv
 	$(BIN)/pip freeze --exclude-editable | sed '1i # Pinned versions of every package the project installs (regenerate: make constraints).' > constraints.txt

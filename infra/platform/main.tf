@@ -44,6 +44,8 @@ module "storage" {
   access_log_bucket = module.security.access_log_bucket
   network_name      = module.networking.network_name
 
+  lock_invoice_retention = var.environment == "production"
+
   depends_on = [module.networking]
 }
 

@@ -175,7 +175,8 @@ def test_closes_over_http_and_from_the_scheduler_produce_the_invoices(stack):
                           60, 0.5, what="the invoice")
     invoice = response.json()
     # standard: 149.00 base + (6000 - 5000) x 0.009 = 9.00
-    assert (invoice["subtotal"], invoice["total"], invoice["status"]) == ("158.00", "158.00", "final")
+    # no billing profile: Dutch VAT, 21 % of 158.00
+    assert (invoice["subtotal"], invoice["total"], invoice["status"]) == ("158.00", "191.18", "final")
     again = requests.post(f"{stack.url}/v1/billing/periods/{LAST_MONTH}:close", headers=stack.operator(), timeout=60)
     assert again.status_code == 200 and again.json()["status"] == "closed"
     progress = requests.get(f"{stack.url}/v1/billing/periods/{LAST_MONTH}", headers=stack.operator(), timeout=10)
@@ -220,3 +221,39 @@ def test_a_tenant_reads_only_its_own_usage_and_invoices(stack):
         requests.post(f"{stack.url}/v1/billing/periods/{LAST_MONTH}:close", headers=mine, timeout=10),
     ]
     assert [r.status_code for r in operator_only] == [403, 403, 403]
+
+
+def test_invoice_documents_payment_and_credit_through_the_gateway(stack):
+    before = (NOW.replace(day=1) - datetime.timedelta(days=32)).strftime("%Y-%m")
+    bad = requests.post(f"{stack.url}/v1/tenants", headers=stack.operator(), timeout=10, json={
+        "tenant_id": "bad-profile", "display_name": "Bad", "tier": "basic",
+        "billing_profile": {"legal_name": "X", "address": {"line1": "a", "postal_code": "1", "city": "c",
+                                                           "country": "DE"}, "vat_id": "NL100000009B01"}})
+    assert bad.status_code == 400 and "billing_profile.vat_id" in bad.json()["detail"]
+    reader = requests.get(f"{stack.url}/v1/tenants/closing-early/invoices/{before}", headers={
+        **stack.operator(), "Accept": "application/pdf"}, timeout=10)
+    assert reader.status_code == 200 and reader.headers["Content-Type"] == "application/pdf"
+    assert reader.content.startswith(b"%PDF")
+    page = requests.get(f"{stack.url}/v1/tenants/closing-early/invoices/{before}", timeout=10,
+                        headers={**stack.operator(), "Accept": "text/html"})
+    assert page.headers["Content-Type"].startswith("text/html") and "Total due" in page.text
+    fixed = requests.patch(f"{stack.url}/v1/tenants/closing-early", headers=stack.operator(), timeout=10, json={
+        "billing_profile": {"legal_name": "Early Ltd", "address": {"line1": "1 High St", "postal_code": "EC1A 1AA",
+                                                                   "city": "London", "country": "GB"}}})
+    assert fixed.status_code == 200 and fixed.json()["billing_profile"]["address"]["country"] == "GB"
+    credited = requests.post(f"{stack.url}/v1/tenants/closing-early/invoices/{before}:credit", timeout=30,
+                             headers=stack.operator(), json={"reason": "customer is in the UK", "reissue": True})
+    assert credited.status_code == 201, credited.text
+    reissued = credited.json()["invoice"]
+    assert reissued["vat"]["treatment"] == "outside_scope" and reissued["total"] == "49.00"
+    paid = requests.post(f"{stack.url}/v1/tenants/closing-early/invoices/{before}:pay", headers=stack.operator(),
+                         timeout=10, json={"reference": "BANK-42"})
+    assert paid.status_code == 200 and paid.json()["status"] == "paid"
+    again = requests.post(f"{stack.url}/v1/tenants/closing-early/invoices/{before}:credit", timeout=30,
+                          headers=stack.operator(), json={"reason": "too late"})
+    assert again.status_code == 409
+    notes = requests.get(f"{stack.url}/v1/tenants/closing-early/credit-notes", headers=stack.operator(), timeout=10)
+    assert [n["invoice_number"] for n in notes.json()["credit_notes"]] == [reissued["replaces"]]
+    upcoming = requests.get(f"{stack.url}/v1/tenants/closing-early/invoices/upcoming", headers=stack.operator(),
+                            timeout=10)
+    assert upcoming.status_code == 200 and upcoming.json()["status"] == "upcoming"

@@ -43,7 +43,7 @@ def _party(party: dict, extra: list[tuple[str, str | None]]) -> list[str]:
     address = party.get("address") or {}
     lines = [party["legal_name"], address.get("line1"), address.get("line2"),
              " ".join(filter(None, (address.get("postal_code"), address.get("city")))), address.get("country")]
-    lines += [f"{label} {value}" for label, value in extra if value]
+    lines += [f"{label} {value}".strip() for label, value in extra if value]
     return [line for line in lines if line]
 
 

@@ -98,8 +98,9 @@ class Billing:
 
     # --- reads ------------------------------------------------------------------------------------------------
 
-    def _tenant(self, tenant_id: str) -> dict:
-        tenant = self.tenants.get(tenant_id)
+    def _tenant(self, tenant_id: str, fresh: bool = False) -> dict:
+        """The tenant's record; `fresh`: as it is now (its billing profile may just have been corrected)."""
+        tenant = self.tenants.get(tenant_id, as_of=self.clock() if fresh else None)
         if tenant is None:
             raise NotFound(f"tenant {tenant_id} does not exist")
         return tenant
@@ -145,7 +146,7 @@ class Billing:
     def upcoming(self, tenant_id: str) -> dict:
         """The open period's invoice as it stands now (§3): the whole period's base fee (the remaining days at the
         current tier), usage to date and whatever the last close left to bill; no number."""
-        tenant = self._tenant(tenant_id)
+        tenant = self._tenant(tenant_id, fresh=True)
         now = self.clock()
         period = periods.of(now)
         draft = self.closer.preview(tenant, period)
@@ -199,7 +200,7 @@ class Billing:
             raise Invalid("reason must be a non-blank string of at most 500 printable characters")
         if not isinstance(reissue, bool):
             raise Invalid("reissue must be true or false")
-        tenant = self._tenant(tenant_id)
+        tenant = self._tenant(tenant_id, fresh=True)
         now = self.clock()
         issued = issue_fields(now, self.closer.seller.payment_terms_days)
         outcome, note, current = self.invoices_store.credit(

@@ -347,7 +347,7 @@ class Invoices:
     def issued(self, tenant_id: str) -> list[dict]:
         """Every issued invoice of the tenant (drafts are not invoices yet), oldest first."""
         return sorted((s.to_dict() for s in firestore.tenant_collection(tenant_id, "invoices", db=self.db).stream()
-                       if s.get("status") != "draft"), key=lambda i: (i["period"], i.get("issued_at", "")))
+                       if s.get("status") != "draft"), key=lambda i: (i["period"], i.get("number", "")))
 
     def credit_notes(self, tenant_id: str) -> list[dict]:
         return sorted((s.to_dict() for s in firestore.tenant_collection(tenant_id, "credit_notes", db=self.db)

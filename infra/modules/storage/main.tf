@@ -86,8 +86,19 @@ resource "google_storage_bucket" "data" {
   uniform_bucket_level_access = true
   public_access_prevention    = "enforced"
 
+  # Issued invoices and credit notes are kept unchanged for the 7 years of the Dutch fiscal retention duty
+  # (art. 52 AWR). GCS does not combine a retention policy with versioning, so that bucket has none; the lock is
+  # irreversible (the bucket can then never be deleted early), so only production locks it.
   versioning {
-    enabled = true
+    enabled = each.key != "INVOICE_BUCKET"
+  }
+
+  dynamic "retention_policy" {
+    for_each = each.key == "INVOICE_BUCKET" ? [1] : []
+    content {
+      retention_period = 220924800 # 7 years of 365 days plus two leap days
+      is_locked        = var.lock_invoice_retention
+    }
   }
 
   encryption {

@@ -26,3 +26,9 @@ variable "access_log_bucket" {
 variable "network_name" {
   type = string
 }
+
+variable "lock_invoice_retention" {
+  description = "Lock the invoice bucket's 7-year retention policy (irreversible: production only)."
+  type        = bool
+  default     = false
+}
