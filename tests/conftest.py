@@ -24,7 +24,7 @@ for function_folder in sorted((ROOT / "functions").iterdir()):
 PROJECT = f"test-{uuid.uuid4().hex[:8]}"
 os.environ["GOOGLE_CLOUD_PROJECT"] = PROJECT
 for variable in ("FIRESTORE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST", "STORAGE_EMULATOR_HOST",
-                 "SECRET_MANAGER_EMULATOR_HOST", "TRUST_GATEWAY_USERINFO", "TOKEN_ISSUER", "JWKS_URL"):
+                 "SECRET_MANAGER_EMULATOR_HOST", "TOKEN_ISSUER", "JWKS_URL"):
     os.environ.pop(variable, None)
 
 

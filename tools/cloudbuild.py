@@ -31,7 +31,6 @@ def _env(registry: Registry, deployment) -> str:
         "TOKEN_ISSUER": "${_API_URL}",
         "TOKEN_AUDIENCE": "energent-api",
         "JWKS_URL": "${_API_URL}/.well-known/jwks.json",
-        "TRUST_GATEWAY_USERINFO": "true" if deployment.is_http else "false",
         **{key: f"{registry.buckets[key]}-${{_ENVIRONMENT}}-$PROJECT_ID" for key in deployment.buckets},
         **{key: f"projects/$PROJECT_ID/secrets/{registry.secrets[key]}" for key in deployment.secrets},
         **deployment.env,

@@ -21,7 +21,7 @@ from auth.oauth import NO_STORE, OAuthError, client_credentials, read_form
 from auth.service import Auth, introspection, tenant_deleted
 from auth.settings import auth_settings
 from auth.store import ClientStore, RevocationStore, SigningKeyStore
-from energent_shared import clients, events
+from energent_shared import clients, events, tenants
 from energent_shared.asgi import asgi_function, json_response, read_json
 from energent_shared.config import settings
 from energent_shared.firestore import valid_tenant_id
@@ -32,9 +32,6 @@ from energent_shared.revocation import SharedReads
 
 logger = get_logger("auth")
 router = Router()
-TENANT_DELETED = "ai.energent.tenant.deleted.v1"
-TENANT_UPDATED = "ai.energent.tenant.updated.v1"
-GONE = ("deleting", "deleted")
 
 
 @cache
@@ -47,7 +44,7 @@ def service() -> Auth:
 
 @cache
 def guard() -> Guard:
-    return Guard(service().verifier, trust_userinfo=settings().trust_gateway_userinfo)
+    return Guard(service().verifier)
 
 
 @clients.per_event_loop
@@ -215,7 +212,8 @@ def on_tenant_event(push) -> None:
         return
     data = event.get_data() if isinstance(event.get_data(), dict) else {}
     # Clients stop working as soon as deletion starts, not only when the namespace is gone.
-    if event["type"] != TENANT_DELETED and not (event["type"] == TENANT_UPDATED and data.get("status") in GONE):
+    going = event["type"] == tenants.UPDATED and data.get("status") in tenants.GONE
+    if event["type"] != tenants.DELETED and not going:
         return
     tenant_id = event.get("subject")
     if not valid_tenant_id(tenant_id):

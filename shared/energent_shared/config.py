@@ -42,7 +42,6 @@ class Settings:
     token_issuer: str
     token_audience: str
     jwks_url: str
-    trust_gateway_userinfo: bool
     secret_manager_emulator_host: str | None
     secret_cache_ttl_s: float
     max_body_bytes: int
@@ -60,7 +59,6 @@ def settings() -> Settings:
         token_issuer=issuer,
         token_audience=os.environ.get("TOKEN_AUDIENCE", "energent-api"),
         jwks_url=os.environ.get("JWKS_URL") or (f"{issuer}/.well-known/jwks.json" if issuer else ""),
-        trust_gateway_userinfo=_flag("TRUST_GATEWAY_USERINFO"),
         secret_manager_emulator_host=os.environ.get("SECRET_MANAGER_EMULATOR_HOST") or None,
         secret_cache_ttl_s=_number("SECRET_CACHE_TTL_S", 60.0),
         max_body_bytes=int(_number("MAX_BODY_BYTES", 1024 * 1024)),

@@ -1,17 +1,15 @@
 """Who is calling, and may they do this?
 
 Bearer JWTs (RFC 9068 access tokens from the auth function) are verified against the auth JWKS, cached and
-refreshed when an unknown `kid` appears. Behind API Gateway, which has already verified the token, the
-claims can instead be read from `X-Apigateway-Api-Userinfo` (setting `TRUST_GATEWAY_USERINFO`; only safe
-when the function accepts traffic from the gateway alone). Either way an optional revocation check runs,
+refreshed when an unknown `kid` appears, in every deployment and every mode: a function trusts no identity it
+did not verify itself. Behind API Gateway the caller's token arrives in `X-Forwarded-Authorization`; the
+gateway's `X-Apigateway-Api-Userinfo` is never read, since anyone who may invoke the function could write it.
+Verified tokens are remembered, so this costs a dictionary lookup per request. A revocation check runs too,
 because the gateway verifies statelessly.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import threading
 import time
 from collections.abc import Callable
@@ -24,6 +22,8 @@ from energent_shared.config import settings
 from energent_shared.http import Problem, caller_authorization
 
 ALGORITHMS = ("ES256", "RS256")
+# Instances' clocks differ a little: a token issued on one is not "not yet valid" on another (nbf, iat).
+CLOCK_LEEWAY_S = 30
 
 # Scopes only the operator and platform services hold; a tenant client never does.
 PLATFORM_SCOPES = frozenset({"tenants:admin", "tokens:introspect", "usage:write"})
@@ -79,17 +79,6 @@ def revoked_token() -> Problem:
     return _unauthorized("token has been revoked")
 
 
-def decode_userinfo(value: str) -> dict:
-    """Claims as API Gateway passes them on: base64url JSON, padding optional."""
-    try:
-        claims = json.loads(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)))
-    except (binascii.Error, ValueError):
-        raise _unauthorized("X-Apigateway-Api-Userinfo is not base64url JSON") from None
-    if not isinstance(claims, dict):
-        raise _unauthorized("X-Apigateway-Api-Userinfo must hold a JSON object")
-    return claims
-
-
 class InvalidToken(Exception):
     """Why a token is not valid; the message is safe to show (it never quotes the token)."""
 
@@ -119,8 +108,9 @@ def _verify(token: str, resolve_key: KeyResolver, *, issuer: str, audience: str,
     if algorithm != header["alg"]:
         raise InvalidToken("token algorithm does not match its key")
     try:
-        return header["kid"], jwt.decode(token, key, algorithms=[algorithm], audience=audience, issuer=issuer,
-                                         leeway=leeway_s, options={"require": _REQUIRED_CLAIMS})
+        # The leeway forgives clock differences at the start of a token's life (nbf, iat), never at its end.
+        claims = jwt.decode(token, key, algorithms=[algorithm], audience=audience, issuer=issuer, leeway=leeway_s,
+                            options={"require": _REQUIRED_CLAIMS})
     except jwt.ExpiredSignatureError:
         raise InvalidToken("token has expired") from None
     except jwt.ImmatureSignatureError:
@@ -135,6 +125,9 @@ def _verify(token: str, resolve_key: KeyResolver, *, issuer: str, audience: str,
         raise InvalidToken("token signature is invalid") from None
     except jwt.PyJWTError as exc:
         raise InvalidToken(f"token is invalid: {exc}") from None
+    if not isinstance(claims["exp"], (int, float)) or claims["exp"] <= time.time():
+        raise InvalidToken("token has expired")
+    return header["kid"], claims
 
 
 class TokenVerifier:
@@ -146,7 +139,7 @@ class TokenVerifier:
     its key still being published, so a retired or disabled key ends it exactly as a fresh verification would.
     """
 
-    def __init__(self, resolve_key: KeyResolver, *, issuer: str, audience: str, leeway_s: float = 0,
+    def __init__(self, resolve_key: KeyResolver, *, issuer: str, audience: str, leeway_s: float = CLOCK_LEEWAY_S,
                  capacity: int = 10_000, clock: Callable[[], float] = time.time):
         self.resolve_key = resolve_key
         self.issuer = issuer
@@ -168,7 +161,7 @@ class TokenVerifier:
                 self._verified[token] = (kid, claims)
             return dict(claims)
         kid, claims = remembered
-        if claims["exp"] <= self._clock() - self.leeway_s:
+        if claims["exp"] <= self._clock():
             with self._lock:
                 self._verified.pop(token, None)
             raise InvalidToken("token has expired")
@@ -199,10 +192,8 @@ def jwks_resolver(jwks_url: str, *, cache_s: float = 300, refetch_cooldown_s: fl
 
 
 class Guard:
-    def __init__(self, verifier: TokenVerifier, *, trust_userinfo: bool = False,
-                 is_revoked: Callable[[dict], bool] | None = None):
+    def __init__(self, verifier: TokenVerifier, *, is_revoked: Callable[[dict], bool] | None = None):
         self.verifier = verifier
-        self.trust_userinfo = trust_userinfo
         self.is_revoked = is_revoked
 
     def verify(self, token: str) -> dict:
@@ -214,17 +205,10 @@ class Guard:
 
     def claims(self, request: flask.Request) -> dict:
         """The caller's verified claims, before any revocation check."""
-        if self.trust_userinfo:
-            userinfo = request.headers.get("X-Apigateway-Api-Userinfo")
-            if not userinfo:
-                raise _unauthorized("no verified claims from the gateway")
-            claims = decode_userinfo(userinfo)
-        else:
-            token = bearer_token(request)
-            if token is None:
-                raise Problem(401, "an access token is required", headers={"WWW-Authenticate": "Bearer"})
-            claims = self.verify(token)
-        return claims
+        token = bearer_token(request)
+        if token is None:
+            raise Problem(401, "an access token is required", headers={"WWW-Authenticate": "Bearer"})
+        return self.verify(token)
 
     def authenticate(self, request: flask.Request) -> Principal:
         claims = self.claims(request)
@@ -257,4 +241,4 @@ def default_guard() -> Guard:
 
     config = settings()
     verifier = TokenVerifier(jwks_resolver(config.jwks_url), issuer=config.token_issuer, audience=config.token_audience)
-    return Guard(verifier, trust_userinfo=config.trust_gateway_userinfo, is_revoked=is_revoked)
+    return Guard(verifier, is_revoked=is_revoked)

@@ -1,8 +1,10 @@
 """Is a verified token still good? API Gateway verifies statelessly, so every function asks this too.
 
 A token is revoked when its `jti` is on the revocation list (entries expire with the tokens, through a
-Firestore TTL policy on `expire_at`) or, for a tenant client, when its client is gone or no longer active. One
-batched, strongly consistent read answers it: a revocation that has returned is seen by every later request.
+Firestore TTL policy on `expire_at`) or, for a tenant client, when its client is gone or no longer active, or
+its tenant is being deleted (the DELETE marks the tenant before it answers, so no token of it works afterwards,
+whether or not the tenant-events consumer has run). One batched, strongly consistent read answers it: a
+revocation that has returned is seen by every later request.
 """
 
 from __future__ import annotations
@@ -12,32 +14,37 @@ import re
 from collections.abc import Callable, Mapping
 
 from energent_shared import clients
+from energent_shared.tenants import GONE
 
 CLIENTS = "oauth_clients"
 REVOKED_TOKENS = "revoked_tokens"
 _DOCUMENT_ID = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
 
-Deciding = tuple[str, str | None] | None  # (revocation entry, client record) paths; None: cannot be valid
+# (revocation entry, client record, tenant record) paths; None: the token cannot be valid
+Deciding = tuple[str, str | None, str | None] | None
 
 
 def _deciding_documents(claims: dict) -> Deciding:
-    jti, client_id = claims.get("jti"), claims.get("client_id")
+    jti, client_id, tenant_id = claims.get("jti"), claims.get("client_id"), claims.get("tenant_id")
     if not isinstance(jti, str) or not _DOCUMENT_ID.match(jti):
         return None
-    if claims.get("tenant_id") is None:
-        return f"{REVOKED_TOKENS}/{jti}", None
-    if isinstance(client_id, str) and _DOCUMENT_ID.match(client_id):
-        return f"{REVOKED_TOKENS}/{jti}", f"{CLIENTS}/{client_id}"
+    if tenant_id is None:
+        return f"{REVOKED_TOKENS}/{jti}", None, None
+    if isinstance(client_id, str) and _DOCUMENT_ID.match(client_id) and isinstance(tenant_id, str) \
+            and _DOCUMENT_ID.match(tenant_id):
+        return f"{REVOKED_TOKENS}/{jti}", f"{CLIENTS}/{client_id}", f"tenants/{tenant_id}"
     return None
 
 
 def _is_revoked(deciding: Deciding, found: Mapping[str, dict | None]) -> bool:
     if deciding is None:
         return True
-    entry, client = deciding
+    entry, client, tenant = deciding
     if found[entry] is not None:
         return True
-    return client is not None and (found[client] or {}).get("active") is not True
+    if client is None:
+        return False
+    return (found[client] or {}).get("active") is not True or (found[tenant] or {}).get("status", "deleted") in GONE
 
 
 def _paths(plans: list[Deciding]) -> list[str]:

@@ -164,3 +164,32 @@ def test_rotation_through_pubsub_keeps_old_tokens_working_and_signs_new_ones_wit
     assert len(jwks_kids()) == 2
     versions = list(stack.secret_manager().list_secret_versions(request={"parent": stack.values["SIGNING_KEY_SECRET"]}))
     assert len(versions) == 2
+
+
+@pytest.mark.parametrize("function, path", [("AUTH", "/v1/tenants/acme/clients"), ("PROVISIONER", "/v1/tenants"),
+                                            ("BILLING", "/v1/tenants/acme/usage")])
+def test_a_forged_gateway_userinfo_header_alone_grants_nothing(stack, tenant, function, path):
+    """In every mode the function verifies the caller's token itself: anyone who may invoke the function URL
+    could write the gateway's userinfo header (contract §8)."""
+    operator = {"client_id": "x", "sub": "x", "jti": "a", "scope": "tenants:admin usage:write usage:read",
+                "iss": stack.url, "aud": "energent-api"}
+    forged = b64(json.dumps(operator).encode())
+    response = requests.get(f"{stack.values[f'{function}_FUNCTION_URL']}{path}", timeout=10,
+                            headers={"X-Apigateway-Api-Userinfo": forged})
+    assert response.status_code == 401, response.text
+
+
+def test_a_deleted_tenants_tokens_are_dead_the_moment_delete_answers(stack):
+    operator = {"Authorization": f"Bearer {stack.operator_token()}"}
+    created = requests.post(f"{stack.url}/v1/tenants", headers=operator, timeout=10,
+                            json={"tenant_id": "short-lived", "display_name": "Short", "tier": "basic"})
+    assert created.status_code == 202
+    client = create_client(stack, "short-lived", ["usage:read"])
+    token = client_token(stack, client).json()["access_token"]
+    usage = f"{stack.url}/v1/tenants/short-lived/usage"
+    assert requests.get(usage, headers={"Authorization": f"Bearer {token}"}, timeout=10).status_code == 200
+    assert requests.delete(f"{stack.url}/v1/tenants/short-lived", headers=operator, timeout=10).status_code == 202
+    assert requests.get(usage, headers={"Authorization": f"Bearer {token}"}, timeout=10).status_code == 401
+    introspected = requests.post(f"{stack.url}/v1/oauth/introspect", data={"token": token}, timeout=10,
+                                 headers={"Authorization": f"Bearer {stack.operator_token('tokens:introspect')}"})
+    assert introspected.json() == {"active": False}

@@ -16,6 +16,8 @@ CASES = [  # (claims, revoked?)
     ({"jti": "t-3", "client_id": "c-unknown", "tenant_id": "acme"}, True),  # client gone
     ({"client_id": "operator"}, True),                                      # no jti: cannot be checked
     ({"jti": "t-4", "client_id": "no/slashes", "tenant_id": "acme"}, True),
+    ({"jti": "t-5", "client_id": "c-going", "tenant_id": "going"}, True),    # its tenant is being deleted
+    ({"jti": "t-6", "client_id": "c-orphan", "tenant_id": "nowhere"}, True),  # no such tenant
 ]
 
 
@@ -42,6 +44,10 @@ def lists(firestore_db):
     firestore_db.document("revoked_tokens/o-2").set({"client_id": "operator"})
     firestore_db.document("oauth_clients/c-live").set({"active": True, "tenant_id": "acme"})
     firestore_db.document("oauth_clients/c-deleted").set({"active": False, "tenant_id": "acme"})
+    firestore_db.document("oauth_clients/c-going").set({"active": True, "tenant_id": "going"})
+    firestore_db.document("oauth_clients/c-orphan").set({"active": True, "tenant_id": "nowhere"})
+    firestore_db.document("tenants/acme").set({"tenant_id": "acme", "status": "active"})
+    firestore_db.document("tenants/going").set({"tenant_id": "going", "status": "deleting"})
     return firestore_db
 
 
@@ -64,8 +70,8 @@ def test_concurrent_checks_share_one_read(lists):
 
     made, answers = asyncio.run(main())
     assert answers == [[answer] for _claims, answer in CASES * 10]
-    # 70 checks, one read of the eight documents that decide them (five list entries, three clients)
-    assert made == [8]
+    # 90 checks, one read of the 15 documents that decide them (7 list entries, 5 clients, 3 tenants)
+    assert made == [15]
 
 
 def test_a_revocation_that_returned_before_a_check_began_is_seen_by_it(lists):

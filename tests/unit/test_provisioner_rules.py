@@ -96,6 +96,24 @@ def test_google_service_account_ids_fit_in_30_characters():
     assert tenants.google_service_account_id(longest) != tenants.google_service_account_id(longest[:-1] + "d")
 
 
+def test_a_collision_ground_against_the_old_24_bit_ids_does_not_collide_now():
+    import hashlib
+    import itertools
+
+    def old(tenant_id):  # what ids longer than 23 characters used to get: 16 characters and 24 bits of hash
+        return f"tenant-{tenant_id[:16].rstrip('-')}-{hashlib.sha256(tenant_id.encode()).hexdigest()[:6]}"
+
+    seen, pair = {}, None
+    for n in itertools.count():  # a birthday search: a few thousand ids
+        candidate = f"victim-corporation-{n:08d}"
+        if (account := old(candidate)) in seen:
+            pair = seen[account], candidate
+            break
+        seen[account] = candidate
+    assert old(pair[0]) == old(pair[1])
+    assert tenants.google_service_account_id(pair[0]) != tenants.google_service_account_id(pair[1])
+
+
 def test_the_flux_kustomization_is_per_tenant_and_prunes():
     kustomization = rendered()["flux-kustomization"]
     assert kustomization["metadata"]["name"] == "tenant-acme"

@@ -21,17 +21,14 @@ def test_unknown_tier_names_the_valid_ones():
 
 def test_settings_read_the_environment(monkeypatch):
     monkeypatch.setenv("TOKEN_ISSUER", "https://api.energent.ai/")
-    monkeypatch.setenv("TRUST_GATEWAY_USERINFO", "true")
     config.settings.cache_clear()
     settings = config.settings()
     assert settings.token_issuer == "https://api.energent.ai"
     assert settings.jwks_url == "https://api.energent.ai/.well-known/jwks.json"
-    assert settings.trust_gateway_userinfo is True
     assert settings.token_audience == "energent-api"
 
 
 @pytest.mark.parametrize("name, value, message", [
-    ("TRUST_GATEWAY_USERINFO", "maybe", "must be a boolean"),
     ("SECRET_CACHE_TTL_S", "soon", "must be a number"),
     ("SECRET_CACHE_TTL_S", "-1", "must not be negative"),
 ])

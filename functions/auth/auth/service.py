@@ -19,9 +19,9 @@ from energent_shared.events import PubSubMessage
 from energent_shared.guard import ALL_SCOPES, InvalidToken, TokenVerifier
 from energent_shared.http import Problem, page_size_param
 from energent_shared.logging import get_logger, log_event
+from energent_shared.tenants import GONE
 
 logger = get_logger("auth")
-GONE_TENANT_STATES = ("deleting", "deleted")
 ROTATION_LEASE = datetime.timedelta(minutes=2)
 
 
@@ -93,7 +93,7 @@ class Auth:
         if not record.get("active"):
             return self._refuse(given.client_id, "client_deleted")
         tenant = store.tenant_record(record["tenant_id"], db=self.db)
-        if tenant is None or tenant.get("status") in GONE_TENANT_STATES:
+        if tenant is None or tenant.get("status") in GONE:
             return self._refuse(given.client_id, "tenant_gone")
         return tokens.Grant(record["client_id"], frozenset(record["scopes"]), record["tenant_id"], tenant.get("tier"))
 
@@ -145,7 +145,7 @@ class Auth:
         tenant = store.tenant_record(tenant_id, db=self.db)
         if tenant is None:
             raise Problem(404, f"tenant {tenant_id} does not exist")
-        if tenant.get("status") in GONE_TENANT_STATES:
+        if tenant.get("status") in GONE:
             raise Problem(409, f"tenant {tenant_id} is {tenant['status']}")
         return tenant
 

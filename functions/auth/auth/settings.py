@@ -9,6 +9,8 @@ from functools import cache
 
 from auth.keys import Rollover
 
+ACTIVATION_MARGIN_S = 60  # beyond the JWKS cache time, before a new key signs
+
 
 def _seconds(name: str, default: float, maximum: float) -> timedelta:
     raw = os.environ.get(name, "")
@@ -42,8 +44,9 @@ def auth_settings() -> AuthSettings:
     return AuthSettings(
         signing_key_secret=signing,
         operator_client_secret=operator,
-        # API Gateway caches the JWKS for 5 minutes; the delay must cover it in the cloud.
-        rollover=Rollover(activation_delay=_seconds("KEY_ACTIVATION_DELAY_S", 300, 86400), token_ttl=token_ttl,
-                          jwks_cache=_seconds("JWKS_CACHE_S", 300, 86400)),
+        # API Gateway caches the JWKS for 5 minutes: a new key signs only once every cache has seen it, with a
+        # margin for the gateway's fetch and the instances' clocks.
+        rollover=Rollover(activation_delay=_seconds("KEY_ACTIVATION_DELAY_S", 300 + ACTIVATION_MARGIN_S, 86400),
+                          token_ttl=token_ttl, jwks_cache=_seconds("JWKS_CACHE_S", 300, 86400)),
         key_cache_ttl_s=_seconds("KEY_CACHE_TTL_S", 5, 300).total_seconds(),
     )

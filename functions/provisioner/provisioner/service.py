@@ -12,12 +12,11 @@ from dataclasses import dataclass
 from energent_shared.events import new_event, to_structured_json
 from energent_shared.http import Problem, page_size_param
 from energent_shared.logging import get_logger, log_event
+from energent_shared.tenants import EVENT_SOURCE, EVENT_TYPES, GONE
 from provisioner import flux, manifests, tenants
 from provisioner.store import Change, ManifestStore, TenantStore, utcnow
 
 logger = get_logger("provisioner")
-SOURCE = "//energent.ai/provisioner"
-
 
 def iso(value) -> str | None:
     if value is None:
@@ -40,7 +39,7 @@ class Provisioner:
     publish: Callable  # (topic, CloudEvent) -> message id
 
     def _event(self, kind: str, record: dict) -> tuple[str, bytes]:
-        event = new_event(f"ai.energent.tenant.{kind}.v1", SOURCE, view(record), subject=record["tenant_id"])
+        event = new_event(EVENT_TYPES[kind], EVENT_SOURCE, view(record), subject=record["tenant_id"])
         return event["id"], to_structured_json(event)
 
     def _digest(self, record: dict) -> str:
@@ -51,7 +50,7 @@ class Provisioner:
         return digest.hexdigest()
 
     def _render(self, record: dict) -> dict[str, bytes]:
-        if record["status"] in ("deleting", "deleted"):
+        if record["status"] in GONE:
             return manifests.render_removal(record["tenant_id"], self.platform)
         spec = tenants.TenantSpec(record["tenant_id"], record["tier"], record["deployment_model"])
         return manifests.render(spec, self.platform)
@@ -159,7 +158,7 @@ class Provisioner:
             raise Problem(400, str(invalid)) from None
 
         def decide(record: dict) -> Change | None:
-            if record["status"] in tenants.GONE:
+            if record["status"] in GONE:
                 raise Problem(409, f"tenant {tenant_id} is {record['status']}")
             updates = {k: v for k, v in changes.items() if record.get(k) != v}
             if not updates:
@@ -204,7 +203,7 @@ class Provisioner:
         True if the tenant's files changed and Flux has something to apply."""
         def decide(record: dict) -> Change | None:
             digest = self._digest(record)
-            if record["status"] in tenants.GONE or record.get("manifests_digest") == digest:
+            if record["status"] in GONE or record.get("manifests_digest") == digest:
                 return None
             return Change({"status": "updating", "manifest_generation": record["manifest_generation"] + 1,
                            "manifests_digest": digest, "manifests_changed_at": utcnow()}, ("updating", reason))

@@ -8,6 +8,7 @@ any live status ─delete→ deleting ─ok→ deleted   (a failure while deleti
 
 from __future__ import annotations
 
+import base64
 import datetime
 import hashlib
 import re
@@ -18,7 +19,6 @@ from energent_shared.tiers import TIERS
 
 DEPLOYMENT_MODELS = ("multi-tenant", "dedicated")
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-GONE = ("deleting", "deleted")
 MAX_DISPLAY_NAME = 200
 PUBLIC_FIELDS = ("tenant_id", "display_name", "tier", "deployment_model", "status", "status_message",
                  "billing_start", "billing_profile", "created_at", "updated_at")
@@ -174,12 +174,15 @@ def on_flux_outcome(status: str, succeeded: bool) -> str | None:
 
 
 def google_service_account_id(tenant_id: str) -> str:
-    """The tenant's Google service account id: 6 to 30 characters, so long tenant ids are shortened with a hash."""
+    """The tenant's Google service account id (6 to 30 characters), distinct for distinct tenants.
+
+    Ids that fit are `tenant-<id>`. Longer ones become `tn-` and 27 base32 characters of SHA-256 (135 bits: no
+    collision can be searched for); the prefixes differ in their second letter, so the two forms never meet."""
     plain = f"tenant-{tenant_id}"
     if len(plain) <= 30:
         return plain
-    digest = hashlib.sha256(tenant_id.encode()).hexdigest()[:6]
-    return f"tenant-{tenant_id[:16].rstrip('-')}-{digest}"
+    digest = base64.b32encode(hashlib.sha256(tenant_id.encode()).digest()).decode().lower()
+    return f"tn-{digest[:27]}"
 
 
 def namespace(tenant_id: str) -> str:

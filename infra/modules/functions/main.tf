@@ -20,12 +20,11 @@ locals {
 
   env = { for name, d in local.deployments : name => merge(
     {
-      GOOGLE_CLOUD_PROJECT   = var.project_id
-      ENVIRONMENT            = var.environment
-      TOKEN_ISSUER           = var.api_url
-      TOKEN_AUDIENCE         = "energent-api"
-      JWKS_URL               = "${var.api_url}/.well-known/jwks.json"
-      TRUST_GATEWAY_USERINFO = try(d.topic, null) == null ? "true" : "false"
+      GOOGLE_CLOUD_PROJECT = var.project_id
+      ENVIRONMENT          = var.environment
+      TOKEN_ISSUER         = var.api_url
+      TOKEN_AUDIENCE       = "energent-api"
+      JWKS_URL             = "${var.api_url}/.well-known/jwks.json"
     },
     { for key in try(d.buckets, []) : key => var.bucket_names[key] },
     { for key in try(d.secrets, []) : key => local.secret_names[key] },
