@@ -134,8 +134,10 @@ def get_upcoming_invoice(request: flask.Request, tenant_id: str) -> flask.Respon
 def get_invoice(request: flask.Request, tenant_id: str, period: str) -> flask.Response:
     """JSON by default; the stored PDF or HTML when the caller's Accept prefers it."""
     default_guard().require(request, "billing:read", tenant_id_param(tenant_id))
-    media = request.accept_mimetypes.best_match(["application/json", "application/pdf", "text/html"],
-                                                default="application/json")
+    offered = ["application/json", "application/pdf", "text/html"]
+    media = request.accept_mimetypes.best_match(offered) if request.headers.get("Accept") else "application/json"
+    if media is None:
+        raise Problem(406, f"this invoice is available as {', '.join(offered)}")
     if media == "application/json":
         return json_response(service().invoice(tenant_id, period))
     suffix = "pdf" if media == "application/pdf" else "html"

@@ -105,9 +105,11 @@ def test_the_documents_are_stored_by_number_and_the_pdf_says_what_the_law_asks(b
 def test_pay_is_idempotent_and_a_credited_invoice_cannot_be_paid(billing, firestore_db, announced):
     billing.ingest([customer(firestore_db, "payer", PROFILES["nl"]), customer(firestore_db, "crediting")], "http")
     close(billing, LAST_MONTH)
-    paid = billing.pay("payer", LAST_MONTH, {"reference": "BANK-1", "paid_at": f"{LAST_MONTH}-28T09:00:00Z"})
-    assert (paid["status"], paid["payment_reference"], paid["paid_at"]) == ("paid", "BANK-1",
-                                                                            f"{LAST_MONTH}-28T09:00:00Z")
+    paid_at = f"{NOW:%Y-%m-%d}T00:00:00Z"
+    with pytest.raises(Invalid, match="before the invoice's issue date"):
+        billing.pay("payer", LAST_MONTH, {"reference": "BANK-1", "paid_at": f"{LAST_MONTH}-28T09:00:00Z"})
+    paid = billing.pay("payer", LAST_MONTH, {"reference": "BANK-1", "paid_at": paid_at})
+    assert (paid["status"], paid["payment_reference"], paid["paid_at"]) == ("paid", "BANK-1", paid_at)
     assert billing.pay("payer", LAST_MONTH, {"reference": "BANK-1"}) == paid  # the same call again
     with pytest.raises(Conflict, match="already paid"):
         billing.pay("payer", LAST_MONTH, {"reference": "BANK-2"})
@@ -188,3 +190,28 @@ def test_the_upcoming_invoice_shows_the_open_period_as_it_stands(billing, firest
     add_tenant(firestore_db, "behind", billing_start=f"{LAST_MONTH}-01")  # last month is not closed yet
     behind = billing.upcoming("behind")
     assert behind["subtotal"] == "98.00" and {"period": LAST_MONTH, "kind": "base_fee"} in behind["late_usage"]
+
+
+def test_a_reissue_is_listed_after_the_invoice_it_replaced_page_by_page(billing, firestore_db):
+    billing.ingest([customer(firestore_db, "paged", None)], "http")
+    close(billing, LAST_MONTH)
+    billing.credit("paged", LAST_MONTH, {"reason": "profile", "reissue": True})
+    first = billing.invoices("paged", size=1)
+    second = billing.invoices("paged", size=1, page_token=first["next_page_token"])
+    assert [i["status"] for i in first["invoices"] + second["invoices"]] == ["credited", "final"]
+    assert second["next_page_token"] == ""
+    with pytest.raises(Invalid):
+        billing.invoices("paged", page_token="2026-13~x")
+
+
+def test_the_archive_keeps_the_invoice_as_issued_and_completes_itself(billing, firestore_db, bucket):
+    billing.ingest([customer(firestore_db, "archived", PROFILES["nl"])], "http")
+    close(billing, LAST_MONTH)
+    number = billing.invoice("archived", LAST_MONTH)["number"]
+    billing.pay("archived", LAST_MONTH, {"reference": "BANK-9"})
+    again = billing.invoices_store.numbered("archived", LAST_MONTH, number)
+    assert again["status"] == "final" and "payment_reference" not in again  # what was issued, not what followed
+    stored = clients.storage().bucket(bucket)
+    stored.blob(f"invoices/{number}.pdf").delete()  # as if storing it had failed
+    assert billing.document("archived", LAST_MONTH, "pdf").startswith(b"%PDF")
+    assert stored.blob(f"invoices/{number}.pdf").exists()

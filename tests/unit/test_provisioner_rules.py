@@ -244,6 +244,10 @@ GOOD_ADDRESS = {"line1": "Hauptstr. 1", "postal_code": "10115", "city": "Berlin"
     ({"legal_name": "X", "address": GOOD_ADDRESS, "vat_id": "DE123456788", "iban": "x"}, "unknown field(s): iban"),
     ({"legal_name": "X", "address": [], "vat_id": "DE123456788"}, "billing_profile.address must be an object"),
     ([], "billing_profile must be an object"),
+    ({"legal_name": "X", "address": GOOD_ADDRESS, "vat_id": "136695976"}, "not a valid DE VAT number"),
+    ({"legal_name": "X", "address": GOOD_ADDRESS, "vat_id": "US1"}, "not a valid DE VAT number"),
+    ({"legal_name": "X", "address": GOOD_ADDRESS, "vat_id": "DE\uff11\uff12\uff13456788"}, "ASCII"),
+    ({"legal_name": "X", "address": {**GOOD_ADDRESS, "country": "MC"}, "vat_id": "DE123456788"}, "start with FR"),
 ])
 def test_billing_profiles_are_validated_naming_the_field(profile, message):
     with pytest.raises(tenants.InvalidTenant) as caught:
@@ -261,3 +265,5 @@ def test_valid_billing_profiles_in_and_outside_the_eu():
     swiss = {"legal_name": "AG", "address": {**GOOD_ADDRESS, "country": "CH"}, "vat_id": "CHE-123.456.789 MWST"}
     assert tenants.billing_profile(swiss)["vat_id"] == "CHE-123.456.789 MWST"  # free text outside the EU
     assert tenants.validate_patch({"billing_profile": swiss}, TODAY)["billing_profile"]["address"]["country"] == "CH"
+    monaco = {"legal_name": "SAM", "address": {**GOOD_ADDRESS, "country": "MC"}, "vat_id": "FR40303265045"}
+    assert tenants.billing_profile(monaco)["vat_id"] == "FR40303265045"  # Monaco is France for VAT

@@ -173,13 +173,12 @@ class Closer:
         record = self.periods.get(period)
         if record is None or record["status"] == "closed" or not self.periods.all_chunks_drafted(period):
             return  # numbering begins only once every chunk is drafted, whoever sent this step
-        year = self.clock().year
-        numbered = self.periods.number(period, step, year, NUMBERING_STEP, lambda: invoice.issue_fields(
+        numbered = self.periods.number(period, step, NUMBERING_STEP, lambda: invoice.issue_fields(
             self.clock(), self.seller.payment_terms_days))
         if len(numbered) == NUMBERING_STEP:  # hand on first: the next step numbers while this one stores
             self._hand_on(run, NUMBER_TYPE, {"period": period, "step": step + 1}, f"number-{step + 1}")
         def issue(pair: tuple[str, str]) -> None:
-            issued = self.invoices.get(pair[0], period)
+            issued = self.invoices.numbered(pair[0], period, pair[1])
             self.files(issued)
             self.announce("issued", issued)
 

@@ -40,10 +40,12 @@ class InvoiceFiles:
                 pass  # stored by an earlier attempt of the same step
 
     def read(self, document: dict, suffix: str) -> bytes:
-        """The stored file; rendered from the document if it is not stored yet (the close is still storing)."""
+        """The stored file. One not stored yet (a close still storing, a store that failed after a credit) is
+        stored now, create-only, so the archive completes itself."""
         from google.api_core.exceptions import NotFound
 
         try:
             return self._storage().bucket(self.bucket).blob(path(document, suffix)).download_as_bytes()
         except NotFound:
-            return render(document, suffix)
+            self.store(document)
+            return self._storage().bucket(self.bucket).blob(path(document, suffix)).download_as_bytes()

@@ -29,7 +29,8 @@ def eu_countries() -> frozenset[str]:
     """ISO 3166 codes of the EU member states (stdnum names Greece GR here; its VAT prefix is EL)."""
     from stdnum.eu.vat import MEMBER_STATES
 
-    return frozenset(code.upper() for code in MEMBER_STATES if code != "xi")  # XI: a VAT prefix, not a country
+    # XI is a VAT prefix, not a country; Monaco is part of France's VAT territory (VAT Directive art. 7).
+    return frozenset(code.upper() for code in MEMBER_STATES if code != "xi") | {"MC"}
 
 
 @dataclass(frozen=True)

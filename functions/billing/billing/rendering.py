@@ -94,6 +94,11 @@ def layout(document: dict) -> Layout:
     totals.append((label, money(vat["amount"], currency)))
     totals.append(("Total credited" if credit else "Total due", money(document["total"], currency)))
     notes = list(document.get("notes") or [])
+    late = [f"{item['quantity']} {item['meter']} of {item['period']}" if "meter" in item else
+            f"the base fee of {item['period']}" for item in document.get("late_usage") or []]
+    if late:
+        notes.append("The usage lines include what earlier periods had not billed yet (supplied in those periods): "
+                     + "; ".join(late) + ".")
     if credit:
         notes.insert(0, f"Reason: {document['reason']}")
     payment = [] if credit else [

@@ -124,12 +124,15 @@ class Billing:
                         "unit": definition.unit} for meter, definition in sorted(self.book.meters.items())}
 
     def invoices(self, tenant_id: str, size: int = 50, page_token: str | None = None) -> dict:
-        """Issued invoices, oldest period first; `page_token` is the last period of the previous page."""
-        if page_token and not periods.valid(page_token):
+        """Issued invoices, oldest period first (a reissue after the invoice it replaced); `page_token` is the last
+        invoice of the previous page, `<period>~<number>`."""
+        after = tuple(page_token.split("~", 1)) if page_token else None
+        if after is not None and (len(after) != 2 or not periods.valid(after[0]) or len(after[1]) > 40):
             raise Invalid("page_token is not valid")
-        found = [i for i in self.invoices_store.issued(tenant_id) if not page_token or i["period"] > page_token]
+        found = [i for i in self.invoices_store.issued(tenant_id) if not after or (i["period"], i["number"]) > after]
         page = found[:size]
-        return {"invoices": page, "next_page_token": page[-1]["period"] if len(found) > size else ""}
+        more = len(found) > size
+        return {"invoices": page, "next_page_token": f"{page[-1]['period']}~{page[-1]['number']}" if more else ""}
 
     def invoice(self, tenant_id: str, period: str) -> dict:
         if not periods.valid(period):
@@ -177,6 +180,9 @@ class Billing:
                 raise Invalid(f"paid_at: {bad}") from None
             if moment > self.clock() + datetime.timedelta(minutes=5):
                 raise Invalid("paid_at may not be in the future")
+            issued = self.invoice(tenant_id, period).get("issue_date")
+            if issued and moment.date().isoformat() < issued:
+                raise Invalid(f"paid_at may not be before the invoice's issue date {issued}")
             paid_at = moment.isoformat().replace("+00:00", "Z")
         outcome, found = self.invoices_store.pay(tenant_id, period, reference.strip(), paid_at)
         if outcome == "missing":
@@ -211,11 +217,15 @@ class Billing:
             raise NotFound(f"tenant {tenant_id} has no invoice for {period}")
         if outcome != "credited":
             raise Conflict(f"invoice {current['number']} is {current['status']}; only an unpaid invoice is credited")
-        self.files.store(note)
-        self.announce("credited", {**note, "status": "credited"})
-        if reissue:
-            self.files.store(current)
-            self.announce("issued", current)
+        # The credit is committed: what follows must not turn it into an error the caller would retry (and get
+        # 409). A document not stored now is stored when it is first read; a lost event is logged.
+        for kind, document in (("credited", note), *((("issued", current),) if reissue else ())):
+            try:
+                self.files.store(document)
+                self.announce(kind, document)
+            except Exception:
+                logger.exception("credit committed; storing or announcing a document failed",
+                                 extra={"json_fields": {"number": document["number"], "event": kind}})
         return {"credit_note": note, "invoice": current}
 
     def credit_notes(self, tenant_id: str) -> dict:

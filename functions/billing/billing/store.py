@@ -264,18 +264,17 @@ class Periods:
         record = self.get(period)
         return record["chunks_total"] is not None and record["chunks_drafted"] >= record["chunks_total"]
 
-    def number(self, period: str, step: int, year: int, limit: int,
-               stamp: Callable[[], dict]) -> list[tuple[str, str]]:
-        """Numbering step `step`: give up to `limit` drafts of the period the next numbers of `year`, in tenant
-        order, in one transaction with the year's counter, so a number exists only with its invoice (no gaps).
-        Done once: a repeated step returns what it numbered the first time. Returns [(tenant_id, number)]."""
+    def number(self, period: str, step: int, limit: int, stamp: Callable[[], dict]) -> list[tuple[str, str]]:
+        """Numbering step `step`: give up to `limit` drafts of the period the next numbers of the year they are
+        issued in (`stamp` gives the issue fields), in tenant order, in one transaction with that year's counter,
+        so a number exists only with its invoice (no gaps). Done once: a repeated step returns what it numbered
+        the first time. Returns [(tenant_id, number)]."""
         from google.cloud.firestore import Increment
         from google.cloud.firestore_v1.base_query import FieldFilter
 
         from billing.invoice import number
 
         done_ref = self.ref(period).collection("numbering").document(f"{step:06d}")
-        counter = self.db.collection("invoice_counters").document(str(year))
         drafts = (self.db.collection_group("invoices").where(filter=FieldFilter("period", "==", period))
                   .where(filter=FieldFilter("status", "==", "draft")).limit(limit))
 
@@ -287,9 +286,11 @@ class Periods:
             done = done_ref.get(transaction=transaction)
             if done.exists:
                 return [tuple(pair.split(" ")) for pair in done.get("invoices")]
+            issued, numbered = stamp(), []
+            year = int(issued["issue_date"][:4])
+            counter = self.db.collection("invoice_counters").document(str(year))
             found = sorted(drafts.stream(transaction=transaction), key=lambda s: s.get("tenant_id"))
             last = (counter.get(transaction=transaction).to_dict() or {}).get("last", 0)
-            issued, numbered = stamp(), []
             for snapshot in found:
                 last += 1
                 numbered.append((snapshot.get("tenant_id"), number(year, last)))
@@ -343,6 +344,15 @@ class Invoices:
 
     def get(self, tenant_id: str, period: str) -> dict | None:
         return self.ref(tenant_id, period).get().to_dict()
+
+    def numbered(self, tenant_id: str, period: str, number: str) -> dict:
+        """The period's invoice with `number`, as it was issued (it may have been replaced, paid or credited
+        since: the archive keeps what was issued)."""
+        found = self.get(tenant_id, period)
+        if found is None or found.get("number") != number:
+            found = self.get(tenant_id, f"{period}~{number}")
+        later = ("paid_at", "payment_reference", "credited_by")
+        return {**{k: v for k, v in found.items() if k not in later}, "status": "final"}
 
     def issued(self, tenant_id: str) -> list[dict]:
         """Every issued invoice of the tenant (drafts are not invoices yet), oldest first."""

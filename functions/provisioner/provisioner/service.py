@@ -158,8 +158,9 @@ class Provisioner:
             raise Problem(400, str(invalid)) from None
 
         def decide(record: dict) -> Change | None:
-            if record["status"] in GONE:
-                raise Problem(409, f"tenant {tenant_id} is {record['status']}")
+            if record["status"] in GONE and set(changes) != {"billing_profile"}:
+                # A departed customer's profile may still be corrected, for its last invoices to be reissued.
+                raise Problem(409, f"tenant {tenant_id} is {record['status']}; only billing_profile can change")
             updates = {k: v for k, v in changes.items() if record.get(k) != v}
             if not updates:
                 return None

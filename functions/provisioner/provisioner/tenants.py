@@ -110,13 +110,21 @@ def billing_profile(profile: object) -> dict:
             raise InvalidTenant(f"billing_profile.email is not an email address: {email[:60]!r}")
         clean["email"] = email
     vat_id = _field(profile, "vat_id", "billing_profile.", 32, False)
-    in_eu = country.lower() in vat.MEMBER_STATES
+    in_eu = country.lower() in vat.MEMBER_STATES or country == "MC"  # Monaco is France for VAT
     if in_eu and vat_id is None and country != "NL":
         raise InvalidTenant(f"billing_profile.vat_id is required for a customer in {country}: invoices to other EU "
                             "countries are reverse-charged and must name the customer's VAT number")
     if in_eu and vat_id is not None:
-        compact = vat.compact(vat_id) if vat_id.isascii() else vat_id
-        prefix = "EL" if country == "GR" else country
+        from stdnum.exceptions import ValidationError
+
+        if not vat_id.isascii():
+            raise InvalidTenant(f"billing_profile.vat_id must be written in ASCII letters and digits, got "
+                                f"{vat_id[:32]!r}")
+        prefix = "EL" if country == "GR" else "FR" if country == "MC" else country
+        try:
+            compact = vat.compact(vat_id)
+        except ValidationError:
+            raise InvalidTenant(f"billing_profile.vat_id {vat_id[:32]!r} is not a valid {prefix} VAT number") from None
         if not compact.startswith(prefix):
             raise InvalidTenant(f"billing_profile.vat_id must start with {prefix} for a customer in {country}, "
                                 f"got {vat_id[:32]!r}")
