@@ -38,7 +38,7 @@ def main() -> None:
     sys.path[:0] = [str(ROOT), str(ROOT / "shared"), str(ROOT / "functions" / "billing")]
     from local.services import firestore_emulator, free_port, storage_emulator
 
-    firestore, storage = firestore_emulator(free_port()).start(), storage_emulator(free_port()).start()
+    firestore, storage = firestore_emulator(free_port(), heap="2g").start(), storage_emulator(free_port()).start()
     try:
         firestore.wait_ready()
         storage.wait_ready()
