@@ -16,6 +16,7 @@ import signal
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 import requests
 import yaml
@@ -111,8 +112,11 @@ class Gateway:
                 headers["X-Apigateway-Api-Userinfo"] = base64.urlsafe_b64encode(
                     json.dumps(claims).encode()).decode().rstrip("=")
             headers["X-Forwarded-For"] = request.remote_addr or ""
+            # The path as the caller encoded it (a decoded %0A or space would make no valid request line).
+            path = quote(request.path, safe="/:@!$&'()*+,;=-._~")
+            query = request.query_string.decode("latin-1")
             try:
-                upstream = self._session.request(operation.method, backend_url + request.full_path.rstrip("?"),
+                upstream = self._session.request(operation.method, backend_url + path + (f"?{query}" if query else ""),
                                                  headers=headers, data=request.get_data(), timeout=60,
                                                  allow_redirects=False)
             except requests.Timeout:
@@ -131,6 +135,9 @@ class Gateway:
             response = Response(json.dumps({"status": "ok"}), mimetype="application/json")
         else:
             try:
+                if any(ord(c) < 32 or ord(c) == 127 for c in request.path):
+                    # As API Gateway does: such a URL reaches no backend (their routers would not match it).
+                    raise Problem(400, "the path holds control characters")
                 response = self.router.dispatch(request)
             except Problem as problem:
                 response = Response(json.dumps(problem.body()), status=problem.status, mimetype=PROBLEM_JSON,

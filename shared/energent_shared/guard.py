@@ -58,7 +58,8 @@ class Principal:
 
 
 def _unauthorized(detail: str) -> Problem:
-    quoted = detail.replace("\\", "").replace('"', "'")  # RFC 6750 quoted-string
+    # RFC 6750: error_description holds printable ASCII except '"' and '\\'; anything else would break the header.
+    quoted = "".join(c if " " <= c <= "~" and c not in '"\\' else "?" for c in detail[:200])
     return Problem(401, detail, headers={"WWW-Authenticate": f'Bearer error="invalid_token", '
                                                              f'error_description="{quoted}"'})
 
@@ -99,7 +100,7 @@ def _verify(token: str, resolve_key: KeyResolver, *, issuer: str, audience: str,
     except jwt.PyJWTError:
         raise InvalidToken("token is not a well-formed JWT") from None
     if header.get("alg") not in ALGORITHMS:
-        raise InvalidToken(f"token algorithm {header.get('alg')!r} is not accepted")
+        raise InvalidToken(f"token algorithm {str(header.get('alg'))[:20]!r} is not accepted")
     if str(header.get("typ", "")).lower() not in ("at+jwt", "application/at+jwt"):
         raise InvalidToken("token is not an access token (typ must be at+jwt)")
     if not isinstance(header.get("kid"), str):

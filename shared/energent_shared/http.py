@@ -109,7 +109,11 @@ def media_type(request) -> str:
 def require_media_type(request, media_types: tuple[str, ...]) -> None:
     found = media_type(request)
     if found not in media_types:
-        raise Problem(415, f"Content-Type must be {' or '.join(media_types)}, got {found or 'none'!r}")
+        raise Problem(415, f"Content-Type must be {' or '.join(media_types)}, got {found[:60] or 'none'!r}")
+    for parameter in request.headers.get("Content-Type", "").split(";")[1:]:
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() == "charset" and value.strip().strip('"').lower() not in ("utf-8", "utf8"):
+            raise Problem(415, f"the body must be UTF-8, got charset {value.strip()[:30]!r}")
 
 
 def body_limit(declared_length: int | None, max_bytes: int | None) -> int:

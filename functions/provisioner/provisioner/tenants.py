@@ -47,7 +47,7 @@ def _display_name(value: object) -> str:
 
 
 def _tier(value: object) -> str:
-    if value not in TIERS:
+    if not isinstance(value, str) or value not in TIERS:
         raise InvalidTenant(f"tier must be one of {', '.join(TIERS)}, got {value!r}")
     return value
 
