@@ -69,6 +69,12 @@ SCHEMAS: dict[tuple[str, str], dict] = {
                                "properties": {"channel": {"enum": ["RAPID", "REGULAR", "STABLE", "EXTENDED",
                                                                    "UNSPECIFIED"]}}},
             "minMasterVersion": {"type": "string"}, "networkRef": _REF, "subnetworkRef": _REF,
+            "resourceID": {"type": "string", "maxLength": 40},
+            "masterAuthorizedNetworksConfig": {"type": "object", "additionalProperties": False, "properties": {
+                "cidrBlocks": {"type": "array", "items": {
+                    "type": "object", "required": ["cidrBlock"], "additionalProperties": False,
+                    "properties": {"cidrBlock": {"type": "string"}, "displayName": {"type": "string"}}}},
+                "gcpPublicCidrsAccessEnabled": {"type": "boolean"}}},
             "privateClusterConfig": {"type": "object", "properties": {
                 "enablePrivateNodes": {"type": "boolean"}, "enablePrivateEndpoint": {"type": "boolean"},
                 "masterIpv4CidrBlock": {"type": "string"}}, "additionalProperties": False},
@@ -85,7 +91,7 @@ SCHEMAS: dict[tuple[str, str], dict] = {
     ("container.cnrm.cloud.google.com/v1beta1", "ContainerNodePool"): _resource({
         "type": "object", "required": ["clusterRef", "location"], "additionalProperties": False, "properties": {
             "location": {"type": "string"}, "clusterRef": _REF, "initialNodeCount": {"type": "integer"},
-            "nodeCount": {"type": "integer"},
+            "nodeCount": {"type": "integer"}, "resourceID": {"type": "string", "maxLength": 40},
             "autoscaling": {"type": "object", "properties": {"minNodeCount": {"type": "integer", "minimum": 0},
                                                              "maxNodeCount": {"type": "integer", "minimum": 1}},
                             "additionalProperties": False},
@@ -99,7 +105,7 @@ SCHEMAS: dict[tuple[str, str], dict] = {
                     "mode": {"enum": ["MODE_UNSPECIFIED", "GCE_METADATA", "GKE_METADATA"]}}},
                 "shieldedInstanceConfig": {"type": "object", "properties": {
                     "enableSecureBoot": {"type": "boolean"}, "enableIntegrityMonitoring": {"type": "boolean"}}},
-                "oauthScopes": {"type": "array", "items": {"type": "string"}},
+                "oauthScopes": {"type": "array", "items": {"type": "string"}}, "serviceAccountRef": _REF,
                 "labels": {"type": "object", "additionalProperties": {"type": "string"}}}}}}),
 }
 

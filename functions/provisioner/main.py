@@ -30,10 +30,16 @@ def service() -> Provisioner:
     if not bucket:
         raise RuntimeError("MANIFEST_BUCKET is not set")
     env = os.environ.get
-    platform = Platform(project=env("GKE_PROJECT") or settings().project, region=env("GKE_REGION", "europe-west4"),
-                        platform_namespace=env("PLATFORM_NAMESPACE", "energent-platform"),
-                        config_connector_namespace=env("CONFIG_CONNECTOR_NAMESPACE", "energent-infra"),
-                        flux_source=env("FLUX_BUCKET_SOURCE", "tenant-manifests"))
+    optional = {key: value for key, value in (("network", env("GKE_NETWORK")), ("subnetwork", env("GKE_SUBNETWORK")),
+                                              ("master_pool", env("DEDICATED_MASTER_POOL")),
+                                              ("shared_master_cidr", env("SHARED_MASTER_CIDR"))) if value}
+    platform = Platform.for_environment(
+        env("GKE_PROJECT") or settings().project, settings().environment, region=env("GKE_REGION", "europe-west4"),
+        platform_namespace=env("PLATFORM_NAMESPACE", "energent-platform"),
+        config_connector_namespace=env("CONFIG_CONNECTOR_NAMESPACE", "energent-infra"),
+        flux_source=env("FLUX_BUCKET_SOURCE", "tenant-manifests"),
+        authorized_networks=tuple(c.strip() for c in env("AUTHORIZED_NETWORKS", "").split(",") if c.strip()),
+        **optional)
     return Provisioner(TenantStore(clients.firestore()), ManifestStore(bucket), platform,
                        env("TENANT_EVENTS_TOPIC", "tenant-events"), events.publish)
 

@@ -71,6 +71,7 @@ module "functions" {
   vpc_connector           = module.networking.vpc_connector
   gateway_service_account = module.gateway.service_account
   access_log_bucket       = module.security.access_log_bucket
+  admin_cidrs             = var.admin_cidrs
 }
 
 module "monitoring" {

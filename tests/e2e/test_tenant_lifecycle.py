@@ -146,3 +146,11 @@ def test_the_flux_stand_in_reports_what_does_not_validate():
     assert not succeeded and "bogus" in message
     half_written = {**broken, "tenants/t1/manifests/quota.yaml": (b"", "1")}
     assert reconcile(half_written, "t1") is None
+
+
+def test_a_dedicated_tenant_validates_and_becomes_active(stack):
+    response = requests.post(f"{stack.url}/v1/tenants", headers=stack.operator(), timeout=10, json={
+        "tenant_id": "dedicated-corp", "display_name": "Dedicated", "tier": "enterprise",
+        "deployment_model": "dedicated"})
+    assert response.status_code == 202, response.text
+    assert wait_for_status(stack, "dedicated-corp", "active")["deployment_model"] == "dedicated"

@@ -277,3 +277,23 @@ def test_a_redelivered_older_failure_does_not_undo_a_newer_success(provisioner):
     provisioner.on_flux(outcome("acme", at=now + datetime.timedelta(seconds=20)))
     assert provisioner.on_flux(failure) == "out of order"  # Pub/Sub delivered it again
     assert provisioner.tenants.get("acme")["status"] == "active"
+
+
+def test_dedicated_tenants_get_distinct_control_plane_ranges_even_when_created_at_once(provisioner):
+    names = [f"dedicated-{n}" for n in range(6)]
+    threads = [threading.Thread(target=provisioner.create, args=({**NEW, "tenant_id": name, "tier": "enterprise",
+                                                                   "deployment_model": "dedicated"},))
+               for name in names]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    ranges = [provisioner.tenants.get(name)["master_cidr"] for name in names]
+    assert len(set(ranges)) == len(names) and all(r.endswith("/28") for r in ranges)
+    cluster = yaml.safe_load(files(provisioner, names[0])[f"tenants/{names[0]}/manifests/dedicated-cluster.yaml"])
+    assert cluster["spec"]["privateClusterConfig"]["masterIpv4CidrBlock"] == ranges[0]
+    with pytest.raises(Problem) as caught:  # an id that existed: its range is not handed out again either
+        provisioner.create({**NEW, "tenant_id": names[0], "deployment_model": "dedicated"})
+    assert caught.value.status == 409
+    provisioner.create({**NEW, "tenant_id": "dedicated-late", "deployment_model": "dedicated"})
+    assert provisioner.tenants.get("dedicated-late")["master_cidr"] not in ranges

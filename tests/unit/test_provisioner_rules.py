@@ -9,23 +9,27 @@ import yaml
 
 from local.schemas import InvalidManifest, validate
 from provisioner import flux, manifests, tenants
-from tests.conftest import example
+from tests.conftest import ROOT, example
 
-PLATFORM = manifests.Platform(project="energent-prod")
+ROOT_INFRA = ROOT / "infra"
+
+PLATFORM = manifests.Platform.for_environment("energent-prod", "production",
+                                              authorized_networks=("203.0.113.0/24",))
 TODAY = datetime.date(2026, 11, 29)
 
 
 def rendered(tenant_id="acme", tier="basic", model="multi-tenant") -> dict[str, dict]:
-    files = manifests.render(tenants.TenantSpec(tenant_id, tier, model), PLATFORM)
+    cidr = "172.20.0.32/28" if model == "dedicated" else None
+    files = manifests.render(tenants.TenantSpec(tenant_id, tier, model, cidr), PLATFORM)
     return {path.rsplit("/", 1)[1] if "/manifests/" in path else "flux-kustomization": yaml.safe_load(content)
             for path, content in files.items()}
 
 
 def test_rendering_is_byte_identical_for_the_same_input():
-    spec = tenants.TenantSpec("acme", "premium", "dedicated")
+    spec = tenants.TenantSpec("acme", "premium", "dedicated", "172.20.0.0/28")
     assert manifests.render(spec, PLATFORM) == manifests.render(spec, PLATFORM)
-    assert manifests.render(spec, PLATFORM) != manifests.render(tenants.TenantSpec("acme", "basic", "dedicated"),
-                                                                PLATFORM)
+    other = tenants.TenantSpec("acme", "basic", "dedicated", "172.20.0.0/28")
+    assert manifests.render(spec, PLATFORM) != manifests.render(other, PLATFORM)
 
 
 @pytest.mark.parametrize("tier", ["basic", "standard", "premium", "enterprise"])
@@ -127,9 +131,45 @@ def test_dedicated_tenants_get_their_own_cluster_and_node_pool():
     objects = rendered(model="dedicated", tier="enterprise")
     assert objects["dedicated-cluster.yaml"]["kind"] == "ContainerCluster"
     pool = objects["dedicated-node-pool.yaml"]["spec"]
-    assert pool["clusterRef"] == {"name": "energent-acme"} and pool["autoscaling"]["minNodeCount"] == 2
+    assert pool["clusterRef"] == {"name": "tenant-acme"} and pool["autoscaling"]["minNodeCount"] == 2
     assert "dedicated-cluster.yaml" not in rendered()
 
+
+def test_dedicated_clusters_use_the_platform_network_a_range_of_their_own_and_their_own_node_identity():
+    longest = "a" + "b" * 30 + "c"
+    objects = rendered(tenant_id=longest, model="dedicated", tier="enterprise")
+    cluster = objects["dedicated-cluster.yaml"]
+    assert len(cluster["metadata"]["name"]) <= 40  # GKE's limit for a cluster name
+    spec = cluster["spec"]
+    assert spec["networkRef"]["external"].endswith("/global/networks/energent-vpc-production")
+    assert spec["subnetworkRef"]["external"].endswith("/subnetworks/energent-gke-production")
+    assert spec["privateClusterConfig"]["enablePrivateNodes"] is True
+    assert spec["privateClusterConfig"]["masterIpv4CidrBlock"] == "172.20.0.32/28"
+    assert spec["masterAuthorizedNetworksConfig"]["cidrBlocks"] == [{"cidrBlock": "203.0.113.0/24",
+                                                                     "displayName": "platform"}]
+    pool = objects["dedicated-node-pool.yaml"]["spec"]
+    account = objects["dedicated-node-service-account.yaml"]["metadata"]["name"]
+    assert pool["nodeConfig"]["serviceAccountRef"] == {"name": account} and len(account) <= 30
+    assert account != tenants.google_service_account_id(longest)
+    roles = sorted(o["spec"]["role"] for name, o in objects.items() if name.startswith("dedicated-node-role-"))
+    assert roles == ["roles/artifactregistry.reader", "roles/container.defaultNodeServiceAccount"]
+    for document in objects.values():
+        validate(document)
+
+
+def test_control_plane_ranges_are_distinct_and_never_meet_the_shared_cluster():
+    import ipaddress
+
+    blocks = [ipaddress.ip_network(tenants.master_cidr("172.20.0.0/14", n, "172.16.0.0/28")) for n in range(300)]
+    assert all(b.prefixlen == 28 for b in blocks) and len(set(blocks)) == 300
+    assert not any(a.overlaps(b) for i, a in enumerate(blocks) for b in blocks[i + 1:])
+    assert not any(b.overlaps(ipaddress.ip_network("172.16.0.0/28")) for b in blocks)
+    with pytest.raises(ValueError, match="overlaps"):
+        tenants.master_cidr("172.16.0.0/12", 0, "172.16.0.0/28")
+    with pytest.raises(ValueError, match="no /28 left"):
+        tenants.master_cidr("172.20.0.0/27", 2, "172.16.0.0/28")
+    shared = ROOT_INFRA.joinpath("modules/gke/variables.tf").read_text()
+    assert '"172.16.0.0/28"' in shared  # the shared cluster's range the default pool keeps clear of
 
 def test_removal_keeps_only_an_empty_kustomization():
     files = manifests.render_removal("acme", PLATFORM)
@@ -221,7 +261,7 @@ def test_events_older_than_the_second_of_the_last_change_are_stale():
 
 
 def test_the_fast_and_the_pure_python_yaml_emitters_give_the_same_bytes(monkeypatch):
-    spec = tenants.TenantSpec("acme", "enterprise", "dedicated")
+    spec = tenants.TenantSpec("acme", "enterprise", "dedicated", "172.20.0.16/28")
     fast = manifests.render(spec, PLATFORM)
     monkeypatch.setattr(manifests, "_DUMPER", yaml.SafeDumper)
     assert manifests.render(spec, PLATFORM) == fast

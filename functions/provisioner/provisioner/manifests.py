@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import yaml
 
 from energent_shared.tiers import Tier, tier
-from provisioner.tenants import TenantSpec, google_service_account_id, namespace
+from provisioner.tenants import TenantSpec, google_service_account_id, namespace, node_service_account_id
 
 _DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 ROOT = "tenants"
@@ -27,6 +27,8 @@ LABEL_MODEL = "energent.ai/deployment-model"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "energent-provisioner"}
 WORKLOAD_SERVICE_ACCOUNT = "workflow-runner"
 LIMITS_CONFIGMAP = "tenant-limits"
+# What a dedicated cluster's nodes need, and nothing more: logs, metrics and node operations; pulling images.
+NODE_ROLES = {"node": "roles/container.defaultNodeServiceAccount", "images": "roles/artifactregistry.reader"}
 
 
 @dataclass(frozen=True)
@@ -37,8 +39,17 @@ class Platform:
     config_connector_namespace: str = "energent-infra"
     flux_namespace: str = "flux-system"
     flux_source: str = "tenant-manifests"  # the Flux Bucket source over the manifest bucket
-    network: str = "energent-vpc"
-    subnetwork: str = "energent-gke-subnet"
+    network: str = "energent-vpc-local"  # the platform's VPC and GKE subnetwork (infra/modules/networking)
+    subnetwork: str = "energent-gke-local"
+    authorized_networks: tuple[str, ...] = ()  # who may reach a dedicated cluster's control plane
+    master_pool: str = "172.20.0.0/14"  # dedicated control planes take /28s of it: 16,384 clusters
+    shared_master_cidr: str = "172.16.0.0/28"  # the shared cluster's (infra/modules/gke master_cidr)
+
+    @classmethod
+    def for_environment(cls, project: str, environment: str, **settings) -> Platform:
+        """The names infra/modules/networking gives the environment's network, unless settings say otherwise."""
+        return cls(project=project, **{"network": f"energent-vpc-{environment}",
+                                       "subnetwork": f"energent-gke-{environment}", **settings})
 
 
 def manifests_dir(tenant_id: str) -> str:
@@ -149,8 +160,14 @@ def _objects(spec: TenantSpec, row: Tier, platform: Platform) -> dict[str, dict]
 
 
 def _dedicated(spec: TenantSpec, row: Tier, platform: Platform, labels: dict, annotations: dict) -> dict[str, dict]:
-    """A dedicated tenant's own private GKE cluster and node pool, as Config Connector resources."""
-    name = f"energent-{spec.tenant_id}"
+    """A dedicated tenant's own private GKE cluster and node pool, as Config Connector resources: on the platform's
+    network, with a control-plane range of its own (allocated once, never reused), reachable only from the
+    platform's authorized networks, and nodes that run as a service account of their own holding only what nodes
+    need. `tenant-<id>` is at most 39 characters, within GKE's 40 for a cluster name."""
+    if spec.master_cidr is None:
+        raise ValueError(f"dedicated tenant {spec.tenant_id} has no control-plane range allocated")
+    name = namespace(spec.tenant_id)
+    nodes_id = node_service_account_id(spec.tenant_id)
     cc_ns = platform.config_connector_namespace
     network = f"projects/{platform.project}/global/networks/{platform.network}"
     subnetwork = f"projects/{platform.project}/regions/{platform.region}/subnetworks/{platform.subnetwork}"
@@ -166,7 +183,9 @@ def _dedicated(spec: TenantSpec, row: Tier, platform: Platform, labels: dict, an
             "networkRef": {"external": network},
             "subnetworkRef": {"external": subnetwork},
             "privateClusterConfig": {"enablePrivateNodes": True, "enablePrivateEndpoint": False,
-                                     "masterIpv4CidrBlock": "172.16.0.0/28"},
+                                     "masterIpv4CidrBlock": spec.master_cidr},
+            "masterAuthorizedNetworksConfig": {"cidrBlocks": [
+                {"cidrBlock": cidr, "displayName": "platform"} for cidr in platform.authorized_networks]},
             "ipAllocationPolicy": {"clusterSecondaryRangeName": "pods", "servicesSecondaryRangeName": "services"},
             "workloadIdentityConfig": {"workloadPool": f"{platform.project}.svc.id.goog"},
             "networkingMode": "VPC_NATIVE",
@@ -181,6 +200,7 @@ def _dedicated(spec: TenantSpec, row: Tier, platform: Platform, labels: dict, an
         "apiVersion": "container.cnrm.cloud.google.com/v1beta1", "kind": "ContainerNodePool",
         "metadata": _meta(f"{name}-pool", cc_ns, labels, annotations),
         "spec": {
+            "resourceID": "nodes",  # node pool names are per cluster
             "location": platform.region,
             "clusterRef": {"name": name},
             "autoscaling": {"minNodeCount": nodes, "maxNodeCount": nodes * 2},
@@ -188,11 +208,23 @@ def _dedicated(spec: TenantSpec, row: Tier, platform: Platform, labels: dict, an
             "nodeConfig": {"machineType": "n2-standard-4", "diskSizeGb": 100, "diskType": "pd-ssd",
                            "workloadMetadataConfig": {"mode": "GKE_METADATA"},
                            "shieldedInstanceConfig": {"enableSecureBoot": True, "enableIntegrityMonitoring": True},
+                           # Google's advice with a service account of its own: IAM, not scopes, limits the nodes.
                            "oauthScopes": ["https://www.googleapis.com/auth/cloud-platform"],
+                           "serviceAccountRef": {"name": nodes_id},
                            "labels": {"energent-tenant": spec.tenant_id}},
         },
     }
-    return {"dedicated-cluster.yaml": cluster, "dedicated-node-pool.yaml": pool}
+    node_account = {"apiVersion": "iam.cnrm.cloud.google.com/v1beta1", "kind": "IAMServiceAccount",
+                    "metadata": _meta(nodes_id, cc_ns, labels, annotations),
+                    "spec": {"displayName": f"Energent nodes of {spec.tenant_id}"}}
+    grants = {f"dedicated-node-role-{short}.yaml": {
+        "apiVersion": "iam.cnrm.cloud.google.com/v1beta1", "kind": "IAMPolicyMember",
+        "metadata": _meta(f"{nodes_id}-{short}", cc_ns, labels, annotations),
+        "spec": {"memberFrom": {"serviceAccountRef": {"name": nodes_id}}, "role": role,
+                 "resourceRef": {"kind": "Project", "external": f"projects/{platform.project}"}}}
+        for short, role in NODE_ROLES.items()}
+    return {"dedicated-cluster.yaml": cluster, "dedicated-node-pool.yaml": pool,
+            "dedicated-node-service-account.yaml": node_account, **grants}
 
 
 def flux_kustomization(tenant_id: str, platform: Platform) -> dict:

@@ -52,7 +52,8 @@ class Provisioner:
     def _render(self, record: dict) -> dict[str, bytes]:
         if record["status"] in GONE:
             return manifests.render_removal(record["tenant_id"], self.platform)
-        spec = tenants.TenantSpec(record["tenant_id"], record["tier"], record["deployment_model"])
+        spec = tenants.TenantSpec(record["tenant_id"], record["tier"], record["deployment_model"],
+                                  record.get("master_cidr"))
         return manifests.render(spec, self.platform)
 
     def flush(self, tenant_id: str) -> None:
@@ -78,6 +79,13 @@ class Provisioner:
         record = {**fields, "status": "provisioning", "status_message": None, "created_at": now, "updated_at": now,
                   "tier_history": [{"tier": fields["tier"], "at": now}],
                   "manifest_generation": 1, "manifests_changed_at": now, "activated_at": None, "deleted_at": None}
+        if record["deployment_model"] == "dedicated":  # a range of its own, recorded before anything uses it
+            try:
+                index = self.tenants.next_control_plane()
+                record["master_cidr"] = tenants.master_cidr(self.platform.master_pool, index,
+                                                            self.platform.shared_master_cidr)
+            except ValueError as exhausted:
+                raise Problem(409, str(exhausted)) from None
         record["manifests_digest"] = self._digest(record)
         change = Change({}, ("provisioning", "created"), [self._event("created", record)])
         if not self.tenants.create(record, change):

@@ -82,6 +82,18 @@ class TenantStore:
 
         return firestore.run_transaction(attempt, db=self.db)
 
+    def next_control_plane(self) -> int:
+        """The next index of a dedicated cluster's control-plane range: counted in one transaction, never reused
+        (a range given to a tenant that is never created is simply skipped)."""
+        counter = self.db.collection("platform").document("dedicated_control_planes")
+
+        def attempt(transaction):
+            index = (counter.get(transaction=transaction).to_dict() or {}).get("next", 0)
+            transaction.set(counter, {"next": index + 1})
+            return index
+
+        return firestore.run_transaction(attempt, db=self.db)
+
     def erase(self, tenant_id: str) -> None:
         """Undo a create that could not finish: the record, its transitions and its outbox."""
         ref = self.ref(tenant_id)

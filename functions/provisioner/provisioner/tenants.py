@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import datetime
 import hashlib
+import ipaddress
 import re
 from dataclasses import dataclass
 
@@ -38,6 +39,7 @@ class TenantSpec:
     tenant_id: str
     tier: str
     deployment_model: str = "multi-tenant"
+    master_cidr: str | None = None  # a dedicated cluster's control-plane range
 
 
 def _display_name(value: object) -> str:
@@ -191,6 +193,25 @@ def google_service_account_id(tenant_id: str) -> str:
         return plain
     digest = base64.b32encode(hashlib.sha256(tenant_id.encode()).digest()).decode().lower()
     return f"tn-{digest[:27]}"
+
+
+def node_service_account_id(tenant_id: str) -> str:
+    """A dedicated tenant's node service account: `nd-` and 27 base32 characters of SHA-256, always hashed, so it
+    never meets a workload account (`tenant-` or `tn-`) or another tenant's."""
+    digest = base64.b32encode(hashlib.sha256(f"nodes:{tenant_id}".encode()).digest()).decode().lower()
+    return f"nd-{digest[:27]}"
+
+
+def master_cidr(pool: str, index: int, shared: str) -> str:
+    """The `index`th /28 of `pool` for a dedicated cluster's control plane; refuses a pool that overlaps the shared
+    cluster's range or is used up."""
+    network, taken = ipaddress.ip_network(pool), ipaddress.ip_network(shared)
+    if network.overlaps(taken):
+        raise ValueError(f"the dedicated control-plane pool {pool} overlaps the shared cluster's {shared}")
+    blocks = 2 ** (28 - network.prefixlen)
+    if not 0 <= index < blocks:
+        raise ValueError(f"the dedicated control-plane pool {pool} has no /28 left ({blocks} allocated)")
+    return str(ipaddress.ip_network((int(network.network_address) + 16 * index, 28)))
 
 
 def namespace(tenant_id: str) -> str:

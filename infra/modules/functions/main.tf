@@ -25,6 +25,7 @@ locals {
       TOKEN_ISSUER         = var.api_url
       TOKEN_AUDIENCE       = "energent-api"
       JWKS_URL             = "${var.api_url}/.well-known/jwks.json"
+      AUTHORIZED_NETWORKS  = join(",", var.admin_cidrs)
     },
     { for key in try(d.buckets, []) : key => var.bucket_names[key] },
     { for key in try(d.secrets, []) : key => local.secret_names[key] },

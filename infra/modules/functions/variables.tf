@@ -45,3 +45,9 @@ variable "gateway_service_account" {
 variable "access_log_bucket" {
   type = string
 }
+
+variable "admin_cidrs" {
+  description = "Networks that may reach a dedicated tenant cluster's control plane (the provisioner renders them)."
+  type        = list(string)
+  default     = []
+}
