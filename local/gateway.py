@@ -23,7 +23,7 @@ import yaml
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
-from energent_shared.guard import Guard, TokenVerifier, jwks_resolver
+from energent_shared.guard import Guard, TokenVerifier, jwks_resolver, parse_bearer
 from energent_shared.http import PROBLEM_JSON, Problem, Router
 from tools.render_spec import fill
 
@@ -146,12 +146,10 @@ class Gateway:
 
 
 def _bearer(authorization: str | None) -> str:
+    """The caller's own Authorization only: at the gateway a forwarded header is the caller's invention."""
     if not authorization:
         raise Problem(401, "an access token is required", headers={"WWW-Authenticate": "Bearer"})
-    scheme, _, token = authorization.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise Problem(401, "Authorization must be 'Bearer <token>'", headers={"WWW-Authenticate": "Bearer"})
-    return token.strip()
+    return parse_bearer("Authorization", authorization)
 
 
 def main() -> None:

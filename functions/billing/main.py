@@ -4,7 +4,6 @@ closes. Domain errors become problems here."""
 
 from __future__ import annotations
 
-import datetime
 import os
 from functools import cache
 from pathlib import Path
@@ -18,6 +17,7 @@ from billing.errors import BillingError, Busy, Conflict, Invalid, NotFound
 from billing.service import Billing, build
 from billing.usage import USAGE_TYPE
 from energent_shared import clients, events
+from energent_shared.clock import utcnow
 from energent_shared.guard import default_guard
 from energent_shared.http import (
     Problem,
@@ -92,7 +92,7 @@ def post_usage(request: flask.Request) -> flask.Response:
 @router.route("GET", "/v1/tenants/{tenant_id}/usage")
 def get_usage(request: flask.Request, tenant_id: str) -> flask.Response:
     default_guard().require(request, "usage:read", tenant_id_param(tenant_id))
-    period = request.args.get("period") or periods.of(datetime.datetime.now(datetime.UTC))
+    period = request.args.get("period") or periods.of(utcnow())
     return json_response(service().usage_of(tenant_id, period, request.args.get("granularity") or "month"))
 
 
@@ -195,7 +195,7 @@ def billing_handler(push) -> None:
         if event["type"] == closing.CLOSE_TYPE:
             # Cloud Scheduler's payload is fixed, so without a period the month that just ended is closed.
             period = (data.get("period") if isinstance(data, dict) else None) or periods.preceding(
-                periods.of(datetime.datetime.now(datetime.UTC)))
+                periods.of(utcnow()))
             service().closer.start(period)
         else:
             service().closer.on_event(event["type"], data)

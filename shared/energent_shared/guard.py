@@ -67,9 +67,11 @@ def _unauthorized(detail: str) -> Problem:
 def bearer_token(request: flask.Request) -> str | None:
     """The caller's bearer token (see `caller_authorization` for where it travels)."""
     found = caller_authorization(request)
-    if found is None:
-        return None
-    header, value = found
+    return None if found is None else parse_bearer(*found)
+
+
+def parse_bearer(header: str, value: str) -> str:
+    """The token of a `Bearer <token>` header value, or a 401 naming the header."""
     scheme, _, token = value.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise _unauthorized(f"{header} must be 'Bearer <token>'")

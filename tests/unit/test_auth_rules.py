@@ -107,7 +107,7 @@ def test_requested_scopes_narrow_but_never_widen():
     (["usage:write"], {"usage:write"}, credentials.ScopeError, "cannot hold usage:write"),
     (["tenants:admin"], {"tenants:admin"}, credentials.ScopeError, "cannot hold tenants:admin"),
     (["coffee:make"], {"clients:write"}, credentials.ScopeError, "unknown scope(s): coffee:make"),
-    (["billing:read"], {"clients:write", "usage:read"}, PermissionError, "lacks billing:read"),
+    (["billing:read"], {"clients:write", "usage:read"}, credentials.ScopeNotHeld, "lacks billing:read"),
 ])
 def test_new_tenant_clients_get_only_tenant_scopes_the_caller_holds(scopes, caller, error, message):
     with pytest.raises(error) as caught:

@@ -23,6 +23,10 @@ class ScopeError(ValueError):
     pass
 
 
+class ScopeNotHeld(Exception):
+    """A caller tried to grant a scope it does not hold itself (the entry point answers 403)."""
+
+
 def new_client_id() -> str:
     return "cl_" + secrets.token_hex(12)
 
@@ -54,7 +58,7 @@ def requested_scopes(scope: str | None, allowed: frozenset[str]) -> frozenset[st
 
 def tenant_client_scopes(scopes: object, caller_scopes: frozenset[str]) -> frozenset[str]:
     """The scopes of a new tenant client: known, tenant-grantable, held by the caller. Raises ScopeError (400)
-    or PermissionError (403) with a precise message."""
+    or ScopeNotHeld (403) with a precise message."""
     if not isinstance(scopes, list) or not scopes:
         raise ScopeError("scopes must be a non-empty array of scope names")
     if not all(isinstance(s, str) for s in scopes):
@@ -68,6 +72,6 @@ def tenant_client_scopes(scopes: object, caller_scopes: frozenset[str]) -> froze
         raise ScopeError(f"a tenant client cannot hold {', '.join(sorted(platform))}")
     not_held = wanted - caller_scopes
     if not_held:
-        raise PermissionError(f"a caller can only grant scopes it holds; it lacks {', '.join(sorted(not_held))}")
+        raise ScopeNotHeld(f"a caller can only grant scopes it holds; it lacks {', '.join(sorted(not_held))}")
     assert wanted <= TENANT_SCOPES
     return wanted

@@ -15,6 +15,7 @@ from auth import credentials, keys, store, tokens
 from auth.oauth import ClientCredentials, OAuthError, invalid_client
 from auth.settings import AuthSettings
 from energent_shared import firestore
+from energent_shared.clock import utcnow
 from energent_shared.events import PubSubMessage
 from energent_shared.guard import ALL_SCOPES, InvalidToken, TokenVerifier
 from energent_shared.http import Problem, page_size_param
@@ -57,13 +58,13 @@ class Auth:
         return loaded
 
     def jwks(self, now: datetime.datetime | None = None) -> dict:
-        published = self.settings.rollover.published(self._keys(), now or store.utcnow())
+        published = self.settings.rollover.published(self._keys(), now or utcnow())
         return {"keys": [key.jwk() for key in published]}
 
     def resolve_key(self, kid: str) -> tuple[str, object]:
         """Verification keys straight from the published set: auth never fetches its own JWKS over HTTP. The set
         is worked out again only when the versions were listed again or a key activated or retired since."""
-        now, all_keys = store.utcnow(), self._keys()
+        now, all_keys = utcnow(), self._keys()
         computed_for, valid_until, by_kid = self._published
         if all_keys is not computed_for or now >= valid_until:
             rollover = self.settings.rollover
@@ -109,7 +110,7 @@ class Auth:
         except credentials.ScopeError as error:
             raise OAuthError("invalid_scope", str(error)) from None
         grant = tokens.Grant(grant.client_id, scopes, grant.tenant_id, grant.tier)
-        now = store.utcnow()
+        now = utcnow()
         ttl = self.settings.rollover.token_ttl
         key = self.settings.rollover.signing_key(self._keys(), now)
         claims = tokens.claims_for(grant, issuer=self.issuer, audience=self.audience, now=now, ttl=ttl)
@@ -157,7 +158,7 @@ class Auth:
             scopes = credentials.tenant_client_scopes(body.get("scopes"), caller_scopes)
         except credentials.ScopeError as error:
             raise Problem(400, str(error)) from None
-        except PermissionError as error:
+        except credentials.ScopeNotHeld as error:
             raise Problem(403, str(error)) from None
         name = body.get("name")
         if name is not None and (not isinstance(name, str) or not 0 < len(name) <= credentials.MAX_NAME_LENGTH):
@@ -166,7 +167,7 @@ class Auth:
         secret = credentials.new_secret()
         record = {"client_id": credentials.new_client_id(), "tenant_id": tenant_id, "name": name,
                   "scopes": sorted(scopes), "secret_hash": credentials.hash_secret(secret), "active": True,
-                  "created_at": store.utcnow(), "created_by": caller_client_id}
+                  "created_at": utcnow(), "created_by": caller_client_id}
         self.clients.create(record)
         log_event(logger, "client.created", client_id=record["client_id"], tenant_id=tenant_id,
                   scopes=record["scopes"], created_by=caller_client_id)
@@ -198,7 +199,7 @@ class Auth:
         notified_at = message.attribute("timestamp") or message.message_id or ""
         rotation_id = hashlib.sha256(f"{secret_id}|{notified_at}".encode()).hexdigest()[:40]
         ref = self.db.collection(store.ROTATIONS).document(rotation_id)
-        now = store.utcnow()
+        now = utcnow()
         claim = {"state": "started", "started_at": now, "secret": secret_id, "notified_at": notified_at}
         if not firestore.create_if_absent(ref, claim):
             snapshot = ref.get()
@@ -216,9 +217,9 @@ class Auth:
         # An earlier attempt may have added the version and died before recording it.
         added = [v for v in self.signing_keys.versions() if v.created_at >= started_at]
         version = added[-1].name if added else self.signing_keys.add(keys.generate_pem())
-        ref.update({"state": "done", "version": version, "finished_at": store.utcnow()})
+        ref.update({"state": "done", "version": version, "finished_at": utcnow()})
         log_event(logger, "key.rotated", secret_id=secret_id, version=version)
-        self._disable_retired(store.utcnow())
+        self._disable_retired(utcnow())
         return "rotated"
 
     def _disable_retired(self, now: datetime.datetime) -> None:

@@ -10,13 +10,11 @@ from collections.abc import Callable
 
 from auth.keys import KeyVersion
 from energent_shared import clients, firestore, secrets
+from energent_shared.clock import utcnow
 from energent_shared.revocation import CLIENTS, REVOKED_TOKENS
 
 ROTATIONS = "key_rotations"
 
-
-def utcnow() -> datetime.datetime:
-    return datetime.datetime.now(datetime.UTC)
 
 
 class ClientStore:

@@ -22,8 +22,9 @@ from billing.invoice import credit_note, issue_fields, reissued
 from billing.money import plain
 from billing.parties import Seller, parties
 from billing.pricing import PriceBook
-from billing.store import Invoices, Ledger, Overflow, Periods, SlaReports, TenantCache, UsageStore, utcnow
+from billing.store import Invoices, Ledger, Overflow, Periods, SlaReports, TenantCache, UsageStore
 from billing.usage import Rejected, total, validate
+from energent_shared.clock import utcnow
 from energent_shared.events import InvalidEvent, parse_time
 from energent_shared.logging import get_logger, log_event
 

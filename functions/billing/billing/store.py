@@ -28,6 +28,7 @@ from collections.abc import Callable
 
 from billing.usage import DayTotals, Totals, Usage
 from energent_shared import clients, firestore
+from energent_shared.clock import utcnow
 
 SHARDS = 16
 WRITE_TIMEOUT_S = 10
@@ -40,9 +41,6 @@ UNITS_LIMIT = 2 ** 62
 # closes look back this far past their watermark, and what they see twice the ledger subtracts.
 WATERMARK_MARGIN = datetime.timedelta(minutes=10)
 
-
-def utcnow() -> datetime.datetime:
-    return datetime.datetime.now(datetime.UTC)
 
 
 class Overflow(Exception):

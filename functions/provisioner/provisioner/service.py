@@ -9,12 +9,13 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from energent_shared.clock import utcnow
 from energent_shared.events import new_event, to_structured_json
 from energent_shared.http import Problem, page_size_param
 from energent_shared.logging import get_logger, log_event
 from energent_shared.tenants import EVENT_SOURCE, EVENT_TYPES, GONE
 from provisioner import flux, manifests, tenants
-from provisioner.store import Change, ManifestStore, TenantStore, utcnow
+from provisioner.store import Change, ManifestStore, TenantStore
 
 logger = get_logger("provisioner")
 

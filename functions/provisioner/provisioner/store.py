@@ -3,19 +3,16 @@ tenant's files in the GitOps bucket, written compare-and-swap so two writers nev
 
 from __future__ import annotations
 
-import datetime
 import uuid
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
 from energent_shared import clients, firestore
+from energent_shared.clock import utcnow
 
 GENERATION_KEY = "manifest-generation"
 MAX_CAS_ATTEMPTS = 10
 
-
-def utcnow() -> datetime.datetime:
-    return datetime.datetime.now(datetime.UTC)
 
 
 @dataclass
