@@ -8,10 +8,11 @@ locals {
 }
 
 module "security" {
-  source      = "../modules/security"
-  project_id  = var.project_id
-  region      = var.region
-  environment = var.environment
+  source         = "../modules/security"
+  project_id     = var.project_id
+  region         = var.region
+  environment    = var.environment
+  lock_retention = var.environment == "production"
 }
 
 module "networking" {

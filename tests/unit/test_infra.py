@@ -118,3 +118,58 @@ def test_flux_objects_follow_their_schemas():
     sync = yaml.safe_load((INFRA / "flux" / "tenants.yaml").read_text())
     validate(sync)
     assert sync["spec"]["sourceRef"]["name"] == "tenant-sync"
+
+
+def plain(value):
+    """The parser's output with the quotes it keeps around names and strings taken off."""
+    if isinstance(value, dict):
+        return {plain(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    if isinstance(value, str) and len(value) >= 2 and value[0] == value[-1] == '"':
+        return value[1:-1]
+    return value
+
+
+def resources(module: str, kind: str) -> dict[str, dict]:
+    parsed = plain(terraform(INFRA / "modules" / module / "main.tf"))
+    return {name: body for block in parsed.get("resource", []) for found, named in block.items() if found == kind
+            for name, body in named.items()}
+
+
+def test_every_deployment_holding_the_signing_secret_may_list_its_versions():
+    """Auth publishes every key still in use: it lists the secret's versions, which secretAccessor cannot."""
+    grant = resources("functions", "google_secret_manager_secret_iam_member")["signing_key_versions"]
+    assert grant["role"] == "roles/secretmanager.viewer"  # holds secretmanager.versions.list
+    assert "SIGNING_KEY_SECRET" in grant["for_each"] and "google_secret_manager_secret.signing" in grant["secret_id"]
+    assert any("SIGNING_KEY_SECRET" in d.secrets for d in registry.load().deployments if d.is_http)
+
+
+def test_secrets_replicate_in_the_region_with_the_regional_key():
+    for name, secret in resources("functions", "google_secret_manager_secret").items():
+        replication = secret["replication"][0]
+        assert "auto" not in replication, name  # automatic replication would need a global key
+        replica = replication["user_managed"][0]["replicas"][0]
+        assert replica["location"] == "${var.region}" and replica["customer_managed_encryption"], name
+
+
+def test_the_key_is_handed_out_only_after_its_service_agents_may_use_it():
+    outputs = plain(terraform(INFRA / "modules" / "security" / "outputs.tf"))["output"]
+    kms = next(o["kms_key"] for o in outputs if "kms_key" in o)
+    assert kms["depends_on"] == ["${google_kms_crypto_key_iam_member.service_agents}"]
+    agents = resources("security", "google_project_service_identity")["agents"]
+    assert {"secretmanager.googleapis.com", "pubsub.googleapis.com"} <= set(agents["for_each"].split('"')[1::2])
+
+
+def test_the_security_sink_filter_groups_every_or():
+    sink = resources("security", "google_logging_project_sink")["security"]
+    text = " ".join(sink["filter"].split()).removeprefix("<<-EOT ").removesuffix(" EOT")
+    assert text.startswith("(logName:") and ") OR (jsonPayload.event=" in text
+
+
+def test_retention_is_locked_in_production_only():
+    platform = (INFRA / "platform" / "main.tf").read_text()
+    assert 'lock_retention = var.environment == "production"' in platform
+    assert 'lock_invoice_retention = var.environment == "production"' in platform
+    audit = resources("security", "google_storage_bucket")["audit_logs"]
+    assert audit["retention_policy"][0]["is_locked"] == "${var.lock_retention}"

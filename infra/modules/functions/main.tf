@@ -81,6 +81,15 @@ resource "google_secret_manager_secret_iam_member" "accessor" {
   member    = "serviceAccount:${google_service_account.function[each.value.deployment].email}"
 }
 
+# Reading `latest` is not enough for auth: it lists the versions to publish every key still in use.
+resource "google_secret_manager_secret_iam_member" "signing_key_versions" {
+  for_each  = { for name, d in local.deployments : name => d if contains(try(d.secrets, []), "SIGNING_KEY_SECRET") }
+  project   = var.project_id
+  secret_id = google_secret_manager_secret.signing.name
+  role      = "roles/secretmanager.viewer"
+  member    = "serviceAccount:${google_service_account.function[each.key].email}"
+}
+
 # The rotation deployment adds and disables signing-key versions.
 resource "google_secret_manager_secret_iam_member" "key_rotation" {
   for_each  = { for name, d in local.events : name => d if d.topic == "auth-events" }
@@ -309,10 +318,14 @@ resource "google_secret_manager_secret" "signing" {
   project   = var.project_id
   secret_id = local.registry.secrets.SIGNING_KEY_SECRET
 
+  # Automatic replication needs a global key; the data key is regional, so the secret lives in the region.
   replication {
-    auto {
-      customer_managed_encryption {
-        kms_key_name = var.kms_key
+    user_managed {
+      replicas {
+        location = var.region
+        customer_managed_encryption {
+          kms_key_name = var.kms_key
+        }
       }
     }
   }
@@ -353,10 +366,14 @@ resource "google_secret_manager_secret" "operator" {
   project   = var.project_id
   secret_id = local.registry.secrets.OPERATOR_CLIENT_SECRET
 
+  # Automatic replication needs a global key; the data key is regional, so the secret lives in the region.
   replication {
-    auto {
-      customer_managed_encryption {
-        kms_key_name = var.kms_key
+    user_managed {
+      replicas {
+        location = var.region
+        customer_managed_encryption {
+          kms_key_name = var.kms_key
+        }
       }
     }
   }

@@ -22,16 +22,28 @@ resource "google_kms_crypto_key" "data" {
   }
 }
 
-# The Google-managed service agents that encrypt with the key on our behalf.
+# The Google-managed service agents that encrypt with the key on our behalf. On a new project some do not
+# exist until asked for: these resources make them, so the grants below never name a missing account.
+resource "google_project_service_identity" "agents" {
+  provider = google-beta
+  for_each = toset(["secretmanager.googleapis.com", "pubsub.googleapis.com", "gkebackup.googleapis.com",
+  "container.googleapis.com"])
+  project = var.project_id
+  service = each.value
+}
+
+data "google_storage_project_service_account" "gcs" {
+  project = var.project_id
+}
+
 resource "google_kms_crypto_key_iam_member" "service_agents" {
-  for_each = toset([
-    "serviceAccount:service-${data.google_project.project.number}@container-engine-robot.iam.gserviceaccount.com",
-    "serviceAccount:service-${data.google_project.project.number}@compute-system.iam.gserviceaccount.com",
-    "serviceAccount:service-${data.google_project.project.number}@gs-project-accounts.iam.gserviceaccount.com",
-    "serviceAccount:service-${data.google_project.project.number}@gcp-sa-pubsub.iam.gserviceaccount.com",
-    "serviceAccount:service-${data.google_project.project.number}@gcp-sa-secretmanager.iam.gserviceaccount.com",
-    "serviceAccount:service-${data.google_project.project.number}@gcp-sa-gkebackup.iam.gserviceaccount.com",
-  ])
+  for_each = merge(
+    { for service, agent in google_project_service_identity.agents : service => "serviceAccount:${agent.email}" },
+    {
+      "storage.googleapis.com" = "serviceAccount:${data.google_storage_project_service_account.gcs.email_address}"
+      "compute.googleapis.com" = "serviceAccount:service-${data.google_project.project.number}@compute-system.iam.gserviceaccount.com"
+    },
+  )
   crypto_key_id = google_kms_crypto_key.data.id
   role          = "roles/cloudkms.cryptoKeyEncrypterDecrypter"
   member        = each.value
@@ -88,14 +100,16 @@ resource "google_storage_bucket" "audit_logs" {
   uniform_bucket_level_access = true
   public_access_prevention    = "enforced"
 
-  # Audit logs are kept seven years and cannot be deleted sooner.
+  # Audit logs are kept seven years and cannot be deleted sooner. GCS does not combine a retention policy with
+  # versioning; the lock is irreversible, so only production locks it (dev and staging can still be deleted).
+  #checkov:skip=CKV_GCP_78:A retention policy keeps every object; GCS does not allow versioning beside it.
   retention_policy {
     retention_period = 220752000
-    is_locked        = true
+    is_locked        = var.lock_retention
   }
 
   versioning {
-    enabled = true
+    enabled = false
   }
 
   encryption {
@@ -125,11 +139,12 @@ resource "google_logging_project_sink" "security" {
   name                   = "energent-security-${var.environment}"
   destination            = "storage.googleapis.com/${google_storage_bucket.audit_logs.name}"
   unique_writer_identity = true
-  filter                 = <<-EOT
-    logName:"cloudaudit.googleapis.com" AND (protoPayload.serviceName="container.googleapis.com" OR
-    protoPayload.serviceName="iam.googleapis.com" OR protoPayload.serviceName="secretmanager.googleapis.com")
-    OR jsonPayload.event=("client.authentication_failed" OR "token.revoked" OR "key.rotated" OR "key.retired"
-    OR "client.created" OR "client.deleted")
+  # OR binds tighter than AND in the logging query language: every group is parenthesised.
+  filter = <<-EOT
+    (logName:"cloudaudit.googleapis.com" AND (protoPayload.serviceName="container.googleapis.com" OR
+    protoPayload.serviceName="iam.googleapis.com" OR protoPayload.serviceName="secretmanager.googleapis.com"))
+    OR (jsonPayload.event=("client.authentication_failed" OR "token.revoked" OR "key.rotated" OR "key.retired"
+    OR "client.created" OR "client.deleted"))
   EOT
 }
 
