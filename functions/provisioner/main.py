@@ -54,7 +54,8 @@ def create_tenant(request: flask.Request) -> flask.Response:
 @router.route("GET", "/v1/tenants")
 def list_tenants(request: flask.Request) -> flask.Response:
     default_guard().require(request, ADMIN)
-    return json_response(service().list(request.args.get("page_size"), request.args.get("page_token")))
+    return json_response(service().list(request.args.get("page_size"), request.args.get("page_token"),
+                                        request.args.get("status")))
 
 
 @router.route("GET", "/v1/tenants/{tenant_id}")

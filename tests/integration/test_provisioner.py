@@ -297,3 +297,18 @@ def test_dedicated_tenants_get_distinct_control_plane_ranges_even_when_created_a
     assert caught.value.status == 409
     provisioner.create({**NEW, "tenant_id": "dedicated-late", "deployment_model": "dedicated"})
     assert provisioner.tenants.get("dedicated-late")["master_cidr"] not in ranges
+
+
+def test_listing_by_status_pages_through_only_that_status(provisioner):
+    for n in range(5):
+        provisioner.create({**NEW, "tenant_id": f"listed-{n}"})
+    for n in (1, 3):
+        provisioner.on_flux(outcome(f"listed-{n}", succeeded=False, message="quota exceeded"))
+    first = provisioner.list("1", None, "failed")
+    second = provisioner.list("1", first["next_page_token"], "failed")
+    assert [t["tenant_id"] for t in first["tenants"] + second["tenants"]] == ["listed-1", "listed-3"]
+    assert second["next_page_token"] == ""
+    assert len(provisioner.list("10", None, "provisioning")["tenants"]) == 3
+    with pytest.raises(Problem) as caught:
+        provisioner.list(None, None, "sleeping")
+    assert caught.value.status == 400

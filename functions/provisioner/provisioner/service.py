@@ -13,7 +13,7 @@ from energent_shared.clock import utcnow
 from energent_shared.events import new_event, to_structured_json
 from energent_shared.http import Problem, page_size_param
 from energent_shared.logging import get_logger, log_event
-from energent_shared.tenants import EVENT_SOURCE, EVENT_TYPES, GONE
+from energent_shared.tenants import EVENT_SOURCE, EVENT_TYPES, GONE, STATUSES
 from provisioner import flux, manifests, tenants
 from provisioner.store import Change, ManifestStore, TenantStore
 
@@ -110,11 +110,13 @@ class Provisioner:
             raise Problem(404, f"tenant {tenant_id} does not exist")
         return record
 
-    def list(self, page_size: str | None, page_token: str | None) -> dict:
+    def list(self, page_size: str | None, page_token: str | None, status: str | None = None) -> dict:
         size = page_size_param(page_size)
         if page_token and not tenants.valid_tenant_id(page_token):
             raise Problem(400, "page_token is not valid")
-        records = self.tenants.page(size + 1, page_token or None)
+        if status is not None and status not in STATUSES:
+            raise Problem(400, f"status must be one of {', '.join(STATUSES)}, got {status[:30]!r}")
+        records = self.tenants.page(size + 1, page_token or None, status)
         page = records[:size]
         return {"tenants": [view(r) for r in page],
                 "next_page_token": page[-1]["tenant_id"] if len(records) > size else ""}

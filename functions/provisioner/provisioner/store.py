@@ -101,8 +101,15 @@ class TenantStore:
         batch.delete(ref)
         batch.commit()
 
-    def page(self, page_size: int, after: str | None) -> list[dict]:
-        query = self.db.collection("tenants").order_by("__name__").limit(page_size)
+    def page(self, page_size: int, after: str | None, status: str | None = None) -> list[dict]:
+        """A page of tenant records in id order; only those in `status` when given (an equality on one field
+        orders by id from its single-field index: no composite index, and no record outside the page is read)."""
+        from google.cloud.firestore_v1.base_query import FieldFilter
+
+        query = self.db.collection("tenants")
+        if status is not None:
+            query = query.where(filter=FieldFilter("status", "==", status))
+        query = query.order_by("__name__").limit(page_size)
         if after:
             query = query.start_after({"__name__": self.ref(after)})
         return [snapshot.to_dict() for snapshot in query.stream()]
