@@ -45,15 +45,23 @@ def reconcile(files: dict[str, tuple[bytes, str]], tenant_id: str) -> tuple[bool
     """Outcome of applying the tenant's files {path: (content, generation)}; None while a write is under way."""
     base = f"tenants/{tenant_id}/manifests/"
     root = files.get(base + "kustomization.yaml")
-    if root is None or f"tenants/{tenant_id}/sync/flux-kustomization.yaml" not in files:
+    sync, source = (f"tenants/{tenant_id}/sync/{name}" for name in ("flux-kustomization.yaml", "flux-source.yaml"))
+    if root is None or sync not in files or source not in files:
         return None
     content, generation = root
     try:
         kustomization = yaml.safe_load(content)
         validate(kustomization)
-        validate(yaml.safe_load(files[f"tenants/{tenant_id}/sync/flux-kustomization.yaml"][0]))
+        flux_kustomization, bucket = yaml.safe_load(files[sync][0]), yaml.safe_load(files[source][0])
+        validate(flux_kustomization)
+        validate(bucket)
     except (yaml.YAMLError, InvalidManifest) as error:
         return False, f"kustomization build failed: {error}"
+    # Flux would find nothing to build if the Kustomization read another source, or its source another prefix.
+    if flux_kustomization["spec"]["sourceRef"] != {"kind": "Bucket", "name": bucket["metadata"]["name"]}:
+        return False, "kustomization build failed: the Kustomization does not read the tenant's own Bucket source"
+    if bucket["spec"].get("prefix") != base:
+        return False, f"source failed: the tenant's Bucket source lists {bucket['spec'].get('prefix')!r}, not {base!r}"
     applied = []
     for resource in kustomization.get("resources") or []:
         entry = files.get(base + resource)

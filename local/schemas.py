@@ -46,6 +46,15 @@ SCHEMAS: dict[tuple[str, str], dict] = {
                           "properties": {"kind": {"enum": ["OCIRepository", "GitRepository", "Bucket",
                                                            "ExternalArtifact"]},
                                          "name": _NAME, "namespace": _NAME, "apiVersion": {"type": "string"}}}}}),
+    ("source.toolkit.fluxcd.io/v1", "Bucket"): _resource({
+        "type": "object", "required": ["bucketName", "endpoint", "interval"], "additionalProperties": False,
+        "properties": {
+            "provider": {"enum": ["generic", "aws", "gcp", "azure"]}, "bucketName": {"type": "string"},
+            "endpoint": {"type": "string"}, "prefix": {"type": "string"}, "interval": _DURATION,
+            "timeout": _DURATION, "ignore": {"type": "string"}, "region": {"type": "string"},
+            "insecure": {"type": "boolean"}, "suspend": {"type": "boolean"},
+            "secretRef": {"type": "object"}, "certSecretRef": {"type": "object"}, "proxySecretRef": {"type": "object"},
+            "serviceAccountName": {"type": "string"}, "sts": {"type": "object"}}}),
     ("kustomize.config.k8s.io/v1beta1", "Kustomization"): {
         "type": "object", "required": ["apiVersion", "kind"], "additionalProperties": False, "properties": {
             "apiVersion": {"const": "kustomize.config.k8s.io/v1beta1"}, "kind": {"const": "Kustomization"},

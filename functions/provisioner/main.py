@@ -37,7 +37,7 @@ def service() -> Provisioner:
         env("GKE_PROJECT") or settings().project, settings().environment, region=env("GKE_REGION", "europe-west4"),
         platform_namespace=env("PLATFORM_NAMESPACE", "energent-platform"),
         config_connector_namespace=env("CONFIG_CONNECTOR_NAMESPACE", "energent-infra"),
-        flux_source=env("FLUX_BUCKET_SOURCE", "tenant-manifests"),
+        manifest_bucket=bucket,
         authorized_networks=tuple(c.strip() for c in env("AUTHORIZED_NETWORKS", "").split(",") if c.strip()),
         **optional)
     return Provisioner(TenantStore(clients.firestore()), ManifestStore(bucket), platform,

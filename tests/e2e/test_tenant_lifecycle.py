@@ -141,9 +141,16 @@ def test_the_flux_stand_in_reports_what_does_not_validate():
               "tenants/t1/sync/flux-kustomization.yaml": (b"apiVersion: kustomize.toolkit.fluxcd.io/v1\n"
                                                      b"kind: Kustomization\nmetadata: {name: tenant-t1}\n"
                                                      b"spec: {interval: 10m, prune: true, "
-                                                     b"sourceRef: {kind: Bucket, name: b}}\n", "2")}
+                                                     b"sourceRef: {kind: Bucket, name: tenant-t1}}\n", "2"),
+              "tenants/t1/sync/flux-source.yaml": (b"apiVersion: source.toolkit.fluxcd.io/v1\nkind: Bucket\n"
+                                                   b"metadata: {name: tenant-t1}\nspec: {bucketName: m, interval: 10m,"
+                                                   b" endpoint: e, prefix: tenants/t1/manifests/}\n", "2")}
     succeeded, message = reconcile(broken, "t1")
     assert not succeeded and "bogus" in message
+    elsewhere = {**broken, "tenants/t1/sync/flux-source.yaml": (broken["tenants/t1/sync/flux-source.yaml"][0].replace(
+        b"prefix: tenants/t1/manifests/", b"prefix: tenants/"), "2")}
+    assert reconcile(elsewhere, "t1") == (False, "source failed: the tenant's Bucket source lists 'tenants/', not "
+                                                 "'tenants/t1/manifests/'")
     half_written = {**broken, "tenants/t1/manifests/quota.yaml": (b"", "1")}
     assert reconcile(half_written, "t1") is None
 

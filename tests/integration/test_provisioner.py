@@ -191,7 +191,8 @@ def test_delete_removes_the_objects_then_the_files(provisioner, emulators, subsc
     provisioner.on_flux(outcome("acme"))
     assert provisioner.delete("acme")["status"] == "deleting"
     assert set(files(provisioner)) == {"tenants/acme/manifests/kustomization.yaml",
-                                       "tenants/acme/sync/flux-kustomization.yaml"}
+                                       "tenants/acme/sync/flux-kustomization.yaml",
+                                       "tenants/acme/sync/flux-source.yaml"}
     assert provisioner.delete("acme")["status"] == "deleting"  # repeated: same answer
     with pytest.raises(Problem) as caught:
         provisioner.patch("acme", {"tier": "premium"})

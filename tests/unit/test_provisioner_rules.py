@@ -14,15 +14,16 @@ from tests.conftest import ROOT, example
 ROOT_INFRA = ROOT / "infra"
 
 PLATFORM = manifests.Platform.for_environment("energent-prod", "production",
-                                              authorized_networks=("203.0.113.0/24",))
+                                              authorized_networks=("203.0.113.0/24",),
+                                              manifest_bucket="energent-manifests-production-energent-prod")
 TODAY = datetime.date(2026, 11, 29)
 
 
 def rendered(tenant_id="acme", tier="basic", model="multi-tenant") -> dict[str, dict]:
     cidr = "172.20.0.32/28" if model == "dedicated" else None
     files = manifests.render(tenants.TenantSpec(tenant_id, tier, model, cidr), PLATFORM)
-    return {path.rsplit("/", 1)[1] if "/manifests/" in path else "flux-kustomization": yaml.safe_load(content)
-            for path, content in files.items()}
+    return {path.rsplit("/", 1)[1] if "/manifests/" in path else path.rsplit("/", 1)[1].removesuffix(".yaml"):
+            yaml.safe_load(content) for path, content in files.items()}
 
 
 def test_rendering_is_byte_identical_for_the_same_input():
@@ -124,7 +125,19 @@ def test_the_flux_kustomization_is_per_tenant_and_prunes():
     assert kustomization["spec"]["prune"] is True
     assert kustomization["spec"]["path"] == "./tenants/acme/manifests"
     listed = rendered()["kustomization.yaml"]["resources"]
-    assert set(listed) == {name for name in rendered() if name not in ("kustomization.yaml", "flux-kustomization")}
+    assert set(listed) == {name for name in rendered() if name.endswith(".yaml") and name != "kustomization.yaml"}
+
+
+def test_each_tenant_reads_its_manifests_from_a_flux_source_of_its_own():
+    objects = rendered()
+    source, kustomization = objects["flux-source"], objects["flux-kustomization"]
+    validate(source)
+    assert source["kind"] == "Bucket" and source["metadata"]["name"] == "tenant-acme"
+    assert source["spec"]["prefix"] == "tenants/acme/manifests/"
+    assert source["spec"]["bucketName"] == PLATFORM.manifest_bucket
+    assert kustomization["spec"]["sourceRef"] == {"kind": "Bucket", "name": "tenant-acme"}
+    other = rendered(tenant_id="bravo")["flux-source"]
+    assert other["spec"]["prefix"] == "tenants/bravo/manifests/"  # one tenant's change is not the other's
 
 
 def test_dedicated_tenants_get_their_own_cluster_and_node_pool():
@@ -171,9 +184,11 @@ def test_control_plane_ranges_are_distinct_and_never_meet_the_shared_cluster():
     shared = ROOT_INFRA.joinpath("modules/gke/variables.tf").read_text()
     assert '"172.16.0.0/28"' in shared  # the shared cluster's range the default pool keeps clear of
 
+
 def test_removal_keeps_only_an_empty_kustomization():
     files = manifests.render_removal("acme", PLATFORM)
-    assert set(files) == {"tenants/acme/manifests/kustomization.yaml", "tenants/acme/sync/flux-kustomization.yaml"}
+    assert set(files) == {"tenants/acme/manifests/kustomization.yaml", "tenants/acme/sync/flux-kustomization.yaml",
+                          "tenants/acme/sync/flux-source.yaml"}
     assert yaml.safe_load(files["tenants/acme/manifests/kustomization.yaml"])["resources"] == []
 
 

@@ -3,8 +3,9 @@
 Same input, byte-identical output (keys sorted, one object per file). Layout in the GitOps bucket:
 
     tenants/T/manifests/   the tenant's objects and their kustomization.yaml (applied by Kustomization tenant-T)
-    tenants/T/sync/        the Flux Kustomization tenant-T itself (applied by the platform's tenants Kustomization;
-                           not named kustomization.yaml, so kustomize never mistakes it for its own file)
+    tenants/T/sync/        the Flux Kustomization tenant-T and its own Bucket source tenant-T over
+                           tenants/T/manifests/ (applied by the platform's tenants Kustomization; not named
+                           kustomization.yaml, so kustomize never mistakes them for its own file)
 
 Each tenant has its own Kustomization, so one broken tenant never blocks another, with `prune: true`, so
 removing a file removes its object from the cluster.
@@ -38,7 +39,7 @@ class Platform:
     platform_namespace: str = "energent-platform"
     config_connector_namespace: str = "energent-infra"
     flux_namespace: str = "flux-system"
-    flux_source: str = "tenant-manifests"  # the Flux Bucket source over the manifest bucket
+    manifest_bucket: str = "energent-manifests-local"  # the GitOps bucket each tenant's Flux source reads
     network: str = "energent-vpc-local"  # the platform's VPC and GKE subnetwork (infra/modules/networking)
     subnetwork: str = "energent-gke-local"
     authorized_networks: tuple[str, ...] = ()  # who may reach a dedicated cluster's control plane
@@ -233,8 +234,25 @@ def flux_kustomization(tenant_id: str, platform: Platform) -> dict:
         "metadata": _meta(kustomization_name(tenant_id), platform.flux_namespace, {LABEL_TENANT: tenant_id}),
         "spec": {"interval": "10m", "retryInterval": "1m", "timeout": "5m", "prune": True, "wait": True,
                  "path": f"./{manifests_dir(tenant_id)}",
-                 "sourceRef": {"kind": "Bucket", "name": platform.flux_source}},
+                 "sourceRef": {"kind": "Bucket", "name": kustomization_name(tenant_id)}},
     }
+
+
+def flux_source(tenant_id: str, platform: Platform) -> dict:
+    """The tenant's own Flux source: the bucket under its prefix only, so its revision changes only when its own
+    files do, and one tenant's change reconciles one Kustomization (§5)."""
+    return {
+        "apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "Bucket",
+        "metadata": _meta(kustomization_name(tenant_id), platform.flux_namespace, {LABEL_TENANT: tenant_id}),
+        "spec": {"provider": "gcp", "bucketName": platform.manifest_bucket, "endpoint": "storage.googleapis.com",
+                 "prefix": f"{manifests_dir(tenant_id)}/", "interval": "10m"},
+    }
+
+
+def _sync(tenant_id: str, platform: Platform) -> dict[str, bytes]:
+    base = sync_path(tenant_id).rsplit("/", 1)[0]
+    return {sync_path(tenant_id): _dump(flux_kustomization(tenant_id, platform)),
+            f"{base}/flux-source.yaml": _dump(flux_source(tenant_id, platform))}
 
 
 def _kustomization(resources: list[str]) -> dict:
@@ -247,11 +265,10 @@ def render(spec: TenantSpec, platform: Platform) -> dict[str, bytes]:
     base = manifests_dir(spec.tenant_id)
     files = {f"{base}/{name}": _dump(document) for name, document in sorted(objects.items())}
     files[f"{base}/kustomization.yaml"] = _dump(_kustomization(sorted(objects)))
-    files[sync_path(spec.tenant_id)] = _dump(flux_kustomization(spec.tenant_id, platform))
+    files.update(_sync(spec.tenant_id, platform))
     return files
 
 
 def render_removal(tenant_id: str, platform: Platform) -> dict[str, bytes]:
     """What stays while a tenant is deleted: an empty kustomization, which Flux prunes every object against."""
-    return {f"{manifests_dir(tenant_id)}/kustomization.yaml": _dump(_kustomization([])),
-            sync_path(tenant_id): _dump(flux_kustomization(tenant_id, platform))}
+    return {f"{manifests_dir(tenant_id)}/kustomization.yaml": _dump(_kustomization([])), **_sync(tenant_id, platform)}
