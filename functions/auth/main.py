@@ -10,6 +10,8 @@ reads. Work that blocks — client authentication, Firestore writes, Secret Mana
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 from functools import cache, wraps
 
 import functions_framework
@@ -23,6 +25,7 @@ from auth.settings import auth_settings
 from auth.store import ClientStore, RevocationStore, SigningKeyStore
 from energent_shared import clients, events, tenants
 from energent_shared.asgi import asgi_function, json_response, read_json
+from energent_shared.clock import utcnow
 from energent_shared.config import settings
 from energent_shared.firestore import valid_tenant_id
 from energent_shared.guard import ALL_SCOPES, Guard, Principal, revoked_token
@@ -180,6 +183,20 @@ async def delete_client(request: Request, tenant_id: str, client_id: str) -> Res
     principal = await caller(request, "clients:write", tenant_id_param(tenant_id))
     await asyncio.to_thread(service().delete_client, tenant_id, client_id, principal.client_id)
     return Response(status_code=204)
+
+
+@router.route("POST", "/v1/keys:rotate")
+async def rotate_keys(request: Request) -> Response:
+    """Rotate now, exactly as Secret Manager's scheduled rotation does: its notification goes to auth-events, and
+    the rotation deployment adds one key version (once, however often the message is delivered)."""
+    principal = await caller(request, "tenants:admin")
+    secret = auth_settings().signing_key_secret
+    notified_at = utcnow().isoformat().replace("+00:00", "Z")
+    message_id = await asyncio.to_thread(
+        events.publish_raw, os.environ.get("AUTH_EVENTS_TOPIC", "auth-events"), json.dumps({"name": secret}).encode(),
+        {"eventType": "SECRET_ROTATE", "secretId": secret, "dataFormat": "JSON_V1", "timestamp": notified_at})
+    log_event(logger, "key.rotation_requested", caller=principal.client_id, message_id=message_id)
+    return json_response({"status": "rotating", "secret": secret, "requested_at": notified_at}, status=202)
 
 
 @functions_framework.aio.http

@@ -244,6 +244,11 @@ def publish(topic: str, event: CloudEvent, *, timeout_s: float = 30.0) -> str:
     return future.result(timeout=timeout_s)
 
 
+def publish_raw(topic: str, data: bytes, attributes: dict[str, str], *, timeout_s: float = 30.0) -> str:
+    """Publish a message that is not a CloudEvent (e.g. one in Secret Manager's own notification format)."""
+    return clients.publisher().publish(topic_path(topic), data, **attributes).result(timeout=timeout_s)
+
+
 def to_structured_json(event: CloudEvent) -> bytes:
     """The structured JSON form; Decimals stay exact (as strings), bytes travel as `data_base64`."""
     document = dict(event.get_attributes())
