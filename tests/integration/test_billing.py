@@ -486,7 +486,6 @@ def test_events_racing_back_to_back_closes_on_two_instances_are_billed_exactly_o
 
 def test_a_close_fans_out_in_chunks_and_numbers_without_gaps_under_redelivery(firestore_db, bucket, monkeypatch):
     monkeypatch.setattr(closing, "CHUNK", 3)
-    monkeypatch.setattr(closing, "NUMBERING_STEP", 2)
     steps = Steps(repeat=2, threaded=True)
     billing = make_billing(firestore_db, bucket, steps)
     names = [f"tenant-{n:02d}" for n in range(11)]

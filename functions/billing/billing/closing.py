@@ -26,8 +26,9 @@ Scale: an HTTP or scheduled close only records the period as `closing` and publi
 Each chunk lists the next CHUNK tenants, publishes the following chunk at once (so chunks overlap) and drafts
 its own; a marker per chunk keeps the progress counters exact under redelivery (a chunk already drafted is not
 drafted again), and each step publishes the next once per run of the close. Numbering starts only when every
-chunk is drafted: steps of NUMBERING_STEP drafts each get numbers in one transaction with the year's counter,
-hand on to the next step, then store their documents while the next step numbers. Every step is idempotent and
+chunk is drafted: one step per chunk, in chunk (so tenant) order, gives its drafts numbers in one transaction with
+the year's counter (reading them by key: no query), hands on to the next step, then stores its documents while
+the next step numbers. Every step is idempotent and
 each message names its step, so redelivery or a crash anywhere resumes without gaps or doubles, and no
 invocation or document grows with the number of tenants.
 """
@@ -55,7 +56,6 @@ CLOSE_TYPE = "ai.energent.billing.period.close.v1"  # Cloud Scheduler / operator
 CHUNK_TYPE = "ai.energent.billing.period.chunk.v1"  # {period, chunk, after, run}: draft the next tenants
 NUMBER_TYPE = "ai.energent.billing.period.number.v1"  # {period, step, run}: number the next drafts
 CHUNK = 100
-NUMBERING_STEP = 200
 DRAFT_WORKERS = 8
 
 
@@ -120,7 +120,8 @@ class Closer:
         if len(page) < CHUNK:
             self.periods.last_chunk(period, chunk + 1)
         with ThreadPoolExecutor(DRAFT_WORKERS) as pool:
-            drafted = sum(pool.map(lambda tenant: self.draft(tenant, period), page))
+            drafted = [tenant["tenant_id"] for tenant, has in zip(page, pool.map(lambda t: self.draft(t, period), page),
+                                                                   strict=True) if has]
         if self.periods.chunk_drafted(period, chunk, len(page), drafted):
             self._hand_on(run, NUMBER_TYPE, {"period": period, "step": 0}, "number-0")
 
@@ -173,9 +174,10 @@ class Closer:
         record = self.periods.get(period)
         if record is None or record["status"] == "closed" or not self.periods.all_chunks_drafted(period):
             return  # numbering begins only once every chunk is drafted, whoever sent this step
-        numbered = self.periods.number(period, step, NUMBERING_STEP, lambda: invoice.issue_fields(
+        last_step = step + 1 >= record["chunks_total"]
+        numbered = self.periods.number(period, step, last_step, lambda: invoice.issue_fields(
             self.clock(), self.seller.payment_terms_days))
-        if len(numbered) == NUMBERING_STEP:  # hand on first: the next step numbers while this one stores
+        if not last_step:  # hand on first: the next step numbers while this one stores
             self._hand_on(run, NUMBER_TYPE, {"period": period, "step": step + 1}, f"number-{step + 1}")
         def issue(pair: tuple[str, str]) -> None:
             issued = self.invoices.numbered(pair[0], period, pair[1])

@@ -245,15 +245,16 @@ class Periods:
         record = self.get(period) or {}
         return record.get("chunks_total") is not None and record["chunks_drafted"] >= record["chunks_total"]
 
-    def chunk_drafted(self, period: str, index: int, tenants: int, drafted: int) -> bool:
-        """Count a drafted chunk once (a redelivery counts nothing); True when every chunk is drafted."""
+    def chunk_drafted(self, period: str, index: int, tenants: int, drafted: list[str]) -> bool:
+        """Count a drafted chunk once (a redelivery counts nothing), keeping which of its tenants have a draft
+        (at most a chunk's worth: numbering reads them by key, with no query); True when every chunk is drafted."""
         from google.api_core.exceptions import AlreadyExists
         from google.cloud.firestore import Increment
 
         batch = self.db.batch()
         batch.create(self.ref(period).collection("chunks").document(f"{index:06d}"),
-                     {"tenants": tenants, "drafted": drafted, "at": utcnow()})
-        batch.update(self.ref(period), {"tenants": Increment(tenants), "drafted": Increment(drafted),
+                     {"tenants": tenants, "drafted": sorted(drafted), "at": utcnow()})
+        batch.update(self.ref(period), {"tenants": Increment(tenants), "drafted": Increment(len(drafted)),
                                         "chunks_drafted": Increment(1)})
         try:
             batch.commit(timeout=WRITE_TIMEOUT_S)
@@ -262,19 +263,19 @@ class Periods:
         record = self.get(period)
         return record["chunks_total"] is not None and record["chunks_drafted"] >= record["chunks_total"]
 
-    def number(self, period: str, step: int, limit: int, stamp: Callable[[], dict]) -> list[tuple[str, str]]:
-        """Numbering step `step`: give up to `limit` drafts of the period the next numbers of the year they are
-        issued in (`stamp` gives the issue fields), in tenant order, in one transaction with that year's counter,
-        so a number exists only with its invoice (no gaps). Done once: a repeated step returns what it numbered
-        the first time. Returns [(tenant_id, number)]."""
+    def number(self, period: str, step: int, last_step: bool, stamp: Callable[[], dict]) -> list[tuple[str, str]]:
+        """Numbering step `step`: give the drafts of chunk `step` the next numbers of the year they are issued in
+        (`stamp` gives the issue fields), in tenant order, in one transaction with that year's counter, so a
+        number exists only with its invoice (no gaps). Done once: a repeated step returns what it numbered the
+        first time. Returns [(tenant_id, number)]."""
         from google.cloud.firestore import Increment
-        from google.cloud.firestore_v1.base_query import FieldFilter
 
         from billing.invoice import number
 
         done_ref = self.ref(period).collection("numbering").document(f"{step:06d}")
-        drafts = (self.db.collection_group("invoices").where(filter=FieldFilter("period", "==", period))
-                  .where(filter=FieldFilter("status", "==", "draft")).limit(limit))
+        chunk = self.ref(period).collection("chunks").document(f"{step:06d}").get().to_dict() or {}
+        refs = [firestore.tenant_doc(tenant_id, "invoices", period, db=self.db)
+                for tenant_id in chunk.get("drafted", [])]
 
         done = done_ref.get()
         if done.exists:  # a redelivered step: no transaction, so no contention with the next one
@@ -287,7 +288,8 @@ class Periods:
             issued, numbered = stamp(), []
             year = int(issued["issue_date"][:4])
             counter = self.db.collection("invoice_counters").document(str(year))
-            found = sorted(drafts.stream(transaction=transaction), key=lambda s: s.get("tenant_id"))
+            found = sorted((s for s in self.db.get_all(refs, transaction=transaction) if s.exists
+                            and s.get("status") == "draft"), key=lambda s: s.get("tenant_id")) if refs else []
             last = (counter.get(transaction=transaction).to_dict() or {}).get("last", 0)
             for snapshot in found:
                 last += 1
@@ -295,8 +297,7 @@ class Periods:
                 transaction.update(snapshot.reference, {"number": numbered[-1][1], "status": "final", **issued})
             transaction.set(counter, {"last": last})
             transaction.create(done_ref, {"invoices": [" ".join(pair) for pair in numbered]})
-            transaction.update(self.ref(period), {"issued": Increment(len(numbered)),
-                                                  "numbered_all": len(numbered) < limit})
+            transaction.update(self.ref(period), {"issued": Increment(len(numbered)), "numbered_all": last_step})
             return numbered
 
         return firestore.run_transaction(attempt, db=self.db)

@@ -60,23 +60,6 @@ resource "google_firestore_field" "revoked_tokens_ttl" {
   ttl_config {}
 }
 
-# A close numbers its period's drafts with a collection-group query (billing/store.py, Periods.number).
-resource "google_firestore_index" "invoice_drafts" {
-  project     = var.project_id
-  database    = google_firestore_database.main.name
-  collection  = "invoices"
-  query_scope = "COLLECTION_GROUP"
-
-  fields {
-    field_path = "period"
-    order      = "ASCENDING"
-  }
-  fields {
-    field_path = "status"
-    order      = "ASCENDING"
-  }
-}
-
 resource "google_storage_bucket" "data" {
   for_each = var.bucket_prefixes
 
