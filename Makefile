@@ -9,7 +9,7 @@ CHECKOV := .tools/checkov/bin/checkov
 
 venv: $(STAMP) $(CHECKOV)
 
-$(STAMP): requirements-dev.txt constraints.txt shared/pyproject.toml $(wildcard functions/*/requirements.txt)
+$(STAMP): requirements-dev.txt constraints.txt shared/pyproject.toml cli/pyproject.toml $(wildcard functions/*/requirements.txt)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -r requirements-dev.txt
 	touch $@

@@ -1,0 +1,1 @@
+"""energent: the operators command line."""

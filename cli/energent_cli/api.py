@@ -1,0 +1,149 @@
+"""The public API as the CLI uses it: where it is, who is calling, and one request at a time with the errors
+turned into a message a person can act on. Tokens are cached per profile until shortly before they expire."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shlex
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+TOKEN_MARGIN_S = 60  # a cached token is used only while it has at least this long to live
+RETRIABLE = (429, 500, 502, 503, 504)
+
+
+class ApiError(Exception):
+    """What went wrong, said as the API said it (the problem's `detail`)."""
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Profile:
+    url: str
+    client_id: str
+    client_secret: str
+
+    @property
+    def key(self) -> str:
+        return hashlib.sha256(f"{self.url}\0{self.client_id}".encode()).hexdigest()[:24]
+
+
+def _stack_env(start: Path) -> dict[str, str]:
+    for folder in (start, *start.parents):
+        found = folder / ".local" / "stack.env"
+        if found.is_file():
+            return dict(line.split("=", 1) for line in shlex.split(found.read_text(), comments=True) if "=" in line)
+    return {}
+
+
+def profile(environ: dict[str, str] | None = None, cwd: Path | None = None) -> Profile:
+    """ENERGENT_API_URL, ENERGENT_CLIENT_ID, ENERGENT_CLIENT_SECRET; in a checkout with a running stack and none
+    of them set, the stack's gateway and operator credentials (.local/stack.env)."""
+    environ = os.environ if environ is None else environ
+    names = ("ENERGENT_API_URL", "ENERGENT_CLIENT_ID", "ENERGENT_CLIENT_SECRET")
+    if any(environ.get(name) for name in names):
+        missing = [name for name in names if not environ.get(name)]
+        if missing:
+            raise ApiError(f"set {', '.join(missing)} as well (or none of them, inside a checkout running `make dev`)")
+        return Profile(environ["ENERGENT_API_URL"].rstrip("/"), environ["ENERGENT_CLIENT_ID"],
+                       environ["ENERGENT_CLIENT_SECRET"])
+    stack = _stack_env(cwd or Path.cwd())
+    if not stack:
+        raise ApiError("no API configured: set ENERGENT_API_URL, ENERGENT_CLIENT_ID and ENERGENT_CLIENT_SECRET, "
+                       "or run inside a checkout with `make dev` running")
+    return Profile(stack["GATEWAY_URL"].rstrip("/"), stack["OPERATOR_CLIENT_ID"], stack["OPERATOR_CLIENT_SECRET"])
+
+
+def _cache_file() -> Path:
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "energent" / "tokens.json"
+
+
+class Api:
+    def __init__(self, who: Profile, timeout_s: float = 30):
+        self.who = who
+        self.timeout_s = timeout_s
+        self.session = requests.Session()
+
+    # --- the caller's token -----------------------------------------------------------------------------------
+
+    def token(self) -> str:
+        cache = _cache_file()
+        try:
+            cached = json.loads(cache.read_text()).get(self.who.key)
+        except (OSError, ValueError):
+            cached = None
+        if cached and cached["expires_at"] - TOKEN_MARGIN_S > time.time():
+            return cached["access_token"]
+        try:
+            response = self.session.post(f"{self.who.url}/v1/oauth/token", data={"grant_type": "client_credentials"},
+                                         auth=(self.who.client_id, self.who.client_secret), timeout=self.timeout_s)
+        except requests.RequestException as error:
+            raise ApiError(f"cannot reach {self.who.url}: {error.__class__.__name__}") from None
+        if response.status_code != 200:
+            body = _json(response)
+            why = body.get("error_description") or body.get("error") or response.status_code
+            raise ApiError(f"cannot get a token: {why}", response.status_code)
+        issued = response.json()
+        self._remember(cache, issued)
+        return issued["access_token"]
+
+    def _remember(self, cache: Path, issued: dict) -> None:
+        """Best effort: a cache that cannot be written costs a token request next time, nothing more."""
+        try:
+            known = json.loads(cache.read_text()) if cache.exists() else {}
+        except (OSError, ValueError):
+            known = {}
+        known = {key: entry for key, entry in known.items() if entry.get("expires_at", 0) > time.time()}
+        known[self.who.key] = {"access_token": issued["access_token"], "expires_at": time.time() + issued["expires_in"]}
+        try:
+            cache.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            with tempfile.NamedTemporaryFile("w", dir=cache.parent, delete=False) as temporary:  # mode 600
+                temporary.write(json.dumps(known))
+            Path(temporary.name).replace(cache)  # atomic: concurrent runs never read half a file
+        except OSError:
+            pass
+
+    # --- requests ---------------------------------------------------------------------------------------------
+
+    def call(self, method: str, path: str, *, retries: int = 0, raw: bool = False, **kwargs):
+        """The answer's JSON (or the response itself with `raw`); ApiError with the problem's detail otherwise.
+        `retries`: how often to try again, with backoff, on 429 and 5xx answers and lost connections."""
+        headers = {"Authorization": f"Bearer {self.token()}", **kwargs.pop("headers", {})}
+        for attempt in range(retries + 1):
+            try:
+                response = self.session.request(method, f"{self.who.url}{path}", headers=headers,
+                                                timeout=self.timeout_s, **kwargs)
+            except requests.RequestException as error:
+                if attempt < retries:
+                    time.sleep(min(8.0, 0.5 * 2 ** attempt))
+                    continue
+                raise ApiError(f"cannot reach {self.who.url}: {error.__class__.__name__}") from None
+            if response.status_code in RETRIABLE and attempt < retries:
+                time.sleep(float(response.headers.get("Retry-After") or min(8.0, 0.5 * 2 ** attempt)))
+                continue
+            if response.status_code >= 400:
+                body = _json(response)
+                raise ApiError(body.get("detail") or body.get("error_description") or
+                               f"{method} {path} answered {response.status_code}", response.status_code)
+            if raw:
+                return response
+            return _json(response) if response.content else {}
+        raise AssertionError("unreachable")
+
+
+def _json(response: requests.Response) -> dict:
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {"value": body}

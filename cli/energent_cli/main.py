@@ -1,0 +1,379 @@
+"""energent: the operators' command line (CONTRACT §9). It speaks only the public API, through the gateway.
+
+Tables for people, `--json` (before or after the command) for scripts: the API's JSON for what the command did,
+and nothing else on stdout. Exit 0 on success; 1 with the problem's detail on stderr otherwise.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from energent_cli import usage_file
+from energent_cli.api import Api, ApiError, profile
+
+app = typer.Typer(help="Run the Energent control plane: tenants, clients, usage, periods, invoices and keys.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+tenants_app = typer.Typer(help="Tenants: create, list, read, change and delete.", no_args_is_help=True)
+clients_app = typer.Typer(help="A tenant's API clients.", no_args_is_help=True)
+usage_app = typer.Typer(help="Send usage from a file, show a tenant's usage.", no_args_is_help=True)
+periods_app = typer.Typer(help="Close billing periods and follow a close.", no_args_is_help=True)
+invoices_app = typer.Typer(help="Invoices: list, read, the upcoming one, pay, credit.", no_args_is_help=True)
+keys_app = typer.Typer(help="Token signing keys.", no_args_is_help=True)
+for name, sub in (("tenants", tenants_app), ("clients", clients_app), ("usage", usage_app), ("periods", periods_app),
+                  ("invoices", invoices_app), ("keys", keys_app)):
+    app.add_typer(sub, name=name)
+
+out = Console()
+err = Console(stderr=True)
+state = {"json": False}
+
+
+class Failed(Exception):
+    """The command did not do what was asked; the message says why (exit 1)."""
+
+
+def api() -> Api:
+    return Api(profile())
+
+
+def show(data, table: Table | str | None = None) -> None:
+    """The API's JSON with --json; else the table or line for people."""
+    if state["json"]:
+        out.file.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    elif table is not None:
+        out.print(table)
+
+
+def table(title: str, columns: list[str], rows: list[list]) -> Table:
+    view = Table(title=title, title_justify="left", header_style="bold")
+    for column in columns:
+        view.add_column(column, overflow="fold")
+    for row in rows:
+        view.add_row(*("" if cell is None else str(cell) for cell in row))
+    return view
+
+
+def record(title: str, data: dict, fields: list[str]) -> Table:
+    return table(title, ["field", "value"], [[field, json.dumps(data.get(field)) if isinstance(
+        data.get(field), (dict, list)) else data.get(field)] for field in fields])
+
+
+# --- tenants ------------------------------------------------------------------------------------------------------
+
+TENANT_FIELDS = ["tenant_id", "display_name", "tier", "deployment_model", "status", "status_message", "billing_start",
+                 "created_at", "updated_at"]
+
+
+def follow_tenant(client: Api, tenant_id: str, until: tuple[str, ...], timeout_s: float) -> dict:
+    """Poll the tenant's status with a live line until it reaches one of `until` or `failed`."""
+    deadline = time.monotonic() + timeout_s
+    with err.status(f"{tenant_id}: waiting") as line:
+        while True:
+            current = client.call("GET", f"/v1/tenants/{tenant_id}")
+            line.update(f"{tenant_id}: {current['status']}")
+            if current["status"] in until:
+                return current
+            if current["status"] == "failed":
+                raise Failed(f"{tenant_id} failed: {current.get('status_message') or 'no message from Flux'}")
+            if time.monotonic() > deadline:
+                raise Failed(f"{tenant_id} is still {current['status']} after {timeout_s:.0f} s; "
+                             f"follow it with `energent tenants get {tenant_id}`")
+            time.sleep(0.5)
+
+
+@tenants_app.command("create")
+def tenants_create(tenant_id: str, name: Annotated[str, typer.Option("--name", help="Display name")],
+                   tier: Annotated[str, typer.Option("--tier", help="basic, standard, premium or enterprise")],
+                   dedicated: Annotated[bool, typer.Option("--dedicated", help="A cluster of its own")] = False,
+                   billing_start: Annotated[str | None, typer.Option("--billing-start", help="YYYY-MM-DD")] = None,
+                   wait: Annotated[bool, typer.Option("--wait", help="Follow until active or failed")] = False,
+                   timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait")] = 300) -> None:
+    """Create a tenant."""
+    client = api()
+    body = {"tenant_id": tenant_id, "display_name": name, "tier": tier,
+            "deployment_model": "dedicated" if dedicated else "multi-tenant"}
+    if billing_start:
+        body["billing_start"] = billing_start
+    created = client.call("POST", "/v1/tenants", json=body)
+    if wait:
+        created = follow_tenant(client, tenant_id, ("active",), timeout)
+    show(created, record(f"tenant {tenant_id}", created, TENANT_FIELDS))
+
+
+@tenants_app.command("list")
+def tenants_list(status: Annotated[str | None, typer.Option("--status", help="Only tenants in this status")] = None,
+                 ) -> None:
+    """Every tenant (page by page), or those in one status."""
+    client, found, token = api(), [], ""
+    while True:
+        params = {"page_size": 100, **({"page_token": token} if token else {}),
+                  **({"status": status} if status else {})}
+        page = client.call("GET", "/v1/tenants", params=params)
+        found += page["tenants"]
+        token = page.get("next_page_token")
+        if not token:
+            break
+    show({"tenants": found}, table("tenants", ["id", "name", "tier", "model", "status", "billing start"],
+                                   [[t["tenant_id"], t["display_name"], t["tier"], t["deployment_model"], t["status"],
+                                     t.get("billing_start")] for t in found]))
+
+
+@tenants_app.command("get")
+def tenants_get(tenant_id: str) -> None:
+    """One tenant."""
+    found = api().call("GET", f"/v1/tenants/{tenant_id}")
+    show(found, record(f"tenant {tenant_id}", found, [*TENANT_FIELDS, "billing_profile"]))
+
+
+@tenants_app.command("update")
+def tenants_update(tenant_id: str, tier: Annotated[str | None, typer.Option("--tier")] = None,
+                   name: Annotated[str | None, typer.Option("--name")] = None) -> None:
+    """Change a tenant's tier and/or name."""
+    body = {k: v for k, v in (("tier", tier), ("display_name", name)) if v is not None}
+    if not body:
+        raise Failed("nothing to change: give --tier and/or --name")
+    changed = api().call("PATCH", f"/v1/tenants/{tenant_id}", json=body)
+    show(changed, record(f"tenant {tenant_id}", changed, TENANT_FIELDS))
+
+
+@tenants_app.command("delete")
+def tenants_delete(tenant_id: str, wait: Annotated[bool, typer.Option("--wait", help="Follow until deleted")] = False,
+                   timeout: Annotated[float, typer.Option("--timeout")] = 300) -> None:
+    """Delete a tenant (its tokens stop working at once)."""
+    client = api()
+    deleted = client.call("DELETE", f"/v1/tenants/{tenant_id}")
+    if wait:
+        deleted = follow_tenant(client, tenant_id, ("deleted",), timeout)
+    show(deleted, record(f"tenant {tenant_id}", deleted, TENANT_FIELDS))
+
+
+# --- clients ------------------------------------------------------------------------------------------------------
+
+@clients_app.command("create")
+def clients_create(tenant_id: str, scope: Annotated[list[str], typer.Option("--scope", help="Repeat for more")],
+                   name: Annotated[str | None, typer.Option("--name")] = None) -> None:
+    """Create a client; its secret is shown this once."""
+    created = api().call("POST", f"/v1/tenants/{tenant_id}/clients",
+                         json={"scopes": scope, **({"name": name} if name else {})})
+    show(created, record("new client (the secret is shown only now)", created,
+                         ["client_id", "client_secret", "scopes"]))
+
+
+@clients_app.command("list")
+def clients_list(tenant_id: str) -> None:
+    """A tenant's clients (never their secrets)."""
+    found = api().call("GET", f"/v1/tenants/{tenant_id}/clients")
+    show(found, table(f"clients of {tenant_id}", ["client id", "name", "scopes", "created"],
+                      [[c.get("client_id"), c.get("name"), " ".join(c.get("scopes", [])), c.get("created_at")]
+                       for c in found["clients"]]))
+
+
+@clients_app.command("delete")
+def clients_delete(tenant_id: str, client_id: str) -> None:
+    """Delete a client; its tokens stop working."""
+    api().call("DELETE", f"/v1/tenants/{tenant_id}/clients/{client_id}")
+    show({"tenant_id": tenant_id, "client_id": client_id, "deleted": True}, f"deleted {client_id}")
+
+
+# --- usage --------------------------------------------------------------------------------------------------------
+
+@usage_app.command("send")
+def usage_send(file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)]) -> None:
+    """Send usage from JSON lines of CloudEvents or a CSV (tenant_id,meter,quantity[,time][,id]). Sending the
+    same file again counts nothing twice."""
+    client = api()
+    parsed = list(usage_file.read(file.read_text(encoding="utf-8"), file.name))
+    events = [item for item in parsed if isinstance(item, dict)]
+    summary = {"accepted": 0, "duplicates": 0, "conflicts": [],
+               "rejected": [{"id": f"line {bad.line}", "reason": bad.reason}
+                            for bad in parsed if isinstance(bad, usage_file.BadRow)]}
+    with Progress(TextColumn("sending usage"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=err, transient=True, disable=state["json"]) as progress:
+        task = progress.add_task("send", total=len(events))
+        for batch in usage_file.batches(events):
+            answer = client.call("POST", "/v1/usage", retries=5, data=json.dumps(batch),
+                                 headers={"Content-Type": "application/cloudevents-batch+json"})
+            summary["accepted"] += answer["accepted"]
+            summary["duplicates"] += answer["duplicates"]
+            summary["conflicts"] += answer.get("conflicts", [])
+            summary["rejected"] += answer["rejected"]
+            progress.advance(task, len(batch))
+    problems = [["rejected", r["id"], r["reason"]] for r in summary["rejected"]] + \
+               [["conflict", c["id"], c["reason"]] for c in summary["conflicts"]]
+    show(summary, table(f"{file.name}: {summary['accepted']} accepted, {summary['duplicates']} duplicates, "
+                        f"{len(summary['conflicts'])} conflicts, {len(summary['rejected'])} rejected",
+                        ["outcome", "event", "reason"], problems))
+
+
+@usage_app.command("show")
+def usage_show(tenant_id: str, period: Annotated[str | None, typer.Option("--period", help="YYYY-MM")] = None,
+               daily: Annotated[bool, typer.Option("--daily", help="Per day too")] = False) -> None:
+    """A tenant's usage in a period (default: this UTC month)."""
+    period = period or datetime.datetime.now(datetime.UTC).strftime("%Y-%m")
+    found = api().call("GET", f"/v1/tenants/{tenant_id}/usage",
+                       params={"period": period, **({"granularity": "day"} if daily else {})})
+    meters = sorted(found["meters"])
+    if daily:
+        rows = [[day["date"], *(day["meters"][m]["quantity"] for m in meters)] for day in found.get("days", [])]
+        show(found, table(f"usage of {tenant_id} in {period}, per day", ["date", *meters], rows))
+    else:
+        show(found, table(f"usage of {tenant_id} in {period}", ["meter", "quantity", "unit"],
+                          [[m, found["meters"][m]["quantity"], found["meters"][m]["unit"]] for m in meters]))
+
+
+# --- periods ------------------------------------------------------------------------------------------------------
+
+def period_table(found: dict) -> Table:
+    return record(f"period {found['period']}", found, ["status", "tenants", "drafted", "issued", "started_at",
+                                                        "closed_at"])
+
+
+@periods_app.command("close")
+def periods_close(period: str, wait: Annotated[bool, typer.Option("--wait", help="Follow until closed")] = False,
+                  timeout: Annotated[float, typer.Option("--timeout")] = 3600) -> None:
+    """Close a period into invoices for every tenant."""
+    client = api()
+    found = client.call("POST", f"/v1/billing/periods/{period}:close")
+    if wait and found["status"] != "closed":
+        deadline = time.monotonic() + timeout
+        with Progress(TextColumn("closing {task.fields[period]}: {task.fields[stage]}"), BarColumn(),
+                      MofNCompleteColumn(), console=err, transient=True, disable=state["json"]) as progress:
+            task = progress.add_task("close", total=None, period=period, stage="drafting")
+            while found["status"] != "closed":
+                if time.monotonic() > deadline:
+                    raise Failed(f"{period} is still closing after {timeout:.0f} s; follow it with "
+                                 f"`energent periods show {period}`")
+                time.sleep(0.5)
+                found = client.call("GET", f"/v1/billing/periods/{period}")
+                stage = "numbering" if found["issued"] else "drafting"
+                progress.update(task, total=found["drafted"] or None, completed=found["issued"], stage=stage)
+    show(found, period_table(found))
+
+
+@periods_app.command("show")
+def periods_show(period: str) -> None:
+    """A period's close and its progress."""
+    found = api().call("GET", f"/v1/billing/periods/{period}")
+    show(found, period_table(found))
+
+
+# --- invoices -----------------------------------------------------------------------------------------------------
+
+INVOICE_FIELDS = ["number", "tenant_id", "period", "status", "net", "vat", "total", "issue_date", "due_date"]
+
+
+def invoice_table(found: dict) -> Table:
+    view = record(f"invoice {found.get('number') or '(upcoming)'}", found, INVOICE_FIELDS)
+    for line in found.get("lines", []):
+        view.add_row(line.get("kind", ""), f"{line['amount']}  {line['description']}")
+    return view
+
+
+@invoices_app.command("list")
+def invoices_list(tenant_id: str) -> None:
+    """Every invoice of the tenant, paid and credited ones included."""
+    found = api().call("GET", f"/v1/tenants/{tenant_id}/invoices", params={"page_size": 100})
+    show(found, table(f"invoices of {tenant_id}", ["number", "period", "status", "total", "due"],
+                      [[i["number"], i["period"], i["status"], f"{i['currency']} {i['total']}", i.get("due_date")]
+                       for i in found["invoices"]]))
+
+
+@invoices_app.command("get")
+def invoices_get(tenant_id: str, period: str,
+                 pdf: Annotated[Path | None, typer.Option("--pdf", help="Write the PDF to this file")] = None) -> None:
+    """One invoice; with --pdf its PDF as well."""
+    client = api()
+    found = client.call("GET", f"/v1/tenants/{tenant_id}/invoices/{period}")
+    if pdf is not None:
+        document = client.call("GET", f"/v1/tenants/{tenant_id}/invoices/{period}", raw=True,
+                               headers={"Accept": "application/pdf"})
+        pdf.write_bytes(document.content)
+        if not state["json"]:
+            err.print(f"wrote {pdf}")
+    show(found, invoice_table(found))
+
+
+@invoices_app.command("upcoming")
+def invoices_upcoming(tenant_id: str) -> None:
+    """The open period's invoice as it stands now."""
+    found = api().call("GET", f"/v1/tenants/{tenant_id}/invoices/upcoming")
+    show(found, invoice_table(found))
+
+
+@invoices_app.command("pay")
+def invoices_pay(tenant_id: str, period: str, reference: Annotated[str, typer.Option("--reference")]) -> None:
+    """Record the invoice's payment (again: no change)."""
+    found = api().call("POST", f"/v1/tenants/{tenant_id}/invoices/{period}:pay", json={"reference": reference})
+    show(found, invoice_table(found))
+
+
+@invoices_app.command("credit")
+def invoices_credit(tenant_id: str, period: str, reason: Annotated[str, typer.Option("--reason")],
+                    reissue: Annotated[bool, typer.Option("--reissue", help="Issue it again from current data")]
+                    = False) -> None:
+    """Cancel the invoice with a credit note, and optionally reissue it."""
+    found = api().call("POST", f"/v1/tenants/{tenant_id}/invoices/{period}:credit",
+                       json={"reason": reason, "reissue": reissue})
+    note = found["credit_note"]
+    show(found, table("credited", ["document", "number", "total"],
+                      [["credit note", note["number"], note["total"]],
+                       ["invoice", found["invoice"]["number"], found["invoice"]["status"]]]))
+
+
+# --- keys ---------------------------------------------------------------------------------------------------------
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """The published signing keys."""
+    found = api().call("GET", "/.well-known/jwks.json")
+    show(found, table("signing keys", ["kid", "alg", "curve"],
+                      [[k["kid"], k.get("alg"), k.get("crv")] for k in found["keys"]]))
+
+
+@keys_app.command("rotate")
+def keys_rotate() -> None:
+    """Add a signing key now, as a scheduled rotation does."""
+    found = api().call("POST", "/v1/keys:rotate")
+    show(found, f"rotation requested at {found.get('requested_at')}: the new key is published at once and "
+                "signs after the activation delay")
+
+
+# --- running ------------------------------------------------------------------------------------------------------
+
+def main(args: list[str] | None = None) -> int:
+    """Run with `args` (default: the command line); `--json` may stand anywhere. Returns the exit code."""
+    args = list(sys.argv[1:] if args is None else args)
+    state["json"] = "--json" in args
+    args = [arg for arg in args if arg != "--json"]
+    try:
+        app(args=args, prog_name="energent", standalone_mode=False)
+    except (ApiError, Failed) as error:
+        err.print(f"[red]error:[/red] {error}", highlight=False)
+        return 1
+    except typer.Exit as done:
+        return done.exit_code
+    except typer.Abort:
+        err.print("aborted")
+        return 130
+    except Exception as error:  # click's usage errors
+        import click
+
+        if isinstance(error, click.ClickException):
+            error.show()
+            return error.exit_code
+        raise
+    return 0
+
+
+def run() -> None:
+    sys.exit(main())

@@ -1,0 +1,153 @@
+"""`energent`, the operators' CLI (contract §9), driven through its runner against a running stack. The stack runs
+with LOCAL_FLUX=off: the test plays Flux, so it decides which tenant becomes active and which fails."""
+
+import datetime
+import io
+import json
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from pypdf import PdfReader
+
+from energent_cli.main import main
+from local.flux import flux_event
+from tests.e2e.conftest import ROOT, RunningStack
+
+LAST_MONTH = (datetime.datetime.now(datetime.UTC).replace(day=1) - datetime.timedelta(days=1)).strftime("%Y-%m")
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    running = RunningStack(tmp_path_factory.mktemp("stack"), LOCAL_FLUX="off")
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def cli(stack, monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("ENERGENT_API_URL", stack.url)
+    monkeypatch.setenv("ENERGENT_CLIENT_ID", stack.values["OPERATOR_CLIENT_ID"])
+    monkeypatch.setenv("ENERGENT_CLIENT_SECRET", stack.values["OPERATOR_CLIENT_SECRET"])
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+
+    def run(*args: str) -> tuple[int, str, str]:
+        code = main(list(args))
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return run
+
+
+def flux_reports(stack, tenant_id: str, succeeded: bool, message: str = "applied") -> None:
+    time.sleep(1.1)  # Flux's timestamps have one-second resolution: report in a later second than the change
+    event = flux_event(tenant_id, succeeded, message, revision="r", sequence=1)
+    stack.publish("provisioning-events", json.dumps(event).encode(), {})
+
+
+def test_a_tenant_followed_to_active_and_one_to_failed(stack, cli):
+    results = {}
+
+    def create(tenant_id):
+        results[tenant_id] = cli("tenants", "create", tenant_id, "--name", tenant_id.title(), "--tier", "basic",
+                                 "--billing-start", f"{LAST_MONTH}-01", "--wait", "--timeout", "60", "--json")
+
+    threads = [threading.Thread(target=create, args=(name,)) for name in ("cli-good", "cli-bad")]
+    for thread in threads:
+        thread.start()
+    time.sleep(1)
+    flux_reports(stack, "cli-good", True)
+    flux_reports(stack, "cli-bad", False, "quota exceeded in namespace tenant-cli-bad")
+    for thread in threads:
+        thread.join()
+    code, out, _ = results["cli-good"]
+    assert code == 0 and json.loads(out)["status"] == "active"
+    code, out, err = results["cli-bad"]
+    assert code == 1 and "cli-bad failed: quota exceeded" in err
+    code, out, _ = cli("--json", "tenants", "list", "--status", "failed")
+    assert code == 0 and [t["tenant_id"] for t in json.loads(out)["tenants"]] == ["cli-bad"]
+    code, out, _ = cli("tenants", "get", "cli-good")
+    assert code == 0 and "cli-good" in out and "active" in out  # a table for people
+
+
+def test_errors_show_the_problems_detail_and_exit_non_zero(cli):
+    code, out, err = cli("tenants", "get", "no-such-tenant")
+    assert code == 1 and out == "" and "tenant no-such-tenant does not exist" in err
+    code, _, err = cli("tenants", "create", "Bad_Id", "--name", "x", "--tier", "basic")
+    assert code == 1 and "tenant_id" in err
+
+
+def test_usage_from_a_csv_with_bad_rows_counts_once_however_often_it_is_sent(stack, cli, tmp_path):
+    cli("tenants", "create", "cli-usage", "--name", "Usage", "--tier", "standard")
+    usage = tmp_path / "usage.csv"
+    usage.write_text("tenant_id,meter,quantity,time\n"
+                     f"cli-usage,workflow_minutes,10,{LAST_MONTH}-03T10:00:00Z\n"
+                     f"cli-usage,workflow_minutes,10,{LAST_MONTH}-03T10:00:00Z\n"  # identical: counts separately
+                     f"cli-usage,workflow_minutes,2.5,{LAST_MONTH}-04T10:00:00Z\n"
+                     f"cli-usage,workflow_minutes,-1,{LAST_MONTH}-04T10:00:00Z\n"
+                     f"cli-usage,coffee,1,{LAST_MONTH}-04T10:00:00Z\n"
+                     "cli-usage,workflow_minutes\n")
+    code, out, _ = cli("usage", "send", str(usage), "--json")
+    first = json.loads(out)
+    assert code == 0 and (first["accepted"], first["duplicates"]) == (3, 0)
+    reasons = " | ".join(r["reason"] for r in first["rejected"])
+    assert len(first["rejected"]) == 3 and "2 columns where the header has 4" in reasons and "coffee" in reasons
+    code, out, _ = cli("--json", "usage", "send", str(usage))
+    assert json.loads(out)["accepted"] == 0 and json.loads(out)["duplicates"] == 3
+    code, out, _ = cli("usage", "show", "cli-usage", "--period", LAST_MONTH, "--daily", "--json")
+    days = {d["date"]: d["meters"]["workflow_minutes"]["quantity"] for d in json.loads(out)["days"]}
+    assert days == {f"{LAST_MONTH}-03": "20", f"{LAST_MONTH}-04": "2.5"}
+
+
+def test_clients_show_their_secret_once(cli):
+    cli("tenants", "create", "cli-clients", "--name", "Clients", "--tier", "basic")
+    code, out, _ = cli("clients", "create", "cli-clients", "--scope", "usage:read", "--scope", "billing:read",
+                       "--json")
+    created = json.loads(out)
+    assert code == 0 and created["client_secret"] and sorted(created["scopes"]) == ["billing:read", "usage:read"]
+    code, out, _ = cli("clients", "list", "cli-clients", "--json")
+    assert created["client_secret"] not in out and created["client_id"] in out
+    assert cli("clients", "delete", "cli-clients", created["client_id"])[0] == 0
+
+
+def test_a_month_closed_invoiced_paid_and_credited_from_the_command_line(stack, cli, tmp_path):
+    code, out, _ = cli("periods", "close", LAST_MONTH, "--wait", "--json")
+    assert code == 0 and json.loads(out)["status"] == "closed"
+    code, out, _ = cli("invoices", "list", "cli-good", "--json")
+    assert [i["period"] for i in json.loads(out)["invoices"]] == [LAST_MONTH]
+    pdf = tmp_path / "invoice.pdf"
+    _, out, _ = cli("invoices", "get", "cli-good", LAST_MONTH, "--pdf", str(pdf), "--json")
+    number = json.loads(out)["number"]
+    assert number in PdfReader(io.BytesIO(pdf.read_bytes())).pages[0].extract_text()
+    code, out, _ = cli("invoices", "credit", "cli-good", LAST_MONTH, "--reason", "wrong name", "--reissue", "--json")
+    reissued = json.loads(out)["invoice"]
+    assert code == 0 and reissued["replaces"] == number
+    code, out, _ = cli("invoices", "pay", "cli-good", LAST_MONTH, "--reference", "BANK-7", "--json")
+    assert json.loads(out)["status"] == "paid"
+    code, _, err = cli("invoices", "pay", "cli-good", LAST_MONTH, "--reference", "OTHER")
+    assert code == 1 and "already paid" in err
+    code, out, _ = cli("periods", "show", LAST_MONTH, "--json")
+    assert code == 0 and json.loads(out)["issued"] >= 1
+
+
+def test_keys_are_listed_and_rotated_and_the_console_script_is_installed(stack, cli):
+    code, out, _ = cli("keys", "list", "--json")
+    assert code == 0
+    before = len(json.loads(out)["keys"])
+    assert cli("keys", "rotate")[0] == 0
+    deadline = time.monotonic() + 30
+    while len(json.loads(cli("keys", "list", "--json")[1])["keys"]) == before:
+        assert time.monotonic() < deadline, "the rotation never published a key"
+        time.sleep(0.5)
+    script = Path(sys.executable).parent / "energent"
+    done = subprocess.run([str(script), "--json", "periods", "show", LAST_MONTH], capture_output=True, text=True,
+                          timeout=60, cwd=ROOT, env={"PATH": "/usr/bin:/bin", "ENERGENT_API_URL": stack.url,
+                                                     "ENERGENT_CLIENT_ID": stack.values["OPERATOR_CLIENT_ID"],
+                                                     "ENERGENT_CLIENT_SECRET": stack.values["OPERATOR_CLIENT_SECRET"],
+                                                     "HOME": str(ROOT / ".local")})
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["period"] == LAST_MONTH
+    assert stack.values["OPERATOR_CLIENT_SECRET"] not in done.stdout + done.stderr
