@@ -34,7 +34,8 @@ class Profile:
 
     @property
     def key(self) -> str:
-        return hashlib.sha256(f"{self.url}\0{self.client_id}".encode()).hexdigest()[:24]
+        """The cache key: API, client and secret (a new secret, or a restarted local stack, is another profile)."""
+        return hashlib.sha256(f"{self.url}\0{self.client_id}\0{self.client_secret}".encode()).hexdigest()[:32]
 
 
 def _stack_env(start: Path) -> dict[str, str]:
@@ -76,13 +77,13 @@ class Api:
 
     # --- the caller's token -----------------------------------------------------------------------------------
 
-    def token(self) -> str:
+    def token(self, fresh: bool = False) -> str:
         cache = _cache_file()
         try:
             cached = json.loads(cache.read_text()).get(self.who.key)
-        except (OSError, ValueError):
+        except (OSError, ValueError, AttributeError):
             cached = None
-        if cached and cached["expires_at"] - TOKEN_MARGIN_S > time.time():
+        if not fresh and cached and cached["expires_at"] - TOKEN_MARGIN_S > time.time():
             return cached["access_token"]
         try:
             response = self.session.post(f"{self.who.url}/v1/oauth/token", data={"grant_type": "client_credentials"},
@@ -115,21 +116,32 @@ class Api:
 
     # --- requests ---------------------------------------------------------------------------------------------
 
-    def call(self, method: str, path: str, *, retries: int = 0, raw: bool = False, **kwargs):
+    def call(self, method: str, path: str, *, retries: int = 0, raw: bool = False, timeout_s: float | None = None,
+             **kwargs):
         """The answer's JSON (or the response itself with `raw`); ApiError with the problem's detail otherwise.
-        `retries`: how often to try again, with backoff, on 429 and 5xx answers and lost connections."""
-        headers = {"Authorization": f"Bearer {self.token()}", **kwargs.pop("headers", {})}
-        for attempt in range(retries + 1):
+        `retries`: how often to try again, with backoff, on 429 and 5xx answers and lost connections. A cached
+        token refused with 401 (its key rotated away, a restarted stack) is replaced once."""
+        extra = kwargs.pop("headers", {})
+        headers = {"Authorization": f"Bearer {self.token()}", **extra}
+        renewed = False
+        attempt = 0
+        while True:
             try:
                 response = self.session.request(method, f"{self.who.url}{path}", headers=headers,
-                                                timeout=self.timeout_s, **kwargs)
+                                                timeout=timeout_s or self.timeout_s, **kwargs)
             except requests.RequestException as error:
                 if attempt < retries:
+                    attempt += 1
                     time.sleep(min(8.0, 0.5 * 2 ** attempt))
                     continue
                 raise ApiError(f"cannot reach {self.who.url}: {error.__class__.__name__}") from None
+            if response.status_code == 401 and not renewed:
+                renewed = True
+                headers = {"Authorization": f"Bearer {self.token(fresh=True)}", **extra}
+                continue
             if response.status_code in RETRIABLE and attempt < retries:
-                time.sleep(float(response.headers.get("Retry-After") or min(8.0, 0.5 * 2 ** attempt)))
+                attempt += 1
+                time.sleep(_retry_after(response.headers.get("Retry-After"), attempt))
                 continue
             if response.status_code >= 400:
                 body = _json(response)
@@ -138,7 +150,15 @@ class Api:
             if raw:
                 return response
             return _json(response) if response.content else {}
-        raise AssertionError("unreachable")
+
+
+def _retry_after(value: str | None, attempt: int) -> float:
+    """Seconds to wait: the server's Retry-After when it is a sane number of seconds, else backoff; at most 30."""
+    try:
+        wait = float(value) if value else None
+    except ValueError:
+        wait = None
+    return min(30.0, wait if wait is not None and wait >= 0 else 0.5 * 2 ** attempt)
 
 
 def _json(response: requests.Response) -> dict:

@@ -12,9 +12,11 @@ import sys
 import time
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import quote
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -46,6 +48,11 @@ def api() -> Api:
     return Api(profile())
 
 
+def q(segment: str) -> str:
+    """A path segment as typed, escaped: `../other` must not reach another tenant's resource."""
+    return quote(segment, safe="")
+
+
 def show(data, table: Table | str | None = None) -> None:
     """The API's JSON with --json; else the table or line for people."""
     if state["json"]:
@@ -54,12 +61,23 @@ def show(data, table: Table | str | None = None) -> None:
         out.print(table)
 
 
+def pages(client: Api, path: str, key: str, **params) -> list[dict]:
+    """Every item of a list, following `next_page_token`."""
+    found, token = [], ""
+    while True:
+        page = client.call("GET", path, params={"page_size": 100, **params, **({"page_token": token} if token else {})})
+        found += page[key]
+        token = page.get("next_page_token")
+        if not token:
+            return found
+
+
 def table(title: str, columns: list[str], rows: list[list]) -> Table:
-    view = Table(title=title, title_justify="left", header_style="bold")
+    view = Table(title=escape(title), title_justify="left", header_style="bold")
     for column in columns:
         view.add_column(column, overflow="fold")
-    for row in rows:
-        view.add_row(*("" if cell is None else str(cell) for cell in row))
+    for row in rows:  # whatever the API says is text, never Rich markup
+        view.add_row(*("" if cell is None else escape(str(cell)) for cell in row))
     return view
 
 
@@ -79,8 +97,8 @@ def follow_tenant(client: Api, tenant_id: str, until: tuple[str, ...], timeout_s
     deadline = time.monotonic() + timeout_s
     with err.status(f"{tenant_id}: waiting") as line:
         while True:
-            current = client.call("GET", f"/v1/tenants/{tenant_id}")
-            line.update(f"{tenant_id}: {current['status']}")
+            current = client.call("GET", f"/v1/tenants/{q(tenant_id)}")
+            line.update(escape(f"{tenant_id}: {current['status']}"))
             if current["status"] in until:
                 return current
             if current["status"] == "failed":
@@ -114,15 +132,7 @@ def tenants_create(tenant_id: str, name: Annotated[str, typer.Option("--name", h
 def tenants_list(status: Annotated[str | None, typer.Option("--status", help="Only tenants in this status")] = None,
                  ) -> None:
     """Every tenant (page by page), or those in one status."""
-    client, found, token = api(), [], ""
-    while True:
-        params = {"page_size": 100, **({"page_token": token} if token else {}),
-                  **({"status": status} if status else {})}
-        page = client.call("GET", "/v1/tenants", params=params)
-        found += page["tenants"]
-        token = page.get("next_page_token")
-        if not token:
-            break
+    found = pages(api(), "/v1/tenants", "tenants", **({"status": status} if status else {}))
     show({"tenants": found}, table("tenants", ["id", "name", "tier", "model", "status", "billing start"],
                                    [[t["tenant_id"], t["display_name"], t["tier"], t["deployment_model"], t["status"],
                                      t.get("billing_start")] for t in found]))
@@ -131,7 +141,7 @@ def tenants_list(status: Annotated[str | None, typer.Option("--status", help="On
 @tenants_app.command("get")
 def tenants_get(tenant_id: str) -> None:
     """One tenant."""
-    found = api().call("GET", f"/v1/tenants/{tenant_id}")
+    found = api().call("GET", f"/v1/tenants/{q(tenant_id)}")
     show(found, record(f"tenant {tenant_id}", found, [*TENANT_FIELDS, "billing_profile"]))
 
 
@@ -142,7 +152,7 @@ def tenants_update(tenant_id: str, tier: Annotated[str | None, typer.Option("--t
     body = {k: v for k, v in (("tier", tier), ("display_name", name)) if v is not None}
     if not body:
         raise Failed("nothing to change: give --tier and/or --name")
-    changed = api().call("PATCH", f"/v1/tenants/{tenant_id}", json=body)
+    changed = api().call("PATCH", f"/v1/tenants/{q(tenant_id)}", json=body)
     show(changed, record(f"tenant {tenant_id}", changed, TENANT_FIELDS))
 
 
@@ -151,7 +161,7 @@ def tenants_delete(tenant_id: str, wait: Annotated[bool, typer.Option("--wait", 
                    timeout: Annotated[float, typer.Option("--timeout")] = 300) -> None:
     """Delete a tenant (its tokens stop working at once)."""
     client = api()
-    deleted = client.call("DELETE", f"/v1/tenants/{tenant_id}")
+    deleted = client.call("DELETE", f"/v1/tenants/{q(tenant_id)}")
     if wait:
         deleted = follow_tenant(client, tenant_id, ("deleted",), timeout)
     show(deleted, record(f"tenant {tenant_id}", deleted, TENANT_FIELDS))
@@ -163,7 +173,7 @@ def tenants_delete(tenant_id: str, wait: Annotated[bool, typer.Option("--wait", 
 def clients_create(tenant_id: str, scope: Annotated[list[str], typer.Option("--scope", help="Repeat for more")],
                    name: Annotated[str | None, typer.Option("--name")] = None) -> None:
     """Create a client; its secret is shown this once."""
-    created = api().call("POST", f"/v1/tenants/{tenant_id}/clients",
+    created = api().call("POST", f"/v1/tenants/{q(tenant_id)}/clients",
                          json={"scopes": scope, **({"name": name} if name else {})})
     show(created, record("new client (the secret is shown only now)", created,
                          ["client_id", "client_secret", "scopes"]))
@@ -172,7 +182,7 @@ def clients_create(tenant_id: str, scope: Annotated[list[str], typer.Option("--s
 @clients_app.command("list")
 def clients_list(tenant_id: str) -> None:
     """A tenant's clients (never their secrets)."""
-    found = api().call("GET", f"/v1/tenants/{tenant_id}/clients")
+    found = {"clients": pages(api(), f"/v1/tenants/{q(tenant_id)}/clients", "clients")}
     show(found, table(f"clients of {tenant_id}", ["client id", "name", "scopes", "created"],
                       [[c.get("client_id"), c.get("name"), " ".join(c.get("scopes", [])), c.get("created_at")]
                        for c in found["clients"]]))
@@ -181,8 +191,8 @@ def clients_list(tenant_id: str) -> None:
 @clients_app.command("delete")
 def clients_delete(tenant_id: str, client_id: str) -> None:
     """Delete a client; its tokens stop working."""
-    api().call("DELETE", f"/v1/tenants/{tenant_id}/clients/{client_id}")
-    show({"tenant_id": tenant_id, "client_id": client_id, "deleted": True}, f"deleted {client_id}")
+    api().call("DELETE", f"/v1/tenants/{q(tenant_id)}/clients/{q(client_id)}")
+    show({"tenant_id": tenant_id, "client_id": client_id, "deleted": True}, escape(f"deleted {client_id}"))
 
 
 # --- usage --------------------------------------------------------------------------------------------------------
@@ -192,7 +202,11 @@ def usage_send(file: Annotated[Path, typer.Argument(exists=True, dir_okay=False,
     """Send usage from JSON lines of CloudEvents or a CSV (tenant_id,meter,quantity[,time][,id]). Sending the
     same file again counts nothing twice."""
     client = api()
-    parsed = list(usage_file.read(file.read_text(encoding="utf-8"), file.name))
+    try:  # utf-8-sig: spreadsheets write a byte-order mark before the header
+        text = file.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise Failed(f"{file.name} is not UTF-8 text (byte {error.start})") from None
+    parsed = list(usage_file.read(text, file.name))
     events = [item for item in parsed if isinstance(item, dict)]
     summary = {"accepted": 0, "duplicates": 0, "conflicts": [],
                "rejected": [{"id": f"line {bad.line}", "reason": bad.reason}
@@ -201,7 +215,8 @@ def usage_send(file: Annotated[Path, typer.Argument(exists=True, dir_okay=False,
                   console=err, transient=True, disable=state["json"]) as progress:
         task = progress.add_task("send", total=len(events))
         for batch in usage_file.batches(events):
-            answer = client.call("POST", "/v1/usage", retries=5, data=json.dumps(batch),
+            # Longer than the gateway's 60 s deadline: a retry must never overtake an attempt still running.
+            answer = client.call("POST", "/v1/usage", retries=5, timeout_s=75, data=json.dumps(batch),
                                  headers={"Content-Type": "application/cloudevents-batch+json"})
             summary["accepted"] += answer["accepted"]
             summary["duplicates"] += answer["duplicates"]
@@ -220,7 +235,7 @@ def usage_show(tenant_id: str, period: Annotated[str | None, typer.Option("--per
                daily: Annotated[bool, typer.Option("--daily", help="Per day too")] = False) -> None:
     """A tenant's usage in a period (default: this UTC month)."""
     period = period or datetime.datetime.now(datetime.UTC).strftime("%Y-%m")
-    found = api().call("GET", f"/v1/tenants/{tenant_id}/usage",
+    found = api().call("GET", f"/v1/tenants/{q(tenant_id)}/usage",
                        params={"period": period, **({"granularity": "day"} if daily else {})})
     meters = sorted(found["meters"])
     if daily:
@@ -243,7 +258,7 @@ def periods_close(period: str, wait: Annotated[bool, typer.Option("--wait", help
                   timeout: Annotated[float, typer.Option("--timeout")] = 3600) -> None:
     """Close a period into invoices for every tenant."""
     client = api()
-    found = client.call("POST", f"/v1/billing/periods/{period}:close")
+    found = client.call("POST", f"/v1/billing/periods/{q(period)}:close")
     if wait and found["status"] != "closed":
         deadline = time.monotonic() + timeout
         with Progress(TextColumn("closing {task.fields[period]}: {task.fields[stage]}"), BarColumn(),
@@ -254,7 +269,7 @@ def periods_close(period: str, wait: Annotated[bool, typer.Option("--wait", help
                     raise Failed(f"{period} is still closing after {timeout:.0f} s; follow it with "
                                  f"`energent periods show {period}`")
                 time.sleep(0.5)
-                found = client.call("GET", f"/v1/billing/periods/{period}")
+                found = client.call("GET", f"/v1/billing/periods/{q(period)}")
                 stage = "numbering" if found["issued"] else "drafting"
                 progress.update(task, total=found["drafted"] or None, completed=found["issued"], stage=stage)
     show(found, period_table(found))
@@ -263,7 +278,7 @@ def periods_close(period: str, wait: Annotated[bool, typer.Option("--wait", help
 @periods_app.command("show")
 def periods_show(period: str) -> None:
     """A period's close and its progress."""
-    found = api().call("GET", f"/v1/billing/periods/{period}")
+    found = api().call("GET", f"/v1/billing/periods/{q(period)}")
     show(found, period_table(found))
 
 
@@ -275,14 +290,14 @@ INVOICE_FIELDS = ["number", "tenant_id", "period", "status", "net", "vat", "tota
 def invoice_table(found: dict) -> Table:
     view = record(f"invoice {found.get('number') or '(upcoming)'}", found, INVOICE_FIELDS)
     for line in found.get("lines", []):
-        view.add_row(line.get("kind", ""), f"{line['amount']}  {line['description']}")
+        view.add_row(line.get("kind", ""), escape(f"{line['amount']}  {line['description']}"))
     return view
 
 
 @invoices_app.command("list")
 def invoices_list(tenant_id: str) -> None:
     """Every invoice of the tenant, paid and credited ones included."""
-    found = api().call("GET", f"/v1/tenants/{tenant_id}/invoices", params={"page_size": 100})
+    found = {"invoices": pages(api(), f"/v1/tenants/{q(tenant_id)}/invoices", "invoices")}
     show(found, table(f"invoices of {tenant_id}", ["number", "period", "status", "total", "due"],
                       [[i["number"], i["period"], i["status"], f"{i['currency']} {i['total']}", i.get("due_date")]
                        for i in found["invoices"]]))
@@ -293,9 +308,9 @@ def invoices_get(tenant_id: str, period: str,
                  pdf: Annotated[Path | None, typer.Option("--pdf", help="Write the PDF to this file")] = None) -> None:
     """One invoice; with --pdf its PDF as well."""
     client = api()
-    found = client.call("GET", f"/v1/tenants/{tenant_id}/invoices/{period}")
+    found = client.call("GET", f"/v1/tenants/{q(tenant_id)}/invoices/{q(period)}")
     if pdf is not None:
-        document = client.call("GET", f"/v1/tenants/{tenant_id}/invoices/{period}", raw=True,
+        document = client.call("GET", f"/v1/tenants/{q(tenant_id)}/invoices/{q(period)}", raw=True,
                                headers={"Accept": "application/pdf"})
         pdf.write_bytes(document.content)
         if not state["json"]:
@@ -306,14 +321,14 @@ def invoices_get(tenant_id: str, period: str,
 @invoices_app.command("upcoming")
 def invoices_upcoming(tenant_id: str) -> None:
     """The open period's invoice as it stands now."""
-    found = api().call("GET", f"/v1/tenants/{tenant_id}/invoices/upcoming")
+    found = api().call("GET", f"/v1/tenants/{q(tenant_id)}/invoices/upcoming")
     show(found, invoice_table(found))
 
 
 @invoices_app.command("pay")
 def invoices_pay(tenant_id: str, period: str, reference: Annotated[str, typer.Option("--reference")]) -> None:
     """Record the invoice's payment (again: no change)."""
-    found = api().call("POST", f"/v1/tenants/{tenant_id}/invoices/{period}:pay", json={"reference": reference})
+    found = api().call("POST", f"/v1/tenants/{q(tenant_id)}/invoices/{q(period)}:pay", json={"reference": reference})
     show(found, invoice_table(found))
 
 
@@ -322,7 +337,7 @@ def invoices_credit(tenant_id: str, period: str, reason: Annotated[str, typer.Op
                     reissue: Annotated[bool, typer.Option("--reissue", help="Issue it again from current data")]
                     = False) -> None:
     """Cancel the invoice with a credit note, and optionally reissue it."""
-    found = api().call("POST", f"/v1/tenants/{tenant_id}/invoices/{period}:credit",
+    found = api().call("POST", f"/v1/tenants/{q(tenant_id)}/invoices/{q(period)}:credit",
                        json={"reason": reason, "reissue": reissue})
     note = found["credit_note"]
     show(found, table("credited", ["document", "number", "total"],
@@ -358,7 +373,7 @@ def main(args: list[str] | None = None) -> int:
     try:
         app(args=args, prog_name="energent", standalone_mode=False)
     except (ApiError, Failed) as error:
-        err.print(f"[red]error:[/red] {error}", highlight=False)
+        err.print("error:", str(error), style="red", markup=False, highlight=False)
         return 1
     except typer.Exit as done:
         return done.exit_code

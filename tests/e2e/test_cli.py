@@ -89,7 +89,7 @@ def test_usage_from_a_csv_with_bad_rows_counts_once_however_often_it_is_sent(sta
                      f"cli-usage,workflow_minutes,2.5,{LAST_MONTH}-04T10:00:00Z\n"
                      f"cli-usage,workflow_minutes,-1,{LAST_MONTH}-04T10:00:00Z\n"
                      f"cli-usage,coffee,1,{LAST_MONTH}-04T10:00:00Z\n"
-                     "cli-usage,workflow_minutes\n")
+                     "cli-usage,workflow_minutes\n", encoding="utf-8-sig")  # as spreadsheets save it
     code, out, _ = cli("usage", "send", str(usage), "--json")
     first = json.loads(out)
     assert code == 0 and (first["accepted"], first["duplicates"]) == (3, 0)

@@ -179,6 +179,8 @@ def test_control_plane_ranges_are_distinct_and_never_meet_the_shared_cluster():
     assert not any(b.overlaps(ipaddress.ip_network("172.16.0.0/28")) for b in blocks)
     with pytest.raises(ValueError, match="overlaps"):
         tenants.master_cidr("172.16.0.0/12", 0, "172.16.0.0/28")
+    with pytest.raises(ValueError, match="a /28 or more"):
+        tenants.master_cidr("172.20.0.0/29", 0, "172.16.0.0/28")
     with pytest.raises(ValueError, match="no /28 left"):
         tenants.master_cidr("172.20.0.0/27", 2, "172.16.0.0/28")
     shared = ROOT_INFRA.joinpath("modules/gke/variables.tf").read_text()

@@ -206,6 +206,8 @@ def master_cidr(pool: str, index: int, shared: str) -> str:
     """The `index`th /28 of `pool` for a dedicated cluster's control plane; refuses a pool that overlaps the shared
     cluster's range or is used up."""
     network, taken = ipaddress.ip_network(pool), ipaddress.ip_network(shared)
+    if network.version != 4 or network.prefixlen > 28:
+        raise ValueError(f"the dedicated control-plane pool {pool} must be an IPv4 range of a /28 or more")
     if network.overlaps(taken):
         raise ValueError(f"the dedicated control-plane pool {pool} overlaps the shared cluster's {shared}")
     blocks = 2 ** (28 - network.prefixlen)

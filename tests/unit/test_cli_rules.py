@@ -1,0 +1,47 @@
+"""The CLI's pure parts: usage files into events and batches, profiles, and what it prints."""
+
+import json
+
+from energent_cli import usage_file
+from energent_cli.api import Profile, _retry_after, profile
+
+
+def test_csv_rows_become_events_with_ids_derived_from_content_and_occurrence():
+    text = ("tenant_id,meter,quantity,time\n" + "acme,workflow_minutes,10,2026-10-03T10:00:00Z\n" * 2
+            + "acme,workflow_minutes\n")
+    events = list(usage_file.read(text, "usage.csv"))
+    assert [type(e).__name__ for e in events] == ["dict", "dict", "BadRow"]
+    assert events[0]["id"] != events[1]["id"]  # identical rows count separately
+    assert [e["id"] for e in usage_file.read(text, "usage.csv") if isinstance(e, dict)] == [
+        e["id"] for e in events[:2]]  # and the same file gives the same ids again
+    assert events[2].line == 4 and "2 columns" in events[2].reason
+
+
+def test_a_bad_header_is_one_bad_row_and_json_lines_keep_their_ids():
+    assert [b.reason[:20] for b in usage_file.read("tenant,meter\nx,y\n", "u.csv")] == ["the header must be t"]
+    lines = json.dumps({"id": "mine", "data": {"tenant_id": "acme", "meter": "m", "quantity": 1}}) + "\nnot json\n"
+    found = list(usage_file.read(lines, "u.jsonl"))
+    assert found[0]["id"] == "mine" and found[0]["type"] == usage_file.USAGE_TYPE and found[1].line == 2
+
+
+def test_batches_stay_within_1000_events_and_a_mebibyte():
+    small = [{"id": str(n), "data": {"q": 1}} for n in range(2500)]
+    assert [len(b) for b in usage_file.batches(small)] == [1000, 1000, 500]
+    large = [{"id": str(n), "data": {"pad": "x" * 5000}} for n in range(400)]
+    for batch in usage_file.batches(large):
+        assert len(json.dumps(batch).encode()) <= 1024 * 1024
+
+
+def test_profiles_come_from_the_environment_or_the_running_stack(tmp_path):
+    (tmp_path / ".local").mkdir()
+    (tmp_path / ".local" / "stack.env").write_text("GATEWAY_URL=http://gw\nOPERATOR_CLIENT_ID=op\n"
+                                                   "OPERATOR_CLIENT_SECRET=s3cret\n")
+    assert profile({}, tmp_path / "sub") == Profile("http://gw", "op", "s3cret")
+    given = profile({"ENERGENT_API_URL": "https://api/", "ENERGENT_CLIENT_ID": "c", "ENERGENT_CLIENT_SECRET": "x"})
+    assert given == Profile("https://api", "c", "x")
+    assert Profile("u", "c", "one").key != Profile("u", "c", "two").key  # a new secret is a new cache entry
+
+
+def test_retry_after_is_read_defensively():
+    assert _retry_after("2", 1) == 2.0 and _retry_after("Wed, 21 Oct 2015 07:28:00 GMT", 1) == 1.0
+    assert _retry_after("-5", 2) == 2.0 and _retry_after("99999", 1) == 30.0
