@@ -135,6 +135,22 @@ def test_a_tier_change_that_fails_midway_is_rolled_back(firestore_db, bucket, su
     assert generations == {str(record["manifest_generation"])}
 
 
+def test_a_delete_that_fails_midway_is_rolled_back_and_never_announced(firestore_db, bucket, subscription, emulators,
+                                                                       provisioner):
+    provisioner.create(dict(NEW))
+    provisioner.on_flux(outcome("acme"))
+    published(emulators, subscription)
+    FailingManifestStore.writes = 3  # the delete's first write fails
+    failing = make(firestore_db, bucket, subscription, FailingManifestStore)
+    with pytest.raises(Problem) as caught:
+        failing.delete("acme")
+    assert caught.value.status == 503
+    assert provisioner.tenants.get("acme")["status"] == "active"
+    provisioner.patch("acme", {"display_name": "Acme again"})  # a later change flushes the outbox
+    statuses = [event.get_data()["status"] for event in published(emulators, subscription)]
+    assert "deleting" not in statuses  # auth would otherwise revoke the clients of a live tenant
+
+
 def test_flux_success_activates_sets_billing_start_and_is_idempotent(provisioner, emulators, subscription):
     provisioner.create(dict(NEW))
     published(emulators, subscription)

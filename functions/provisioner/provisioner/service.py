@@ -150,7 +150,8 @@ class Provisioner:
             return Change({**restored, "status": before["status"], "status_message": message,
                            "manifest_generation": current["manifest_generation"] + 1,
                            "manifests_digest": before.get("manifests_digest"),
-                           "manifests_changed_at": utcnow()}, (before["status"], message))
+                           "manifests_changed_at": utcnow()}, (before["status"], message),
+                          retract_since=after["updated_at"])
 
         _, restored = self._change(tenant_id, roll_back)
         try:

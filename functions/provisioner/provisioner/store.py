@@ -3,6 +3,7 @@ tenant's files in the GitOps bucket, written compare-and-swap so two writers nev
 
 from __future__ import annotations
 
+import datetime
 import uuid
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ class Change:
     updates: dict
     transition: tuple[str, str] | None = None  # (new status, reason)
     events: list[tuple[str, bytes]] = field(default_factory=list)  # (event id, structured JSON)
+    retract_since: datetime.datetime | None = None  # unpublished events of changes from then on are withdrawn
 
 
 class TenantStore:
@@ -73,6 +75,12 @@ class TenantStore:
                 return before, before
             now = utcnow()
             updates = {**change.updates, "updated_at": now}
+            if change.retract_since is not None:  # a rolled-back change must not be announced later
+                from google.cloud.firestore_v1.base_query import FieldFilter
+
+                for pending in ref.collection("outbox").where(
+                        filter=FieldFilter("created_at", ">=", change.retract_since)).stream(transaction=transaction):
+                    transaction.delete(pending.reference)
             transaction.update(ref, updates)
             self._write_side_effects(transaction, tenant_id, before.get("status"), change, now)
             return before, {**before, **updates}
