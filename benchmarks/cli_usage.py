@@ -24,7 +24,7 @@ def main() -> None:
     from tests.e2e.conftest import RunningStack
 
     state = Path(tempfile.mkdtemp(prefix="bench-cli-"))
-    stack = RunningStack(state)
+    stack = RunningStack(state, FIRESTORE_HEAP="2g")  # 100,000 rows twice: more documents than the default holds
     try:
         operator = {"Authorization": f"Bearer {stack.operator_token()}"}
         for tenant_id in ("bench-cli", "bench-plain"):

@@ -60,7 +60,9 @@ class Stack:
     def up(self) -> dict[str, str]:
         gateway_port = int(os.environ.get("GATEWAY_PORT") or 8080)
         gateway_url = f"http://127.0.0.1:{gateway_port}"
-        firestore = firestore_emulator(port_from_env("FIRESTORE_PORT"), self.log_dir)
+        # FIRESTORE_HEAP: the emulator keeps every document in memory; loading much data needs more than 256m.
+        firestore = firestore_emulator(port_from_env("FIRESTORE_PORT"), self.log_dir,
+                                       heap=os.environ.get("FIRESTORE_HEAP") or "256m")
         pubsub = pubsub_emulator(port_from_env("PUBSUB_PORT"), self.log_dir)
         storage = storage_emulator(port_from_env("STORAGE_PORT"), self.log_dir)
         secret_manager = secret_manager_standin(port_from_env("SECRET_MANAGER_PORT"), self.log_dir)
