@@ -11,17 +11,6 @@ from dataclasses import dataclass
 from functools import cache
 
 
-def _flag(name: str, default: bool = False) -> bool:
-    value = os.environ.get(name)
-    if value is None or value == "":
-        return default
-    if value.lower() in ("1", "true", "yes", "on"):
-        return True
-    if value.lower() in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(f"{name} must be a boolean (true/false), got {value!r}")
-
-
 def _number(name: str, default: float) -> float:
     value = os.environ.get(name)
     if value is None or value == "":

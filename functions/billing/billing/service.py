@@ -164,9 +164,7 @@ class Billing:
     def pay(self, tenant_id: str, period: str, body: dict) -> dict:
         if not periods.valid(period):
             raise Invalid("period must be YYYY-MM")
-        unknown = set(body) - {"reference", "paid_at"}
-        if unknown:
-            raise Invalid(f"unknown field(s): {', '.join(sorted(unknown))[:200]}")
+        _known_fields(body, {"reference", "paid_at"})
         reference = body.get("reference")
         if not isinstance(reference, str) or not reference.strip() or len(reference) > 140 \
                 or not reference.isprintable():
@@ -199,9 +197,7 @@ class Billing:
     def credit(self, tenant_id: str, period: str, body: dict) -> dict:
         if not periods.valid(period):
             raise Invalid("period must be YYYY-MM")
-        unknown = set(body) - {"reason", "reissue"}
-        if unknown:
-            raise Invalid(f"unknown field(s): {', '.join(sorted(unknown))[:200]}")
+        _known_fields(body, {"reason", "reissue"})
         reason, reissue = body.get("reason"), body.get("reissue", False)
         if not isinstance(reason, str) or not reason.strip() or len(reason) > 500 or not reason.isprintable():
             raise Invalid("reason must be a non-blank string of at most 500 printable characters")
@@ -235,9 +231,7 @@ class Billing:
     # --- SLA reports ------------------------------------------------------------------------------------------
 
     def report_sla(self, tenant_id: str, body: dict) -> dict:
-        unknown = set(body) - {"period", "availability_pct", "p95_latency_ms", "rto_minutes"}
-        if unknown:
-            raise Invalid(f"unknown field(s): {', '.join(sorted(unknown))[:200]}")
+        _known_fields(body, {"period", "availability_pct", "p95_latency_ms", "rto_minutes"})
         period = body.get("period")
         if not periods.valid(period):
             raise Invalid("period must be YYYY-MM")
@@ -280,6 +274,12 @@ def build(db, files: InvoiceFiles, dispatch: Callable[[str, dict], None], book: 
     closer = Closer(book, seller, usage, Ledger(db), period_store, sla, invoices, tenants, files.store, dispatch,
                     clock, announce)
     return Billing(book, usage, tenants, sla, period_store, invoices, closer, files, announce, clock)
+
+
+def _known_fields(body: dict, allowed: set[str]) -> None:
+    unknown = set(body) - allowed
+    if unknown:
+        raise Invalid(f"unknown field(s): {', '.join(sorted(unknown))[:200]}")
 
 
 def _number(body: dict, name: str, maximum: Decimal = MAX_SLA_NUMBER) -> str:
