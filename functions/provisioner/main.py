@@ -61,12 +61,7 @@ def list_tenants(request: flask.Request) -> flask.Response:
 @router.route("GET", "/v1/tenants/{tenant_id}")
 def get_tenant(request: flask.Request, tenant_id: str) -> flask.Response:
     """The operator reads any tenant, deleted ones included; a tenant reads only itself."""
-    principal = default_guard().authenticate(request)
-    tenant_id_param(tenant_id)
-    if principal.is_tenant and principal.tenant_id != tenant_id:
-        raise Problem(403, "token does not grant access to this tenant")
-    if not principal.is_tenant and ADMIN not in principal.scopes:
-        raise Problem(403, f"token lacks the '{ADMIN}' scope")
+    principal = default_guard().require_own_or(request, ADMIN, tenant_id_param(tenant_id))
     record = service().get(tenant_id)
     if principal.is_tenant and record["status"] == "deleted":
         raise Problem(404, f"tenant {tenant_id} does not exist")

@@ -226,6 +226,15 @@ class Guard:
         """
         return self.authorize(self.authenticate(request), scope, tenant_id)
 
+    def require_own_or(self, request: flask.Request, scope: str, tenant_id: str) -> Principal:
+        """A tenant caller reaches its own tenant whatever its scopes; a platform caller needs `scope`."""
+        principal = self.authenticate(request)
+        if principal.is_tenant:
+            if principal.tenant_id != tenant_id:
+                raise Problem(403, "token does not grant access to this tenant")
+            return principal
+        return self.authorize(principal, scope)
+
     @staticmethod
     def authorize(principal: Principal, scope: str, tenant_id: str | None = None) -> Principal:
         if scope not in principal.scopes:

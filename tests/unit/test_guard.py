@@ -203,3 +203,16 @@ def test_remembered_tokens_are_bounded_and_invalid_ones_never_remembered(key):
     assert list(verifier._verified) == tokens[1:]
     assert [verifier.verify(t)["jti"] for t in tokens] == [jwt.decode(t, options={"verify_signature": False})["jti"]
                                                           for t in tokens]
+
+
+def test_a_tenant_reaches_its_own_tenant_with_any_scope_and_the_operator_needs_the_scope(key):
+    guard = Guard(TokenVerifier(static_resolver(key)[0], issuer=ISSUER, audience=AUDIENCE))
+    own = bearer(key.token(scope="usage:read", tenant_id="acme"))
+    assert call(guard.require_own_or, own, "tenants:admin", "acme").tenant_id == "acme"
+    with pytest.raises(Problem) as caught:
+        call(guard.require_own_or, own, "tenants:admin", "other")
+    assert caught.value.status == 403
+    assert call(guard.require_own_or, bearer(key.token(scope="tenants:admin")), "tenants:admin", "acme").scopes
+    with pytest.raises(Problem) as caught:
+        call(guard.require_own_or, bearer(key.token(scope="usage:write")), "tenants:admin", "acme")
+    assert caught.value.status == 403
