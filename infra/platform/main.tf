@@ -7,12 +7,31 @@ locals {
   registry = yamldecode(file("${path.module}/../../functions/registry.yaml"))
 }
 
+# Every API the estate uses, enabled by Terraform itself (a new project needs only serviceusage and
+# cloudresourcemanager enabled by hand, for Terraform to enable the rest). Left on when the estate goes.
+resource "google_project_service" "apis" {
+  for_each = toset([
+    "compute.googleapis.com", "container.googleapis.com", "cloudfunctions.googleapis.com", "run.googleapis.com",
+    "cloudbuild.googleapis.com", "artifactregistry.googleapis.com", "eventarc.googleapis.com",
+    "pubsub.googleapis.com", "firestore.googleapis.com", "secretmanager.googleapis.com", "cloudkms.googleapis.com",
+    "apigateway.googleapis.com", "servicecontrol.googleapis.com", "servicemanagement.googleapis.com",
+    "servicenetworking.googleapis.com", "vpcaccess.googleapis.com", "file.googleapis.com",
+    "cloudscheduler.googleapis.com", "monitoring.googleapis.com", "logging.googleapis.com",
+    "gkebackup.googleapis.com", "iam.googleapis.com", "storage.googleapis.com",
+  ])
+  project            = var.project_id
+  service            = each.value
+  disable_on_destroy = false
+}
+
 module "security" {
   source         = "../modules/security"
   project_id     = var.project_id
   region         = var.region
   environment    = var.environment
   lock_retention = var.environment == "production"
+
+  depends_on = [google_project_service.apis]
 }
 
 module "networking" {
@@ -20,6 +39,8 @@ module "networking" {
   project_id  = var.project_id
   region      = var.region
   environment = var.environment
+
+  depends_on = [google_project_service.apis]
 }
 
 module "gke" {
@@ -33,6 +54,8 @@ module "gke" {
   admin_cidrs = var.admin_cidrs
   min_nodes   = var.min_nodes
   max_nodes   = var.max_nodes
+
+  depends_on = [google_project_service.apis]
 }
 
 module "storage" {
@@ -47,7 +70,7 @@ module "storage" {
 
   lock_invoice_retention = var.environment == "production"
 
-  depends_on = [module.networking]
+  depends_on = [google_project_service.apis, module.networking]
 }
 
 module "gateway" {
@@ -57,6 +80,8 @@ module "gateway" {
   environment   = var.environment
   api_spec_file = "${path.module}/../../api-spec.yaml"
   api_url       = var.api_url
+
+  depends_on = [google_project_service.apis]
 }
 
 module "functions" {
@@ -73,6 +98,8 @@ module "functions" {
   gateway_service_account = module.gateway.service_account
   access_log_bucket       = module.security.access_log_bucket
   admin_cidrs             = var.admin_cidrs
+
+  depends_on = [google_project_service.apis]
 }
 
 module "monitoring" {
@@ -82,4 +109,6 @@ module "monitoring" {
   alert_email             = var.alert_email
   gateway_host            = module.gateway.default_hostname
   alert_on_low_throughput = var.environment == "production"
+
+  depends_on = [google_project_service.apis]
 }

@@ -21,8 +21,15 @@ variable "api_url" {
 }
 
 variable "admin_cidrs" {
-  description = "Networks allowed to reach the GKE control plane."
+  description = "Networks allowed to reach the GKE control plane: the operators' office or VPN ranges."
   type        = list(string)
+
+  validation {
+    condition = alltrue([for cidr in var.admin_cidrs : !anytrue([
+      for example in ["192.0.2.", "198.51.100.", "203.0.113."] : startswith(cidr, example)
+    ])])
+    error_message = "admin_cidrs holds a documentation range (RFC 5737): set the real office or VPN ranges."
+  }
 }
 
 variable "alert_email" {

@@ -56,7 +56,8 @@ def test_environments_are_a_backend_and_values_for_the_one_platform():
     for environment in ("dev", "staging", "production"):
         backend = unquoted(terraform(INFRA / "environments" / environment / "backend.hcl"))
         assert backend["bucket"] == f"energent-tfstate-{environment}"
-        values = unquoted(terraform(INFRA / "environments" / environment / "terraform.tfvars"))
+        values = {name: value for name, value in unquoted(terraform(
+            INFRA / "environments" / environment / "terraform.tfvars")).items() if not name.startswith("__")}
         assert values["environment"] == environment
         assert set(values) <= declared, set(values) - declared
         assert {"project_id", "api_url", "admin_cidrs", "alert_email"} <= set(values)
@@ -131,10 +132,14 @@ def plain(value):
     return value
 
 
-def resources(module: str, kind: str) -> dict[str, dict]:
-    parsed = plain(terraform(INFRA / "modules" / module / "main.tf"))
+def resources_of(path: Path, kind: str) -> dict[str, dict]:
+    parsed = plain(terraform(path))
     return {name: body for block in parsed.get("resource", []) for found, named in block.items() if found == kind
             for name, body in named.items()}
+
+
+def resources(module: str, kind: str) -> dict[str, dict]:
+    return resources_of(INFRA / "modules" / module / "main.tf", kind)
 
 
 def test_every_deployment_holding_the_signing_secret_may_list_its_versions():
@@ -173,3 +178,21 @@ def test_retention_is_locked_in_production_only():
     assert 'lock_invoice_retention = var.environment == "production"' in platform
     audit = resources("security", "google_storage_bucket")["audit_logs"]
     assert audit["retention_policy"][0]["is_locked"] == "${var.lock_retention}"
+
+
+def test_apis_are_enabled_by_terraform_before_any_module_uses_them():
+    platform = (INFRA / "platform" / "main.tf").read_text()
+    modules = platform.count('module "')
+    assert modules >= 7 and platform.count("depends_on = [google_project_service.apis") == modules
+    services = resources_of(INFRA / "platform" / "main.tf", "google_project_service")["apis"]
+    assert {"container.googleapis.com", "secretmanager.googleapis.com", "apigateway.googleapis.com"} <= set(
+        services["for_each"].split('"')[1::2])
+    readme = (ROOT / "README.md").read_text()
+    assert "gcloud services enable serviceusage.googleapis.com cloudresourcemanager.googleapis.com" in readme
+
+
+def test_node_counts_are_totals_for_the_region_and_the_channel_chooses_the_version():
+    pool = resources("gke", "google_container_node_pool")
+    autoscaling = next(iter(pool.values()))["autoscaling"][0]
+    assert "total_min_node_count" in autoscaling and "min_node_count" not in autoscaling
+    assert "min_master_version" not in (INFRA / "modules" / "gke" / "main.tf").read_text()

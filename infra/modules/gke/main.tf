@@ -43,7 +43,7 @@ resource "google_container_cluster" "primary" {
   release_channel {
     channel = "REGULAR"
   }
-  min_master_version = "1.30"
+  # No minimum version: the release channel chooses one GKE still offers.
 
   private_cluster_config {
     enable_private_nodes    = true
@@ -120,9 +120,11 @@ resource "google_container_node_pool" "primary" {
   cluster  = google_container_cluster.primary.id
   location = var.region
 
+  # Totals across the region's zones (min_node_count would count per zone: 3 zones x 3 = 9 nodes).
   autoscaling {
-    min_node_count = var.min_nodes
-    max_node_count = var.max_nodes
+    total_min_node_count = var.min_nodes
+    total_max_node_count = var.max_nodes
+    location_policy      = "BALANCED"
   }
 
   management {
