@@ -1,6 +1,7 @@
 """Kubernetes manifests of a tenant: a pure function of (tenant, tier, deployment model, platform settings).
 
-Same input, byte-identical output (keys sorted, one object per file). Layout in the GitOps bucket:
+Same input, byte-identical output (JSON, which is YAML to Kubernetes and kustomize; keys sorted; one object per
+file). Layout in the GitOps bucket:
 
     tenants/T/manifests/   the tenant's objects and their kustomization.yaml (applied by Kustomization tenant-T)
     tenants/T/sync/        the Flux Kustomization tenant-T and its own Bucket source tenant-T over
@@ -13,14 +14,12 @@ removing a file removes its object from the cluster.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
-
-import yaml
 
 from energent_shared.tiers import Tier, tier
 from provisioner.tenants import TenantSpec, google_service_account_id, namespace, node_service_account_id
 
-_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 ROOT = "tenants"
 LABEL_TENANT = "energent.ai/tenant"
 LABEL_TIER = "energent.ai/tier"
@@ -66,9 +65,9 @@ def kustomization_name(tenant_id: str) -> str:
 
 
 def _dump(document: dict) -> bytes:
-    # libyaml's emitter when PyYAML has it (its wheels do): the same YAML, many times faster.
-    return yaml.dump(document, Dumper=_DUMPER, sort_keys=True, default_flow_style=False,
-                     allow_unicode=False).encode()
+    # JSON is YAML (1.2), and Kubernetes, kustomize and Flux read it as such; the C JSON encoder writes it tens
+    # of times faster than any YAML emitter, and keys sorted keep every rendering byte-identical.
+    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode() + b"\n"
 
 
 def _meta(name: str, ns: str | None, labels: dict[str, str], annotations: dict[str, str] | None = None) -> dict:
