@@ -47,19 +47,21 @@ def _party(party: dict, extra: list[tuple[str, str | None]]) -> list[str]:
     return [line for line in lines if line]
 
 
+def _number(text: str) -> str:
+    """A decimal string with thousands separators: 30750.5 -> 30,750.5."""
+    whole, _, fraction = text.lstrip("-").partition(".")
+    return f"{'-' if text.startswith('-') else ''}{int(whole):,}{'.' + fraction if fraction else ''}"
+
+
 def _quantity(line: dict) -> str:
     if "quantity" not in line:
         return ""
-    whole, _, fraction = line["quantity"].lstrip("-").partition(".")
-    sign = "-" if line["quantity"].startswith("-") else ""
-    return f"{sign}{int(whole):,}{'.' + fraction if fraction else ''} {line.get('unit', '')}".strip()
+    return f"{_number(line['quantity'])} {line.get('unit', '')}".strip()
 
 
 def _unit_price(line: dict, currency: str) -> str:
     if "bands" in line:
-        return "; ".join(f"{band['quantity']} at {money(band['unit_price'], currency).replace('.00', '')}"
-                         if Decimal(band["unit_price"]) >= 1 else f"{band['quantity']} at {band['unit_price']}"
-                         for band in line["bands"])
+        return "; ".join(f"{_number(band['quantity'])} at {band['unit_price']}" for band in line["bands"])
     if "unit_price" in line:
         return line["unit_price"]
     return ""
