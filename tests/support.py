@@ -75,3 +75,25 @@ def wait_until(fetch: Callable, timeout_s: float = 30, interval_s: float = 0.2, 
             return value
         time.sleep(interval_s)
     raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}")
+
+
+def run_threads(count: int, target: Callable[[int], object]) -> list:
+    """`target(i)` for i in range(count), each on a thread of its own, all at once; the results in order, or
+    the first error raised in any of them."""
+    results = [None] * count
+    errors = []
+
+    def work(i):
+        try:
+            results[i] = target(i)
+        except Exception as exc:  # collected and re-raised in the test thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+    return results

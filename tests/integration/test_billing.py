@@ -17,6 +17,7 @@ from billing.service import build
 from billing.store import SHARDS, UNITS_LIMIT
 from energent_shared import clients
 from tests.conftest import ROOT
+from tests.support import run_threads
 
 BOOK = pricing.load(ROOT / "config" / "pricing.json")
 SELLER = parties.load_seller(ROOT / "config" / "seller.json")
@@ -164,12 +165,7 @@ def test_source_and_id_cannot_be_confused_by_a_separator(billing, firestore_db):
 def test_concurrent_duplicates_count_once(billing, firestore_db):
     add_tenant(firestore_db)
     event = usage(quantity="7", event_id="same")
-    results = []
-    threads = [threading.Thread(target=lambda: results.append(billing.ingest([event], "http"))) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    results = run_threads(8, lambda _: billing.ingest([event], "http"))
     assert sum(r["accepted"] for r in results) == 1 and sum(r["duplicates"] for r in results) == 7
     assert billing.usage_of("acme", THIS_MONTH)["meters"]["workflow_minutes"]["quantity"] == "7"
 
@@ -179,11 +175,7 @@ def test_a_hot_tenant_counts_exactly_under_concurrency(billing, firestore_db):
     rng = random.Random(7)
     quantities = [Decimal(rng.randrange(0, 10**9)) / 10**6 for _ in range(400)]
     batches = [[usage(quantity=str(q)) for q in quantities[i:i + 50]] for i in range(0, 400, 50)]
-    threads = [threading.Thread(target=billing.ingest, args=(batch, "http")) for batch in batches]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_threads(len(batches), lambda i: billing.ingest(batches[i], "http"))
     meters = billing.usage_of("acme", THIS_MONTH)["meters"]
     assert Decimal(meters["workflow_minutes"]["quantity"]) == sum(quantities)
     shards = list(firestore_db.collection("tenants/acme/usage_shards").stream())
@@ -514,20 +506,7 @@ def test_a_close_interrupted_midway_resumes_without_gaps_or_doubles(billing, fir
 def test_two_closes_at_once_number_each_invoice_once(billing, firestore_db):
     for name in ("alpha", "bravo", "charlie", "delta"):
         add_tenant(firestore_db, name, billing_start=f"{LAST_MONTH}-01")
-    errors = []
-
-    def run():
-        try:
-            billing.close(LAST_MONTH)
-        except Exception as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    run_threads(2, lambda _: billing.close(LAST_MONTH))
     numbers = sorted(billing.invoice(t, LAST_MONTH)["number"] for t in ("alpha", "bravo", "charlie", "delta"))
     assert numbers == [f"{NOW.year}-00000{n}" for n in (1, 2, 3, 4)]
     assert firestore_db.document(f"invoice_counters/{NOW.year}").get().get("last") == 4

@@ -1,31 +1,10 @@
 """Firestore helpers against the real emulator."""
 
-import threading
-
 import pytest
 from google.cloud.firestore import Increment
 
 from energent_shared import firestore
-
-
-def run_threads(count: int, target) -> list:
-    results = [None] * count
-    errors = []
-
-    def work(i):
-        try:
-            results[i] = target(i)
-        except Exception as exc:  # collected and re-raised in the test thread
-            errors.append(exc)
-
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    if errors:
-        raise errors[0]
-    return results
+from tests.support import run_threads
 
 
 def test_concurrent_read_modify_write_on_one_document_loses_no_update(firestore_db):

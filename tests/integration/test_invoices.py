@@ -3,7 +3,6 @@ by where the customer is, the documents by number (the PDF read back), payment, 
 
 import datetime
 import io
-import threading
 import uuid
 from decimal import Decimal
 
@@ -13,6 +12,7 @@ from pypdf import PdfReader
 from billing.errors import Conflict, Invalid
 from energent_shared import clients
 from tests.integration.test_billing import LAST_MONTH, NOW, add_tenant, close, make_billing, usage
+from tests.support import run_threads
 
 PROFILES = {
     "nl": {"legal_name": "Acme B.V.", "address": {"line1": "Damrak 1", "postal_code": "1012 LG", "city": "Amsterdam",
@@ -159,20 +159,8 @@ def test_concurrent_credits_number_credit_notes_without_gaps(billing, firestore_
     names = [f"credit-{n}" for n in range(6)]
     billing.ingest([customer(firestore_db, name, PROFILES["us"]) for name in names], "http")
     close(billing, LAST_MONTH)
-    errors = []
-
-    def credit(name):
-        try:
-            billing.credit(name, LAST_MONTH, {"reason": "goodwill", "reissue": name.endswith(("1", "3"))})
-        except Exception as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=credit, args=(name,)) for name in names]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    run_threads(len(names), lambda i: billing.credit(names[i], LAST_MONTH, {
+        "reason": "goodwill", "reissue": names[i].endswith(("1", "3"))}))
     notes = sorted(c["number"] for name in names for c in billing.credit_notes(name)["credit_notes"])
     assert notes == [f"CN-{NOW.year}-{n:06d}" for n in range(1, 7)]
     invoices = sorted(i["number"] for name in names for i in billing.invoices(name)["invoices"])

@@ -3,7 +3,6 @@
 import base64
 import datetime
 import json
-import threading
 import uuid
 
 import pytest
@@ -18,6 +17,7 @@ from provisioner.manifests import Platform
 from provisioner.service import Provisioner
 from provisioner.store import ManifestStore, TenantStore
 from tests.conftest import PROJECT
+from tests.support import run_threads
 
 
 @pytest.fixture
@@ -225,20 +225,7 @@ def test_delete_removes_the_objects_then_the_files(provisioner, emulators, subsc
 def test_concurrent_changes_on_one_tenant_lose_no_update(provisioner):
     provisioner.create(dict(NEW))
     tiers = ["standard", "premium", "enterprise", "basic", "premium", "standard"]
-    errors = []
-
-    def change(tier):
-        try:
-            provisioner.patch("acme", {"tier": tier})
-        except Exception as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=change, args=(tier,)) for tier in tiers]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    run_threads(len(tiers), lambda i: provisioner.patch("acme", {"tier": tiers[i]}))
     record = provisioner.tenants.get("acme")
     # Whichever change committed last is what the bucket holds, at the record's generation.
     assert quota(provisioner)["limits.cpu"] == {"basic": "1", "standard": "2", "premium": "4",
@@ -298,13 +285,8 @@ def test_a_redelivered_older_failure_does_not_undo_a_newer_success(provisioner):
 
 def test_dedicated_tenants_get_distinct_control_plane_ranges_even_when_created_at_once(provisioner):
     names = [f"dedicated-{n}" for n in range(6)]
-    threads = [threading.Thread(target=provisioner.create, args=({**NEW, "tenant_id": name, "tier": "enterprise",
-                                                                   "deployment_model": "dedicated"},))
-               for name in names]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_threads(len(names), lambda i: provisioner.create({**NEW, "tenant_id": names[i], "tier": "enterprise",
+                                                          "deployment_model": "dedicated"}))
     ranges = [provisioner.tenants.get(name)["master_cidr"] for name in names]
     assert len(set(ranges)) == len(names) and all(r.endswith("/28") for r in ranges)
     cluster = yaml.safe_load(files(provisioner, names[0])[f"tenants/{names[0]}/manifests/dedicated-cluster.yaml"])
