@@ -25,7 +25,7 @@ from auth.settings import auth_settings
 from auth.store import ClientStore, RevocationStore, SigningKeyStore
 from energent_shared import clients, events, tenants
 from energent_shared.asgi import asgi_function, json_response, read_json
-from energent_shared.clock import utcnow
+from energent_shared.clock import rfc3339, utcnow
 from energent_shared.config import settings
 from energent_shared.firestore import valid_tenant_id
 from energent_shared.guard import ALL_SCOPES, Guard, Principal, revoked_token
@@ -191,7 +191,7 @@ async def rotate_keys(request: Request) -> Response:
     the rotation deployment adds one key version (once, however often the message is delivered)."""
     principal = await caller(request, "tenants:admin")
     secret = auth_settings().signing_key_secret
-    notified_at = utcnow().isoformat().replace("+00:00", "Z")
+    notified_at = rfc3339(utcnow())
     message_id = await asyncio.to_thread(
         events.publish_raw, os.environ.get("AUTH_EVENTS_TOPIC", "auth-events"), json.dumps({"name": secret}).encode(),
         {"eventType": "SECRET_ROTATE", "secretId": secret, "dataFormat": "JSON_V1", "timestamp": notified_at})

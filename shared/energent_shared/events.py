@@ -24,6 +24,7 @@ from urllib.parse import unquote
 from cloudevents.http import CloudEvent
 
 from energent_shared import clients
+from energent_shared.clock import rfc3339, utcnow
 from energent_shared.config import settings
 from energent_shared.http import Problem, json_default, parse_json
 
@@ -225,7 +226,7 @@ def new_event(type_: str, source: str, data: Any, subject: str | None = None) ->
         "id": str(uuid.uuid4()),
         "source": source,
         "type": type_,
-        "time": datetime.datetime.now(datetime.UTC).isoformat().replace("+00:00", "Z"),
+        "time": rfc3339(utcnow()),
         "datacontenttype": "application/json",
     }
     if subject is not None:

@@ -48,6 +48,7 @@ from billing.errors import Busy, Conflict, Invalid
 from billing.parties import Seller, parties
 from billing.pricing import PriceBook
 from billing.store import Invoices, Ledger, OutOfOrder, Periods, SlaReports, StillClosing, TenantCache, UsageStore
+from energent_shared.clock import rfc3339
 from energent_shared.logging import get_logger, log_event
 
 logger = get_logger("billing")
@@ -111,10 +112,11 @@ class Closer:
         if len(page) == CHUNK:
             self._hand_on(run, CHUNK_TYPE, {"period": period, "chunk": chunk + 1, "after": page[-1]["tenant_id"]},
                           f"chunk-{chunk + 1}")
-        if self.periods.chunk_done(period, chunk) or self.periods.all_chunks_drafted(period):
+        drafted_all = self.periods.all_drafted(self.periods.get(period))
+        if drafted_all or self.periods.chunk_done(period, chunk):
             # Drafted before (a redelivery, or a resumed run walking on), or numbering may have begun: a draft made
             # now could be missed by it. Tenants not drafted here are billed by the next close (late usage and fees).
-            if self.periods.all_chunks_drafted(period):
+            if drafted_all:
                 self._hand_on(run, NUMBER_TYPE, {"period": period, "step": 0}, "number-0")
             return
         if len(page) < CHUNK:
@@ -172,7 +174,7 @@ class Closer:
         numbering never waits for storage). The close is done when numbering found no more drafts and every
         numbered invoice is stored. Numbers belong to the year in which they are issued."""
         record = self.periods.get(period)
-        if record is None or record["status"] == "closed" or not self.periods.all_chunks_drafted(period):
+        if record is None or record["status"] == "closed" or not self.periods.all_drafted(record):
             return  # numbering begins only once every chunk is drafted, whoever sent this step
         last_step = step + 1 >= record["chunks_total"]
         numbered = self.periods.number(period, step, last_step, lambda: invoice.issue_fields(
@@ -210,9 +212,6 @@ def progress(period: str, record: dict | None) -> dict:
         return {"period": period, "status": "open", "tenants": 0, "drafted": 0, "issued": 0}
     return {"period": period, "status": record["status"], "tenants": record["tenants"],
             "drafted": record["drafted"], "issued": record["issued"],
-            "started_at": _stamp(record["started_at"]),
-            "closed_at": _stamp(record["closed_at"]) if record.get("closed_at") else None}
+            "started_at": rfc3339(record["started_at"], "seconds"),
+            "closed_at": rfc3339(record["closed_at"], "seconds") if record.get("closed_at") else None}
 
-
-def _stamp(moment: datetime.datetime) -> str:
-    return moment.astimezone(datetime.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")

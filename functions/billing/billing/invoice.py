@@ -11,6 +11,7 @@ from billing.money import cents, plain
 from billing.pricing import PriceBook, bands_of, graduated, priced_with, usage_line
 from billing.sla import credit_pct
 from billing.usage import DayTotals, total
+from energent_shared.clock import rfc3339
 
 
 @dataclass(frozen=True)
@@ -126,7 +127,7 @@ def settle(draft: dict, parties: dict) -> dict:
 def issue_fields(now: datetime.datetime, payment_terms_days: int) -> dict:
     """What issuing adds besides the number: the moment, the issue date and the due date (UTC)."""
     issue_date = now.astimezone(datetime.UTC).date()
-    return {"issued_at": now.astimezone(datetime.UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+    return {"issued_at": rfc3339(now, "seconds"),
             "issue_date": issue_date.isoformat(),
             "due_date": (issue_date + datetime.timedelta(days=payment_terms_days)).isoformat()}
 

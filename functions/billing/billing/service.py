@@ -24,7 +24,7 @@ from billing.parties import Seller, parties
 from billing.pricing import PriceBook
 from billing.store import Invoices, Ledger, Overflow, Periods, SlaReports, TenantCache, UsageStore
 from billing.usage import Rejected, total, validate
-from energent_shared.clock import utcnow
+from energent_shared.clock import rfc3339, utcnow
 from energent_shared.events import InvalidEvent, parse_time
 from energent_shared.logging import get_logger, log_event
 
@@ -171,7 +171,7 @@ class Billing:
             raise Invalid("reference must be a non-blank string of at most 140 printable characters")
         paid_at = body.get("paid_at")
         if paid_at is None:
-            paid_at = self.clock().isoformat(timespec="seconds").replace("+00:00", "Z")
+            paid_at = rfc3339(self.clock(), "seconds")
         else:
             try:
                 moment = parse_time(paid_at)
@@ -179,15 +179,14 @@ class Billing:
                 raise Invalid(f"paid_at: {bad}") from None
             if moment > self.clock() + datetime.timedelta(minutes=5):
                 raise Invalid("paid_at may not be in the future")
-            issued = self.invoice(tenant_id, period).get("issue_date")
-            if issued and moment.date().isoformat() < issued:
-                raise Invalid(f"paid_at may not be before the invoice's issue date {issued}")
-            paid_at = moment.isoformat().replace("+00:00", "Z")
+            paid_at = rfc3339(moment)
         outcome, found = self.invoices_store.pay(tenant_id, period, reference.strip(), paid_at)
         if outcome == "missing":
             raise NotFound(f"tenant {tenant_id} has no invoice for {period}")
         if outcome == "credited":
             raise Conflict(f"invoice {found['number']} was credited ({found.get('credited_by')}); it cannot be paid")
+        if outcome == "before_issue":
+            raise Invalid(f"paid_at may not be before the invoice's issue date {found['issue_date']}")
         if outcome == "other_reference":
             raise Conflict(f"invoice {found['number']} was already paid with reference "
                            f"{found['payment_reference']!r}")

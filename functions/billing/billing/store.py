@@ -241,8 +241,10 @@ class Periods:
     def chunk_done(self, period: str, index: int) -> bool:
         return self.ref(period).collection("chunks").document(f"{index:06d}").get().exists
 
-    def all_chunks_drafted(self, period: str) -> bool:
-        record = self.get(period) or {}
+    @staticmethod
+    def all_drafted(record: dict | None) -> bool:
+        """Whether the close record says every chunk is drafted (so numbering may have begun)."""
+        record = record or {}
         return record.get("chunks_total") is not None and record["chunks_drafted"] >= record["chunks_total"]
 
     def chunk_drafted(self, period: str, index: int, tenants: int, drafted: list[str]) -> bool:
@@ -260,8 +262,7 @@ class Periods:
             batch.commit(timeout=WRITE_TIMEOUT_S)
         except AlreadyExists:
             pass  # counted by an earlier delivery, which may have stopped before handing on: look again below
-        record = self.get(period)
-        return record["chunks_total"] is not None and record["chunks_drafted"] >= record["chunks_total"]
+        return self.all_drafted(self.get(period))
 
     def number(self, period: str, step: int, last_step: bool, stamp: Callable[[], dict]) -> list[tuple[str, str]]:
         """Numbering step `step`: give the drafts of chunk `step` the next numbers of the year they are issued in
@@ -363,7 +364,8 @@ class Invoices:
                        .stream()), key=lambda c: c["number"])
 
     def pay(self, tenant_id: str, period: str, reference: str, paid_at: str) -> tuple[str, dict | None]:
-        """('paid' | 'unchanged' | 'credited' | 'other_reference' | 'missing', invoice) in one transaction."""
+        """('paid' | 'unchanged' | 'credited' | 'other_reference' | 'before_issue' | 'missing', invoice), decided
+        and written in one transaction."""
         ref = self.ref(tenant_id, period)
 
         def attempt(transaction):
@@ -374,6 +376,8 @@ class Invoices:
                 return "credited", found
             if found["status"] == "paid":
                 return ("unchanged" if found["payment_reference"] == reference else "other_reference"), found
+            if paid_at[:10] < found.get("issue_date", ""):
+                return "before_issue", found
             paid = {**found, "status": "paid", "paid_at": paid_at, "payment_reference": reference}
             transaction.set(ref, paid)
             return "paid", paid

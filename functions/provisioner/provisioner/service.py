@@ -3,13 +3,12 @@ transition and the events to announce, then the manifests are delivered and the 
 
 from __future__ import annotations
 
-import datetime
 import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from energent_shared.clock import utcnow
+from energent_shared.clock import rfc3339, utcnow
 from energent_shared.events import new_event, to_structured_json
 from energent_shared.http import Problem, page_size_param
 from energent_shared.logging import get_logger, log_event
@@ -22,7 +21,7 @@ logger = get_logger("provisioner")
 def iso(value) -> str | None:
     if value is None:
         return None
-    return value.astimezone(datetime.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return rfc3339(value, "milliseconds")
 
 
 def view(record: dict) -> dict:
