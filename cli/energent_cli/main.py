@@ -192,7 +192,8 @@ def clients_list(tenant_id: str) -> None:
 def clients_delete(tenant_id: str, client_id: str) -> None:
     """Delete a client; its tokens stop working."""
     api().call("DELETE", f"/v1/tenants/{q(tenant_id)}/clients/{q(client_id)}")
-    show({"tenant_id": tenant_id, "client_id": client_id, "deleted": True}, escape(f"deleted {client_id}"))
+    if not state["json"]:  # the API answers 204 without a body: nothing to print as JSON
+        out.print(escape(f"deleted {client_id}"))
 
 
 # --- usage --------------------------------------------------------------------------------------------------------
@@ -373,7 +374,7 @@ def main(args: list[str] | None = None) -> int:
     try:
         app(args=args, prog_name="energent", standalone_mode=False)
     except (ApiError, Failed) as error:
-        err.print("error:", str(error), style="red", markup=False, highlight=False)
+        sys.stderr.write(f"error: {error}\n")  # as the API said it: never wrapped, never markup
         return 1
     except typer.Exit as done:
         return done.exit_code
