@@ -13,7 +13,7 @@ import functions_framework
 
 from billing import closing, parties, periods, pricing
 from billing.documents import MEDIA, InvoiceFiles
-from billing.errors import BillingError, Busy, Conflict, Invalid, NotFound
+from billing.errors import BillingError, Conflict, Invalid, NotFound
 from billing.service import Billing, build
 from billing.usage import USAGE_TYPE
 from energent_shared import clients, events
@@ -163,7 +163,10 @@ def credit_invoice(request: flask.Request, tenant_id: str, period: str) -> flask
 @router.route("GET", "/v1/tenants/{tenant_id}/credit-notes")
 def list_credit_notes(request: flask.Request, tenant_id: str) -> flask.Response:
     default_guard().require(request, "billing:read", tenant_id_param(tenant_id))
-    return json_response(service().credit_notes(tenant_id))
+    token = request.args.get("page_token") or None
+    if token is not None and len(token) > 40:
+        raise Problem(400, "page_token is not valid")
+    return json_response(service().credit_notes(tenant_id, page_size_param(request.args.get("page_size")), token))
 
 
 @functions_framework.http
@@ -199,7 +202,5 @@ def billing_handler(push) -> None:
             service().closer.start(period)
         else:
             service().closer.on_event(event["type"], data)
-    except Busy:
-        raise  # another close is still running: Pub/Sub delivers this again later
     except BillingError as refused:
         log_event(logger, "period.close_refused", type=event["type"], detail=str(refused))

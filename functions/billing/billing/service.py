@@ -224,8 +224,11 @@ class Billing:
                                  extra={"json_fields": {"number": document["number"], "event": kind}})
         return {"credit_note": note, "invoice": current}
 
-    def credit_notes(self, tenant_id: str) -> dict:
-        return {"credit_notes": self.invoices_store.credit_notes(tenant_id)}
+    def credit_notes(self, tenant_id: str, size: int = 50, page_token: str | None = None) -> dict:
+        """Credit notes in number order; `page_token` is the last number of the previous page."""
+        found = [n for n in self.invoices_store.credit_notes(tenant_id) if not page_token or n["number"] > page_token]
+        page = found[:size]
+        return {"credit_notes": page, "next_page_token": page[-1]["number"] if len(found) > size else ""}
 
     # --- SLA reports ------------------------------------------------------------------------------------------
 
