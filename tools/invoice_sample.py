@@ -11,6 +11,7 @@ import datetime
 import json
 import shlex
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -45,9 +46,20 @@ def main() -> None:
                                           (12, "peak_concurrent_workflows", "3"), (20, "storage_gib_hours", "21000"))]
     requests.post(f"{url}/v1/usage", headers={**headers, "Content-Type": "application/cloudevents-batch+json"},
                   data=json.dumps(usage), timeout=30).raise_for_status()
+    before = requests.get(f"{url}/v1/billing/periods/{period}", headers=headers, timeout=30).json()
+    if before.get("status") != "open":
+        sys.exit(f"{period} was already closed (or closing) in this stack, so a new tenant gets no invoice for it; "
+                 "restart `make dev` and run this first")
     closed = requests.post(f"{url}/v1/billing/periods/{period}:close", headers=headers, timeout=60)
     if closed.status_code == 409:
         sys.exit(f"{period} cannot be closed in this stack ({closed.json()['detail']}); restart `make dev`")
+    closed.raise_for_status()
+    deadline = time.monotonic() + 300
+    while closed.json()["status"] != "closed":  # 202: the close goes on; follow it
+        if time.monotonic() > deadline:
+            sys.exit(f"{period} is still closing after 5 minutes")
+        time.sleep(0.5)
+        closed = requests.get(f"{url}/v1/billing/periods/{period}", headers=headers, timeout=30)
     invoice = f"{url}/v1/tenants/{tenant_id}/invoices/{period}"
     OUT.mkdir(exist_ok=True)
     for suffix, media in (("pdf", "application/pdf"), ("html", "text/html")):
