@@ -549,3 +549,19 @@ def test_steps_delivered_out_of_turn_change_nothing(firestore_db, bucket):
     with pytest.raises(NotFound):  # a redelivered chunk drafts nothing once the close is over
         billing.invoice("late-comer", LAST_MONTH)
     assert firestore_db.document("tenants/late-comer/billing/ledger").get().exists is False
+
+
+def test_a_month_asked_to_close_while_the_one_before_is_closing_waits_and_then_closes(firestore_db, bucket):
+    billing = make_billing(firestore_db, bucket)
+    add_tenant(firestore_db, billing_start="2025-01-01")
+    billing.ingest([usage(quantity="5", time=in_month("2025-01")), usage(quantity="6", time=in_month("2025-02"))],
+                   "http")
+    billing.periods.begin("2025-01", NOW)  # January's close has begun and is not done
+    finished, state = billing.close("2025-02")
+    assert not finished and state["status"] == "closing" and state["tenants"] == 0  # waiting, not refused
+    with pytest.raises(Conflict):
+        billing.report_sla("acme", {"period": "2025-02", "availability_pct": 99, "p95_latency_ms": 1})
+    close(billing, "2025-01")  # January finishes, and February's close starts on its own
+    assert billing.period("2025-02")["status"] == "closed"
+    assert [i["period"] for i in billing.invoices("acme")["invoices"]] == ["2025-01", "2025-02"]
+    assert minutes_billed(billing, "acme") == 11 and billing.invoice("acme", "2025-02")["late_usage"] == []

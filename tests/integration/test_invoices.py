@@ -175,9 +175,16 @@ def test_the_upcoming_invoice_shows_the_open_period_as_it_stands(billing, firest
     assert upcoming["period"] == NOW.strftime("%Y-%m")
     assert upcoming["subtotal"] == "51.00"  # the whole month's base fee and 200 minutes above the allowance
     assert not billing.invoices("soon")["invoices"]  # nothing is written
-    add_tenant(firestore_db, "behind", billing_start=f"{LAST_MONTH}-01")  # last month is not closed yet
-    behind = billing.upcoming("behind")
-    assert behind["subtotal"] == "98.00" and {"period": LAST_MONTH, "kind": "base_fee"} in behind["late_usage"]
+    add_tenant(firestore_db, "behind", billing_start=f"{LAST_MONTH}-01")
+    billing.ingest([usage("behind", quantity="7", time=f"{LAST_MONTH}-05T00:00:00Z")], "http")
+    behind = billing.upcoming("behind")  # last month is not closed yet: its own close bills it, not this invoice
+    assert behind["subtotal"] == "49.00" and behind["late_usage"] == []
+    close(billing, LAST_MONTH)
+    firestore_db.document("tenants/behind").update({"billing_start": f"{LAST_MONTH}-20"})  # owed earlier now?
+    firestore_db.document("tenants/late-start").set({**firestore_db.document("tenants/behind").get().to_dict(),
+                                                     "tenant_id": "late-start"})
+    late = billing.upcoming("late-start")  # created after last month's close: its base fee is late now
+    assert {"period": LAST_MONTH, "kind": "base_fee"} in late["late_usage"]
 
 
 def test_a_reissue_is_listed_after_the_invoice_it_replaced_page_by_page(billing, firestore_db):

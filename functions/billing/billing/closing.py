@@ -19,6 +19,8 @@ bills only the difference between the counters and the ledger. No instance's vie
 involved, so no cache lifetime has to line up with anything. `max` meters are compared per run of days under one
 tier: a late event is charged only for what it adds above the peak already billed.
 
+A month asked to close while the one before it is still closing waits for it and starts when it ends.
+
 Periods a tenant's previous close skipped over (an operator may close March after January) are read in full, so
 their usage is late usage whenever it was counted.
 
@@ -44,10 +46,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from billing import invoice, periods
-from billing.errors import Busy, Conflict, Invalid
+from billing.errors import Conflict, Invalid
 from billing.parties import Seller, parties
 from billing.pricing import PriceBook
-from billing.store import Invoices, Ledger, OutOfOrder, Periods, SlaReports, StillClosing, TenantCache, UsageStore
+from billing.store import Invoices, Ledger, OutOfOrder, Periods, SlaReports, TenantCache, UsageStore
 from energent_shared.clock import rfc3339
 from energent_shared.logging import get_logger, log_event
 
@@ -86,15 +88,22 @@ class Closer:
             raise Conflict(f"period {period} has not ended; it can be closed from {periods.end(period):%Y-%m-%d}")
         try:
             record, created = self.periods.begin(period, now)
-        except StillClosing as busy:
-            raise Busy(str(busy)) from None
         except OutOfOrder as refused:
             raise Conflict(str(refused)) from None
+        if record.get("waiting"):
+            earlier = self.periods.get(record["after"])
+            if earlier is None or earlier["status"] != "closed":
+                log_event(logger, "period.close_waiting", period=period, after=record["after"])
+                return progress(period, self.periods.get(period))
+            self.periods.stop_waiting(period)  # the earlier close ended but did not start this one: start it now
         if created or record["status"] == "closing":
             # Again for a close already under way: every step is idempotent, so a new run resumes one that stalled.
-            self.dispatch(CHUNK_TYPE, {"period": period, "chunk": 0, "after": "", "run": uuid.uuid4().hex})
-            log_event(logger, "period.close_started", period=period, resumed=not created)
+            self._run(period, resumed=not created)
         return progress(period, self.periods.get(period))
+
+    def _run(self, period: str, resumed: bool) -> None:
+        self.dispatch(CHUNK_TYPE, {"period": period, "chunk": 0, "after": "", "run": uuid.uuid4().hex})
+        log_event(logger, "period.close_started", period=period, resumed=resumed)
 
     # --- drafting, one chunk of tenants at a time -------------------------------------------------------------
 
@@ -106,7 +115,7 @@ class Closer:
 
     def draft_chunk(self, period: str, chunk: int, after: str, run: str) -> None:
         record = self.periods.get(period)
-        if record is None or record["status"] != "closing":
+        if record is None or record["status"] != "closing" or record.get("waiting"):
             return
         page = self.tenants.page(after or None, CHUNK)
         if len(page) == CHUNK:
@@ -147,25 +156,30 @@ class Closer:
                 return draft is not None
             # A concurrent close of this tenant committed first: read its ledger and go by that.
 
-    def _compose(self, tenant: dict, period: str, ledger: dict):
-        """(draft with parties and VAT or None, base fees billed per period, own usage, late periods)."""
+    def _compose(self, tenant: dict, period: str, ledger: dict, settled_through: str | None = None):
+        """(draft with parties and VAT or None, base fees billed per period, own usage, late periods); with
+        `settled_through`, only periods up to it count as late."""
         tenant_id = tenant["tenant_id"]
         own = self.usage.day_totals(tenant_id, period)
         earlier = self.usage.periods_written_since(tenant_id, ledger.get("read_at"))
         if ledger.get("last_closed"):  # periods the last close skipped over: read in full
             earlier |= set(periods.between(periods.following(ledger["last_closed"]), periods.preceding(period)))
         late = [invoice.LatePeriod(q, days, self.ledger.billed(tenant_id, q)) for q in sorted(earlier)
-                if q < period and (days := self.usage.day_totals(tenant_id, q))]
+                if q < period and (settled_through is None or q <= settled_through)
+                and (days := self.usage.day_totals(tenant_id, q))]
         draft, base_fees = invoice.draft(
             self.book, tenant, period, own, late, ledger.get("base_fees", {}), self.sla.get(tenant_id, period),
-            recheck_base_fees=ledger.get("billing_start") != tenant.get("billing_start"))
+            recheck_base_fees=ledger.get("billing_start") != tenant.get("billing_start"),
+            settled_through=settled_through)
         if draft is not None:
             draft = invoice.settle(draft, parties(self.seller, tenant))
         return draft, base_fees, own, late
 
     def preview(self, tenant: dict, period: str) -> dict | None:
-        """The tenant's invoice for the open `period` as a close would draft it now (nothing is written)."""
-        return self._compose(tenant, period, self.ledger.read(tenant["tenant_id"]).to_dict() or {})[0]
+        """The tenant's invoice for the open `period` as it stands now (nothing is written): only periods already
+        closed count as late; one that has ended but is not closed yet gets its own invoice at its close."""
+        return self._compose(tenant, period, self.ledger.read(tenant["tenant_id"]).to_dict() or {},
+                             settled_through=self.periods.latest() or "")[0]
 
     # --- numbering --------------------------------------------------------------------------------------------
 
@@ -192,6 +206,10 @@ class Closer:
         if record["numbered_all"] and record["stored"] >= record["issued"] and record["status"] != "closed":
             self.periods.closed(period, self.clock())
             log_event(logger, "period.closed", period=period, invoices=record["issued"])
+            following = self.periods.successor(period)
+            if following is not None:  # a later month asked to close while this one was closing
+                self.periods.stop_waiting(following)
+                self._run(following, resumed=False)
 
     def on_event(self, event_type: str, data: Any) -> None:
         """A step of a close, delivered by Pub/Sub (at least once)."""

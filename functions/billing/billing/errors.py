@@ -15,7 +15,3 @@ class NotFound(BillingError):
 
 class Conflict(BillingError):
     """Not possible in the current state (a period not ended, already closing, closed...)."""
-
-
-class Busy(Conflict):
-    """Not possible yet: another close is still running. Asking again later succeeds."""

@@ -25,7 +25,7 @@ class LatePeriod:
 
 def draft(book: PriceBook, tenant: dict, period: str, own: DayTotals, late: list[LatePeriod],
           base_fees_billed: dict[str, str], sla_report: dict | None,
-          recheck_base_fees: bool = True) -> tuple[dict | None, dict[str, str]]:
+          recheck_base_fees: bool = True, settled_through: str | None = None) -> tuple[dict | None, dict[str, str]]:
     """The tenant's invoice for `period` (§6, §7.2) without `number`, `status` and `issued_at`, or None when it owes
     nothing; and the base fee now billed per period (what the ledger keeps so no base fee is charged twice).
 
@@ -33,7 +33,8 @@ def draft(book: PriceBook, tenant: dict, period: str, own: DayTotals, late: list
     or count meter is counted into the last segment's line (the plan in force at the end of the period); a late
     rise of a `max` meter gets a line of its own, priced as price(new peak) - price(billed peak) under the plan of
     the segment it happened in. Base fees of earlier periods not yet billed (a `billing_start` in the past) get a
-    line per period. `recheck_base_fees=False` looks only at periods the ledger has no entry for.
+    line per period. `recheck_base_fees=False` looks only at periods the ledger has no entry for;
+    `settled_through` limits late base fees to periods up to it (a preview leaves periods not yet closed alone).
     """
     aggregation = {meter: definition.aggregation for meter, definition in book.meters.items()}
     late_lines, late_usage, late_quantity = [], [], {}
@@ -55,7 +56,9 @@ def draft(book: PriceBook, tenant: dict, period: str, own: DayTotals, late: list
     base_fees: dict[str, str] = {}
     start = proration.billing_start(tenant)
     if start is not None:
-        for earlier in periods.between(max(periods.of(start), periods.FIRST), periods.preceding(period)):
+        last = min(periods.preceding(period), settled_through) if settled_through is not None else \
+            periods.preceding(period)
+        for earlier in periods.between(max(periods.of(start), periods.FIRST), last):
             if not recheck_base_fees and earlier in base_fees_billed:
                 continue
             owed = proration.base_fee_owed(tenant, earlier, lambda tier: book.plan(tier).base_fee)

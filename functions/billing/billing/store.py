@@ -43,6 +43,13 @@ WATERMARK_MARGIN = datetime.timedelta(minutes=10)
 
 
 
+def latest_close(db):
+    """The query for the latest period whose close has begun (periods close in order)."""
+    from google.cloud.firestore import Query
+
+    return db.collection(PERIODS).order_by("period", direction=Query.DESCENDING).limit(1)
+
+
 class Overflow(Exception):
     """A total would leave the range Firestore holds exactly."""
 
@@ -169,9 +176,7 @@ class SlaReports:
         """Store the report unless its period's close has begun, or a later period's (False: no close would read
         it). One transaction reads the latest close record, so a report and the start of a close are ordered:
         a report either lands before the close reads reports, or sees the close."""
-        from google.cloud.firestore import Query
-
-        latest = self.db.collection(PERIODS).order_by("period", direction=Query.DESCENDING).limit(1)
+        latest = latest_close(self.db)
         report_ref = firestore.tenant_doc(tenant_id, "sla_reports", report["period"], db=self.db)
 
         def attempt(transaction):
@@ -191,10 +196,6 @@ class OutOfOrder(Exception):
     """A close that would break the order of periods; the message says which."""
 
 
-class StillClosing(OutOfOrder):
-    """Another period's close is still running."""
-
-
 class Periods:
     """Close records: `billing_periods/{period}` with status `closing` or `closed` and progress counters."""
 
@@ -209,8 +210,8 @@ class Periods:
 
     def begin(self, period: str, now: datetime.datetime) -> tuple[dict, bool]:
         """The period's close record, created as `closing` unless it exists: (record, created). Raises OutOfOrder
-        for a period before the last one closed, or while another period is still closing."""
-        from google.cloud.firestore import Query
+        for a period before the last one closed. While the latest period is still closing, the new one waits for
+        it (`waiting`, `after`): its close starts when that one's ends, so closing months back to back just works."""
 
         ref = self.ref(period)
 
@@ -218,22 +219,25 @@ class Periods:
             snapshot = ref.get(transaction=transaction)
             if snapshot.exists:
                 return snapshot.to_dict(), False
-            latest = list(self.db.collection(PERIODS).order_by("period", direction=Query.DESCENDING).limit(1)
-                          .stream(transaction=transaction))
+            latest = list(latest_close(self.db).stream(transaction=transaction))
             if latest:
                 last = latest[0].to_dict()
                 if last["period"] > period:
                     raise OutOfOrder(f"periods close in order and {last['period']} is already closed; usage of "
                                      f"{period} is billed as late usage on the next invoice")
-                if last["status"] != "closed":
-                    raise StillClosing(f"period {last['period']} is still closing; close {period} after it finishes")
+            waiting = bool(latest) and last["status"] != "closed"
             record = {"period": period, "status": "closing", "started_at": now, "closed_at": None, "tenants": 0,
                       "drafted": 0, "issued": 0, "stored": 0, "chunks_drafted": 0, "chunks_total": None,
-                      "numbered_all": False}
+                      "numbered_all": False, "waiting": waiting, "after": last["period"] if latest else None}
             transaction.create(ref, record)
             return record, True
 
         return firestore.run_transaction(attempt, db=self.db)
+
+    def latest(self) -> str | None:
+        """The latest period whose close has begun."""
+        found = list(latest_close(self.db).stream())
+        return found[0].get("period") if found else None
 
     def last_chunk(self, period: str, chunks: int) -> None:
         self.ref(period).update({"chunks_total": chunks})
@@ -327,6 +331,16 @@ class Periods:
         except AlreadyExists:
             pass
         return self.get(period)
+
+    def successor(self, period: str) -> str | None:
+        """The period waiting for `period`'s close to end, if any."""
+        from google.cloud.firestore_v1.base_query import FieldFilter
+
+        found = list(self.db.collection(PERIODS).where(filter=FieldFilter("after", "==", period)).limit(1).stream())
+        return found[0].get("period") if found and found[0].get("waiting") else None
+
+    def stop_waiting(self, period: str) -> None:
+        self.ref(period).update({"waiting": False})
 
     def closed(self, period: str, now: datetime.datetime) -> None:
         self.ref(period).update({"status": "closed", "closed_at": now})
