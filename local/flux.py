@@ -14,6 +14,7 @@ import datetime
 import hashlib
 import json
 import os
+import re
 import signal
 import sys
 import threading
@@ -23,13 +24,14 @@ import yaml
 
 from local.schemas import InvalidManifest, validate
 
-GENERATION_KEY = "manifest-generation"
+GCP_CLUSTER = "projects/[^/]+/locations/[^/]+/clusters/[^/]+"
 
 
-def flux_event(tenant_id: str, succeeded: bool, message: str, revision: str, sequence: int) -> dict:
+def flux_event(name: str, succeeded: bool, message: str, revision: str, sequence: int) -> dict:
+    """The event notification-controller publishes about Kustomization `name` (tenant-T names tenant T)."""
     return {
-        "involvedObject": {"kind": "Kustomization", "namespace": "flux-system", "name": f"tenant-{tenant_id}",
-                           "uid": str(uuid.uuid5(uuid.NAMESPACE_URL, f"tenant-{tenant_id}")),
+        "involvedObject": {"kind": "Kustomization", "namespace": "flux-system", "name": name,
+                           "uid": str(uuid.uuid5(uuid.NAMESPACE_URL, name)),
                            "apiVersion": "kustomize.toolkit.fluxcd.io/v1", "resourceVersion": str(sequence)},
         "severity": "info" if succeeded else "error",
         "timestamp": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -41,44 +43,75 @@ def flux_event(tenant_id: str, succeeded: bool, message: str, revision: str, seq
     }
 
 
-def reconcile(files: dict[str, tuple[bytes, str]], tenant_id: str) -> tuple[bool, str] | None:
-    """Outcome of applying the tenant's files {path: (content, generation)}; None while a write is under way."""
-    base = f"tenants/{tenant_id}/manifests/"
-    root = files.get(base + "kustomization.yaml")
-    sync, source = (f"tenants/{tenant_id}/sync/{name}" for name in ("flux-kustomization.yaml", "flux-source.yaml"))
-    if root is None or sync not in files or source not in files:
-        return None
-    content, generation = root
+def documents(content: bytes) -> list[dict]:
+    """The objects of one file: a YAML stream or JSON document, `List`s expanded."""
+    found = []
+    for document in yaml.safe_load_all(content):
+        if isinstance(document, dict) and document.get("kind") == "List" and document.get("apiVersion") == "v1":
+            found.extend(document.get("items") or [])
+        elif document is not None:
+            found.append(document)
+    return found
+
+
+def build(artifact: dict[str, bytes], path: str) -> list[dict]:
+    """What kustomize builds from `path` of a source artifact {key: content}: the objects of the resources its
+    kustomization.yaml lists (files, or directories with a kustomization of their own). Raises InvalidManifest."""
+    path = path.removeprefix("./").rstrip("/")
+    root = artifact.get(f"{path}/kustomization.yaml")
+    if root is None:
+        raise InvalidManifest(f"kustomization path not found: {path}")
+    kustomization = yaml.safe_load(root)
+    validate(kustomization)
+    objects = []
+    for resource in kustomization.get("resources") or []:
+        key = f"{path}/{resource}"
+        if f"{key}/kustomization.yaml" in artifact:
+            objects.extend(build(artifact, key))
+        elif key in artifact:
+            objects.extend(documents(artifact[key]))
+        else:
+            raise InvalidManifest(f"{resource}: no such file in {path}")
+    return objects
+
+
+def source_revision(listing: dict[str, str], bucket: dict) -> str:
+    """source-controller's revision of a Bucket: the digest of the keys and etags it lists under its prefix."""
+    prefix = bucket["spec"].get("prefix", "")
+    listed = sorted((key, etag) for key, etag in listing.items() if key.startswith(prefix))
+    return hashlib.sha256(json.dumps(listed).encode()).hexdigest()
+
+
+def reconcile(kustomization: dict, artifact: dict[str, bytes], config_maps: dict[str, dict]) -> tuple[bool, str]:
+    """The outcome of applying one Flux Kustomization: every object it builds validated, its target cluster known."""
     try:
-        kustomization = yaml.safe_load(content)
-        validate(kustomization)
-        flux_kustomization, bucket = yaml.safe_load(files[sync][0]), yaml.safe_load(files[source][0])
-        validate(flux_kustomization)
-        validate(bucket)
+        objects = build(artifact, kustomization["spec"].get("path", "./"))
+        for document in objects:
+            validate(document)
     except (yaml.YAMLError, InvalidManifest) as error:
         return False, f"kustomization build failed: {error}"
-    # Flux would find nothing to build if the Kustomization read another source, or its source another prefix.
-    if flux_kustomization["spec"]["sourceRef"] != {"kind": "Bucket", "name": bucket["metadata"]["name"]}:
-        return False, "kustomization build failed: the Kustomization does not read the tenant's own Bucket source"
-    if bucket["spec"].get("prefix") != base:
-        return False, f"source failed: the tenant's Bucket source lists {bucket['spec'].get('prefix')!r}, not {base!r}"
+    where = ""
+    remote = kustomization["spec"].get("kubeConfig")
+    if remote:
+        access = config_maps.get((remote.get("configMapRef") or {}).get("name", ""))
+        data = (access or {}).get("data") or {}
+        if data.get("provider") != "gcp" or not re.fullmatch(GCP_CLUSTER, data.get("cluster", "")):
+            return False, "kubeconfig failed: the ConfigMap naming the target GKE cluster is missing or incomplete"
+        where = f" on {data['cluster']}"
     applied = []
-    for resource in kustomization.get("resources") or []:
-        entry = files.get(base + resource)
-        if entry is None or entry[1] != generation:
-            return None  # the rendering is still being written
-        try:
-            document = yaml.safe_load(entry[0])
-            validate(document)
-        except (yaml.YAMLError, InvalidManifest) as error:
-            return False, f"{resource} dry-run failed: {error}"
+    for document in objects:
         metadata = document.get("metadata", {})
-        where = f"{metadata['namespace']}/" if metadata.get("namespace") else ""
-        applied.append(f"{document['kind']}/{where}{metadata.get('name')} configured")
+        namespace = f"{metadata['namespace']}/" if metadata.get("namespace") else ""
+        applied.append(f"{document['kind']}/{namespace}{metadata.get('name')} configured{where}")
     return True, "\n".join(applied) or "no objects: everything pruned"
 
 
 class FluxStandIn:
+    """Plays source-controller and kustomize-controller over the tenants' files: the Flux objects come from every
+    tenants/*/sync/ file (as the platform's `tenants` Kustomization applies them); each Bucket source has a
+    revision; a Kustomization reconciles, and reports one event, when its source's revision or its own spec
+    changed and the Kustomizations it depends on are ready."""
+
     def __init__(self, bucket: str, topic: str, project: str, poll_s: float = 0.5):
         from google.auth.credentials import AnonymousCredentials
         from google.cloud import pubsub_v1, storage
@@ -87,28 +120,63 @@ class FluxStandIn:
         self.publisher = pubsub_v1.PublisherClient()
         self.topic = self.publisher.topic_path(project, topic)
         self.poll_s = poll_s
-        self.seen: dict[str, str] = {}
+        self.applied: dict[str, tuple[str, str]] = {}  # Kustomization -> (source revision, spec digest) applied
+        self.ready: dict[str, bool] = {}
+        self.contents: dict[tuple[str, str], bytes] = {}  # (key, etag) -> content, as source-controller caches
         self.sequence = 0
+        self.published = 0
+
+    def _content(self, blob) -> bytes:
+        key = (blob.name, blob.etag)
+        if key not in self.contents:
+            self.contents[key] = blob.download_as_bytes()
+        return self.contents[key]
 
     def poll(self) -> None:
-        by_tenant: dict[str, list] = {}
-        for blob in self.bucket.list_blobs(prefix="tenants/"):
-            by_tenant.setdefault(blob.name.split("/")[1], []).append(blob)
-        for tenant_id in set(self.seen) - set(by_tenant):
-            del self.seen[tenant_id]
-        for tenant_id, blobs in by_tenant.items():
-            revision = hashlib.sha256(json.dumps(sorted((b.name, b.generation) for b in blobs)).encode()).hexdigest()
-            if self.seen.get(tenant_id) == revision:
-                continue
-            files = {b.name: (b.download_as_bytes(), (b.metadata or {}).get(GENERATION_KEY, "")) for b in blobs}
-            outcome = reconcile(files, tenant_id)
-            if outcome is None:
-                continue
-            self.seen[tenant_id] = revision
-            self.sequence += 1
-            event = flux_event(tenant_id, *outcome, revision=revision, sequence=self.sequence)
-            self.publisher.publish(self.topic, json.dumps(event).encode()).result(30)
-            print(f"tenant-{tenant_id}: {event['reason']}", flush=True)
+        blobs = {blob.name: blob for blob in self.bucket.list_blobs(prefix="tenants/")}
+        listing = {name: blob.etag for name, blob in blobs.items()}
+        flux_objects = []
+        for name, blob in blobs.items():
+            if name.split("/")[2:3] == ["sync"]:
+                try:
+                    flux_objects.extend(documents(self._content(blob)))
+                except yaml.YAMLError as error:
+                    print(f"{name}: not applied: {error}", file=sys.stderr, flush=True)
+        kinds: dict[str, dict[str, dict]] = {"Bucket": {}, "Kustomization": {}, "ConfigMap": {}}
+        for document in flux_objects:
+            if isinstance(document, dict) and document.get("kind") in kinds:
+                kinds[document["kind"]][(document.get("metadata") or {}).get("name", "")] = document
+        for gone in set(self.applied) - set(kinds["Kustomization"]):
+            del self.applied[gone]
+            self.ready.pop(gone, None)
+        for name, kustomization in sorted(kinds["Kustomization"].items()):
+            self._consider(name, kustomization, kinds, blobs, listing)
+
+    def _consider(self, name: str, kustomization: dict, kinds: dict, blobs: dict, listing: dict[str, str]) -> None:
+        try:
+            validate(kustomization)
+        except InvalidManifest as error:
+            print(f"{name}: not applied: {error}", file=sys.stderr, flush=True)
+            return
+        spec = kustomization["spec"]
+        bucket = kinds["Bucket"].get(spec["sourceRef"]["name"]) if spec["sourceRef"]["kind"] == "Bucket" else None
+        if bucket is None:
+            return  # Flux waits for the source to exist
+        revision = source_revision(listing, bucket)
+        applying = (revision, hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest())
+        if self.applied.get(name) == applying:
+            return
+        if not all(self.ready.get(dependency["name"]) for dependency in spec.get("dependsOn") or []):
+            return  # dependency not ready: retried on a later poll
+        prefix = bucket["spec"].get("prefix", "")
+        artifact = {key: self._content(blob) for key, blob in blobs.items() if key.startswith(prefix)}
+        succeeded, message = reconcile(kustomization, artifact, kinds["ConfigMap"])
+        self.applied[name], self.ready[name] = applying, succeeded
+        self.sequence += 1
+        event = flux_event(name, succeeded, message, revision=revision, sequence=self.sequence)
+        self.publisher.publish(self.topic, json.dumps(event).encode()).result(30)
+        self.published += 1
+        print(f"{name}: {event['reason']}", flush=True)
 
     def run(self, stop: threading.Event) -> None:
         while not stop.wait(self.poll_s):

@@ -44,7 +44,7 @@ def cli(stack, monkeypatch, tmp_path, capsys):
 
 def flux_reports(stack, tenant_id: str, succeeded: bool, message: str = "applied") -> None:
     time.sleep(1.1)  # Flux's timestamps have one-second resolution: report in a later second than the change
-    event = flux_event(tenant_id, succeeded, message, revision="r", sequence=1)
+    event = flux_event(f"tenant-{tenant_id}", succeeded, message, revision="r", sequence=1)
     stack.publish("provisioning-events", json.dumps(event).encode(), {})
 
 

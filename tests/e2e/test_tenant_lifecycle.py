@@ -57,7 +57,7 @@ def test_create_update_fail_recover_and_delete(stack):
     created = requests.post(f"{stack.url}/v1/tenants", headers=auth, timeout=10,
                             json={"tenant_id": "lifecycle", "display_name": "Lifecycle BV", "tier": "basic"})
     assert created.status_code == 202 and created.json()["status"] == "provisioning"
-    assert "tenants/lifecycle/manifests/namespace.yaml" in bucket_files(stack, "lifecycle")
+    assert "tenants/lifecycle/manifests/objects.json" in bucket_files(stack, "lifecycle")
     active = wait_for_status(stack, "lifecycle", "active")
     assert active["billing_start"] is not None
 
@@ -65,10 +65,12 @@ def test_create_update_fail_recover_and_delete(stack):
                              timeout=10)
     assert patched.status_code == 202 and patched.json()["status"] == "updating"
     wait_for_status(stack, "lifecycle", "active")
-    assert bucket_yaml(stack, "tenants/lifecycle/manifests/resource-quota.yaml")["spec"]["hard"]["limits.cpu"] == "8"
+    [quota] = [item for item in bucket_yaml(stack, "tenants/lifecycle/manifests/objects.json")["items"]
+               if item["kind"] == "ResourceQuota"]
+    assert quota["spec"]["hard"]["limits.cpu"] == "8"
 
     settled(stack, "lifecycle")  # else a late success for the new files could overtake the failure below
-    failure = flux_event("lifecycle", False, "HealthCheckFailed: Deployment/tenant-lifecycle/agent not ready",
+    failure = flux_event("tenant-lifecycle", False, "HealthCheckFailed: Deployment/tenant-lifecycle/agent not ready",
                          revision="x", sequence=99)
     stack.publish("provisioning-events", json.dumps(failure).encode(), {})
     failed = wait_for_status(stack, "lifecycle", "failed")
@@ -134,25 +136,27 @@ def test_bad_input_gets_a_precise_4xx(stack):
 
 
 def test_the_flux_stand_in_reports_what_does_not_validate():
-    broken = {"tenants/t1/manifests/kustomization.yaml": (b"apiVersion: kustomize.config.k8s.io/v1beta1\n"
-                                                          b"kind: Kustomization\nresources: [quota.yaml]\n", "2"),
-              "tenants/t1/manifests/quota.yaml": (b"apiVersion: v1\nkind: ResourceQuota\nmetadata: {name: q}\n"
-                                                  b"spec: {hard: {cpu: 1}, bogus: true}\n", "2"),
-              "tenants/t1/sync/flux-kustomization.yaml": (b"apiVersion: kustomize.toolkit.fluxcd.io/v1\n"
-                                                     b"kind: Kustomization\nmetadata: {name: tenant-t1}\n"
-                                                     b"spec: {interval: 10m, prune: true, "
-                                                     b"sourceRef: {kind: Bucket, name: tenant-t1}}\n", "2"),
-              "tenants/t1/sync/flux-source.yaml": (b"apiVersion: source.toolkit.fluxcd.io/v1\nkind: Bucket\n"
-                                                   b"metadata: {name: tenant-t1}\nspec: {bucketName: m, interval: 10m,"
-                                                   b" endpoint: e, prefix: tenants/t1/manifests/}\n", "2")}
-    succeeded, message = reconcile(broken, "t1")
+    kustomization = {"apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization",
+                     "metadata": {"name": "tenant-t1"},
+                     "spec": {"interval": "10m", "prune": True, "path": "./tenants/t1/manifests",
+                              "sourceRef": {"kind": "Bucket", "name": "tenant-t1"}}}
+    artifact = {"tenants/t1/manifests/kustomization.yaml": b"apiVersion: kustomize.config.k8s.io/v1beta1\n"
+                                                           b"kind: Kustomization\nresources: [objects.json]\n",
+                "tenants/t1/manifests/objects.json": json.dumps({"apiVersion": "v1", "kind": "List", "items": [
+                    {"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "q", "namespace": "t1"},
+                     "spec": {"hard": {"cpu": "1"}, "bogus": True}}]}).encode()}
+    succeeded, message = reconcile(kustomization, artifact, {})
     assert not succeeded and "bogus" in message
-    elsewhere = {**broken, "tenants/t1/sync/flux-source.yaml": (broken["tenants/t1/sync/flux-source.yaml"][0].replace(
-        b"prefix: tenants/t1/manifests/", b"prefix: tenants/"), "2")}
-    assert reconcile(elsewhere, "t1") == (False, "source failed: the tenant's Bucket source lists 'tenants/', not "
-                                                 "'tenants/t1/manifests/'")
-    half_written = {**broken, "tenants/t1/manifests/quota.yaml": (b"", "1")}
-    assert reconcile(half_written, "t1") is None
+    elsewhere = {**kustomization, "spec": {**kustomization["spec"], "path": "./tenants/t2/manifests"}}
+    assert reconcile(elsewhere, artifact, {}) == (False, "kustomization build failed: kustomization path not "
+                                                         "found: tenants/t2/manifests")
+    missing = {"tenants/t1/manifests/kustomization.yaml": artifact["tenants/t1/manifests/kustomization.yaml"]}
+    assert "objects.json: no such file" in reconcile(kustomization, missing, {})[1]
+    remote = {**kustomization, "spec": {**kustomization["spec"], "kubeConfig": {"configMapRef": {"name": "c"}}}}
+    valid = {**artifact, "tenants/t1/manifests/objects.json": artifact["tenants/t1/manifests/objects.json"].replace(
+        b', "bogus": true', b"")}
+    assert reconcile(kustomization, valid, {})[0]
+    assert "ConfigMap naming the target GKE cluster" in reconcile(remote, valid, {})[1]
 
 
 def test_a_dedicated_tenant_validates_and_becomes_active(stack):

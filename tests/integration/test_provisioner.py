@@ -7,11 +7,10 @@ import uuid
 
 import pytest
 import requests
-import yaml
 
 from energent_shared import clients, events
 from energent_shared.http import Problem
-from local.flux import flux_event
+from local.flux import FluxStandIn, documents, flux_event
 from provisioner import flux
 from provisioner.manifests import Platform
 from provisioner.service import Provisioner
@@ -56,7 +55,7 @@ def provisioner(firestore_db, bucket, subscription):
 
 
 def outcome(tenant_id: str, succeeded: bool = True, message: str = "applied", at: datetime.datetime | None = None):
-    event = flux_event(tenant_id, succeeded, message, revision="r", sequence=1)
+    event = flux_event(f"tenant-{tenant_id}", succeeded, message, revision="r", sequence=1)
     if at is not None:
         event["timestamp"] = at.strftime("%Y-%m-%dT%H:%M:%SZ")
     return flux.parse(json.dumps(event).encode())
@@ -66,9 +65,24 @@ def files(provisioner, tenant_id="acme") -> dict[str, bytes]:
     return provisioner.manifests.read(tenant_id)
 
 
+def objects(provisioner, tenant_id="acme") -> dict[str, dict]:
+    """The tenant's objects by `Kind/name`, as its files hold them."""
+    found = {}
+    for content in files(provisioner, tenant_id).values():
+        for document in documents(content):
+            if (document.get("metadata") or {}).get("name"):
+                found[f"{document['kind']}/{document['metadata']['name']}"] = document
+    return found
+
+
 def quota(provisioner, tenant_id="acme") -> dict:
-    raw = files(provisioner, tenant_id)[f"tenants/{tenant_id}/manifests/resource-quota.yaml"]
-    return yaml.safe_load(raw)["spec"]["hard"]
+    return objects(provisioner, tenant_id)["ResourceQuota/tenant-quota"]["spec"]["hard"]
+
+
+def stamps(bucket) -> set[str]:
+    """The manifest generations the tenants' state files carry."""
+    return {blob.metadata["manifest-generation"] for blob in clients.storage().bucket(bucket).list_blobs()
+            if blob.name.endswith("/objects.json")}
 
 
 NEW = {"tenant_id": "acme", "display_name": "Acme BV", "tier": "basic"}
@@ -99,11 +113,11 @@ class FailingManifestStore(ManifestStore):
 
     writes = 0
 
-    def _put(self, path, data, generation):
+    def _put(self, path, data, generation, current):
         FailingManifestStore.writes += 1
         if FailingManifestStore.writes == 4:
             raise ConnectionError("storage unavailable")
-        super()._put(path, data, generation)
+        super()._put(path, data, generation, current)
 
 
 def test_a_create_that_fails_midway_leaves_nothing_behind(firestore_db, bucket, subscription, emulators):
@@ -131,8 +145,7 @@ def test_a_tier_change_that_fails_midway_is_rolled_back(firestore_db, bucket, su
     record = provisioner.tenants.get("acme")
     assert record["tier"] == "basic" and record["status"] == "active"
     assert quota(provisioner)["limits.cpu"] == "1"
-    generations = {blob.metadata["manifest-generation"] for blob in clients.storage().bucket(bucket).list_blobs()}
-    assert generations == {str(record["manifest_generation"])}
+    assert stamps(bucket) == {str(record["manifest_generation"])}
 
 
 def test_a_delete_that_fails_midway_is_rolled_back_and_never_announced(firestore_db, bucket, subscription, emulators,
@@ -207,8 +220,10 @@ def test_delete_removes_the_objects_then_the_files(provisioner, emulators, subsc
     provisioner.on_flux(outcome("acme"))
     assert provisioner.delete("acme")["status"] == "deleting"
     assert set(files(provisioner)) == {"tenants/acme/manifests/kustomization.yaml",
+                                       "tenants/acme/manifests/objects.json",
                                        "tenants/acme/sync/flux-kustomization.yaml",
                                        "tenants/acme/sync/flux-source.yaml"}
+    assert [key.split("/")[0] for key in objects(provisioner)] == ["Kustomization", "Bucket"]  # nothing else
     assert provisioner.delete("acme")["status"] == "deleting"  # repeated: same answer
     with pytest.raises(Problem) as caught:
         provisioner.patch("acme", {"tier": "premium"})
@@ -230,18 +245,16 @@ def test_concurrent_changes_on_one_tenant_lose_no_update(provisioner):
     # Whichever change committed last is what the bucket holds, at the record's generation.
     assert quota(provisioner)["limits.cpu"] == {"basic": "1", "standard": "2", "premium": "4",
                                                 "enterprise": "8"}[record["tier"]]
-    stamped = {b.metadata["manifest-generation"] for b in clients.storage().bucket(
-        provisioner.manifests.bucket_name).list_blobs()}
-    assert stamped == {str(record["manifest_generation"])}
+    assert stamps(provisioner.manifests.bucket_name) == {str(record["manifest_generation"])}
     changes = [t for t in provisioner.tenants.transitions("acme") if t["to"] == "updating"]
     assert record["manifest_generation"] == 1 + len(changes)
 
 
 def test_an_older_rendering_never_overwrites_a_newer_one(provisioner, bucket):
     store = ManifestStore(bucket)
-    store.apply("acme", {"tenants/acme/manifests/x.yaml": b"new"}, generation=5)
-    store.apply("acme", {"tenants/acme/manifests/x.yaml": b"old"}, generation=4)
-    assert store.read("acme") == {"tenants/acme/manifests/x.yaml": b"new"}
+    store.apply("acme", {"tenants/acme/manifests/objects.json": b"new"}, generation=5)
+    store.apply("acme", {"tenants/acme/manifests/objects.json": b"old"}, generation=4)
+    assert store.read("acme") == {"tenants/acme/manifests/objects.json": b"new"}
 
 
 def test_listing_pages_through_every_tenant(provisioner):
@@ -289,7 +302,7 @@ def test_dedicated_tenants_get_distinct_control_plane_ranges_even_when_created_a
                                                           "deployment_model": "dedicated"}))
     ranges = [provisioner.tenants.get(name)["master_cidr"] for name in names]
     assert len(set(ranges)) == len(names) and all(r.endswith("/28") for r in ranges)
-    cluster = yaml.safe_load(files(provisioner, names[0])[f"tenants/{names[0]}/manifests/dedicated-cluster.yaml"])
+    cluster = objects(provisioner, names[0])[f"ContainerCluster/tenant-{names[0]}"]
     assert cluster["spec"]["privateClusterConfig"]["masterIpv4CidrBlock"] == ranges[0]
     with pytest.raises(Problem) as caught:  # an id that existed: its range is not handed out again either
         provisioner.create({**NEW, "tenant_id": names[0], "deployment_model": "dedicated"})
@@ -311,3 +324,57 @@ def test_listing_by_status_pages_through_only_that_status(provisioner):
     with pytest.raises(Problem) as caught:
         provisioner.list(None, None, "sleeping")
     assert caught.value.status == 400
+
+
+def test_a_tier_change_writes_one_object(provisioner, bucket):
+    provisioner.create(dict(NEW))
+    provisioner.on_flux(outcome("acme"))
+    before = {blob.name: blob.generation for blob in clients.storage().bucket(bucket).list_blobs()}
+    provisioner.patch("acme", {"tier": "premium"})
+    after = {blob.name: blob.generation for blob in clients.storage().bucket(bucket).list_blobs()}
+    assert set(after) == set(before)
+    assert {name for name in after if after[name] != before[name]} == {"tenants/acme/manifests/objects.json"}
+
+
+def test_old_layout_files_are_removed_when_a_tenant_is_rendered_again(provisioner, bucket):
+    provisioner.create(dict(NEW))
+    old = clients.storage().bucket(bucket).blob("tenants/acme/manifests/resource-quota.yaml")
+    old.metadata = {"manifest-generation": "1"}
+    old.upload_from_string(b"{}")
+    provisioner.patch("acme", {"tier": "standard"})
+    assert "tenants/acme/manifests/resource-quota.yaml" not in files(provisioner)
+
+
+def flux_events(emulators, subscription) -> list[dict]:
+    base = f"http://{emulators['pubsub'].host}/v1/projects/{PROJECT}/subscriptions/{subscription}"
+    received = requests.post(f"{base}:pull", json={"maxMessages": 1000, "returnImmediately": True},
+                             timeout=10).json().get("receivedMessages", [])
+    if received:
+        requests.post(f"{base}:acknowledge", json={"ackIds": [m["ackId"] for m in received]}, timeout=10)
+    return [json.loads(base64.b64decode(m["message"]["data"])) for m in received]
+
+
+def test_the_flux_stand_in_reconciles_only_the_tenant_whose_source_changed(provisioner, bucket, emulators):
+    names = [f"fleet-{n:02d}" for n in range(50)]
+    run_threads(10, lambda i: [provisioner.create({**NEW, "tenant_id": name}) for name in names[i::10]])
+    topic = f"provisioning-events-{uuid.uuid4().hex[:6]}"
+    base = f"http://{emulators['pubsub'].host}/v1/projects/{PROJECT}"
+    requests.put(f"{base}/topics/{topic}", timeout=10).raise_for_status()
+    requests.put(f"{base}/subscriptions/{topic}", json={"topic": f"projects/{PROJECT}/topics/{topic}"},
+                 timeout=10).raise_for_status()
+    flux_stand_in = FluxStandIn(bucket, topic, PROJECT)
+
+    flux_stand_in.poll()
+    first = flux_events(emulators, topic)
+    assert sorted(e["involvedObject"]["name"] for e in first) == [f"tenant-{name}" for name in names]
+    assert {e["reason"] for e in first} == {"ReconciliationSucceeded"}
+
+    provisioner.patch("fleet-17", {"tier": "enterprise"})
+    flux_stand_in.poll()
+    [event] = flux_events(emulators, topic)
+    assert event["involvedObject"]["name"] == "tenant-fleet-17" and "configured" in event["message"]
+    flux_stand_in.poll()  # nothing changed since: no reconcile, no event
+    provisioner.patch("fleet-17", {"display_name": "renamed"})  # not in the manifests: no new revision
+    flux_stand_in.poll()
+    assert flux_events(emulators, topic) == []
+    assert flux_stand_in.published == 51

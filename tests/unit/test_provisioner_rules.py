@@ -7,6 +7,7 @@ import re
 import pytest
 import yaml
 
+from local.flux import documents
 from local.schemas import InvalidManifest, validate
 from provisioner import flux, manifests, tenants
 from tests.conftest import ROOT, example
@@ -19,11 +20,19 @@ PLATFORM = manifests.Platform.for_environment("energent-prod", "production",
 TODAY = datetime.date(2026, 11, 29)
 
 
-def rendered(tenant_id="acme", tier="basic", model="multi-tenant") -> dict[str, dict]:
+def files(tenant_id="acme", tier="basic", model="multi-tenant", removing=False) -> dict[str, bytes]:
     cidr = "172.20.0.32/28" if model == "dedicated" else None
-    files = manifests.render(tenants.TenantSpec(tenant_id, tier, model, cidr), PLATFORM)
-    return {path.rsplit("/", 1)[1] if "/manifests/" in path else path.rsplit("/", 1)[1].removesuffix(".yaml"):
-            yaml.safe_load(content) for path, content in files.items()}
+    return manifests.render(tenants.TenantSpec(tenant_id, tier, model, cidr), PLATFORM, removing=removing)
+
+
+def rendered(tenant_id="acme", tier="basic", model="multi-tenant") -> dict[str, dict]:
+    """Every object the tenant's files hold, by `Kind/name` (the kustomize files by their path)."""
+    found = {}
+    for path, content in files(tenant_id, tier, model).items():
+        for document in documents(content):
+            name = (document.get("metadata") or {}).get("name")
+            found[f"{document['kind']}/{name}" if name else path] = document
+    return found
 
 
 def test_rendering_is_byte_identical_for_the_same_input():
@@ -42,7 +51,7 @@ def test_every_object_validates_against_its_schema(tier, model):
 
 
 def test_a_typo_in_a_built_in_object_is_caught_by_the_strict_schema():
-    quota = rendered()["resource-quota.yaml"]
+    quota = rendered()["ResourceQuota/tenant-quota"]
     quota["spec"]["hrad"] = quota["spec"].pop("hard")
     with pytest.raises(InvalidManifest, match="hrad"):
         validate(quota)
@@ -53,44 +62,44 @@ def test_a_typo_in_a_built_in_object_is_caught_by_the_strict_schema():
     ("premium", "4", "8Gi", "50Gi", "4"), ("enterprise", "8", "16Gi", "100Gi", "8")])
 def test_quota_and_workflow_limit_equal_the_tier_row(tier, cpu, memory, storage, workflows):
     objects = rendered(tier=tier)
-    hard = objects["resource-quota.yaml"]["spec"]["hard"]
+    hard = objects["ResourceQuota/tenant-quota"]["spec"]["hard"]
     assert (hard["limits.cpu"], hard["limits.memory"], hard["requests.storage"]) == (cpu, memory, storage)
-    assert objects["workflow-limits.yaml"]["data"]["concurrent_workflows"] == workflows
-    limits = {item["type"]: item for item in objects["limit-range.yaml"]["spec"]["limits"]}
+    assert objects["ConfigMap/tenant-limits"]["data"]["concurrent_workflows"] == workflows
+    limits = {item["type"]: item for item in objects["LimitRange/tenant-limits"]["spec"]["limits"]}
     assert limits["Container"]["max"] == {"cpu": cpu, "memory": memory}
     assert limits["PersistentVolumeClaim"]["max"] == {"storage": storage}
 
 
 def test_namespace_is_labelled_and_pod_security_restricted():
-    labels = rendered(tier="standard")["namespace.yaml"]["metadata"]["labels"]
+    labels = rendered(tier="standard")["Namespace/tenant-acme"]["metadata"]["labels"]
     assert labels["energent.ai/tenant"] == "acme" and labels["energent.ai/tier"] == "standard"
     assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
-    assert rendered()["namespace.yaml"]["metadata"]["name"] == "tenant-acme"
+    assert rendered()["Namespace/tenant-acme"]["metadata"]["name"] == "tenant-acme"
 
 
 def test_network_policies_deny_by_default_and_allow_only_what_the_platform_needs():
     objects = rendered()
-    deny = objects["network-policy-default-deny.yaml"]["spec"]
+    deny = objects["NetworkPolicy/default-deny"]["spec"]
     assert deny == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
-    dns = objects["network-policy-allow-dns.yaml"]["spec"]["egress"][0]
+    dns = objects["NetworkPolicy/allow-dns"]["spec"]["egress"][0]
     assert {p["port"] for p in dns["ports"]} == {53}
-    platform = objects["network-policy-allow-platform.yaml"]["spec"]
+    platform = objects["NetworkPolicy/allow-platform"]["spec"]
     assert platform["ingress"][0]["from"][0]["namespaceSelector"]["matchLabels"] == {
         "kubernetes.io/metadata.name": "energent-platform"}
-    https = objects["network-policy-allow-https-egress.yaml"]["spec"]["egress"][0]
+    https = objects["NetworkPolicy/allow-https-egress"]["spec"]["egress"][0]
     assert https["ports"] == [{"protocol": "TCP", "port": 443}]
     assert "169.254.0.0/16" in https["to"][0]["ipBlock"]["except"]
 
 
 def test_workload_identity_binds_the_service_account_to_a_google_service_account():
     objects = rendered()
-    sa = objects["service-account.yaml"]
+    sa = objects["ServiceAccount/workflow-runner"]
     assert sa["metadata"]["annotations"]["iam.gke.io/gcp-service-account"] == (
         "tenant-acme@energent-prod.iam.gserviceaccount.com")
-    binding = objects["workload-identity.yaml"]["spec"]
+    binding = objects["IAMPolicyMember/tenant-acme-wi"]["spec"]
     assert binding["member"] == "serviceAccount:energent-prod.svc.id.goog[tenant-acme/workflow-runner]"
     assert binding["role"] == "roles/iam.workloadIdentityUser"
-    assert objects["google-service-account.yaml"]["metadata"]["name"] == "tenant-acme"
+    assert objects["IAMServiceAccount/tenant-acme"]["metadata"]["name"] == "tenant-acme"
 
 
 def test_google_service_account_ids_fit_in_30_characters():
@@ -120,38 +129,70 @@ def test_a_collision_ground_against_the_old_24_bit_ids_does_not_collide_now():
 
 
 def test_the_flux_kustomization_is_per_tenant_and_prunes():
-    kustomization = rendered()["flux-kustomization"]
-    assert kustomization["metadata"]["name"] == "tenant-acme"
+    kustomization = rendered()["Kustomization/tenant-acme"]
     assert kustomization["spec"]["prune"] is True
     assert kustomization["spec"]["path"] == "./tenants/acme/manifests"
-    listed = rendered()["kustomization.yaml"]["resources"]
-    assert set(listed) == {name for name in rendered() if name.endswith(".yaml") and name != "kustomization.yaml"}
+    assert "kubeConfig" not in kustomization["spec"]  # a multi-tenant tenant lives on the platform's cluster
+
+
+def test_one_file_holds_every_object_of_the_tenant():
+    rendering = files()
+    assert set(rendering) == {"tenants/acme/manifests/objects.json", "tenants/acme/manifests/kustomization.yaml",
+                              "tenants/acme/sync/flux-kustomization.yaml", "tenants/acme/sync/flux-source.yaml"}
+    listed = json.loads(rendering["tenants/acme/manifests/objects.json"])
+    assert (listed["apiVersion"], listed["kind"]) == ("v1", "List") and len(listed["items"]) == 12
+    assert yaml.safe_load(rendering["tenants/acme/manifests/kustomization.yaml"])["resources"] == ["objects.json"]
+    # A tier change rewrites that one file: every other file stays byte-identical.
+    changed = {path for path, content in files(tier="premium").items() if rendering[path] != content}
+    assert changed == {"tenants/acme/manifests/objects.json"}
 
 
 def test_each_tenant_reads_its_manifests_from_a_flux_source_of_its_own():
     objects = rendered()
-    source, kustomization = objects["flux-source"], objects["flux-kustomization"]
+    source, kustomization = objects["Bucket/tenant-acme"], objects["Kustomization/tenant-acme"]
     validate(source)
-    assert source["kind"] == "Bucket" and source["metadata"]["name"] == "tenant-acme"
     assert source["spec"]["prefix"] == "tenants/acme/manifests/"
     assert source["spec"]["bucketName"] == PLATFORM.manifest_bucket
     assert kustomization["spec"]["sourceRef"] == {"kind": "Bucket", "name": "tenant-acme"}
-    other = rendered(tenant_id="bravo")["flux-source"]
+    other = rendered(tenant_id="bravo")["Bucket/tenant-bravo"]
     assert other["spec"]["prefix"] == "tenants/bravo/manifests/"  # one tenant's change is not the other's
 
 
 def test_dedicated_tenants_get_their_own_cluster_and_node_pool():
     objects = rendered(model="dedicated", tier="enterprise")
-    assert objects["dedicated-cluster.yaml"]["kind"] == "ContainerCluster"
-    pool = objects["dedicated-node-pool.yaml"]["spec"]
+    assert objects["ContainerCluster/tenant-acme"]["spec"]["location"] == PLATFORM.region
+    pool = objects["ContainerNodePool/tenant-acme-pool"]["spec"]
     assert pool["clusterRef"] == {"name": "tenant-acme"} and pool["autoscaling"]["minNodeCount"] == 2
-    assert "dedicated-cluster.yaml" not in rendered()
+    assert not any(key.startswith("ContainerCluster/") for key in rendered())
+
+
+def test_a_dedicated_tenants_namespace_objects_go_to_its_own_cluster_and_its_cloud_objects_to_the_platforms():
+    rendering = files(model="dedicated", tier="enterprise")
+    on_its_cluster = {d["kind"] for d in documents(rendering["tenants/acme/manifests/objects.json"])}
+    on_the_platform = {d["kind"] for d in documents(rendering["tenants/acme/manifests/cloud/objects.json"])}
+    assert on_its_cluster == {"Namespace", "ResourceQuota", "LimitRange", "ServiceAccount", "ConfigMap",
+                              "NetworkPolicy"}
+    assert on_the_platform == {"IAMServiceAccount", "IAMPolicyMember", "ContainerCluster", "ContainerNodePool"}
+    objects = rendered(model="dedicated", tier="enterprise")
+    tenant, cloud = objects["Kustomization/tenant-acme"], objects["Kustomization/cloud-tenant-acme"]
+    assert tenant["spec"]["kubeConfig"] == {"configMapRef": {"name": "tenant-acme-cluster"}}
+    assert objects["ConfigMap/tenant-acme-cluster"]["data"] == {
+        "provider": "gcp", "cluster": "projects/energent-prod/locations/europe-west4/clusters/tenant-acme"}
+    assert objects["ConfigMap/tenant-acme-cluster"]["metadata"]["namespace"] == tenant["metadata"]["namespace"]
+    assert tenant["spec"]["dependsOn"] == [{"name": "cloud-tenant-acme"}]
+    assert cloud["spec"]["path"] == "./tenants/acme/manifests/cloud" and "kubeConfig" not in cloud["spec"]
+    assert cloud["spec"]["sourceRef"] == tenant["spec"]["sourceRef"]
+    # The cloud Kustomization's events can never be read as another tenant's (tenant-<id> names a tenant).
+    assert not cloud["metadata"]["name"].startswith("tenant-")
+    for document in objects.values():
+        validate(document)
 
 
 def test_dedicated_clusters_use_the_platform_network_a_range_of_their_own_and_their_own_node_identity():
     longest = "a" + "b" * 30 + "c"
     objects = rendered(tenant_id=longest, model="dedicated", tier="enterprise")
-    cluster = objects["dedicated-cluster.yaml"]
+    name = f"tenant-{longest}"
+    cluster = objects[f"ContainerCluster/{name}"]
     assert len(cluster["metadata"]["name"]) <= 40  # GKE's limit for a cluster name
     spec = cluster["spec"]
     assert spec["networkRef"]["external"].endswith("/global/networks/energent-vpc-production")
@@ -160,11 +201,11 @@ def test_dedicated_clusters_use_the_platform_network_a_range_of_their_own_and_th
     assert spec["privateClusterConfig"]["masterIpv4CidrBlock"] == "172.20.0.32/28"
     assert spec["masterAuthorizedNetworksConfig"]["cidrBlocks"] == [{"cidrBlock": "203.0.113.0/24",
                                                                      "displayName": "platform"}]
-    pool = objects["dedicated-node-pool.yaml"]["spec"]
-    account = objects["dedicated-node-service-account.yaml"]["metadata"]["name"]
-    assert pool["nodeConfig"]["serviceAccountRef"] == {"name": account} and len(account) <= 30
+    pool = objects[f"ContainerNodePool/{name}-pool"]["spec"]
+    account = pool["nodeConfig"]["serviceAccountRef"]["name"]
+    assert objects[f"IAMServiceAccount/{account}"] and len(account) <= 30
     assert account != tenants.google_service_account_id(longest)
-    roles = sorted(o["spec"]["role"] for name, o in objects.items() if name.startswith("dedicated-node-role-"))
+    roles = sorted(o["spec"]["role"] for key, o in objects.items() if key.startswith(f"IAMPolicyMember/{account}-"))
     assert roles == ["roles/artifactregistry.reader", "roles/container.defaultNodeServiceAccount"]
     for document in objects.values():
         validate(document)
@@ -187,11 +228,14 @@ def test_control_plane_ranges_are_distinct_and_never_meet_the_shared_cluster():
     assert '"172.16.0.0/28"' in shared  # the shared cluster's range the default pool keeps clear of
 
 
-def test_removal_keeps_only_an_empty_kustomization():
-    files = manifests.render_removal("acme", PLATFORM)
-    assert set(files) == {"tenants/acme/manifests/kustomization.yaml", "tenants/acme/sync/flux-kustomization.yaml",
-                          "tenants/acme/sync/flux-source.yaml"}
-    assert yaml.safe_load(files["tenants/acme/manifests/kustomization.yaml"])["resources"] == []
+@pytest.mark.parametrize("model", ["multi-tenant", "dedicated"])
+def test_removal_empties_the_tenants_namespace_and_keeps_a_dedicated_cluster_until_the_end(model):
+    live, removing = files(model=model), files(model=model, removing=True)
+    assert set(removing) == set(live)
+    assert json.loads(removing["tenants/acme/manifests/objects.json"])["items"] == []
+    if model == "dedicated":  # its cluster goes with the last files, after Flux pruned the namespace on it
+        cloud = "tenants/acme/manifests/cloud/objects.json"
+        assert removing[cloud] == live[cloud]
 
 
 @pytest.mark.parametrize("body, message", [
@@ -268,6 +312,21 @@ def test_events_that_say_nothing_about_a_tenant_are_ignored(change, reason):
         flux.parse(json.dumps(event).encode())
     with pytest.raises(flux.Ignored):
         flux.parse(b"\xff not json")
+
+
+def test_a_dedicated_clusters_failure_fails_its_tenant_and_its_readiness_or_waiting_changes_nothing():
+    event = json.loads(example("flux-event-failed.json"))
+    event["involvedObject"]["name"] = "cloud-tenant-acme"
+    failed = flux.parse(json.dumps(event).encode())
+    assert (failed.tenant_id, failed.succeeded) == ("acme", False) and failed.message.startswith("cluster: ")
+    ready = json.loads(example("flux-event-succeeded.json"))
+    ready["involvedObject"]["name"] = "cloud-tenant-acme"
+    with pytest.raises(flux.Ignored, match="cluster is ready"):
+        flux.parse(json.dumps(ready).encode())
+    waiting = json.loads(example("flux-event-succeeded.json"))
+    waiting.update(reason="DependencyNotReady", message="dependency 'flux-system/cloud-tenant-acme' is not ready")
+    with pytest.raises(flux.Ignored, match="progress"):
+        flux.parse(json.dumps(waiting).encode())
 
 
 def test_events_older_than_the_second_of_the_last_change_are_stale():

@@ -10,9 +10,12 @@ from energent_shared.events import parse_time
 from energent_shared.firestore import valid_tenant_id
 
 SUCCEEDED = "ReconciliationSucceeded"
-# Reasons Flux reports when a Kustomization cannot be applied or does not become healthy.
+# Reasons Flux reports when a Kustomization cannot be applied or does not become healthy. (DependencyNotReady is
+# not one: a dedicated tenant's tenant-T waits so while its cluster is made, and the cluster's own Kustomization
+# reports whether that failed.)
 FAILED = frozenset({"ReconciliationFailed", "HealthCheckFailed", "BuildFailed", "ArtifactFailed", "PruneFailed",
-                    "DependencyNotReady", "InvalidPath", "ValidationFailed"})
+                    "InvalidPath", "ValidationFailed"})
+TENANT, CLOUD = "tenant-", "cloud-tenant-"  # provisioner/manifests.py names the Kustomizations so
 MAX_MESSAGE = 2000
 
 
@@ -39,12 +42,15 @@ def parse(body: bytes) -> Outcome:
     involved = event["involvedObject"]
     if involved.get("kind") != "Kustomization":
         raise Ignored(f"about a {involved.get('kind')!r}, not a Kustomization")
-    name = involved.get("name")
-    tenant_id = name[len("tenant-"):] if isinstance(name, str) and name.startswith("tenant-") else None
+    name = involved.get("name") if isinstance(involved.get("name"), str) else ""
+    cloud = name.startswith(CLOUD)
+    tenant_id = name.removeprefix(CLOUD if cloud else TENANT) if name.startswith((TENANT, CLOUD)) else None
     if not valid_tenant_id(tenant_id):
-        raise Ignored(f"Kustomization {name!r} is not a tenant's")
+        raise Ignored(f"Kustomization {name[:100]!r} is not a tenant's")
     reason = event.get("reason")
     if reason == SUCCEEDED:
+        if cloud:
+            raise Ignored("a dedicated cluster is ready: progress, the tenant is active when tenant-T applies")
         succeeded = True
     elif reason in FAILED or (event.get("severity") == "error" and isinstance(reason, str)):
         succeeded = False
@@ -55,6 +61,8 @@ def parse(body: bytes) -> Outcome:
     except ValueError:
         raise Ignored("timestamp is not RFC 3339") from None
     message = event.get("message") if isinstance(event.get("message"), str) else ""
+    if cloud:
+        message = f"cluster: {message}"
     return Outcome(tenant_id, succeeded, message[:MAX_MESSAGE], reason, timestamp)
 
 

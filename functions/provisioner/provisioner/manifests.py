@@ -1,15 +1,24 @@
 """Kubernetes manifests of a tenant: a pure function of (tenant, tier, deployment model, platform settings).
 
-Same input, byte-identical output (JSON, which is YAML to Kubernetes and kustomize; keys sorted; one object per
-file). Layout in the GitOps bucket:
+Same input, byte-identical output (JSON, which is YAML to Kubernetes and kustomize; keys sorted). Layout in the
+GitOps bucket:
 
-    tenants/T/manifests/   the tenant's objects and their kustomization.yaml (applied by Kustomization tenant-T)
-    tenants/T/sync/        the Flux Kustomization tenant-T and its own Bucket source tenant-T over
-                           tenants/T/manifests/ (applied by the platform's tenants Kustomization; not named
-                           kustomization.yaml, so kustomize never mistakes them for its own file)
+    tenants/T/manifests/objects.json         every object of the tenant, one JSON `v1 List`: the one file a
+                                             tier change or a deletion rewrites
+    tenants/T/manifests/kustomization.yaml   `resources: [objects.json]`, the same for the tenant's whole life
+    tenants/T/sync/                          the Flux Kustomization tenant-T and its own Bucket source tenant-T
+                                             over tenants/T/manifests/ (applied by the platform's `tenants`
+                                             Kustomization; not named kustomization.yaml, so kustomize never
+                                             mistakes them for its own file)
 
-Each tenant has its own Kustomization, so one broken tenant never blocks another, with `prune: true`, so
-removing a file removes its object from the cluster.
+A dedicated tenant's namespace objects go to its own cluster: tenant-T applies them there through
+`spec.kubeConfig` (Flux's workload-identity access to GKE). The Google Cloud objects its cluster is made of
+(Config Connector) live on the platform's cluster, under tenants/T/manifests/cloud/, applied by a second
+Kustomization `cloud-tenant-T` that tenant-T depends on. Its name cannot be read as another tenant's
+(tenant-<id> is the only form Flux events name a tenant by).
+
+Each tenant has its own Kustomizations, so one broken tenant never blocks another, with `prune: true`, so
+removing an object from the list removes it from the cluster.
 """
 
 from __future__ import annotations
@@ -52,22 +61,34 @@ class Platform:
                                        "subnetwork": f"energent-gke-{environment}", **settings})
 
 
+OBJECTS = "objects.json"
+CLOUD = "cloud"
+
+
 def manifests_dir(tenant_id: str) -> str:
     return f"{ROOT}/{tenant_id}/manifests"
 
 
-def sync_path(tenant_id: str) -> str:
-    return f"{ROOT}/{tenant_id}/sync/flux-kustomization.yaml"
+def sync_dir(tenant_id: str) -> str:
+    return f"{ROOT}/{tenant_id}/sync"
 
 
 def kustomization_name(tenant_id: str) -> str:
     return f"tenant-{tenant_id}"
 
 
+def cloud_kustomization_name(tenant_id: str) -> str:
+    return f"cloud-tenant-{tenant_id}"
+
+
 def _dump(document: dict) -> bytes:
     # JSON is YAML (1.2), and Kubernetes, kustomize and Flux read it as such; the C JSON encoder writes it tens
     # of times faster than any YAML emitter, and keys sorted keep every rendering byte-identical.
     return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode() + b"\n"
+
+
+def _list(objects: list[dict]) -> bytes:
+    return _dump({"apiVersion": "v1", "kind": "List", "items": objects})
 
 
 def _meta(name: str, ns: str | None, labels: dict[str, str], annotations: dict[str, str] | None = None) -> dict:
@@ -79,35 +100,36 @@ def _meta(name: str, ns: str | None, labels: dict[str, str], annotations: dict[s
     return metadata
 
 
-def _network_policies(ns: str, labels: dict, platform: Platform) -> dict[str, dict]:
+def _network_policies(ns: str, labels: dict, platform: Platform) -> list[dict]:
     def policy(name: str, spec: dict) -> dict:
         return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": _meta(name, ns, labels),
                 "spec": {"podSelector": {}, **spec}}
 
     platform_peer = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": platform.platform_namespace}}}
-    return {
-        "network-policy-default-deny.yaml": policy("default-deny", {"policyTypes": ["Ingress", "Egress"]}),
-        "network-policy-allow-dns.yaml": policy("allow-dns", {"policyTypes": ["Egress"], "egress": [{
+    return [
+        policy("default-deny", {"policyTypes": ["Ingress", "Egress"]}),
+        policy("allow-dns", {"policyTypes": ["Egress"], "egress": [{
             "to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
                     "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
             "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]}]}),
-        "network-policy-allow-platform.yaml": policy("allow-platform", {
+        policy("allow-platform", {
             "policyTypes": ["Ingress", "Egress"], "ingress": [{"from": [platform_peer]}],
             "egress": [{"to": [platform_peer]}]}),
         # The agents drive business applications over HTTPS; nothing else leaves the namespace.
-        "network-policy-allow-https-egress.yaml": policy("allow-https-egress", {"policyTypes": ["Egress"], "egress": [{
+        policy("allow-https-egress", {"policyTypes": ["Egress"], "egress": [{
             "to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": ["169.254.0.0/16"]}}],
             "ports": [{"protocol": "TCP", "port": 443}]}]}),
         # Workload Identity tokens come from the GKE metadata server.
-        "network-policy-allow-metadata-server.yaml": policy("allow-metadata-server", {"policyTypes": ["Egress"],
+        policy("allow-metadata-server", {"policyTypes": ["Egress"],
             "egress": [{"to": [{"ipBlock": {"cidr": "169.254.169.254/32"}}],
                         "ports": [{"protocol": "TCP", "port": 80}]},
                        {"to": [{"ipBlock": {"cidr": "169.254.169.252/32"}}],
                         "ports": [{"protocol": "TCP", "port": 988}]}]}),
-    }
+    ]
 
 
-def _objects(spec: TenantSpec, row: Tier, platform: Platform) -> dict[str, dict]:
+def _objects(spec: TenantSpec, row: Tier, platform: Platform) -> tuple[list[dict], list[dict]]:
+    """(objects in the tenant's namespace, the Google Cloud objects Config Connector makes for it)."""
     ns = namespace(spec.tenant_id)
     labels = {LABEL_TENANT: spec.tenant_id, LABEL_TIER: row.name, LABEL_MODEL: spec.deployment_model}
     gsa_id = google_service_account_id(spec.tenant_id)
@@ -115,51 +137,47 @@ def _objects(spec: TenantSpec, row: Tier, platform: Platform) -> dict[str, dict]
     cpu, memory, storage = str(row.cpu), f"{row.memory_gib}Gi", f"{row.storage_gib}Gi"
     cc_ns = platform.config_connector_namespace
     cc_annotations = {"cnrm.cloud.google.com/project-id": platform.project}
-    objects: dict[str, dict] = {
-        "namespace.yaml": {"apiVersion": "v1", "kind": "Namespace", "metadata": _meta(ns, None, {
+    workload = [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": _meta(ns, None, {
             **labels,
             "pod-security.kubernetes.io/enforce": "restricted",
             "pod-security.kubernetes.io/enforce-version": "v1.30",
             "pod-security.kubernetes.io/audit": "restricted",
             "pod-security.kubernetes.io/warn": "restricted"})},
-        "resource-quota.yaml": {"apiVersion": "v1", "kind": "ResourceQuota",
-                                "metadata": _meta("tenant-quota", ns, labels),
-                                "spec": {"hard": {"limits.cpu": cpu, "limits.memory": memory, "requests.cpu": cpu,
-                                                  "requests.memory": memory, "requests.storage": storage}}},
-        "limit-range.yaml": {"apiVersion": "v1", "kind": "LimitRange", "metadata": _meta("tenant-limits", ns, labels),
-                             "spec": {"limits": [
-                                 {"type": "Container", "max": {"cpu": cpu, "memory": memory},
-                                  "default": {"cpu": "500m", "memory": "1Gi"},
-                                  "defaultRequest": {"cpu": "250m", "memory": "512Mi"}},
-                                 {"type": "PersistentVolumeClaim", "max": {"storage": storage},
-                                  "min": {"storage": "1Gi"}}]}},
-        "service-account.yaml": {"apiVersion": "v1", "kind": "ServiceAccount",
-                                 "metadata": _meta(WORKLOAD_SERVICE_ACCOUNT, ns, labels,
-                                                   {"iam.gke.io/gcp-service-account": gsa_email}),
-                                 "automountServiceAccountToken": False},
+        {"apiVersion": "v1", "kind": "ResourceQuota", "metadata": _meta("tenant-quota", ns, labels),
+         "spec": {"hard": {"limits.cpu": cpu, "limits.memory": memory, "requests.cpu": cpu,
+                           "requests.memory": memory, "requests.storage": storage}}},
+        {"apiVersion": "v1", "kind": "LimitRange", "metadata": _meta("tenant-limits", ns, labels),
+         "spec": {"limits": [{"type": "Container", "max": {"cpu": cpu, "memory": memory},
+                              "default": {"cpu": "500m", "memory": "1Gi"},
+                              "defaultRequest": {"cpu": "250m", "memory": "512Mi"}},
+                             {"type": "PersistentVolumeClaim", "max": {"storage": storage},
+                              "min": {"storage": "1Gi"}}]}},
+        {"apiVersion": "v1", "kind": "ServiceAccount",
+         "metadata": _meta(WORKLOAD_SERVICE_ACCOUNT, ns, labels, {"iam.gke.io/gcp-service-account": gsa_email}),
+         "automountServiceAccountToken": False},
         # What the platform's workflow scheduler reads to cap concurrent workflows.
-        "workflow-limits.yaml": {"apiVersion": "v1", "kind": "ConfigMap",
-                                 "metadata": _meta(LIMITS_CONFIGMAP, ns, labels),
-                                 "data": {"concurrent_workflows": str(row.concurrent_workflows), "tier": row.name}},
-        "google-service-account.yaml": {
-            "apiVersion": "iam.cnrm.cloud.google.com/v1beta1", "kind": "IAMServiceAccount",
-            "metadata": _meta(gsa_id, cc_ns, labels, cc_annotations),
-            "spec": {"displayName": f"Energent tenant {spec.tenant_id}"}},
-        "workload-identity.yaml": {
-            "apiVersion": "iam.cnrm.cloud.google.com/v1beta1", "kind": "IAMPolicyMember",
-            "metadata": _meta(f"{gsa_id}-wi", cc_ns, labels, cc_annotations),
-            "spec": {"member": f"serviceAccount:{platform.project}.svc.id.goog[{ns}/{WORKLOAD_SERVICE_ACCOUNT}]",
-                     "role": "roles/iam.workloadIdentityUser",
-                     "resourceRef": {"apiVersion": "iam.cnrm.cloud.google.com/v1beta1",
-                                     "kind": "IAMServiceAccount", "name": gsa_id}}},
-        **_network_policies(ns, labels, platform),
-    }
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _meta(LIMITS_CONFIGMAP, ns, labels),
+         "data": {"concurrent_workflows": str(row.concurrent_workflows), "tier": row.name}},
+        *_network_policies(ns, labels, platform),
+    ]
+    cloud = [
+        {"apiVersion": "iam.cnrm.cloud.google.com/v1beta1", "kind": "IAMServiceAccount",
+         "metadata": _meta(gsa_id, cc_ns, labels, cc_annotations),
+         "spec": {"displayName": f"Energent tenant {spec.tenant_id}"}},
+        {"apiVersion": "iam.cnrm.cloud.google.com/v1beta1", "kind": "IAMPolicyMember",
+         "metadata": _meta(f"{gsa_id}-wi", cc_ns, labels, cc_annotations),
+         "spec": {"member": f"serviceAccount:{platform.project}.svc.id.goog[{ns}/{WORKLOAD_SERVICE_ACCOUNT}]",
+                  "role": "roles/iam.workloadIdentityUser",
+                  "resourceRef": {"apiVersion": "iam.cnrm.cloud.google.com/v1beta1",
+                                  "kind": "IAMServiceAccount", "name": gsa_id}}},
+    ]
     if spec.deployment_model == "dedicated":
-        objects.update(_dedicated(spec, row, platform, labels, cc_annotations))
-    return objects
+        cloud += _dedicated(spec, row, platform, labels, cc_annotations)
+    return workload, cloud
 
 
-def _dedicated(spec: TenantSpec, row: Tier, platform: Platform, labels: dict, annotations: dict) -> dict[str, dict]:
+def _dedicated(spec: TenantSpec, row: Tier, platform: Platform, labels: dict, annotations: dict) -> list[dict]:
     """A dedicated tenant's own private GKE cluster and node pool, as Config Connector resources: on the platform's
     network, with a control-plane range of its own (allocated once, never reused), reachable only from the
     platform's authorized networks, and nodes that run as a service account of their own holding only what nodes
@@ -217,24 +235,47 @@ def _dedicated(spec: TenantSpec, row: Tier, platform: Platform, labels: dict, an
     node_account = {"apiVersion": "iam.cnrm.cloud.google.com/v1beta1", "kind": "IAMServiceAccount",
                     "metadata": _meta(nodes_id, cc_ns, labels, annotations),
                     "spec": {"displayName": f"Energent nodes of {spec.tenant_id}"}}
-    grants = {f"dedicated-node-role-{short}.yaml": {
+    grants = [{
         "apiVersion": "iam.cnrm.cloud.google.com/v1beta1", "kind": "IAMPolicyMember",
         "metadata": _meta(f"{nodes_id}-{short}", cc_ns, labels, annotations),
         "spec": {"memberFrom": {"serviceAccountRef": {"name": nodes_id}}, "role": role,
                  "resourceRef": {"kind": "Project", "external": f"projects/{platform.project}"}}}
-        for short, role in NODE_ROLES.items()}
-    return {"dedicated-cluster.yaml": cluster, "dedicated-node-pool.yaml": pool,
-            "dedicated-node-service-account.yaml": node_account, **grants}
+        for short, role in NODE_ROLES.items()]
+    return [cluster, pool, node_account, *grants]
 
 
-def flux_kustomization(tenant_id: str, platform: Platform) -> dict:
-    return {
+def cluster_path(tenant_id: str, platform: Platform) -> str:
+    """A dedicated tenant's GKE cluster, as Flux's GKE access names it."""
+    return f"projects/{platform.project}/locations/{platform.region}/clusters/{namespace(tenant_id)}"
+
+
+def flux_kustomizations(spec: TenantSpec, platform: Platform) -> list[dict]:
+    """tenant-T, and for a dedicated tenant cloud-tenant-T, which makes its cluster before tenant-T applies to it."""
+    tenant_id = spec.tenant_id
+    labels = {LABEL_TENANT: tenant_id}
+    source = {"kind": "Bucket", "name": kustomization_name(tenant_id)}
+    workload = {
         "apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization",
-        "metadata": _meta(kustomization_name(tenant_id), platform.flux_namespace, {LABEL_TENANT: tenant_id}),
+        "metadata": _meta(kustomization_name(tenant_id), platform.flux_namespace, labels),
         "spec": {"interval": "10m", "retryInterval": "1m", "timeout": "5m", "prune": True, "wait": True,
-                 "path": f"./{manifests_dir(tenant_id)}",
-                 "sourceRef": {"kind": "Bucket", "name": kustomization_name(tenant_id)}},
+                 "path": f"./{manifests_dir(tenant_id)}", "sourceRef": source},
     }
+    if spec.deployment_model != "dedicated":
+        return [workload]
+    workload["spec"]["kubeConfig"] = {"configMapRef": {"name": f"{kustomization_name(tenant_id)}-cluster"}}
+    workload["spec"]["dependsOn"] = [{"name": cloud_kustomization_name(tenant_id)}]
+    cloud = {
+        "apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization",
+        "metadata": _meta(cloud_kustomization_name(tenant_id), platform.flux_namespace, labels),
+        # A new GKE cluster takes minutes; `wait` holds tenant-T back until Config Connector reports it ready.
+        "spec": {"interval": "10m", "retryInterval": "2m", "timeout": "30m", "prune": True, "wait": True,
+                 "path": f"./{manifests_dir(tenant_id)}/{CLOUD}", "sourceRef": source},
+    }
+    # Flux reaches the tenant's cluster as its own Google identity (kustomize-controller's Workload Identity).
+    access = {"apiVersion": "v1", "kind": "ConfigMap",
+              "metadata": _meta(f"{kustomization_name(tenant_id)}-cluster", platform.flux_namespace, labels),
+              "data": {"provider": "gcp", "cluster": cluster_path(tenant_id, platform)}}
+    return [cloud, workload, access]
 
 
 def flux_source(tenant_id: str, platform: Platform) -> dict:
@@ -248,26 +289,23 @@ def flux_source(tenant_id: str, platform: Platform) -> dict:
     }
 
 
-def _sync(tenant_id: str, platform: Platform) -> dict[str, bytes]:
-    base = sync_path(tenant_id).rsplit("/", 1)[0]
-    return {sync_path(tenant_id): _dump(flux_kustomization(tenant_id, platform)),
-            f"{base}/flux-source.yaml": _dump(flux_source(tenant_id, platform))}
+def _kustomization(resources: list[str]) -> bytes:
+    return _dump({"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization", "resources": resources})
 
 
-def _kustomization(resources: list[str]) -> dict:
-    return {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization", "resources": resources}
-
-
-def render(spec: TenantSpec, platform: Platform) -> dict[str, bytes]:
-    """Every file of the tenant, by object path in the bucket."""
-    objects = _objects(spec, tier(spec.tier), platform)
-    base = manifests_dir(spec.tenant_id)
-    files = {f"{base}/{name}": _dump(document) for name, document in sorted(objects.items())}
-    files[f"{base}/kustomization.yaml"] = _dump(_kustomization(sorted(objects)))
-    files.update(_sync(spec.tenant_id, platform))
+def render(spec: TenantSpec, platform: Platform, removing: bool = False) -> dict[str, bytes]:
+    """Every file of the tenant, by object path in the bucket. `removing`: the files while the tenant is deleted,
+    with no namespace objects, which Flux prunes; a dedicated tenant's cluster stays until tenant-T has pruned
+    them, and goes with the last files."""
+    workload, cloud = _objects(spec, tier(spec.tier), platform)
+    base, sync = manifests_dir(spec.tenant_id), sync_dir(spec.tenant_id)
+    if spec.deployment_model == "dedicated":
+        files = {f"{base}/{CLOUD}/{OBJECTS}": _list(cloud),
+                 f"{base}/{CLOUD}/kustomization.yaml": _kustomization([OBJECTS])}
+    else:
+        files, workload = {}, workload + cloud
+    files[f"{base}/{OBJECTS}"] = _list([] if removing else workload)
+    files[f"{base}/kustomization.yaml"] = _kustomization([OBJECTS])
+    files[f"{sync}/flux-source.yaml"] = _dump(flux_source(spec.tenant_id, platform))
+    files[f"{sync}/flux-kustomization.yaml"] = _list(flux_kustomizations(spec, platform))
     return files
-
-
-def render_removal(tenant_id: str, platform: Platform) -> dict[str, bytes]:
-    """What stays while a tenant is deleted: an empty kustomization, which Flux prunes every object against."""
-    return {f"{manifests_dir(tenant_id)}/kustomization.yaml": _dump(_kustomization([])), **_sync(tenant_id, platform)}

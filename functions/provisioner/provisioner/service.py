@@ -50,11 +50,9 @@ class Provisioner:
         return digest.hexdigest()
 
     def _render(self, record: dict) -> dict[str, bytes]:
-        if record["status"] in GONE:
-            return manifests.render_removal(record["tenant_id"], self.platform)
         spec = tenants.TenantSpec(record["tenant_id"], record["tier"], record["deployment_model"],
                                   record.get("master_cidr"))
-        return manifests.render(spec, self.platform)
+        return manifests.render(spec, self.platform, removing=record["status"] in GONE)
 
     def flush(self, tenant_id: str) -> None:
         """Publish the tenant's pending events, oldest first; what fails stays for the next flush."""
@@ -91,7 +89,7 @@ class Provisioner:
         if not self.tenants.create(record, change):
             raise Problem(409, f"tenant {fields['tenant_id']} exists or existed; tenant ids are never reused")
         try:
-            self.manifests.apply(record["tenant_id"], self._render(record), 1, previous=())
+            self.manifests.apply(record["tenant_id"], self._render(record), 1)
         except Exception:
             logger.exception("manifests not written; undoing the tenant",
                              extra={"json_fields": {"tenant_id": record["tenant_id"]}})
@@ -133,8 +131,7 @@ class Provisioner:
         the tenant failed, so neither the record nor the bucket is left half-way."""
         tenant_id = after["tenant_id"]
         try:
-            self.manifests.apply(tenant_id, self._render(after), after["manifest_generation"],
-                                 previous=self._render(before).keys())
+            self.manifests.apply(tenant_id, self._render(after), after["manifest_generation"])
             return
         except Exception:
             logger.exception("manifests not written; rolling back", extra={"json_fields": {"tenant_id": tenant_id}})
@@ -154,8 +151,7 @@ class Provisioner:
 
         _, restored = self._change(tenant_id, roll_back)
         try:
-            self.manifests.apply(tenant_id, self._render(restored), restored["manifest_generation"],
-                                 previous=set(self._render(after)) | set(self._render(before)))
+            self.manifests.apply(tenant_id, self._render(restored), restored["manifest_generation"])
         except Exception:
             self._change(tenant_id, lambda current: Change({"status": "failed", "status_message":
                                                             "manifests could not be written"},

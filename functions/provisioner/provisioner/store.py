@@ -3,16 +3,28 @@ tenant's files in the GitOps bucket, written compare-and-swap so two writers nev
 
 from __future__ import annotations
 
+import base64
 import datetime
+import hashlib
 import uuid
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from energent_shared import clients, firestore
 from energent_shared.clock import utcnow
 
 GENERATION_KEY = "manifest-generation"
+STATE_FILE = "/objects.json"
 MAX_CAS_ATTEMPTS = 10
+
+
+def _md5(data: bytes) -> str:
+    """The form Cloud Storage reports an object's MD5 in."""
+    return base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode()
+
+
+def _content_type(path: str) -> str:
+    return "application/json" if path.endswith(".json") else "application/yaml"
 
 
 
@@ -131,10 +143,12 @@ class TenantStore:
 
 
 class ManifestStore:
-    """The tenant's files under `tenants/{id}/`, each stamped with the tenant's manifest generation.
+    """The tenant's files under `tenants/{id}/`, written compare-and-swap (`if_generation_match`).
 
-    A write succeeds only against the object generation it read (`if_generation_match`), and never replaces a
-    file stamped with a newer manifest generation, so concurrent renderings converge on the newest one.
+    Files named `objects.json` hold the tenant's state (its objects as they stand at a manifest generation): each
+    carries that generation and is never replaced by an older one, so concurrent renderings converge on the
+    newest. The other files depend on the tenant's id and the platform only, and are written when their content
+    differs. One listing tells both, so a change costs one listing and one write per file that changed.
     """
 
     def __init__(self, bucket: str, client_factory: Callable = clients.storage):
@@ -145,48 +159,51 @@ class ManifestStore:
     def bucket(self):
         return self._client_factory().bucket(self.bucket_name)
 
-    def _put(self, path: str, data: bytes, generation: int) -> None:
+    @staticmethod
+    def _stamp(blob) -> int:
+        return int((blob.metadata or {}).get(GENERATION_KEY, 0))
+
+    def _put(self, path: str, data: bytes, generation: int, current) -> None:
         from google.api_core.exceptions import PreconditionFailed
 
+        stamped = path.endswith(STATE_FILE)
         for _ in range(MAX_CAS_ATTEMPTS):
-            current = self.bucket.get_blob(path)
-            if current is not None and int((current.metadata or {}).get(GENERATION_KEY, 0)) >= generation:
-                return  # a newer (or this same) rendering is already there
+            if current is not None:
+                if stamped and self._stamp(current) >= generation:
+                    return  # a newer (or this same) rendering is already there
+                if not stamped and current.md5_hash == _md5(data):
+                    return
             blob = self.bucket.blob(path)
-            blob.metadata = {GENERATION_KEY: str(generation)}
+            blob.metadata = {GENERATION_KEY: str(generation)} if stamped else None
             try:
-                blob.upload_from_string(data, content_type="application/yaml",
+                blob.upload_from_string(data, content_type=_content_type(path),
                                         if_generation_match=current.generation if current else 0)
                 return
             except PreconditionFailed:
-                continue
+                current = self.bucket.get_blob(path)
         raise RuntimeError(f"gave up writing {path}: it kept changing underneath")
 
     def _remove(self, blob, below_generation: int | None) -> None:
         from google.api_core.exceptions import NotFound, PreconditionFailed
 
-        if below_generation is not None and int((blob.metadata or {}).get(GENERATION_KEY, 0)) >= below_generation:
+        if below_generation is not None and self._stamp(blob) >= below_generation:
             return
         try:
             blob.delete(if_generation_match=blob.generation)
         except (NotFound, PreconditionFailed):
             pass  # gone already, or rewritten by a newer rendering that owns it now
 
-    def apply(self, tenant_id: str, files: dict[str, bytes], generation: int,
-              previous: Collection[str] | None = None) -> None:
-        """Write `files`, the kustomization last of all, then remove the tenant's files it no longer has: those
-        of `previous` (the paths the last rendering wrote), or, when that is unknown, whatever a listing finds."""
+    def apply(self, tenant_id: str, files: dict[str, bytes], generation: int) -> None:
+        """Write what changed of `files`, objects first and the Flux objects that read them last, then remove the
+        tenant's files the rendering no longer has."""
         prefix = f"tenants/{tenant_id}/"
         if not all(path.startswith(prefix) for path in files):
             raise ValueError(f"every file must lie under {prefix}")
-        for path in sorted(files, key=lambda p: (p.endswith("kustomization.yaml"), "/sync/" in p, p)):
-            self._put(path, files[path], generation)
-        if previous is None:
-            stale = [blob for blob in self.bucket.list_blobs(prefix=prefix) if blob.name not in files]
-        else:
-            stale = [blob for path in sorted(set(previous) - set(files)) if (blob := self.bucket.get_blob(path))]
-        for blob in stale:
-            self._remove(blob, generation)
+        listed = {blob.name: blob for blob in self.bucket.list_blobs(prefix=prefix)}
+        for path in sorted(files, key=lambda p: ("/sync/" in p, p.endswith("kustomization.yaml"), p)):
+            self._put(path, files[path], generation, listed.get(path))
+        for path in sorted(set(listed) - set(files)):
+            self._remove(listed[path], generation)
 
     def remove_all(self, tenant_id: str) -> None:
         for blob in self.bucket.list_blobs(prefix=f"tenants/{tenant_id}/"):
