@@ -14,10 +14,11 @@ from energent_shared.config import settings
 from energent_shared.guard import default_guard
 from energent_shared.http import Problem, Router, http_function, json_response, read_json, tenant_id_param
 from energent_shared.logging import get_logger, log_event
+from energent_shared.tenants import EVENT_SOURCE
 from provisioner import flux
 from provisioner.manifests import Platform
-from provisioner.service import Provisioner, view
-from provisioner.store import ManifestStore, TenantStore
+from provisioner.service import RERENDER_STEP, InvalidStep, Provisioner, view
+from provisioner.store import ManifestStore, RerenderRuns, TenantStore
 
 logger = get_logger("provisioner")
 router = Router()
@@ -40,8 +41,10 @@ def service() -> Provisioner:
         manifest_bucket=bucket,
         authorized_networks=tuple(c.strip() for c in env("AUTHORIZED_NETWORKS", "").split(",") if c.strip()),
         **optional)
+    steps = env("PROVISIONING_EVENTS_TOPIC", "provisioning-events")  # a re-render's steps ride beside Flux's events
     return Provisioner(TenantStore(clients.firestore()), ManifestStore(bucket), platform,
-                       env("TENANT_EVENTS_TOPIC", "tenant-events"), events.publish)
+                       env("TENANT_EVENTS_TOPIC", "tenant-events"), events.publish, RerenderRuns(clients.firestore()),
+                       lambda step: events.publish(steps, events.new_event(RERENDER_STEP, EVENT_SOURCE, step)))
 
 
 @router.route("POST", "/v1/tenants")
@@ -81,6 +84,20 @@ def delete_tenant(request: flask.Request, tenant_id: str) -> flask.Response:
     return json_response(service().delete(tenant_id_param(tenant_id)), 202)
 
 
+@router.route("POST", "/v1/tenants:rerender")
+def rerender_tenants(request: flask.Request) -> flask.Response:
+    """Every tenant's manifests rendered again (after a tier-table or platform change), in the background."""
+    default_guard().require(request, ADMIN)
+    run = service().start_rerender(read_json(request, optional=True))
+    return json_response(run, 202, headers={"Location": f"/v1/rerenders/{run['run_id']}"})
+
+
+@router.route("GET", "/v1/rerenders/{run_id}")
+def get_rerender(request: flask.Request, run_id: str) -> flask.Response:
+    default_guard().require(request, ADMIN)
+    return json_response(service().rerender_run(run_id))
+
+
 @functions_framework.http
 @http_function
 def provisioner_http(request: flask.Request) -> flask.Response:
@@ -91,11 +108,18 @@ def provisioner_http(request: flask.Request) -> flask.Response:
 @events.event_function
 def on_flux_event(push) -> None:
     """Flux's events are plain JSON messages, not CloudEvents. Unknown, malformed or stale ones are logged and
-    acknowledged: redelivering them would change nothing."""
+    acknowledged: redelivering them would change nothing. The steps of a re-render run (structured CloudEvents)
+    share the topic; a step that fails on storage raises, so Pub/Sub delivers it again."""
     try:
         message = events.pubsub_message(push)
+        if message.attribute("content-type") == events.STRUCTURED:
+            step = events.from_pubsub_message(message)
+            if step["type"] != RERENDER_STEP:
+                raise flux.Ignored(f"a {step['type'][:100]!r} event is not for the provisioner")
+            service().rerender_step(step.get_data())
+            return
         outcome = flux.parse(message.data)
-    except (events.InvalidEvent, flux.Ignored) as ignored:
+    except (events.InvalidEvent, flux.Ignored, InvalidStep) as ignored:
         log_event(logger, "flux.ignored", reason=str(ignored))
         return
     service().on_flux(outcome)

@@ -148,10 +148,14 @@ def read_body(request: flask.Request, *, max_bytes: int | None = None) -> bytes:
 
 
 def read_json(request: flask.Request, *, expect: type = dict, max_bytes: int | None = None,
-              media_types: tuple[str, ...] = ("application/json",)) -> Any:
-    """The request's JSON body, checked for media type, size, encoding, syntax and top-level type."""
+              media_types: tuple[str, ...] = ("application/json",), optional: bool = False) -> Any:
+    """The request's JSON body, checked for media type, size, encoding, syntax and top-level type; `optional`:
+    an empty body stands for an empty `expect`."""
+    raw = read_body(request, max_bytes=max_bytes)
+    if optional and not raw:
+        return expect()
     require_media_type(request, media_types)
-    return json_document(read_body(request, max_bytes=max_bytes), expect)
+    return json_document(raw, expect)
 
 
 _JSON_TYPE_NAMES = {dict: "object", list: "array", str: "string"}

@@ -12,9 +12,10 @@ from energent_shared import clients, events
 from energent_shared.http import Problem
 from local.flux import FluxStandIn, documents, flux_event
 from provisioner import flux
+from provisioner import service as service_module
 from provisioner.manifests import Platform
 from provisioner.service import Provisioner
-from provisioner.store import ManifestStore, TenantStore
+from provisioner.store import ManifestStore, RerenderRuns, TenantStore
 from tests.conftest import PROJECT
 from tests.support import run_threads
 
@@ -378,3 +379,98 @@ def test_the_flux_stand_in_reconciles_only_the_tenant_whose_source_changed(provi
     flux_stand_in.poll()
     assert flux_events(emulators, topic) == []
     assert flux_stand_in.published == 51
+
+
+def basic_gets_memory(monkeypatch, gib: int) -> None:
+    """What a deploy of a new tier table does: basic tenants get `gib` of memory."""
+    from types import MappingProxyType
+
+    from energent_shared import tiers
+
+    basic = tiers.TIERS["basic"]
+    monkeypatch.setattr(tiers, "TIERS", MappingProxyType({**tiers.TIERS, "basic": tiers.Tier(
+        "basic", "Basis", basic.cpu, gib, basic.storage_gib, basic.concurrent_workflows)}))
+
+
+def fanned_out(firestore_db, bucket, subscription, hand_on) -> Provisioner:
+    return Provisioner(TenantStore(firestore_db), ManifestStore(bucket), Platform(project="p"), subscription,
+                       events.publish, RerenderRuns(firestore_db), hand_on)
+
+
+def test_a_rerender_run_fans_out_in_chunks_and_counts_each_once_however_often_steps_arrive(
+        firestore_db, bucket, subscription, monkeypatch):
+    monkeypatch.setattr(service_module, "RERENDER_CHUNK", 3)
+    steps: list[dict] = []
+    provisioner = fanned_out(firestore_db, bucket, subscription, steps.append)
+    names = [f"run-{n:02d}" for n in range(10)]
+    for name in names:
+        provisioner.create({**NEW, "tenant_id": name})
+    provisioner.delete("run-04")  # gone: nothing to render again
+    basic_gets_memory(monkeypatch, 3)
+
+    run = provisioner.start_rerender({"reason": "tier table v2"})
+    assert (run["status"], run["reason"], run["tenants"]) == ("running", "tier table v2", 0)
+    delivered = 0
+    while delivered < len(steps):  # every step delivered twice at once, as Pub/Sub may
+        step = steps[delivered]
+        run_threads(2, lambda _, step=step: provisioner.rerender_step(dict(step)))
+        delivered += 1
+        partial = provisioner.rerender_run(run["run_id"])
+        assert partial["tenants"] == min(3 * delivered, 10)  # progress, chunk by chunk
+    assert [step["index"] for step in steps] == [0, 1, 2, 3]  # each chunk handed on exactly once
+    final = provisioner.rerender_run(run["run_id"])
+    assert {key: final[key] for key in ("status", "tenants", "rerendered", "unchanged", "failed")} == {
+        "status": "done", "tenants": 10, "rerendered": 9, "unchanged": 1, "failed": 0}
+    assert final["finished_at"] is not None
+    assert {quota(provisioner, name)["limits.memory"] for name in names if name != "run-04"} == {"3Gi"}
+    assert provisioner.tenants.get("run-07")["status"] == "updating"
+    provisioner.rerender_step(dict(steps[1]))  # a late redelivery counts nothing twice
+    assert provisioner.rerender_run(run["run_id"])["tenants"] == 10
+
+
+def test_a_step_that_cannot_hand_on_is_delivered_again_and_hands_on_then(firestore_db, bucket, subscription,
+                                                                          monkeypatch):
+    monkeypatch.setattr(service_module, "RERENDER_CHUNK", 2)
+    steps: list[dict] = []
+    outage = {"on": True}
+
+    def hand_on(step):
+        if step["index"] == 1 and outage["on"]:
+            raise ConnectionError("pubsub unavailable")
+        steps.append(step)
+
+    provisioner = fanned_out(firestore_db, bucket, subscription, hand_on)
+    for name in ("alpha", "bravo", "charlie"):
+        provisioner.create({**NEW, "tenant_id": name})
+    run = provisioner.start_rerender({})
+    with pytest.raises(ConnectionError):
+        provisioner.rerender_step(steps[0])
+    outage["on"] = False
+    provisioner.rerender_step(steps[0])  # Pub/Sub's redelivery
+    provisioner.rerender_step(steps[1])
+    final = provisioner.rerender_run(run["run_id"])
+    assert (final["status"], final["tenants"], final["reason"]) == ("done", 3, "platform change")
+
+
+@pytest.mark.parametrize("step", [
+    {"run_id": "0" * 32, "index": 0, "after": ""},  # no such run
+    {"run_id": "zz", "index": 0, "after": ""},
+    {"run_id": "0" * 32, "index": True, "after": ""},
+    {"run_id": "0" * 32, "index": 0, "after": "NOT AN ID"},
+    {"run_id": "0" * 32, "index": 0},
+    ["not", "a", "step"],
+])
+def test_malformed_steps_are_refused(firestore_db, bucket, subscription, step):
+    provisioner = fanned_out(firestore_db, bucket, subscription, lambda _: None)
+    with pytest.raises(service_module.InvalidStep):
+        provisioner.rerender_step(step)
+
+
+@pytest.mark.parametrize("body, detail", [
+    ({"reason": ""}, "reason must be"), ({"reason": 7}, "reason must be"), ({"reason": "a\nb"}, "reason must be"),
+    ({"why": "x"}, "unknown field(s): why")])
+def test_a_rerender_with_a_bad_body_is_a_400(firestore_db, bucket, subscription, body, detail):
+    provisioner = fanned_out(firestore_db, bucket, subscription, lambda _: None)
+    with pytest.raises(Problem) as caught:
+        provisioner.start_rerender(body)
+    assert caught.value.status == 400 and detail in caught.value.detail

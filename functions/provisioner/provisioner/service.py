@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
+import uuid
+from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from energent_shared.clock import rfc3339, utcnow
@@ -14,9 +18,18 @@ from energent_shared.http import Problem, page_size_param
 from energent_shared.logging import get_logger, log_event
 from energent_shared.tenants import EVENT_SOURCE, EVENT_TYPES, GONE, STATUSES
 from provisioner import flux, manifests, tenants
-from provisioner.store import Change, ManifestStore, TenantStore
+from provisioner.store import Change, ManifestStore, RerenderRuns, TenantStore
 
 logger = get_logger("provisioner")
+RERENDER_STEP = "ai.energent.provisioner.rerender.step.v1"
+RERENDER_CHUNK = 100  # tenants per step: one page of ids, well within a function's deadline
+RERENDER_THREADS = 8  # a step's deliveries overlap their Firestore and Storage round trips
+_RUN_ID = re.compile(r"[0-9a-f]{32}")
+MAX_REASON = 200
+
+
+class InvalidStep(ValueError):
+    """A re-render step that can never be carried out; logged and acknowledged."""
 
 def iso(value) -> str | None:
     if value is None:
@@ -30,6 +43,13 @@ def view(record: dict) -> dict:
     return {**shown, "created_at": iso(shown["created_at"]), "updated_at": iso(shown["updated_at"])}
 
 
+def run_view(run: dict) -> dict:
+    """A re-render run as the API shows it: what it has done so far."""
+    shown = {key: run[key] for key in ("run_id", "status", "reason", "tenants", "rerendered", "unchanged", "failed",
+                                       "failed_tenants")}
+    return {**shown, "started_at": iso(run["started_at"]), "finished_at": iso(run["finished_at"])}
+
+
 @dataclass
 class Provisioner:
     tenants: TenantStore
@@ -37,6 +57,8 @@ class Provisioner:
     platform: manifests.Platform
     topic: str
     publish: Callable  # (topic, CloudEvent) -> message id
+    runs: RerenderRuns | None = None
+    hand_on: Callable[[dict], object] | None = None  # publishes the next step of a re-render run
 
     def _event(self, kind: str, record: dict) -> tuple[str, bytes]:
         event = new_event(EVENT_TYPES[kind], EVENT_SOURCE, view(record), subject=record["tenant_id"])
@@ -206,21 +228,91 @@ class Provisioner:
         self.flush(tenant_id)
         return view(after)
 
-    def rerender(self, tenant_id: str, reason: str = "platform change") -> bool:
+    def rerender(self, tenant_id: str, reason: str = "platform change", since=None) -> bool:
         """Deliver the manifests again as the code renders them now (after a tier-table or platform change);
-        True if the tenant's files changed and Flux has something to apply."""
+        True if the tenant's files changed and Flux has something to apply (or, given `since`, had changed since
+        then already: a run's step delivered twice counts its tenants the same either way)."""
+        fresh = []
+
         def decide(record: dict) -> Change | None:
             digest = self._digest(record)
             if record["status"] in GONE or record.get("manifests_digest") == digest:
+                fresh[:] = [since is not None and record["status"] not in GONE
+                            and record["manifests_changed_at"] >= since]
                 return None
             return Change({"status": "updating", "manifest_generation": record["manifest_generation"] + 1,
                            "manifests_digest": digest, "manifests_changed_at": utcnow()}, ("updating", reason))
 
         before, after = self._change(tenant_id, decide)
         if after["manifest_generation"] == before["manifest_generation"]:
-            return False
+            return fresh == [True]
         self._deliver(before, after)
         return True
+
+    def start_rerender(self, body: dict) -> dict:
+        """Re-render every tenant after a platform change (tier table, platform settings): a run that fans out in
+        chunks of tenant ids over Pub/Sub, each step handing on the next before it does its own."""
+        unknown = set(body) - {"reason"}
+        if unknown:
+            raise Problem(400, f"unknown field(s): {', '.join(sorted(unknown))}")
+        reason = body.get("reason", "platform change")
+        if not isinstance(reason, str) or not reason.strip() or len(reason) > MAX_REASON or not reason.isprintable():
+            raise Problem(400, f"reason must be a non-blank string of at most {MAX_REASON} printable characters")
+        run = self.runs.start(uuid.uuid4().hex, reason.strip())
+        try:
+            self.hand_on({"run_id": run["run_id"], "index": 0, "after": ""})
+        except Exception:
+            logger.exception("re-render not started")
+            self.runs.ref(run["run_id"]).delete()
+            raise Problem(503, "the re-render could not be started; retry", headers={"Retry-After": "5"}) from None
+        log_event(logger, "rerender.started", run_id=run["run_id"], reason=run["reason"])
+        return run_view(run)
+
+    def rerender_run(self, run_id: str) -> dict:
+        if not _RUN_ID.fullmatch(run_id):
+            raise Problem(400, "run id must be 32 lowercase hex digits")
+        run = self.runs.get(run_id)
+        if run is None:
+            raise Problem(404, f"re-render run {run_id} does not exist")
+        return run_view(run)
+
+    def rerender_step(self, step: object) -> dict:
+        """One chunk of a run: hand on the next chunk (once), re-render this one, count it (once)."""
+        if not isinstance(step, dict) or set(step) != {"run_id", "index", "after"}:
+            raise InvalidStep("a step is {run_id, index, after}")
+        run_id, index, after = step["run_id"], step["index"], step["after"]
+        if not isinstance(run_id, str) or not _RUN_ID.fullmatch(run_id):
+            raise InvalidStep("run_id must be 32 lowercase hex digits")
+        if type(index) is not int or not 0 <= index < 10**6:
+            raise InvalidStep("index must be a whole number")
+        if after != "" and not tenants.valid_tenant_id(after):
+            raise InvalidStep("after must be a tenant id or empty")
+        run = self.runs.get(run_id)
+        if run is None:
+            raise InvalidStep(f"no re-render run {run_id}")
+        ids = self.tenants.ids(after, RERENDER_CHUNK)
+        last = len(ids) < RERENDER_CHUNK
+        if not last and self.runs.claim_hand_on(run_id, index):
+            try:
+                self.hand_on({"run_id": run_id, "index": index + 1, "after": ids[-1]})
+            except Exception:
+                self.runs.release_hand_on(run_id, index)
+                raise
+        with ThreadPoolExecutor(RERENDER_THREADS) as pool:
+            outcomes = list(pool.map(lambda tenant_id: self._rerender_one(tenant_id, run), ids))
+        failed = [tenant_id for tenant_id, outcome in zip(ids, outcomes, strict=True) if outcome == "failed"]
+        run = self.runs.count(run_id, index, {"tenants": len(ids), **Counter(outcomes)}, failed, last)
+        if run["status"] == "done":
+            log_event(logger, "rerender.done", run_id=run_id, tenants=run["tenants"], rerendered=run["rerendered"],
+                      failed=run["failed"])
+        return run_view(run)
+
+    def _rerender_one(self, tenant_id: str, run: dict) -> str:
+        try:
+            return "rerendered" if self.rerender(tenant_id, run["reason"], since=run["started_at"]) else "unchanged"
+        except Exception:
+            logger.exception("tenant not re-rendered", extra={"json_fields": {"tenant_id": tenant_id}})
+            return "failed"
 
     # --- Flux -------------------------------------------------------------------------------------------------
 

@@ -134,12 +134,81 @@ class TenantStore:
             query = query.start_after({"__name__": self.ref(after)})
         return [snapshot.to_dict() for snapshot in query.stream()]
 
+    def ids(self, after: str, limit: int) -> list[str]:
+        """The next `limit` tenant ids after `after`, in id order, reading no record (a key-only query)."""
+        query = self.db.collection("tenants").select([]).order_by("__name__").limit(limit)
+        if after:
+            query = query.start_after({"__name__": self.ref(after)})
+        return [snapshot.id for snapshot in query.stream()]
+
     def pending_events(self, tenant_id: str) -> list[tuple[object, bytes]]:
         outbox = self.ref(tenant_id).collection("outbox").order_by("created_at")
         return [(snapshot.reference, snapshot.get("event").encode()) for snapshot in outbox.stream()]
 
     def transitions(self, tenant_id: str) -> list[dict]:
         return [s.to_dict() for s in self.ref(tenant_id).collection("transitions").order_by("at").stream()]
+
+
+class RerenderRuns:
+    """`rerenders/{run_id}`: a re-render of every tenant and its progress; `chunks/{n}` marks chunk n handed on
+    (its successor published) and counted, each at most once, however often Pub/Sub delivers the step."""
+
+    MAX_FAILED_LISTED = 100
+
+    def __init__(self, db=None):
+        self.db = db or clients.firestore()
+
+    def ref(self, run_id: str):
+        return self.db.collection("rerenders").document(run_id)
+
+    def start(self, run_id: str, reason: str) -> dict:
+        run = {"run_id": run_id, "reason": reason, "status": "running", "started_at": utcnow(), "finished_at": None,
+               "tenants": 0, "rerendered": 0, "unchanged": 0, "failed": 0, "failed_tenants": [],
+               "chunks_counted": 0, "chunks_total": None}
+        self.ref(run_id).create(run)
+        return run
+
+    def get(self, run_id: str) -> dict | None:
+        snapshot = self.ref(run_id).get()
+        return snapshot.to_dict() if snapshot.exists else None
+
+    def claim_hand_on(self, run_id: str, index: int) -> bool:
+        """True for the one delivery of chunk `index` that publishes its successor."""
+        from google.api_core.exceptions import AlreadyExists
+
+        try:
+            self.ref(run_id).collection("chunks").document(str(index)).create({"handed_on": True, "counted": False})
+            return True
+        except AlreadyExists:
+            return False
+
+    def release_hand_on(self, run_id: str, index: int) -> None:
+        """The successor could not be published: the next delivery of this chunk tries again."""
+        self.ref(run_id).collection("chunks").document(str(index)).delete()
+
+    def count(self, run_id: str, index: int, tally: dict[str, int], failed: list[str], last: bool) -> dict:
+        """Add a chunk's outcome to the run once; the run is done when every chunk up to the last is counted."""
+        run_ref = self.ref(run_id)
+        marker = run_ref.collection("chunks").document(str(index))
+
+        def attempt(transaction):
+            run = run_ref.get(transaction=transaction).to_dict()
+            counted = marker.get(transaction=transaction)
+            if counted.exists and counted.get("counted"):
+                return run
+            run = {**run, **{key: run[key] + tally.get(key, 0) for key in ("tenants", "rerendered", "unchanged",
+                                                                            "failed")},
+                   "failed_tenants": (run["failed_tenants"] + failed)[:self.MAX_FAILED_LISTED],
+                   "chunks_counted": run["chunks_counted"] + 1}
+            if last:
+                run["chunks_total"] = index + 1
+            if run["chunks_total"] is not None and run["chunks_counted"] >= run["chunks_total"]:
+                run.update(status="done", finished_at=utcnow())
+            transaction.set(run_ref, run)
+            transaction.set(marker, {"handed_on": True, "counted": True})
+            return run
+
+        return firestore.run_transaction(attempt, db=self.db)
 
 
 class ManifestStore:
