@@ -167,6 +167,41 @@ def tenants_delete(tenant_id: str, wait: Annotated[bool, typer.Option("--wait", 
     show(deleted, record(f"tenant {tenant_id}", deleted, TENANT_FIELDS))
 
 
+RERENDER_FIELDS = ["run_id", "status", "reason", "tenants", "rerendered", "unchanged", "failed", "failed_tenants",
+                   "started_at", "finished_at"]
+
+
+@tenants_app.command("rerender")
+def tenants_rerender(reason: Annotated[str, typer.Option("--reason", help="Why, for the record")] = "platform change",
+                     wait: Annotated[bool, typer.Option("--wait", help="Follow until every tenant is done")] = False,
+                     timeout: Annotated[float, typer.Option("--timeout")] = 3600) -> None:
+    """Render every tenant's manifests again after a tier-table or platform change."""
+    client = api()
+    run = client.call("POST", "/v1/tenants:rerender", json={"reason": reason})
+    if wait:
+        deadline = time.monotonic() + timeout
+        with Progress(TextColumn("re-rendering: {task.completed} tenants"), console=err, transient=True,
+                      disable=state["json"]) as progress:
+            task = progress.add_task("rerender", total=None)
+            while run["status"] != "done":
+                if time.monotonic() > deadline:
+                    raise Failed(f"the re-render is still running after {timeout:.0f} s; follow it with "
+                                 f"`energent tenants rerender-status {run['run_id']}`")
+                time.sleep(0.5)
+                run = client.call("GET", f"/v1/rerenders/{q(run['run_id'])}")
+                progress.update(task, completed=run["tenants"])
+    show(run, record(f"re-render {run['run_id']}", run, RERENDER_FIELDS))
+    if run["status"] == "done" and run["failed"]:
+        raise Failed(f"{run['failed']} tenant(s) could not be re-rendered: {', '.join(run['failed_tenants'])}")
+
+
+@tenants_app.command("rerender-status")
+def tenants_rerender_status(run_id: str) -> None:
+    """A re-render run's progress."""
+    run = api().call("GET", f"/v1/rerenders/{q(run_id)}")
+    show(run, record(f"re-render {run_id}", run, RERENDER_FIELDS))
+
+
 # --- clients ------------------------------------------------------------------------------------------------------
 
 @clients_app.command("create")

@@ -151,3 +151,15 @@ def test_keys_are_listed_and_rotated_and_the_console_script_is_installed(stack, 
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["period"] == LAST_MONTH
     assert stack.values["OPERATOR_CLIENT_SECRET"] not in done.stdout + done.stderr
+
+
+def test_every_tenant_rendered_again_and_followed_to_the_end(cli):
+    assert cli("tenants", "create", "cli-rerender", "--name", "Rerender", "--tier", "basic")[0] == 0
+    code, out, err = cli("--json", "tenants", "rerender", "--reason", "tier table v2", "--wait")
+    assert code == 0, err
+    run = json.loads(out)
+    assert (run["status"], run["reason"], run["failed"]) == ("done", "tier table v2", 0) and run["tenants"] >= 1
+    code, out, _ = cli("tenants", "rerender-status", run["run_id"], "--json")
+    assert code == 0 and json.loads(out) == run
+    code, _, err = cli("tenants", "rerender-status", "f" * 32)
+    assert code != 0 and "does not exist" in err

@@ -108,6 +108,30 @@ def test_a_tenant_reads_itself_but_never_acts_as_the_operator(stack):
     assert requests.patch(f"{stack.url}/v1/tenants/reader", json={"tier": "enterprise"}, headers=mine,
                           timeout=10).status_code == 403
     assert requests.get(f"{stack.url}/v1/tenants/lifecycle", headers=mine, timeout=10).status_code == 403
+    assert requests.post(f"{stack.url}/v1/tenants:rerender", headers=mine, timeout=10).status_code == 403
+
+
+def test_an_operator_renders_every_tenant_again_and_follows_the_run(stack):
+    auth = stack.operator()
+    requests.post(f"{stack.url}/v1/tenants", headers=auth, timeout=10,
+                  json={"tenant_id": "rerendered", "display_name": "Rerendered", "tier": "basic"})
+    started = requests.post(f"{stack.url}/v1/tenants:rerender", json={"reason": "tier table v2"}, headers=auth,
+                            timeout=10)
+    assert started.status_code == 202, started.text
+    assert started.json()["status"] == "running" and started.json()["reason"] == "tier table v2"
+    location = started.headers["Location"]
+    assert location == f"/v1/rerenders/{started.json()['run_id']}"
+
+    def finished():
+        run = requests.get(f"{stack.url}{location}", headers=auth, timeout=10).json()
+        return run if run["status"] == "done" else None
+
+    run = wait_until(finished, TIMEOUT_S, what="the re-render run to finish")
+    assert run["tenants"] >= 1 and run["failed"] == 0 and run["rerendered"] + run["unchanged"] == run["tenants"]
+    assert requests.post(f"{stack.url}/v1/tenants:rerender", headers=auth, timeout=10).status_code == 202  # no body
+    assert requests.get(f"{stack.url}/v1/rerenders/{'0' * 32}", headers=auth, timeout=10).status_code == 404
+    bad = requests.get(f"{stack.url}/v1/rerenders/not-a-run", headers=auth, timeout=10)
+    assert bad.status_code == 400 and bad.headers["Content-Type"] == "application/problem+json"
 
 
 def test_bad_input_gets_a_precise_4xx(stack):
