@@ -70,7 +70,7 @@ def pipeline(registry: Registry) -> dict:
         "serviceAccount": DEPLOYER,
         "steps": [
             {"id": "test", "name": TOOLS_IMAGE, "entrypoint": "bash", "args": ["-c", (
-                "apt-get update -qq && apt-get install -y -qq openjdk-17-jre-headless python3-venv make npm "
+                "apt-get update -qq && apt-get install -y -qq openjdk-17-jre-headless python3-venv make npm kubectl "
                 "google-cloud-cli-firestore-emulator google-cloud-cli-pubsub-emulator >/dev/null && make test")]},
             {"id": "package", "name": "python:3.11-slim", "entrypoint": "bash", "waitFor": ["test"], "args": ["-c", (
                 "for source in " + " ".join(folders) + "; do "

@@ -445,13 +445,23 @@ resource "google_service_account_iam_member" "deployer_acts_as" {
   member             = "serviceAccount:${google_service_account.deployer.email}"
 }
 
-# --- GitOps: Flux reads the manifest bucket and reports on provisioning-events ------------------------------
+# --- GitOps: Flux reads the manifest bucket, reports on provisioning-events, applies dedicated clusters -------
+
+locals {
+  # Flux controller (its Kubernetes service account in flux-system) -> its Google service account's short name;
+  # infra/flux/service-accounts.yaml annotates each Kubernetes service account with the Google one.
+  flux_controllers = {
+    "source-controller"       = "source"
+    "notification-controller" = "notify"
+    "kustomize-controller"    = "kustomize"
+  }
+}
 
 resource "google_service_account" "flux" {
-  for_each     = toset(["source-controller", "notification-controller"])
+  for_each     = local.flux_controllers
   project      = var.project_id
-  account_id   = "flux-${each.value == "source-controller" ? "source" : "notify"}-${var.environment}"
-  display_name = "Flux ${each.value} (${var.environment})"
+  account_id   = "flux-${each.value}-${var.environment}"
+  display_name = "Flux ${each.key} (${var.environment})"
 }
 
 resource "google_service_account_iam_member" "flux_workload_identity" {
@@ -461,9 +471,17 @@ resource "google_service_account_iam_member" "flux_workload_identity" {
   member             = "serviceAccount:${var.project_id}.svc.id.goog[flux-system/${each.key}]"
 }
 
+# Flux's GCS client gets the bucket's metadata (storage.buckets.get) before it lists and reads objects:
+# objectViewer alone (objects.get, objects.list) fails that first call.
 resource "google_storage_bucket_iam_member" "flux_reads_manifests" {
   bucket = var.bucket_names["MANIFEST_BUCKET"]
   role   = "roles/storage.objectViewer"
+  member = "serviceAccount:${google_service_account.flux["source-controller"].email}"
+}
+
+resource "google_storage_bucket_iam_member" "flux_reads_manifest_bucket" {
+  bucket = var.bucket_names["MANIFEST_BUCKET"]
+  role   = "roles/storage.legacyBucketReader"
   member = "serviceAccount:${google_service_account.flux["source-controller"].email}"
 }
 
@@ -472,4 +490,13 @@ resource "google_pubsub_topic_iam_member" "flux_reports" {
   topic   = google_pubsub_topic.topic["provisioning-events"].name
   role    = "roles/pubsub.publisher"
   member  = "serviceAccount:${google_service_account.flux["notification-controller"].email}"
+}
+
+# A dedicated tenant's Kustomization reaches the tenant's own cluster through Workload Identity (kubeConfig
+# configMapRef with provider gcp): the controller needs the Kubernetes API of the project's clusters, for the
+# namespaced objects and the Namespace of each tenant.
+resource "google_project_iam_member" "flux_applies_to_dedicated_clusters" {
+  project = var.project_id
+  role    = "roles/container.developer"
+  member  = "serviceAccount:${google_service_account.flux["kustomize-controller"].email}"
 }
