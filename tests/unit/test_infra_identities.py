@@ -1,7 +1,8 @@
-"""Who acts as whom, and may do what it must: Flux's controllers against the Google service accounts Terraform
-makes for them, and the Kubernetes manifests that bind the two (built with `kubectl kustomize`, as the bootstrap
-applies them)."""
+"""Who acts as whom, and may do what it must: Flux's controllers and Config Connector against the Google service
+accounts Terraform makes for them, and the Kubernetes manifests that bind the two (built with `kubectl kustomize`,
+as the bootstrap applies them)."""
 
+import json
 import re
 import shutil
 import subprocess
@@ -11,6 +12,7 @@ import pytest
 import yaml
 
 from local.schemas import validate
+from provisioner import manifests, tenants
 from tests.unit.test_infra import INFRA, plain, resources, terraform
 from tools import registry
 
@@ -21,6 +23,13 @@ ROLE_PERMISSIONS = {
     "roles/storage.legacyBucketReader": {"storage.buckets.get", "storage.objects.list"},
     "roles/container.developer": {"container.clusters.get", "container.namespaces.create",
                                   "container.namespaces.get", "container.configMaps.create"},
+    "roles/iam.serviceAccountAdmin": {"iam.serviceAccounts.create", "iam.serviceAccounts.delete",
+                                      "iam.serviceAccounts.getIamPolicy", "iam.serviceAccounts.setIamPolicy"},
+    "roles/iam.serviceAccountUser": {"iam.serviceAccounts.actAs"},
+    "roles/container.clusterAdmin": {"container.clusters.create", "container.clusters.delete",
+                                     "container.clusters.update", "container.clusters.get"},
+    "roles/resourcemanager.projectIamAdmin": {"resourcemanager.projects.getIamPolicy",
+                                              "resourcemanager.projects.setIamPolicy"},
 }
 
 
@@ -48,6 +57,7 @@ def locals_of(path: Path) -> dict:
 
 
 FUNCTIONS_TF = INFRA / "modules" / "functions" / "main.tf"
+GKE_TF = INFRA / "modules" / "gke" / "main.tf"
 
 
 # --- Flux -----------------------------------------------------------------------------------------------------
@@ -98,3 +108,74 @@ def test_the_kustomize_controller_may_apply_to_dedicated_clusters_and_nothing_el
     assert {"container.clusters.get", "container.namespaces.create"} <= ROLE_PERMISSIONS["roles/container.developer"]
     text = FUNCTIONS_TF.read_text()
     assert text.count("google_service_account.flux[\"kustomize-controller\"]") == 1
+
+
+# --- Config Connector -----------------------------------------------------------------------------------------
+
+def test_config_connector_runs_cluster_wide_as_the_account_terraform_made_for_it():
+    built = kustomize(INFRA / "config-connector")
+    assert variables_in(built) == {"PROJECT_ID", "ENVIRONMENT"}
+    connector = next(o for o in built if o["kind"] == "ConfigConnector")
+    assert connector["apiVersion"] == "core.cnrm.cloud.google.com/v1beta1"
+    assert connector["metadata"]["name"] == "configconnector.core.cnrm.cloud.google.com"  # the only name accepted
+    assert connector["spec"] == {"mode": "cluster",
+                                 "googleServiceAccount": "cnrm-${ENVIRONMENT}@${PROJECT_ID}.iam.gserviceaccount.com"}
+    assert resources("gke", "google_service_account")["config_connector"]["account_id"] == "cnrm-${var.environment}"
+    binding = resources("gke", "google_service_account_iam_member")["config_connector_workload_identity"]
+    assert binding["role"] == "roles/iam.workloadIdentityUser"
+    assert binding["member"] == "serviceAccount:${var.project_id}.svc.id.goog[cnrm-system/cnrm-controller-manager]"
+
+    namespace = next(o for o in built if o["kind"] == "Namespace")
+    validate(namespace)
+    assert namespace["metadata"]["name"] == manifests.Platform(project="p").config_connector_namespace
+    assert namespace["metadata"]["annotations"] == {"cnrm.cloud.google.com/project-id": "${PROJECT_ID}"}
+
+
+def dedicated_tenant_objects() -> list[dict]:
+    platform = manifests.Platform.for_environment("energent-dev", "dev", manifest_bucket="m")
+    spec = tenants.TenantSpec(tenant_id="acme", tier="enterprise", deployment_model="dedicated",
+                              master_cidr="172.20.0.0/28")
+    return [json.loads(body) for path, body in manifests.render(spec, platform).items()
+            if "/manifests/" in path and not path.endswith("kustomization.yaml")]
+
+
+# What Config Connector calls to make each kind the provisioner renders (IAMPolicyMember by what it binds on).
+NEEDED = {
+    "IAMServiceAccount": {"iam.serviceAccounts.create", "iam.serviceAccounts.delete"},
+    ("IAMPolicyMember", "IAMServiceAccount"): {"iam.serviceAccounts.getIamPolicy", "iam.serviceAccounts.setIamPolicy"},
+    ("IAMPolicyMember", "Project"): {"resourcemanager.projects.getIamPolicy", "resourcemanager.projects.setIamPolicy"},
+    "ContainerCluster": {"container.clusters.create", "container.clusters.delete", "container.clusters.get"},
+    "ContainerNodePool": {"container.clusters.update", "iam.serviceAccounts.actAs"},
+}
+
+
+def test_config_connector_holds_what_the_provisioner_s_resources_need_and_no_more():
+    objects = [o for o in dedicated_tenant_objects() if o["apiVersion"].endswith(".cnrm.cloud.google.com/v1beta1")]
+    assert {o["metadata"]["namespace"] for o in objects} == {"energent-infra"}
+    needed = set()
+    for o in objects:
+        key = (o["kind"], o["spec"]["resourceRef"]["kind"]) if o["kind"] == "IAMPolicyMember" else o["kind"]
+        needed |= NEEDED[key]
+
+    member = "serviceAccount:${google_service_account.config_connector.email}"
+    grants = {name: g for name, g in resources("gke", "google_project_iam_member").items() if g["member"] == member}
+    plain_roles = set(grants["config_connector"]["for_each"].split('"')[1::2])
+    assert plain_roles == {"roles/iam.serviceAccountAdmin", "roles/iam.serviceAccountUser",
+                           "roles/container.clusterAdmin"}
+    conditional = grants["config_connector_node_roles"]
+    assert conditional["role"] == "roles/resourcemanager.projectIamAdmin"
+    assert set(grants) == {"config_connector", "config_connector_node_roles"}
+    held = set().union(*(ROLE_PERMISSIONS[role] for role in plain_roles | {conditional["role"]}))
+    assert needed <= held, needed - held
+
+    # The project-policy grant changes only the node roles, which are exactly the ones the provisioner binds.
+    expression = conditional["condition"][0]["expression"]
+    assert expression == ("api.getAttribute('iam.googleapis.com/modifiedGrantsByRole', [])"
+                          ".hasOnly([${local.node_roles}])")
+    assert locals_of(GKE_TF)["node_roles"] == "${join(\", \", [for role in var.dedicated_node_roles : \"'${role}'\"])}"
+    default = next(v["dedicated_node_roles"]["default"] for v in plain(terraform(
+        INFRA / "modules" / "gke" / "variables.tf"))["variable"] if "dedicated_node_roles" in v)
+    assert default == list(manifests.NODE_ROLES.values())
+    bound = {o["spec"]["role"] for o in objects if o["kind"] == "IAMPolicyMember"
+             and o["spec"]["resourceRef"]["kind"] == "Project"}
+    assert bound == set(default)
