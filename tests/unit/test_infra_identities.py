@@ -1,6 +1,6 @@
 """Who acts as whom, and may do what it must: Flux's controllers and Config Connector against the Google service
-accounts Terraform makes for them, and the Kubernetes manifests that bind the two (built with `kubectl kustomize`,
-as the bootstrap applies them)."""
+accounts Terraform makes for them, the Kubernetes manifests that bind the two (built with `kubectl kustomize`,
+as the bootstrap applies them), and the customer-managed key's grants."""
 
 import json
 import re
@@ -13,7 +13,7 @@ import yaml
 
 from local.schemas import validate
 from provisioner import manifests, tenants
-from tests.unit.test_infra import INFRA, plain, resources, terraform
+from tests.unit.test_infra import INFRA, plain, resources, resources_of, terraform
 from tools import registry
 
 WI_ANNOTATION = "iam.gke.io/gcp-service-account"
@@ -179,3 +179,50 @@ def test_config_connector_holds_what_the_provisioner_s_resources_need_and_no_mor
     bound = {o["spec"]["role"] for o in objects if o["kind"] == "IAMPolicyMember"
              and o["spec"]["resourceRef"]["kind"] == "Project"}
     assert bound == set(default)
+
+
+# --- the customer-managed key ---------------------------------------------------------------------------------
+
+KEY_REFERENCES = ("var.kms_key", "google_kms_crypto_key.data")
+# A resource type encrypted with the key -> the service whose agent must be granted the key first.
+KEY_USERS = {
+    "google_storage_bucket": "storage.googleapis.com",
+    "google_pubsub_topic": "pubsub.googleapis.com",
+    "google_secret_manager_secret": "secretmanager.googleapis.com",
+    "google_container_cluster": "container.googleapis.com",
+    "google_container_node_pool": "compute.googleapis.com",
+    "google_gke_backup_backup_plan": "gkebackup.googleapis.com",
+}
+
+
+def test_no_resource_uses_the_key_before_its_service_agent_may():
+    granted = resources("security", "google_kms_crypto_key_iam_member")["service_agents"]
+    assert granted["crypto_key_id"] == "${google_kms_crypto_key.data.id}"
+    assert granted["role"] == "roles/cloudkms.cryptoKeyEncrypterDecrypter"
+    made = resources("security", "google_project_service_identity")["agents"]["for_each"].split('"')[1::2]
+    assert "google_project_service_identity.agents" in granted["for_each"]
+    named = [service for service in ("storage.googleapis.com", "compute.googleapis.com")
+             if f'"{service}"' in granted["for_each"]]
+    agents = set(made) | set(named)
+    users = 0
+    for path in sorted((INFRA / "modules").rglob("main.tf")):
+        parsed = plain(terraform(path))
+        for block in parsed.get("resource", []):
+            for kind, declared in block.items():
+                for name, body in declared.items():
+                    text = str({k: v for k, v in body.items() if k != "depends_on"})
+                    if kind.startswith("google_kms_") or not any(reference in text for reference in KEY_REFERENCES):
+                        continue
+                    users += 1
+                    assert KEY_USERS[kind] in agents, f"{kind}.{name}: {KEY_USERS[kind]}'s agent has no grant"
+                    if "google_kms_crypto_key.data" in text:  # inside the security module: wait for the grant
+                        assert "${google_kms_crypto_key_iam_member.service_agents}" in body.get("depends_on", []), (
+                            f"{path.parent.name}: {kind}.{name} may use the key before its agent is granted it")
+    assert users >= 8
+    # Elsewhere the key arrives only through the security module's output, which waits for the grants.
+    platform = plain(terraform(INFRA / "platform" / "main.tf"))
+    for block in platform["module"]:
+        for name, body in block.items():
+            if "kms_key" in body:
+                assert body["kms_key"] == "${module.security.kms_key}", name
+    assert resources_of(INFRA / "platform" / "main.tf", "google_kms_crypto_key") == {}
