@@ -13,20 +13,24 @@ locals {
   dead_letter   = { for topic in local.topics : topic => "${topic}-dead-letter" }
   function_name = { for name, d in local.deployments : name => "energent-${name}-${var.environment}" }
 
+  # Named by project id, as Cloud Build names them (a secret's `name` attribute gives the project number).
   secret_names = {
-    SIGNING_KEY_SECRET     = google_secret_manager_secret.signing.name
-    OPERATOR_CLIENT_SECRET = google_secret_manager_secret.operator.name
+    SIGNING_KEY_SECRET     = "projects/${var.project_id}/secrets/${google_secret_manager_secret.signing.secret_id}"
+    OPERATOR_CLIENT_SECRET = "projects/${var.project_id}/secrets/${google_secret_manager_secret.operator.secret_id}"
   }
 
+  # Every deployment's environment, exactly what Cloud Build deploys it with (tools/cloudbuild.py; a test
+  # compares the two): Terraform's only counts until the first build.
+  common_env = {
+    GOOGLE_CLOUD_PROJECT = var.project_id
+    ENVIRONMENT          = var.environment
+    TOKEN_ISSUER         = var.api_url
+    TOKEN_AUDIENCE       = "energent-api"
+    JWKS_URL             = "${var.api_url}/.well-known/jwks.json"
+    AUTHORIZED_NETWORKS  = join(",", var.admin_cidrs)
+  }
   env = { for name, d in local.deployments : name => merge(
-    {
-      GOOGLE_CLOUD_PROJECT = var.project_id
-      ENVIRONMENT          = var.environment
-      TOKEN_ISSUER         = var.api_url
-      TOKEN_AUDIENCE       = "energent-api"
-      JWKS_URL             = "${var.api_url}/.well-known/jwks.json"
-      AUTHORIZED_NETWORKS  = join(",", var.admin_cidrs)
-    },
+    local.common_env,
     { for key in try(d.buckets, []) : key => var.bucket_names[key] },
     { for key in try(d.secrets, []) : key => local.secret_names[key] },
     try(d.env, {}),
@@ -149,8 +153,8 @@ resource "google_storage_bucket" "sources" {
   }
 }
 
-# `make package` writes build/functions/<name>: the function folder with the shared library and config.
-# Content-hashed objects: a function is redeployed exactly when its code changed.
+# `make package` writes build/functions/<name>: the function folder with the shared library and config. Terraform
+# creates each function from it once; from then on Cloud Build deploys the code (cloudbuild-functions.yaml).
 data "archive_file" "source" {
   for_each    = local.folders
   type        = "zip"
@@ -206,6 +210,13 @@ resource "google_cloudfunctions2_function" "function" {
   labels = {
     environment = var.environment
     deployment  = each.key
+  }
+
+  # One owner each: Terraform makes the function and its settings; Cloud Build deploys its code and its
+  # environment on every change (gcloud uploads the source elsewhere and adds variables of its own), and an
+  # apply must not put back Terraform's first zip or undo a deploy.
+  lifecycle {
+    ignore_changes = [build_config[0].source, service_config[0].environment_variables]
   }
 }
 
