@@ -1,6 +1,7 @@
 # The shared private GKE cluster of the guide (sections 3.1 and 3.2), with Workload Identity for tenants,
-# Dataplane V2 to enforce the tenants' network policies, Config Connector for their Google resources, and
-# Backup for GKE on the guide's schedule (section 11.1: daily, kept 30 days).
+# Dataplane V2 to enforce the tenants' network policies, Config Connector for their Google resources, the
+# Filestore CSI driver for shared volumes, and Backup for GKE on the guide's schedule (section 11.1: daily, kept
+# 30 days).
 
 resource "google_service_account" "nodes" {
   project      = var.project_id
@@ -93,6 +94,11 @@ resource "google_container_cluster" "primary" {
       enabled = true
     }
     gke_backup_agent_config {
+      enabled = true
+    }
+    # Filestore shares as PersistentVolumes (storage class standard-rwx and its siblings): ReadWriteMany volumes
+    # for the agents' shared files.
+    gcp_filestore_csi_driver_config {
       enabled = true
     }
   }
