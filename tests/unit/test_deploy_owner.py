@@ -97,3 +97,17 @@ def test_the_signing_secret_is_named_the_same_way_on_both_sides():
     functions = locals_of("functions")
     assert functions["secret_names"]["SIGNING_KEY_SECRET"].startswith("projects/${var.project_id}/secrets/")
     assert ".name" not in functions["secret_names"]["SIGNING_KEY_SECRET"]
+
+
+def test_the_deploy_pipeline_s_identity_may_do_what_it_owns():
+    deployer = "serviceAccount:${google_service_account.deployer.email}"
+    roles = resources("functions", "google_project_iam_member")["deployer"]
+    assert roles["member"] == deployer
+    assert {"roles/cloudfunctions.developer", "roles/apigateway.admin"} <= set(roles["for_each"].split('"')[1::2])
+    acts_as = resources("functions", "google_service_account_iam_member")["deployer_acts_as"]
+    assert acts_as["role"] == "roles/iam.serviceAccountUser" and acts_as["member"] == deployer
+    # every function's own account, and the gateway's backend account the configs name
+    assert "google_service_account.function" in acts_as["for_each"] and "gateway" in acts_as["for_each"]
+    pipeline = yaml.safe_load((ROOT / "cloudbuild-functions.yaml").read_text())
+    assert pipeline["serviceAccount"].endswith("/deployer-${_ENVIRONMENT}@$PROJECT_ID.iam.gserviceaccount.com")
+    assert resources("functions", "google_service_account")["deployer"]["account_id"] == "deployer-${var.environment}"
