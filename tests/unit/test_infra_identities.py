@@ -56,6 +56,22 @@ def locals_of(path: Path) -> dict:
     return {name: value for block in plain(terraform(path)).get("locals", []) for name, value in block.items()}
 
 
+def dedicated_tenant_files() -> dict[str, bytes]:
+    platform = manifests.Platform.for_environment("energent-dev", "dev", manifest_bucket="m")
+    spec = tenants.TenantSpec(tenant_id="acme", tier="enterprise", deployment_model="dedicated",
+                              master_cidr="172.20.0.0/28")
+    return manifests.render(spec, platform)
+
+
+def dedicated_tenant_objects() -> list[dict]:
+    objects = []
+    for path, body in dedicated_tenant_files().items():
+        if "/manifests/" in path and not path.endswith("kustomization.yaml"):
+            document = json.loads(body)
+            objects += document["items"] if document["kind"] == "List" else [document]
+    return objects
+
+
 FUNCTIONS_TF = INFRA / "modules" / "functions" / "main.tf"
 GKE_TF = INFRA / "modules" / "gke" / "main.tf"
 
@@ -110,6 +126,21 @@ def test_the_kustomize_controller_may_apply_to_dedicated_clusters_and_nothing_el
     assert text.count("google_service_account.flux[\"kustomize-controller\"]") == 1
 
 
+def test_a_dedicated_tenant_s_cluster_is_reached_as_the_kustomize_controller_s_own_account():
+    """The provisioner names the tenant's cluster for Flux's GKE access (kubeConfig, provider gcp) in the platform's
+    project, where that account holds container.developer, and asks for no other identity than the controller's."""
+    synced = [o for path, body in dedicated_tenant_files().items() if "/sync/" in path
+              for document in [json.loads(body)] for o in (document.get("items") or [document])]
+    remote = [o for o in synced if o["kind"] == "Kustomization" and "kubeConfig" in o["spec"]]
+    assert remote, "a dedicated tenant's namespace objects are applied on its own cluster"
+    access = {o["metadata"]["name"]: o for o in synced if o["kind"] == "ConfigMap"}
+    for kustomization in remote:
+        assert "serviceAccountName" not in kustomization["spec"]
+        config = access[kustomization["spec"]["kubeConfig"]["configMapRef"]["name"]]["data"]
+        assert config["provider"] == "gcp" and "serviceAccountName" not in config
+        assert config["cluster"].startswith("projects/energent-dev/locations/")
+
+
 # --- Config Connector -----------------------------------------------------------------------------------------
 
 def test_config_connector_runs_cluster_wide_as_the_account_terraform_made_for_it():
@@ -129,14 +160,6 @@ def test_config_connector_runs_cluster_wide_as_the_account_terraform_made_for_it
     validate(namespace)
     assert namespace["metadata"]["name"] == manifests.Platform(project="p").config_connector_namespace
     assert namespace["metadata"]["annotations"] == {"cnrm.cloud.google.com/project-id": "${PROJECT_ID}"}
-
-
-def dedicated_tenant_objects() -> list[dict]:
-    platform = manifests.Platform.for_environment("energent-dev", "dev", manifest_bucket="m")
-    spec = tenants.TenantSpec(tenant_id="acme", tier="enterprise", deployment_model="dedicated",
-                              master_cidr="172.20.0.0/28")
-    return [json.loads(body) for path, body in manifests.render(spec, platform).items()
-            if "/manifests/" in path and not path.endswith("kustomization.yaml")]
 
 
 # What Config Connector calls to make each kind the provisioner renders (IAMPolicyMember by what it binds on).
