@@ -4,10 +4,15 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CHECKOV := .tools/checkov/bin/checkov
+# The google and google-beta provider schemas (6.50.0), read from the jsii assembly of their cdktf bindings: the
+# tests check every resource and data block of infra/ against them, as terraform validate would with providers.
+SCHEMAS := .tools/provider-schemas
+CDKTF_GOOGLE := 16.12.1
+PROVIDER_SCHEMAS := $(SCHEMAS)/google.json $(SCHEMAS)/google-beta.json
 
 .PHONY: venv dev test lint unit integration e2e bench package cloudbuild constraints invoice-sample clean
 
-venv: $(STAMP) $(CHECKOV)
+venv: $(STAMP) $(CHECKOV) $(PROVIDER_SCHEMAS)
 
 $(STAMP): requirements-dev.txt constraints.txt shared/pyproject.toml cli/pyproject.toml $(wildcard functions/*/requirements.txt)
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +24,17 @@ $(CHECKOV): requirements-checkov.txt
 	$(PYTHON) -m venv .tools/checkov
 	.tools/checkov/bin/pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
 	touch $@
+
+# Downloaded once (npm's own cache and integrity check); the JSON is extracted again when the extractor changes.
+.SECONDARY: $(PROVIDER_SCHEMAS:.json=-$(CDKTF_GOOGLE).tgz)
+$(SCHEMAS)/%-$(CDKTF_GOOGLE).tgz:
+	mkdir -p $(SCHEMAS)
+	cd $(SCHEMAS) && npm pack --silent @cdktf/provider-$*@$(CDKTF_GOOGLE) >/dev/null
+	mv $(SCHEMAS)/cdktf-provider-$*-$(CDKTF_GOOGLE).tgz $@
+
+$(SCHEMAS)/%.json: $(SCHEMAS)/%-$(CDKTF_GOOGLE).tgz tools/provider_schema.py
+	$(PYTHON) -m tools.provider_schema $< > $@.tmp
+	mv $@.tmp $@
 
 dev: venv
 	$(BIN)/python -m local.stack

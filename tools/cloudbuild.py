@@ -18,24 +18,40 @@ HEADER = """\
 # Event deployments are HTTP-invoked CloudEvent functions: Terraform (infra/modules/functions) gives each a
 # Pub/Sub push subscription with an OIDC identity, a retry policy and a dead-letter topic — the same shape the
 # local stack runs.
+#
+# Cloud Build owns the functions' code and environment and the gateway's configs; Terraform creates them once and
+# leaves them to it. Substitutions per trigger: _ENVIRONMENT, _API_URL, and _AUTHORIZED_NETWORKS (the
+# environment's admin_cidrs from terraform.tfvars, comma-separated).
 """
 TOOLS_IMAGE = "gcr.io/google.com/cloudsdktool/google-cloud-cli:stable"
 # Made by Terraform (infra/modules/functions): may deploy functions and gateway configs, nothing more.
 DEPLOYER = "projects/$PROJECT_ID/serviceAccounts/deployer-${_ENVIRONMENT}@$PROJECT_ID.iam.gserviceaccount.com"
 
 
-def _env(registry: Registry, deployment) -> str:
-    values = {
+# gcloud's list separator for --set-env-vars: AUTHORIZED_NETWORKS holds commas (`gcloud topic escaping`).
+ENV_SEPARATOR = ";"
+
+
+def env(registry: Registry, deployment) -> dict[str, str]:
+    """A deployment's environment: the same as Terraform's (infra/modules/functions, local.env)."""
+    return {
         "GOOGLE_CLOUD_PROJECT": "$PROJECT_ID",
         "ENVIRONMENT": "${_ENVIRONMENT}",
         "TOKEN_ISSUER": "${_API_URL}",
         "TOKEN_AUDIENCE": "energent-api",
         "JWKS_URL": "${_API_URL}/.well-known/jwks.json",
+        "AUTHORIZED_NETWORKS": "${_AUTHORIZED_NETWORKS}",
         **{key: f"{registry.buckets[key]}-${{_ENVIRONMENT}}-$PROJECT_ID" for key in deployment.buckets},
         **{key: f"projects/$PROJECT_ID/secrets/{registry.secrets[key]}" for key in deployment.secrets},
         **deployment.env,
     }
-    return ",".join(f"{key}={value}" for key, value in values.items())
+
+
+def _env(registry: Registry, deployment) -> str:
+    values = env(registry, deployment)
+    if any(ENV_SEPARATOR in value for value in values.values()):
+        raise ValueError(f"{deployment.name}: an environment value holds {ENV_SEPARATOR!r}")
+    return f"^{ENV_SEPARATOR}^" + ENV_SEPARATOR.join(f"{key}={value}" for key, value in values.items())
 
 
 def deploy_step(registry: Registry, deployment) -> dict:
@@ -63,14 +79,14 @@ def pipeline(registry: Registry) -> dict:
     deploys = [deploy_step(registry, d) for d in registry.deployments]
     return {
         "substitutions": {"_ENVIRONMENT": "dev", "_REGION": "europe-west4", "_API_URL": "https://api.dev.energent.ai",
-                          "_VPC_CONNECTOR": "energent-connector"},
+                          "_VPC_CONNECTOR": "energent-connector", "_AUTHORIZED_NETWORKS": ""},
         "options": {"logging": "CLOUD_LOGGING_ONLY", "machineType": "E2_HIGHCPU_8",
                     "substitutionOption": "ALLOW_LOOSE"},
         "timeout": "3600s",
         "serviceAccount": DEPLOYER,
         "steps": [
             {"id": "test", "name": TOOLS_IMAGE, "entrypoint": "bash", "args": ["-c", (
-                "apt-get update -qq && apt-get install -y -qq openjdk-17-jre-headless python3-venv make "
+                "apt-get update -qq && apt-get install -y -qq openjdk-17-jre-headless python3-venv make npm kubectl "
                 "google-cloud-cli-firestore-emulator google-cloud-cli-pubsub-emulator >/dev/null && make test")]},
             {"id": "package", "name": "python:3.11-slim", "entrypoint": "bash", "waitFor": ["test"], "args": ["-c", (
                 "for source in " + " ".join(folders) + "; do "

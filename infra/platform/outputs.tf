@@ -13,3 +13,7 @@ output "buckets" {
 output "flux_service_accounts" {
   value = module.functions.flux_service_accounts
 }
+
+output "config_connector_service_account" {
+  value = module.gke.config_connector_service_account
+}

@@ -28,6 +28,17 @@ def secret_name(secret: str, project: str | None = None) -> str:
     return name
 
 
+def same_secret(name: str, other: str) -> bool:
+    """Whether two full names are the one secret. A name may give its project by id or by number: Secret Manager's
+    own notifications name it by number, the deployments' settings by id. The project number is not known here, so
+    a number stands for any project; only this project's Secret Manager may publish on the topic they come on."""
+    first, second = _SECRET_NAME.match(name), _SECRET_NAME.match(other)
+    if first is None or second is None:
+        return False
+    (_, project, _, secret), (_, other_project, _, other_secret) = name.split("/"), other.split("/")
+    return secret == other_secret and (project == other_project or project.isdigit() != other_project.isdigit())
+
+
 def version_name(secret: str, version: str | int = "latest") -> str:
     if _VERSION_NAME.match(secret):
         return secret

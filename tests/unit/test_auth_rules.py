@@ -130,3 +130,15 @@ def test_tokens_carry_the_rfc9068_claims():
                                  now=T0, ttl=timedelta(minutes=1))
     assert "tenant_id" not in operator and "tier" not in operator
     assert operator["jti"] != claims["jti"]
+
+
+def test_a_rotation_notice_names_the_signing_secret_by_project_number_or_id():
+    from energent_shared.secrets import same_secret
+
+    configured = "projects/energent-dev/secrets/auth-signing-key"  # SIGNING_KEY_SECRET, as deployed
+    assert same_secret("projects/123456789012/secrets/auth-signing-key", configured)  # Secret Manager's notice
+    assert same_secret(configured, configured)
+    assert not same_secret("projects/123456789012/secrets/operator-client", configured)
+    assert not same_secret("projects/energent-prod/secrets/auth-signing-key", configured)
+    assert not same_secret("projects/123/secrets/auth-signing-key", "projects/456/secrets/auth-signing-key")
+    assert not same_secret("auth-signing-key", configured) and not same_secret("", configured)

@@ -196,3 +196,9 @@ def test_node_counts_are_totals_for_the_region_and_the_channel_chooses_the_versi
     autoscaling = next(iter(pool.values()))["autoscaling"][0]
     assert "total_min_node_count" in autoscaling and "min_node_count" not in autoscaling
     assert "min_master_version" not in (INFRA / "modules" / "gke" / "main.tf").read_text()
+
+
+def test_the_cluster_runs_config_connector_backup_and_the_filestore_csi_driver():
+    addons = resources("gke", "google_container_cluster")["primary"]["addons_config"][0]
+    for addon in ("config_connector_config", "gke_backup_agent_config", "gcp_filestore_csi_driver_config"):
+        assert addons[addon][0]["enabled"] is True, addon

@@ -14,7 +14,7 @@ from typing import Any
 from auth import credentials, keys, store, tokens
 from auth.oauth import ClientCredentials, OAuthError, invalid_client
 from auth.settings import AuthSettings
-from energent_shared import firestore
+from energent_shared import firestore, secrets
 from energent_shared.clock import utcnow
 from energent_shared.events import PubSubMessage
 from energent_shared.guard import ALL_SCOPES, InvalidToken, TokenVerifier
@@ -193,7 +193,7 @@ class Auth:
         """Handle a Secret Manager notification; a SECRET_ROTATE of the signing secret adds one key, however
         often it is delivered. Returns what happened."""
         event_type, secret_id = message.attribute("eventType"), message.attribute("secretId")
-        if event_type != "SECRET_ROTATE" or secret_id != self.signing_keys.secret:
+        if event_type != "SECRET_ROTATE" or not secrets.same_secret(secret_id or "", self.signing_keys.secret):
             log_event(logger, "rotation.ignored", event_type=event_type, secret_id=secret_id)
             return "ignored"
         notified_at = message.attribute("timestamp") or message.message_id or ""

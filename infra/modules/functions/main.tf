@@ -13,20 +13,24 @@ locals {
   dead_letter   = { for topic in local.topics : topic => "${topic}-dead-letter" }
   function_name = { for name, d in local.deployments : name => "energent-${name}-${var.environment}" }
 
+  # Named by project id, as Cloud Build names them (a secret's `name` attribute gives the project number).
   secret_names = {
-    SIGNING_KEY_SECRET     = google_secret_manager_secret.signing.name
-    OPERATOR_CLIENT_SECRET = google_secret_manager_secret.operator.name
+    SIGNING_KEY_SECRET     = "projects/${var.project_id}/secrets/${google_secret_manager_secret.signing.secret_id}"
+    OPERATOR_CLIENT_SECRET = "projects/${var.project_id}/secrets/${google_secret_manager_secret.operator.secret_id}"
   }
 
+  # Every deployment's environment, exactly what Cloud Build deploys it with (tools/cloudbuild.py; a test
+  # compares the two): Terraform's only counts until the first build.
+  common_env = {
+    GOOGLE_CLOUD_PROJECT = var.project_id
+    ENVIRONMENT          = var.environment
+    TOKEN_ISSUER         = var.api_url
+    TOKEN_AUDIENCE       = "energent-api"
+    JWKS_URL             = "${var.api_url}/.well-known/jwks.json"
+    AUTHORIZED_NETWORKS  = join(",", var.admin_cidrs)
+  }
   env = { for name, d in local.deployments : name => merge(
-    {
-      GOOGLE_CLOUD_PROJECT = var.project_id
-      ENVIRONMENT          = var.environment
-      TOKEN_ISSUER         = var.api_url
-      TOKEN_AUDIENCE       = "energent-api"
-      JWKS_URL             = "${var.api_url}/.well-known/jwks.json"
-      AUTHORIZED_NETWORKS  = join(",", var.admin_cidrs)
-    },
+    local.common_env,
     { for key in try(d.buckets, []) : key => var.bucket_names[key] },
     { for key in try(d.secrets, []) : key => local.secret_names[key] },
     try(d.env, {}),
@@ -149,8 +153,8 @@ resource "google_storage_bucket" "sources" {
   }
 }
 
-# `make package` writes build/functions/<name>: the function folder with the shared library and config.
-# Content-hashed objects: a function is redeployed exactly when its code changed.
+# `make package` writes build/functions/<name>: the function folder with the shared library and config. Terraform
+# creates each function from it once; from then on Cloud Build deploys the code (cloudbuild-functions.yaml).
 data "archive_file" "source" {
   for_each    = local.folders
   type        = "zip"
@@ -188,10 +192,10 @@ resource "google_cloudfunctions2_function" "function" {
   }
 
   service_config {
-    available_memory                 = try(each.value.memory, "256Mi")
-    timeout_seconds                  = try(each.value.timeout_s, 60)
-    min_instance_count               = try(each.value.min_instances, 0)
-    max_instance_count               = try(each.value.max_instances, 20)
+    available_memory   = try(each.value.memory, "256Mi")
+    timeout_seconds    = try(each.value.timeout_s, 60)
+    min_instance_count = try(each.value.min_instances, 0)
+    max_instance_count = try(each.value.max_instances, 20)
     # Several requests per instance (functions-framework serves 8 threads); more than one needs a whole vCPU.
     max_instance_request_concurrency = try(each.value.concurrency, 8)
     available_cpu                    = "1"
@@ -206,6 +210,13 @@ resource "google_cloudfunctions2_function" "function" {
   labels = {
     environment = var.environment
     deployment  = each.key
+  }
+
+  # One owner each: Terraform makes the function and its settings; Cloud Build deploys its code and its
+  # environment on every change (gcloud uploads the source elsewhere and adds variables of its own), and an
+  # apply must not put back Terraform's first zip or undo a deploy.
+  lifecycle {
+    ignore_changes = [build_config[0].source, service_config[0].environment_variables]
   }
 }
 
@@ -445,13 +456,23 @@ resource "google_service_account_iam_member" "deployer_acts_as" {
   member             = "serviceAccount:${google_service_account.deployer.email}"
 }
 
-# --- GitOps: Flux reads the manifest bucket and reports on provisioning-events ------------------------------
+# --- GitOps: Flux reads the manifest bucket, reports on provisioning-events, applies dedicated clusters -------
+
+locals {
+  # Flux controller (its Kubernetes service account in flux-system) -> its Google service account's short name;
+  # infra/flux/service-accounts.yaml annotates each Kubernetes service account with the Google one.
+  flux_controllers = {
+    "source-controller"       = "source"
+    "notification-controller" = "notify"
+    "kustomize-controller"    = "kustomize"
+  }
+}
 
 resource "google_service_account" "flux" {
-  for_each     = toset(["source-controller", "notification-controller"])
+  for_each     = local.flux_controllers
   project      = var.project_id
-  account_id   = "flux-${each.value == "source-controller" ? "source" : "notify"}-${var.environment}"
-  display_name = "Flux ${each.value} (${var.environment})"
+  account_id   = "flux-${each.value}-${var.environment}"
+  display_name = "Flux ${each.key} (${var.environment})"
 }
 
 resource "google_service_account_iam_member" "flux_workload_identity" {
@@ -461,9 +482,17 @@ resource "google_service_account_iam_member" "flux_workload_identity" {
   member             = "serviceAccount:${var.project_id}.svc.id.goog[flux-system/${each.key}]"
 }
 
+# Flux's GCS client gets the bucket's metadata (storage.buckets.get) before it lists and reads objects:
+# objectViewer alone (objects.get, objects.list) fails that first call.
 resource "google_storage_bucket_iam_member" "flux_reads_manifests" {
   bucket = var.bucket_names["MANIFEST_BUCKET"]
   role   = "roles/storage.objectViewer"
+  member = "serviceAccount:${google_service_account.flux["source-controller"].email}"
+}
+
+resource "google_storage_bucket_iam_member" "flux_reads_manifest_bucket" {
+  bucket = var.bucket_names["MANIFEST_BUCKET"]
+  role   = "roles/storage.legacyBucketReader"
   member = "serviceAccount:${google_service_account.flux["source-controller"].email}"
 }
 
@@ -472,4 +501,13 @@ resource "google_pubsub_topic_iam_member" "flux_reports" {
   topic   = google_pubsub_topic.topic["provisioning-events"].name
   role    = "roles/pubsub.publisher"
   member  = "serviceAccount:${google_service_account.flux["notification-controller"].email}"
+}
+
+# A dedicated tenant's Kustomization reaches the tenant's own cluster through Workload Identity (kubeConfig
+# configMapRef with provider gcp): the controller needs the Kubernetes API of the project's clusters, for the
+# namespaced objects and the Namespace of each tenant.
+resource "google_project_iam_member" "flux_applies_to_dedicated_clusters" {
+  project = var.project_id
+  role    = "roles/container.developer"
+  member  = "serviceAccount:${google_service_account.flux["kustomize-controller"].email}"
 }

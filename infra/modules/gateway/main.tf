@@ -1,5 +1,7 @@
 # API Gateway in front of the HTTP deployments, configured from api-spec.yaml (the file the local gateway
-# routes by). A new config is created beside the old one before the gateway moves to it.
+# routes by). Terraform makes the API, the gateway and its first config; from then on Cloud Build publishes every
+# config (energent-config-<env>-<commit>) and moves the gateway to it (cloudbuild-functions.yaml), and an apply
+# leaves both alone.
 
 resource "google_service_account" "gateway" {
   project      = var.project_id
@@ -44,6 +46,7 @@ resource "google_api_gateway_api_config" "energent" {
 
   lifecycle {
     create_before_destroy = true
+    ignore_changes        = [openapi_documents]
   }
 }
 
@@ -56,5 +59,9 @@ resource "google_api_gateway_gateway" "energent" {
 
   labels = {
     environment = var.environment
+  }
+
+  lifecycle {
+    ignore_changes = [api_config]
   }
 }

@@ -1,6 +1,7 @@
 # The shared private GKE cluster of the guide (sections 3.1 and 3.2), with Workload Identity for tenants,
-# Dataplane V2 to enforce the tenants' network policies, Config Connector for their Google resources, and
-# Backup for GKE on the guide's schedule (section 11.1: daily, kept 30 days).
+# Dataplane V2 to enforce the tenants' network policies, Config Connector for their Google resources, the
+# Filestore CSI driver for shared volumes, and Backup for GKE on the guide's schedule (section 11.1: daily, kept
+# 30 days).
 
 resource "google_service_account" "nodes" {
   project      = var.project_id
@@ -95,6 +96,11 @@ resource "google_container_cluster" "primary" {
     gke_backup_agent_config {
       enabled = true
     }
+    # Filestore shares as PersistentVolumes (storage class standard-rwx and its siblings): ReadWriteMany volumes
+    # for the agents' shared files.
+    gcp_filestore_csi_driver_config {
+      enabled = true
+    }
   }
 
   logging_config {
@@ -158,6 +164,55 @@ resource "google_container_node_pool" "primary" {
       enable_secure_boot          = true
       enable_integrity_monitoring = true
     }
+  }
+}
+
+# --- Config Connector: what the provisioner renders in energent-infra, made in Google Cloud -------------------
+
+# The identity of the cluster's Config Connector (mode cluster: one controller for every namespace). It makes
+# each tenant's Google service account and that account's Workload Identity binding, and for a dedicated tenant
+# a cluster, its node pool, the nodes' service account and the nodes' two project roles
+# (functions/provisioner/provisioner/manifests.py) — and nothing else.
+resource "google_service_account" "config_connector" {
+  project      = var.project_id
+  account_id   = "cnrm-${var.environment}"
+  display_name = "Config Connector (${var.environment})"
+}
+
+resource "google_service_account_iam_member" "config_connector_workload_identity" {
+  service_account_id = google_service_account.config_connector.name
+  role               = "roles/iam.workloadIdentityUser"
+  member             = "serviceAccount:${var.project_id}.svc.id.goog[cnrm-system/cnrm-controller-manager]"
+}
+
+resource "google_project_iam_member" "config_connector" {
+  #checkov:skip=CKV_GCP_41:Config Connector creates a dedicated cluster's node pool to run as that tenant's node service account, made at the same time; it must act as accounts that do not exist yet.
+  #checkov:skip=CKV_GCP_49:Config Connector creates and deletes the tenants' service accounts and sets their Workload Identity bindings; that is service-account administration by design.
+  for_each = toset([
+    "roles/iam.serviceAccountAdmin", # IAMServiceAccount, and IAMPolicyMember on those accounts
+    "roles/iam.serviceAccountUser",  # a ContainerNodePool runs as its tenant's node service account
+    "roles/container.clusterAdmin",  # ContainerCluster and ContainerNodePool
+  ])
+  project = var.project_id
+  role    = each.value
+  member  = "serviceAccount:${google_service_account.config_connector.email}"
+}
+
+# The nodes' project roles (IAMPolicyMember on the project): it may change the project's policy, but only the
+# bindings of these roles.
+locals {
+  node_roles = join(", ", [for role in var.dedicated_node_roles : "'${role}'"])
+}
+
+resource "google_project_iam_member" "config_connector_node_roles" {
+  project = var.project_id
+  role    = "roles/resourcemanager.projectIamAdmin"
+  member  = "serviceAccount:${google_service_account.config_connector.email}"
+
+  condition {
+    title       = "dedicated-node-roles-only"
+    description = "Only the roles a dedicated tenant's nodes hold (provisioner NODE_ROLES)."
+    expression  = "api.getAttribute('iam.googleapis.com/modifiedGrantsByRole', []).hasOnly([${local.node_roles}])"
   }
 }
 

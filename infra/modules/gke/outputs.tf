@@ -5,3 +5,7 @@ output "cluster_id" {
 output "cluster_name" {
   value = google_container_cluster.primary.name
 }
+
+output "config_connector_service_account" {
+  value = google_service_account.config_connector.email
+}

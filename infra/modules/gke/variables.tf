@@ -48,3 +48,9 @@ variable "max_nodes" {
   type    = number
   default = 10
 }
+
+variable "dedicated_node_roles" {
+  description = "The project roles a dedicated tenant's node service account holds (provisioner NODE_ROLES)."
+  type        = list(string)
+  default     = ["roles/container.defaultNodeServiceAccount", "roles/artifactregistry.reader"]
+}

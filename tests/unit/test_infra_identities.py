@@ -1,0 +1,251 @@
+"""Who acts as whom, and may do what it must: Flux's controllers and Config Connector against the Google service
+accounts Terraform makes for them, the Kubernetes manifests that bind the two (built with `kubectl kustomize`,
+as the bootstrap applies them), and the customer-managed key's grants."""
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from local.schemas import validate
+from provisioner import manifests, tenants
+from tests.unit.test_infra import INFRA, plain, resources, resources_of, terraform
+from tools import registry
+
+WI_ANNOTATION = "iam.gke.io/gcp-service-account"
+# The permissions of predefined roles that these grants rely on (a subset of each role).
+ROLE_PERMISSIONS = {
+    "roles/storage.objectViewer": {"storage.objects.get", "storage.objects.list"},
+    "roles/storage.legacyBucketReader": {"storage.buckets.get", "storage.objects.list"},
+    "roles/container.developer": {"container.clusters.get", "container.namespaces.create",
+                                  "container.namespaces.get", "container.configMaps.create"},
+    "roles/iam.serviceAccountAdmin": {"iam.serviceAccounts.create", "iam.serviceAccounts.delete",
+                                      "iam.serviceAccounts.getIamPolicy", "iam.serviceAccounts.setIamPolicy"},
+    "roles/iam.serviceAccountUser": {"iam.serviceAccounts.actAs"},
+    "roles/container.clusterAdmin": {"container.clusters.create", "container.clusters.delete",
+                                     "container.clusters.update", "container.clusters.get"},
+    "roles/resourcemanager.projectIamAdmin": {"resourcemanager.projects.getIamPolicy",
+                                              "resourcemanager.projects.setIamPolicy"},
+}
+
+
+def kustomize(folder: Path) -> list[dict]:
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.fail("kubectl is needed to build the cluster's manifests: apt-get install kubectl")
+    built = subprocess.run([kubectl, "kustomize", str(folder)], capture_output=True, text=True, timeout=120,
+                           check=True)
+    return [document for document in yaml.safe_load_all(built.stdout) if document]
+
+
+def substituted(objects: list[dict], project: str, environment: str) -> list[dict]:
+    """What `envsubst '${PROJECT_ID} ${ENVIRONMENT}'` makes of the built manifests."""
+    text = yaml.safe_dump_all(objects).replace("${PROJECT_ID}", project).replace("${ENVIRONMENT}", environment)
+    return list(yaml.safe_load_all(text))
+
+
+def variables_in(objects: list[dict]) -> set[str]:
+    return set(re.findall(r"\$\{(\w+)\}", yaml.safe_dump_all(objects)))
+
+
+def locals_of(path: Path) -> dict:
+    return {name: value for block in plain(terraform(path)).get("locals", []) for name, value in block.items()}
+
+
+def dedicated_tenant_files() -> dict[str, bytes]:
+    platform = manifests.Platform.for_environment("energent-dev", "dev", manifest_bucket="m")
+    spec = tenants.TenantSpec(tenant_id="acme", tier="enterprise", deployment_model="dedicated",
+                              master_cidr="172.20.0.0/28")
+    return manifests.render(spec, platform)
+
+
+def dedicated_tenant_objects() -> list[dict]:
+    objects = []
+    for path, body in dedicated_tenant_files().items():
+        if "/manifests/" in path and not path.endswith("kustomization.yaml"):
+            document = json.loads(body)
+            objects += document["items"] if document["kind"] == "List" else [document]
+    return objects
+
+
+FUNCTIONS_TF = INFRA / "modules" / "functions" / "main.tf"
+GKE_TF = INFRA / "modules" / "gke" / "main.tf"
+
+
+# --- Flux -----------------------------------------------------------------------------------------------------
+
+def test_every_flux_controller_with_a_google_account_is_annotated_with_it():
+    controllers = locals_of(FUNCTIONS_TF)["flux_controllers"]
+    assert set(controllers) == {"source-controller", "notification-controller", "kustomize-controller"}
+    accounts = resources("functions", "google_service_account")["flux"]
+    assert accounts["for_each"] == "${local.flux_controllers}"
+    assert accounts["account_id"] == "flux-${each.value}-${var.environment}"
+    bindings = resources("functions", "google_service_account_iam_member")["flux_workload_identity"]
+    assert bindings["for_each"] == "${google_service_account.flux}"
+    assert bindings["role"] == "roles/iam.workloadIdentityUser"
+    assert bindings["member"] == "serviceAccount:${var.project_id}.svc.id.goog[flux-system/${each.key}]"
+
+    built = {(o["kind"], o["metadata"].get("namespace"), o["metadata"]["name"]): o for o in kustomize(INFRA / "flux")}
+    for controller, short in controllers.items():
+        account = built[("ServiceAccount", "flux-system", controller)]
+        assert account["metadata"]["annotations"][WI_ANNOTATION] == (
+            f"flux-{short}-${{ENVIRONMENT}}@${{PROJECT_ID}}.iam.gserviceaccount.com")
+        validate(account)  # a Kubernetes 1.30 ServiceAccount, nothing else in it
+
+
+def test_the_flux_manifests_need_only_the_project_and_environment_and_name_terraform_s_bucket():
+    built = kustomize(INFRA / "flux")
+    assert variables_in(built) == {"PROJECT_ID", "ENVIRONMENT"}
+    bucket = next(o for o in substituted(built, "energent-dev", "dev") if o["kind"] == "Bucket")
+    prefix = registry.load().buckets["MANIFEST_BUCKET"]
+    # infra/modules/storage: name = "${each.value}-${var.environment}-${var.project_id}"
+    assert bucket["spec"]["bucketName"] == f"{prefix}-dev-energent-dev"
+    assert bucket["spec"]["provider"] == "gcp" and "secretRef" not in bucket["spec"]  # Workload Identity
+
+
+def test_the_source_controller_may_get_the_manifest_bucket_and_read_its_objects():
+    grants = [g for g in resources("functions", "google_storage_bucket_iam_member").values()
+              if g["member"] == "serviceAccount:${google_service_account.flux[\"source-controller\"].email}"]
+    assert {g["bucket"] for g in grants} == {'${var.bucket_names["MANIFEST_BUCKET"]}'}
+    permissions = set().union(*(ROLE_PERMISSIONS[g["role"]] for g in grants))
+    assert {"storage.buckets.get", "storage.objects.list", "storage.objects.get"} <= permissions
+
+
+def test_the_kustomize_controller_may_apply_to_dedicated_clusters_and_nothing_else_outside_its_own():
+    kustomize_account = "serviceAccount:${google_service_account.flux[\"kustomize-controller\"].email}"
+    project_roles = {g["role"] for g in resources("functions", "google_project_iam_member").values()
+                     if g["member"] == kustomize_account}
+    assert project_roles == {"roles/container.developer"}
+    # The cluster's endpoint and CA from the GKE API, then the tenant's Namespace and namespaced objects.
+    assert {"container.clusters.get", "container.namespaces.create"} <= ROLE_PERMISSIONS["roles/container.developer"]
+    text = FUNCTIONS_TF.read_text()
+    assert text.count("google_service_account.flux[\"kustomize-controller\"]") == 1
+
+
+def test_a_dedicated_tenant_s_cluster_is_reached_as_the_kustomize_controller_s_own_account():
+    """The provisioner names the tenant's cluster for Flux's GKE access (kubeConfig, provider gcp) in the platform's
+    project, where that account holds container.developer, and asks for no other identity than the controller's."""
+    synced = [o for path, body in dedicated_tenant_files().items() if "/sync/" in path
+              for document in [json.loads(body)] for o in (document.get("items") or [document])]
+    remote = [o for o in synced if o["kind"] == "Kustomization" and "kubeConfig" in o["spec"]]
+    assert remote, "a dedicated tenant's namespace objects are applied on its own cluster"
+    access = {o["metadata"]["name"]: o for o in synced if o["kind"] == "ConfigMap"}
+    for kustomization in remote:
+        assert "serviceAccountName" not in kustomization["spec"]
+        config = access[kustomization["spec"]["kubeConfig"]["configMapRef"]["name"]]["data"]
+        assert config["provider"] == "gcp" and "serviceAccountName" not in config
+        assert config["cluster"].startswith("projects/energent-dev/locations/")
+
+
+# --- Config Connector -----------------------------------------------------------------------------------------
+
+def test_config_connector_runs_cluster_wide_as_the_account_terraform_made_for_it():
+    built = kustomize(INFRA / "config-connector")
+    assert variables_in(built) == {"PROJECT_ID", "ENVIRONMENT"}
+    connector = next(o for o in built if o["kind"] == "ConfigConnector")
+    assert connector["apiVersion"] == "core.cnrm.cloud.google.com/v1beta1"
+    assert connector["metadata"]["name"] == "configconnector.core.cnrm.cloud.google.com"  # the only name accepted
+    assert connector["spec"] == {"mode": "cluster",
+                                 "googleServiceAccount": "cnrm-${ENVIRONMENT}@${PROJECT_ID}.iam.gserviceaccount.com"}
+    assert resources("gke", "google_service_account")["config_connector"]["account_id"] == "cnrm-${var.environment}"
+    binding = resources("gke", "google_service_account_iam_member")["config_connector_workload_identity"]
+    assert binding["role"] == "roles/iam.workloadIdentityUser"
+    assert binding["member"] == "serviceAccount:${var.project_id}.svc.id.goog[cnrm-system/cnrm-controller-manager]"
+
+    namespace = next(o for o in built if o["kind"] == "Namespace")
+    validate(namespace)
+    assert namespace["metadata"]["name"] == manifests.Platform(project="p").config_connector_namespace
+    assert namespace["metadata"]["annotations"] == {"cnrm.cloud.google.com/project-id": "${PROJECT_ID}"}
+
+
+# What Config Connector calls to make each kind the provisioner renders (IAMPolicyMember by what it binds on).
+NEEDED = {
+    "IAMServiceAccount": {"iam.serviceAccounts.create", "iam.serviceAccounts.delete"},
+    ("IAMPolicyMember", "IAMServiceAccount"): {"iam.serviceAccounts.getIamPolicy", "iam.serviceAccounts.setIamPolicy"},
+    ("IAMPolicyMember", "Project"): {"resourcemanager.projects.getIamPolicy", "resourcemanager.projects.setIamPolicy"},
+    "ContainerCluster": {"container.clusters.create", "container.clusters.delete", "container.clusters.get"},
+    "ContainerNodePool": {"container.clusters.update", "iam.serviceAccounts.actAs"},
+}
+
+
+def test_config_connector_holds_what_the_provisioner_s_resources_need_and_no_more():
+    objects = [o for o in dedicated_tenant_objects() if o["apiVersion"].endswith(".cnrm.cloud.google.com/v1beta1")]
+    assert {o["metadata"]["namespace"] for o in objects} == {"energent-infra"}
+    needed = set()
+    for o in objects:
+        key = (o["kind"], o["spec"]["resourceRef"]["kind"]) if o["kind"] == "IAMPolicyMember" else o["kind"]
+        needed |= NEEDED[key]
+
+    member = "serviceAccount:${google_service_account.config_connector.email}"
+    grants = {name: g for name, g in resources("gke", "google_project_iam_member").items() if g["member"] == member}
+    plain_roles = set(grants["config_connector"]["for_each"].split('"')[1::2])
+    assert plain_roles == {"roles/iam.serviceAccountAdmin", "roles/iam.serviceAccountUser",
+                           "roles/container.clusterAdmin"}
+    conditional = grants["config_connector_node_roles"]
+    assert conditional["role"] == "roles/resourcemanager.projectIamAdmin"
+    assert set(grants) == {"config_connector", "config_connector_node_roles"}
+    held = set().union(*(ROLE_PERMISSIONS[role] for role in plain_roles | {conditional["role"]}))
+    assert needed <= held, needed - held
+
+    # The project-policy grant changes only the node roles, which are exactly the ones the provisioner binds.
+    expression = conditional["condition"][0]["expression"]
+    assert expression == ("api.getAttribute('iam.googleapis.com/modifiedGrantsByRole', [])"
+                          ".hasOnly([${local.node_roles}])")
+    assert locals_of(GKE_TF)["node_roles"] == "${join(\", \", [for role in var.dedicated_node_roles : \"'${role}'\"])}"
+    default = next(v["dedicated_node_roles"]["default"] for v in plain(terraform(
+        INFRA / "modules" / "gke" / "variables.tf"))["variable"] if "dedicated_node_roles" in v)
+    assert default == list(manifests.NODE_ROLES.values())
+    bound = {o["spec"]["role"] for o in objects if o["kind"] == "IAMPolicyMember"
+             and o["spec"]["resourceRef"]["kind"] == "Project"}
+    assert bound == set(default)
+
+
+# --- the customer-managed key ---------------------------------------------------------------------------------
+
+KEY_REFERENCES = ("var.kms_key", "google_kms_crypto_key.data")
+# A resource type encrypted with the key -> the service whose agent must be granted the key first.
+KEY_USERS = {
+    "google_storage_bucket": "storage.googleapis.com",
+    "google_pubsub_topic": "pubsub.googleapis.com",
+    "google_secret_manager_secret": "secretmanager.googleapis.com",
+    "google_container_cluster": "container.googleapis.com",
+    "google_container_node_pool": "compute.googleapis.com",
+    "google_gke_backup_backup_plan": "gkebackup.googleapis.com",
+}
+
+
+def test_no_resource_uses_the_key_before_its_service_agent_may():
+    granted = resources("security", "google_kms_crypto_key_iam_member")["service_agents"]
+    assert granted["crypto_key_id"] == "${google_kms_crypto_key.data.id}"
+    assert granted["role"] == "roles/cloudkms.cryptoKeyEncrypterDecrypter"
+    made = resources("security", "google_project_service_identity")["agents"]["for_each"].split('"')[1::2]
+    assert "google_project_service_identity.agents" in granted["for_each"]
+    named = [service for service in ("storage.googleapis.com", "compute.googleapis.com")
+             if f'"{service}"' in granted["for_each"]]
+    agents = set(made) | set(named)
+    users = 0
+    for path in sorted((INFRA / "modules").rglob("main.tf")):
+        parsed = plain(terraform(path))
+        for block in parsed.get("resource", []):
+            for kind, declared in block.items():
+                for name, body in declared.items():
+                    text = str({k: v for k, v in body.items() if k != "depends_on"})
+                    if kind.startswith("google_kms_") or not any(reference in text for reference in KEY_REFERENCES):
+                        continue
+                    users += 1
+                    assert KEY_USERS[kind] in agents, f"{kind}.{name}: {KEY_USERS[kind]}'s agent has no grant"
+                    if "google_kms_crypto_key.data" in text:  # inside the security module: wait for the grant
+                        assert "${google_kms_crypto_key_iam_member.service_agents}" in body.get("depends_on", []), (
+                            f"{path.parent.name}: {kind}.{name} may use the key before its agent is granted it")
+    assert users >= 8
+    # Elsewhere the key arrives only through the security module's output, which waits for the grants.
+    platform = plain(terraform(INFRA / "platform" / "main.tf"))
+    for block in platform["module"]:
+        for name, body in block.items():
+            if "kms_key" in body:
+                assert body["kms_key"] == "${module.security.kms_key}", name
+    assert resources_of(INFRA / "platform" / "main.tf", "google_kms_crypto_key") == {}
