@@ -4,9 +4,7 @@ closes. Domain errors become problems here."""
 
 from __future__ import annotations
 
-import os
 from functools import cache
-from pathlib import Path
 
 import flask
 import functions_framework
@@ -15,6 +13,7 @@ from billing import closing, parties, periods, pricing
 from billing.documents import MEDIA, InvoiceFiles
 from billing.errors import BillingError, Conflict, Invalid, NotFound
 from billing.service import Billing, build
+from billing.settings import billing_settings
 from billing.usage import USAGE_TYPE
 from energent_shared import clients, events
 from energent_shared.clock import utcnow
@@ -36,9 +35,6 @@ router = Router()
 MAX_BATCH_EVENTS = 1000
 MAX_BATCH_BYTES = 1024 * 1024
 CLOSE_WAIT_S = 20.0  # within the gateway's deadline for the close operation (api-spec.yaml)
-# The build step puts the repository's config/ beside main.py; from a checkout it is two levels up.
-PRICE_BOOK = next(p for p in (Path(__file__).parent / "config" / "pricing.json",
-                              Path(__file__).resolve().parents[2] / "config" / "pricing.json") if p.exists())
 STATUS = {Invalid: 400, NotFound: 404, Conflict: 409}
 EVENT_FIELDS = ("tenant_id", "period", "number", "status", "currency", "net", "vat", "total", "issue_date", "due_date",
                 "paid_at", "payment_reference", "invoice_number", "replaces", "credited_by")
@@ -63,14 +59,10 @@ def publish_step(topic: str):
 
 @cache
 def service() -> Billing:
-    bucket = os.environ.get("INVOICE_BUCKET")
-    if not bucket:
-        raise RuntimeError("INVOICE_BUCKET is not set")
-    return build(clients.firestore(), InvoiceFiles(bucket, clients.storage),
-                 publish_step(os.environ.get("BILLING_EVENTS_TOPIC", "billing-events")),
-                 pricing.load(Path(os.environ.get("PRICE_BOOK", PRICE_BOOK))),
-                 parties.load_seller(PRICE_BOOK.parent / "seller.json"),
-                 announce=announce_on(os.environ.get("TENANT_EVENTS_TOPIC", "tenant-events")))
+    own = billing_settings()
+    return build(clients.firestore(), InvoiceFiles(own.invoice_bucket, clients.storage),
+                 publish_step(own.billing_events_topic), pricing.load(own.price_book), parties.load_seller(own.seller),
+                 announce=announce_on(own.tenant_events_topic))
 
 
 def problem(error: BillingError) -> Problem:

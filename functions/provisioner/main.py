@@ -3,21 +3,19 @@
 
 from __future__ import annotations
 
-import os
 from functools import cache
 
 import flask
 import functions_framework
 
 from energent_shared import clients, events
-from energent_shared.config import settings
 from energent_shared.guard import default_guard
 from energent_shared.http import Problem, Router, http_function, json_response, read_json, tenant_id_param
 from energent_shared.logging import get_logger, log_event
 from energent_shared.tenants import EVENT_SOURCE
 from provisioner import flux
-from provisioner.manifests import Platform
 from provisioner.service import RERENDER_STEP, InvalidStep, Provisioner, view
+from provisioner.settings import provisioner_settings
 from provisioner.store import ManifestStore, RerenderRuns, TenantStore
 
 logger = get_logger("provisioner")
@@ -27,24 +25,11 @@ ADMIN = "tenants:admin"
 
 @cache
 def service() -> Provisioner:
-    bucket = os.environ.get("MANIFEST_BUCKET")
-    if not bucket:
-        raise RuntimeError("MANIFEST_BUCKET is not set")
-    env = os.environ.get
-    optional = {key: value for key, value in (("network", env("GKE_NETWORK")), ("subnetwork", env("GKE_SUBNETWORK")),
-                                              ("master_pool", env("DEDICATED_MASTER_POOL")),
-                                              ("shared_master_cidr", env("SHARED_MASTER_CIDR"))) if value}
-    platform = Platform.for_environment(
-        env("GKE_PROJECT") or settings().project, settings().environment, region=env("GKE_REGION", "europe-west4"),
-        platform_namespace=env("PLATFORM_NAMESPACE", "energent-platform"),
-        config_connector_namespace=env("CONFIG_CONNECTOR_NAMESPACE", "energent-infra"),
-        manifest_bucket=bucket,
-        authorized_networks=tuple(c.strip() for c in env("AUTHORIZED_NETWORKS", "").split(",") if c.strip()),
-        **optional)
-    steps = env("PROVISIONING_EVENTS_TOPIC", "provisioning-events")  # a re-render's steps ride beside Flux's events
-    return Provisioner(TenantStore(clients.firestore()), ManifestStore(bucket), platform,
-                       env("TENANT_EVENTS_TOPIC", "tenant-events"), events.publish, RerenderRuns(clients.firestore()),
-                       lambda step: events.publish(steps, events.new_event(RERENDER_STEP, EVENT_SOURCE, step)))
+    own = provisioner_settings()
+    return Provisioner(TenantStore(clients.firestore()), ManifestStore(own.platform.manifest_bucket), own.platform,
+                       own.tenant_events_topic, events.publish, RerenderRuns(clients.firestore()),
+                       lambda step: events.publish(own.provisioning_events_topic,
+                                                   events.new_event(RERENDER_STEP, EVENT_SOURCE, step)))
 
 
 @router.route("POST", "/v1/tenants")

@@ -9,7 +9,6 @@ The emulators are found through the clients' own variables (`FIRESTORE_EMULATOR_
 from __future__ import annotations
 
 import asyncio
-import os
 import weakref
 from collections.abc import Callable
 from functools import cache, wraps
@@ -56,7 +55,7 @@ def publisher():
 def storage():
     from google.cloud import storage as storage_lib
 
-    if os.environ.get("STORAGE_EMULATOR_HOST"):
+    if settings().storage_emulator_host:
         from google.auth.credentials import AnonymousCredentials
 
         return storage_lib.Client(project=settings().project, credentials=AnonymousCredentials())

@@ -1,0 +1,35 @@
+"""The provisioner's own settings (the shared ones come from energent_shared.config)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+
+from energent_shared import config
+from provisioner.manifests import Platform
+
+
+@dataclass(frozen=True)
+class ProvisionerSettings:
+    platform: Platform
+    tenant_events_topic: str
+    provisioning_events_topic: str  # Flux's events arrive there; a re-render's steps ride beside them
+
+
+@cache
+def provisioner_settings() -> ProvisionerSettings:
+    shared = config.settings()
+    bucket = config.text("MANIFEST_BUCKET", required="the GitOps bucket Flux reads the tenants' manifests from")
+    # Unset names default to what infra/modules/networking and gke give the environment.
+    optional = {field: value for field, value in (
+        ("network", config.text("GKE_NETWORK")), ("subnetwork", config.text("GKE_SUBNETWORK")),
+        ("master_pool", config.text("DEDICATED_MASTER_POOL")),
+        ("shared_master_cidr", config.text("SHARED_MASTER_CIDR"))) if value}
+    platform = Platform.for_environment(
+        config.text("GKE_PROJECT", shared.project), shared.environment,
+        region=config.text("GKE_REGION", "europe-west4"),
+        platform_namespace=config.text("PLATFORM_NAMESPACE", "energent-platform"),
+        config_connector_namespace=config.text("CONFIG_CONNECTOR_NAMESPACE", "energent-infra"),
+        manifest_bucket=bucket, authorized_networks=config.names("AUTHORIZED_NETWORKS"), **optional)
+    return ProvisionerSettings(platform, config.text("TENANT_EVENTS_TOPIC", "tenant-events"),
+                               config.text("PROVISIONING_EVENTS_TOPIC", "provisioning-events"))
