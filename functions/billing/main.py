@@ -73,7 +73,10 @@ def problem(error: BillingError) -> Problem:
 def post_usage(request: flask.Request) -> flask.Response:
     default_guard().require(request, "usage:write")
     body = read_body(request, max_bytes=MAX_BATCH_BYTES)
-    batch = events.from_http(request.content_type, dict(request.headers), body)
+    try:
+        batch = events.from_http(request.content_type, dict(request.headers), body)
+    except events.InvalidEnvelope as invalid:
+        raise Problem(415 if invalid.unsupported else 400, str(invalid)) from None
     if len(batch) > MAX_BATCH_EVENTS:
         raise Problem(413, f"a batch holds at most {MAX_BATCH_EVENTS} events; this one has {len(batch)}")
     if not batch:

@@ -20,10 +20,10 @@ from energent_shared.http import (
     begin_request,
     body_limit,
     check_read_length,
-    json_default,
     json_document,
     require_media_type,
 )
+from energent_shared.jsonio import json_default
 
 AsyncHandler = Callable[..., Awaitable[Response]]
 

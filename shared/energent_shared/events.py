@@ -26,7 +26,7 @@ from cloudevents.http import CloudEvent
 from energent_shared import clients
 from energent_shared.clock import rfc3339, utcnow
 from energent_shared.config import settings
-from energent_shared.http import Problem, json_default, parse_json
+from energent_shared.jsonio import InvalidJson, json_default, parse_json
 
 STRUCTURED = "application/cloudevents+json"
 BATCH = "application/cloudevents-batch+json"
@@ -35,6 +35,15 @@ PUBSUB_PUBLISHED = "google.cloud.pubsub.topic.v1.messagePublished"
 _ATTRIBUTE_NAME = re.compile(r"^[a-z0-9]{1,20}$")
 _REQUIRED = ("id", "source", "type")
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
+
+
+class InvalidEnvelope(ValueError):
+    """A request that is not CloudEvents as a whole (not JSON, a batch that is no array, no binding at all);
+    `unsupported` when its content type is none of the bindings'."""
+
+    def __init__(self, reason: str, unsupported: bool = False):
+        super().__init__(reason)
+        self.unsupported = unsupported
 
 
 class InvalidEvent(ValueError):
@@ -102,8 +111,8 @@ def _decode_data(raw: bytes, content_type: str | None, event_id: str | None) -> 
     if media == "application/json" or media.endswith("+json"):
         try:
             return parse_json(raw)
-        except Problem as problem:
-            raise InvalidEvent(f"data: {problem.detail.removeprefix('body ')}", event_id) from None
+        except InvalidJson as invalid:
+            raise InvalidEvent(f"data: {invalid}", event_id) from None
     return raw
 
 
@@ -130,8 +139,8 @@ def from_pubsub_message(message: PubSubMessage) -> CloudEvent:
     if content_type and content_type.split(";")[0].strip().lower() == STRUCTURED:
         try:
             document = parse_json(message.data)
-        except Problem as problem:
-            raise InvalidEvent(problem.detail) from None
+        except InvalidJson as invalid:
+            raise InvalidEvent(f"message is {invalid}") from None
         return from_structured(document)
     ce = {k[3:]: v for k, v in message.attributes.items() if k.startswith("ce-")}
     if not ce:
@@ -164,28 +173,30 @@ def from_pubsub_push(push: CloudEvent) -> CloudEvent:
 def from_http(content_type: str | None, headers: dict[str, str], body: bytes) -> list[CloudEvent | InvalidEvent]:
     """Events of an HTTP request: structured, batch (each event judged on its own) or binary mode.
 
-    A malformed envelope (not JSON, not an array for a batch) raises `Problem`; a malformed event inside
-    a batch comes back as an `InvalidEvent` in its place, so the caller can answer per event.
+    A malformed envelope (not JSON, not an array for a batch, no binding) raises `InvalidEnvelope`; a malformed
+    event inside a batch comes back as an `InvalidEvent` in its place, so the caller can answer per event.
     """
     media = (content_type or "").split(";")[0].strip().lower()
-    if media == STRUCTURED:
-        document = parse_json(body)
-        if not isinstance(document, dict):
-            raise Problem(400, "a structured CloudEvent must be a JSON object")
-        return [_judged(from_structured, document)]
-    if media == BATCH:
-        documents = parse_json(body)
-        if not isinstance(documents, list):
-            raise Problem(400, "a CloudEvents batch must be a JSON array")
-        return [_judged(from_structured, document) for document in documents]
+    if media in (STRUCTURED, BATCH):
+        try:
+            document = parse_json(body)
+        except InvalidJson as invalid:
+            raise InvalidEnvelope(f"body is {invalid}") from None
+        if media == STRUCTURED:
+            if not isinstance(document, dict):
+                raise InvalidEnvelope("a structured CloudEvent must be a JSON object")
+            return [_judged(from_structured, document)]
+        if not isinstance(document, list):
+            raise InvalidEnvelope("a CloudEvents batch must be a JSON array")
+        return [_judged(from_structured, item) for item in document]
     lowered = {k.lower(): v for k, v in headers.items()}
     ce = {k[3:]: unquote(v) for k, v in lowered.items() if k.startswith("ce-")}
     if ce:
         if content_type:
             ce.setdefault("datacontenttype", content_type)
         return [_judged(lambda _: _build(ce, _decode_data(body, content_type, ce.get("id"))), None)]
-    raise Problem(415, f"Content-Type must be {STRUCTURED} or {BATCH}, or the request must carry ce- headers; "
-                       f"got {content_type or 'none'!r}")
+    raise InvalidEnvelope(f"Content-Type must be {STRUCTURED} or {BATCH}, or the request must carry ce- headers; "
+                          f"got {content_type or 'none'!r}", unsupported=True)
 
 
 def _judged(decode, document) -> CloudEvent | InvalidEvent:

@@ -12,8 +12,10 @@ from typing import Any
 
 import flask
 
+from energent_shared import jsonio
 from energent_shared import logging as log
 from energent_shared.config import settings
+from energent_shared.jsonio import json_default
 
 PROBLEM_JSON = "application/problem+json"
 _STATUS_TITLES = {
@@ -63,42 +65,12 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
     return response
 
 
-def json_default(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return str(value)
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict:
-    body = {}
-    for key, value in pairs:
-        if key in body:
-            raise ValueError(f"duplicate key {key!r}")
-        body[key] = value
-    return body
-
-
 def parse_json(raw: bytes) -> Any:
-    """Strict JSON: UTF-8, no NaN/Infinity, no duplicate keys, numbers with a fraction as exact Decimals."""
+    """A request body as strict JSON (`jsonio.parse_json`); 400 with the reason otherwise."""
     try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise Problem(400, f"body is not valid UTF-8 (byte {exc.start})") from None
-    try:
-        return json.loads(text, parse_float=Decimal, parse_constant=_reject_constant,
-                          object_pairs_hook=_unique_keys)
-    except json.JSONDecodeError as exc:
-        raise Problem(400, f"body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
-    except ValueError as exc:
-        raise Problem(400, f"body is not valid JSON: {exc}") from None
-    except RecursionError:
-        raise Problem(400, "body is not acceptable JSON: nested too deeply") from None
+        return jsonio.parse_json(raw)
+    except jsonio.InvalidJson as invalid:
+        raise Problem(400, f"body is {invalid}") from None
 
 
 def media_type(request) -> str:

@@ -6,7 +6,6 @@ import pytest
 from cloudevents.http import CloudEvent
 
 from energent_shared import events
-from energent_shared.http import Problem
 from tests.conftest import example
 
 STRUCTURED = example("usage-event.structured.json")
@@ -75,10 +74,13 @@ def test_a_batch_judges_each_event_on_its_own():
 
 
 def test_a_batch_must_be_an_array_and_a_single_event_an_object():
-    with pytest.raises(Problem, match="batch must be a JSON array"):
+    with pytest.raises(events.InvalidEnvelope, match="batch must be a JSON array"):
         events.from_http(events.BATCH, {}, STRUCTURED)
-    with pytest.raises(Problem, match="must be a JSON object"):
+    with pytest.raises(events.InvalidEnvelope, match="must be a JSON object"):
         events.from_http(events.STRUCTURED, {}, b"[]")
+    with pytest.raises(events.InvalidEnvelope, match="body is not valid JSON") as caught:
+        events.from_http(events.BATCH, {}, b"[{")
+    assert not caught.value.unsupported
 
 
 def test_binary_http_mode_reads_ce_headers():
@@ -88,9 +90,9 @@ def test_binary_http_mode_reads_ce_headers():
 
 
 def test_requests_that_are_not_cloudevents_get_415():
-    with pytest.raises(Problem) as caught:
+    with pytest.raises(events.InvalidEnvelope) as caught:
         events.from_http("text/plain", {}, b"hello")
-    assert caught.value.status == 415
+    assert caught.value.unsupported
 
 
 def test_a_plain_pubsub_message_is_not_mistaken_for_an_event():
