@@ -11,7 +11,7 @@ import functions_framework
 
 from billing import closing, parties, periods, pricing
 from billing.documents import MEDIA, InvoiceFiles
-from billing.errors import BillingError, Conflict, Invalid, NotFound
+from billing.errors import BillingError
 from billing.service import Billing, build
 from billing.settings import billing_settings
 from billing.usage import USAGE_TYPE
@@ -23,19 +23,18 @@ from energent_shared.http import (
     Router,
     http_function,
     json_response,
-    page_size_param,
     read_body,
     read_json,
     tenant_id_param,
 )
 from energent_shared.logging import get_logger, log_event
+from energent_shared.paging import page_size_param
 
 logger = get_logger("billing")
 router = Router()
 MAX_BATCH_EVENTS = 1000
 MAX_BATCH_BYTES = 1024 * 1024
 CLOSE_WAIT_S = 20.0  # within the gateway's deadline for the close operation (api-spec.yaml)
-STATUS = {Invalid: 400, NotFound: 404, Conflict: 409}
 EVENT_FIELDS = ("tenant_id", "period", "number", "status", "currency", "net", "vat", "total", "issue_date", "due_date",
                 "paid_at", "payment_reference", "invoice_number", "replaces", "credited_by")
 
@@ -63,10 +62,6 @@ def service() -> Billing:
     return build(clients.firestore(), InvoiceFiles(own.invoice_bucket, clients.storage),
                  publish_step(own.billing_events_topic), pricing.load(own.price_book), parties.load_seller(own.seller),
                  announce=announce_on(own.tenant_events_topic))
-
-
-def problem(error: BillingError) -> Problem:
-    return Problem(next(status for kind, status in STATUS.items() if isinstance(error, kind)), str(error))
 
 
 @router.route("POST", "/v1/usage")
@@ -167,10 +162,7 @@ def list_credit_notes(request: flask.Request, tenant_id: str) -> flask.Response:
 @functions_framework.http
 @http_function
 def billing_http(request: flask.Request) -> flask.Response:
-    try:
-        return router.dispatch(request)
-    except BillingError as error:
-        raise problem(error) from None
+    return router.dispatch(request)
 
 
 @functions_framework.cloud_event

@@ -9,8 +9,9 @@ import flask
 import functions_framework
 
 from energent_shared import clients, events
+from energent_shared.errors import NotFound
 from energent_shared.guard import default_guard
-from energent_shared.http import Problem, Router, http_function, json_response, read_json, tenant_id_param
+from energent_shared.http import Router, http_function, json_response, read_json, tenant_id_param
 from energent_shared.logging import get_logger, log_event
 from energent_shared.tenants import EVENT_SOURCE
 from provisioner import flux
@@ -52,7 +53,7 @@ def get_tenant(request: flask.Request, tenant_id: str) -> flask.Response:
     principal = default_guard().require_own_or(request, ADMIN, tenant_id_param(tenant_id))
     record = service().get(tenant_id)
     if principal.is_tenant and record["status"] == "deleted":
-        raise Problem(404, f"tenant {tenant_id} does not exist")
+        raise NotFound(f"tenant {tenant_id} does not exist")
     return json_response(view(record))
 
 

@@ -15,7 +15,9 @@ import flask
 from energent_shared import jsonio
 from energent_shared import logging as log
 from energent_shared.config import settings
+from energent_shared.errors import DomainError, Unavailable
 from energent_shared.jsonio import json_default
+from energent_shared.paging import page_size_param  # noqa: F401  (auth's callers)
 
 PROBLEM_JSON = "application/problem+json"
 _STATUS_TITLES = {
@@ -178,15 +180,6 @@ def tenant_id_param(tenant_id: str) -> str:
     return tenant_id
 
 
-def page_size_param(raw: str | None, default: int = 50, maximum: int = 100) -> int:
-    """`page_size` of a list request (CONTRACT: lists take page_size and page_token)."""
-    if raw is None or raw == "":
-        return default
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 4 or not 1 <= int(raw) <= maximum:
-        raise Problem(400, f"page_size must be an integer from 1 to {maximum}")
-    return int(raw)
-
-
 Handler = Callable[..., flask.Response]
 
 
@@ -266,9 +259,13 @@ def begin_request(request) -> tuple[str, Any]:
 
 
 def as_problem(error: Exception, rid: str) -> Problem:
-    """What to answer for an exception raised by a handler: a Problem as it is; anything else is logged, and
-    the caller gets a 500 naming the request id, never the internals. Call it while handling `error`."""
+    """What to answer for an exception raised by a handler: a Problem as it is, a domain error with its status;
+    anything else is logged, and the caller gets a 500 naming the request id, never the internals. Call it while
+    handling `error`."""
     if isinstance(error, Problem):
         return error
+    if isinstance(error, DomainError):
+        retry = {"Retry-After": str(error.retry_after_s)} if isinstance(error, Unavailable) else None
+        return Problem(error.status, str(error), headers=retry)
     log.get_logger("http").exception("unhandled error", extra={"json_fields": {"request_id": rid}})
     return Problem(500, f"internal error; request id {rid}")

@@ -4,7 +4,9 @@ from decimal import Decimal
 import flask
 import pytest
 
-from energent_shared.http import Problem, Router, http_function, page_size_param, parse_json, read_json
+from energent_shared import errors
+from energent_shared.http import Problem, Router, http_function, parse_json, read_json
+from energent_shared.paging import page_size_param
 
 app = flask.Flask(__name__)
 
@@ -112,9 +114,20 @@ def test_http_function_hides_internal_errors(capsys):
 
 @pytest.mark.parametrize("raw", ["²", "0", "101", "99999999999999999999", "-1", "1.5", " 5"])
 def test_page_size_outside_ascii_digits_and_range_is_a_400(raw):
-    with pytest.raises(Problem) as caught:
+    with pytest.raises(errors.Invalid):
         page_size_param(raw)
-    assert caught.value.status == 400
+
+
+@pytest.mark.parametrize("error, status", [(errors.Invalid("x"), 400), (errors.Forbidden("x"), 403),
+                                           (errors.NotFound("x"), 404), (errors.Conflict("x"), 409),
+                                           (errors.Unavailable("x", 7), 503)])
+def test_a_domain_error_is_answered_with_its_status_and_message(error, status):
+    def handler(request):
+        raise error
+
+    response = http_function(handler)(request(b"", path="/v1/x", method="GET"))
+    assert response.status_code == status and response.json["detail"] == "x"
+    assert response.headers.get("Retry-After") == ("7" if status == 503 else None)
 
 
 def test_json_nested_too_deeply_is_a_400():

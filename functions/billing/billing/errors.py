@@ -1,17 +1,7 @@
-"""Billing's domain errors; the HTTP and event entry points translate them (main.py)."""
+"""Billing's domain errors: the shared vocabulary (energent_shared.errors), which the entry points' HTTP layer
+answers with its status."""
 
+from energent_shared.errors import Conflict, Invalid, NotFound
+from energent_shared.errors import DomainError as BillingError
 
-class BillingError(Exception):
-    """Something the caller asked for that billing cannot do; the message says why."""
-
-
-class Invalid(BillingError):
-    """Malformed input."""
-
-
-class NotFound(BillingError):
-    """No such tenant, invoice or period."""
-
-
-class Conflict(BillingError):
-    """Not possible in the current state (a period not ended, already closing, closed...)."""
+__all__ = ["BillingError", "Conflict", "Invalid", "NotFound"]

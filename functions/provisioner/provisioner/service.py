@@ -13,9 +13,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from energent_shared.clock import rfc3339, utcnow
+from energent_shared.errors import Conflict, Invalid, NotFound, Unavailable
 from energent_shared.events import new_event, to_structured_json
-from energent_shared.http import Problem, page_size_param
 from energent_shared.logging import get_logger, log_event
+from energent_shared.paging import page_size_param
 from energent_shared.tenants import EVENT_SOURCE, EVENT_TYPES, GONE, STATUSES
 from provisioner import flux, manifests, tenants
 from provisioner.store import Change, ManifestStore, RerenderRuns, TenantStore
@@ -95,7 +96,7 @@ class Provisioner:
         try:
             fields = tenants.validate_create(body, now.date())
         except tenants.InvalidTenant as invalid:
-            raise Problem(400, str(invalid)) from None
+            raise Invalid(str(invalid)) from None
         record = {**fields, "status": "provisioning", "status_message": None, "created_at": now, "updated_at": now,
                   "tier_history": [{"tier": fields["tier"], "at": now}],
                   "manifest_generation": 1, "manifests_changed_at": now, "activated_at": None, "deleted_at": None}
@@ -105,11 +106,11 @@ class Provisioner:
                 record["master_cidr"] = tenants.master_cidr(self.platform.master_pool, index,
                                                             self.platform.shared_master_cidr)
             except ValueError as exhausted:
-                raise Problem(409, str(exhausted)) from None
+                raise Conflict(str(exhausted)) from None
         record["manifests_digest"] = self._digest(record)
         change = Change({}, ("provisioning", "created"), [self._event("created", record)])
         if not self.tenants.create(record, change):
-            raise Problem(409, f"tenant {fields['tenant_id']} exists or existed; tenant ids are never reused")
+            raise Conflict(f"tenant {fields['tenant_id']} exists or existed; tenant ids are never reused")
         try:
             self.manifests.apply(record["tenant_id"], self._render(record), 1)
         except Exception:
@@ -117,8 +118,7 @@ class Provisioner:
                              extra={"json_fields": {"tenant_id": record["tenant_id"]}})
             self.manifests.remove_all(record["tenant_id"])
             self.tenants.erase(record["tenant_id"])
-            raise Problem(503, "the tenant's manifests could not be written; nothing was created, retry",
-                          headers={"Retry-After": "5"}) from None
+            raise Unavailable("the tenant's manifests could not be written; nothing was created, retry") from None
         log_event(logger, "tenant.created", tenant_id=record["tenant_id"], tier=record["tier"])
         self.flush(record["tenant_id"])
         return view(record)
@@ -126,15 +126,15 @@ class Provisioner:
     def get(self, tenant_id: str) -> dict:
         record = self.tenants.get(tenant_id)
         if record is None:
-            raise Problem(404, f"tenant {tenant_id} does not exist")
+            raise NotFound(f"tenant {tenant_id} does not exist")
         return record
 
     def list(self, page_size: str | None, page_token: str | None, status: str | None = None) -> dict:
         size = page_size_param(page_size)
         if page_token and not tenants.valid_tenant_id(page_token):
-            raise Problem(400, "page_token is not valid")
+            raise Invalid("page_token is not valid")
         if status is not None and status not in STATUSES:
-            raise Problem(400, f"status must be one of {', '.join(STATUSES)}, got {status[:30]!r}")
+            raise Invalid(f"status must be one of {', '.join(STATUSES)}, got {status[:30]!r}")
         records = self.tenants.page(size + 1, page_token or None, status)
         page = records[:size]
         return {"tenants": [view(r) for r in page],
@@ -143,7 +143,7 @@ class Provisioner:
     def _change(self, tenant_id: str, decide: Callable[[dict], Change | None]) -> tuple[dict, dict]:
         def guarded(record: dict | None) -> Change | None:
             if record is None:
-                raise Problem(404, f"tenant {tenant_id} does not exist")
+                raise NotFound(f"tenant {tenant_id} does not exist")
             return decide(record)
 
         return self.tenants.update(tenant_id, guarded)
@@ -178,18 +178,18 @@ class Provisioner:
             self._change(tenant_id, lambda current: Change({"status": "failed", "status_message":
                                                             "manifests could not be written"},
                                                            ("failed", "manifests could not be written")))
-        raise Problem(503, f"the manifests could not be written; {message}", headers={"Retry-After": "5"})
+        raise Unavailable(f"the manifests could not be written; {message}")
 
     def patch(self, tenant_id: str, body: dict) -> tuple[int, dict]:
         try:
             changes = tenants.validate_patch(body, utcnow().date())
         except tenants.InvalidTenant as invalid:
-            raise Problem(400, str(invalid)) from None
+            raise Invalid(str(invalid)) from None
 
         def decide(record: dict) -> Change | None:
             if record["status"] in GONE and set(changes) != {"billing_profile"}:
                 # A departed customer's profile may still be corrected, for its last invoices to be reissued.
-                raise Problem(409, f"tenant {tenant_id} is {record['status']}; only billing_profile can change")
+                raise Conflict(f"tenant {tenant_id} is {record['status']}; only billing_profile can change")
             updates = {k: v for k, v in changes.items() if record.get(k) != v}
             if not updates:
                 return None
@@ -212,7 +212,7 @@ class Provisioner:
     def delete(self, tenant_id: str) -> dict:
         def decide(record: dict) -> Change | None:
             if record["status"] == "deleted":
-                raise Problem(409, f"tenant {tenant_id} is already deleted")
+                raise Conflict(f"tenant {tenant_id} is already deleted")
             if record["status"] == "deleting":
                 return None
             after = {**record, "status": "deleting", "deleted_at": utcnow()}
@@ -254,26 +254,26 @@ class Provisioner:
         chunks of tenant ids over Pub/Sub, each step handing on the next before it does its own."""
         unknown = set(body) - {"reason"}
         if unknown:
-            raise Problem(400, f"unknown field(s): {', '.join(sorted(unknown))}")
+            raise Invalid(f"unknown field(s): {', '.join(sorted(unknown))}")
         reason = body.get("reason", "platform change")
         if not isinstance(reason, str) or not reason.strip() or len(reason) > MAX_REASON or not reason.isprintable():
-            raise Problem(400, f"reason must be a non-blank string of at most {MAX_REASON} printable characters")
+            raise Invalid(f"reason must be a non-blank string of at most {MAX_REASON} printable characters")
         run = self.runs.start(uuid.uuid4().hex, reason.strip())
         try:
             self.hand_on({"run_id": run["run_id"], "index": 0, "after": ""})
         except Exception:
             logger.exception("re-render not started")
             self.runs.ref(run["run_id"]).delete()
-            raise Problem(503, "the re-render could not be started; retry", headers={"Retry-After": "5"}) from None
+            raise Unavailable("the re-render could not be started; retry") from None
         log_event(logger, "rerender.started", run_id=run["run_id"], reason=run["reason"])
         return run_view(run)
 
     def rerender_run(self, run_id: str) -> dict:
         if not _RUN_ID.fullmatch(run_id):
-            raise Problem(400, "run id must be 32 lowercase hex digits")
+            raise Invalid("run id must be 32 lowercase hex digits")
         run = self.runs.get(run_id)
         if run is None:
-            raise Problem(404, f"re-render run {run_id} does not exist")
+            raise NotFound(f"re-render run {run_id} does not exist")
         return run_view(run)
 
     def rerender_step(self, step: object) -> dict:

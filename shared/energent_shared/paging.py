@@ -1,0 +1,14 @@
+"""Lists page the same way everywhere (CONTRACT §3): `page_size`, `page_token`, `next_page_token`."""
+
+from __future__ import annotations
+
+from energent_shared.errors import Invalid
+
+
+def page_size_param(raw: str | None, default: int = 50, maximum: int = 100) -> int:
+    """`page_size` of a list request."""
+    if raw is None or raw == "":
+        return default
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 4 or not 1 <= int(raw) <= maximum:
+        raise Invalid(f"page_size must be an integer from 1 to {maximum}")
+    return int(raw)
