@@ -1,4 +1,5 @@
-"""Test helpers: signing keys, token minting and a JWKS endpoint served over real HTTP."""
+"""Test helpers: signing keys, token minting, a JWKS endpoint served over real HTTP, a Firestore client counting
+its batched reads."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
+
+from energent_shared import clients
 
 ISSUER = "https://api.test.energent.ai"
 AUDIENCE = "energent-api"
@@ -97,3 +100,21 @@ def run_threads(count: int, target: Callable[[int], object]) -> list:
     if errors:
         raise errors[0]
     return results
+
+
+class CountingClient:
+    """The real async client, counting the batched reads made through it."""
+
+    def __init__(self, fail: bool = False):
+        self.client = clients.firestore_async()
+        self.reads: list[int] = []
+        self.fail = fail
+
+    def document(self, path):
+        return self.client.document(path)
+
+    def get_all(self, refs):
+        if self.fail:
+            raise RuntimeError("Firestore is unavailable")
+        self.reads.append(len(refs))
+        return self.client.get_all(refs)

@@ -2,9 +2,10 @@
 `rotate_signing_key` handles Secret Manager notifications on auth-events; `on_tenant_event` revokes the
 clients of deleted tenants from tenant-events.
 
-`auth_http` is asynchronous (functions-framework runs it on Starlette under uvicorn): every call into the
-platform may be introspected, and one event loop lets concurrent introspections share their revocation
-reads. Work that blocks — client authentication, Firestore writes, Secret Manager — runs in worker threads.
+`auth_http` is asynchronous (functions-framework runs it on Starlette under uvicorn): one event loop lets
+concurrent requests share their Firestore reads — the client and tenant records a token request reads, the
+revocations an introspection checks. Work that blocks — Firestore writes, Secret Manager — runs in worker
+threads.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from auth.oauth import NO_STORE, OAuthError, client_credentials, read_form
 from auth.service import Auth, introspection, tenant_deleted
 from auth.settings import auth_settings
 from auth.store import ClientStore, RevocationStore, SigningKeyStore
-from energent_shared import clients, events, tenants
+from energent_shared import clients, events, secrets, tenants
 from energent_shared.asgi import asgi_function, json_response, read_json
 from energent_shared.clock import rfc3339, utcnow
 from energent_shared.config import settings
@@ -41,7 +42,7 @@ router = Router()
 def service() -> Auth:
     config, own = settings(), auth_settings()
     db = clients.firestore()
-    return Auth(own, config.token_issuer, config.token_audience, ClientStore(db), RevocationStore(db),
+    return Auth(own, config.token_issuer, config.token_audience, ClientStore(db, shared_reads), RevocationStore(db),
                 SigningKeyStore(own.signing_key_secret, own.key_cache_ttl_s), db)
 
 
@@ -51,7 +52,7 @@ def guard() -> Guard:
 
 
 @clients.per_event_loop
-def revocations() -> SharedReads:
+def shared_reads() -> SharedReads:
     return SharedReads()
 
 
@@ -62,11 +63,19 @@ async def keys_loaded() -> None:
         await asyncio.to_thread(service().signing_keys.versions)
 
 
+async def operator_loaded() -> None:
+    """Client authentication compares with the operator's credentials, from Secret Manager through a cache: once
+    it has expired it is refilled here in a worker thread, as `keys_loaded` does for the keys."""
+    secret = auth_settings().operator_client_secret
+    if not secret or not secrets.is_fresh(secret):
+        await asyncio.to_thread(service().operator_credentials)
+
+
 async def caller(request: Request, scope: str, tenant_id: str | None = None) -> Principal:
     """The guard's `require`, with the revocation check shared with concurrent requests."""
     await keys_loaded()
     claims = guard().claims(request)
-    if (await revocations().revoked([claims]))[0]:
+    if (await shared_reads().revoked([claims]))[0]:
         raise revoked_token()
     return Guard.authorize(Principal.from_claims(claims), scope, tenant_id)
 
@@ -94,7 +103,9 @@ async def token(request: Request) -> Response:
         raise OAuthError("invalid_request", "grant_type is required")
     if grant_type != "client_credentials":
         raise OAuthError("unsupported_grant_type", "only client_credentials is supported")
-    issued = await asyncio.to_thread(service().issue_token, given, form.get("scope"))
+    await operator_loaded()
+    await keys_loaded()
+    issued = await service().issue_token(given, form.get("scope"))
     return json_response(issued, headers=NO_STORE)
 
 
@@ -105,7 +116,7 @@ async def introspect(request: Request) -> Response:
     claims = guard().claims(request)
     form = await _token_form(request)
     subject = service().valid_claims(form["token"])
-    revoked = await revocations().revoked([claims, subject] if subject else [claims])
+    revoked = await shared_reads().revoked([claims, subject] if subject else [claims])
     if revoked[0]:
         raise revoked_token()
     Guard.authorize(Principal.from_claims(claims), "tokens:introspect")
@@ -119,7 +130,9 @@ async def revoke(request: Request) -> Response:
     given = client_credentials(request, form)
     if not form.get("token"):
         raise OAuthError("invalid_request", "token is required")
-    await asyncio.to_thread(service().revoke, given, form["token"])
+    await operator_loaded()
+    grant = await service().authenticate_client(given)
+    await asyncio.to_thread(service().revoke, grant, form["token"])
     return Response(status_code=200, headers=NO_STORE)
 
 

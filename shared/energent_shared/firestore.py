@@ -1,4 +1,5 @@
-"""Firestore access: tenant-scoped paths, transactions that survive contention, create-if-absent, batches.
+"""Firestore access: tenant-scoped paths, transactions that survive contention, create-if-absent, batches,
+and reads shared by the requests an event loop serves at once.
 
 Layout: every tenant's data lives under `tenants/{tenant_id}/...`, so a tenant-scoped query can never reach
 another tenant's documents and a tenant's data can be exported or deleted as one subtree.
@@ -6,6 +7,7 @@ another tenant's documents and a tenant's data can be exported or deleted as one
 
 from __future__ import annotations
 
+import asyncio
 import random
 import re
 import time
@@ -30,6 +32,13 @@ def tenant_doc(tenant_id: str, *path: str, db=None):
     if len(path) % 2:
         raise ValueError(f"a document path needs collection/id pairs, got {path!r}")
     return (db or clients.firestore()).document("tenants", tenant_id, *path)
+
+
+def tenant_path(tenant_id: str) -> str:
+    """`tenants/{tenant_id}` as a document path (for `SharedReads`)."""
+    if not valid_tenant_id(tenant_id):
+        raise ValueError(f"invalid tenant id {tenant_id!r}")
+    return f"tenants/{tenant_id}"
 
 
 def tenant_collection(tenant_id: str, collection: str, db=None):
@@ -107,3 +116,52 @@ def _chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
             chunk = []
     if chunk:
         yield chunk
+
+
+class SharedReads:
+    """Documents by path for an event loop serving many requests at once: requests waiting at the same moment
+    share one batched Firestore read. A read starts only after every request in it arrived, so it stays strongly
+    consistent; requests arriving while `max_in_flight` reads are under way gather for the next one. One per
+    event loop (`clients.per_event_loop`).
+    """
+
+    def __init__(self, client_factory: Callable = clients.firestore_async, *, max_in_flight: int = 2,
+                 max_batch: int = 200):
+        self._client_factory = client_factory
+        self._slots = asyncio.Semaphore(max_in_flight)
+        self._max_batch = max_batch
+        self._gathering: tuple[set[str], asyncio.Future] | None = None
+        self._sending: set[asyncio.Task] = set()  # the loop holds tasks weakly
+
+    async def read(self, paths: Iterable[str]) -> dict[str, dict | None]:
+        """Each document's fields, None for a missing one (the answer may hold other requests' documents too)."""
+        if self._gathering is None or len(self._gathering[0]) >= self._max_batch:
+            loop = asyncio.get_running_loop()
+            result = loop.create_future()
+            result.add_done_callback(_retrieve)  # a failure nobody waits for any more is not an error to log
+            self._gathering = (set(), result)
+            task = loop.create_task(self._send(self._gathering))
+            self._sending.add(task)
+            task.add_done_callback(self._sending.discard)
+        wanted, result = self._gathering
+        wanted.update(paths)
+        return await asyncio.shield(result)  # a cancelled request must not cancel the others' read
+
+    async def _send(self, batch: tuple[set[str], asyncio.Future]) -> None:
+        wanted, result = batch
+        async with self._slots:
+            if self._gathering is batch:
+                self._gathering = None  # from here on, newcomers gather for the next read
+            try:
+                db = self._client_factory()
+                found = {snapshot.reference.path: snapshot.to_dict() if snapshot.exists else None
+                         async for snapshot in db.get_all([db.document(path) for path in sorted(wanted)])}
+            except Exception as error:  # every waiting request gets the failure
+                result.set_exception(error)
+            else:
+                result.set_result(found)
+
+
+def _retrieve(result: asyncio.Future) -> None:
+    if not result.cancelled():
+        result.exception()

@@ -9,11 +9,10 @@ revocation that has returned is seen by every later request.
 
 from __future__ import annotations
 
-import asyncio
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
-from energent_shared import clients
+from energent_shared import clients, firestore
 from energent_shared.tenants import GONE
 
 CLIENTS = "oauth_clients"
@@ -65,54 +64,11 @@ def revoked(many: list[dict], db=None) -> list[bool]:
     return [_is_revoked(plan, found) for plan in plans]
 
 
-class SharedReads:
-    """`revoked` for an event loop serving many requests at once: requests waiting at the same moment share one
-    Firestore read. A read starts only after every request in it arrived, so it stays strongly consistent;
-    requests arriving while `max_in_flight` reads are under way gather for the next one. One per event loop.
-    """
-
-    def __init__(self, client_factory: Callable = clients.firestore_async, *, max_in_flight: int = 2,
-                 max_batch: int = 200):
-        self._client_factory = client_factory
-        self._slots = asyncio.Semaphore(max_in_flight)
-        self._max_batch = max_batch
-        self._gathering: tuple[set[str], asyncio.Future] | None = None
-        self._sending: set[asyncio.Task] = set()  # the loop holds tasks weakly
+class SharedReads(firestore.SharedReads):
+    """`revoked` on reads shared by the requests an event loop serves at once (see `firestore.SharedReads`)."""
 
     async def revoked(self, many: list[dict]) -> list[bool]:
         plans = [_deciding_documents(claims) for claims in many]
         paths = _paths(plans)
-        found = await self._read(paths) if paths else {}
+        found = await self.read(paths) if paths else {}
         return [_is_revoked(plan, found) for plan in plans]
-
-    async def _read(self, paths: list[str]) -> dict[str, dict | None]:
-        if self._gathering is None or len(self._gathering[0]) >= self._max_batch:
-            loop = asyncio.get_running_loop()
-            result = loop.create_future()
-            result.add_done_callback(_retrieve)  # a failure nobody waits for any more is not an error to log
-            self._gathering = (set(), result)
-            task = loop.create_task(self._send(self._gathering))
-            self._sending.add(task)
-            task.add_done_callback(self._sending.discard)
-        wanted, result = self._gathering
-        wanted.update(paths)
-        return await asyncio.shield(result)  # a cancelled request must not cancel the others' read
-
-    async def _send(self, batch: tuple[set[str], asyncio.Future]) -> None:
-        wanted, result = batch
-        async with self._slots:
-            if self._gathering is batch:
-                self._gathering = None  # from here on, newcomers gather for the next read
-            try:
-                db = self._client_factory()
-                found = {snapshot.reference.path: snapshot.to_dict() if snapshot.exists else None
-                         async for snapshot in db.get_all([db.document(path) for path in sorted(wanted)])}
-            except Exception as error:  # every waiting request gets the failure
-                result.set_exception(error)
-            else:
-                result.set_result(found)
-
-
-def _retrieve(result: asyncio.Future) -> None:
-    if not result.cancelled():
-        result.exception()

@@ -75,6 +75,13 @@ class SecretCache:
             self._entries[name] = (now + self.ttl_s, payload)
         return payload
 
+    def is_fresh(self, secret: str, version: str | int = "latest") -> bool:
+        """Whether `access` would answer from the cache, without calling Secret Manager."""
+        name = version_name(secret, version)
+        with self._lock:
+            cached = self._entries.get(name)
+            return cached is not None and cached[0] > self._clock()
+
     def invalidate(self, secret: str | None = None) -> None:
         with self._lock:
             if secret is None:
@@ -91,6 +98,10 @@ _default = SecretCache()
 def access(secret: str, version: str | int = "latest") -> bytes:
     """The payload of `secret` at `version`, served from the process-wide cache."""
     return _default.access(secret, version)
+
+
+def is_fresh(secret: str, version: str | int = "latest") -> bool:
+    return _default.is_fresh(secret, version)
 
 
 def invalidate(secret: str | None = None) -> None:

@@ -1,5 +1,6 @@
 """The auth function under functions-framework, on the Firestore emulator and the Secret Manager stand-in."""
 
+import asyncio
 import base64
 import json
 import time
@@ -12,10 +13,11 @@ from joserfc.jwk import KeySet
 from starlette.testclient import TestClient
 
 from auth.settings import auth_settings
-from auth.store import SigningKeyStore
-from energent_shared import clients, secrets
+from auth.store import ClientStore, SigningKeyStore
+from energent_shared import clients, firestore, secrets
 from local import provision
 from tests.conftest import PROJECT, ROOT
+from tests.support import CountingClient
 
 SOURCE = str(ROOT / "functions" / "auth" / "main.py")
 ISSUER = "https://api.test.energent.ai"
@@ -235,6 +237,53 @@ def test_deleting_a_client_makes_its_tokens_inactive(http, env):
     assert client_token(http, created).status_code == 401
     again = http.delete(f"/v1/tenants/acme/clients/{created['client_id']}", headers=bearer(operator))
     assert again.status_code == 404
+
+
+def test_a_tenant_being_deleted_gets_no_token_from_the_next_request_on(http, env, capsys):
+    add_tenant(env)
+    created = new_client(http)
+    assert client_token(http, created).status_code == 200  # the instance now knows the client's tenant
+    for gone in ("deleting", "deleted"):
+        add_tenant(env, status=gone)
+        refused = client_token(http, created)
+        assert refused.status_code == 401 and refused.json()["error"] == "invalid_client"
+        add_tenant(env)
+        assert client_token(http, created).status_code == 200
+    env.document("tenants", "acme").delete()
+    assert client_token(http, created).status_code == 401
+    assert capsys.readouterr().out.count('"reason": "tenant_gone"') == 3
+
+
+def test_the_tenant_read_for_a_token_is_the_one_the_client_record_names(http, env):
+    """The instance remembers which tenant a client belongs to, to read both records at once; the client's own
+    record, read with it, still decides which tenant counts."""
+    add_tenant(env)
+    add_tenant(env, "globex", status="deleting")
+    created = new_client(http)
+    assert client_token(http, created).status_code == 200  # remembered: acme
+    env.document("oauth_clients", created["client_id"]).update({"tenant_id": "globex"})
+    assert client_token(http, created).status_code == 401
+    add_tenant(env, "globex", tier="basic")
+    claims = introspect(http, client_token(http, created).json()["access_token"])
+    assert (claims["tenant_id"], claims["tier"]) == ("globex", "basic")
+
+
+def test_a_known_client_and_its_tenant_are_read_in_one_read(env):
+    add_tenant(env)
+    env.document("oauth_clients", "cl_" + "a" * 24).set({"client_id": "cl_" + "a" * 24, "tenant_id": "acme",
+                                                          "active": True})
+
+    async def main():
+        counting = CountingClient()
+        store = ClientStore(env, lambda: firestore.SharedReads(lambda: counting))
+        first = await store.with_tenant("cl_" + "a" * 24)
+        second = await store.with_tenant("cl_" + "a" * 24)
+        missing = await store.with_tenant("cl_" + "b" * 24)
+        return counting.reads, first, second, missing
+
+    reads, first, second, missing = asyncio.run(main())
+    assert first == second and first[1]["tenant_id"] == "acme" and missing == (None, None)
+    assert reads == [1, 1, 2, 1]  # client, then tenant; then both at once; an unknown client alone
 
 
 # --- introspection and revocation ------------------------------------------------------------------------------

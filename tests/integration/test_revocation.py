@@ -5,8 +5,8 @@ import asyncio
 
 import pytest
 
-from energent_shared import clients
 from energent_shared.revocation import SharedReads, revoked
+from tests.support import CountingClient
 
 CASES = [  # (claims, revoked?)
     ({"jti": "o-1", "client_id": "operator"}, False),
@@ -19,24 +19,6 @@ CASES = [  # (claims, revoked?)
     ({"jti": "t-5", "client_id": "c-going", "tenant_id": "going"}, True),    # its tenant is being deleted
     ({"jti": "t-6", "client_id": "c-orphan", "tenant_id": "nowhere"}, True),  # no such tenant
 ]
-
-
-class CountingClient:
-    """The real async client, counting the batched reads made through it."""
-
-    def __init__(self, fail: bool = False):
-        self.client = clients.firestore_async()
-        self.reads: list[int] = []
-        self.fail = fail
-
-    def document(self, path):
-        return self.client.document(path)
-
-    def get_all(self, refs):
-        if self.fail:
-            raise RuntimeError("Firestore is unavailable")
-        self.reads.append(len(refs))
-        return self.client.get_all(refs)
 
 
 @pytest.fixture

@@ -52,11 +52,13 @@ def test_a_secret_read_twice_inside_the_ttl_costs_one_call(secret_manager):
     name = make_secret(secret_manager, b"s3cr3t")
     clock = Clock()
     cache = secrets.SecretCache(ttl_s=60, clock=clock)
+    assert not cache.is_fresh(name)
     assert cache.access(name) == b"s3cr3t"
     clock.now += 59
-    assert cache.access(name) == b"s3cr3t"
+    assert cache.is_fresh(name) and cache.access(name) == b"s3cr3t"
     assert secret_manager.store.calls["AccessSecretVersion"] == 1
     clock.now += 2
+    assert not cache.is_fresh(name)
     cache.access(name)
     assert secret_manager.store.calls["AccessSecretVersion"] == 2
 

@@ -76,35 +76,38 @@ class Auth:
 
     # --- client authentication and tokens ---------------------------------------------------------------------
 
-    def authenticate_client(self, given: ClientCredentials) -> tokens.Grant:
+    async def authenticate_client(self, given: ClientCredentials) -> tokens.Grant:
         """The grant a client may receive, or `invalid_client` — one answer for every failure, so a caller
-        cannot tell an unknown client from a wrong secret."""
-        operator_id, operator_secret = store.operator_credentials(self.settings.operator_client_secret)
+        cannot tell an unknown client from a wrong secret. The client's and its tenant's records are read on
+        every call: a deleted client or tenant gets nothing from the next request on."""
+        operator_id, operator_secret = self.operator_credentials()
         if hmac.compare_digest(given.client_id.encode(), operator_id.encode()):
             if hmac.compare_digest(given.client_secret.encode(), operator_secret.encode()):
                 return tokens.Grant(operator_id, ALL_SCOPES)
             return self._refuse(given.client_id, "wrong_secret")
         if not credentials.CLIENT_ID.match(given.client_id):
             return self._refuse(None, "malformed_client_id")
-        record = self.clients.get(given.client_id)
+        record, tenant = await self.clients.with_tenant(given.client_id)
         if record is None:
             return self._refuse(given.client_id, "unknown_client")
         if not credentials.secret_matches(given.client_secret, record["secret_hash"]):
             return self._refuse(given.client_id, "wrong_secret")
         if not record.get("active"):
             return self._refuse(given.client_id, "client_deleted")
-        tenant = store.tenant_record(record["tenant_id"], db=self.db)
         if tenant is None or tenant.get("status") in GONE:
             return self._refuse(given.client_id, "tenant_gone")
         return tokens.Grant(record["client_id"], frozenset(record["scopes"]), record["tenant_id"], tenant.get("tier"))
+
+    def operator_credentials(self) -> tuple[str, str]:
+        return store.operator_credentials(self.settings.operator_client_secret)
 
     def _refuse(self, client_id: str | None, reason: str):
         log_event(logger, "client.authentication_failed", severity=logging.WARNING, client_id=client_id,
                   reason=reason)
         raise invalid_client("unknown client or wrong secret")
 
-    def issue_token(self, given: ClientCredentials, scope: str | None) -> dict:
-        grant = self.authenticate_client(given)
+    async def issue_token(self, given: ClientCredentials, scope: str | None) -> dict:
+        grant = await self.authenticate_client(given)
         try:
             scopes = credentials.requested_scopes(scope, grant.scopes)
         except credentials.ScopeError as error:
@@ -127,9 +130,9 @@ class Auth:
         except InvalidToken:
             return None
 
-    def revoke(self, given: ClientCredentials, token: str) -> None:
-        """RFC 7009: the same answer whatever the token; only the client's own valid tokens are revoked."""
-        grant = self.authenticate_client(given)
+    def revoke(self, grant: tokens.Grant, token: str) -> None:
+        """RFC 7009 for an authenticated client: the same answer whatever the token; only the client's own valid
+        tokens are revoked."""
         try:
             claims = self.verify(token)
         except InvalidToken:

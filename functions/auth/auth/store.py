@@ -20,13 +20,32 @@ ROTATIONS = "key_rotations"
 class ClientStore:
     """`oauth_clients/{client_id}`: top level, because the token endpoint knows only the client id."""
 
-    def __init__(self, db=None):
+    MAX_TENANT_HINTS = 10_000
+
+    def __init__(self, db=None, reads: Callable[[], firestore.SharedReads] | None = None):
         self.db = db or clients.firestore()
         self.collection = self.db.collection(CLIENTS)
+        self._reads = reads or clients.per_event_loop(firestore.SharedReads)
+        # client id -> tenant id, learnt from earlier reads; only says which tenant record to read beside the client's
+        self._tenant_hints: dict[str, str] = {}
 
-    def get(self, client_id: str) -> dict | None:
-        snapshot = self.collection.document(client_id).get()
-        return snapshot.to_dict() if snapshot.exists else None
+    async def with_tenant(self, client_id: str) -> tuple[dict | None, dict | None]:
+        """The client's record and its tenant's record (None for a missing one), both read afresh, in one read
+        shared with concurrent requests once this instance has seen the client: a client never changes tenant,
+        so its tenant id is kept as a hint, and the client's own record still says which tenant is read."""
+        reads, client_path = self._reads(), f"{CLIENTS}/{client_id}"
+        hint = self._tenant_hints.get(client_id)
+        found = await reads.read([client_path, firestore.tenant_path(hint)] if hint else [client_path])
+        record = found[client_path]
+        if record is None:
+            return None, None
+        tenant_path = firestore.tenant_path(record["tenant_id"])
+        if record["tenant_id"] != hint:
+            found = await reads.read([tenant_path])
+            if len(self._tenant_hints) >= self.MAX_TENANT_HINTS:
+                self._tenant_hints.clear()  # a forgotten hint costs one more read, nothing else
+            self._tenant_hints[client_id] = record["tenant_id"]
+        return record, found[tenant_path]
 
     def create(self, record: dict) -> None:
         self.collection.document(record["client_id"]).create(record)
