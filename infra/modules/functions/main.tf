@@ -188,10 +188,10 @@ resource "google_cloudfunctions2_function" "function" {
   }
 
   service_config {
-    available_memory                 = try(each.value.memory, "256Mi")
-    timeout_seconds                  = try(each.value.timeout_s, 60)
-    min_instance_count               = try(each.value.min_instances, 0)
-    max_instance_count               = try(each.value.max_instances, 20)
+    available_memory   = try(each.value.memory, "256Mi")
+    timeout_seconds    = try(each.value.timeout_s, 60)
+    min_instance_count = try(each.value.min_instances, 0)
+    max_instance_count = try(each.value.max_instances, 20)
     # Several requests per instance (functions-framework serves 8 threads); more than one needs a whole vCPU.
     max_instance_request_concurrency = try(each.value.concurrency, 8)
     available_cpu                    = "1"
