@@ -5,6 +5,8 @@
 
 locals {
   registry = yamldecode(file("${path.module}/../../functions/registry.yaml"))
+  # The API's domain: the load balancer's certificate and the issuer the tokens name are one and the same.
+  api_domain = trimprefix(var.api_url, "https://")
 }
 
 # Every API the estate uses, enabled by Terraform itself (a new project needs only serviceusage and
@@ -98,6 +100,17 @@ module "functions" {
   gateway_service_account = module.gateway.service_account
   access_log_bucket       = module.security.access_log_bucket
   admin_cidrs             = var.admin_cidrs
+
+  depends_on = [google_project_service.apis]
+}
+
+module "edge" {
+  source      = "../modules/edge"
+  project_id  = var.project_id
+  region      = var.region
+  environment = var.environment
+  domain      = local.api_domain
+  gateway_id  = module.gateway.gateway_id
 
   depends_on = [google_project_service.apis]
 }

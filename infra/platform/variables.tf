@@ -16,8 +16,13 @@ variable "environment" {
 }
 
 variable "api_url" {
-  description = "Public base URL of the API (the token issuer), e.g. https://api.energent.ai."
+  description = "Public base URL of the API (the token issuer): https:// and the domain the load balancer serves."
   type        = string
+
+  validation {
+    condition     = can(regex("^https://[a-z0-9]([a-z0-9-]*[a-z0-9])?(\\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$", var.api_url))
+    error_message = "api_url is https:// and a host name, nothing more (no port, path or trailing slash)."
+  }
 }
 
 variable "admin_cidrs" {
@@ -45,3 +50,4 @@ variable "max_nodes" {
   type    = number
   default = 10
 }
+
