@@ -51,3 +51,17 @@ variable "max_nodes" {
   default = 10
 }
 
+variable "billing_account" {
+  description = "Billing account the project is charged to (gcloud billing accounts list), for the budget alert."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[0-9A-F]{6}-[0-9A-F]{6}-[0-9A-F]{6}$", var.billing_account))
+    error_message = "billing_account is the id of the project's billing account, e.g. 01A2B3-C4D5E6-F7A8B9: set it in terraform.tfvars."
+  }
+}
+
+variable "monthly_budget" {
+  description = "Monthly budget of the project, in the billing account's currency; alerts at 50, 90 and 100 %."
+  type        = number
+}

@@ -2,10 +2,14 @@
 SLOs and dashboard on-call works from, and the Terraform pipeline."""
 
 import re
+from decimal import Decimal
 from functools import partial
+
+import pytest
 
 from provisioner.manifests import Platform
 from tests.unit.test_infra import INFRA, plain, resources_of, terraform
+from tools import registry
 
 
 def module_resources(module: str, kind: str) -> dict[str, dict]:
@@ -151,3 +155,116 @@ def test_the_api_url_of_every_environment_is_the_domain_the_load_balancer_serves
     outputs = {name for block in plain(terraform(INFRA / "platform" / "outputs.tf"))["output"] for name in block}
     assert "api_ip" in outputs
 
+
+# --- alerts, SLOs, dashboard --------------------------------------------------------------------------------
+
+
+def test_slos_hold_the_sla_targets_the_invoices_credit_against():
+    from billing.sla import AVAILABILITY_TARGET
+
+    slos = module_locals("monitoring")["availability_slos"]
+    assert {model: slo["goal"] for model, slo in slos.items()} == {"multi-tenant": 0.999, "dedicated": 0.9995}
+    assert {model: Decimal(str(slo["goal"])) * 100 for model, slo in slos.items()} == AVAILABILITY_TARGET
+    slo = module_resources("monitoring", "google_monitoring_slo")["availability"]
+    assert slo["for_each"] == "${local.availability_slos}" and slo["rolling_period_days"] == 30
+    ratio = slo["request_based_sli"][0]["good_total_ratio"][0]
+    assert ratio["total_service_filter"] == "${local.gateway_requests}"
+    assert ratio["bad_service_filter"] == '${local.gateway_requests} AND metric.labels.response_code_class=\\"5xx\\"'
+    main = (INFRA / "modules" / "monitoring" / "main.tf").read_text()
+    assert 'resource.labels.gateway_id=\\"${var.gateway_id}\\"' in main  # this environment's gateway only
+
+
+def test_burn_rate_alerts_are_the_workbooks_two_windows_per_slo():
+    burn = module_locals("monitoring")["burn_rates"]
+    seconds = lambda window: int(window.removesuffix("s"))  # noqa: E731
+    assert {speed: (rate["factor"], seconds(rate["long_window"]), seconds(rate["short_window"]))
+            for speed, rate in burn.items()} == {"fast": (14.4, 3600, 300), "slow": (6, 21600, 1800)}
+    # 2 % of a 30-day budget in an hour, 5 % in six hours; each short window a twelfth of its long one.
+    for speed, share in (("fast", 0.02), ("slow", 0.05)):
+        rate = burn[speed]
+        assert rate["factor"] * seconds(rate["long_window"]) / (30 * 86400) == pytest.approx(share)
+        assert seconds(rate["long_window"]) == 12 * seconds(rate["short_window"])
+    alerts = module_locals("monitoring")["burn_rate_alerts"]
+    assert "setproduct(keys(local.availability_slos), keys(local.burn_rates))" in alerts
+    policy = module_resources("monitoring", "google_monitoring_alert_policy")["slo_burn_rate"]
+    assert policy["for_each"] == "${local.burn_rate_alerts}" and policy["combiner"] == "AND"
+    long, short = (c["condition_threshold"][0] for c in policy["conditions"])
+    assert "${each.value.burn.long_window}" in long["filter"] and "${each.value.burn.short_window}" in short["filter"]
+    for window in (long, short):  # both windows burn faster than the factor, at the same moment
+        assert window["filter"].startswith("select_slo_burn_rate(")
+        assert "google_monitoring_slo.availability[each.value.slo].name" in window["filter"]
+        assert window["threshold_value"] == "${each.value.burn.factor}" and window["comparison"] == "COMPARISON_GT"
+
+
+def test_every_dead_letter_topic_has_a_subscription_and_an_alert():
+    functions = (INFRA / "modules" / "functions" / "main.tf").read_text()
+    assert 'dead_letter   = { for topic in local.topics : topic => "${topic}-dead-letter" }' in functions
+    subscriptions = resources_of(INFRA / "modules" / "functions" / "main.tf", "google_pubsub_subscription")
+    assert subscriptions["dead_letter"]["for_each"] == "${local.dead_letter}"
+    assert subscriptions["push"]["dead_letter_policy"][0]["dead_letter_topic"] == (
+        "${google_pubsub_topic.dead_letter[each.value.topic].id}")
+    outputs = {name: body for block in plain(terraform(INFRA / "modules" / "functions" / "outputs.tf"))["output"]
+               for name, body in block.items()}
+    assert "google_pubsub_subscription.dead_letter" in outputs["dead_letter_subscriptions"]["value"]
+    platform = (INFRA / "platform" / "main.tf").read_text()
+    assert "dead_letter_subscriptions = module.functions.dead_letter_subscriptions" in platform
+    alert = module_resources("monitoring", "google_monitoring_alert_policy")["dead_letters"]
+    assert alert["for_each"] == "${var.dead_letter_subscriptions}"
+    condition = alert["conditions"][0]["condition_threshold"][0]
+    assert 'subscription_id=\\"${each.value}\\"' in condition["filter"]
+    assert "subscription/num_undelivered_messages" in condition["filter"]
+    assert condition["comparison"] == "COMPARISON_GT" and condition["threshold_value"] == 0
+
+
+def test_day_one_failures_are_counted_from_logs_that_exist():
+    metrics = module_resources("monitoring", "google_logging_metric")
+    alerts = module_resources("monitoring", "google_monitoring_alert_policy")
+    for name in ("gke_backup_failures", "flux_failures", "close_failures", "function_errors"):
+        assert f"google_logging_metric.{name}.name" in str(alerts[name]["conditions"]), name
+    assert "gkebackup.googleapis.com%2Fbackup_change" in metrics["gke_backup_failures"]["filter"]
+    flux = metrics["flux_failures"]["filter"]
+    assert 'jsonPayload.event="flux.outcome"' in flux and 'local.service["provisioner-flux-events"]' in flux
+    close = metrics["close_failures"]["filter"]
+    assert 'jsonPayload.event="period.close_refused"' in close and 'local.service["billing-events"]' in close
+    # The events the metrics look for are the ones the code logs.
+    root = INFRA.parent
+    assert 'log_event(logger, "period.close_refused"' in (root / "functions/billing/main.py").read_text()
+    provisioner = (root / "functions/provisioner/provisioner/service.py").read_text()
+    assert 'log_event(logger, "flux.outcome", severity=logging.INFO if outcome.succeeded else logging.WARNING' in (
+        provisioner)
+    names = {d.name for d in registry.load().deployments}
+    assert {"billing", "billing-events", "provisioner-flux-events"} <= names
+    assert "deployments               = [for d in local.registry.deployments : d.name]" in (
+        (INFRA / "platform" / "main.tf").read_text())
+
+
+def test_storage_and_client_errors_alert_above_the_guides_thresholds():
+    alerts = module_resources("monitoring", "google_monitoring_alert_policy")
+    storage = {c["condition_threshold"][0]["filter"].split('metric.type=\\"')[1].split("\\")[0]:
+               c["condition_threshold"][0]["threshold_value"] for c in alerts["storage"]["conditions"]}
+    assert storage == {"kubernetes.io/pod/volume/utilization": 0.9,
+                       "kubernetes.io/node/ephemeral_storage/used_bytes": 0.9,
+                       "file.googleapis.com/nfs/server/used_bytes_percent": 90}
+    client = alerts["client_errors"]["conditions"][0]["condition_threshold"][0]
+    assert 'response_code_class=\\"4xx\\"' in client["filter"] and client["threshold_value"] == 0.05
+
+
+def test_the_budget_alerts_at_half_most_and_all_of_it():
+    budget = module_resources("monitoring", "google_billing_budget")["monthly"]
+    assert [rule["threshold_percent"] for rule in budget["threshold_rules"]] == [0.5, 0.9, 1.0]
+    assert budget["billing_account"] == "${var.billing_account}"
+    assert budget["all_updates_rule"][0]["monitoring_notification_channels"] == "${local.channels}"
+    assert "billingbudgets.googleapis.com" in (INFRA / "platform" / "main.tf").read_text()
+
+
+def test_the_dashboard_covers_functions_pubsub_gke_and_firestore():
+    charts = module_locals("monitoring")["charts"]
+    text = str(charts)
+    for metric in ("run.googleapis.com/request_count", "run.googleapis.com/request_latencies",
+                   "num_undelivered_messages", "-dead-letter", "cpu/allocatable_utilization",
+                   "memory/allocatable_utilization", "firestore.googleapis.com/document/"):
+        assert metric in text, metric
+    assert all(set(query) == {"filter", "aligner", "reducer", "group_by"} for chart in charts
+               for query in chart["queries"] if isinstance(query, dict))
+    dashboard = module_resources("monitoring", "google_monitoring_dashboard")["energent"]
+    assert "local.charts" in dashboard["dashboard_json"]
