@@ -268,3 +268,9 @@ def test_the_dashboard_covers_functions_pubsub_gke_and_firestore():
                for query in chart["queries"] if isinstance(query, dict))
     dashboard = module_resources("monitoring", "google_monitoring_dashboard")["energent"]
     assert "local.charts" in dashboard["dashboard_json"]
+
+
+def test_terraform_never_enables_a_signing_key_auth_or_an_operator_disabled():
+    version = resources_of(INFRA / "modules" / "functions" / "main.tf",
+                           "google_secret_manager_secret_version")["first_signing_key"]
+    assert {"secret_data", "enabled"} <= set(version["lifecycle"][0]["ignore_changes"])
