@@ -1,11 +1,16 @@
 """Operating the estate: egress limited to what the platform needs, the edge in front of API Gateway, the alerts,
 SLOs and dashboard on-call works from, and the Terraform pipeline."""
 
+import os
 import re
+import shutil
+import subprocess
 from decimal import Decimal
 from functools import partial
+from pathlib import Path
 
 import pytest
+import yaml
 
 from provisioner.manifests import Platform
 from tests.unit.test_infra import INFRA, plain, resources_of, terraform
@@ -274,3 +279,73 @@ def test_terraform_never_enables_a_signing_key_auth_or_an_operator_disabled():
     version = resources_of(INFRA / "modules" / "functions" / "main.tf",
                            "google_secret_manager_secret_version")["first_signing_key"]
     assert {"secret_data", "enabled"} <= set(version["lifecycle"][0]["ignore_changes"])
+
+
+# --- the Terraform pipeline ---------------------------------------------------------------------------------
+
+PIPELINE = INFRA.parent / "cloudbuild-infra.yaml"
+
+
+def pipeline_steps() -> list[dict]:
+    return yaml.safe_load(PIPELINE.read_text())["steps"]
+
+
+def in_environment(step: dict, argument: str, environment: str) -> Path:
+    """The file a step's argument names, for one environment, relative to the repository root."""
+    relative = argument.split("=", 1)[1].replace("${_ENV}", environment)
+    return Path(os.path.normpath(Path(step.get("dir", ".")) / relative))
+
+
+def test_the_pipeline_checks_and_plans_before_it_applies_with_a_pinned_terraform():
+    steps = pipeline_steps()
+    order = [step["id"] for step in steps]
+    assert all("waitFor" not in step for step in steps)  # Cloud Build runs them in this order
+    assert order.index("fmt") < order.index("init") < order.index("validate") < order.index("plan") < order.index(
+        "apply") == len(order) - 1
+    assert order.index("package") < order.index("plan")
+    for step in steps:
+        if "terraform" in step["name"]:
+            assert re.fullmatch(r"hashicorp/terraform:1\.11\.\d+", step["name"]), step["name"]
+    by_id = {step["id"]: step for step in steps}
+    assert {"fmt", "-check"} <= set(by_id["fmt"]["args"]) and by_id["validate"]["args"] == ["validate"]
+    assert "-out=tfplan" in by_id["plan"]["args"] and "apply" not in str(by_id["plan"]["args"])
+    assert all("apply" not in str(step.get("args")) for step in steps if step["id"] != "apply")
+
+
+def test_the_pipeline_uses_each_environments_own_backend_and_values():
+    steps = {step["id"]: step for step in pipeline_steps()}
+    backend_arg = next(a for a in steps["init"]["args"] if a.startswith("-backend-config="))
+    values_arg = next(a for a in steps["plan"]["args"] if a.startswith("-var-file="))
+    location = yaml.safe_load(PIPELINE.read_text())["artifacts"]["objects"]["location"]
+    for environment in ("dev", "staging", "production"):
+        backend = in_environment(steps["init"], backend_arg, environment)
+        assert backend == Path("infra/environments") / environment / "backend.hcl"
+        assert in_environment(steps["plan"], values_arg, environment) == backend.with_name("terraform.tfvars")
+        bucket = plain(terraform(INFRA.parent / backend))["bucket"]
+        assert location.replace("${_ENV}", environment).startswith(f"gs://{bucket}/")
+    assert steps["init"]["dir"] == steps["plan"]["dir"] == steps["apply"]["dir"] == "infra/platform"
+
+
+@pytest.mark.parametrize(("branch", "applies"), [("main", True), ("feature/edge", False), ("", False),
+                                                  ("mainline", False)])
+def test_only_a_build_of_main_applies_and_it_applies_the_saved_plan(branch, applies, tmp_path):
+    step = next(step for step in pipeline_steps() if step["id"] == "apply")
+    assert step["entrypoint"] == "sh" and step["args"][0] == "-c"
+    script = step["args"][1].replace("$BRANCH_NAME", branch)  # what Cloud Build substitutes before the step runs
+    fake = tmp_path / "terraform"
+    fake.write_text('#!/bin/sh\necho "terraform $*"\n')
+    fake.chmod(0o755)
+    ran = subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=True,
+                         env={"PATH": f"{tmp_path}:/usr/bin:/bin"})
+    called = [line for line in ran.stdout.splitlines() if line.startswith("terraform ")]
+    if applies:
+        assert called == ["terraform apply -input=false -lock-timeout=10m -auto-approve tfplan"]
+    else:
+        assert called == []
+
+
+@pytest.mark.skipif(shutil.which("terraform") is None, reason="terraform is not installed")
+def test_the_terraform_files_are_formatted_as_the_pipelines_fmt_check_wants():
+    checked = subprocess.run(["terraform", "fmt", "-check", "-recursive", "-diff", str(INFRA)],
+                             capture_output=True, text=True, timeout=120)
+    assert checked.returncode == 0, checked.stdout[-4000:]
