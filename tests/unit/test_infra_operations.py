@@ -349,3 +349,100 @@ def test_the_terraform_files_are_formatted_as_the_pipelines_fmt_check_wants():
     checked = subprocess.run(["terraform", "fmt", "-check", "-recursive", "-diff", str(INFRA)],
                              capture_output=True, text=True, timeout=120)
     assert checked.returncode == 0, checked.stdout[-4000:]
+
+
+# --- replaying dead letters (docs/runbook.md) ---------------------------------------------------------------
+
+
+class FakeDeadLetters:
+    """A dead-letter subscription and its source topic, as far as the replay uses them."""
+
+    def __init__(self, count: int, fail_publish: bool = False):
+        from google.pubsub_v1.types import PubsubMessage, ReceivedMessage
+
+        self.waiting = [ReceivedMessage(ack_id=f"ack-{n}", message=PubsubMessage(
+            data=f"event-{n}".encode(), message_id=str(n),
+            attributes={"content-type": "application/cloudevents+json", "ce-id": str(n),
+                        "CloudPubSubDeadLetterSourceDeliveryCount": "10",
+                        "CloudPubSubDeadLetterSourceSubscription": "billing-events-push"})) for n in range(count)]
+        self.leased: dict[str, object] = {}
+        self.published: list = []
+        self.acked: list[str] = []
+        self.fail_publish = fail_publish
+
+    def pull(self, *, subscription, max_messages, timeout):
+        from google.pubsub_v1.types import PullResponse
+
+        assert subscription == "projects/energent-dev/subscriptions/billing-events-dead-letter"
+        batch, self.waiting = self.waiting[:max_messages], self.waiting[max_messages:]
+        self.leased.update({item.ack_id: item for item in batch})
+        return PullResponse(received_messages=batch)
+
+    def publish(self, *, topic, messages):
+        assert topic == "projects/energent-dev/topics/billing-events"
+        if self.fail_publish:
+            raise RuntimeError("publish failed")
+        self.published.extend(messages)
+
+    def acknowledge(self, *, subscription, ack_ids):
+        self.acked.extend(ack_ids)
+
+    def modify_ack_deadline(self, *, subscription, ack_ids, ack_deadline_seconds):
+        assert ack_deadline_seconds == 0
+        self.waiting = [self.leased.pop(ack_id) for ack_id in ack_ids] + self.waiting
+
+
+def test_replay_republishes_dead_letters_with_their_own_attributes_then_acknowledges():
+    from tools.replay_dead_letters import replay
+
+    fake = FakeDeadLetters(250)
+    assert replay(fake, fake, "energent-dev", "billing-events", out=lambda _: None) == 250
+    assert [m.data for m in fake.published] == [f"event-{n}".encode() for n in range(250)]
+    assert all(dict(m.attributes) == {"content-type": "application/cloudevents+json", "ce-id": m.data.decode()[6:]}
+               for m in fake.published)
+    assert fake.acked == [f"ack-{n}" for n in range(250)] and not fake.waiting
+
+
+def test_replay_acknowledges_nothing_it_could_not_publish_and_a_dry_run_moves_nothing():
+    from tools.replay_dead_letters import replay
+
+    failing = FakeDeadLetters(3, fail_publish=True)
+    with pytest.raises(RuntimeError):
+        replay(failing, failing, "energent-dev", "billing-events", out=lambda _: None)
+    assert failing.acked == []  # they come back to the dead-letter subscription when their lease ends
+    looked = FakeDeadLetters(3)
+    shown: list[str] = []
+    assert replay(looked, looked, "energent-dev", "billing-events", dry_run=True, out=shown.append) == 3
+    assert len(shown) == 3 and "CloudPubSubDeadLetter" not in "".join(shown)
+    assert looked.published == [] and looked.acked == [] and len(looked.waiting) == 3
+    limited = FakeDeadLetters(10)
+    assert replay(limited, limited, "energent-dev", "billing-events", limit=4, out=lambda _: None) == 4
+    assert len(limited.waiting) == 6
+
+
+# --- the README's deployment and the runbook ----------------------------------------------------------------
+
+ROOT = INFRA.parent
+
+
+def test_the_runbook_names_what_terraform_and_the_registry_create():
+    runbook = (ROOT / "docs" / "runbook.md").read_text()
+    assert "--backup-time" not in runbook.replace("no `gcloud firestore databases restore --backup-time`", "")
+    assert "gcloud firestore databases clone --source-database=" in runbook and "--snapshot-time=" in runbook
+    assert "gcloud firestore databases restore --source-backup=" in runbook
+    gke = (INFRA / "modules" / "gke" / "main.tf").read_text()
+    assert 'name     = "energent-gke-daily-${var.environment}"' in gke and "energent-gke-daily-$ENV" in runbook
+    assert "--selected-namespaces=" in runbook
+    shipped = registry.load()
+    assert f"--secret={shipped.secrets['OPERATOR_CLIENT_SECRET']}" in runbook
+    assert f"versions list {shipped.secrets['SIGNING_KEY_SECRET']}" in runbook
+    assert "python -m tools.replay_dead_letters" in runbook and (ROOT / "tools" / "replay_dead_letters.py").exists()
+    functions = (INFRA / "modules" / "functions" / "main.tf").read_text()
+    assert 'resource "random_password" "operator"' in functions
+    assert "-replace=module.functions.random_password.operator" in runbook
+    assert 'module "functions"' in (INFRA / "platform" / "main.tf").read_text()
+    assert 'energent-provisioner-$ENV' in runbook and '"fn-provisioner@$PROJECT' in runbook
+    assert any(d.name == "provisioner" for d in shipped.deployments)
+    for section in ("Restore Firestore", "Restore a tenant namespace", "Replay a dead-letter topic",
+                    "Rotate the signing key after a compromise", "Re-render every tenant"):
+        assert f"## {section}" in runbook
