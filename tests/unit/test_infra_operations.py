@@ -425,6 +425,28 @@ def test_replay_acknowledges_nothing_it_could_not_publish_and_a_dry_run_moves_no
 ROOT = INFRA.parent
 
 
+def test_the_deployment_from_zero_uses_the_names_terraform_expects():
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Deploying an environment from zero")[1].split("### What it costs")[0]
+    for environment in ("dev", "staging", "production"):
+        bucket = plain(terraform(INFRA / "environments" / environment / "backend.hcl"))["bucket"]
+        assert bucket == f"energent-tfstate-{environment}"
+    assert 'gcloud storage buckets create "gs://energent-tfstate-$ENV"' in section
+    assert '--versioning' in section
+    assert 'terraform init -backend-config="../environments/$ENV/backend.hcl"' in section
+    assert "gcloud services enable serviceusage.googleapis.com cloudresourcemanager.googleapis.com" in section
+    steps = [line.split("**")[1] for line in section.splitlines() if re.match(r"^\d+\. \*\*", line)]
+    assert len(steps) == 8 and "<!-- flux-and-config-connector -->" in section
+    for needed in ("terraform output -raw api_ip", "ssl-certificates", "cloudbuild-functions.yaml",
+                   "cloudbuild-infra.yaml", "--secret=operator-client", "/.well-known/openid-configuration"):
+        assert needed in section, needed
+    assert section.index("api_ip") < section.index("ACTIVE") < section.index("triggers run")
+    assert "(docs/runbook.md)" in readme
+    # The service account the infrastructure pipeline runs as is the one the README creates.
+    assert "terraform-${_ENV}@$PROJECT_ID" in (ROOT / "cloudbuild-infra.yaml").read_text()
+    assert 'gcloud iam service-accounts create "terraform-$ENV"' in section
+
+
 def test_the_runbook_names_what_terraform_and_the_registry_create():
     runbook = (ROOT / "docs" / "runbook.md").read_text()
     assert "--backup-time" not in runbook.replace("no `gcloud firestore databases restore --backup-time`", "")
