@@ -5,6 +5,8 @@
 
 locals {
   registry = yamldecode(file("${path.module}/../../functions/registry.yaml"))
+  # The API's domain: the load balancer's certificate and the issuer the tokens name are one and the same.
+  api_domain = trimprefix(var.api_url, "https://")
 }
 
 # Every API the estate uses, enabled by Terraform itself (a new project needs only serviceusage and
@@ -17,7 +19,7 @@ resource "google_project_service" "apis" {
     "apigateway.googleapis.com", "servicecontrol.googleapis.com", "servicemanagement.googleapis.com",
     "servicenetworking.googleapis.com", "vpcaccess.googleapis.com", "file.googleapis.com",
     "cloudscheduler.googleapis.com", "monitoring.googleapis.com", "logging.googleapis.com",
-    "gkebackup.googleapis.com", "iam.googleapis.com", "storage.googleapis.com",
+    "gkebackup.googleapis.com", "iam.googleapis.com", "storage.googleapis.com", "billingbudgets.googleapis.com",
   ])
   project            = var.project_id
   service            = each.value
@@ -102,13 +104,29 @@ module "functions" {
   depends_on = [google_project_service.apis]
 }
 
+module "edge" {
+  source      = "../modules/edge"
+  project_id  = var.project_id
+  region      = var.region
+  environment = var.environment
+  domain      = local.api_domain
+  gateway_id  = module.gateway.gateway_id
+
+  depends_on = [google_project_service.apis]
+}
+
 module "monitoring" {
-  source                  = "../modules/monitoring"
-  project_id              = var.project_id
-  environment             = var.environment
-  alert_email             = var.alert_email
-  gateway_host            = module.gateway.default_hostname
-  alert_on_low_throughput = var.environment == "production"
+  source                    = "../modules/monitoring"
+  project_id                = var.project_id
+  environment               = var.environment
+  alert_email               = var.alert_email
+  api_host                  = local.api_domain
+  gateway_id                = module.gateway.gateway_id
+  deployments               = [for d in local.registry.deployments : d.name]
+  dead_letter_subscriptions = module.functions.dead_letter_subscriptions
+  billing_account           = var.billing_account
+  monthly_budget            = var.monthly_budget
+  alert_on_low_throughput   = var.environment == "production"
 
   depends_on = [google_project_service.apis]
 }

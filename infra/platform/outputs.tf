@@ -1,3 +1,16 @@
+output "api_ip" {
+  description = "Point the API domain's A record here; the managed certificate is issued once it resolves."
+  value       = module.edge.ip_address
+}
+
+output "api_url" {
+  value = var.api_url
+}
+
+output "certificate" {
+  value = module.edge.certificate
+}
+
 output "gateway_host" {
   value = module.gateway.default_hostname
 }

@@ -16,8 +16,13 @@ variable "environment" {
 }
 
 variable "api_url" {
-  description = "Public base URL of the API (the token issuer), e.g. https://api.energent.ai."
+  description = "Public base URL of the API (the token issuer): https:// and the domain the load balancer serves."
   type        = string
+
+  validation {
+    condition     = can(regex("^https://[a-z0-9]([a-z0-9-]*[a-z0-9])?(\\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$", var.api_url))
+    error_message = "api_url is https:// and a host name, nothing more (no port, path or trailing slash)."
+  }
 }
 
 variable "admin_cidrs" {
@@ -44,4 +49,19 @@ variable "min_nodes" {
 variable "max_nodes" {
   type    = number
   default = 10
+}
+
+variable "billing_account" {
+  description = "Billing account the project is charged to (gcloud billing accounts list), for the budget alert."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[0-9A-F]{6}-[0-9A-F]{6}-[0-9A-F]{6}$", var.billing_account))
+    error_message = "billing_account is the id of the project's billing account, e.g. 01A2B3-C4D5E6-F7A8B9: set it in terraform.tfvars."
+  }
+}
+
+variable "monthly_budget" {
+  description = "Monthly budget of the project, in the billing account's currency; alerts at 50, 90 and 100 %."
+  type        = number
 }

@@ -368,8 +368,10 @@ resource "google_secret_manager_secret_version" "first_signing_key" {
   secret      = google_secret_manager_secret.signing.id
   secret_data = tls_private_key.first_signing_key.private_key_pem_pkcs8
 
+  # Auth disables the version once it is retired (or an operator does, after a compromise): an apply must not
+  # enable it again.
   lifecycle {
-    ignore_changes = [secret_data]
+    ignore_changes = [secret_data, enabled]
   }
 }
 

@@ -9,3 +9,8 @@ output "topics" {
 output "flux_service_accounts" {
   value = { for name, account in google_service_account.flux : name => account.email }
 }
+
+output "dead_letter_subscriptions" {
+  description = "Topic -> the subscription that keeps its dead letters."
+  value       = { for topic, subscription in google_pubsub_subscription.dead_letter : topic => subscription.name }
+}

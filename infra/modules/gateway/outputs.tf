@@ -9,3 +9,7 @@ output "default_hostname" {
 output "managed_service" {
   value = google_api_gateway_api.energent.managed_service
 }
+
+output "gateway_id" {
+  value = google_api_gateway_gateway.energent.gateway_id
+}

@@ -1,5 +1,8 @@
 # The guide's alert thresholds (section 9.2): availability below 99.5 %, responses slower than 5 s or
-# throughput below 500 RPS, resource use above 90 %, error rate above 5 %.
+# throughput below 500 RPS, resource use above 90 % (CPU, memory and storage), error rates above 5 % (server and
+# client errors) and functions failing. SLOs and their burn-rate alerts are in slo.tf, the alerts for day-one
+# operations (dead letters, backups, Flux, the monthly close, the budget) in operations.tf, the dashboard in
+# dashboard.tf. Alerts that call for a procedure name its section of docs/runbook.md.
 
 resource "google_monitoring_notification_channel" "oncall" {
   project      = var.project_id
@@ -12,7 +15,7 @@ resource "google_monitoring_notification_channel" "oncall" {
 
 resource "google_monitoring_uptime_check_config" "gateway" {
   project      = var.project_id
-  display_name = "energent-gateway-${var.environment}"
+  display_name = "energent-api-${var.environment}" # through the load balancer, as clients call it
   timeout      = "10s"
   period       = "60s"
 
@@ -27,14 +30,17 @@ resource "google_monitoring_uptime_check_config" "gateway" {
     type = "uptime_url"
     labels = {
       project_id = var.project_id
-      host       = var.gateway_host
+      host       = var.api_host
     }
   }
 }
 
 locals {
-  gateway_requests = "resource.type=\"apigateway.googleapis.com/Gateway\" AND metric.type=\"apigateway.googleapis.com/proxy/request_count\""
-  channels         = [google_monitoring_notification_channel.oncall.id]
+  gateway          = "resource.type=\"apigateway.googleapis.com/Gateway\" AND resource.labels.gateway_id=\"${var.gateway_id}\""
+  gateway_requests = "${local.gateway} AND metric.type=\"apigateway.googleapis.com/proxy/request_count\""
+  # Gen2 functions run as Cloud Run services of the same name.
+  functions = "resource.type=\"cloud_run_revision\" AND resource.labels.service_name=starts_with(\"energent-\")"
+  channels  = [google_monitoring_notification_channel.oncall.id]
 }
 
 resource "google_monitoring_alert_policy" "availability" {
@@ -65,7 +71,7 @@ resource "google_monitoring_alert_policy" "latency" {
   conditions {
     display_name = "gateway p95 latency > 5000 ms for 5 min"
     condition_threshold {
-      filter          = "resource.type=\"apigateway.googleapis.com/Gateway\" AND metric.type=\"apigateway.googleapis.com/proxy/request_latencies\""
+      filter          = "${local.gateway} AND metric.type=\"apigateway.googleapis.com/proxy/request_latencies\""
       comparison      = "COMPARISON_GT"
       threshold_value = 5000
       duration        = "300s"
@@ -172,21 +178,146 @@ resource "google_logging_metric" "function_errors" {
   }
 }
 
-# Dead letters mean events nobody processed: billing usage, tenant status, key rotations.
-resource "google_monitoring_alert_policy" "dead_letters" {
+# Client errors beyond the server's (guide, section 9.2: 4xx above 5 %): a surge means a broken client release,
+# expired credentials in a platform service, or someone probing. Only with real traffic (above 1 request/s).
+resource "google_monitoring_alert_policy" "client_errors" {
   project      = var.project_id
-  display_name = "Undelivered events in a dead-letter subscription (${var.environment})"
+  display_name = "Client error rate above 5% (${var.environment})"
+  combiner     = "AND"
+  conditions {
+    display_name = "4xx / all gateway responses > 5% for 10 min"
+    condition_threshold {
+      filter             = "${local.gateway_requests} AND metric.labels.response_code_class=\"4xx\""
+      denominator_filter = local.gateway_requests
+      comparison         = "COMPARISON_GT"
+      threshold_value    = 0.05
+      duration           = "600s"
+      aggregations {
+        alignment_period     = "60s"
+        per_series_aligner   = "ALIGN_RATE"
+        cross_series_reducer = "REDUCE_SUM"
+      }
+      denominator_aggregations {
+        alignment_period     = "60s"
+        per_series_aligner   = "ALIGN_RATE"
+        cross_series_reducer = "REDUCE_SUM"
+      }
+    }
+  }
+  conditions {
+    display_name = "gateway requests > 1/s"
+    condition_threshold {
+      filter          = local.gateway_requests
+      comparison      = "COMPARISON_GT"
+      threshold_value = 1
+      duration        = "600s"
+      aggregations {
+        alignment_period     = "60s"
+        per_series_aligner   = "ALIGN_RATE"
+        cross_series_reducer = "REDUCE_SUM"
+      }
+    }
+  }
+  notification_channels = local.channels
+}
+
+# A function failing: errors it logged (unhandled exceptions, crashes, out-of-memory kills) or 5xx answers,
+# per deployment. Event deployments answer 5xx to Pub/Sub when a delivery fails; it is retried, then dead-lettered.
+resource "google_monitoring_alert_policy" "function_errors" {
+  project      = var.project_id
+  display_name = "Function errors (${var.environment})"
   combiner     = "OR"
   conditions {
-    display_name = "dead-letter backlog > 0"
+    display_name = "more than 5 errors logged by one deployment in 5 min"
     condition_threshold {
-      filter          = "resource.type=\"pubsub_subscription\" AND resource.labels.subscription_id=ends_with(\"-dead-letter\") AND metric.type=\"pubsub.googleapis.com/subscription/num_undelivered_messages\""
+      filter          = "metric.type=\"logging.googleapis.com/user/${google_logging_metric.function_errors.name}\" AND resource.type=\"cloud_run_revision\""
       comparison      = "COMPARISON_GT"
-      threshold_value = 0
-      duration        = "300s"
+      threshold_value = 5
+      duration        = "0s"
       aggregations {
-        alignment_period   = "300s"
-        per_series_aligner = "ALIGN_MAX"
+        alignment_period     = "300s"
+        per_series_aligner   = "ALIGN_SUM"
+        cross_series_reducer = "REDUCE_SUM"
+        group_by_fields      = ["metric.label.service"]
+      }
+    }
+  }
+  conditions {
+    display_name = "a deployment answers 5xx to more than 1% of its requests for 5 min"
+    condition_threshold {
+      filter             = "${local.functions} AND metric.type=\"run.googleapis.com/request_count\" AND metric.labels.response_code_class=\"5xx\""
+      denominator_filter = "${local.functions} AND metric.type=\"run.googleapis.com/request_count\""
+      comparison         = "COMPARISON_GT"
+      threshold_value    = 0.01
+      duration           = "300s"
+      aggregations {
+        alignment_period     = "60s"
+        per_series_aligner   = "ALIGN_RATE"
+        cross_series_reducer = "REDUCE_SUM"
+        group_by_fields      = ["resource.label.service_name"]
+      }
+      denominator_aggregations {
+        alignment_period     = "60s"
+        per_series_aligner   = "ALIGN_RATE"
+        cross_series_reducer = "REDUCE_SUM"
+        group_by_fields      = ["resource.label.service_name"]
+      }
+    }
+  }
+  documentation {
+    content   = "Find the failing deployment's errors: `gcloud logging read 'resource.type=\"cloud_run_revision\" AND severity>=ERROR' --freshness=1h`. Failed events are retried, then kept on the dead-letter subscription: docs/runbook.md, \"Replay a dead-letter topic\"."
+    mime_type = "text/markdown"
+  }
+  notification_channels = local.channels
+}
+
+# Storage above 90 % (guide, section 9.2): tenants' persistent volumes, the nodes' disks (pods' ephemeral
+# storage: a full disk evicts pods) and the shared Filestore share.
+resource "google_monitoring_alert_policy" "storage" {
+  project      = var.project_id
+  display_name = "Storage above 90% (${var.environment})"
+  combiner     = "OR"
+  conditions {
+    display_name = "a persistent volume is more than 90% full for 10 min"
+    condition_threshold {
+      filter          = "resource.type=\"k8s_pod\" AND metric.type=\"kubernetes.io/pod/volume/utilization\""
+      comparison      = "COMPARISON_GT"
+      threshold_value = 0.9
+      duration        = "600s"
+      aggregations {
+        alignment_period   = "60s"
+        per_series_aligner = "ALIGN_MEAN"
+      }
+    }
+  }
+  conditions {
+    display_name = "a node's disk is more than 90% used for 10 min"
+    condition_threshold {
+      filter             = "resource.type=\"k8s_node\" AND metric.type=\"kubernetes.io/node/ephemeral_storage/used_bytes\""
+      denominator_filter = "resource.type=\"k8s_node\" AND metric.type=\"kubernetes.io/node/ephemeral_storage/total_bytes\""
+      comparison         = "COMPARISON_GT"
+      threshold_value    = 0.9
+      duration           = "600s"
+      aggregations {
+        alignment_period   = "60s"
+        per_series_aligner = "ALIGN_MEAN"
+      }
+      denominator_aggregations {
+        alignment_period   = "60s"
+        per_series_aligner = "ALIGN_MEAN"
+      }
+    }
+  }
+  conditions {
+    display_name = "the Filestore share is more than 90% used for 10 min"
+    condition_threshold {
+      filter          = "resource.type=\"filestore_instance\" AND metric.type=\"file.googleapis.com/nfs/server/used_bytes_percent\""
+      comparison      = "COMPARISON_GT"
+      threshold_value = 90
+      duration        = "600s"
+      aggregations {
+        alignment_period   = "60s"
+        per_series_aligner = "ALIGN_MEAN"
       }
     }
   }

@@ -1,5 +1,6 @@
 # Private VPC for GKE and the functions' connector. Unlike the guide's rule that opened every port to 10.0.0.0/8,
-# ingress is denied except IAP SSH and Google health checks; GKE adds the control-plane rules it needs.
+# ingress is denied except IAP SSH and Google health checks; GKE adds the control-plane rules it needs. Egress is
+# denied too, except HTTPS and DNS (guide, section 6.1.2) and what the cluster itself needs (see egress.tf).
 
 resource "google_compute_network" "vpc" {
   project                 = var.project_id

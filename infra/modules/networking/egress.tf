@@ -1,0 +1,132 @@
+# Egress: everything is denied at the lowest priority and allowed only where the platform needs it (guide,
+# section 6.1.2: HTTPS and DNS out). The rules apply to every VM of the network: the shared and dedicated GKE nodes
+# and the functions' connector. The metadata server (169.254.169.254: instance DNS, tokens, NTP) is always
+# reachable; no rule can block or needs to allow it. Firewalls are stateful: replies need no rule.
+
+locals {
+  # Filestore's address range: the private services range reserved for the peering.
+  private_services_cidr = "${google_compute_global_address.private_services.address}/${google_compute_global_address.private_services.prefix_length}"
+}
+
+# Below every allow (1000) and above the implied allow-all egress rule (65535).
+resource "google_compute_firewall" "deny_egress" {
+  project            = var.project_id
+  name               = "energent-deny-egress-${var.environment}"
+  network            = google_compute_network.vpc.id
+  direction          = "EGRESS"
+  priority           = 65000
+  destination_ranges = ["0.0.0.0/0"]
+
+  deny {
+    protocol = "all"
+  }
+
+  log_config {
+    metadata = "INCLUDE_ALL_METADATA"
+  }
+}
+
+# Google APIs (through Private Google Access), image registries and external HTTPS services.
+resource "google_compute_firewall" "egress_https" {
+  project            = var.project_id
+  name               = "energent-allow-egress-https-${var.environment}"
+  network            = google_compute_network.vpc.id
+  direction          = "EGRESS"
+  priority           = 1000
+  destination_ranges = ["0.0.0.0/0"]
+
+  allow {
+    protocol = "tcp"
+    ports    = ["443"]
+  }
+
+  log_config {
+    metadata = "INCLUDE_ALL_METADATA"
+  }
+}
+
+# Name resolution by resolvers other than the metadata server's (UDP, and TCP for large answers).
+resource "google_compute_firewall" "egress_dns" {
+  project            = var.project_id
+  name               = "energent-allow-egress-dns-${var.environment}"
+  network            = google_compute_network.vpc.id
+  direction          = "EGRESS"
+  priority           = 1000
+  destination_ranges = ["0.0.0.0/0"]
+
+  allow {
+    protocol = "tcp"
+    ports    = ["53"]
+  }
+  allow {
+    protocol = "udp"
+    ports    = ["53"]
+  }
+
+  log_config {
+    metadata = "INCLUDE_ALL_METADATA"
+  }
+}
+
+# Private nodes to their control plane: kubelets and pods call the API server on 443, and the konnectivity agent
+# opens the tunnel on 8132 that the control plane uses for logs, exec and webhooks. The control plane's own
+# connections to the nodes (443, 10250) are ingress, allowed by the rule GKE creates per cluster.
+resource "google_compute_firewall" "egress_control_plane" {
+  project            = var.project_id
+  name               = "energent-allow-egress-control-plane-${var.environment}"
+  network            = google_compute_network.vpc.id
+  direction          = "EGRESS"
+  priority           = 1000
+  destination_ranges = var.control_plane_cidrs
+
+  allow {
+    protocol = "tcp"
+    ports    = ["443", "8132"]
+  }
+
+  log_config {
+    metadata = "INCLUDE_ALL_METADATA"
+  }
+}
+
+# Inside the network: node to node and pod to pod (tenant isolation is the network policies' job, enforced by
+# Dataplane V2), and the connector to both.
+resource "google_compute_firewall" "egress_internal" {
+  project            = var.project_id
+  name               = "energent-allow-egress-internal-${var.environment}"
+  network            = google_compute_network.vpc.id
+  direction          = "EGRESS"
+  priority           = 1000
+  destination_ranges = [var.nodes_cidr, var.pods_cidr, var.connector_cidr]
+
+  allow {
+    protocol = "all"
+  }
+
+  log_config {
+    metadata = "INCLUDE_ALL_METADATA"
+  }
+}
+
+# NFS to Filestore (portmapper, statd, nfsd, mountd, lock manager).
+resource "google_compute_firewall" "egress_filestore" {
+  project            = var.project_id
+  name               = "energent-allow-egress-filestore-${var.environment}"
+  network            = google_compute_network.vpc.id
+  direction          = "EGRESS"
+  priority           = 1000
+  destination_ranges = [local.private_services_cidr]
+
+  allow {
+    protocol = "tcp"
+    ports    = ["111", "2046", "2049", "2050", "4045"]
+  }
+  allow {
+    protocol = "udp"
+    ports    = ["111", "2046", "2049", "2050", "4045"]
+  }
+
+  log_config {
+    metadata = "INCLUDE_ALL_METADATA"
+  }
+}

@@ -1,0 +1,470 @@
+"""Operating the estate: egress limited to what the platform needs, the edge in front of API Gateway, the alerts,
+SLOs and dashboard on-call works from, and the Terraform pipeline."""
+
+import os
+import re
+import shutil
+import subprocess
+from decimal import Decimal
+from functools import partial
+from pathlib import Path
+
+import pytest
+import yaml
+
+from provisioner.manifests import Platform
+from tests.unit.test_infra import INFRA, plain, resources_of, terraform
+from tools import registry
+
+
+def module_resources(module: str, kind: str) -> dict[str, dict]:
+    """`kind` resources of every .tf file of a module (resources() reads main.tf only)."""
+    found: dict[str, dict] = {}
+    for path in sorted((INFRA / "modules" / module).glob("*.tf")):
+        found.update(resources_of(path, kind))
+    return found
+
+
+def module_locals(module: str) -> dict:
+    values: dict = {}
+    for path in sorted((INFRA / "modules" / module).glob("*.tf")):
+        for block in plain(terraform(path)).get("locals", []):
+            values.update(block)
+    return values
+
+
+def module_variables(module: str) -> dict[str, dict]:
+    declared: dict[str, dict] = {}
+    for block in plain(terraform(INFRA / "modules" / module / "variables.tf")).get("variable", []):
+        declared.update(block)
+    return declared
+
+
+def rules(firewall: dict, verdict: str) -> dict[str, set[str]]:
+    """protocol -> ports of a firewall rule's allow or deny blocks ("*" for every port)."""
+    return {block["protocol"]: set(block.get("ports") or ["*"]) for block in firewall.get(verdict, [])}
+
+
+# --- egress -------------------------------------------------------------------------------------------------
+
+
+def test_egress_is_denied_below_every_allow():
+    firewalls = module_resources("networking", "google_compute_firewall")
+    deny = firewalls["deny_egress"]
+    assert deny["direction"] == "EGRESS" and deny["destination_ranges"] == ["0.0.0.0/0"]
+    assert rules(deny, "deny") == {"all": {"*"}} and not deny.get("target_tags")
+    allows = {name: rule for name, rule in firewalls.items() if rule.get("direction") == "EGRESS" and "allow" in rule}
+    assert allows and all(rule["priority"] < deny["priority"] < 65535 for rule in allows.values())
+
+
+def test_egress_to_the_internet_is_https_and_dns_only():
+    firewalls = module_resources("networking", "google_compute_firewall")
+    anywhere = {name: rules(rule, "allow") for name, rule in firewalls.items()
+                if rule.get("direction") == "EGRESS" and "allow" in rule and "0.0.0.0/0" in rule["destination_ranges"]}
+    assert anywhere == {"egress_https": {"tcp": {"443"}}, "egress_dns": {"tcp": {"53"}, "udp": {"53"}}}
+
+
+def test_private_nodes_reach_every_control_plane_and_each_other():
+    firewalls = module_resources("networking", "google_compute_firewall")
+    control_plane = firewalls["egress_control_plane"]
+    assert control_plane["destination_ranges"] == "${var.control_plane_cidrs}"
+    assert rules(control_plane, "allow") == {"tcp": {"443", "8132"}}
+    cidrs = module_variables("networking")["control_plane_cidrs"]["default"]
+    gke_master = module_variables("gke")["master_cidr"]["default"]
+    assert cidrs == [gke_master, Platform("p").master_pool]  # the shared cluster's and the dedicated ones' pool
+    internal = firewalls["egress_internal"]
+    assert set(internal["destination_ranges"]) == {"${var.nodes_cidr}", "${var.pods_cidr}", "${var.connector_cidr}"}
+    assert rules(internal, "allow") == {"all": {"*"}}
+    nfs = rules(firewalls["egress_filestore"], "allow")
+    assert nfs["tcp"] == nfs["udp"] and {"111", "2049"} <= nfs["tcp"]
+    assert firewalls["egress_filestore"]["destination_ranges"] == ["${local.private_services_cidr}"]
+
+
+def test_ingress_stays_closed_except_iap_and_health_checks():
+    firewalls = module_resources("networking", "google_compute_firewall")
+    ingress = {name for name, rule in firewalls.items() if rule.get("direction") == "INGRESS" and "allow" in rule}
+    assert ingress == {"iap_ssh", "health_checks"}
+    assert firewalls["deny_ingress"]["priority"] == 65000
+
+
+# --- the edge: load balancer, certificate, Cloud Armor ------------------------------------------------------
+
+
+def test_the_load_balancer_serves_https_on_443_and_only_redirects_port_80():
+    edge = partial(module_resources, "edge")
+    rules_by_port = {rule["port_range"]: rule for rule in edge("google_compute_global_forwarding_rule").values()}
+    assert set(rules_by_port) == {"443", "80"}
+    for rule in rules_by_port.values():
+        assert rule["load_balancing_scheme"] == "EXTERNAL_MANAGED"
+        assert rule["ip_address"] == "${google_compute_global_address.api.address}"
+    assert rules_by_port["443"]["target"] == "${google_compute_target_https_proxy.api.id}"
+    assert rules_by_port["80"]["target"] == "${google_compute_target_http_proxy.https_redirect.id}"
+
+    maps = edge("google_compute_url_map")
+    redirect = maps[edge("google_compute_target_http_proxy")["https_redirect"]["url_map"].split(".")[1]]
+    assert "default_service" not in redirect
+    assert redirect["default_url_redirect"][0]["https_redirect"] is True
+
+    proxy = edge("google_compute_target_https_proxy")["api"]
+    assert proxy["url_map"] == "${google_compute_url_map.api.id}"
+    assert maps["api"]["default_service"] == "${google_compute_backend_service.gateway.id}"
+    assert proxy["ssl_certificates"] == ["${google_compute_managed_ssl_certificate.api.id}"]
+    assert edge("google_compute_managed_ssl_certificate")["api"]["managed"][0]["domains"] == ["${var.domain}"]
+    assert edge("google_compute_ssl_policy")["api"]["min_tls_version"] == "TLS_1_2"
+
+
+def test_cloud_armor_guards_the_backend_that_reaches_api_gateway():
+    edge = partial(module_resources, "edge")
+    backend = edge("google_compute_backend_service")["gateway"]
+    assert backend["load_balancing_scheme"] == "EXTERNAL_MANAGED"
+    assert backend["security_policy"] == "${google_compute_security_policy.api.self_link}"
+    assert backend["backend"][0]["group"] == "${google_compute_region_network_endpoint_group.gateway.id}"
+    neg = edge("google_compute_region_network_endpoint_group")["gateway"]
+    assert neg["provider"] == "google-beta" and neg["network_endpoint_type"] == "SERVERLESS"
+    assert neg["serverless_deployment"][0] == {"platform": "apigateway.googleapis.com",
+                                               "resource": "${var.gateway_id}", "__is_block__": True}
+
+    policy = {rule["priority"]: rule for rule in edge("google_compute_security_policy")["api"]["rule"]}
+    default = policy[max(policy)]
+    assert max(policy) == 2147483647 and default["action"] == "allow"
+    assert default["match"][0]["config"][0]["src_ip_ranges"] == ["*"]
+    waf = {rule["match"][0]["expr"][0]["expression"].split("'")[1]: rule
+           for rule in policy.values() if "expr" in rule["match"][0]}
+    assert {"sqli-v33-stable", "xss-v33-stable", "cve-canary"} <= set(waf)
+    assert all(rule["action"].startswith("deny") for rule in waf.values())
+    assert waf["cve-canary"].get("preview", False) is False
+    throttle = next(rule for rule in policy.values() if rule["action"] == "throttle")
+    options = throttle["rate_limit_options"][0]
+    assert options["enforce_on_key"] == "IP" and options["exceed_action"] == "deny(429)"
+    assert options["rate_limit_threshold"][0]["interval_sec"] == 60
+    # WAF verdicts come before the rate limit, whose conforming requests are allowed and end the evaluation.
+    assert max(rule["priority"] for rule in waf.values()) < throttle["priority"] < default["priority"]
+
+
+def test_the_api_url_of_every_environment_is_the_domain_the_load_balancer_serves():
+    platform = (INFRA / "platform" / "main.tf").read_text()
+    assert 'api_domain = trimprefix(var.api_url, "https://")' in platform
+    assert "domain      = local.api_domain" in platform and "gateway_id  = module.gateway.gateway_id" in platform
+    declared = {name: body for block in plain(terraform(INFRA / "platform" / "variables.tf"))["variable"]
+                for name, body in block.items()}
+    pattern = declared["api_url"]["validation"][0]["condition"].split('regex("')[1].split('", var.api_url')[0]
+    pattern = pattern.replace("\\\\", "\\")
+    for environment in ("dev", "staging", "production"):
+        values = plain(terraform(INFRA / "environments" / environment / "terraform.tfvars"))
+        assert re.fullmatch(pattern, values["api_url"]), values["api_url"]
+        assert values["api_url"] == "https://" + values["api_url"].removeprefix("https://").rstrip("/")
+    for bad in ("https://api.energent.ai/", "http://api.energent.ai", "https://api.energent.ai:8443"):
+        assert not re.fullmatch(pattern, bad)
+    providers = (INFRA / "platform" / "providers.tf").read_text()
+    assert 'provider "google-beta"' in providers
+    outputs = {name for block in plain(terraform(INFRA / "platform" / "outputs.tf"))["output"] for name in block}
+    assert "api_ip" in outputs
+
+
+# --- alerts, SLOs, dashboard --------------------------------------------------------------------------------
+
+
+def test_slos_hold_the_sla_targets_the_invoices_credit_against():
+    from billing.sla import AVAILABILITY_TARGET
+
+    slos = module_locals("monitoring")["availability_slos"]
+    assert {model: slo["goal"] for model, slo in slos.items()} == {"multi-tenant": 0.999, "dedicated": 0.9995}
+    assert {model: Decimal(str(slo["goal"])) * 100 for model, slo in slos.items()} == AVAILABILITY_TARGET
+    slo = module_resources("monitoring", "google_monitoring_slo")["availability"]
+    assert slo["for_each"] == "${local.availability_slos}" and slo["rolling_period_days"] == 30
+    ratio = slo["request_based_sli"][0]["good_total_ratio"][0]
+    assert ratio["total_service_filter"] == "${local.gateway_requests}"
+    assert ratio["bad_service_filter"] == '${local.gateway_requests} AND metric.labels.response_code_class=\\"5xx\\"'
+    main = (INFRA / "modules" / "monitoring" / "main.tf").read_text()
+    assert 'resource.labels.gateway_id=\\"${var.gateway_id}\\"' in main  # this environment's gateway only
+
+
+def test_burn_rate_alerts_are_the_workbooks_two_windows_per_slo():
+    burn = module_locals("monitoring")["burn_rates"]
+    seconds = lambda window: int(window.removesuffix("s"))  # noqa: E731
+    assert {speed: (rate["factor"], seconds(rate["long_window"]), seconds(rate["short_window"]))
+            for speed, rate in burn.items()} == {"fast": (14.4, 3600, 300), "slow": (6, 21600, 1800)}
+    # 2 % of a 30-day budget in an hour, 5 % in six hours; each short window a twelfth of its long one.
+    for speed, share in (("fast", 0.02), ("slow", 0.05)):
+        rate = burn[speed]
+        assert rate["factor"] * seconds(rate["long_window"]) / (30 * 86400) == pytest.approx(share)
+        assert seconds(rate["long_window"]) == 12 * seconds(rate["short_window"])
+    alerts = module_locals("monitoring")["burn_rate_alerts"]
+    assert "setproduct(keys(local.availability_slos), keys(local.burn_rates))" in alerts
+    policy = module_resources("monitoring", "google_monitoring_alert_policy")["slo_burn_rate"]
+    assert policy["for_each"] == "${local.burn_rate_alerts}" and policy["combiner"] == "AND"
+    long, short = (c["condition_threshold"][0] for c in policy["conditions"])
+    assert "${each.value.burn.long_window}" in long["filter"] and "${each.value.burn.short_window}" in short["filter"]
+    for window in (long, short):  # both windows burn faster than the factor, at the same moment
+        assert window["filter"].startswith("select_slo_burn_rate(")
+        assert "google_monitoring_slo.availability[each.value.slo].name" in window["filter"]
+        assert window["threshold_value"] == "${each.value.burn.factor}" and window["comparison"] == "COMPARISON_GT"
+
+
+def test_every_dead_letter_topic_has_a_subscription_and_an_alert():
+    functions = (INFRA / "modules" / "functions" / "main.tf").read_text()
+    assert 'dead_letter   = { for topic in local.topics : topic => "${topic}-dead-letter" }' in functions
+    subscriptions = resources_of(INFRA / "modules" / "functions" / "main.tf", "google_pubsub_subscription")
+    assert subscriptions["dead_letter"]["for_each"] == "${local.dead_letter}"
+    assert subscriptions["push"]["dead_letter_policy"][0]["dead_letter_topic"] == (
+        "${google_pubsub_topic.dead_letter[each.value.topic].id}")
+    outputs = {name: body for block in plain(terraform(INFRA / "modules" / "functions" / "outputs.tf"))["output"]
+               for name, body in block.items()}
+    assert "google_pubsub_subscription.dead_letter" in outputs["dead_letter_subscriptions"]["value"]
+    platform = (INFRA / "platform" / "main.tf").read_text()
+    assert "dead_letter_subscriptions = module.functions.dead_letter_subscriptions" in platform
+    alert = module_resources("monitoring", "google_monitoring_alert_policy")["dead_letters"]
+    assert alert["for_each"] == "${var.dead_letter_subscriptions}"
+    condition = alert["conditions"][0]["condition_threshold"][0]
+    assert 'subscription_id=\\"${each.value}\\"' in condition["filter"]
+    assert "subscription/num_undelivered_messages" in condition["filter"]
+    assert condition["comparison"] == "COMPARISON_GT" and condition["threshold_value"] == 0
+
+
+def test_day_one_failures_are_counted_from_logs_that_exist():
+    metrics = module_resources("monitoring", "google_logging_metric")
+    alerts = module_resources("monitoring", "google_monitoring_alert_policy")
+    for name in ("gke_backup_failures", "flux_failures", "close_failures", "function_errors"):
+        assert f"google_logging_metric.{name}.name" in str(alerts[name]["conditions"]), name
+    assert "gkebackup.googleapis.com%2Fbackup_change" in metrics["gke_backup_failures"]["filter"]
+    flux = metrics["flux_failures"]["filter"]
+    assert 'jsonPayload.event="flux.outcome"' in flux and 'local.service["provisioner-flux-events"]' in flux
+    close = metrics["close_failures"]["filter"]
+    assert 'jsonPayload.event="period.close_refused"' in close and 'local.service["billing-events"]' in close
+    # The events the metrics look for are the ones the code logs.
+    root = INFRA.parent
+    assert 'log_event(logger, "period.close_refused"' in (root / "functions/billing/main.py").read_text()
+    provisioner = (root / "functions/provisioner/provisioner/service.py").read_text()
+    assert 'log_event(logger, "flux.outcome", severity=logging.INFO if outcome.succeeded else logging.WARNING' in (
+        provisioner)
+    names = {d.name for d in registry.load().deployments}
+    assert {"billing", "billing-events", "provisioner-flux-events"} <= names
+    assert "deployments               = [for d in local.registry.deployments : d.name]" in (
+        (INFRA / "platform" / "main.tf").read_text())
+
+
+def test_storage_and_client_errors_alert_above_the_guides_thresholds():
+    alerts = module_resources("monitoring", "google_monitoring_alert_policy")
+    storage = {c["condition_threshold"][0]["filter"].split('metric.type=\\"')[1].split("\\")[0]:
+               c["condition_threshold"][0]["threshold_value"] for c in alerts["storage"]["conditions"]}
+    assert storage == {"kubernetes.io/pod/volume/utilization": 0.9,
+                       "kubernetes.io/node/ephemeral_storage/used_bytes": 0.9,
+                       "file.googleapis.com/nfs/server/used_bytes_percent": 90}
+    client = alerts["client_errors"]["conditions"][0]["condition_threshold"][0]
+    assert 'response_code_class=\\"4xx\\"' in client["filter"] and client["threshold_value"] == 0.05
+
+
+def test_the_budget_alerts_at_half_most_and_all_of_it():
+    budget = module_resources("monitoring", "google_billing_budget")["monthly"]
+    assert [rule["threshold_percent"] for rule in budget["threshold_rules"]] == [0.5, 0.9, 1.0]
+    assert budget["billing_account"] == "${var.billing_account}"
+    assert budget["all_updates_rule"][0]["monitoring_notification_channels"] == "${local.channels}"
+    assert "billingbudgets.googleapis.com" in (INFRA / "platform" / "main.tf").read_text()
+
+
+def test_the_dashboard_covers_functions_pubsub_gke_and_firestore():
+    charts = module_locals("monitoring")["charts"]
+    text = str(charts)
+    for metric in ("run.googleapis.com/request_count", "run.googleapis.com/request_latencies",
+                   "num_undelivered_messages", "-dead-letter", "cpu/allocatable_utilization",
+                   "memory/allocatable_utilization", "firestore.googleapis.com/document/"):
+        assert metric in text, metric
+    assert all(set(query) == {"filter", "aligner", "reducer", "group_by"} for chart in charts
+               for query in chart["queries"] if isinstance(query, dict))
+    dashboard = module_resources("monitoring", "google_monitoring_dashboard")["energent"]
+    assert "local.charts" in dashboard["dashboard_json"]
+
+
+def test_terraform_never_enables_a_signing_key_auth_or_an_operator_disabled():
+    version = resources_of(INFRA / "modules" / "functions" / "main.tf",
+                           "google_secret_manager_secret_version")["first_signing_key"]
+    assert {"secret_data", "enabled"} <= set(version["lifecycle"][0]["ignore_changes"])
+
+
+# --- the Terraform pipeline ---------------------------------------------------------------------------------
+
+PIPELINE = INFRA.parent / "cloudbuild-infra.yaml"
+
+
+def pipeline_steps() -> list[dict]:
+    return yaml.safe_load(PIPELINE.read_text())["steps"]
+
+
+def in_environment(step: dict, argument: str, environment: str) -> Path:
+    """The file a step's argument names, for one environment, relative to the repository root."""
+    relative = argument.split("=", 1)[1].replace("${_ENV}", environment)
+    return Path(os.path.normpath(Path(step.get("dir", ".")) / relative))
+
+
+def test_the_pipeline_checks_and_plans_before_it_applies_with_a_pinned_terraform():
+    steps = pipeline_steps()
+    order = [step["id"] for step in steps]
+    assert all("waitFor" not in step for step in steps)  # Cloud Build runs them in this order
+    assert order.index("fmt") < order.index("init") < order.index("validate") < order.index("plan") < order.index(
+        "apply") == len(order) - 1
+    assert order.index("package") < order.index("plan")
+    for step in steps:
+        if "terraform" in step["name"]:
+            assert re.fullmatch(r"hashicorp/terraform:1\.11\.\d+", step["name"]), step["name"]
+    by_id = {step["id"]: step for step in steps}
+    assert {"fmt", "-check"} <= set(by_id["fmt"]["args"]) and by_id["validate"]["args"] == ["validate"]
+    assert "-out=tfplan" in by_id["plan"]["args"] and "apply" not in str(by_id["plan"]["args"])
+    assert all("apply" not in str(step.get("args")) for step in steps if step["id"] != "apply")
+
+
+def test_the_pipeline_uses_each_environments_own_backend_and_values():
+    steps = {step["id"]: step for step in pipeline_steps()}
+    backend_arg = next(a for a in steps["init"]["args"] if a.startswith("-backend-config="))
+    values_arg = next(a for a in steps["plan"]["args"] if a.startswith("-var-file="))
+    location = yaml.safe_load(PIPELINE.read_text())["artifacts"]["objects"]["location"]
+    for environment in ("dev", "staging", "production"):
+        backend = in_environment(steps["init"], backend_arg, environment)
+        assert backend == Path("infra/environments") / environment / "backend.hcl"
+        assert in_environment(steps["plan"], values_arg, environment) == backend.with_name("terraform.tfvars")
+        bucket = plain(terraform(INFRA.parent / backend))["bucket"]
+        assert location.replace("${_ENV}", environment).startswith(f"gs://{bucket}/")
+    assert steps["init"]["dir"] == steps["plan"]["dir"] == steps["apply"]["dir"] == "infra/platform"
+
+
+@pytest.mark.parametrize(("branch", "applies"), [("main", True), ("feature/edge", False), ("", False),
+                                                  ("mainline", False)])
+def test_only_a_build_of_main_applies_and_it_applies_the_saved_plan(branch, applies, tmp_path):
+    step = next(step for step in pipeline_steps() if step["id"] == "apply")
+    assert step["entrypoint"] == "sh" and step["args"][0] == "-c"
+    script = step["args"][1].replace("$BRANCH_NAME", branch)  # what Cloud Build substitutes before the step runs
+    fake = tmp_path / "terraform"
+    fake.write_text('#!/bin/sh\necho "terraform $*"\n')
+    fake.chmod(0o755)
+    ran = subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=True,
+                         env={"PATH": f"{tmp_path}:/usr/bin:/bin"})
+    called = [line for line in ran.stdout.splitlines() if line.startswith("terraform ")]
+    if applies:
+        assert called == ["terraform apply -input=false -lock-timeout=10m -auto-approve tfplan"]
+    else:
+        assert called == []
+
+
+@pytest.mark.skipif(shutil.which("terraform") is None, reason="terraform is not installed")
+def test_the_terraform_files_are_formatted_as_the_pipelines_fmt_check_wants():
+    checked = subprocess.run(["terraform", "fmt", "-check", "-recursive", "-diff", str(INFRA)],
+                             capture_output=True, text=True, timeout=120)
+    assert checked.returncode == 0, checked.stdout[-4000:]
+
+
+# --- replaying dead letters (docs/runbook.md) ---------------------------------------------------------------
+
+
+class FakeDeadLetters:
+    """A dead-letter subscription and its source topic, as far as the replay uses them."""
+
+    def __init__(self, count: int, fail_publish: bool = False):
+        from google.pubsub_v1.types import PubsubMessage, ReceivedMessage
+
+        self.waiting = [ReceivedMessage(ack_id=f"ack-{n}", message=PubsubMessage(
+            data=f"event-{n}".encode(), message_id=str(n),
+            attributes={"content-type": "application/cloudevents+json", "ce-id": str(n),
+                        "CloudPubSubDeadLetterSourceDeliveryCount": "10",
+                        "CloudPubSubDeadLetterSourceSubscription": "billing-events-push"})) for n in range(count)]
+        self.leased: dict[str, object] = {}
+        self.published: list = []
+        self.acked: list[str] = []
+        self.fail_publish = fail_publish
+
+    def pull(self, *, subscription, max_messages, timeout):
+        from google.pubsub_v1.types import PullResponse
+
+        assert subscription == "projects/energent-dev/subscriptions/billing-events-dead-letter"
+        batch, self.waiting = self.waiting[:max_messages], self.waiting[max_messages:]
+        self.leased.update({item.ack_id: item for item in batch})
+        return PullResponse(received_messages=batch)
+
+    def publish(self, *, topic, messages):
+        assert topic == "projects/energent-dev/topics/billing-events"
+        if self.fail_publish:
+            raise RuntimeError("publish failed")
+        self.published.extend(messages)
+
+    def acknowledge(self, *, subscription, ack_ids):
+        self.acked.extend(ack_ids)
+
+    def modify_ack_deadline(self, *, subscription, ack_ids, ack_deadline_seconds):
+        assert ack_deadline_seconds == 0
+        self.waiting = [self.leased.pop(ack_id) for ack_id in ack_ids] + self.waiting
+
+
+def test_replay_republishes_dead_letters_with_their_own_attributes_then_acknowledges():
+    from tools.replay_dead_letters import replay
+
+    fake = FakeDeadLetters(250)
+    assert replay(fake, fake, "energent-dev", "billing-events", out=lambda _: None) == 250
+    assert [m.data for m in fake.published] == [f"event-{n}".encode() for n in range(250)]
+    assert all(dict(m.attributes) == {"content-type": "application/cloudevents+json", "ce-id": m.data.decode()[6:]}
+               for m in fake.published)
+    assert fake.acked == [f"ack-{n}" for n in range(250)] and not fake.waiting
+
+
+def test_replay_acknowledges_nothing_it_could_not_publish_and_a_dry_run_moves_nothing():
+    from tools.replay_dead_letters import replay
+
+    failing = FakeDeadLetters(3, fail_publish=True)
+    with pytest.raises(RuntimeError):
+        replay(failing, failing, "energent-dev", "billing-events", out=lambda _: None)
+    assert failing.acked == []  # they come back to the dead-letter subscription when their lease ends
+    looked = FakeDeadLetters(3)
+    shown: list[str] = []
+    assert replay(looked, looked, "energent-dev", "billing-events", dry_run=True, out=shown.append) == 3
+    assert len(shown) == 3 and "CloudPubSubDeadLetter" not in "".join(shown)
+    assert looked.published == [] and looked.acked == [] and len(looked.waiting) == 3
+    limited = FakeDeadLetters(10)
+    assert replay(limited, limited, "energent-dev", "billing-events", limit=4, out=lambda _: None) == 4
+    assert len(limited.waiting) == 6
+
+
+# --- the README's deployment and the runbook ----------------------------------------------------------------
+
+ROOT = INFRA.parent
+
+
+def test_the_deployment_from_zero_uses_the_names_terraform_expects():
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Deploying an environment from zero")[1].split("### What it costs")[0]
+    for environment in ("dev", "staging", "production"):
+        bucket = plain(terraform(INFRA / "environments" / environment / "backend.hcl"))["bucket"]
+        assert bucket == f"energent-tfstate-{environment}"
+    assert 'gcloud storage buckets create "gs://energent-tfstate-$ENV"' in section
+    assert '--versioning' in section
+    assert 'terraform init -backend-config="../environments/$ENV/backend.hcl"' in section
+    assert "gcloud services enable serviceusage.googleapis.com cloudresourcemanager.googleapis.com" in section
+    steps = [line.split("**")[1] for line in section.splitlines() if re.match(r"^\d+\. \*\*", line)]
+    assert len(steps) == 8 and "<!-- flux-and-config-connector -->" in section
+    for needed in ("terraform output -raw api_ip", "ssl-certificates", "cloudbuild-functions.yaml",
+                   "cloudbuild-infra.yaml", "--secret=operator-client", "/.well-known/openid-configuration"):
+        assert needed in section, needed
+    assert section.index("api_ip") < section.index("ACTIVE") < section.index("triggers run")
+    assert "(docs/runbook.md)" in readme
+    # The service account the infrastructure pipeline runs as is the one the README creates.
+    assert "terraform-${_ENV}@$PROJECT_ID" in (ROOT / "cloudbuild-infra.yaml").read_text()
+    assert 'gcloud iam service-accounts create "terraform-$ENV"' in section
+
+
+def test_the_runbook_names_what_terraform_and_the_registry_create():
+    runbook = (ROOT / "docs" / "runbook.md").read_text()
+    assert "--backup-time" not in runbook.replace("no `gcloud firestore databases restore --backup-time`", "")
+    assert "gcloud firestore databases clone --source-database=" in runbook and "--snapshot-time=" in runbook
+    assert "gcloud firestore databases restore --source-backup=" in runbook
+    gke = (INFRA / "modules" / "gke" / "main.tf").read_text()
+    assert 'name     = "energent-gke-daily-${var.environment}"' in gke and "energent-gke-daily-$ENV" in runbook
+    assert "--selected-namespaces=" in runbook
+    shipped = registry.load()
+    assert f"--secret={shipped.secrets['OPERATOR_CLIENT_SECRET']}" in runbook
+    assert f"versions list {shipped.secrets['SIGNING_KEY_SECRET']}" in runbook
+    assert "python -m tools.replay_dead_letters" in runbook and (ROOT / "tools" / "replay_dead_letters.py").exists()
+    functions = (INFRA / "modules" / "functions" / "main.tf").read_text()
+    assert 'resource "random_password" "operator"' in functions
+    assert "-replace=module.functions.random_password.operator" in runbook
+    assert 'module "functions"' in (INFRA / "platform" / "main.tf").read_text()
+    assert 'energent-provisioner-$ENV' in runbook and '"fn-provisioner@$PROJECT' in runbook
+    assert any(d.name == "provisioner" for d in shipped.deployments)
+    for section in ("Restore Firestore", "Restore a tenant namespace", "Replay a dead-letter topic",
+                    "Rotate the signing key after a compromise", "Re-render every tenant"):
+        assert f"## {section}" in runbook
