@@ -4,6 +4,7 @@ closes. Domain errors become problems here."""
 
 from __future__ import annotations
 
+import logging
 from functools import cache
 
 import flask
@@ -190,4 +191,8 @@ def billing_handler(push) -> None:
         else:
             service().closer.on_event(event["type"], data)
     except BillingError as refused:
-        log_event(logger, "period.close_refused", type=event["type"], detail=str(refused))
+        log_event(logger, "period.close_refused", severity=logging.WARNING, type=event["type"], detail=str(refused))
+    except Exception as error:  # Pub/Sub delivers the step again; the alert on a failed close counts these
+        log_event(logger, "period.close_step_failed", severity=logging.ERROR, type=event["type"],
+                  period=data.get("period") if isinstance(data, dict) else None, error=type(error).__name__)
+        raise

@@ -436,7 +436,8 @@ def test_the_deployment_from_zero_uses_the_names_terraform_expects():
     assert 'terraform init -backend-config="../environments/$ENV/backend.hcl"' in section
     assert "gcloud services enable serviceusage.googleapis.com cloudresourcemanager.googleapis.com" in section
     steps = [line.split("**")[1] for line in section.splitlines() if re.match(r"^\d+\. \*\*", line)]
-    assert len(steps) == 8 and "<!-- flux-and-config-connector -->" in section
+    assert len(steps) == 8
+    assert "kubectl kustomize infra/config-connector" in section and "kubectl kustomize infra/flux" in section
     for needed in ("terraform output -raw api_ip", "ssl-certificates", "cloudbuild-functions.yaml",
                    "cloudbuild-infra.yaml", "--secret=operator-client", "/.well-known/openid-configuration"):
         assert needed in section, needed
@@ -463,8 +464,9 @@ def test_the_runbook_names_what_terraform_and_the_registry_create():
     assert 'resource "random_password" "operator"' in functions
     assert "-replace=module.functions.random_password.operator" in runbook
     assert 'module "functions"' in (INFRA / "platform" / "main.tf").read_text()
-    assert 'energent-provisioner-$ENV' in runbook and '"fn-provisioner@$PROJECT' in runbook
-    assert any(d.name == "provisioner" for d in shipped.deployments)
+    # Re-rendering goes through the API (the CLI), whose paths the gateway serves.
+    assert "energent tenants rerender" in runbook and "POST /v1/tenants:rerender" in runbook
+    assert "/v1/tenants:rerender" in (ROOT / "api-spec.yaml").read_text()
     for section in ("Restore Firestore", "Restore a tenant namespace", "Replay a dead-letter topic",
                     "Rotate the signing key after a compromise", "Re-render every tenant"):
         assert f"## {section}" in runbook

@@ -124,17 +124,16 @@ resource "google_monitoring_alert_policy" "flux_failures" {
 # --- the monthly close --------------------------------------------------------------------------------------
 
 # A close that failed: refused (billing logs period.close_refused when a close event cannot start, e.g. the
-# month has not ended or an earlier month is not closed), a step that raised on the event deployment (severity
-# ERROR; it is retried and, after 10 attempts, dead-lettered), or POST .../periods/P:close answering 5xx.
-# The event deployment's errors are not told apart from usage-ingestion errors: its error line names the Pub/Sub
-# delivery, not the close step it carried.
+# month has not ended or an earlier month is not closed), a step that raised on the event deployment
+# (period.close_step_failed, with the step's type and period; it is retried and, after 10 attempts,
+# dead-lettered), or POST .../periods/P:close answering 5xx.
 resource "google_logging_metric" "close_failures" {
   project = var.project_id
   name    = "energent_billing_close_failures_${var.environment}"
   filter  = <<-EOT
     resource.type="cloud_run_revision" AND (
       (resource.labels.service_name="${local.service["billing-events"]}"
-        AND (jsonPayload.event="period.close_refused" OR severity>=ERROR))
+        AND (jsonPayload.event="period.close_refused" OR jsonPayload.event="period.close_step_failed"))
       OR (resource.labels.service_name="${local.service["billing"]}" AND log_id("run.googleapis.com/requests")
         AND httpRequest.requestMethod="POST" AND httpRequest.requestUrl:":close" AND httpRequest.status>=500)
     )
