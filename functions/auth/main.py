@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 from functools import cache, wraps
 
 import functions_framework
@@ -206,7 +205,7 @@ async def rotate_keys(request: Request) -> Response:
     secret = auth_settings().signing_key_secret
     notified_at = rfc3339(utcnow())
     message_id = await asyncio.to_thread(
-        events.publish_raw, os.environ.get("AUTH_EVENTS_TOPIC", "auth-events"), json.dumps({"name": secret}).encode(),
+        events.publish_raw, auth_settings().auth_events_topic, json.dumps({"name": secret}).encode(),
         {"eventType": "SECRET_ROTATE", "secretId": secret, "dataFormat": "JSON_V1", "timestamp": notified_at})
     log_event(logger, "key.rotation_requested", caller=principal.client_id, message_id=message_id)
     return json_response({"status": "rotating", "secret": secret, "requested_at": notified_at}, status=202)

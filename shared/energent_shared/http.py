@@ -17,7 +17,6 @@ from energent_shared import logging as log
 from energent_shared.config import settings
 from energent_shared.errors import DomainError, Unavailable
 from energent_shared.jsonio import json_default
-from energent_shared.paging import page_size_param  # noqa: F401  (auth's callers)
 
 PROBLEM_JSON = "application/problem+json"
 _STATUS_TITLES = {

@@ -12,6 +12,7 @@ import hmac
 import re
 import secrets
 
+from energent_shared.errors import Forbidden, Invalid
 from energent_shared.guard import ALL_SCOPES, PLATFORM_SCOPES, TENANT_SCOPES
 
 CLIENT_ID = re.compile(r"^cl_[0-9a-f]{24}$")
@@ -19,12 +20,12 @@ _HASH_PREFIX = "sha256:"
 MAX_NAME_LENGTH = 100
 
 
-class ScopeError(ValueError):
-    pass
+class ScopeError(Invalid):
+    """Scopes that are malformed, unknown or not for this kind of client."""
 
 
-class ScopeNotHeld(Exception):
-    """A caller tried to grant a scope it does not hold itself (the entry point answers 403)."""
+class ScopeNotHeld(Forbidden):
+    """A caller tried to grant a scope it does not hold itself."""
 
 
 def new_client_id() -> str:
@@ -57,8 +58,8 @@ def requested_scopes(scope: str | None, allowed: frozenset[str]) -> frozenset[st
 
 
 def tenant_client_scopes(scopes: object, caller_scopes: frozenset[str]) -> frozenset[str]:
-    """The scopes of a new tenant client: known, tenant-grantable, held by the caller. Raises ScopeError (400)
-    or ScopeNotHeld (403) with a precise message."""
+    """The scopes of a new tenant client: known, tenant-grantable, held by the caller. Raises ScopeError or
+    ScopeNotHeld with a precise message."""
     if not isinstance(scopes, list) or not scopes:
         raise ScopeError("scopes must be a non-empty array of scope names")
     if not all(isinstance(s, str) for s in scopes):

@@ -16,10 +16,11 @@ from auth.oauth import ClientCredentials, OAuthError, invalid_client
 from auth.settings import AuthSettings
 from energent_shared import firestore, secrets
 from energent_shared.clock import utcnow
+from energent_shared.errors import Conflict, Invalid, NotFound
 from energent_shared.events import PubSubMessage
 from energent_shared.guard import ALL_SCOPES, InvalidToken, TokenVerifier
-from energent_shared.http import Problem, page_size_param
 from energent_shared.logging import get_logger, log_event
+from energent_shared.paging import page_size_param
 from energent_shared.tenants import GONE
 
 logger = get_logger("auth")
@@ -148,24 +149,19 @@ class Auth:
     def _live_tenant(self, tenant_id: str) -> dict:
         tenant = store.tenant_record(tenant_id, db=self.db)
         if tenant is None:
-            raise Problem(404, f"tenant {tenant_id} does not exist")
+            raise NotFound(f"tenant {tenant_id} does not exist")
         if tenant.get("status") in GONE:
-            raise Problem(409, f"tenant {tenant_id} is {tenant['status']}")
+            raise Conflict(f"tenant {tenant_id} is {tenant['status']}")
         return tenant
 
     def create_client(self, tenant_id: str, body: dict, caller_client_id: str, caller_scopes: frozenset[str]) -> dict:
         unknown = set(body) - {"scopes", "name"}
         if unknown:
-            raise Problem(400, f"unknown field(s): {', '.join(sorted(unknown))}")
-        try:
-            scopes = credentials.tenant_client_scopes(body.get("scopes"), caller_scopes)
-        except credentials.ScopeError as error:
-            raise Problem(400, str(error)) from None
-        except credentials.ScopeNotHeld as error:
-            raise Problem(403, str(error)) from None
+            raise Invalid(f"unknown field(s): {', '.join(sorted(unknown))}")
+        scopes = credentials.tenant_client_scopes(body.get("scopes"), caller_scopes)
         name = body.get("name")
         if name is not None and (not isinstance(name, str) or not 0 < len(name) <= credentials.MAX_NAME_LENGTH):
-            raise Problem(400, f"name must be a string of 1 to {credentials.MAX_NAME_LENGTH} characters")
+            raise Invalid(f"name must be a string of 1 to {credentials.MAX_NAME_LENGTH} characters")
         self._live_tenant(tenant_id)
         secret = credentials.new_secret()
         record = {"client_id": credentials.new_client_id(), "tenant_id": tenant_id, "name": name,
@@ -187,7 +183,7 @@ class Auth:
     def delete_client(self, tenant_id: str, client_id: str, caller_client_id: str) -> None:
         if not credentials.CLIENT_ID.match(client_id) or not self.clients.deactivate(
                 tenant_id, client_id, f"deleted by {caller_client_id}"):
-            raise Problem(404, f"tenant {tenant_id} has no client {client_id}")
+            raise NotFound(f"tenant {tenant_id} has no client {client_id}")
         log_event(logger, "client.deleted", client_id=client_id, tenant_id=tenant_id, deleted_by=caller_client_id)
 
     # --- rotation ---------------------------------------------------------------------------------------------
@@ -264,7 +260,7 @@ def decode_page_token(token: str | None) -> str | None:
     try:
         last_id = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
     except ValueError:  # not base64 (binascii.Error), not ASCII, or not UTF-8 underneath
-        raise Problem(400, "page_token is not valid") from None
+        raise Invalid("page_token is not valid") from None
     if not credentials.CLIENT_ID.match(last_id):
-        raise Problem(400, "page_token is not valid")
+        raise Invalid("page_token is not valid")
     return last_id

@@ -2,25 +2,18 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import cache
 
 from auth.keys import Rollover
+from energent_shared import config
 
 ACTIVATION_MARGIN_S = 60  # beyond the JWKS cache time, before a new key signs
 
 
 def _seconds(name: str, default: float, maximum: float) -> timedelta:
-    raw = os.environ.get(name, "")
-    try:
-        value = float(raw) if raw else default
-    except ValueError:
-        raise ValueError(f"{name} must be a number of seconds, got {raw!r}") from None
-    if not 0 <= value <= maximum:
-        raise ValueError(f"{name} must be between 0 and {maximum:g} seconds, got {raw!r}")
-    return timedelta(seconds=value)
+    return timedelta(seconds=config.number(name, default, maximum))
 
 
 @dataclass(frozen=True)
@@ -29,15 +22,14 @@ class AuthSettings:
     operator_client_secret: str
     rollover: Rollover
     key_cache_ttl_s: float
+    auth_events_topic: str  # where POST /v1/keys:rotate sends Secret Manager's rotation notice
 
 
 @cache
 def auth_settings() -> AuthSettings:
-    signing = os.environ.get("SIGNING_KEY_SECRET", "")
-    if not signing:
-        raise RuntimeError("SIGNING_KEY_SECRET must name the Secret Manager secret holding the signing keys")
+    signing = config.text("SIGNING_KEY_SECRET", required="the Secret Manager secret holding the signing keys")
     # Only the HTTP deployment authenticates the operator; the rotation deployment has no access to it.
-    operator = os.environ.get("OPERATOR_CLIENT_SECRET", "")
+    operator = config.text("OPERATOR_CLIENT_SECRET")
     token_ttl = _seconds("TOKEN_TTL_S", 900, 3600)
     if token_ttl < timedelta(seconds=60):
         raise ValueError("TOKEN_TTL_S must be at least 60 seconds")
@@ -49,4 +41,5 @@ def auth_settings() -> AuthSettings:
         rollover=Rollover(activation_delay=_seconds("KEY_ACTIVATION_DELAY_S", 300 + ACTIVATION_MARGIN_S, 86400),
                           token_ttl=token_ttl, jwks_cache=_seconds("JWKS_CACHE_S", 300, 86400)),
         key_cache_ttl_s=_seconds("KEY_CACHE_TTL_S", 5, 300).total_seconds(),
+        auth_events_topic=config.text("AUTH_EVENTS_TOPIC", "auth-events"),
     )
