@@ -65,6 +65,13 @@ def test_malformed_tenant_bodies_are_4xx(stack, operator, raw):
     problem(post_json(stack, operator, "/v1/tenants", raw))
 
 
+@pytest.mark.parametrize("raw", [b"[" * 100_000 + b"]" * 100_000, b'{"reason": "a", "reason": "b"}',
+                                 b'{"reason": []}', b'{"reason": "' + b"x" * 201 + b'"}', b'{"reason": "\\u0000"}',
+                                 b'{"reason": "tier table", "extra": 1}', b"\xff", b"[]"])
+def test_malformed_rerender_bodies_are_4xx_and_start_nothing(stack, operator, raw):
+    problem(post_json(stack, operator, "/v1/tenants:rerender", raw))
+
+
 def test_an_oversized_body_is_413(stack, operator):
     response = post_json(stack, operator, "/v1/tenants", b'{"x": "' + b"a" * (2 * 1024 * 1024) + b'"}')
     assert response.status_code == 413 and problem(response)
@@ -87,7 +94,9 @@ def test_wrong_content_types_are_4xx(stack, operator, content_type):
                                   "/v1/tenants/hostile/usage?period=%D9%A2%D9%A0%D9%A2%D9%A4-01",
                                   "/v1/tenants/hostile/usage?period=2024-01%0A",
                                   "/v1/tenants?page_size=%C2%B2", "/v1/tenants?page_size=101",
-                                  "/v1/tenants?page_size=0", "/v1/tenants?page_token=%FF%FE"])
+                                  "/v1/tenants?page_size=0", "/v1/tenants?page_token=%FF%FE",
+                                  "/v1/rerenders/%C3%A9" + "0" * 30, "/v1/rerenders/" + "A" * 32,
+                                  "/v1/rerenders/" + "0" * 33])
 def test_bad_path_segments_and_parameters_are_4xx(stack, operator, hostile_tenant, path):
     method = requests.post if path.endswith(":close") else requests.get
     problem(method(f"{stack.url}{path}", headers=operator, timeout=TIMEOUT))
