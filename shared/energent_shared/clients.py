@@ -8,7 +8,6 @@ The emulators are found through the clients' own variables (`FIRESTORE_EMULATOR_
 
 from __future__ import annotations
 
-import asyncio
 import weakref
 from collections.abc import Callable
 from functools import cache, wraps
@@ -29,6 +28,8 @@ def per_event_loop(factory: Callable) -> Callable:
 
     @wraps(factory)
     def get():
+        import asyncio  # only auth runs an event loop; the import would cost every other cold start
+
         loop = asyncio.get_running_loop()
         if loop not in made:
             made[loop] = factory()

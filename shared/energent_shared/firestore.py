@@ -7,14 +7,16 @@ another tenant's documents and a tenant's data can be exported or deleted as one
 
 from __future__ import annotations
 
-import asyncio
 import random
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from energent_shared import clients
+
+if TYPE_CHECKING:
+    import asyncio
 
 T = TypeVar("T")
 
@@ -122,11 +124,14 @@ class SharedReads:
     """Documents by path for an event loop serving many requests at once: requests waiting at the same moment
     share one batched Firestore read. A read starts only after every request in it arrived, so it stays strongly
     consistent; requests arriving while `max_in_flight` reads are under way gather for the next one. One per
-    event loop (`clients.per_event_loop`).
+    event loop (`clients.per_event_loop`). (asyncio is imported where it is used: only auth runs an event loop,
+    and the import costs the other functions' cold starts ~9 ms.)
     """
 
     def __init__(self, client_factory: Callable = clients.firestore_async, *, max_in_flight: int = 2,
                  max_batch: int = 200):
+        import asyncio
+
         self._client_factory = client_factory
         self._slots = asyncio.Semaphore(max_in_flight)
         self._max_batch = max_batch
@@ -135,6 +140,8 @@ class SharedReads:
 
     async def read(self, paths: Iterable[str]) -> dict[str, dict | None]:
         """Each document's fields, None for a missing one (the answer may hold other requests' documents too)."""
+        import asyncio
+
         if self._gathering is None or len(self._gathering[0]) >= self._max_batch:
             loop = asyncio.get_running_loop()
             result = loop.create_future()

@@ -9,7 +9,6 @@ import re
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from energent_shared.clock import rfc3339, utcnow
@@ -298,6 +297,8 @@ class Provisioner:
             except Exception:
                 self.runs.release_hand_on(run_id, index)
                 raise
+        from concurrent.futures import ThreadPoolExecutor  # only a re-render step needs threads
+
         with ThreadPoolExecutor(RERENDER_THREADS) as pool:
             outcomes = list(pool.map(lambda tenant_id: self._rerender_one(tenant_id, run), ids))
         failed = [tenant_id for tenant_id, outcome in zip(ids, outcomes, strict=True) if outcome == "failed"]
