@@ -59,7 +59,7 @@ def locals_of(path: Path) -> dict:
 def dedicated_tenant_files() -> dict[str, bytes]:
     platform = manifests.Platform.for_environment("energent-dev", "dev", manifest_bucket="m")
     spec = tenants.TenantSpec(tenant_id="acme", tier="enterprise", deployment_model="dedicated",
-                              master_cidr="172.20.0.0/28")
+                              **tenants.cluster_ranges(manifests.Platform(project="p"), 0))
     return manifests.render(spec, platform)
 
 

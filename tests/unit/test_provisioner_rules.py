@@ -21,8 +21,8 @@ TODAY = datetime.date(2026, 11, 29)
 
 
 def files(tenant_id="acme", tier="basic", model="multi-tenant", removing=False) -> dict[str, bytes]:
-    cidr = "172.20.0.32/28" if model == "dedicated" else None
-    return manifests.render(tenants.TenantSpec(tenant_id, tier, model, cidr), PLATFORM, removing=removing)
+    ranges = tenants.cluster_ranges(PLATFORM, 2) if model == "dedicated" else {}
+    return manifests.render(tenants.TenantSpec(tenant_id, tier, model, **ranges), PLATFORM, removing=removing)
 
 
 def rendered(tenant_id="acme", tier="basic", model="multi-tenant") -> dict[str, dict]:
@@ -36,9 +36,9 @@ def rendered(tenant_id="acme", tier="basic", model="multi-tenant") -> dict[str, 
 
 
 def test_rendering_is_byte_identical_for_the_same_input():
-    spec = tenants.TenantSpec("acme", "premium", "dedicated", "172.20.0.0/28")
+    spec = tenants.TenantSpec("acme", "premium", "dedicated", **tenants.cluster_ranges(PLATFORM, 0))
     assert manifests.render(spec, PLATFORM) == manifests.render(spec, PLATFORM)
-    other = tenants.TenantSpec("acme", "basic", "dedicated", "172.20.0.0/28")
+    other = tenants.TenantSpec("acme", "basic", "dedicated", **tenants.cluster_ranges(PLATFORM, 0))
     assert manifests.render(spec, PLATFORM) != manifests.render(other, PLATFORM)
 
 
@@ -228,6 +228,26 @@ def test_control_plane_ranges_are_distinct_and_never_meet_the_shared_cluster():
     assert '"172.16.0.0/28"' in shared  # the shared cluster's range the default pool keeps clear of
 
 
+def test_dedicated_clusters_get_pod_and_service_ranges_of_their_own_clear_of_the_shared_cluster():
+    import ipaddress
+
+    allocated = [tenants.cluster_ranges(PLATFORM, n) for n in range(100)]
+    for kind, size in (("pods_cidr", 17), ("services_cidr", 22)):
+        blocks = [ipaddress.ip_network(ranges[kind]) for ranges in allocated]
+        assert all(b.prefixlen == size for b in blocks) and len(set(blocks)) == 100
+        assert not any(a.overlaps(b) for i, a in enumerate(blocks) for b in blocks[i + 1:])
+        assert not any(b.overlaps(ipaddress.ip_network("10.0.0.0/12")) for b in blocks)
+    every = [ipaddress.ip_network(r[k]) for r in allocated for k in ("master_cidr", "pods_cidr", "services_cidr")]
+    assert not any(a.overlaps(b) for i, a in enumerate(every) for b in every[i + 1:])
+    cluster = rendered(model="dedicated")["ContainerCluster/tenant-acme"]["spec"]
+    assert cluster["ipAllocationPolicy"] == {"clusterIpv4CidrBlock": "10.65.0.0/17",  # the third of each pool
+                                             "servicesIpv4CidrBlock": "10.128.8.0/22"}
+    assert "minMasterVersion" not in cluster  # the release channel keeps it on a version GKE offers
+    networking = ROOT_INFRA.joinpath("modules/networking/variables.tf").read_text()
+    for shared in ('"10.0.0.0/20"', '"10.4.0.0/14"', '"10.8.0.0/20"', '"10.8.16.0/28"'):  # inside 10.0.0.0/12
+        assert shared in networking
+
+
 @pytest.mark.parametrize("model", ["multi-tenant", "dedicated"])
 def test_removal_empties_the_tenants_namespace_and_keeps_a_dedicated_cluster_until_the_end(model):
     live, removing = files(model=model), files(model=model, removing=True)
@@ -337,7 +357,7 @@ def test_events_older_than_the_second_of_the_last_change_are_stale():
 
 
 def test_every_file_is_json_that_yaml_readers_read_the_same():
-    spec = tenants.TenantSpec("acme", "enterprise", "dedicated", "172.20.0.16/28")
+    spec = tenants.TenantSpec("acme", "enterprise", "dedicated", **tenants.cluster_ranges(PLATFORM, 1))
     for path, content in manifests.render(spec, PLATFORM).items():
         assert json.loads(content) == yaml.safe_load(content), path
 

@@ -53,6 +53,11 @@ class Platform:
     authorized_networks: tuple[str, ...] = ()  # who may reach a dedicated cluster's control plane
     master_pool: str = "172.20.0.0/14"  # dedicated control planes take /28s of it: 16,384 clusters
     shared_master_cidr: str = "172.16.0.0/28"  # the shared cluster's (infra/modules/gke master_cidr)
+    # Dedicated clusters' Pod (/17) and Service (/22) ranges, clear of the shared cluster's 10.0.0.0/12
+    # (infra/modules/networking); GKE adds each as a secondary range of the subnetwork.
+    pods_pool: str = "10.64.0.0/10"  # 128 clusters
+    services_pool: str = "10.128.0.0/15"  # 128 clusters
+    shared_ranges: tuple[str, ...] = ("10.0.0.0/12",)
 
     @classmethod
     def for_environment(cls, project: str, environment: str, **settings) -> Platform:
@@ -179,11 +184,12 @@ def _objects(spec: TenantSpec, row: Tier, platform: Platform) -> tuple[list[dict
 
 def _dedicated(spec: TenantSpec, row: Tier, platform: Platform, labels: dict, annotations: dict) -> list[dict]:
     """A dedicated tenant's own private GKE cluster and node pool, as Config Connector resources: on the platform's
-    network, with a control-plane range of its own (allocated once, never reused), reachable only from the
-    platform's authorized networks, and nodes that run as a service account of their own holding only what nodes
-    need. `tenant-<id>` is at most 39 characters, within GKE's 40 for a cluster name."""
-    if spec.master_cidr is None:
-        raise ValueError(f"dedicated tenant {spec.tenant_id} has no control-plane range allocated")
+    network, with control-plane, Pod and Service ranges of its own (allocated once, never reused), reachable only
+    from the platform's authorized networks, its version chosen by the release channel, and nodes that run as a
+    service account of their own holding only what nodes need. `tenant-<id>` is at most 39 characters, within
+    GKE's 40 for a cluster name."""
+    if None in (spec.master_cidr, spec.pods_cidr, spec.services_cidr):
+        raise ValueError(f"dedicated tenant {spec.tenant_id} has no address ranges allocated")
     name = namespace(spec.tenant_id)
     nodes_id = node_service_account_id(spec.tenant_id)
     cc_ns = platform.config_connector_namespace
@@ -197,14 +203,13 @@ def _dedicated(spec: TenantSpec, row: Tier, platform: Platform, labels: dict, an
             "location": platform.region,
             "initialNodeCount": 1,
             "releaseChannel": {"channel": "REGULAR"},
-            "minMasterVersion": "1.30",
             "networkRef": {"external": network},
             "subnetworkRef": {"external": subnetwork},
             "privateClusterConfig": {"enablePrivateNodes": True, "enablePrivateEndpoint": False,
                                      "masterIpv4CidrBlock": spec.master_cidr},
             "masterAuthorizedNetworksConfig": {"cidrBlocks": [
                 {"cidrBlock": cidr, "displayName": "platform"} for cidr in platform.authorized_networks]},
-            "ipAllocationPolicy": {"clusterSecondaryRangeName": "pods", "servicesSecondaryRangeName": "services"},
+            "ipAllocationPolicy": {"clusterIpv4CidrBlock": spec.pods_cidr, "servicesIpv4CidrBlock": spec.services_cidr},
             "workloadIdentityConfig": {"workloadPool": f"{platform.project}.svc.id.goog"},
             "networkingMode": "VPC_NATIVE",
             "datapathProvider": "ADVANCED_DATAPATH",

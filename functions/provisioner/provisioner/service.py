@@ -73,7 +73,7 @@ class Provisioner:
 
     def _render(self, record: dict) -> dict[str, bytes]:
         spec = tenants.TenantSpec(record["tenant_id"], record["tier"], record["deployment_model"],
-                                  record.get("master_cidr"))
+                                  record.get("master_cidr"), record.get("pods_cidr"), record.get("services_cidr"))
         return manifests.render(spec, self.platform, removing=record["status"] in GONE)
 
     def flush(self, tenant_id: str) -> None:
@@ -99,11 +99,9 @@ class Provisioner:
         record = {**fields, "status": "provisioning", "status_message": None, "created_at": now, "updated_at": now,
                   "tier_history": [{"tier": fields["tier"], "at": now}],
                   "manifest_generation": 1, "manifests_changed_at": now, "activated_at": None, "deleted_at": None}
-        if record["deployment_model"] == "dedicated":  # a range of its own, recorded before anything uses it
+        if record["deployment_model"] == "dedicated":  # ranges of its own, recorded before anything uses them
             try:
-                index = self.tenants.next_control_plane()
-                record["master_cidr"] = tenants.master_cidr(self.platform.master_pool, index,
-                                                            self.platform.shared_master_cidr)
+                record.update(tenants.cluster_ranges(self.platform, self.tenants.next_control_plane()))
             except ValueError as exhausted:
                 raise Conflict(str(exhausted)) from None
         record["manifests_digest"] = self._digest(record)

@@ -40,6 +40,8 @@ class TenantSpec:
     tier: str
     deployment_model: str = "multi-tenant"
     master_cidr: str | None = None  # a dedicated cluster's control-plane range
+    pods_cidr: str | None = None  # and its own Pod and Service ranges (two clusters never share them)
+    services_cidr: str | None = None
 
 
 def _display_name(value: object) -> str:
@@ -202,18 +204,32 @@ def node_service_account_id(tenant_id: str) -> str:
     return f"nd-{digest[:27]}"
 
 
-def master_cidr(pool: str, index: int, shared: str) -> str:
-    """The `index`th /28 of `pool` for a dedicated cluster's control plane; refuses a pool that overlaps the shared
-    cluster's range or is used up."""
-    network, taken = ipaddress.ip_network(pool), ipaddress.ip_network(shared)
-    if network.version != 4 or network.prefixlen > 28:
-        raise ValueError(f"the dedicated control-plane pool {pool} must be an IPv4 range of a /28 or more")
-    if network.overlaps(taken):
-        raise ValueError(f"the dedicated control-plane pool {pool} overlaps the shared cluster's {shared}")
-    blocks = 2 ** (28 - network.prefixlen)
+def nth_block(pool: str, index: int, prefix: int, what: str, clear_of: tuple[str, ...] = ()) -> str:
+    """The `index`th /`prefix` of `pool`; refuses a pool that overlaps a range in `clear_of` or is used up."""
+    network = ipaddress.ip_network(pool)
+    if network.version != 4 or network.prefixlen > prefix:
+        raise ValueError(f"the {what} pool {pool} must be an IPv4 range of a /{prefix} or more")
+    for other in clear_of:
+        if network.overlaps(ipaddress.ip_network(other)):
+            raise ValueError(f"the {what} pool {pool} overlaps {other}")
+    blocks = 2 ** (prefix - network.prefixlen)
     if not 0 <= index < blocks:
-        raise ValueError(f"the dedicated control-plane pool {pool} has no /28 left ({blocks} allocated)")
-    return str(ipaddress.ip_network((int(network.network_address) + 16 * index, 28)))
+        raise ValueError(f"the {what} pool {pool} has no /{prefix} left ({blocks} allocated)")
+    return str(ipaddress.ip_network((int(network.network_address) + 2 ** (32 - prefix) * index, prefix)))
+
+
+def master_cidr(pool: str, index: int, shared: str) -> str:
+    """The `index`th /28 of `pool` for a dedicated cluster's control plane, clear of the shared cluster's."""
+    return nth_block(pool, index, 28, "dedicated control-plane", (shared,))
+
+
+def cluster_ranges(platform, index: int) -> dict[str, str]:
+    """A dedicated cluster's control-plane, Pod and Service ranges: the `index`th block of each of the platform's
+    pools (`index` is handed out once and never again, so no two clusters share a range)."""
+    return {"master_cidr": master_cidr(platform.master_pool, index, platform.shared_master_cidr),
+            "pods_cidr": nth_block(platform.pods_pool, index, 17, "dedicated Pod", platform.shared_ranges),
+            "services_cidr": nth_block(platform.services_pool, index, 22, "dedicated Service",
+                                       (*platform.shared_ranges, platform.pods_pool))}
 
 
 def namespace(tenant_id: str) -> str:
