@@ -3,6 +3,7 @@
 import base64
 import datetime
 import json
+import time
 import uuid
 
 import pytest
@@ -410,10 +411,18 @@ def test_a_rerender_run_fans_out_in_chunks_and_counts_each_once_however_often_st
 
     run = provisioner.start_rerender({"reason": "tier table v2"})
     assert (run["status"], run["reason"], run["tenants"]) == ("running", "tier table v2", 0)
+    def deliver(step):
+        """One delivery as Pub/Sub makes it: a step that raises is delivered again."""
+        while True:
+            try:
+                return provisioner.rerender_step(dict(step))
+            except service_module.HandOnPending:
+                time.sleep(0.05)
+
     delivered = 0
     while delivered < len(steps):  # every step delivered twice at once, as Pub/Sub may
         step = steps[delivered]
-        run_threads(2, lambda _, step=step: provisioner.rerender_step(dict(step)))
+        run_threads(2, lambda _, step=step: deliver(step))
         delivered += 1
         partial = provisioner.rerender_run(run["run_id"])
         assert partial["tenants"] == min(3 * delivered, 10)  # progress, chunk by chunk
@@ -450,6 +459,40 @@ def test_a_step_that_cannot_hand_on_is_delivered_again_and_hands_on_then(firesto
     provisioner.rerender_step(steps[1])
     final = provisioner.rerender_run(run["run_id"])
     assert (final["status"], final["tenants"], final["reason"]) == ("done", 3, "platform change")
+
+
+def test_a_step_the_run_never_handed_on_does_nothing(firestore_db, bucket, subscription, monkeypatch):
+    steps: list[dict] = []
+    provisioner = fanned_out(firestore_db, bucket, subscription, steps.append)
+    provisioner.create({**NEW, "tenant_id": "alpha"})
+    run = provisioner.start_rerender({})
+    for forged in ({**steps[0], "index": 7}, {**steps[0], "after": "alpha"}):
+        with pytest.raises(service_module.InvalidStep, match="no chunk"):
+            provisioner.rerender_step(forged)
+    provisioner.rerender_step(steps[0])
+    assert provisioner.rerender_run(run["run_id"])["tenants"] == 1
+    with pytest.raises(service_module.InvalidStep):  # nor after the run is done
+        provisioner.rerender_step({**steps[0], "index": 1})
+
+
+def test_a_hand_on_lost_in_a_crash_is_published_again_once_abandoned(firestore_db, bucket, subscription,
+                                                                     monkeypatch):
+    monkeypatch.setattr(service_module, "RERENDER_CHUNK", 1)
+    steps: list[dict] = []
+    provisioner = fanned_out(firestore_db, bucket, subscription, steps.append)
+    for name in ("alpha", "bravo"):
+        provisioner.create({**NEW, "tenant_id": name})
+    run = provisioner.start_rerender({})
+    # The first delivery claimed step 1 and died before publishing it.
+    provisioner.runs.claim_successor(run["run_id"], 1, "alpha")
+    with pytest.raises(service_module.HandOnPending):  # Pub/Sub delivers step 0 again later
+        provisioner.rerender_step(steps[0])
+    monkeypatch.setattr(RerenderRuns, "REPUBLISH_AFTER", datetime.timedelta(0))
+    provisioner.rerender_step(steps[0])
+    assert [step["index"] for step in steps] == [0, 1]
+    provisioner.rerender_step(steps[1])
+    provisioner.rerender_step(steps[2])
+    assert provisioner.rerender_run(run["run_id"])["status"] == "done"
 
 
 @pytest.mark.parametrize("step", [

@@ -31,6 +31,11 @@ MAX_REASON = 200
 class InvalidStep(ValueError):
     """A re-render step that can never be carried out; logged and acknowledged."""
 
+
+class HandOnPending(RuntimeError):
+    """The next step is being published by a concurrent delivery of this one: retried, so that the step is
+    acknowledged only once its successor is known to be published."""
+
 def iso(value) -> str | None:
     if value is None:
         return None
@@ -41,6 +46,12 @@ def view(record: dict) -> dict:
     """The tenant as the API shows it (and as tenant events carry it)."""
     shown = tenants.public_view(record)
     return {**shown, "created_at": iso(shown["created_at"]), "updated_at": iso(shown["updated_at"])}
+
+
+def _names(names: set[str]) -> str:
+    """Field names from a request, for a message: a few, shortened, control characters escaped."""
+    shown = [repr(name[:40])[1:-1] for name in sorted(names)[:5]]
+    return ", ".join(shown) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
 
 
 def run_view(run: dict) -> dict:
@@ -251,30 +262,32 @@ class Provisioner:
         chunks of tenant ids over Pub/Sub, each step handing on the next before it does its own."""
         unknown = set(body) - {"reason"}
         if unknown:
-            raise Invalid(f"unknown field(s): {', '.join(sorted(unknown))}")
+            raise Invalid(f"unknown field(s): {_names(unknown)}")
         reason = body.get("reason", "platform change")
         if not isinstance(reason, str) or not reason.strip() or len(reason) > MAX_REASON or not reason.isprintable():
             raise Invalid(f"reason must be a non-blank string of at most {MAX_REASON} printable characters")
-        run = self.runs.start(uuid.uuid4().hex, reason.strip())
+        run_id = uuid.uuid4().hex
+        self.runs.start(run_id, reason.strip())
         try:
-            self.hand_on({"run_id": run["run_id"], "index": 0, "after": ""})
+            self.hand_on({"run_id": run_id, "index": 0, "after": ""})
         except Exception:
             logger.exception("re-render not started")
-            self.runs.ref(run["run_id"]).delete()
+            self.runs.discard(run_id)
             raise Unavailable("the re-render could not be started; retry") from None
-        log_event(logger, "rerender.started", run_id=run["run_id"], reason=run["reason"])
-        return run_view(run)
+        self.runs.published(run_id, 0)
+        log_event(logger, "rerender.started", run_id=run_id, reason=reason.strip())
+        return run_view(self.runs.progress(run_id))
 
     def rerender_run(self, run_id: str) -> dict:
         if not _RUN_ID.fullmatch(run_id):
             raise Invalid("run id must be 32 lowercase hex digits")
-        run = self.runs.get(run_id)
+        run = self.runs.progress(run_id)
         if run is None:
             raise NotFound(f"re-render run {run_id} does not exist")
         return run_view(run)
 
-    def rerender_step(self, step: object) -> dict:
-        """One chunk of a run: hand on the next chunk (once), re-render this one, count it (once)."""
+    def rerender_step(self, step: object) -> None:
+        """One chunk of a run: hand on the next chunk (at least once), re-render this one, count it (once)."""
         if not isinstance(step, dict) or set(step) != {"run_id", "index", "after"}:
             raise InvalidStep("a step is {run_id, index, after}")
         run_id, index, after = step["run_id"], step["index"], step["after"]
@@ -284,27 +297,37 @@ class Provisioner:
             raise InvalidStep("index must be a whole number")
         if after != "" and not tenants.valid_tenant_id(after):
             raise InvalidStep("after must be a tenant id or empty")
-        run = self.runs.get(run_id)
-        if run is None:
-            raise InvalidStep(f"no re-render run {run_id}")
+        run, chunk = self.runs.step(run_id, index)
+        if run is None or chunk is None or chunk["after"] != after:
+            raise InvalidStep(f"no chunk {index} after {after!r} in a re-render run {run_id}")
         ids = self.tenants.ids(after, RERENDER_CHUNK)
         last = len(ids) < RERENDER_CHUNK
-        if not last and self.runs.claim_hand_on(run_id, index):
-            try:
-                self.hand_on({"run_id": run_id, "index": index + 1, "after": ids[-1]})
-            except Exception:
-                self.runs.release_hand_on(run_id, index)
-                raise
+        if not last:
+            self._hand_on(run_id, index + 1, ids[-1])
+        if chunk.get("counted"):
+            return  # a redelivery: this chunk's tenants are done and counted
         from concurrent.futures import ThreadPoolExecutor  # only a re-render step needs threads
 
         with ThreadPoolExecutor(RERENDER_THREADS) as pool:
             outcomes = list(pool.map(lambda tenant_id: self._rerender_one(tenant_id, run), ids))
         failed = [tenant_id for tenant_id, outcome in zip(ids, outcomes, strict=True) if outcome == "failed"]
-        run = self.runs.count(run_id, index, {"tenants": len(ids), **Counter(outcomes)}, failed, last)
-        if run["status"] == "done":
-            log_event(logger, "rerender.done", run_id=run_id, tenants=run["tenants"], rerendered=run["rerendered"],
-                      failed=run["failed"])
-        return run_view(run)
+        self.runs.count(run_id, index, {"tenants": len(ids), **Counter(outcomes)}, failed, last)
+        if last:
+            log_event(logger, "rerender.last_chunk", run_id=run_id, chunks=index + 1)
+
+    def _hand_on(self, run_id: str, index: int, after: str) -> None:
+        """Publish step `index` at least once: whoever claims it publishes; a failed publish is abandoned for the
+        next delivery of this step, which Pub/Sub makes because this one raises."""
+        claim = self.runs.claim_successor(run_id, index, after)
+        if claim == "pending":
+            raise HandOnPending(f"step {index} of re-render run {run_id} is being published by another delivery")
+        if claim == "mine":
+            try:
+                self.hand_on({"run_id": run_id, "index": index, "after": after})
+            except Exception:
+                self.runs.abandon(run_id, index)
+                raise
+            self.runs.published(run_id, index)
 
     def _rerender_one(self, tenant_id: str, run: dict) -> str:
         try:

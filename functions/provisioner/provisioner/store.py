@@ -150,10 +150,19 @@ class TenantStore:
 
 
 class RerenderRuns:
-    """`rerenders/{run_id}`: a re-render of every tenant and its progress; `chunks/{n}` marks chunk n handed on
-    (its successor published) and counted, each at most once, however often Pub/Sub delivers the step."""
+    """`rerenders/{run_id}`: a re-render of every tenant, and `chunks/{n}`, one per chunk of tenant ids.
 
+    A chunk's document is created by the step before it (for chunk 0, by the start) with the id the chunk starts
+    after, before that step is published: a step is carried out only if its document says so, so a stray or
+    forged step does nothing. The document records whether the step was published (a failed publish is abandoned
+    and published again by the next delivery; one lost in a crash, after `REPUBLISH_AFTER`) and, once, the
+    chunk's tally. Totals are summed from the
+    chunks when asked, so concurrent chunks never contend for one document.
+    """
+
+    REPUBLISH_AFTER = datetime.timedelta(seconds=60)  # a claim this old and still unpublished was lost in a crash
     MAX_FAILED_LISTED = 100
+    TALLY = ("tenants", "rerendered", "unchanged", "failed")
 
     def __init__(self, db=None):
         self.db = db or clients.firestore()
@@ -161,54 +170,81 @@ class RerenderRuns:
     def ref(self, run_id: str):
         return self.db.collection("rerenders").document(run_id)
 
+    def chunk(self, run_id: str, index: int):
+        return self.ref(run_id).collection("chunks").document(str(index))
+
     def start(self, run_id: str, reason: str) -> dict:
-        run = {"run_id": run_id, "reason": reason, "status": "running", "started_at": utcnow(), "finished_at": None,
-               "tenants": 0, "rerendered": 0, "unchanged": 0, "failed": 0, "failed_tenants": [],
-               "chunks_counted": 0, "chunks_total": None}
-        self.ref(run_id).create(run)
+        run = {"run_id": run_id, "reason": reason, "started_at": utcnow(), "chunks_total": None}
+        batch = self.db.batch()
+        batch.create(self.ref(run_id), run)
+        batch.create(self.chunk(run_id, 0), {"after": "", "published": False, "claimed_at": run["started_at"]})
+        batch.commit()
         return run
 
-    def get(self, run_id: str) -> dict | None:
-        snapshot = self.ref(run_id).get()
-        return snapshot.to_dict() if snapshot.exists else None
+    def discard(self, run_id: str) -> None:
+        """A run whose first step could not be published: as if never started."""
+        batch = self.db.batch()
+        batch.delete(self.chunk(run_id, 0))
+        batch.delete(self.ref(run_id))
+        batch.commit()
 
-    def claim_hand_on(self, run_id: str, index: int) -> bool:
-        """True for the one delivery of chunk `index` that publishes its successor."""
+    def step(self, run_id: str, index: int) -> tuple[dict | None, dict | None]:
+        """(the run, chunk `index`'s document), None where missing."""
+        run, chunk = self.ref(run_id).get(), self.chunk(run_id, index).get()
+        return (run.to_dict() if run.exists else None), (chunk.to_dict() if chunk.exists else None)
+
+    def claim_successor(self, run_id: str, index: int, after: str) -> str:
+        """Who publishes step `index` (starting after `after`): "mine" (this delivery made its document just now,
+        or found it unpublished and abandoned), "done" (published already) or "pending" (another delivery is
+        publishing it right now)."""
         from google.api_core.exceptions import AlreadyExists
 
+        successor = self.chunk(run_id, index)
         try:
-            self.ref(run_id).collection("chunks").document(str(index)).create({"handed_on": True, "counted": False})
-            return True
+            successor.create({"after": after, "published": False, "claimed_at": utcnow()})
+            return "mine"
         except AlreadyExists:
-            return False
+            found = successor.get().to_dict() or {}
+        if found.get("published"):
+            return "done"
+        return "mine" if found["claimed_at"] < utcnow() - self.REPUBLISH_AFTER else "pending"
 
-    def release_hand_on(self, run_id: str, index: int) -> None:
-        """The successor could not be published: the next delivery of this chunk tries again."""
-        self.ref(run_id).collection("chunks").document(str(index)).delete()
+    def abandon(self, run_id: str, index: int) -> None:
+        """Publishing step `index` failed: the next delivery of its predecessor publishes it."""
+        self.chunk(run_id, index).update({"claimed_at": datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)})
 
-    def count(self, run_id: str, index: int, tally: dict[str, int], failed: list[str], last: bool) -> dict:
-        """Add a chunk's outcome to the run once; the run is done when every chunk up to the last is counted."""
-        run_ref = self.ref(run_id)
-        marker = run_ref.collection("chunks").document(str(index))
+    def published(self, run_id: str, index: int) -> None:
+        self.chunk(run_id, index).update({"published": True})
+
+    def count(self, run_id: str, index: int, tally: dict[str, int], failed: list[str], last: bool) -> None:
+        """Record chunk `index`'s tally once; the last chunk also records how many chunks the run has."""
+        chunk = self.chunk(run_id, index)
 
         def attempt(transaction):
-            run = run_ref.get(transaction=transaction).to_dict()
-            counted = marker.get(transaction=transaction)
-            if counted.exists and counted.get("counted"):
-                return run
-            run = {**run, **{key: run[key] + tally.get(key, 0) for key in ("tenants", "rerendered", "unchanged",
-                                                                            "failed")},
-                   "failed_tenants": (run["failed_tenants"] + failed)[:self.MAX_FAILED_LISTED],
-                   "chunks_counted": run["chunks_counted"] + 1}
+            if (chunk.get(transaction=transaction).to_dict() or {}).get("counted"):
+                return
+            transaction.update(chunk, {"counted": True, "counted_at": utcnow(),
+                                       **{key: tally.get(key, 0) for key in self.TALLY},
+                                       "failed_tenants": failed[:self.MAX_FAILED_LISTED]})
             if last:
-                run["chunks_total"] = index + 1
-            if run["chunks_total"] is not None and run["chunks_counted"] >= run["chunks_total"]:
-                run.update(status="done", finished_at=utcnow())
-            transaction.set(run_ref, run)
-            transaction.set(marker, {"handed_on": True, "counted": True})
-            return run
+                transaction.update(self.ref(run_id), {"chunks_total": index + 1})
 
-        return firestore.run_transaction(attempt, db=self.db)
+        firestore.run_transaction(attempt, db=self.db)
+
+    def progress(self, run_id: str) -> dict | None:
+        """The run with its totals so far; `status` is done once every chunk up to the last is counted."""
+        run = self.ref(run_id).get()
+        if not run.exists:
+            return None
+        run = run.to_dict()
+        chunks = (c.to_dict() for c in self.ref(run_id).collection("chunks").stream())
+        counted = [c for c in chunks if c.get("counted")]
+        totals = {key: sum(c[key] for c in counted) for key in self.TALLY}
+        failed = [t for c in sorted(counted, key=lambda c: c["counted_at"]) for t in c["failed_tenants"]]
+        done = run["chunks_total"] is not None and len(counted) >= run["chunks_total"]
+        return {**run, **totals, "failed_tenants": failed[:self.MAX_FAILED_LISTED],
+                "status": "done" if done else "running",
+                "finished_at": max(c["counted_at"] for c in counted) if done else None}
 
 
 class ManifestStore:
