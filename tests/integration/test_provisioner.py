@@ -517,3 +517,33 @@ def test_a_rerender_with_a_bad_body_is_a_400(firestore_db, bucket, subscription,
     with pytest.raises(DomainError) as caught:
         provisioner.start_rerender(body)
     assert caught.value.status == 400 and detail in str(caught.value)
+
+
+class CrashingManifestStore(ManifestStore):
+    """Dies after the record's commit and before a single file is written, as an instance can."""
+
+    def apply(self, tenant_id, files, generation):
+        raise SystemExit("instance stopped")
+
+
+def test_a_change_lost_in_a_crash_is_delivered_by_the_next_request_or_re_render(firestore_db, bucket, subscription,
+                                                                               provisioner):
+    provisioner.create(dict(NEW))
+    crashing = make(firestore_db, bucket, subscription, CrashingManifestStore)
+    with pytest.raises(SystemExit):
+        crashing.patch("acme", {"tier": "enterprise"})
+    assert provisioner.tenants.get("acme")["tier"] == "enterprise" and quota(provisioner)["limits.cpu"] == "1"
+    assert provisioner.patch("acme", {"tier": "enterprise"})[0] == 200  # the same request again
+    assert quota(provisioner)["limits.cpu"] == "8"
+
+    provisioner.create({**NEW, "tenant_id": "bravo"})
+    with pytest.raises(SystemExit):
+        crashing.patch("bravo", {"tier": "premium"})
+    assert provisioner.rerender("bravo") is False  # nothing new to render, but the lost files are written
+    assert quota(provisioner, "bravo")["limits.cpu"] == "4"
+
+    with pytest.raises(SystemExit):
+        crashing.delete("acme")
+    assert "ResourceQuota/tenant-quota" in objects(provisioner)
+    assert provisioner.delete("acme")["status"] == "deleting"  # DELETE again
+    assert "ResourceQuota/tenant-quota" not in objects(provisioner)

@@ -26,6 +26,7 @@ RERENDER_CHUNK = 100  # tenants per step: one page of ids, well within a functio
 RERENDER_THREADS = 8  # a step's deliveries overlap their Firestore and Storage round trips
 _RUN_ID = re.compile(r"[0-9a-f]{32}")
 MAX_REASON = 200
+UNDELIVERED = ("provisioning", "updating", "deleting")  # statuses whose files may still be on their way
 
 
 class InvalidStep(ValueError):
@@ -124,7 +125,14 @@ class Provisioner:
         except Exception:
             logger.exception("manifests not written; undoing the tenant",
                              extra={"json_fields": {"tenant_id": record["tenant_id"]}})
-            self.manifests.remove_all(record["tenant_id"])
+            try:
+                self.manifests.remove_all(record["tenant_id"])
+            except Exception:  # files may remain: the record stays, so the tenant can be delivered or deleted
+                logger.exception("an undone tenant's files not removed; it stays provisioning",
+                                 extra={"json_fields": {"tenant_id": record["tenant_id"]}})
+                raise Unavailable(f"the manifests of tenant {record['tenant_id']} could not be written; it stays "
+                                  "provisioning until they are (a PATCH or a re-render delivers them again), "
+                                  "or DELETE it") from None
             self.tenants.erase(record["tenant_id"])
             raise Unavailable("the tenant's manifests could not be written; nothing was created, retry") from None
         log_event(logger, "tenant.created", tenant_id=record["tenant_id"], tier=record["tier"])
@@ -188,6 +196,18 @@ class Provisioner:
                                                            ("failed", "manifests could not be written")))
         raise Unavailable(f"the manifests could not be written; {message}")
 
+    def _redeliver(self, record: dict) -> None:
+        """Write the record's current rendering again if a change may still be on its way (a crash between the
+        record's commit and the files' write would otherwise leave them behind for good). Cheap when they are
+        there: one listing, nothing written."""
+        if record["status"] not in UNDELIVERED:
+            return
+        try:
+            self.manifests.apply(record["tenant_id"], self._render(record), record["manifest_generation"])
+        except Exception:
+            logger.exception("manifests not delivered again", extra={"json_fields": {"tenant_id": record["tenant_id"]}})
+            raise Unavailable("the tenant's manifests could not be written; retry") from None
+
     def patch(self, tenant_id: str, body: dict) -> tuple[int, dict]:
         try:
             changes = tenants.validate_patch(body, utcnow().date())
@@ -214,6 +234,8 @@ class Provisioner:
         rerendered = after["manifest_generation"] != before["manifest_generation"]
         if rerendered:
             self._deliver(before, after)
+        else:
+            self._redeliver(after)
         self.flush(tenant_id)
         return (202 if rerendered else 200), view(after)
 
@@ -233,6 +255,8 @@ class Provisioner:
         before, after = self._change(tenant_id, decide)
         if after["manifest_generation"] != before["manifest_generation"]:
             self._deliver(before, after)
+        else:
+            self._redeliver(after)  # DELETE again: the removal files are written if a crash lost them
         self.flush(tenant_id)
         return view(after)
 
@@ -253,6 +277,7 @@ class Provisioner:
 
         before, after = self._change(tenant_id, decide)
         if after["manifest_generation"] == before["manifest_generation"]:
+            self._redeliver(after)
             return fresh == [True]
         self._deliver(before, after)
         return True
