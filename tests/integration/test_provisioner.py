@@ -82,7 +82,7 @@ def quota(provisioner, tenant_id="acme") -> dict:
 
 
 def stamps(bucket) -> set[str]:
-    """The manifest generations the tenants' state files carry."""
+    """The manifest generations the tenants' object files carry."""
     return {blob.metadata["manifest-generation"] for blob in clients.storage().bucket(bucket).list_blobs()
             if blob.name.endswith("/objects.json")}
 
@@ -257,6 +257,10 @@ def test_an_older_rendering_never_overwrites_a_newer_one(provisioner, bucket):
     store.apply("acme", {"tenants/acme/manifests/objects.json": b"new"}, generation=5)
     store.apply("acme", {"tenants/acme/manifests/objects.json": b"old"}, generation=4)
     assert store.read("acme") == {"tenants/acme/manifests/objects.json": b"new"}
+    # The other files too (e.g. a sync file rendered under new platform settings, then under the old ones).
+    store.apply("acme", {"tenants/acme/sync/flux-source.yaml": b"new settings"}, generation=7)
+    store.apply("acme", {"tenants/acme/sync/flux-source.yaml": b"old settings"}, generation=6)
+    assert store.read("acme") == {"tenants/acme/sync/flux-source.yaml": b"new settings"}
 
 
 def test_listing_pages_through_every_tenant(provisioner):

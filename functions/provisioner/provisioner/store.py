@@ -250,10 +250,10 @@ class RerenderRuns:
 class ManifestStore:
     """The tenant's files under `tenants/{id}/`, written compare-and-swap (`if_generation_match`).
 
-    Files named `objects.json` hold the tenant's state (its objects as they stand at a manifest generation): each
-    carries that generation and is never replaced by an older one, so concurrent renderings converge on the
-    newest. The other files depend on the tenant's id and the platform only, and are written when their content
-    differs. One listing tells both, so a change costs one listing and one write per file that changed.
+    Every file carries the manifest generation of the rendering that wrote it and is never replaced by an older
+    one, so concurrent renderings converge on the newest. `objects.json` (the tenant's objects) is written for
+    every newer generation; the other files (a function of the tenant's id and the platform) only when their
+    content differs, so a change rewrites one object. One listing tells both.
     """
 
     def __init__(self, bucket: str, client_factory: Callable = clients.storage):
@@ -271,15 +271,14 @@ class ManifestStore:
     def _put(self, path: str, data: bytes, generation: int, current) -> None:
         from google.api_core.exceptions import PreconditionFailed
 
-        stamped = path.endswith(STATE_FILE)
         for _ in range(MAX_CAS_ATTEMPTS):
             if current is not None:
-                if stamped and self._stamp(current) >= generation:
+                if self._stamp(current) >= generation:
                     return  # a newer (or this same) rendering is already there
-                if not stamped and current.md5_hash == _md5(data):
-                    return
+                if not path.endswith(STATE_FILE) and current.md5_hash == _md5(data):
+                    return  # unchanged: no new revision for Flux
             blob = self.bucket.blob(path)
-            blob.metadata = {GENERATION_KEY: str(generation)} if stamped else None
+            blob.metadata = {GENERATION_KEY: str(generation)}
             try:
                 blob.upload_from_string(data, content_type=_content_type(path),
                                         if_generation_match=current.generation if current else 0)
