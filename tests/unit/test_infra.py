@@ -118,7 +118,24 @@ def test_every_deployment_is_deployed_by_cloud_build_with_its_registered_setting
 def test_flux_objects_follow_their_schemas():
     sync = yaml.safe_load((INFRA / "flux" / "tenants.yaml").read_text())
     validate(sync)
-    assert sync["spec"]["sourceRef"]["name"] == "tenant-sync"
+    assert sync["spec"]["sourceRef"]["name"] == "tenants-sync"
+
+
+def test_no_platform_flux_object_has_a_name_a_tenant_could_take():
+    """A tenant's Flux objects are the Bucket and Kustomization tenant-<id>, the Kustomization cloud-tenant-<id> and
+    the ConfigMap tenant-<id>-cluster: a platform object of such a kind and name would be taken over (and pruned
+    with everything it applied) by the tenant of that id."""
+    from energent_shared.firestore import valid_tenant_id
+
+    for path in sorted((INFRA / "flux").glob("*.yaml")):
+        for document in yaml.safe_load_all(path.read_text()):
+            name = ((document or {}).get("metadata") or {}).get("name", "")
+            if document["kind"] not in ("Bucket", "Kustomization", "ConfigMap"):
+                continue
+            for prefix in ("tenant-", "cloud-tenant-"):
+                rest = name.removeprefix(prefix)
+                assert not (name.startswith(prefix) and (valid_tenant_id(rest) or valid_tenant_id(
+                    rest.removesuffix("-cluster")))), f"{path.name}: {name}"
 
 
 def plain(value):

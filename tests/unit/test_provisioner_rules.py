@@ -253,9 +253,14 @@ def test_removal_empties_the_tenants_namespace_and_keeps_a_dedicated_cluster_unt
     live, removing = files(model=model), files(model=model, removing=True)
     assert set(removing) == set(live)
     assert json.loads(removing["tenants/acme/manifests/objects.json"])["items"] == []
-    if model == "dedicated":  # its cluster goes with the last files, after Flux pruned the namespace on it
+    if model == "dedicated":  # its cluster, and all in it, goes with the last files
         cloud = "tenants/acme/manifests/cloud/objects.json"
         assert removing[cloud] == live[cloud]
+        # tenant-T reports the removal from the platform's cluster: never waiting on a cluster that may be broken
+        [cloud_kustomization, tenant] = documents(removing["tenants/acme/sync/flux-kustomization.yaml"])
+        assert tenant["metadata"]["name"] == "tenant-acme"
+        assert "kubeConfig" not in tenant["spec"] and "dependsOn" not in tenant["spec"]
+        assert cloud_kustomization["metadata"]["name"] == "cloud-tenant-acme"
 
 
 @pytest.mark.parametrize("body, message", [

@@ -254,8 +254,10 @@ def cluster_path(tenant_id: str, platform: Platform) -> str:
     return f"projects/{platform.project}/locations/{platform.region}/clusters/{namespace(tenant_id)}"
 
 
-def flux_kustomizations(spec: TenantSpec, platform: Platform) -> list[dict]:
-    """tenant-T, and for a dedicated tenant cloud-tenant-T, which makes its cluster before tenant-T applies to it."""
+def flux_kustomizations(spec: TenantSpec, platform: Platform, removing: bool = False) -> list[dict]:
+    """tenant-T, and for a dedicated tenant cloud-tenant-T, which makes its cluster before tenant-T applies to it.
+    While a dedicated tenant is removed, tenant-T applies its empty list on the platform's cluster instead: its
+    objects go with its cluster, and the removal never waits on a cluster that may never have become ready."""
     tenant_id = spec.tenant_id
     labels = {LABEL_TENANT: tenant_id}
     source = {"kind": "Bucket", "name": kustomization_name(tenant_id)}
@@ -267,8 +269,6 @@ def flux_kustomizations(spec: TenantSpec, platform: Platform) -> list[dict]:
     }
     if spec.deployment_model != "dedicated":
         return [workload]
-    workload["spec"]["kubeConfig"] = {"configMapRef": {"name": f"{kustomization_name(tenant_id)}-cluster"}}
-    workload["spec"]["dependsOn"] = [{"name": cloud_kustomization_name(tenant_id)}]
     cloud = {
         "apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization",
         "metadata": _meta(cloud_kustomization_name(tenant_id), platform.flux_namespace, labels),
@@ -276,6 +276,10 @@ def flux_kustomizations(spec: TenantSpec, platform: Platform) -> list[dict]:
         "spec": {"interval": "10m", "retryInterval": "2m", "timeout": "30m", "prune": True, "wait": True,
                  "path": f"./{manifests_dir(tenant_id)}/{CLOUD}", "sourceRef": source},
     }
+    if removing:
+        return [cloud, workload]
+    workload["spec"]["kubeConfig"] = {"configMapRef": {"name": f"{kustomization_name(tenant_id)}-cluster"}}
+    workload["spec"]["dependsOn"] = [{"name": cloud_kustomization_name(tenant_id)}]
     # Flux reaches the tenant's cluster as its own Google identity (kustomize-controller's Workload Identity).
     access = {"apiVersion": "v1", "kind": "ConfigMap",
               "metadata": _meta(f"{kustomization_name(tenant_id)}-cluster", platform.flux_namespace, labels),
@@ -300,8 +304,8 @@ def _kustomization(resources: list[str]) -> bytes:
 
 def render(spec: TenantSpec, platform: Platform, removing: bool = False) -> dict[str, bytes]:
     """Every file of the tenant, by object path in the bucket. `removing`: the files while the tenant is deleted,
-    with no namespace objects, which Flux prunes; a dedicated tenant's cluster stays until tenant-T has pruned
-    them, and goes with the last files."""
+    with no namespace objects, which Flux prunes; a dedicated tenant's cluster (and all in it) goes with the last
+    files, once tenant-T has reported the removal."""
     workload, cloud = _objects(spec, tier(spec.tier), platform)
     base, sync = manifests_dir(spec.tenant_id), sync_dir(spec.tenant_id)
     if spec.deployment_model == "dedicated":
@@ -312,5 +316,5 @@ def render(spec: TenantSpec, platform: Platform, removing: bool = False) -> dict
     files[f"{base}/{OBJECTS}"] = _list([] if removing else workload)
     files[f"{base}/kustomization.yaml"] = _kustomization([OBJECTS])
     files[f"{sync}/flux-source.yaml"] = _dump(flux_source(spec.tenant_id, platform))
-    files[f"{sync}/flux-kustomization.yaml"] = _list(flux_kustomizations(spec, platform))
+    files[f"{sync}/flux-kustomization.yaml"] = _list(flux_kustomizations(spec, platform, removing))
     return files
