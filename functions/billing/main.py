@@ -12,7 +12,7 @@ import functions_framework
 
 from billing import closing, parties, periods, pricing
 from billing.documents import MEDIA, InvoiceFiles
-from billing.errors import BillingError
+from billing.errors import Conflict, Invalid, NotFound
 from billing.service import Billing, build
 from billing.settings import billing_settings
 from billing.usage import USAGE_TYPE
@@ -190,7 +190,7 @@ def billing_handler(push) -> None:
             service().closer.start(period)
         else:
             service().closer.on_event(event["type"], data)
-    except BillingError as refused:
+    except (Invalid, NotFound, Conflict) as refused:  # can never succeed: acknowledged
         log_event(logger, "period.close_refused", severity=logging.WARNING, type=event["type"], detail=str(refused))
     except Exception as error:  # Pub/Sub delivers the step again; the alert on a failed close counts these
         log_event(logger, "period.close_step_failed", severity=logging.ERROR, type=event["type"],

@@ -42,3 +42,10 @@ class Unavailable(DomainError):
     def __init__(self, message: str, retry_after_s: int = 5):
         super().__init__(message)
         self.retry_after_s = retry_after_s
+
+
+def shown(names: set[str], most: int = 5, length: int = 40) -> str:
+    """Names taken from a request (unknown fields, scopes), for a message: sorted, a few, each shortened, control
+    characters escaped, so an error never echoes a megabyte or a terminal escape back."""
+    listed = [repr(name[:length])[1:-1] for name in sorted(names)[:most]]
+    return ", ".join(listed) + (f" and {len(names) - most} more" if len(names) > most else "")

@@ -12,7 +12,7 @@ import hmac
 import re
 import secrets
 
-from energent_shared.errors import Forbidden, Invalid
+from energent_shared.errors import Forbidden, Invalid, shown
 from energent_shared.guard import ALL_SCOPES, PLATFORM_SCOPES, TENANT_SCOPES
 
 CLIENT_ID = re.compile(r"^cl_[0-9a-f]{24}$")
@@ -53,7 +53,7 @@ def requested_scopes(scope: str | None, allowed: frozenset[str]) -> frozenset[st
         raise ScopeError("scope must be space-separated scope tokens")
     beyond = requested - allowed
     if beyond:
-        raise ScopeError(f"the client does not hold {', '.join(sorted(beyond))}")
+        raise ScopeError(f"the client does not hold {shown(beyond)}")
     return requested
 
 
@@ -67,7 +67,7 @@ def tenant_client_scopes(scopes: object, caller_scopes: frozenset[str]) -> froze
     wanted = frozenset(scopes)
     unknown = wanted - ALL_SCOPES
     if unknown:
-        raise ScopeError(f"unknown scope(s): {', '.join(sorted(unknown))}")
+        raise ScopeError(f"unknown scope(s): {shown(unknown)}")
     platform = wanted & PLATFORM_SCOPES
     if platform:
         raise ScopeError(f"a tenant client cannot hold {', '.join(sorted(platform))}")

@@ -16,7 +16,7 @@ from auth.oauth import ClientCredentials, OAuthError, invalid_client
 from auth.settings import AuthSettings
 from energent_shared import firestore, secrets
 from energent_shared.clock import utcnow
-from energent_shared.errors import Conflict, Invalid, NotFound
+from energent_shared.errors import Conflict, Invalid, NotFound, shown
 from energent_shared.events import PubSubMessage
 from energent_shared.guard import ALL_SCOPES, InvalidToken, TokenVerifier
 from energent_shared.logging import get_logger, log_event
@@ -114,6 +114,10 @@ class Auth:
         except credentials.ScopeError as error:
             raise OAuthError("invalid_scope", str(error)) from None
         grant = tokens.Grant(grant.client_id, scopes, grant.tenant_id, grant.tier)
+        if not self.signing_keys.is_fresh():  # expired while the records were read: list them off the event loop
+            import asyncio
+
+            await asyncio.to_thread(self.signing_keys.versions)
         now = utcnow()
         ttl = self.settings.rollover.token_ttl
         key = self.settings.rollover.signing_key(self._keys(), now)
@@ -157,7 +161,7 @@ class Auth:
     def create_client(self, tenant_id: str, body: dict, caller_client_id: str, caller_scopes: frozenset[str]) -> dict:
         unknown = set(body) - {"scopes", "name"}
         if unknown:
-            raise Invalid(f"unknown field(s): {', '.join(sorted(unknown))}")
+            raise Invalid(f"unknown field(s): {shown(unknown)}")
         scopes = credentials.tenant_client_scopes(body.get("scopes"), caller_scopes)
         name = body.get("name")
         if name is not None and (not isinstance(name, str) or not 0 < len(name) <= credentials.MAX_NAME_LENGTH):

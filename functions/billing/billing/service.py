@@ -25,6 +25,7 @@ from billing.pricing import PriceBook
 from billing.store import Invoices, Ledger, Overflow, Periods, SlaReports, TenantCache, UsageStore
 from billing.usage import Rejected, total, validate
 from energent_shared.clock import rfc3339, utcnow
+from energent_shared.errors import shown
 from energent_shared.events import InvalidEvent, parse_time
 from energent_shared.logging import get_logger, log_event
 
@@ -281,7 +282,7 @@ def build(db, files: InvoiceFiles, dispatch: Callable[[str, dict], None], book: 
 def _known_fields(body: dict, allowed: set[str]) -> None:
     unknown = set(body) - allowed
     if unknown:
-        raise Invalid(f"unknown field(s): {', '.join(sorted(unknown))[:200]}")
+        raise Invalid(f"unknown field(s): {shown(unknown)}")
 
 
 def _number(body: dict, name: str, maximum: Decimal = MAX_SLA_NUMBER) -> str:

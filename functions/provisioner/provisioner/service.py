@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from energent_shared.clock import rfc3339, utcnow
-from energent_shared.errors import Conflict, Invalid, NotFound, Unavailable
+from energent_shared.errors import Conflict, Invalid, NotFound, Unavailable, shown
 from energent_shared.events import new_event, to_structured_json
 from energent_shared.logging import get_logger, log_event
 from energent_shared.paging import page_size_param
@@ -47,12 +47,6 @@ def view(record: dict) -> dict:
     """The tenant as the API shows it (and as tenant events carry it)."""
     shown = tenants.public_view(record)
     return {**shown, "created_at": iso(shown["created_at"]), "updated_at": iso(shown["updated_at"])}
-
-
-def _names(names: set[str]) -> str:
-    """Field names from a request, for a message: a few, shortened, control characters escaped."""
-    shown = [repr(name[:40])[1:-1] for name in sorted(names)[:5]]
-    return ", ".join(shown) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
 
 
 def run_view(run: dict) -> dict:
@@ -287,7 +281,7 @@ class Provisioner:
         chunks of tenant ids over Pub/Sub, each step handing on the next before it does its own."""
         unknown = set(body) - {"reason"}
         if unknown:
-            raise Invalid(f"unknown field(s): {_names(unknown)}")
+            raise Invalid(f"unknown field(s): {shown(unknown)}")
         reason = body.get("reason", "platform change")
         if not isinstance(reason, str) or not reason.strip() or len(reason) > MAX_REASON or not reason.isprintable():
             raise Invalid(f"reason must be a non-blank string of at most {MAX_REASON} printable characters")

@@ -15,6 +15,7 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
+from energent_shared.errors import shown
 from energent_shared.firestore import valid_tenant_id
 from energent_shared.tiers import TIERS
 
@@ -60,7 +61,7 @@ def validate_create(body: dict, today: datetime.date) -> dict:
     """The fields of a new tenant, or InvalidTenant naming the first bad one."""
     unknown = set(body) - {"tenant_id", "display_name", "tier", "deployment_model", "billing_start", "billing_profile"}
     if unknown:
-        raise InvalidTenant(f"unknown field(s): {', '.join(sorted(unknown))}")
+        raise InvalidTenant(f"unknown field(s): {shown(unknown)}")
     tenant_id = body.get("tenant_id")
     if not valid_tenant_id(tenant_id):
         raise InvalidTenant(f"tenant_id {tenant_id!r} must match ^[a-z][a-z0-9-]{{2,30}}[a-z0-9]$")
