@@ -121,7 +121,7 @@ class FluxStandIn:
         self.topic = self.publisher.topic_path(project, topic)
         self.poll_s = poll_s
         self.applied: dict[str, tuple[str, str]] = {}  # Kustomization -> (source revision, spec digest) applied
-        self.ready: dict[str, bool] = {}
+        self.ready: dict[str, tuple[bool, str]] = {}  # Kustomization -> (succeeded, at source revision)
         self.contents: dict[tuple[str, str], bytes] = {}  # (key, etag) -> content, as source-controller caches
         self.sequence = 0
         self.published = 0
@@ -166,12 +166,16 @@ class FluxStandIn:
         applying = (revision, hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest())
         if self.applied.get(name) == applying:
             return
-        if not all(self.ready.get(dependency["name"]) for dependency in spec.get("dependsOn") or []):
-            return  # dependency not ready: retried on a later poll
+        # As kustomize-controller: a dependency on the same source must be ready at this very revision.
+        sources = {name: k["spec"]["sourceRef"] for name, k in kinds["Kustomization"].items()}
+        for dependency in spec.get("dependsOn") or []:
+            ready, at = self.ready.get(dependency["name"], (False, None))
+            if not ready or (sources.get(dependency["name"]) == spec["sourceRef"] and at != revision):
+                return  # dependency not ready: retried on a later poll
         prefix = bucket["spec"].get("prefix", "")
         artifact = {key: self._content(blob) for key, blob in blobs.items() if key.startswith(prefix)}
         succeeded, message = reconcile(kustomization, artifact, kinds["ConfigMap"])
-        self.applied[name], self.ready[name] = applying, succeeded
+        self.applied[name], self.ready[name] = applying, (succeeded, revision)
         self.sequence += 1
         event = flux_event(name, succeeded, message, revision=revision, sequence=self.sequence)
         self.publisher.publish(self.topic, json.dumps(event).encode()).result(30)

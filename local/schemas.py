@@ -41,7 +41,8 @@ SCHEMAS: dict[tuple[str, str], dict] = {
             "serviceAccountName": {"type": "string"},
             "dependsOn": {"type": "array", "items": {"type": "object", "required": ["name"],
                                                      "additionalProperties": False,
-                                                     "properties": {"name": _NAME, "namespace": _NAME}}},
+                                                     "properties": {"name": _NAME, "namespace": _NAME,
+                                                                    "readyExpr": {"type": "string"}}}},
             "healthChecks": {"type": "array"}, "patches": {"type": "array"}, "postBuild": {"type": "object"},
             # A remote cluster: a kubeconfig Secret, or (Flux 2.7) a ConfigMap naming a cloud provider's cluster.
             "kubeConfig": {"type": "object", "additionalProperties": False, "minProperties": 1, "maxProperties": 1,
