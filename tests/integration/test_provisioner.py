@@ -492,11 +492,13 @@ def test_a_hand_on_lost_in_a_crash_is_published_again_once_abandoned(firestore_d
     with pytest.raises(service_module.HandOnPending):  # Pub/Sub delivers step 0 again later
         provisioner.rerender_step(steps[0])
     monkeypatch.setattr(RerenderRuns, "REPUBLISH_AFTER", datetime.timedelta(0))
+    provisioner.create({**NEW, "tenant_id": "aardvark"})  # meanwhile a tenant comes before the claimed boundary
     provisioner.rerender_step(steps[0])
-    assert [step["index"] for step in steps] == [0, 1]
+    assert [step["index"] for step in steps] == [0, 1] and steps[1]["after"] == "alpha"  # the claim's boundary
     provisioner.rerender_step(steps[1])
     provisioner.rerender_step(steps[2])
-    assert provisioner.rerender_run(run["run_id"])["status"] == "done"
+    final = provisioner.rerender_run(run["run_id"])
+    assert final["status"] == "done" and final["tenants"] == 3  # chunk 0 ends where it was first cut: none lost
 
 
 @pytest.mark.parametrize("step", [

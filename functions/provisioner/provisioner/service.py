@@ -322,7 +322,9 @@ class Provisioner:
         ids = self.tenants.ids(after, RERENDER_CHUNK)
         last = len(ids) < RERENDER_CHUNK
         if not last:
-            self._hand_on(run_id, index + 1, ids[-1])
+            through = self._hand_on(run_id, index + 1, ids[-1])
+            if through != ids[-1]:  # tenants came or went since the chunk was first listed: it ends where it did
+                ids = self.tenants.ids(after, 10 * RERENDER_CHUNK, through)
         if chunk.get("counted"):
             return  # a redelivery: this chunk's tenants are done and counted
         from concurrent.futures import ThreadPoolExecutor  # only a re-render step needs threads
@@ -334,10 +336,11 @@ class Provisioner:
         if last:
             log_event(logger, "rerender.last_chunk", run_id=run_id, chunks=index + 1)
 
-    def _hand_on(self, run_id: str, index: int, after: str) -> None:
+    def _hand_on(self, run_id: str, index: int, after: str) -> str:
         """Publish step `index` at least once: whoever claims it publishes; a failed publish is abandoned for the
-        next delivery of this step, which Pub/Sub makes because this one raises."""
-        claim = self.runs.claim_successor(run_id, index, after)
+        next delivery of this step, which Pub/Sub makes because this one raises. Returns the id step `index`
+        starts after: its first claim's."""
+        claim, after = self.runs.claim_successor(run_id, index, after)
         if claim == "pending":
             raise HandOnPending(f"step {index} of re-render run {run_id} is being published by another delivery")
         if claim == "mine":
@@ -347,6 +350,7 @@ class Provisioner:
                 self.runs.abandon(run_id, index)
                 raise
             self.runs.published(run_id, index)
+        return after
 
     def _rerender_one(self, tenant_id: str, run: dict) -> str:
         try:

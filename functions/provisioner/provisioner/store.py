@@ -134,11 +134,14 @@ class TenantStore:
             query = query.start_after({"__name__": self.ref(after)})
         return [snapshot.to_dict() for snapshot in query.stream()]
 
-    def ids(self, after: str, limit: int) -> list[str]:
-        """The next `limit` tenant ids after `after`, in id order, reading no record (a key-only query)."""
+    def ids(self, after: str, limit: int, through: str | None = None) -> list[str]:
+        """The next `limit` tenant ids after `after` (up to `through` included, if given), in id order, reading no
+        record (a key-only query)."""
         query = self.db.collection("tenants").select([]).order_by("__name__").limit(limit)
         if after:
             query = query.start_after({"__name__": self.ref(after)})
+        if through:
+            query = query.end_at({"__name__": self.ref(through)})
         return [snapshot.id for snapshot in query.stream()]
 
     def pending_events(self, tenant_id: str) -> list[tuple[object, bytes]]:
@@ -193,21 +196,21 @@ class RerenderRuns:
         run, chunk = self.ref(run_id).get(), self.chunk(run_id, index).get()
         return (run.to_dict() if run.exists else None), (chunk.to_dict() if chunk.exists else None)
 
-    def claim_successor(self, run_id: str, index: int, after: str) -> str:
-        """Who publishes step `index` (starting after `after`): "mine" (this delivery made its document just now,
-        or found it unpublished and abandoned), "done" (published already) or "pending" (another delivery is
-        publishing it right now)."""
+    def claim_successor(self, run_id: str, index: int, after: str) -> tuple[str, str]:
+        """Who publishes step `index`, and the id it starts after (the first claim's, should a later delivery
+        list other ids): "mine" (this delivery made its document just now, or found it unpublished and
+        abandoned), "done" (published already) or "pending" (another delivery is publishing it right now)."""
         from google.api_core.exceptions import AlreadyExists
 
         successor = self.chunk(run_id, index)
         try:
             successor.create({"after": after, "published": False, "claimed_at": utcnow()})
-            return "mine"
+            return "mine", after
         except AlreadyExists:
             found = successor.get().to_dict() or {}
         if found.get("published"):
-            return "done"
-        return "mine" if found["claimed_at"] < utcnow() - self.REPUBLISH_AFTER else "pending"
+            return "done", found["after"]
+        return ("mine" if found["claimed_at"] < utcnow() - self.REPUBLISH_AFTER else "pending"), found["after"]
 
     def abandon(self, run_id: str, index: int) -> None:
         """Publishing step `index` failed: the next delivery of its predecessor publishes it."""
