@@ -20,7 +20,8 @@ HEADER = """\
 # local stack runs.
 #
 # Cloud Build owns the functions' code and environment and the gateway's configs; Terraform creates them once and
-# leaves them to it. Substitutions per trigger: _ENVIRONMENT, _API_URL, and _AUTHORIZED_NETWORKS (the
+# leaves them to it. Substitutions per trigger: _ENVIRONMENT, _API_URL, _GATEWAY_REGION (API Gateway's region,
+# `terraform output -raw gateway_region`; the functions stay in _REGION) and _AUTHORIZED_NETWORKS (the
 # environment's admin_cidrs from terraform.tfvars, comma-separated).
 """
 TOOLS_IMAGE = "gcr.io/google.com/cloudsdktool/google-cloud-cli:stable"
@@ -78,7 +79,8 @@ def pipeline(registry: Registry) -> dict:
     folders = sorted({d.source for d in registry.deployments})
     deploys = [deploy_step(registry, d) for d in registry.deployments]
     return {
-        "substitutions": {"_ENVIRONMENT": "dev", "_REGION": "europe-west4", "_API_URL": "https://api.dev.energent.ai",
+        "substitutions": {"_ENVIRONMENT": "dev", "_REGION": "europe-west4", "_GATEWAY_REGION": "europe-west1",
+                          "_API_URL": "https://api.dev.energent.ai",
                           "_VPC_CONNECTOR": "energent-connector", "_AUTHORIZED_NETWORKS": ""},
         "options": {"logging": "CLOUD_LOGGING_ONLY", "machineType": "E2_HIGHCPU_8",
                     "substitutionOption": "ALLOW_LOOSE"},
@@ -100,8 +102,9 @@ def pipeline(registry: Registry) -> dict:
                  "--api=energent-api-${_ENVIRONMENT}", "--openapi-spec=build/api-spec.yaml",
                  "--backend-auth-service-account=api-gateway@$PROJECT_ID.iam.gserviceaccount.com"]},
             {"id": "gateway", "name": TOOLS_IMAGE, "entrypoint": "gcloud", "waitFor": ["gateway-config"], "args": [
-                "api-gateway", "gateways", "update", "energent-gateway-${_ENVIRONMENT}", "--location=${_REGION}",
-                "--api=energent-api-${_ENVIRONMENT}", "--api-config=energent-config-${_ENVIRONMENT}-$SHORT_SHA"]},
+                "api-gateway", "gateways", "update", "energent-gateway-${_ENVIRONMENT}",
+                "--location=${_GATEWAY_REGION}", "--api=energent-api-${_ENVIRONMENT}",
+                "--api-config=energent-config-${_ENVIRONMENT}-$SHORT_SHA"]},
         ],
     }
 

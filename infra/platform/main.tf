@@ -76,12 +76,13 @@ module "storage" {
 }
 
 module "gateway" {
-  source        = "../modules/gateway"
-  project_id    = var.project_id
-  region        = var.region
-  environment   = var.environment
-  api_spec_file = "${path.module}/../../api-spec.yaml"
-  api_url       = var.api_url
+  source         = "../modules/gateway"
+  project_id     = var.project_id
+  region         = var.region
+  gateway_region = var.gateway_region
+  environment    = var.environment
+  api_spec_file  = "${path.module}/../../api-spec.yaml"
+  api_url        = var.api_url
 
   depends_on = [google_project_service.apis]
 }
@@ -105,12 +106,12 @@ module "functions" {
 }
 
 module "edge" {
-  source      = "../modules/edge"
-  project_id  = var.project_id
-  region      = var.region
-  environment = var.environment
-  domain      = local.api_domain
-  gateway_id  = module.gateway.gateway_id
+  source         = "../modules/edge"
+  project_id     = var.project_id
+  gateway_region = var.gateway_region
+  environment    = var.environment
+  domain         = local.api_domain
+  gateway_id     = module.gateway.gateway_id
 
   depends_on = [google_project_service.apis]
 }

@@ -11,6 +11,11 @@ output "certificate" {
   value = module.edge.certificate
 }
 
+output "gateway_region" {
+  description = "API Gateway's region: the functions pipeline's _GATEWAY_REGION."
+  value       = var.gateway_region
+}
+
 output "gateway_host" {
   value = module.gateway.default_hostname
 }

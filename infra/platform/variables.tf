@@ -7,6 +7,23 @@ variable "region" {
   default = "europe-west4"
 }
 
+variable "gateway_region" {
+  description = <<-EOT
+    Where API Gateway's gateway and the load balancer's serverless NEG run. API Gateway is offered in a few regions
+    only (not the functions' europe-west4); the functions stay in `region` and the gateway calls them there.
+  EOT
+  type        = string
+  default     = "europe-west1"
+
+  validation {
+    condition = contains([
+      "asia-northeast1", "australia-southeast1", "europe-west1", "europe-west2", "us-central1", "us-east1",
+      "us-east4", "us-west2", "us-west3", "us-west4",
+    ], var.gateway_region)
+    error_message = "gateway_region must be a region API Gateway is offered in (its deployment model's list)."
+  }
+}
+
 variable "environment" {
   type = string
   validation {

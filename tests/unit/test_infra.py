@@ -66,7 +66,7 @@ def test_environments_are_a_backend_and_values_for_the_one_platform():
 def test_terraform_reads_the_registry_and_the_spec_rather_than_copying_them():
     platform = (INFRA / "platform" / "main.tf").read_text()
     assert 'registry_file           = "${path.module}/../../functions/registry.yaml"' in platform
-    assert 'api_spec_file = "${path.module}/../../api-spec.yaml"' in platform
+    assert 'api_spec_file  = "${path.module}/../../api-spec.yaml"' in platform
     functions = (INFRA / "modules" / "functions" / "main.tf").read_text()
     assert "yamldecode(file(var.registry_file))" in functions
     assert "google_cloudfunctions2_function" in functions and "for_each = local.deployments" in functions

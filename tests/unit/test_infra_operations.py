@@ -144,7 +144,7 @@ def test_cloud_armor_guards_the_backend_that_reaches_api_gateway():
 def test_the_api_url_of_every_environment_is_the_domain_the_load_balancer_serves():
     platform = (INFRA / "platform" / "main.tf").read_text()
     assert 'api_domain = trimprefix(var.api_url, "https://")' in platform
-    assert "domain      = local.api_domain" in platform and "gateway_id  = module.gateway.gateway_id" in platform
+    assert "domain         = local.api_domain" in platform and "gateway_id     = module.gateway.gateway_id" in platform
     declared = {name: body for block in plain(terraform(INFRA / "platform" / "variables.tf"))["variable"]
                 for name, body in block.items()}
     pattern = declared["api_url"]["validation"][0]["condition"].split('regex("')[1].split('", var.api_url')[0]
@@ -159,6 +159,43 @@ def test_the_api_url_of_every_environment_is_the_domain_the_load_balancer_serves
     assert 'provider "google-beta"' in providers
     outputs = {name for block in plain(terraform(INFRA / "platform" / "outputs.tf"))["output"] for name in block}
     assert "api_ip" in outputs
+
+
+# API Gateway's locations (its deployment model's list): europe-west4, the functions' region, is not one of them.
+API_GATEWAY_REGIONS = {"asia-northeast1", "australia-southeast1", "europe-west1", "europe-west2", "us-central1",
+                       "us-east1", "us-east4", "us-west2", "us-west3", "us-west4"}
+
+
+def test_api_gateway_runs_in_a_region_that_offers_it_and_calls_the_functions_in_theirs():
+    declared = {name: body for block in plain(terraform(INFRA / "platform" / "variables.tf"))["variable"]
+                for name, body in block.items()}
+    gateway_region = declared["gateway_region"]
+    assert gateway_region["default"] in API_GATEWAY_REGIONS
+    assert declared["region"]["default"] not in API_GATEWAY_REGIONS  # why the two differ
+    offered = set(gateway_region["validation"][0]["condition"].split('"')[1::2])
+    assert offered == API_GATEWAY_REGIONS
+    platform = (INFRA / "platform" / "main.tf").read_text()
+    assert "gateway_region = var.gateway_region" in platform.split('module "gateway"')[1].split("module ")[0]
+    assert "gateway_region = var.gateway_region" in platform.split('module "edge"')[1].split("module ")[0]
+    # The gateway lives in gateway_region; the spec it serves names the functions in theirs.
+    gateway = module_resources("gateway", "google_api_gateway_gateway")["energent"]
+    assert gateway["region"] == "${var.gateway_region}"
+    config = module_resources("gateway", "google_api_gateway_api_config")["energent"]
+    assert "region = var.region," in config["openapi_documents"][0]["document"][0]["contents"]
+    assert "https://${region}-${project_id}.cloudfunctions.net/" in (INFRA.parent / "api-spec.yaml").read_text()
+    # A serverless NEG must be in its gateway's region.
+    neg = module_resources("edge", "google_compute_region_network_endpoint_group")["gateway"]
+    assert neg["region"] == "${var.gateway_region}"
+    assert "region" not in module_variables("edge")
+    # Cloud Build deploys the functions and renders the spec in _REGION, and moves the gateway in _GATEWAY_REGION.
+    pipeline = yaml.safe_load((INFRA.parent / "cloudbuild-functions.yaml").read_text())
+    steps = {step["id"]: step for step in pipeline["steps"]}
+    assert pipeline["substitutions"]["_GATEWAY_REGION"] == gateway_region["default"]
+    assert "--location=${_GATEWAY_REGION}" in steps["gateway"]["args"]
+    assert "--region ${_REGION}" in steps["package"]["args"][1]
+    assert all("--region=${_REGION}" in step["args"] for name, step in steps.items() if name.startswith("deploy-"))
+    readme = (INFRA.parent / "README.md").read_text()
+    assert "_GATEWAY_REGION=$GATEWAY_REGION" in readme and "output -raw gateway_region" in readme
 
 
 # --- alerts, SLOs, dashboard --------------------------------------------------------------------------------

@@ -2,6 +2,9 @@
 # routes by). Terraform makes the API, the gateway and its first config; from then on Cloud Build publishes every
 # config (energent-config-<env>-<commit>) and moves the gateway to it (cloudbuild-functions.yaml), and an apply
 # leaves both alone.
+#
+# API Gateway runs in gateway_region (it is offered in a few regions only); the functions stay in `region`, and the
+# spec's backends name them there (${region} below), so the gateway calls across regions.
 
 resource "google_service_account" "gateway" {
   project      = var.project_id
@@ -30,7 +33,7 @@ resource "google_api_gateway_api_config" "energent" {
       path = "api-spec.yaml"
       contents = base64encode(templatefile(var.api_spec_file, {
         project_id  = var.project_id
-        region      = var.region
+        region      = var.region # the functions' region, not the gateway's
         environment = var.environment
         issuer      = var.api_url
         audience    = "energent-api"
@@ -53,7 +56,7 @@ resource "google_api_gateway_api_config" "energent" {
 resource "google_api_gateway_gateway" "energent" {
   provider   = google-beta
   project    = var.project_id
-  region     = var.region
+  region     = var.gateway_region
   gateway_id = "energent-gateway-${var.environment}"
   api_config = google_api_gateway_api_config.energent.id
 
