@@ -11,6 +11,7 @@ locals {
 
 # Every API the estate uses, enabled by Terraform itself (a new project needs only serviceusage and
 # cloudresourcemanager enabled by hand, for Terraform to enable the rest). Left on when the estate goes.
+# tests/unit/test_infra.py holds which resource types (and cluster features) need which API.
 resource "google_project_service" "apis" {
   for_each = toset([
     "compute.googleapis.com", "container.googleapis.com", "cloudfunctions.googleapis.com", "run.googleapis.com",
@@ -20,6 +21,13 @@ resource "google_project_service" "apis" {
     "servicenetworking.googleapis.com", "vpcaccess.googleapis.com", "file.googleapis.com",
     "cloudscheduler.googleapis.com", "monitoring.googleapis.com", "logging.googleapis.com",
     "gkebackup.googleapis.com", "iam.googleapis.com", "storage.googleapis.com", "billingbudgets.googleapis.com",
+    # The cluster enforces the project's Binary Authorization policy (PROJECT_SINGLETON_POLICY_ENFORCE).
+    "binaryauthorization.googleapis.com",
+    # Firestore's security rules (google_firebaserules_ruleset and _release).
+    "firebaserules.googleapis.com",
+    # Workload Identity and the builds' own service accounts get their tokens through it (iam turns it on as well;
+    # named so that nothing rests on that).
+    "iamcredentials.googleapis.com",
   ])
   project            = var.project_id
   service            = each.value

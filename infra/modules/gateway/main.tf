@@ -22,6 +22,14 @@ resource "google_api_gateway_api" "energent" {
   }
 }
 
+# The API's own managed service (<api>-<hash>.apigateway.<project>.cloud.goog): a gateway answers only once it is
+# enabled in the project.
+resource "google_project_service" "managed_service" {
+  project            = var.project_id
+  service            = google_api_gateway_api.energent.managed_service
+  disable_on_destroy = false
+}
+
 resource "google_api_gateway_api_config" "energent" {
   provider             = google-beta
   project              = var.project_id
@@ -67,4 +75,6 @@ resource "google_api_gateway_gateway" "energent" {
   lifecycle {
     ignore_changes = [api_config]
   }
+
+  depends_on = [google_project_service.managed_service]
 }
