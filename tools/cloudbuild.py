@@ -27,6 +27,8 @@ HEADER = """\
 TOOLS_IMAGE = "gcr.io/google.com/cloudsdktool/google-cloud-cli:stable"
 # Made by Terraform (infra/modules/functions): may deploy functions and gateway configs, nothing more.
 DEPLOYER = "projects/$PROJECT_ID/serviceAccounts/deployer-${_ENVIRONMENT}@$PROJECT_ID.iam.gserviceaccount.com"
+# What Cloud Functions builds each deployment as (infra/modules/functions, google_service_account.builder).
+BUILDER = "projects/$PROJECT_ID/serviceAccounts/fn-builder-${_ENVIRONMENT}@$PROJECT_ID.iam.gserviceaccount.com"
 
 
 # gcloud's list separator for --set-env-vars: AUTHORIZED_NETWORKS holds commas (`gcloud topic escaping`).
@@ -65,6 +67,7 @@ def deploy_step(registry: Registry, deployment) -> dict:
         f"--min-instances={deployment.min_instances}", f"--max-instances={deployment.max_instances}",
         f"--concurrency={deployment.concurrency}", "--cpu=1",
         f"--service-account=fn-{deployment.name}@$PROJECT_ID.iam.gserviceaccount.com",
+        f"--build-service-account={BUILDER}",
         "--vpc-connector=${_VPC_CONNECTOR}", "--egress-settings=private-ranges-only",
         "--ingress-settings=all" if deployment.is_http else "--ingress-settings=internal-only",
         f"--set-env-vars={_env(registry, deployment)}",

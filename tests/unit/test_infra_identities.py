@@ -249,3 +249,41 @@ def test_no_resource_uses_the_key_before_its_service_agent_may():
             if "kms_key" in body:
                 assert body["kms_key"] == "${module.security.kms_key}", name
     assert resources_of(INFRA / "platform" / "main.tf", "google_kms_crypto_key") == {}
+
+
+# --- function builds ------------------------------------------------------------------------------------------
+
+def test_functions_are_built_as_their_own_builder_with_what_a_gen2_build_needs():
+    builder = resources("functions", "google_service_account")["builder"]
+    assert builder["account_id"] == "fn-builder-${var.environment}"
+    account = "serviceAccount:${google_service_account.builder.email}"
+    project_roles = resources("functions", "google_project_iam_member")
+    assert project_roles["builder"]["member"] == account
+    assert set(project_roles["builder"]["for_each"].split('"')[1::2]) == {"roles/logging.logWriter",
+                                                                         "roles/artifactregistry.writer"}
+    # The sources it builds: Terraform's bucket, and the one Cloud Functions keeps gcloud's uploads in.
+    bucket = resources("functions", "google_storage_bucket_iam_member")["builder_reads_sources"]
+    assert (bucket["bucket"], bucket["role"], bucket["member"]) == (
+        "${google_storage_bucket.sources.name}", "roles/storage.objectViewer", account)
+    uploaded = project_roles["builder_reads_uploaded_sources"]
+    assert (uploaded["role"], uploaded["member"]) == ("roles/storage.objectViewer", account)
+    assert uploaded["condition"][0]["expression"] == (
+        "resource.name.startsWith('projects/_/buckets/gcf-v2-sources-${data.google_project.project.number}"
+        "-${var.region}')")
+
+    # Terraform creates every function with it, after its roles; Cloud Build deploys every one with it.
+    function = resources("functions", "google_cloudfunctions2_function")["function"]
+    assert function["build_config"][0]["service_account"] == "${google_service_account.builder.id}"
+    assert {"${google_project_iam_member.builder}", "${google_storage_bucket_iam_member.builder_reads_sources}",
+            "${google_project_iam_member.builder_reads_uploaded_sources}"} <= set(function["depends_on"])
+    steps = {step["id"]: step for step in yaml.safe_load((INFRA.parent / "cloudbuild-functions.yaml").read_text())[
+        "steps"]}
+    flag = ("--build-service-account=projects/$PROJECT_ID/serviceAccounts/"
+            "fn-builder-${_ENVIRONMENT}@$PROJECT_ID.iam.gserviceaccount.com")
+    for deployment in registry.load().deployments:
+        assert flag in steps[f"deploy-{deployment.name}"]["args"], deployment.name
+    # ... and the deployer may name it as the build's account.
+    acts_as = resources("functions", "google_service_account_iam_member")["deployer_acts_as"]
+    assert "builder = google_service_account.builder.name" in FUNCTIONS_TF.read_text()
+    assert "google_service_account.builder.name" in acts_as["for_each"]
+    assert acts_as["role"] == "roles/iam.serviceAccountUser"

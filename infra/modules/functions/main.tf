@@ -122,6 +122,46 @@ resource "google_service_account_iam_member" "pusher_tokens" {
   member             = "serviceAccount:service-${data.google_project.project.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
 }
 
+# --- builds -------------------------------------------------------------------------------------------------
+
+# Cloud Functions builds every deployment with Cloud Build as this account (build_config.service_account below,
+# --build-service-account in cloudbuild-functions.yaml). Without it a new project builds as the default Compute
+# Engine account, which holds no role at all where the organisation policy blocks automatic grants.
+resource "google_service_account" "builder" {
+  project      = var.project_id
+  account_id   = "fn-builder-${var.environment}"
+  display_name = "Cloud Functions builds (${var.environment})"
+}
+
+# Build logs, and the built images in the gcf-artifacts repository (made by Cloud Functions on the first build).
+resource "google_project_iam_member" "builder" {
+  for_each = toset(["roles/logging.logWriter", "roles/artifactregistry.writer"])
+  project  = var.project_id
+  role     = each.value
+  member   = "serviceAccount:${google_service_account.builder.email}"
+}
+
+# The source it builds: Terraform's zips in the sources bucket, and what gcloud uploads, which Cloud Functions keeps
+# in gcf-v2-sources-<project number>-<region> (with a key hash appended under CMEK). That bucket is made by the
+# service on the first deploy, so it is named by prefix, in Cloud Storage's resource names.
+resource "google_storage_bucket_iam_member" "builder_reads_sources" {
+  bucket = google_storage_bucket.sources.name
+  role   = "roles/storage.objectViewer"
+  member = "serviceAccount:${google_service_account.builder.email}"
+}
+
+resource "google_project_iam_member" "builder_reads_uploaded_sources" {
+  project = var.project_id
+  role    = "roles/storage.objectViewer"
+  member  = "serviceAccount:${google_service_account.builder.email}"
+
+  condition {
+    title       = "function-sources-only"
+    description = "The buckets Cloud Functions keeps uploaded function sources in."
+    expression  = "resource.name.startsWith('projects/_/buckets/gcf-v2-sources-${data.google_project.project.number}-${var.region}')"
+  }
+}
+
 # --- source -------------------------------------------------------------------------------------------------
 
 resource "google_storage_bucket" "sources" {
@@ -178,8 +218,9 @@ resource "google_cloudfunctions2_function" "function" {
   location = var.region
 
   build_config {
-    runtime     = "python311"
-    entry_point = each.value.entry_point
+    runtime         = "python311"
+    entry_point     = each.value.entry_point
+    service_account = google_service_account.builder.id
     environment_variables = try(each.value.topic, null) == null ? {} : {
       GOOGLE_FUNCTION_SIGNATURE_TYPE = "cloudevent"
     }
@@ -218,6 +259,13 @@ resource "google_cloudfunctions2_function" "function" {
   lifecycle {
     ignore_changes = [build_config[0].source, service_config[0].environment_variables]
   }
+
+  # The first build runs as the builder: its roles come first.
+  depends_on = [
+    google_project_iam_member.builder,
+    google_storage_bucket_iam_member.builder_reads_sources,
+    google_project_iam_member.builder_reads_uploaded_sources,
+  ]
 }
 
 # HTTP deployments answer only API Gateway; event deployments only their push subscription.
@@ -447,11 +495,15 @@ resource "google_project_iam_member" "deployer" {
   member   = "serviceAccount:${google_service_account.deployer.email}"
 }
 
-# It may deploy functions that run as their own accounts, and configs that call them as the gateway.
+# It may deploy functions that run as their own accounts and are built as the builder, and configs that call them
+# as the gateway.
 resource "google_service_account_iam_member" "deployer_acts_as" {
   for_each = merge(
     { for name, account in google_service_account.function : name => account.name },
-    { gateway = "projects/${var.project_id}/serviceAccounts/${var.gateway_service_account}" },
+    {
+      gateway = "projects/${var.project_id}/serviceAccounts/${var.gateway_service_account}"
+      builder = google_service_account.builder.name
+    },
   )
   service_account_id = each.value
   role               = "roles/iam.serviceAccountUser"
