@@ -263,6 +263,8 @@ def test_day_one_failures_are_counted_from_logs_that_exist():
     alerts = module_resources("monitoring", "google_monitoring_alert_policy")
     for name in ("gke_backup_failures", "flux_failures", "close_failures", "function_errors"):
         assert f"google_logging_metric.{name}.name" in str(alerts[name]["conditions"]), name
+    assert "google_logging_metric.flux_controller_errors.name" in str(alerts["flux_failures"]["conditions"])
+    assert 'resource.labels.namespace_name="flux-system"' in metrics["flux_controller_errors"]["filter"]
     assert "gkebackup.googleapis.com%2Fbackup_change" in metrics["gke_backup_failures"]["filter"]
     flux = metrics["flux_failures"]["filter"]
     assert 'jsonPayload.event="flux.outcome"' in flux and 'local.service["provisioner-flux-events"]' in flux
@@ -278,6 +280,37 @@ def test_day_one_failures_are_counted_from_logs_that_exist():
     assert {"billing", "billing-events", "provisioner-flux-events"} <= names
     assert "deployments               = [for d in local.registry.deployments : d.name]" in (
         (INFRA / "platform" / "main.tf").read_text())
+
+
+def resource_types(log_filter: str) -> set[str]:
+    return set(re.findall(r'resource\.type=\\?"([^"\\]+)', log_filter))
+
+
+def test_every_log_metric_reads_one_resource_type_and_its_policies_wait_until_monitoring_knows_it():
+    metrics = module_resources("monitoring", "google_logging_metric")
+    assert len(metrics) >= 5
+    for name, metric in metrics.items():
+        # One monitored resource type per metric, named at the start: a condition reads one type.
+        assert len(resource_types(metric["filter"])) == 1, name
+        assert " OR resource.type" not in metric["filter"] and "(resource.type" not in metric["filter"], name
+    pause = module_resources("monitoring", "time_sleep")["log_metrics"]
+    assert int(pause["create_duration"].removesuffix("s")) >= 600
+    waited_for = set(re.findall(r"google_logging_metric\.(\w+)", pause["triggers"]))
+    assert waited_for == set(metrics)
+    policies = module_resources("monitoring", "google_monitoring_alert_policy")
+    on_log_metrics = {name: policy for name, policy in policies.items() if "google_logging_metric." in str(policy)}
+    assert set(on_log_metrics) == {"function_errors", "gke_backup_failures", "flux_failures", "close_failures"}
+    for name, policy in on_log_metrics.items():
+        assert policy["depends_on"] == ["${time_sleep.log_metrics}"], name
+        for condition in policy["conditions"]:
+            condition_filter = condition["condition_threshold"][0]["filter"]
+            metric = re.search(r"google_logging_metric\.(\w+)\.name", condition_filter)
+            if metric:  # the condition names the metric's own resource type
+                assert resource_types(condition_filter) == resource_types(metrics[metric.group(1)]["filter"]), name
+    # The time provider is declared where it is used and in the root module; the schema test leaves it unchecked.
+    for path in (INFRA / "modules" / "monitoring" / "versions.tf", INFRA / "platform" / "versions.tf"):
+        providers = plain(terraform(path))["terraform"][0]["required_providers"][0]
+        assert providers["time"]["source"] == "hashicorp/time", path
 
 
 def test_storage_and_client_errors_alert_above_the_guides_thresholds():
