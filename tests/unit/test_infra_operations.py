@@ -518,6 +518,21 @@ def test_the_deployment_from_zero_uses_the_names_terraform_expects():
     assert 'gcloud iam service-accounts create "terraform-$ENV"' in section
 
 
+def test_the_readme_says_to_commit_the_billing_account_the_shipped_values_leave_empty():
+    declared = {name: body for block in plain(terraform(INFRA / "platform" / "variables.tf"))["variable"]
+                for name, body in block.items()}
+    pattern = declared["billing_account"]["validation"][0]["condition"].split('regex("')[1].split('", var.')[0]
+    for environment in ("dev", "staging", "production"):
+        value = plain(terraform(INFRA / "environments" / environment / "terraform.tfvars"))["billing_account"]
+        assert not re.fullmatch(pattern, value), "shipped values are refused until someone sets the real account"
+    assert re.fullmatch(pattern, "01A2B3-C4D5E6-F7A8B9")
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Deploying an environment from zero")[1].split("### What it costs")[0]
+    values = section.split("2. **The values.**")[1].split("3. **")[0]
+    assert 'billing_account = ""' in values and "**Set it and commit it**" in values
+    assert section.index("**Set it and commit it**") < section.index("gcloud builds triggers create")
+
+
 def test_the_runbook_names_what_terraform_and_the_registry_create():
     runbook = (ROOT / "docs" / "runbook.md").read_text()
     assert "--backup-time" not in runbook.replace("no `gcloud firestore databases restore --backup-time`", "")
