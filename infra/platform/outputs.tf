@@ -35,3 +35,8 @@ output "flux_service_accounts" {
 output "config_connector_service_account" {
   value = module.gke.config_connector_service_account
 }
+
+output "terraform_plan_service_account" {
+  description = "What the infrastructure plan trigger runs as (README step 6)."
+  value       = google_service_account.terraform_plan.email
+}

@@ -371,7 +371,7 @@ def test_the_pipeline_checks_and_plans_before_it_applies_with_a_pinned_terraform
     order = [step["id"] for step in steps]
     assert all("waitFor" not in step for step in steps)  # Cloud Build runs them in this order
     assert order.index("fmt") < order.index("init") < order.index("validate") < order.index("plan") < order.index(
-        "apply") == len(order) - 1
+        "apply") < order.index("keep-plan") == len(order) - 1
     assert order.index("package") < order.index("plan")
     for step in steps:
         if "terraform" in step["name"]:
@@ -379,39 +379,96 @@ def test_the_pipeline_checks_and_plans_before_it_applies_with_a_pinned_terraform
     by_id = {step["id"]: step for step in steps}
     assert {"fmt", "-check"} <= set(by_id["fmt"]["args"]) and by_id["validate"]["args"] == ["validate"]
     assert "-out=tfplan" in by_id["plan"]["args"] and "apply" not in str(by_id["plan"]["args"])
-    assert all("apply" not in str(step.get("args")) for step in steps if step["id"] != "apply")
+    assert all("terraform apply" not in str(step.get("args")) for step in steps if step["id"] != "apply")
+    # The read-only plan account cannot take the lock; the apply trigger plans with it.
+    assert "-lock=${_LOCK}" in by_id["plan"]["args"]
+    pipeline = yaml.safe_load(PIPELINE.read_text())
+    assert pipeline["substitutions"]["_LOCK"] == "false" and pipeline["substitutions"]["_APPLY"] == "false"
+    # Each trigger names its own account: the file names none, so a branch cannot pick one.
+    assert "serviceAccount" not in pipeline and pipeline["options"]["logging"] == "CLOUD_LOGGING_ONLY"
 
 
 def test_the_pipeline_uses_each_environments_own_backend_and_values():
     steps = {step["id"]: step for step in pipeline_steps()}
     backend_arg = next(a for a in steps["init"]["args"] if a.startswith("-backend-config="))
     values_arg = next(a for a in steps["plan"]["args"] if a.startswith("-var-file="))
-    location = yaml.safe_load(PIPELINE.read_text())["artifacts"]["objects"]["location"]
     for environment in ("dev", "staging", "production"):
         backend = in_environment(steps["init"], backend_arg, environment)
         assert backend == Path("infra/environments") / environment / "backend.hcl"
         assert in_environment(steps["plan"], values_arg, environment) == backend.with_name("terraform.tfvars")
         bucket = plain(terraform(INFRA.parent / backend))["bucket"]
-        assert location.replace("${_ENV}", environment).startswith(f"gs://{bucket}/")
+        kept = steps["keep-plan"]["args"][1].replace("${_ENV}", environment)
+        assert f'"gs://{bucket}/plans/$BUILD_ID/tfplan"' in kept
     assert steps["init"]["dir"] == steps["plan"]["dir"] == steps["apply"]["dir"] == "infra/platform"
+    # The plan account reads that bucket (the name backend.hcl gives it) and nothing writes there but the owner.
+    state = resources_of(INFRA / "platform" / "pipeline.tf", "google_storage_bucket_iam_member")["terraform_plan_state"]
+    assert state["bucket"] == "energent-tfstate-${var.environment}" and state["role"] == "roles/storage.objectViewer"
 
 
-@pytest.mark.parametrize(("branch", "applies"), [("main", True), ("feature/edge", False), ("", False),
-                                                  ("mainline", False)])
-def test_only_a_build_of_main_applies_and_it_applies_the_saved_plan(branch, applies, tmp_path):
-    step = next(step for step in pipeline_steps() if step["id"] == "apply")
-    assert step["entrypoint"] == "sh" and step["args"][0] == "-c"
-    script = step["args"][1].replace("$BRANCH_NAME", branch)  # what Cloud Build substitutes before the step runs
-    fake = tmp_path / "terraform"
-    fake.write_text('#!/bin/sh\necho "terraform $*"\n')
-    fake.chmod(0o755)
-    ran = subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=True,
-                         env={"PATH": f"{tmp_path}:/usr/bin:/bin"})
-    called = [line for line in ran.stdout.splitlines() if line.startswith("terraform ")]
+@pytest.mark.parametrize(("branch", "apply", "applies"), [
+    ("main", "true", True), ("main", "false", False), ("feature/edge", "true", False), ("", "true", False),
+    ("mainline", "true", False)])
+def test_only_the_apply_trigger_s_build_of_main_applies_and_it_applies_the_saved_plan(branch, apply, applies,
+                                                                                      tmp_path):
+    steps = {step["id"]: step for step in pipeline_steps()}
+    for fake_tool in ("terraform", "gcloud"):
+        fake = tmp_path / fake_tool
+        fake.write_text(f'#!/bin/sh\necho "{fake_tool} $*"\n')
+        fake.chmod(0o755)
+    called = []
+    for step_id in ("apply", "keep-plan"):
+        step = steps[step_id]
+        assert step["entrypoint"] == "sh" and step["args"][0] == "-c"
+        # What Cloud Build substitutes before the step runs.
+        script = step["args"][1].replace("$BRANCH_NAME", branch).replace("${_APPLY}", apply).replace(
+            "${_ENV}", "dev").replace("$BUILD_ID", "b1")
+        ran = subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=True,
+                             env={"PATH": f"{tmp_path}:/usr/bin:/bin"})
+        called += [line for line in ran.stdout.splitlines() if line.startswith(("terraform ", "gcloud "))]
     if applies:
-        assert called == ["terraform apply -input=false -lock-timeout=10m -auto-approve tfplan"]
+        assert called == ["terraform apply -input=false -lock-timeout=10m -auto-approve tfplan",
+                          "gcloud storage cp tfplan gs://energent-tfstate-dev/plans/b1/tfplan"]
     else:
         assert called == []
+
+
+def test_every_branch_plans_read_only_and_only_main_applies_after_an_approval_as_the_owner():
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Deploying an environment from zero")[1].split("### What it costs")[0]
+    commands = " ".join(section.replace("\\\n", " ").split())
+    triggers = {}
+    for command in commands.split("gcloud builds triggers create github")[1:]:
+        command = command.split("gcloud ")[0]
+        name = re.search(r'--name="([^"]+)"', command).group(1)
+        triggers[name] = command
+    plan, apply = triggers["energent-infra-plan-$ENV"], triggers["energent-infra-apply-$ENV"]
+    assert "--branch-pattern='.*'" in plan and "--build-config=cloudbuild-infra.yaml" in plan
+    assert "serviceAccounts/$PLAN_SA" in plan and "_APPLY" not in plan and "--require-approval" not in plan
+    assert "--branch-pattern='^main$'" in apply and "--build-config=cloudbuild-infra.yaml" in apply
+    assert "serviceAccounts/$TF_SA" in apply and "--require-approval" in apply
+    assert "_APPLY=true" in apply and "_LOCK=true" in apply
+    assert 'TF_SA="terraform-$ENV@$PROJECT.iam.gserviceaccount.com"' in section and "--role=roles/owner" in section
+    assert 'PLAN_SA="terraform-plan-$ENV@$PROJECT.iam.gserviceaccount.com"' in section
+    assert "roles/billing.viewer" in section  # the budget is read on the billing account
+    # The plan account reads and changes nothing: Viewer and Security Reviewer on the project, the state's objects,
+    # and the payloads of the two secret versions Terraform refreshes.
+    pipeline_tf = INFRA / "platform" / "pipeline.tf"
+    account = resources_of(pipeline_tf, "google_service_account")["terraform_plan"]
+    assert account["account_id"] == "terraform-plan-${var.environment}"
+    member = "serviceAccount:${google_service_account.terraform_plan.email}"
+    project_roles = resources_of(pipeline_tf, "google_project_iam_member")
+    assert all(grant["member"] == member for grant in project_roles.values())
+    assert set(project_roles["terraform_plan"]["for_each"].split('"')[1::2]) == {
+        "roles/viewer", "roles/iam.securityReviewer", "roles/logging.logWriter"}
+    secrets = project_roles["terraform_plan_secrets"]
+    assert secrets["role"] == "roles/secretmanager.secretAccessor"
+    assert "for secret in sort(values(local.registry.secrets))" in secrets["condition"][0]["expression"]
+    assert "resource.name.startsWith('projects/${data.google_project.project.number}/secrets/${secret}/')" in (
+        secrets["condition"][0]["expression"])
+    buckets = resources_of(pipeline_tf, "google_storage_bucket_iam_member")
+    assert {grant["role"] for grant in buckets.values()} == {"roles/storage.objectViewer"}
+    outputs = {name for block in plain(terraform(INFRA / "platform" / "outputs.tf"))["output"] for name in block}
+    assert "terraform_plan_service_account" in outputs
 
 
 @pytest.mark.skipif(shutil.which("terraform") is None, reason="terraform is not installed")
@@ -513,8 +570,7 @@ def test_the_deployment_from_zero_uses_the_names_terraform_expects():
         assert needed in section, needed
     assert section.index("api_ip") < section.index("ACTIVE") < section.index("triggers run")
     assert "(docs/runbook.md)" in readme
-    # The service account the infrastructure pipeline runs as is the one the README creates.
-    assert "terraform-${_ENV}@$PROJECT_ID" in (ROOT / "cloudbuild-infra.yaml").read_text()
+    # The service account the infrastructure pipeline applies as is the one the README creates.
     assert 'gcloud iam service-accounts create "terraform-$ENV"' in section
 
 
