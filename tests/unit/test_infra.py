@@ -172,6 +172,21 @@ def test_the_security_sink_filter_groups_every_or():
     assert text.startswith("(logName:") and ") OR (jsonPayload.event=" in text
 
 
+def test_cloud_storage_may_write_the_access_logs_and_their_old_versions_go():
+    grant = resources("security", "google_storage_bucket_iam_member")["access_log_delivery"]
+    assert {key: value for key, value in grant.items() if not key.startswith("__")} == {
+        "bucket": "${google_storage_bucket.access_logs.name}", "role": "roles/storage.objectCreator",
+        "member": "group:cloud-storage-analytics@google.com"}
+    logs = resources("security", "google_storage_bucket")["access_logs"]
+    assert logs["versioning"][0]["enabled"] is True
+    conditions = [rule["condition"][0] for rule in logs["lifecycle_rule"] if rule["action"][0]["type"] == "Delete"]
+    assert any("days_since_noncurrent_time" in condition for condition in conditions)
+    # Every bucket logs there.
+    for module in ("storage", "functions"):
+        for name, bucket in resources(module, "google_storage_bucket").items():
+            assert bucket["logging"][0]["log_bucket"] == "${var.access_log_bucket}", name
+
+
 def test_retention_is_locked_in_production_only():
     platform = (INFRA / "platform" / "main.tf").read_text()
     assert 'lock_retention = var.environment == "production"' in platform

@@ -89,7 +89,25 @@ resource "google_storage_bucket" "access_logs" {
     }
   }
 
+  # Versioning keeps what the age rule deletes as a noncurrent version: gone a month later.
+  lifecycle_rule {
+    condition {
+      days_since_noncurrent_time = 30
+    }
+    action {
+      type = "Delete"
+    }
+  }
+
   depends_on = [google_kms_crypto_key_iam_member.service_agents]
+}
+
+# Cloud Storage delivers the access logs of every bucket as this Google group; without the grant no log arrives.
+# (An organisation policy restricting members to the company's domain needs an exception for it.)
+resource "google_storage_bucket_iam_member" "access_log_delivery" {
+  bucket = google_storage_bucket.access_logs.name
+  role   = "roles/storage.objectCreator"
+  member = "group:cloud-storage-analytics@google.com"
 }
 
 resource "google_storage_bucket" "audit_logs" {
