@@ -224,9 +224,14 @@ def test_no_resource_uses_the_key_before_its_service_agent_may():
     assert granted["role"] == "roles/cloudkms.cryptoKeyEncrypterDecrypter"
     made = resources("security", "google_project_service_identity")["agents"]["for_each"].split('"')[1::2]
     assert "google_project_service_identity.agents" in granted["for_each"]
-    named = [service for service in ("storage.googleapis.com", "compute.googleapis.com")
+    named = [service for service in ("storage.googleapis.com", "compute.googleapis.com", "container.googleapis.com")
              if f'"{service}"' in granted["for_each"]]
-    agents = set(made) | set(named)
+    # GKE's identity resource may return no email: its agent is named by its fixed address.
+    assert ('"container.googleapis.com" = "serviceAccount:service-${data.google_project.project.number}'
+            '@container-engine-robot.iam.gserviceaccount.com"') in granted["for_each"]
+    by_email = locals_of(INFRA / "modules" / "security" / "main.tf")["agents_by_email"]
+    assert "container.googleapis.com" not in by_email and "local.agents_by_email" in granted["for_each"]
+    agents = (set(made) & set(by_email.split('"')[1::2])) | set(named)
     users = 0
     for path in sorted((INFRA / "modules").rglob("main.tf")):
         parsed = plain(terraform(path))
@@ -287,3 +292,16 @@ def test_functions_are_built_as_their_own_builder_with_what_a_gen2_build_needs()
     assert "builder = google_service_account.builder.name" in FUNCTIONS_TF.read_text()
     assert "google_service_account.builder.name" in acts_as["for_each"]
     assert acts_as["role"] == "roles/iam.serviceAccountUser"
+
+
+def test_pubsub_push_authenticates_without_a_token_creator_grant():
+    """Pub/Sub's agent needs no Token Creator on the push account (projects since April 2021); the subscriptions
+    name the account, and the event deployments let it invoke them."""
+    text = FUNCTIONS_TF.read_text()
+    assert "roles/iam.serviceAccountTokenCreator" not in text
+    push = resources("functions", "google_pubsub_subscription")["push"]
+    oidc = push["push_config"][0]["oidc_token"][0]
+    assert oidc["service_account_email"] == "${google_service_account.pusher.email}"
+    invoker = resources("functions", "google_cloud_run_service_iam_member")["pusher_invoker"]
+    assert invoker["role"] == "roles/run.invoker"
+    assert invoker["member"] == "serviceAccount:${google_service_account.pusher.email}"
