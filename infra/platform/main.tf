@@ -49,6 +49,8 @@ module "networking" {
   project_id  = var.project_id
   region      = var.region
   environment = var.environment
+  # One source of truth for the shared control plane's range: the cluster's own setting.
+  shared_master_cidr = module.gke.master_cidr
 
   depends_on = [google_project_service.apis]
 }

@@ -67,11 +67,19 @@ def test_egress_to_the_internet_is_https_and_dns_only():
 def test_private_nodes_reach_every_control_plane_and_each_other():
     firewalls = module_resources("networking", "google_compute_firewall")
     control_plane = firewalls["egress_control_plane"]
-    assert control_plane["destination_ranges"] == "${var.control_plane_cidrs}"
+    assert control_plane["destination_ranges"] == "${local.control_plane_cidrs}"
     assert rules(control_plane, "allow") == {"tcp": {"443", "8132"}}
-    cidrs = module_variables("networking")["control_plane_cidrs"]["default"]
-    gke_master = module_variables("gke")["master_cidr"]["default"]
-    assert cidrs == [gke_master, Platform("p").master_pool]  # the shared cluster's and the dedicated ones' pool
+    assert module_locals("networking")["control_plane_cidrs"] == ["${var.shared_master_cidr}",
+                                                                  "${var.dedicated_master_pool}"]
+    # The shared cluster's range comes from the cluster's own setting; the pool is the provisioner's.
+    assert "default" not in module_variables("networking")["shared_master_cidr"]
+    platform = (INFRA / "platform" / "main.tf").read_text()
+    assert "shared_master_cidr = module.gke.master_cidr" in platform.split('module "networking"')[1].split("}")[0]
+    gke_outputs = {name: body for block in plain(terraform(INFRA / "modules" / "gke" / "outputs.tf"))["output"]
+                   for name, body in block.items()}
+    assert gke_outputs["master_cidr"]["value"] == "${var.master_cidr}"
+    assert module_variables("gke")["master_cidr"]["default"] == Platform("p").shared_master_cidr
+    assert module_variables("networking")["dedicated_master_pool"]["default"] == Platform("p").master_pool
     internal = firewalls["egress_internal"]
     assert set(internal["destination_ranges"]) == {"${var.nodes_cidr}", "${var.pods_cidr}", "${var.connector_cidr}"}
     assert rules(internal, "allow") == {"all": {"*"}}

@@ -6,6 +6,8 @@
 locals {
   # Filestore's address range: the private services range reserved for the peering.
   private_services_cidr = "${google_compute_global_address.private_services.address}/${google_compute_global_address.private_services.prefix_length}"
+  # The GKE control planes the nodes in this network talk to: the shared cluster's and the dedicated ones' pool.
+  control_plane_cidrs = [var.shared_master_cidr, var.dedicated_master_pool]
 }
 
 # Below every allow (1000) and above the implied allow-all egress rule (65535).
@@ -77,7 +79,7 @@ resource "google_compute_firewall" "egress_control_plane" {
   network            = google_compute_network.vpc.id
   direction          = "EGRESS"
   priority           = 1000
-  destination_ranges = var.control_plane_cidrs
+  destination_ranges = local.control_plane_cidrs
 
   allow {
     protocol = "tcp"
