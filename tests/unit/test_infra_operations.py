@@ -1,6 +1,7 @@
 """Operating the estate: egress limited to what the platform needs, the edge in front of API Gateway, the alerts,
 SLOs and dashboard on-call works from, and the Terraform pipeline."""
 
+import ipaddress
 import os
 import re
 import shutil
@@ -81,8 +82,19 @@ def test_private_nodes_reach_every_control_plane_and_each_other():
     assert module_variables("gke")["master_cidr"]["default"] == Platform("p").shared_master_cidr
     assert module_variables("networking")["dedicated_master_pool"]["default"] == Platform("p").master_pool
     internal = firewalls["egress_internal"]
-    assert set(internal["destination_ranges"]) == {"${var.nodes_cidr}", "${var.pods_cidr}", "${var.connector_cidr}"}
+    assert set(internal["destination_ranges"]) == {"${var.nodes_cidr}", "${var.pods_cidr}", "${var.connector_cidr}",
+                                                   "${var.dedicated_pods_pool}", "${var.dedicated_services_pool}"}
     assert rules(internal, "allow") == {"all": {"*"}}
+    # The dedicated clusters' Pod and Service ranges come from the provisioner's pools, clear of the shared ones.
+    variables = module_variables("networking")
+    platform = Platform("p")
+    assert variables["dedicated_pods_pool"]["default"] == platform.pods_pool
+    assert variables["dedicated_services_pool"]["default"] == platform.services_pool
+    shared = [ipaddress.ip_network(variables[name]["default"]) for name in (
+        "nodes_cidr", "pods_cidr", "services_cidr", "connector_cidr")]
+    pools = [ipaddress.ip_network(platform.pods_pool), ipaddress.ip_network(platform.services_pool)]
+    assert not any(pool.overlaps(taken) for pool in pools for taken in shared)
+    assert "at most 30 secondary ranges" in (INFRA / "modules" / "networking" / "egress.tf").read_text()
     nfs = rules(firewalls["egress_filestore"], "allow")
     assert nfs["tcp"] == nfs["udp"] and {"111", "2049"} <= nfs["tcp"]
     assert firewalls["egress_filestore"]["destination_ranges"] == ["${local.private_services_cidr}"]

@@ -40,3 +40,15 @@ variable "dedicated_master_pool" {
   type        = string
   default     = "172.20.0.0/14"
 }
+
+variable "dedicated_pods_pool" {
+  description = "Where the provisioner takes each dedicated cluster's Pod range (a /17) from: its Platform.pods_pool."
+  type        = string
+  default     = "10.64.0.0/10"
+}
+
+variable "dedicated_services_pool" {
+  description = "Where the provisioner takes each dedicated cluster's Service range (a /22) from: Platform.services_pool."
+  type        = string
+  default     = "10.128.0.0/15"
+}
