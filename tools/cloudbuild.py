@@ -21,8 +21,8 @@ HEADER = """\
 #
 # Cloud Build owns the functions' code and environment and the gateway's configs; Terraform creates them once and
 # leaves them to it. Substitutions per trigger: _ENVIRONMENT, _API_URL, _GATEWAY_REGION (API Gateway's region,
-# `terraform output -raw gateway_region`; the functions stay in _REGION) and _AUTHORIZED_NETWORKS (the
-# environment's admin_cidrs from terraform.tfvars, comma-separated).
+# `terraform output -raw gateway_region`; the functions stay in _REGION) and _AUTHORIZED_NETWORKS (`terraform output
+# -raw dedicated_authorized_networks`: admin_cidrs and the platform's NAT addresses, comma-separated).
 """
 TOOLS_IMAGE = "gcr.io/google.com/cloudsdktool/google-cloud-cli:stable"
 # Made by Terraform (infra/modules/functions): may deploy functions and gateway configs, nothing more.

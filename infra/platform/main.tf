@@ -7,6 +7,9 @@ locals {
   registry = yamldecode(file("${path.module}/../../functions/registry.yaml"))
   # The API's domain: the load balancer's certificate and the issuer the tokens name are one and the same.
   api_domain = trimprefix(var.api_url, "https://")
+  # Who may reach a dedicated cluster's control plane: the operators, and Flux on the platform cluster, whose
+  # private nodes go out through Cloud NAT's fixed addresses. The provisioner renders them (AUTHORIZED_NETWORKS).
+  dedicated_authorized_networks = concat(var.admin_cidrs, [for ip in module.networking.nat_ips : "${ip}/32"])
 }
 
 # Every API the estate uses, enabled by Terraform itself (a new project needs only serviceusage and
@@ -110,7 +113,7 @@ module "functions" {
   vpc_connector           = module.networking.vpc_connector
   gateway_service_account = module.gateway.service_account
   access_log_bucket       = module.security.access_log_bucket
-  admin_cidrs             = var.admin_cidrs
+  authorized_networks     = local.dedicated_authorized_networks
 
   depends_on = [google_project_service.apis]
 }

@@ -20,6 +20,11 @@ output "gateway_host" {
   value = module.gateway.default_hostname
 }
 
+output "dedicated_authorized_networks" {
+  description = "admin_cidrs and the NAT addresses (/32), comma-separated: the functions pipeline's _AUTHORIZED_NETWORKS."
+  value       = join(",", local.dedicated_authorized_networks)
+}
+
 output "cluster" {
   value = module.gke.cluster_name
 }

@@ -43,8 +43,22 @@ variable "api_url" {
 }
 
 variable "admin_cidrs" {
-  description = "Networks allowed to reach the GKE control plane: the operators' office or VPN ranges."
+  description = <<-EOT
+    Networks allowed to reach the GKE control planes: the operators' office or VPN ranges. The platform cluster's
+    authorized networks are exactly these (an empty list would leave kubectl no way in); dedicated clusters also
+    admit the platform's NAT addresses, for Flux.
+  EOT
   type        = list(string)
+
+  validation {
+    condition     = length(var.admin_cidrs) > 0
+    error_message = "admin_cidrs is empty: set the operators' office or VPN ranges (kubectl reaches the clusters from there)."
+  }
+
+  validation {
+    condition     = alltrue([for cidr in var.admin_cidrs : can(cidrhost(cidr, 0))])
+    error_message = "admin_cidrs holds something that is not an IPv4 or IPv6 range in CIDR notation."
+  }
 
   validation {
     condition = alltrue([for cidr in var.admin_cidrs : !anytrue([

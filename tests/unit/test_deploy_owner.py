@@ -13,7 +13,7 @@ SAME_VALUE = {
     "${var.project_id}": "$PROJECT_ID",
     "${var.environment}": "${_ENVIRONMENT}",
     "${var.api_url}": "${_API_URL}",
-    '${join(",", var.admin_cidrs)}': "${_AUTHORIZED_NETWORKS}",
+    '${join(",", var.authorized_networks)}': "${_AUTHORIZED_NETWORKS}",
 }
 
 

@@ -605,8 +605,44 @@ def test_the_readme_says_to_commit_the_billing_account_the_shipped_values_leave_
     readme = (ROOT / "README.md").read_text()
     section = readme.split("## Deploying an environment from zero")[1].split("### What it costs")[0]
     values = section.split("2. **The values.**")[1].split("3. **")[0]
-    assert 'billing_account = ""' in values and "**Set it and commit it**" in values
-    assert section.index("**Set it and commit it**") < section.index("gcloud builds triggers create")
+    assert 'billing_account = ""' in values and "**Set them and commit them**" in values
+    assert section.index("**Set them and commit them**") < section.index("gcloud builds triggers create")
+
+
+def test_admin_cidrs_must_be_real_ranges_and_dedicated_clusters_also_admit_the_platform_s_nat_addresses():
+    declared = {name: body for block in plain(terraform(INFRA / "platform" / "variables.tf"))["variable"]
+                for name, body in block.items()}
+    conditions = [rule["condition"] for rule in declared["admin_cidrs"]["validation"]]
+    assert "${length(var.admin_cidrs) > 0}" in conditions  # an empty list would leave kubectl no way in
+    assert any("cidrhost(cidr, 0)" in condition for condition in conditions)
+    assert any("203.0.113." in condition for condition in conditions)  # documentation ranges stay refused
+    for environment in ("dev", "staging", "production"):  # shipped empty: refused until set, like billing_account
+        assert plain(terraform(INFRA / "environments" / environment / "terraform.tfvars"))["admin_cidrs"] == []
+    # Cloud NAT leaves by two fixed addresses, which the dedicated clusters admit.
+    networking = module_resources("networking", "google_compute_address")["nat"]
+    assert networking["count"] == 2 and networking["address_type"] == "EXTERNAL"
+    nat = module_resources("networking", "google_compute_router_nat")["nat"]
+    assert nat["nat_ip_allocate_option"] == "MANUAL_ONLY"
+    assert nat["nat_ips"] == "${google_compute_address.nat[*].self_link}"
+    platform_locals = {name: value for block in plain(terraform(INFRA / "platform" / "main.tf"))["locals"]
+                       for name, value in block.items()}
+    assert platform_locals["dedicated_authorized_networks"] == (
+        '${concat(var.admin_cidrs, [for ip in module.networking.nat_ips : "${ip}/32"])}')
+    outputs = {name: body for block in plain(terraform(INFRA / "platform" / "outputs.tf"))["output"]
+               for name, body in block.items()}
+    assert outputs["dedicated_authorized_networks"]["value"] == '${join(",", local.dedicated_authorized_networks)}'
+    # The provisioner gets the same list from Terraform and from Cloud Build, whose trigger reads the output.
+    platform = (INFRA / "platform" / "main.tf").read_text()
+    assert "authorized_networks     = local.dedicated_authorized_networks" in platform
+    assert module_locals("functions")["common_env"]["AUTHORIZED_NETWORKS"] == '${join(",", var.authorized_networks)}'
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Deploying an environment from zero")[1].split("### What it costs")[0]
+    assert "AUTHORIZED_NETWORKS=$(terraform -chdir=infra/platform output -raw dedicated_authorized_networks)" in section
+    assert "_AUTHORIZED_NETWORKS=$AUTHORIZED_NETWORKS" in section and "ADMIN_CIDRS" not in section
+    # The platform cluster itself admits the operators only.
+    cluster = module_resources("gke", "google_container_cluster")["primary"]
+    blocks = cluster["master_authorized_networks_config"][0]["dynamic"][0]["cidr_blocks"]
+    assert blocks["for_each"] == "${var.admin_cidrs}"
 
 
 def test_the_runbook_names_what_terraform_and_the_registry_create():

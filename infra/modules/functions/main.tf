@@ -27,7 +27,7 @@ locals {
     TOKEN_ISSUER         = var.api_url
     TOKEN_AUDIENCE       = "energent-api"
     JWKS_URL             = "${var.api_url}/.well-known/jwks.json"
-    AUTHORIZED_NETWORKS  = join(",", var.admin_cidrs)
+    AUTHORIZED_NETWORKS  = join(",", var.authorized_networks)
   }
   env = { for name, d in local.deployments : name => merge(
     local.common_env,
