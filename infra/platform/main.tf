@@ -81,11 +81,10 @@ module "storage" {
   kms_key           = module.security.kms_key
   bucket_prefixes   = local.registry.buckets
   access_log_bucket = module.security.access_log_bucket
-  network_name      = module.networking.network_name
 
   lock_invoice_retention = var.environment == "production"
 
-  depends_on = [google_project_service.apis, module.networking]
+  depends_on = [google_project_service.apis]
 }
 
 module "gateway" {

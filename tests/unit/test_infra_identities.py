@@ -305,3 +305,29 @@ def test_pubsub_push_authenticates_without_a_token_creator_grant():
     invoker = resources("functions", "google_cloud_run_service_iam_member")["pusher_invoker"]
     assert invoker["role"] == "roles/run.invoker"
     assert invoker["member"] == "serviceAccount:${google_service_account.pusher.email}"
+
+
+# --- shared volumes -------------------------------------------------------------------------------------------
+
+def test_shared_volumes_are_filestore_instances_on_the_platform_s_network_through_its_private_services_range():
+    built = kustomize(INFRA / "cluster")
+    assert variables_in(built) == {"ENVIRONMENT"}
+    storage_class = next(o for o in substituted(built, "energent-dev", "dev") if o["kind"] == "StorageClass")
+    assert storage_class["provisioner"] == "filestore.csi.storage.gke.io"
+    parameters = storage_class["parameters"]
+    networking = INFRA / "modules" / "networking" / "main.tf"
+    network = resources_of(networking, "google_compute_network")["vpc"]["name"]
+    reserved = resources_of(networking, "google_compute_global_address")["private_services"]
+    assert reserved["purpose"] == "VPC_PEERING"
+    assert parameters["network"] == network.replace("${var.environment}", "dev") == "energent-vpc-dev"
+    assert parameters["reserved-ip-range"] == reserved["name"].replace("${var.environment}", "dev")
+    assert parameters["connect-mode"] == "PRIVATE_SERVICE_ACCESS"
+    assert resources_of(networking, "google_service_networking_connection")["private_services"][
+        "reserved_peering_ranges"] == ["${google_compute_global_address.private_services.name}"]
+    # No Filestore instance of its own: the CSI driver makes one per claim.
+    assert resources("storage", "google_filestore_instance") == {}
+    readme = (INFRA.parent / "README.md").read_text()
+    step = readme.split("5. **Config Connector and Flux on the cluster.**")[1].split("6. **")[0]
+    assert "kubectl kustomize infra/cluster" in step
+    assert step.index("infra/cluster") < step.index("infra/config-connector")
+    assert "Filestore Basic HDD, 1 TiB" not in readme

@@ -96,8 +96,8 @@ resource "google_container_cluster" "primary" {
     gke_backup_agent_config {
       enabled = true
     }
-    # Filestore shares as PersistentVolumes (storage class standard-rwx and its siblings): ReadWriteMany volumes
-    # for the agents' shared files.
+    # Filestore shares as PersistentVolumes, ReadWriteMany volumes for the agents' shared files: storage class
+    # energent-rwx (infra/cluster), since the built-in standard-rwx assumes the `default` network.
     gcp_filestore_csi_driver_config {
       enabled = true
     }
