@@ -285,6 +285,18 @@ def test_node_counts_are_totals_for_the_region_and_the_channel_chooses_the_versi
     autoscaling = next(iter(pool.values()))["autoscaling"][0]
     assert "total_min_node_count" in autoscaling and "min_node_count" not in autoscaling
     assert "min_master_version" not in (INFRA / "modules" / "gke" / "main.tf").read_text()
+    assert next(iter(pool.values()))["initial_node_count"] == 1
+
+
+def test_even_the_short_lived_default_pool_runs_as_the_nodes_own_account():
+    cluster = resources("gke", "google_container_cluster")["primary"]
+    assert cluster["remove_default_node_pool"] is True
+    default_pool = cluster["node_config"][0]
+    assert default_pool["service_account"] == "${google_service_account.nodes.email}"
+    assert default_pool["workload_metadata_config"][0]["mode"] == "GKE_METADATA"
+    assert cluster["lifecycle"][0]["ignore_changes"] == ["node_config"]  # never replaces the cluster
+    pool = resources("gke", "google_container_node_pool")["primary"]
+    assert pool["node_config"][0]["service_account"] == default_pool["service_account"]
 
 
 def test_the_cluster_runs_config_connector_backup_and_the_filestore_csi_driver():
