@@ -31,6 +31,10 @@ DEPLOYER = "projects/$PROJECT_ID/serviceAccounts/deployer-${_ENVIRONMENT}@$PROJE
 BUILDER = "projects/$PROJECT_ID/serviceAccounts/fn-builder-${_ENVIRONMENT}@$PROJECT_ID.iam.gserviceaccount.com"
 
 
+# Each build publishes a config of its own: a retry of the same commit is a new build (a config id is at most 63
+# characters: energent-config-production- and a build id's 36 just fit). The commit is a label.
+CONFIG_ID = "energent-config-${_ENVIRONMENT}-$BUILD_ID"
+
 # gcloud's list separator for --set-env-vars: AUTHORIZED_NETWORKS holds commas (`gcloud topic escaping`).
 ENV_SEPARATOR = ";"
 
@@ -101,13 +105,13 @@ def pipeline(registry: Registry) -> dict:
             *deploys,
             {"id": "gateway-config", "name": TOOLS_IMAGE, "entrypoint": "gcloud",
              "waitFor": [step["id"] for step in deploys], "args": [
-                 "api-gateway", "api-configs", "create", "energent-config-${_ENVIRONMENT}-$SHORT_SHA",
+                 "api-gateway", "api-configs", "create", CONFIG_ID, "--labels=commit=$SHORT_SHA",
                  "--api=energent-api-${_ENVIRONMENT}", "--openapi-spec=build/api-spec.yaml",
                  "--backend-auth-service-account=api-gateway@$PROJECT_ID.iam.gserviceaccount.com"]},
             {"id": "gateway", "name": TOOLS_IMAGE, "entrypoint": "gcloud", "waitFor": ["gateway-config"], "args": [
                 "api-gateway", "gateways", "update", "energent-gateway-${_ENVIRONMENT}",
                 "--location=${_GATEWAY_REGION}", "--api=energent-api-${_ENVIRONMENT}",
-                "--api-config=energent-config-${_ENVIRONMENT}-$SHORT_SHA"]},
+                f"--api-config={CONFIG_ID}"]},
         ],
     }
 

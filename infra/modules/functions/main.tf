@@ -252,10 +252,10 @@ resource "google_cloudfunctions2_function" "function" {
   }
 
   # One owner each: Terraform makes the function and its settings; Cloud Build deploys its code and its
-  # environment on every change (gcloud uploads the source elsewhere and adds variables of its own), and an
-  # apply must not put back Terraform's first zip or undo a deploy.
+  # environment on every change (gcloud uploads the source elsewhere, adds variables of its own and labels the
+  # function deployment-tool: cli-gcloud), and an apply must not put back Terraform's first zip or undo a deploy.
   lifecycle {
-    ignore_changes = [build_config[0].source, service_config[0].environment_variables]
+    ignore_changes = [build_config[0].source, service_config[0].environment_variables, labels]
   }
 
   # The first build runs as the builder: its roles come first.

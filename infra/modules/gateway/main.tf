@@ -1,6 +1,6 @@
 # API Gateway in front of the HTTP deployments, configured from api-spec.yaml (the file the local gateway
 # routes by). Terraform makes the API, the gateway and its first config; from then on Cloud Build publishes every
-# config (energent-config-<env>-<commit>) and moves the gateway to it (cloudbuild-functions.yaml), and an apply
+# config (energent-config-<env>-<build id>, labelled with the commit) and moves the gateway to it (cloudbuild-functions.yaml), and an apply
 # leaves both alone.
 #
 # API Gateway runs in gateway_region (it is offered in a few regions only); the functions stay in `region`, and the
