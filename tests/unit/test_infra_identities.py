@@ -204,6 +204,95 @@ def test_config_connector_holds_what_the_provisioner_s_resources_need_and_no_mor
     assert bound == set(default)
 
 
+# The accounts Terraform and the README make, none of which a Config Connector object may name.
+PLATFORM_ACCOUNTS = ["terraform-dev", "terraform-plan-dev", "deployer-dev", "cnrm-dev", "fn-auth", "fn-billing-events",
+                     "fn-builder-dev", "flux-kustomize-dev", "flux-source-dev", "gke-nodes-dev", "api-gateway",
+                     "pubsub-push-dev", "tenant", "tenant-", "tn-short", "nd-" + "a" * 26, "nd-" + "a" * 28,
+                     "nd-" + "A" * 27, "tenant-acme@energent-dev.iam.gserviceaccount.com"]
+
+
+def admission_policy() -> tuple[dict, dict]:
+    built = kustomize(INFRA / "config-connector")
+    policy = next(o for o in built if o["kind"] == "ValidatingAdmissionPolicy")
+    binding = next(o for o in built if o["kind"] == "ValidatingAdmissionPolicyBinding")
+    return policy, binding
+
+
+def policy_regex(policy: dict, name: str) -> re.Pattern:
+    """A policy variable that is a CEL raw string, as a Python pattern (RE2's syntax here is Python's too)."""
+    expression = next(v["expression"] for v in policy["spec"]["variables"] if v["name"] == name)
+    assert expression.startswith("r'") and expression.endswith("'"), expression
+    return re.compile(expression[2:-1])
+
+
+def test_config_connector_objects_may_name_only_the_provisioner_s_tenant_accounts():
+    """IAM Conditions cannot narrow cnrm's project-wide Service Account Admin and User to some accounts (IAM's
+    accounts are not among the resources conditions can name); the cluster refuses the objects instead."""
+    policy, binding = admission_policy()
+    assert policy["apiVersion"] == binding["apiVersion"] == "admissionregistration.k8s.io/v1"
+    assert binding["spec"] == {"policyName": policy["metadata"]["name"], "validationActions": ["Deny"]}  # everywhere
+    assert policy["spec"]["failurePolicy"] == "Fail"
+    rule = policy["spec"]["matchConstraints"]["resourceRules"][0]
+    assert set(rule["apiGroups"]) == {"iam.cnrm.cloud.google.com", "container.cnrm.cloud.google.com"}
+    assert set(rule["operations"]) == {"CREATE", "UPDATE"} and rule["resources"] == ["*"]
+
+    tenant_account, node_account = policy_regex(policy, "tenantAccount"), policy_regex(policy, "nodeAccount")
+    # Exactly the provisioner's three forms: tenant-<id> (short ids), tn-<27 base32> (long ids), nd-<27 base32>.
+    assert set(re.findall(r"(?:\(|\|)(\w+-)", tenant_account.pattern)) == {"tenant-", "tn-", "nd-"}
+    assert node_account.pattern == "^nd-[a-z2-7]{27}$"
+    for tenant_id in ("acme", "acme-corp-eu", "a" * 23, "a" * 24, "tenant-with-a-very-long-id-1234", "x1-9z"):
+        assert tenant_account.fullmatch(tenants.google_service_account_id(tenant_id)), tenant_id
+        assert tenant_account.fullmatch(tenants.node_service_account_id(tenant_id)), tenant_id
+        assert node_account.fullmatch(tenants.node_service_account_id(tenant_id)), tenant_id
+        assert not node_account.fullmatch(tenants.google_service_account_id(tenant_id)), tenant_id
+    for account in PLATFORM_ACCOUNTS:
+        assert not tenant_account.fullmatch(account), account
+        assert not node_account.fullmatch(account), account
+
+    # What the provisioner renders passes every shape the validations read.
+    workload_member = policy_regex(policy, "workloadMember")
+    node_roles = set(re.findall(r"'([^']+)'", next(v["expression"] for v in policy["spec"]["variables"]
+                                                   if v["name"] == "nodeRoles")))
+    assert node_roles == set(manifests.NODE_ROLES.values())
+    kinds = set()
+    for o in dedicated_tenant_objects():
+        if not o["apiVersion"].split("/")[0].endswith(tuple(rule["apiGroups"])):
+            continue
+        kinds.add(o["kind"])
+        assert o["metadata"]["namespace"] == "energent-infra"
+        spec = o["spec"]
+        if o["kind"] == "IAMServiceAccount":
+            assert "resourceID" not in spec and tenant_account.fullmatch(o["metadata"]["name"])
+        elif o["kind"] == "IAMPolicyMember" and spec["resourceRef"]["kind"] == "IAMServiceAccount":
+            assert tenant_account.fullmatch(spec["resourceRef"]["name"])
+            assert spec["role"] == "roles/iam.workloadIdentityUser" and workload_member.fullmatch(spec["member"])
+        elif o["kind"] == "IAMPolicyMember":
+            assert spec["resourceRef"]["kind"] == "Project" and spec["role"] in node_roles
+            assert node_account.fullmatch(spec["memberFrom"]["serviceAccountRef"]["name"])
+        elif o["kind"] == "ContainerNodePool":
+            assert node_account.fullmatch(spec["nodeConfig"]["serviceAccountRef"]["name"])
+    assert kinds == {"IAMServiceAccount", "IAMPolicyMember", "ContainerCluster", "ContainerNodePool"}
+    for hostile in ("serviceAccount:energent-dev.svc.id.goog[flux-system/kustomize-controller]",
+                    "serviceAccount:energent-dev.svc.id.goog[cnrm-system/cnrm-controller-manager]",
+                    "serviceAccount:terraform-dev@energent-dev.iam.gserviceaccount.com", "user:someone@energent.ai"):
+        assert not workload_member.fullmatch(hostile), hostile
+
+    validations = " ".join(v["expression"] for v in policy["spec"]["validations"])
+    assert "object.metadata.namespace == 'energent-infra'" in validations
+    assert "object.kind in ['IAMServiceAccount', 'IAMPolicyMember', 'ContainerCluster', 'ContainerNodePool']" in (
+        validations)
+    for reference in ("object.metadata.name.matches(variables.tenantAccount)",
+                      "object.spec.resourceRef.name.matches(variables.tenantAccount)",
+                      "object.spec.member.matches(variables.workloadMember)",
+                      "object.spec.role in variables.nodeRoles",
+                      "object.spec.memberFrom.serviceAccountRef.name.matches(variables.nodeAccount)",
+                      "object.spec.nodeConfig.serviceAccountRef.name.matches(variables.nodeAccount)",
+                      "!has(object.spec.resourceRef.external)", "!has(object.spec.resourceID)"):
+        assert reference in validations, reference
+    # Terraform says why the IAM roles themselves carry no condition.
+    assert "tenant-objects-policy.yaml" in GKE_TF.read_text()
+
+
 # --- the customer-managed key ---------------------------------------------------------------------------------
 
 KEY_REFERENCES = ("var.kms_key", "google_kms_crypto_key.data")

@@ -210,9 +210,14 @@ resource "google_service_account_iam_member" "config_connector_workload_identity
   member             = "serviceAccount:${var.project_id}.svc.id.goog[cnrm-system/cnrm-controller-manager]"
 }
 
+# Service Account Admin and User reach every account of the project, and IAM Conditions cannot narrow them: IAM's
+# service accounts are not among the resources whose names a condition can read (Google's list of resource
+# attributes for IAM Conditions), so a condition on the account name would not hold. The cluster narrows them
+# instead: an admission policy (infra/config-connector/tenant-objects-policy.yaml) refuses any Config Connector
+# object that names another account than tenant-<id>, tn-<hash> or nd-<hash>, whoever lands it.
 resource "google_project_iam_member" "config_connector" {
-  #checkov:skip=CKV_GCP_41:Config Connector creates a dedicated cluster's node pool to run as that tenant's node service account, made at the same time; it must act as accounts that do not exist yet.
-  #checkov:skip=CKV_GCP_49:Config Connector creates and deletes the tenants' service accounts and sets their Workload Identity bindings; that is service-account administration by design.
+  #checkov:skip=CKV_GCP_41:Config Connector creates a dedicated cluster's node pool to run as that tenant's node service account, made at the same time; it must act as accounts that do not exist yet, and the cluster's admission policy admits only tenant node accounts.
+  #checkov:skip=CKV_GCP_49:Config Connector creates and deletes the tenants' service accounts and sets their Workload Identity bindings; the cluster's admission policy admits only the provisioner's account names and bindings.
   for_each = toset([
     "roles/iam.serviceAccountAdmin", # IAMServiceAccount, and IAMPolicyMember on those accounts
     "roles/iam.serviceAccountUser",  # a ContainerNodePool runs as its tenant's node service account
