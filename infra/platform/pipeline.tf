@@ -5,8 +5,8 @@
 # as terraform-<env> (made by hand, README step 6: it owns the project, and made this account).
 #
 # The state holds what Terraform generated (the operator client's first secret, the first signing key), and so do
-# the two secret versions it refreshes: whoever may push a branch may read them. Rotate the operator's secret if that
-# is more than the people who may change the estate (docs/runbook.md).
+# the two secret versions it refreshes: whoever may push a branch may read them, as whoever may change the estate
+# could anyway.
 
 data "google_project" "project" {
   project_id = var.project_id

@@ -645,6 +645,20 @@ def test_admin_cidrs_must_be_real_ranges_and_dedicated_clusters_also_admit_the_p
     assert blocks["for_each"] == "${var.admin_cidrs}"
 
 
+def test_the_readme_names_what_the_deployment_needs_before_it_starts():
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Deploying an environment from zero")[1].split("### What it costs")[0]
+    needs = section.split("You need:")[1].split("1. **")[0]
+    for needed in ("gke-gcloud-auth-plugin", "rbac_security_group", "Cloud Build GitHub App", "FLUX_VERSION"):
+        assert needed in needs, needed
+    group = module_variables("gke")["rbac_security_group"]["default"]
+    assert group.startswith("gke-security-groups@") and f"`{group}`" in needs  # the name GKE requires
+    # Flux is pinned, at 2.7 or later (dedicated clusters through kubeConfig.configMapRef), on the cluster.
+    version = re.search(r"^FLUX_VERSION=v(\d+)\.(\d+)\.(\d+)\s", section, re.MULTILINE)
+    assert version and (int(version.group(1)), int(version.group(2))) >= (2, 7)
+    assert 'flux install --version="$FLUX_VERSION"' in section and "flux install\n" not in section
+
+
 def test_the_runbook_names_what_terraform_and_the_registry_create():
     runbook = (ROOT / "docs" / "runbook.md").read_text()
     assert "--backup-time" not in runbook.replace("no `gcloud firestore databases restore --backup-time`", "")
