@@ -681,3 +681,7 @@ def test_the_runbook_names_what_terraform_and_the_registry_create():
     for section in ("Restore Firestore", "Restore a tenant namespace", "Replay a dead-letter topic",
                     "Rotate the signing key after a compromise", "Re-render every tenant"):
         assert f"## {section}" in runbook
+    # A change of who may reach dedicated clusters reaches them through the trigger's list and a re-render.
+    rerender = runbook.split("## Re-render every tenant")[1]
+    assert "output -raw dedicated_authorized_networks" in rerender and "_AUTHORIZED_NETWORKS=" in rerender
+    assert rerender.index("_AUTHORIZED_NETWORKS=") < rerender.rindex("energent tenants rerender")
