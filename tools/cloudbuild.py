@@ -20,13 +20,20 @@ HEADER = """\
 # local stack runs.
 #
 # Cloud Build owns the functions' code and environment and the gateway's configs; Terraform creates them once and
-# leaves them to it. Substitutions per trigger: _ENVIRONMENT, _API_URL, and _AUTHORIZED_NETWORKS (the
-# environment's admin_cidrs from terraform.tfvars, comma-separated).
+# leaves them to it. Substitutions per trigger: _ENVIRONMENT, _API_URL, _GATEWAY_REGION (API Gateway's region,
+# `terraform output -raw gateway_region`; the functions stay in _REGION) and _AUTHORIZED_NETWORKS (`terraform output
+# -raw dedicated_authorized_networks`: admin_cidrs and the platform's NAT addresses, comma-separated).
 """
 TOOLS_IMAGE = "gcr.io/google.com/cloudsdktool/google-cloud-cli:stable"
 # Made by Terraform (infra/modules/functions): may deploy functions and gateway configs, nothing more.
 DEPLOYER = "projects/$PROJECT_ID/serviceAccounts/deployer-${_ENVIRONMENT}@$PROJECT_ID.iam.gserviceaccount.com"
+# What Cloud Functions builds each deployment as (infra/modules/functions, google_service_account.builder).
+BUILDER = "projects/$PROJECT_ID/serviceAccounts/fn-builder-${_ENVIRONMENT}@$PROJECT_ID.iam.gserviceaccount.com"
 
+
+# Each build publishes a config of its own: a retry of the same commit is a new build (a config id is at most 63
+# characters: energent-config-production- and a build id's 36 just fit). The commit is a label.
+CONFIG_ID = "energent-config-${_ENVIRONMENT}-$BUILD_ID"
 
 # gcloud's list separator for --set-env-vars: AUTHORIZED_NETWORKS holds commas (`gcloud topic escaping`).
 ENV_SEPARATOR = ";"
@@ -64,6 +71,7 @@ def deploy_step(registry: Registry, deployment) -> dict:
         f"--min-instances={deployment.min_instances}", f"--max-instances={deployment.max_instances}",
         f"--concurrency={deployment.concurrency}", "--cpu=1",
         f"--service-account=fn-{deployment.name}@$PROJECT_ID.iam.gserviceaccount.com",
+        f"--build-service-account={BUILDER}",
         "--vpc-connector=${_VPC_CONNECTOR}", "--egress-settings=private-ranges-only",
         "--ingress-settings=all" if deployment.is_http else "--ingress-settings=internal-only",
         f"--set-env-vars={_env(registry, deployment)}",
@@ -78,7 +86,8 @@ def pipeline(registry: Registry) -> dict:
     folders = sorted({d.source for d in registry.deployments})
     deploys = [deploy_step(registry, d) for d in registry.deployments]
     return {
-        "substitutions": {"_ENVIRONMENT": "dev", "_REGION": "europe-west4", "_API_URL": "https://api.dev.energent.ai",
+        "substitutions": {"_ENVIRONMENT": "dev", "_REGION": "europe-west4", "_GATEWAY_REGION": "europe-west1",
+                          "_API_URL": "https://api.dev.energent.ai",
                           "_VPC_CONNECTOR": "energent-connector", "_AUTHORIZED_NETWORKS": ""},
         "options": {"logging": "CLOUD_LOGGING_ONLY", "machineType": "E2_HIGHCPU_8",
                     "substitutionOption": "ALLOW_LOOSE"},
@@ -96,12 +105,13 @@ def pipeline(registry: Registry) -> dict:
             *deploys,
             {"id": "gateway-config", "name": TOOLS_IMAGE, "entrypoint": "gcloud",
              "waitFor": [step["id"] for step in deploys], "args": [
-                 "api-gateway", "api-configs", "create", "energent-config-${_ENVIRONMENT}-$SHORT_SHA",
+                 "api-gateway", "api-configs", "create", CONFIG_ID, "--labels=commit=$SHORT_SHA",
                  "--api=energent-api-${_ENVIRONMENT}", "--openapi-spec=build/api-spec.yaml",
                  "--backend-auth-service-account=api-gateway@$PROJECT_ID.iam.gserviceaccount.com"]},
             {"id": "gateway", "name": TOOLS_IMAGE, "entrypoint": "gcloud", "waitFor": ["gateway-config"], "args": [
-                "api-gateway", "gateways", "update", "energent-gateway-${_ENVIRONMENT}", "--location=${_REGION}",
-                "--api=energent-api-${_ENVIRONMENT}", "--api-config=energent-config-${_ENVIRONMENT}-$SHORT_SHA"]},
+                "api-gateway", "gateways", "update", "energent-gateway-${_ENVIRONMENT}",
+                "--location=${_GATEWAY_REGION}", "--api=energent-api-${_ENVIRONMENT}",
+                f"--api-config={CONFIG_ID}"]},
         ],
     }
 

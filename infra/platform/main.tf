@@ -7,10 +7,14 @@ locals {
   registry = yamldecode(file("${path.module}/../../functions/registry.yaml"))
   # The API's domain: the load balancer's certificate and the issuer the tokens name are one and the same.
   api_domain = trimprefix(var.api_url, "https://")
+  # Who may reach a dedicated cluster's control plane: the operators, and Flux on the platform cluster, whose
+  # private nodes go out through Cloud NAT's fixed addresses. The provisioner renders them (AUTHORIZED_NETWORKS).
+  dedicated_authorized_networks = concat(var.admin_cidrs, [for ip in module.networking.nat_ips : "${ip}/32"])
 }
 
 # Every API the estate uses, enabled by Terraform itself (a new project needs only serviceusage and
 # cloudresourcemanager enabled by hand, for Terraform to enable the rest). Left on when the estate goes.
+# tests/unit/test_infra.py holds which resource types (and cluster features) need which API.
 resource "google_project_service" "apis" {
   for_each = toset([
     "compute.googleapis.com", "container.googleapis.com", "cloudfunctions.googleapis.com", "run.googleapis.com",
@@ -20,6 +24,13 @@ resource "google_project_service" "apis" {
     "servicenetworking.googleapis.com", "vpcaccess.googleapis.com", "file.googleapis.com",
     "cloudscheduler.googleapis.com", "monitoring.googleapis.com", "logging.googleapis.com",
     "gkebackup.googleapis.com", "iam.googleapis.com", "storage.googleapis.com", "billingbudgets.googleapis.com",
+    # The cluster enforces the project's Binary Authorization policy (PROJECT_SINGLETON_POLICY_ENFORCE).
+    "binaryauthorization.googleapis.com",
+    # Firestore's security rules (google_firebaserules_ruleset and _release).
+    "firebaserules.googleapis.com",
+    # Workload Identity and the builds' own service accounts get their tokens through it (iam turns it on as well;
+    # named so that nothing rests on that).
+    "iamcredentials.googleapis.com",
   ])
   project            = var.project_id
   service            = each.value
@@ -41,6 +52,8 @@ module "networking" {
   project_id  = var.project_id
   region      = var.region
   environment = var.environment
+  # One source of truth for the shared control plane's range: the cluster's own setting.
+  shared_master_cidr = module.gke.master_cidr
 
   depends_on = [google_project_service.apis]
 }
@@ -68,20 +81,20 @@ module "storage" {
   kms_key           = module.security.kms_key
   bucket_prefixes   = local.registry.buckets
   access_log_bucket = module.security.access_log_bucket
-  network_name      = module.networking.network_name
 
   lock_invoice_retention = var.environment == "production"
 
-  depends_on = [google_project_service.apis, module.networking]
+  depends_on = [google_project_service.apis]
 }
 
 module "gateway" {
-  source        = "../modules/gateway"
-  project_id    = var.project_id
-  region        = var.region
-  environment   = var.environment
-  api_spec_file = "${path.module}/../../api-spec.yaml"
-  api_url       = var.api_url
+  source         = "../modules/gateway"
+  project_id     = var.project_id
+  region         = var.region
+  gateway_region = var.gateway_region
+  environment    = var.environment
+  api_spec_file  = "${path.module}/../../api-spec.yaml"
+  api_url        = var.api_url
 
   depends_on = [google_project_service.apis]
 }
@@ -99,18 +112,18 @@ module "functions" {
   vpc_connector           = module.networking.vpc_connector
   gateway_service_account = module.gateway.service_account
   access_log_bucket       = module.security.access_log_bucket
-  admin_cidrs             = var.admin_cidrs
+  authorized_networks     = local.dedicated_authorized_networks
 
   depends_on = [google_project_service.apis]
 }
 
 module "edge" {
-  source      = "../modules/edge"
-  project_id  = var.project_id
-  region      = var.region
-  environment = var.environment
-  domain      = local.api_domain
-  gateway_id  = module.gateway.gateway_id
+  source         = "../modules/edge"
+  project_id     = var.project_id
+  gateway_region = var.gateway_region
+  environment    = var.environment
+  domain         = local.api_domain
+  gateway_id     = module.gateway.gateway_id
 
   depends_on = [google_project_service.apis]
 }

@@ -11,8 +11,18 @@ output "certificate" {
   value = module.edge.certificate
 }
 
+output "gateway_region" {
+  description = "API Gateway's region: the functions pipeline's _GATEWAY_REGION."
+  value       = var.gateway_region
+}
+
 output "gateway_host" {
   value = module.gateway.default_hostname
+}
+
+output "dedicated_authorized_networks" {
+  description = "admin_cidrs and the NAT addresses (/32), comma-separated: the functions pipeline's _AUTHORIZED_NETWORKS."
+  value       = join(",", local.dedicated_authorized_networks)
 }
 
 output "cluster" {
@@ -29,4 +39,9 @@ output "flux_service_accounts" {
 
 output "config_connector_service_account" {
   value = module.gke.config_connector_service_account
+}
+
+output "terraform_plan_service_account" {
+  description = "What the infrastructure plan trigger runs as (README step 6)."
+  value       = google_service_account.terraform_plan.email
 }

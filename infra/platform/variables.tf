@@ -7,6 +7,23 @@ variable "region" {
   default = "europe-west4"
 }
 
+variable "gateway_region" {
+  description = <<-EOT
+    Where API Gateway's gateway and the load balancer's serverless NEG run. API Gateway is offered in a few regions
+    only (not the functions' europe-west4); the functions stay in `region` and the gateway calls them there.
+  EOT
+  type        = string
+  default     = "europe-west1"
+
+  validation {
+    condition = contains([
+      "asia-northeast1", "australia-southeast1", "europe-west1", "europe-west2", "us-central1", "us-east1",
+      "us-east4", "us-west2", "us-west3", "us-west4",
+    ], var.gateway_region)
+    error_message = "gateway_region must be a region API Gateway is offered in (its deployment model's list)."
+  }
+}
+
 variable "environment" {
   type = string
   validation {
@@ -26,8 +43,22 @@ variable "api_url" {
 }
 
 variable "admin_cidrs" {
-  description = "Networks allowed to reach the GKE control plane: the operators' office or VPN ranges."
+  description = <<-EOT
+    Networks allowed to reach the GKE control planes: the operators' office or VPN ranges. The platform cluster's
+    authorized networks are exactly these (an empty list would leave kubectl no way in); dedicated clusters also
+    admit the platform's NAT addresses, for Flux.
+  EOT
   type        = list(string)
+
+  validation {
+    condition     = length(var.admin_cidrs) > 0
+    error_message = "admin_cidrs is empty: set the operators' office or VPN ranges (kubectl reaches the clusters from there)."
+  }
+
+  validation {
+    condition     = alltrue([for cidr in var.admin_cidrs : can(cidrhost(cidr, 0))])
+    error_message = "admin_cidrs holds something that is not an IPv4 or IPv6 range in CIDR notation."
+  }
 
   validation {
     condition = alltrue([for cidr in var.admin_cidrs : !anytrue([

@@ -3,6 +3,9 @@ publishes the gateway's configs; Terraform creates the functions and the gateway
 What Terraform creates a function with is what Cloud Build deploys it with, so the first build changes nothing
 but the code."""
 
+import re
+import uuid
+
 import yaml
 
 from tests.unit.test_infra import INFRA, ROOT, plain, resources, terraform
@@ -13,7 +16,7 @@ SAME_VALUE = {
     "${var.project_id}": "$PROJECT_ID",
     "${var.environment}": "${_ENVIRONMENT}",
     "${var.api_url}": "${_API_URL}",
-    '${join(",", var.admin_cidrs)}': "${_AUTHORIZED_NETWORKS}",
+    '${join(",", var.authorized_networks)}': "${_AUTHORIZED_NETWORKS}",
 }
 
 
@@ -41,7 +44,7 @@ def deployed_env(step: dict) -> dict[str, str]:
 def test_an_apply_leaves_the_functions_code_and_environment_to_cloud_build():
     function = resources("functions", "google_cloudfunctions2_function")["function"]
     assert function["lifecycle"][0]["ignore_changes"] == [
-        "${build_config[0].source}", "${service_config[0].environment_variables}"]
+        "${build_config[0].source}", "${service_config[0].environment_variables}", "labels"]
     steps = {step["id"]: step for step in yaml.safe_load((ROOT / "cloudbuild-functions.yaml").read_text())["steps"]}
     for deployment in registry.load().deployments:
         assert f"--source=build/functions/{deployment.source.split('/')[-1]}" in steps[f"deploy-{deployment.name}"][
@@ -58,6 +61,13 @@ def test_an_apply_leaves_the_gateway_s_config_to_cloud_build():
     assert "--api=energent-api-${_ENVIRONMENT}" in steps["gateway"]["args"]
     assert gateway["gateway_id"] == "energent-gateway-${var.environment}"
     assert "energent-gateway-${_ENVIRONMENT}" in steps["gateway"]["args"]
+    # Every build publishes a config of its own (a retry of a commit is a new build), and moves the gateway to it.
+    config_id = steps["gateway-config"]["args"][3]
+    assert config_id == "energent-config-${_ENVIRONMENT}-$BUILD_ID"
+    assert f"--api-config={config_id}" in steps["gateway"]["args"]
+    assert "--labels=commit=$SHORT_SHA" in steps["gateway-config"]["args"]
+    longest = config_id.replace("${_ENVIRONMENT}", "production").replace("$BUILD_ID", str(uuid.uuid4()))
+    assert len(longest) <= 63 and re.fullmatch(r"[a-z][a-z0-9-]*[a-z0-9]", longest)
 
 
 def test_terraform_creates_every_function_with_the_environment_cloud_build_deploys():

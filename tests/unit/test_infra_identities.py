@@ -204,6 +204,95 @@ def test_config_connector_holds_what_the_provisioner_s_resources_need_and_no_mor
     assert bound == set(default)
 
 
+# The accounts Terraform and the README make, none of which a Config Connector object may name.
+PLATFORM_ACCOUNTS = ["terraform-dev", "terraform-plan-dev", "deployer-dev", "cnrm-dev", "fn-auth", "fn-billing-events",
+                     "fn-builder-dev", "flux-kustomize-dev", "flux-source-dev", "gke-nodes-dev", "api-gateway",
+                     "pubsub-push-dev", "tenant", "tenant-", "tn-short", "nd-" + "a" * 26, "nd-" + "a" * 28,
+                     "nd-" + "A" * 27, "tenant-acme@energent-dev.iam.gserviceaccount.com"]
+
+
+def admission_policy() -> tuple[dict, dict]:
+    built = kustomize(INFRA / "config-connector")
+    policy = next(o for o in built if o["kind"] == "ValidatingAdmissionPolicy")
+    binding = next(o for o in built if o["kind"] == "ValidatingAdmissionPolicyBinding")
+    return policy, binding
+
+
+def policy_regex(policy: dict, name: str) -> re.Pattern:
+    """A policy variable that is a CEL raw string, as a Python pattern (RE2's syntax here is Python's too)."""
+    expression = next(v["expression"] for v in policy["spec"]["variables"] if v["name"] == name)
+    assert expression.startswith("r'") and expression.endswith("'"), expression
+    return re.compile(expression[2:-1])
+
+
+def test_config_connector_objects_may_name_only_the_provisioner_s_tenant_accounts():
+    """IAM Conditions cannot narrow cnrm's project-wide Service Account Admin and User to some accounts (IAM's
+    accounts are not among the resources conditions can name); the cluster refuses the objects instead."""
+    policy, binding = admission_policy()
+    assert policy["apiVersion"] == binding["apiVersion"] == "admissionregistration.k8s.io/v1"
+    assert binding["spec"] == {"policyName": policy["metadata"]["name"], "validationActions": ["Deny"]}  # everywhere
+    assert policy["spec"]["failurePolicy"] == "Fail"
+    rule = policy["spec"]["matchConstraints"]["resourceRules"][0]
+    assert set(rule["apiGroups"]) == {"iam.cnrm.cloud.google.com", "container.cnrm.cloud.google.com"}
+    assert set(rule["operations"]) == {"CREATE", "UPDATE"} and rule["resources"] == ["*"]
+
+    tenant_account, node_account = policy_regex(policy, "tenantAccount"), policy_regex(policy, "nodeAccount")
+    # Exactly the provisioner's three forms: tenant-<id> (short ids), tn-<27 base32> (long ids), nd-<27 base32>.
+    assert set(re.findall(r"(?:\(|\|)(\w+-)", tenant_account.pattern)) == {"tenant-", "tn-", "nd-"}
+    assert node_account.pattern == "^nd-[a-z2-7]{27}$"
+    for tenant_id in ("acme", "acme-corp-eu", "a" * 23, "a" * 24, "tenant-with-a-very-long-id-1234", "x1-9z"):
+        assert tenant_account.fullmatch(tenants.google_service_account_id(tenant_id)), tenant_id
+        assert tenant_account.fullmatch(tenants.node_service_account_id(tenant_id)), tenant_id
+        assert node_account.fullmatch(tenants.node_service_account_id(tenant_id)), tenant_id
+        assert not node_account.fullmatch(tenants.google_service_account_id(tenant_id)), tenant_id
+    for account in PLATFORM_ACCOUNTS:
+        assert not tenant_account.fullmatch(account), account
+        assert not node_account.fullmatch(account), account
+
+    # What the provisioner renders passes every shape the validations read.
+    workload_member = policy_regex(policy, "workloadMember")
+    node_roles = set(re.findall(r"'([^']+)'", next(v["expression"] for v in policy["spec"]["variables"]
+                                                   if v["name"] == "nodeRoles")))
+    assert node_roles == set(manifests.NODE_ROLES.values())
+    kinds = set()
+    for o in dedicated_tenant_objects():
+        if not o["apiVersion"].split("/")[0].endswith(tuple(rule["apiGroups"])):
+            continue
+        kinds.add(o["kind"])
+        assert o["metadata"]["namespace"] == "energent-infra"
+        spec = o["spec"]
+        if o["kind"] == "IAMServiceAccount":
+            assert "resourceID" not in spec and tenant_account.fullmatch(o["metadata"]["name"])
+        elif o["kind"] == "IAMPolicyMember" and spec["resourceRef"]["kind"] == "IAMServiceAccount":
+            assert tenant_account.fullmatch(spec["resourceRef"]["name"])
+            assert spec["role"] == "roles/iam.workloadIdentityUser" and workload_member.fullmatch(spec["member"])
+        elif o["kind"] == "IAMPolicyMember":
+            assert spec["resourceRef"]["kind"] == "Project" and spec["role"] in node_roles
+            assert node_account.fullmatch(spec["memberFrom"]["serviceAccountRef"]["name"])
+        elif o["kind"] == "ContainerNodePool":
+            assert node_account.fullmatch(spec["nodeConfig"]["serviceAccountRef"]["name"])
+    assert kinds == {"IAMServiceAccount", "IAMPolicyMember", "ContainerCluster", "ContainerNodePool"}
+    for hostile in ("serviceAccount:energent-dev.svc.id.goog[flux-system/kustomize-controller]",
+                    "serviceAccount:energent-dev.svc.id.goog[cnrm-system/cnrm-controller-manager]",
+                    "serviceAccount:terraform-dev@energent-dev.iam.gserviceaccount.com", "user:someone@energent.ai"):
+        assert not workload_member.fullmatch(hostile), hostile
+
+    validations = " ".join(v["expression"] for v in policy["spec"]["validations"])
+    assert "object.metadata.namespace == 'energent-infra'" in validations
+    assert "object.kind in ['IAMServiceAccount', 'IAMPolicyMember', 'ContainerCluster', 'ContainerNodePool']" in (
+        validations)
+    for reference in ("object.metadata.name.matches(variables.tenantAccount)",
+                      "object.spec.resourceRef.name.matches(variables.tenantAccount)",
+                      "object.spec.member.matches(variables.workloadMember)",
+                      "object.spec.role in variables.nodeRoles",
+                      "object.spec.memberFrom.serviceAccountRef.name.matches(variables.nodeAccount)",
+                      "object.spec.nodeConfig.serviceAccountRef.name.matches(variables.nodeAccount)",
+                      "!has(object.spec.resourceRef.external)", "!has(object.spec.resourceID)"):
+        assert reference in validations, reference
+    # Terraform says why the IAM roles themselves carry no condition.
+    assert "tenant-objects-policy.yaml" in GKE_TF.read_text()
+
+
 # --- the customer-managed key ---------------------------------------------------------------------------------
 
 KEY_REFERENCES = ("var.kms_key", "google_kms_crypto_key.data")
@@ -224,9 +313,14 @@ def test_no_resource_uses_the_key_before_its_service_agent_may():
     assert granted["role"] == "roles/cloudkms.cryptoKeyEncrypterDecrypter"
     made = resources("security", "google_project_service_identity")["agents"]["for_each"].split('"')[1::2]
     assert "google_project_service_identity.agents" in granted["for_each"]
-    named = [service for service in ("storage.googleapis.com", "compute.googleapis.com")
+    named = [service for service in ("storage.googleapis.com", "compute.googleapis.com", "container.googleapis.com")
              if f'"{service}"' in granted["for_each"]]
-    agents = set(made) | set(named)
+    # GKE's identity resource may return no email: its agent is named by its fixed address.
+    assert ('"container.googleapis.com" = "serviceAccount:service-${data.google_project.project.number}'
+            '@container-engine-robot.iam.gserviceaccount.com"') in granted["for_each"]
+    by_email = locals_of(INFRA / "modules" / "security" / "main.tf")["agents_by_email"]
+    assert "container.googleapis.com" not in by_email and "local.agents_by_email" in granted["for_each"]
+    agents = (set(made) & set(by_email.split('"')[1::2])) | set(named)
     users = 0
     for path in sorted((INFRA / "modules").rglob("main.tf")):
         parsed = plain(terraform(path))
@@ -249,3 +343,80 @@ def test_no_resource_uses_the_key_before_its_service_agent_may():
             if "kms_key" in body:
                 assert body["kms_key"] == "${module.security.kms_key}", name
     assert resources_of(INFRA / "platform" / "main.tf", "google_kms_crypto_key") == {}
+
+
+# --- function builds ------------------------------------------------------------------------------------------
+
+def test_functions_are_built_as_their_own_builder_with_what_a_gen2_build_needs():
+    builder = resources("functions", "google_service_account")["builder"]
+    assert builder["account_id"] == "fn-builder-${var.environment}"
+    account = "serviceAccount:${google_service_account.builder.email}"
+    project_roles = resources("functions", "google_project_iam_member")
+    assert project_roles["builder"]["member"] == account
+    assert set(project_roles["builder"]["for_each"].split('"')[1::2]) == {"roles/logging.logWriter",
+                                                                         "roles/artifactregistry.writer"}
+    # The sources it builds: Terraform's bucket, and the one Cloud Functions keeps gcloud's uploads in.
+    bucket = resources("functions", "google_storage_bucket_iam_member")["builder_reads_sources"]
+    assert (bucket["bucket"], bucket["role"], bucket["member"]) == (
+        "${google_storage_bucket.sources.name}", "roles/storage.objectViewer", account)
+    uploaded = project_roles["builder_reads_uploaded_sources"]
+    assert (uploaded["role"], uploaded["member"]) == ("roles/storage.objectViewer", account)
+    assert uploaded["condition"][0]["expression"] == (
+        "resource.name.startsWith('projects/_/buckets/gcf-v2-sources-${data.google_project.project.number}"
+        "-${var.region}')")
+
+    # Terraform creates every function with it, after its roles; Cloud Build deploys every one with it.
+    function = resources("functions", "google_cloudfunctions2_function")["function"]
+    assert function["build_config"][0]["service_account"] == "${google_service_account.builder.id}"
+    assert {"${google_project_iam_member.builder}", "${google_storage_bucket_iam_member.builder_reads_sources}",
+            "${google_project_iam_member.builder_reads_uploaded_sources}"} <= set(function["depends_on"])
+    steps = {step["id"]: step for step in yaml.safe_load((INFRA.parent / "cloudbuild-functions.yaml").read_text())[
+        "steps"]}
+    flag = ("--build-service-account=projects/$PROJECT_ID/serviceAccounts/"
+            "fn-builder-${_ENVIRONMENT}@$PROJECT_ID.iam.gserviceaccount.com")
+    for deployment in registry.load().deployments:
+        assert flag in steps[f"deploy-{deployment.name}"]["args"], deployment.name
+    # ... and the deployer may name it as the build's account.
+    acts_as = resources("functions", "google_service_account_iam_member")["deployer_acts_as"]
+    assert "builder = google_service_account.builder.name" in FUNCTIONS_TF.read_text()
+    assert "google_service_account.builder.name" in acts_as["for_each"]
+    assert acts_as["role"] == "roles/iam.serviceAccountUser"
+
+
+def test_pubsub_push_authenticates_without_a_token_creator_grant():
+    """Pub/Sub's agent needs no Token Creator on the push account (projects since April 2021); the subscriptions
+    name the account, and the event deployments let it invoke them."""
+    text = FUNCTIONS_TF.read_text()
+    assert "roles/iam.serviceAccountTokenCreator" not in text
+    push = resources("functions", "google_pubsub_subscription")["push"]
+    oidc = push["push_config"][0]["oidc_token"][0]
+    assert oidc["service_account_email"] == "${google_service_account.pusher.email}"
+    invoker = resources("functions", "google_cloud_run_service_iam_member")["pusher_invoker"]
+    assert invoker["role"] == "roles/run.invoker"
+    assert invoker["member"] == "serviceAccount:${google_service_account.pusher.email}"
+
+
+# --- shared volumes -------------------------------------------------------------------------------------------
+
+def test_shared_volumes_are_filestore_instances_on_the_platform_s_network_through_its_private_services_range():
+    built = kustomize(INFRA / "cluster")
+    assert variables_in(built) == {"ENVIRONMENT"}
+    storage_class = next(o for o in substituted(built, "energent-dev", "dev") if o["kind"] == "StorageClass")
+    assert storage_class["provisioner"] == "filestore.csi.storage.gke.io"
+    parameters = storage_class["parameters"]
+    networking = INFRA / "modules" / "networking" / "main.tf"
+    network = resources_of(networking, "google_compute_network")["vpc"]["name"]
+    reserved = resources_of(networking, "google_compute_global_address")["private_services"]
+    assert reserved["purpose"] == "VPC_PEERING"
+    assert parameters["network"] == network.replace("${var.environment}", "dev") == "energent-vpc-dev"
+    assert parameters["reserved-ip-range"] == reserved["name"].replace("${var.environment}", "dev")
+    assert parameters["connect-mode"] == "PRIVATE_SERVICE_ACCESS"
+    assert resources_of(networking, "google_service_networking_connection")["private_services"][
+        "reserved_peering_ranges"] == ["${google_compute_global_address.private_services.name}"]
+    # No Filestore instance of its own: the CSI driver makes one per claim.
+    assert resources("storage", "google_filestore_instance") == {}
+    readme = (INFRA.parent / "README.md").read_text()
+    step = readme.split("5. **Config Connector and Flux on the cluster.**")[1].split("6. **")[0]
+    assert "kubectl kustomize infra/cluster" in step
+    assert step.index("infra/cluster") < step.index("infra/config-connector")
+    assert "Filestore Basic HDD, 1 TiB" not in readme

@@ -1,6 +1,7 @@
 """Operating the estate: egress limited to what the platform needs, the edge in front of API Gateway, the alerts,
 SLOs and dashboard on-call works from, and the Terraform pipeline."""
 
+import ipaddress
 import os
 import re
 import shutil
@@ -67,14 +68,33 @@ def test_egress_to_the_internet_is_https_and_dns_only():
 def test_private_nodes_reach_every_control_plane_and_each_other():
     firewalls = module_resources("networking", "google_compute_firewall")
     control_plane = firewalls["egress_control_plane"]
-    assert control_plane["destination_ranges"] == "${var.control_plane_cidrs}"
+    assert control_plane["destination_ranges"] == "${local.control_plane_cidrs}"
     assert rules(control_plane, "allow") == {"tcp": {"443", "8132"}}
-    cidrs = module_variables("networking")["control_plane_cidrs"]["default"]
-    gke_master = module_variables("gke")["master_cidr"]["default"]
-    assert cidrs == [gke_master, Platform("p").master_pool]  # the shared cluster's and the dedicated ones' pool
+    assert module_locals("networking")["control_plane_cidrs"] == ["${var.shared_master_cidr}",
+                                                                  "${var.dedicated_master_pool}"]
+    # The shared cluster's range comes from the cluster's own setting; the pool is the provisioner's.
+    assert "default" not in module_variables("networking")["shared_master_cidr"]
+    platform = (INFRA / "platform" / "main.tf").read_text()
+    assert "shared_master_cidr = module.gke.master_cidr" in platform.split('module "networking"')[1].split("}")[0]
+    gke_outputs = {name: body for block in plain(terraform(INFRA / "modules" / "gke" / "outputs.tf"))["output"]
+                   for name, body in block.items()}
+    assert gke_outputs["master_cidr"]["value"] == "${var.master_cidr}"
+    assert module_variables("gke")["master_cidr"]["default"] == Platform("p").shared_master_cidr
+    assert module_variables("networking")["dedicated_master_pool"]["default"] == Platform("p").master_pool
     internal = firewalls["egress_internal"]
-    assert set(internal["destination_ranges"]) == {"${var.nodes_cidr}", "${var.pods_cidr}", "${var.connector_cidr}"}
+    assert set(internal["destination_ranges"]) == {"${var.nodes_cidr}", "${var.pods_cidr}", "${var.connector_cidr}",
+                                                   "${var.dedicated_pods_pool}", "${var.dedicated_services_pool}"}
     assert rules(internal, "allow") == {"all": {"*"}}
+    # The dedicated clusters' Pod and Service ranges come from the provisioner's pools, clear of the shared ones.
+    variables = module_variables("networking")
+    platform = Platform("p")
+    assert variables["dedicated_pods_pool"]["default"] == platform.pods_pool
+    assert variables["dedicated_services_pool"]["default"] == platform.services_pool
+    shared = [ipaddress.ip_network(variables[name]["default"]) for name in (
+        "nodes_cidr", "pods_cidr", "services_cidr", "connector_cidr")]
+    pools = [ipaddress.ip_network(platform.pods_pool), ipaddress.ip_network(platform.services_pool)]
+    assert not any(pool.overlaps(taken) for pool in pools for taken in shared)
+    assert "at most 30 secondary ranges" in (INFRA / "modules" / "networking" / "egress.tf").read_text()
     nfs = rules(firewalls["egress_filestore"], "allow")
     assert nfs["tcp"] == nfs["udp"] and {"111", "2049"} <= nfs["tcp"]
     assert firewalls["egress_filestore"]["destination_ranges"] == ["${local.private_services_cidr}"]
@@ -144,7 +164,7 @@ def test_cloud_armor_guards_the_backend_that_reaches_api_gateway():
 def test_the_api_url_of_every_environment_is_the_domain_the_load_balancer_serves():
     platform = (INFRA / "platform" / "main.tf").read_text()
     assert 'api_domain = trimprefix(var.api_url, "https://")' in platform
-    assert "domain      = local.api_domain" in platform and "gateway_id  = module.gateway.gateway_id" in platform
+    assert "domain         = local.api_domain" in platform and "gateway_id     = module.gateway.gateway_id" in platform
     declared = {name: body for block in plain(terraform(INFRA / "platform" / "variables.tf"))["variable"]
                 for name, body in block.items()}
     pattern = declared["api_url"]["validation"][0]["condition"].split('regex("')[1].split('", var.api_url')[0]
@@ -159,6 +179,43 @@ def test_the_api_url_of_every_environment_is_the_domain_the_load_balancer_serves
     assert 'provider "google-beta"' in providers
     outputs = {name for block in plain(terraform(INFRA / "platform" / "outputs.tf"))["output"] for name in block}
     assert "api_ip" in outputs
+
+
+# API Gateway's locations (its deployment model's list): europe-west4, the functions' region, is not one of them.
+API_GATEWAY_REGIONS = {"asia-northeast1", "australia-southeast1", "europe-west1", "europe-west2", "us-central1",
+                       "us-east1", "us-east4", "us-west2", "us-west3", "us-west4"}
+
+
+def test_api_gateway_runs_in_a_region_that_offers_it_and_calls_the_functions_in_theirs():
+    declared = {name: body for block in plain(terraform(INFRA / "platform" / "variables.tf"))["variable"]
+                for name, body in block.items()}
+    gateway_region = declared["gateway_region"]
+    assert gateway_region["default"] in API_GATEWAY_REGIONS
+    assert declared["region"]["default"] not in API_GATEWAY_REGIONS  # why the two differ
+    offered = set(gateway_region["validation"][0]["condition"].split('"')[1::2])
+    assert offered == API_GATEWAY_REGIONS
+    platform = (INFRA / "platform" / "main.tf").read_text()
+    assert "gateway_region = var.gateway_region" in platform.split('module "gateway"')[1].split("module ")[0]
+    assert "gateway_region = var.gateway_region" in platform.split('module "edge"')[1].split("module ")[0]
+    # The gateway lives in gateway_region; the spec it serves names the functions in theirs.
+    gateway = module_resources("gateway", "google_api_gateway_gateway")["energent"]
+    assert gateway["region"] == "${var.gateway_region}"
+    config = module_resources("gateway", "google_api_gateway_api_config")["energent"]
+    assert "region = var.region," in config["openapi_documents"][0]["document"][0]["contents"]
+    assert "https://${region}-${project_id}.cloudfunctions.net/" in (INFRA.parent / "api-spec.yaml").read_text()
+    # A serverless NEG must be in its gateway's region.
+    neg = module_resources("edge", "google_compute_region_network_endpoint_group")["gateway"]
+    assert neg["region"] == "${var.gateway_region}"
+    assert "region" not in module_variables("edge")
+    # Cloud Build deploys the functions and renders the spec in _REGION, and moves the gateway in _GATEWAY_REGION.
+    pipeline = yaml.safe_load((INFRA.parent / "cloudbuild-functions.yaml").read_text())
+    steps = {step["id"]: step for step in pipeline["steps"]}
+    assert pipeline["substitutions"]["_GATEWAY_REGION"] == gateway_region["default"]
+    assert "--location=${_GATEWAY_REGION}" in steps["gateway"]["args"]
+    assert "--region ${_REGION}" in steps["package"]["args"][1]
+    assert all("--region=${_REGION}" in step["args"] for name, step in steps.items() if name.startswith("deploy-"))
+    readme = (INFRA.parent / "README.md").read_text()
+    assert "_GATEWAY_REGION=$GATEWAY_REGION" in readme and "output -raw gateway_region" in readme
 
 
 # --- alerts, SLOs, dashboard --------------------------------------------------------------------------------
@@ -226,6 +283,8 @@ def test_day_one_failures_are_counted_from_logs_that_exist():
     alerts = module_resources("monitoring", "google_monitoring_alert_policy")
     for name in ("gke_backup_failures", "flux_failures", "close_failures", "function_errors"):
         assert f"google_logging_metric.{name}.name" in str(alerts[name]["conditions"]), name
+    assert "google_logging_metric.flux_controller_errors.name" in str(alerts["flux_failures"]["conditions"])
+    assert 'resource.labels.namespace_name="flux-system"' in metrics["flux_controller_errors"]["filter"]
     assert "gkebackup.googleapis.com%2Fbackup_change" in metrics["gke_backup_failures"]["filter"]
     flux = metrics["flux_failures"]["filter"]
     assert 'jsonPayload.event="flux.outcome"' in flux and 'local.service["provisioner-flux-events"]' in flux
@@ -241,6 +300,37 @@ def test_day_one_failures_are_counted_from_logs_that_exist():
     assert {"billing", "billing-events", "provisioner-flux-events"} <= names
     assert "deployments               = [for d in local.registry.deployments : d.name]" in (
         (INFRA / "platform" / "main.tf").read_text())
+
+
+def resource_types(log_filter: str) -> set[str]:
+    return set(re.findall(r'resource\.type=\\?"([^"\\]+)', log_filter))
+
+
+def test_every_log_metric_reads_one_resource_type_and_its_policies_wait_until_monitoring_knows_it():
+    metrics = module_resources("monitoring", "google_logging_metric")
+    assert len(metrics) >= 5
+    for name, metric in metrics.items():
+        # One monitored resource type per metric, named at the start: a condition reads one type.
+        assert len(resource_types(metric["filter"])) == 1, name
+        assert " OR resource.type" not in metric["filter"] and "(resource.type" not in metric["filter"], name
+    pause = module_resources("monitoring", "time_sleep")["log_metrics"]
+    assert int(pause["create_duration"].removesuffix("s")) >= 600
+    waited_for = set(re.findall(r"google_logging_metric\.(\w+)", pause["triggers"]))
+    assert waited_for == set(metrics)
+    policies = module_resources("monitoring", "google_monitoring_alert_policy")
+    on_log_metrics = {name: policy for name, policy in policies.items() if "google_logging_metric." in str(policy)}
+    assert set(on_log_metrics) == {"function_errors", "gke_backup_failures", "flux_failures", "close_failures"}
+    for name, policy in on_log_metrics.items():
+        assert policy["depends_on"] == ["${time_sleep.log_metrics}"], name
+        for condition in policy["conditions"]:
+            condition_filter = condition["condition_threshold"][0]["filter"]
+            metric = re.search(r"google_logging_metric\.(\w+)\.name", condition_filter)
+            if metric:  # the condition names the metric's own resource type
+                assert resource_types(condition_filter) == resource_types(metrics[metric.group(1)]["filter"]), name
+    # The time provider is declared where it is used and in the root module; the schema test leaves it unchecked.
+    for path in (INFRA / "modules" / "monitoring" / "versions.tf", INFRA / "platform" / "versions.tf"):
+        providers = plain(terraform(path))["terraform"][0]["required_providers"][0]
+        assert providers["time"]["source"] == "hashicorp/time", path
 
 
 def test_storage_and_client_errors_alert_above_the_guides_thresholds():
@@ -301,7 +391,7 @@ def test_the_pipeline_checks_and_plans_before_it_applies_with_a_pinned_terraform
     order = [step["id"] for step in steps]
     assert all("waitFor" not in step for step in steps)  # Cloud Build runs them in this order
     assert order.index("fmt") < order.index("init") < order.index("validate") < order.index("plan") < order.index(
-        "apply") == len(order) - 1
+        "apply") < order.index("keep-plan") == len(order) - 1
     assert order.index("package") < order.index("plan")
     for step in steps:
         if "terraform" in step["name"]:
@@ -309,39 +399,96 @@ def test_the_pipeline_checks_and_plans_before_it_applies_with_a_pinned_terraform
     by_id = {step["id"]: step for step in steps}
     assert {"fmt", "-check"} <= set(by_id["fmt"]["args"]) and by_id["validate"]["args"] == ["validate"]
     assert "-out=tfplan" in by_id["plan"]["args"] and "apply" not in str(by_id["plan"]["args"])
-    assert all("apply" not in str(step.get("args")) for step in steps if step["id"] != "apply")
+    assert all("terraform apply" not in str(step.get("args")) for step in steps if step["id"] != "apply")
+    # The read-only plan account cannot take the lock; the apply trigger plans with it.
+    assert "-lock=${_LOCK}" in by_id["plan"]["args"]
+    pipeline = yaml.safe_load(PIPELINE.read_text())
+    assert pipeline["substitutions"]["_LOCK"] == "false" and pipeline["substitutions"]["_APPLY"] == "false"
+    # Each trigger names its own account: the file names none, so a branch cannot pick one.
+    assert "serviceAccount" not in pipeline and pipeline["options"]["logging"] == "CLOUD_LOGGING_ONLY"
 
 
 def test_the_pipeline_uses_each_environments_own_backend_and_values():
     steps = {step["id"]: step for step in pipeline_steps()}
     backend_arg = next(a for a in steps["init"]["args"] if a.startswith("-backend-config="))
     values_arg = next(a for a in steps["plan"]["args"] if a.startswith("-var-file="))
-    location = yaml.safe_load(PIPELINE.read_text())["artifacts"]["objects"]["location"]
     for environment in ("dev", "staging", "production"):
         backend = in_environment(steps["init"], backend_arg, environment)
         assert backend == Path("infra/environments") / environment / "backend.hcl"
         assert in_environment(steps["plan"], values_arg, environment) == backend.with_name("terraform.tfvars")
         bucket = plain(terraform(INFRA.parent / backend))["bucket"]
-        assert location.replace("${_ENV}", environment).startswith(f"gs://{bucket}/")
+        kept = steps["keep-plan"]["args"][1].replace("${_ENV}", environment)
+        assert f'"gs://{bucket}/plans/$BUILD_ID/tfplan"' in kept
     assert steps["init"]["dir"] == steps["plan"]["dir"] == steps["apply"]["dir"] == "infra/platform"
+    # The plan account reads that bucket (the name backend.hcl gives it) and nothing writes there but the owner.
+    state = resources_of(INFRA / "platform" / "pipeline.tf", "google_storage_bucket_iam_member")["terraform_plan_state"]
+    assert state["bucket"] == "energent-tfstate-${var.environment}" and state["role"] == "roles/storage.objectViewer"
 
 
-@pytest.mark.parametrize(("branch", "applies"), [("main", True), ("feature/edge", False), ("", False),
-                                                  ("mainline", False)])
-def test_only_a_build_of_main_applies_and_it_applies_the_saved_plan(branch, applies, tmp_path):
-    step = next(step for step in pipeline_steps() if step["id"] == "apply")
-    assert step["entrypoint"] == "sh" and step["args"][0] == "-c"
-    script = step["args"][1].replace("$BRANCH_NAME", branch)  # what Cloud Build substitutes before the step runs
-    fake = tmp_path / "terraform"
-    fake.write_text('#!/bin/sh\necho "terraform $*"\n')
-    fake.chmod(0o755)
-    ran = subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=True,
-                         env={"PATH": f"{tmp_path}:/usr/bin:/bin"})
-    called = [line for line in ran.stdout.splitlines() if line.startswith("terraform ")]
+@pytest.mark.parametrize(("branch", "apply", "applies"), [
+    ("main", "true", True), ("main", "false", False), ("feature/edge", "true", False), ("", "true", False),
+    ("mainline", "true", False)])
+def test_only_the_apply_trigger_s_build_of_main_applies_and_it_applies_the_saved_plan(branch, apply, applies,
+                                                                                      tmp_path):
+    steps = {step["id"]: step for step in pipeline_steps()}
+    for fake_tool in ("terraform", "gcloud"):
+        fake = tmp_path / fake_tool
+        fake.write_text(f'#!/bin/sh\necho "{fake_tool} $*"\n')
+        fake.chmod(0o755)
+    called = []
+    for step_id in ("apply", "keep-plan"):
+        step = steps[step_id]
+        assert step["entrypoint"] == "sh" and step["args"][0] == "-c"
+        # What Cloud Build substitutes before the step runs.
+        script = step["args"][1].replace("$BRANCH_NAME", branch).replace("${_APPLY}", apply).replace(
+            "${_ENV}", "dev").replace("$BUILD_ID", "b1")
+        ran = subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=True,
+                             env={"PATH": f"{tmp_path}:/usr/bin:/bin"})
+        called += [line for line in ran.stdout.splitlines() if line.startswith(("terraform ", "gcloud "))]
     if applies:
-        assert called == ["terraform apply -input=false -lock-timeout=10m -auto-approve tfplan"]
+        assert called == ["terraform apply -input=false -lock-timeout=10m -auto-approve tfplan",
+                          "gcloud storage cp tfplan gs://energent-tfstate-dev/plans/b1/tfplan"]
     else:
         assert called == []
+
+
+def test_every_branch_plans_read_only_and_only_main_applies_after_an_approval_as_the_owner():
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Deploying an environment from zero")[1].split("### What it costs")[0]
+    commands = " ".join(section.replace("\\\n", " ").split())
+    triggers = {}
+    for command in commands.split("gcloud builds triggers create github")[1:]:
+        command = command.split("gcloud ")[0]
+        name = re.search(r'--name="([^"]+)"', command).group(1)
+        triggers[name] = command
+    plan, apply = triggers["energent-infra-plan-$ENV"], triggers["energent-infra-apply-$ENV"]
+    assert "--branch-pattern='.*'" in plan and "--build-config=cloudbuild-infra.yaml" in plan
+    assert "serviceAccounts/$PLAN_SA" in plan and "_APPLY" not in plan and "--require-approval" not in plan
+    assert "--branch-pattern='^main$'" in apply and "--build-config=cloudbuild-infra.yaml" in apply
+    assert "serviceAccounts/$TF_SA" in apply and "--require-approval" in apply
+    assert "_APPLY=true" in apply and "_LOCK=true" in apply
+    assert 'TF_SA="terraform-$ENV@$PROJECT.iam.gserviceaccount.com"' in section and "--role=roles/owner" in section
+    assert 'PLAN_SA="terraform-plan-$ENV@$PROJECT.iam.gserviceaccount.com"' in section
+    assert "roles/billing.viewer" in section  # the budget is read on the billing account
+    # The plan account reads and changes nothing: Viewer and Security Reviewer on the project, the state's objects,
+    # and the payloads of the two secret versions Terraform refreshes.
+    pipeline_tf = INFRA / "platform" / "pipeline.tf"
+    account = resources_of(pipeline_tf, "google_service_account")["terraform_plan"]
+    assert account["account_id"] == "terraform-plan-${var.environment}"
+    member = "serviceAccount:${google_service_account.terraform_plan.email}"
+    project_roles = resources_of(pipeline_tf, "google_project_iam_member")
+    assert all(grant["member"] == member for grant in project_roles.values())
+    assert set(project_roles["terraform_plan"]["for_each"].split('"')[1::2]) == {
+        "roles/viewer", "roles/iam.securityReviewer", "roles/logging.logWriter"}
+    secrets = project_roles["terraform_plan_secrets"]
+    assert secrets["role"] == "roles/secretmanager.secretAccessor"
+    assert "for secret in sort(values(local.registry.secrets))" in secrets["condition"][0]["expression"]
+    assert "resource.name.startsWith('projects/${data.google_project.project.number}/secrets/${secret}/')" in (
+        secrets["condition"][0]["expression"])
+    buckets = resources_of(pipeline_tf, "google_storage_bucket_iam_member")
+    assert {grant["role"] for grant in buckets.values()} == {"roles/storage.objectViewer"}
+    outputs = {name for block in plain(terraform(INFRA / "platform" / "outputs.tf"))["output"] for name in block}
+    assert "terraform_plan_service_account" in outputs
 
 
 @pytest.mark.skipif(shutil.which("terraform") is None, reason="terraform is not installed")
@@ -443,9 +590,73 @@ def test_the_deployment_from_zero_uses_the_names_terraform_expects():
         assert needed in section, needed
     assert section.index("api_ip") < section.index("ACTIVE") < section.index("triggers run")
     assert "(docs/runbook.md)" in readme
-    # The service account the infrastructure pipeline runs as is the one the README creates.
-    assert "terraform-${_ENV}@$PROJECT_ID" in (ROOT / "cloudbuild-infra.yaml").read_text()
+    # The service account the infrastructure pipeline applies as is the one the README creates.
     assert 'gcloud iam service-accounts create "terraform-$ENV"' in section
+
+
+def test_the_readme_says_to_commit_the_billing_account_the_shipped_values_leave_empty():
+    declared = {name: body for block in plain(terraform(INFRA / "platform" / "variables.tf"))["variable"]
+                for name, body in block.items()}
+    pattern = declared["billing_account"]["validation"][0]["condition"].split('regex("')[1].split('", var.')[0]
+    for environment in ("dev", "staging", "production"):
+        value = plain(terraform(INFRA / "environments" / environment / "terraform.tfvars"))["billing_account"]
+        assert not re.fullmatch(pattern, value), "shipped values are refused until someone sets the real account"
+    assert re.fullmatch(pattern, "01A2B3-C4D5E6-F7A8B9")
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Deploying an environment from zero")[1].split("### What it costs")[0]
+    values = section.split("2. **The values.**")[1].split("3. **")[0]
+    assert 'billing_account = ""' in values and "**Set them and commit them**" in values
+    assert section.index("**Set them and commit them**") < section.index("gcloud builds triggers create")
+
+
+def test_admin_cidrs_must_be_real_ranges_and_dedicated_clusters_also_admit_the_platform_s_nat_addresses():
+    declared = {name: body for block in plain(terraform(INFRA / "platform" / "variables.tf"))["variable"]
+                for name, body in block.items()}
+    conditions = [rule["condition"] for rule in declared["admin_cidrs"]["validation"]]
+    assert "${length(var.admin_cidrs) > 0}" in conditions  # an empty list would leave kubectl no way in
+    assert any("cidrhost(cidr, 0)" in condition for condition in conditions)
+    assert any("203.0.113." in condition for condition in conditions)  # documentation ranges stay refused
+    for environment in ("dev", "staging", "production"):  # shipped empty: refused until set, like billing_account
+        assert plain(terraform(INFRA / "environments" / environment / "terraform.tfvars"))["admin_cidrs"] == []
+    # Cloud NAT leaves by two fixed addresses, which the dedicated clusters admit.
+    networking = module_resources("networking", "google_compute_address")["nat"]
+    assert networking["count"] == 2 and networking["address_type"] == "EXTERNAL"
+    nat = module_resources("networking", "google_compute_router_nat")["nat"]
+    assert nat["nat_ip_allocate_option"] == "MANUAL_ONLY"
+    assert nat["nat_ips"] == "${google_compute_address.nat[*].self_link}"
+    platform_locals = {name: value for block in plain(terraform(INFRA / "platform" / "main.tf"))["locals"]
+                       for name, value in block.items()}
+    assert platform_locals["dedicated_authorized_networks"] == (
+        '${concat(var.admin_cidrs, [for ip in module.networking.nat_ips : "${ip}/32"])}')
+    outputs = {name: body for block in plain(terraform(INFRA / "platform" / "outputs.tf"))["output"]
+               for name, body in block.items()}
+    assert outputs["dedicated_authorized_networks"]["value"] == '${join(",", local.dedicated_authorized_networks)}'
+    # The provisioner gets the same list from Terraform and from Cloud Build, whose trigger reads the output.
+    platform = (INFRA / "platform" / "main.tf").read_text()
+    assert "authorized_networks     = local.dedicated_authorized_networks" in platform
+    assert module_locals("functions")["common_env"]["AUTHORIZED_NETWORKS"] == '${join(",", var.authorized_networks)}'
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Deploying an environment from zero")[1].split("### What it costs")[0]
+    assert "AUTHORIZED_NETWORKS=$(terraform -chdir=infra/platform output -raw dedicated_authorized_networks)" in section
+    assert "_AUTHORIZED_NETWORKS=$AUTHORIZED_NETWORKS" in section and "ADMIN_CIDRS" not in section
+    # The platform cluster itself admits the operators only.
+    cluster = module_resources("gke", "google_container_cluster")["primary"]
+    blocks = cluster["master_authorized_networks_config"][0]["dynamic"][0]["cidr_blocks"]
+    assert blocks["for_each"] == "${var.admin_cidrs}"
+
+
+def test_the_readme_names_what_the_deployment_needs_before_it_starts():
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Deploying an environment from zero")[1].split("### What it costs")[0]
+    needs = section.split("You need:")[1].split("1. **")[0]
+    for needed in ("gke-gcloud-auth-plugin", "rbac_security_group", "Cloud Build GitHub App", "FLUX_VERSION"):
+        assert needed in needs, needed
+    group = module_variables("gke")["rbac_security_group"]["default"]
+    assert group.startswith("gke-security-groups@") and f"`{group}`" in needs  # the name GKE requires
+    # Flux is pinned, at 2.7 or later (dedicated clusters through kubeConfig.configMapRef), on the cluster.
+    version = re.search(r"^FLUX_VERSION=v(\d+)\.(\d+)\.(\d+)\s", section, re.MULTILINE)
+    assert version and (int(version.group(1)), int(version.group(2))) >= (2, 7)
+    assert 'flux install --version="$FLUX_VERSION"' in section and "flux install\n" not in section
 
 
 def test_the_runbook_names_what_terraform_and_the_registry_create():
@@ -470,3 +681,7 @@ def test_the_runbook_names_what_terraform_and_the_registry_create():
     for section in ("Restore Firestore", "Restore a tenant namespace", "Replay a dead-letter topic",
                     "Rotate the signing key after a compromise", "Re-render every tenant"):
         assert f"## {section}" in runbook
+    # A change of who may reach dedicated clusters reaches them through the trigger's list and a re-render.
+    rerender = runbook.split("## Re-render every tenant")[1]
+    assert "output -raw dedicated_authorized_networks" in rerender and "_AUTHORIZED_NETWORKS=" in rerender
+    assert rerender.index("_AUTHORIZED_NETWORKS=") < rerender.rindex("energent tenants rerender")

@@ -36,11 +36,12 @@ resource "google_compute_ssl_policy" "api" {
 }
 
 # Serverless NEGs for API Gateway are a preview feature: the google-beta provider carries serverless_deployment.
+# The NEG must be in the region of the gateway it points at (gateway_region), not the functions'.
 resource "google_compute_region_network_endpoint_group" "gateway" {
   provider              = google-beta
   project               = var.project_id
   name                  = "energent-gateway-${var.environment}"
-  region                = var.region
+  region                = var.gateway_region
   network_endpoint_type = "SERVERLESS"
 
   serverless_deployment {

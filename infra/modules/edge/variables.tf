@@ -2,8 +2,8 @@ variable "project_id" {
   type = string
 }
 
-variable "region" {
-  description = "The API gateway's region: its serverless network endpoint group lives there."
+variable "gateway_region" {
+  description = "The API gateway's region: a serverless network endpoint group must be in its gateway's region."
   type        = string
 }
 

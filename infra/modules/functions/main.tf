@@ -27,7 +27,7 @@ locals {
     TOKEN_ISSUER         = var.api_url
     TOKEN_AUDIENCE       = "energent-api"
     JWKS_URL             = "${var.api_url}/.well-known/jwks.json"
-    AUTHORIZED_NETWORKS  = join(",", var.admin_cidrs)
+    AUTHORIZED_NETWORKS  = join(",", var.authorized_networks)
   }
   env = { for name, d in local.deployments : name => merge(
     local.common_env,
@@ -116,10 +116,48 @@ resource "google_service_account" "pusher" {
   display_name = "Pub/Sub push to event functions (${var.environment})"
 }
 
-resource "google_service_account_iam_member" "pusher_tokens" {
-  service_account_id = google_service_account.pusher.name
-  role               = "roles/iam.serviceAccountTokenCreator"
-  member             = "serviceAccount:service-${data.google_project.project.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
+# Push authentication needs nothing more: Pub/Sub's service agent mints the OIDC tokens of this account without a
+# role on it (projects made after April 2021), and whoever creates a push subscription must be able to act as it
+# (Terraform's account owns the project). Each event deployment lets it invoke (pusher_invoker below).
+
+# --- builds -------------------------------------------------------------------------------------------------
+
+# Cloud Functions builds every deployment with Cloud Build as this account (build_config.service_account below,
+# --build-service-account in cloudbuild-functions.yaml). Without it a new project builds as the default Compute
+# Engine account, which holds no role at all where the organisation policy blocks automatic grants.
+resource "google_service_account" "builder" {
+  project      = var.project_id
+  account_id   = "fn-builder-${var.environment}"
+  display_name = "Cloud Functions builds (${var.environment})"
+}
+
+# Build logs, and the built images in the gcf-artifacts repository (made by Cloud Functions on the first build).
+resource "google_project_iam_member" "builder" {
+  for_each = toset(["roles/logging.logWriter", "roles/artifactregistry.writer"])
+  project  = var.project_id
+  role     = each.value
+  member   = "serviceAccount:${google_service_account.builder.email}"
+}
+
+# The source it builds: Terraform's zips in the sources bucket, and what gcloud uploads, which Cloud Functions keeps
+# in gcf-v2-sources-<project number>-<region> (with a key hash appended under CMEK). That bucket is made by the
+# service on the first deploy, so it is named by prefix, in Cloud Storage's resource names.
+resource "google_storage_bucket_iam_member" "builder_reads_sources" {
+  bucket = google_storage_bucket.sources.name
+  role   = "roles/storage.objectViewer"
+  member = "serviceAccount:${google_service_account.builder.email}"
+}
+
+resource "google_project_iam_member" "builder_reads_uploaded_sources" {
+  project = var.project_id
+  role    = "roles/storage.objectViewer"
+  member  = "serviceAccount:${google_service_account.builder.email}"
+
+  condition {
+    title       = "function-sources-only"
+    description = "The buckets Cloud Functions keeps uploaded function sources in."
+    expression  = "resource.name.startsWith('projects/_/buckets/gcf-v2-sources-${data.google_project.project.number}-${var.region}')"
+  }
 }
 
 # --- source -------------------------------------------------------------------------------------------------
@@ -178,8 +216,9 @@ resource "google_cloudfunctions2_function" "function" {
   location = var.region
 
   build_config {
-    runtime     = "python311"
-    entry_point = each.value.entry_point
+    runtime         = "python311"
+    entry_point     = each.value.entry_point
+    service_account = google_service_account.builder.id
     environment_variables = try(each.value.topic, null) == null ? {} : {
       GOOGLE_FUNCTION_SIGNATURE_TYPE = "cloudevent"
     }
@@ -213,11 +252,18 @@ resource "google_cloudfunctions2_function" "function" {
   }
 
   # One owner each: Terraform makes the function and its settings; Cloud Build deploys its code and its
-  # environment on every change (gcloud uploads the source elsewhere and adds variables of its own), and an
-  # apply must not put back Terraform's first zip or undo a deploy.
+  # environment on every change (gcloud uploads the source elsewhere, adds variables of its own and labels the
+  # function deployment-tool: cli-gcloud), and an apply must not put back Terraform's first zip or undo a deploy.
   lifecycle {
-    ignore_changes = [build_config[0].source, service_config[0].environment_variables]
+    ignore_changes = [build_config[0].source, service_config[0].environment_variables, labels]
   }
+
+  # The first build runs as the builder: its roles come first.
+  depends_on = [
+    google_project_iam_member.builder,
+    google_storage_bucket_iam_member.builder_reads_sources,
+    google_project_iam_member.builder_reads_uploaded_sources,
+  ]
 }
 
 # HTTP deployments answer only API Gateway; event deployments only their push subscription.
@@ -447,11 +493,15 @@ resource "google_project_iam_member" "deployer" {
   member   = "serviceAccount:${google_service_account.deployer.email}"
 }
 
-# It may deploy functions that run as their own accounts, and configs that call them as the gateway.
+# It may deploy functions that run as their own accounts and are built as the builder, and configs that call them
+# as the gateway.
 resource "google_service_account_iam_member" "deployer_acts_as" {
   for_each = merge(
     { for name, account in google_service_account.function : name => account.name },
-    { gateway = "projects/${var.project_id}/serviceAccounts/${var.gateway_service_account}" },
+    {
+      gateway = "projects/${var.project_id}/serviceAccounts/${var.gateway_service_account}"
+      builder = google_service_account.builder.name
+    },
   )
   service_account_id = each.value
   role               = "roles/iam.serviceAccountUser"

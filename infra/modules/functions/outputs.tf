@@ -14,3 +14,8 @@ output "dead_letter_subscriptions" {
   description = "Topic -> the subscription that keeps its dead letters."
   value       = { for topic, subscription in google_pubsub_subscription.dead_letter : topic => subscription.name }
 }
+
+output "sources_bucket" {
+  description = "Where Terraform uploads the functions' source zips."
+  value       = google_storage_bucket.sources.name
+}

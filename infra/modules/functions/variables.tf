@@ -46,8 +46,7 @@ variable "access_log_bucket" {
   type = string
 }
 
-variable "admin_cidrs" {
+variable "authorized_networks" {
   description = "Networks that may reach a dedicated tenant cluster's control plane (the provisioner renders them)."
   type        = list(string)
-  default     = []
 }

@@ -1,7 +1,10 @@
 # API Gateway in front of the HTTP deployments, configured from api-spec.yaml (the file the local gateway
 # routes by). Terraform makes the API, the gateway and its first config; from then on Cloud Build publishes every
-# config (energent-config-<env>-<commit>) and moves the gateway to it (cloudbuild-functions.yaml), and an apply
+# config (energent-config-<env>-<build id>, labelled with the commit) and moves the gateway to it (cloudbuild-functions.yaml), and an apply
 # leaves both alone.
+#
+# API Gateway runs in gateway_region (it is offered in a few regions only); the functions stay in `region`, and the
+# spec's backends name them there (${region} below), so the gateway calls across regions.
 
 resource "google_service_account" "gateway" {
   project      = var.project_id
@@ -19,6 +22,14 @@ resource "google_api_gateway_api" "energent" {
   }
 }
 
+# The API's own managed service (<api>-<hash>.apigateway.<project>.cloud.goog): a gateway answers only once it is
+# enabled in the project.
+resource "google_project_service" "managed_service" {
+  project            = var.project_id
+  service            = google_api_gateway_api.energent.managed_service
+  disable_on_destroy = false
+}
+
 resource "google_api_gateway_api_config" "energent" {
   provider             = google-beta
   project              = var.project_id
@@ -30,7 +41,7 @@ resource "google_api_gateway_api_config" "energent" {
       path = "api-spec.yaml"
       contents = base64encode(templatefile(var.api_spec_file, {
         project_id  = var.project_id
-        region      = var.region
+        region      = var.region # the functions' region, not the gateway's
         environment = var.environment
         issuer      = var.api_url
         audience    = "energent-api"
@@ -53,7 +64,7 @@ resource "google_api_gateway_api_config" "energent" {
 resource "google_api_gateway_gateway" "energent" {
   provider   = google-beta
   project    = var.project_id
-  region     = var.region
+  region     = var.gateway_region
   gateway_id = "energent-gateway-${var.environment}"
   api_config = google_api_gateway_api_config.energent.id
 
@@ -64,4 +75,6 @@ resource "google_api_gateway_gateway" "energent" {
   lifecycle {
     ignore_changes = [api_config]
   }
+
+  depends_on = [google_project_service.managed_service]
 }

@@ -3,7 +3,13 @@ variable "project_id" {
 }
 
 variable "region" {
-  type = string
+  description = "The functions' region: api-spec.yaml's backends are https://<region>-<project>.cloudfunctions.net/..."
+  type        = string
+}
+
+variable "gateway_region" {
+  description = "Where the gateway runs: a region API Gateway is offered in, which need not be the functions'."
+  type        = string
 }
 
 variable "environment" {

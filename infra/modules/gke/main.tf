@@ -24,7 +24,6 @@ resource "google_project_iam_member" "nodes" {
 
 resource "google_container_cluster" "primary" {
   #checkov:skip=CKV_GCP_12:Dataplane V2 (ADVANCED_DATAPATH) enforces network policies itself; the legacy network_policy addon must stay off with it.
-  #checkov:skip=CKV_GCP_69:The GKE metadata server is set on every node pool (workload_metadata_config); the default pool is removed.
   project  = var.project_id
   name     = "energent-gke-${var.environment}"
   location = var.region
@@ -32,6 +31,24 @@ resource "google_container_cluster" "primary" {
   remove_default_node_pool = true
   initial_node_count       = 1
   deletion_protection      = true
+
+  # The default pool lives only until the cluster is made, but it is made: as the nodes' own account, not the
+  # Compute Engine default one (which may hold no role, or Editor), and as hardened as the real pool.
+  node_config {
+    service_account   = google_service_account.nodes.email
+    oauth_scopes      = ["https://www.googleapis.com/auth/cloud-platform"]
+    image_type        = "COS_CONTAINERD"
+    boot_disk_kms_key = var.kms_key
+
+    workload_metadata_config {
+      mode = "GKE_METADATA"
+    }
+
+    shielded_instance_config {
+      enable_secure_boot          = true
+      enable_integrity_monitoring = true
+    }
+  }
 
   network         = var.network
   subnetwork      = var.subnetwork
@@ -96,8 +113,8 @@ resource "google_container_cluster" "primary" {
     gke_backup_agent_config {
       enabled = true
     }
-    # Filestore shares as PersistentVolumes (storage class standard-rwx and its siblings): ReadWriteMany volumes
-    # for the agents' shared files.
+    # Filestore shares as PersistentVolumes, ReadWriteMany volumes for the agents' shared files: storage class
+    # energent-rwx (infra/cluster), since the built-in standard-rwx assumes the `default` network.
     gcp_filestore_csi_driver_config {
       enabled = true
     }
@@ -118,6 +135,11 @@ resource "google_container_cluster" "primary" {
     environment = var.environment
     service     = "energent-agents"
   }
+
+  # node_config only described the removed default pool: changing it must not replace the cluster.
+  lifecycle {
+    ignore_changes = [node_config]
+  }
 }
 
 resource "google_container_node_pool" "primary" {
@@ -125,6 +147,9 @@ resource "google_container_node_pool" "primary" {
   name     = "primary"
   cluster  = google_container_cluster.primary.id
   location = var.region
+
+  # Per zone, like the regional pool it starts: one node in each of the region's zones, then the autoscaler.
+  initial_node_count = 1
 
   # Totals across the region's zones (min_node_count would count per zone: 3 zones x 3 = 9 nodes).
   autoscaling {
@@ -185,9 +210,14 @@ resource "google_service_account_iam_member" "config_connector_workload_identity
   member             = "serviceAccount:${var.project_id}.svc.id.goog[cnrm-system/cnrm-controller-manager]"
 }
 
+# Service Account Admin and User reach every account of the project, and IAM Conditions cannot narrow them: IAM's
+# service accounts are not among the resources whose names a condition can read (Google's list of resource
+# attributes for IAM Conditions), so a condition on the account name would not hold. The cluster narrows them
+# instead: an admission policy (infra/config-connector/tenant-objects-policy.yaml) refuses any Config Connector
+# object that names another account than tenant-<id>, tn-<hash> or nd-<hash>, whoever lands it.
 resource "google_project_iam_member" "config_connector" {
-  #checkov:skip=CKV_GCP_41:Config Connector creates a dedicated cluster's node pool to run as that tenant's node service account, made at the same time; it must act as accounts that do not exist yet.
-  #checkov:skip=CKV_GCP_49:Config Connector creates and deletes the tenants' service accounts and sets their Workload Identity bindings; that is service-account administration by design.
+  #checkov:skip=CKV_GCP_41:Config Connector creates a dedicated cluster's node pool to run as that tenant's node service account, made at the same time; it must act as accounts that do not exist yet, and the cluster's admission policy admits only tenant node accounts.
+  #checkov:skip=CKV_GCP_49:Config Connector creates and deletes the tenants' service accounts and sets their Workload Identity bindings; the cluster's admission policy admits only the provisioner's account names and bindings.
   for_each = toset([
     "roles/iam.serviceAccountAdmin", # IAMServiceAccount, and IAMPolicyMember on those accounts
     "roles/iam.serviceAccountUser",  # a ContainerNodePool runs as its tenant's node service account

@@ -9,3 +9,8 @@ output "cluster_name" {
 output "config_connector_service_account" {
   value = google_service_account.config_connector.email
 }
+
+output "master_cidr" {
+  description = "The shared cluster's control-plane range: the network's egress rule to control planes names it."
+  value       = var.master_cidr
+}

@@ -54,7 +54,7 @@ locals {
       for operation in ["read", "write", "delete"] : { filter = "metric.type=\"firestore.googleapis.com/document/${operation}_ops_count\"", aligner = "ALIGN_RATE", reducer = "REDUCE_SUM", group_by = [] }
     ] },
     { title = "Failures: GKE backups, Flux, monthly close", unit = "count", queries = [
-      for metric in [google_logging_metric.gke_backup_failures, google_logging_metric.flux_failures, google_logging_metric.close_failures] :
+      for metric in [google_logging_metric.gke_backup_failures, google_logging_metric.flux_controller_errors, google_logging_metric.flux_failures, google_logging_metric.close_failures] :
       { filter = "${local.user}/${metric.name}\"", aligner = "ALIGN_SUM", reducer = "REDUCE_SUM", group_by = [] }
     ] },
   ]

@@ -160,6 +160,20 @@ resource "google_monitoring_alert_policy" "resources" {
   notification_channels = local.channels
 }
 
+# Monitoring refuses a policy on a log-based metric it does not know yet ("Cannot find metric(s)"), for up to about
+# ten minutes after the metric was made: every policy on one waits this long after the metrics, and again whenever
+# a metric is added or renamed.
+resource "time_sleep" "log_metrics" {
+  create_duration = "600s"
+  triggers = {
+    for metric in [
+      google_logging_metric.function_errors, google_logging_metric.gke_backup_failures,
+      google_logging_metric.flux_controller_errors, google_logging_metric.flux_failures,
+      google_logging_metric.close_failures,
+    ] : metric.name => metric.id
+  }
+}
+
 # Functions' own errors, from their structured logs.
 resource "google_logging_metric" "function_errors" {
   project = var.project_id
@@ -269,6 +283,8 @@ resource "google_monitoring_alert_policy" "function_errors" {
     mime_type = "text/markdown"
   }
   notification_channels = local.channels
+
+  depends_on = [time_sleep.log_metrics]
 }
 
 # Storage above 90 % (guide, section 9.2): tenants' persistent volumes, the nodes' disks (pods' ephemeral

@@ -37,12 +37,14 @@ resource "google_monitoring_alert_policy" "dead_letters" {
 
 # --- Backup for GKE -----------------------------------------------------------------------------------------
 
-# Backup for GKE logs every change of a backup (platform log backup_change); a failed one ends in state FAILED.
+# Backup for GKE logs every change of a backup (platform log backup_change, on its backup plan's monitored
+# resource); a failed one ends in state FAILED.
 resource "google_logging_metric" "gke_backup_failures" {
   project = var.project_id
   name    = "energent_gke_backup_failures_${var.environment}"
   filter  = <<-EOT
-    logName="projects/${var.project_id}/logs/gkebackup.googleapis.com%2Fbackup_change"
+    resource.type="gkebackup.googleapis.com/BackupPlan"
+    AND logName="projects/${var.project_id}/logs/gkebackup.googleapis.com%2Fbackup_change"
     AND (jsonPayload.inputBackup.state="FAILED" OR severity>=ERROR)
   EOT
   metric_descriptor {
@@ -58,7 +60,7 @@ resource "google_monitoring_alert_policy" "gke_backup_failures" {
   conditions {
     display_name = "a Backup for GKE backup failed"
     condition_threshold {
-      filter          = "metric.type=\"logging.googleapis.com/user/${google_logging_metric.gke_backup_failures.name}\""
+      filter          = "metric.type=\"logging.googleapis.com/user/${google_logging_metric.gke_backup_failures.name}\" AND resource.type=\"gkebackup.googleapis.com/BackupPlan\""
       comparison      = "COMPARISON_GT"
       threshold_value = 0
       duration        = "0s"
@@ -74,21 +76,35 @@ resource "google_monitoring_alert_policy" "gke_backup_failures" {
     mime_type = "text/markdown"
   }
   notification_channels = local.channels
+
+  depends_on = [time_sleep.log_metrics]
 }
 
 # --- Flux ---------------------------------------------------------------------------------------------------
 
-# Flux failing, from both ends: its source and kustomize controllers logging errors (JSON lines with "level"; a
-# bucket it cannot read, a manifest it cannot apply), and the provisioner recording a failure Flux reported for a
-# tenant (flux.outcome at WARNING; the tenant turns `failed`).
+# Flux failing, from both ends, one metric per resource type (a condition on a log-based metric reads one type):
+# its source and kustomize controllers logging errors (JSON lines with "level"; a bucket it cannot read, a manifest
+# it cannot apply), and the provisioner recording a failure Flux reported for a tenant (flux.outcome at WARNING; the
+# tenant turns `failed`).
+resource "google_logging_metric" "flux_controller_errors" {
+  project = var.project_id
+  name    = "energent_flux_controller_errors_${var.environment}"
+  filter  = <<-EOT
+    resource.type="k8s_container" AND resource.labels.namespace_name="flux-system"
+    AND labels."k8s-pod/app"=("kustomize-controller" OR "source-controller") AND jsonPayload.level="error"
+  EOT
+  metric_descriptor {
+    metric_kind = "DELTA"
+    value_type  = "INT64"
+  }
+}
+
 resource "google_logging_metric" "flux_failures" {
   project = var.project_id
   name    = "energent_flux_failures_${var.environment}"
   filter  = <<-EOT
-    (resource.type="k8s_container" AND resource.labels.namespace_name="flux-system"
-      AND labels."k8s-pod/app"=("kustomize-controller" OR "source-controller") AND jsonPayload.level="error")
-    OR (resource.type="cloud_run_revision" AND resource.labels.service_name="${local.service["provisioner-flux-events"]}"
-      AND jsonPayload.event="flux.outcome" AND severity="WARNING")
+    resource.type="cloud_run_revision" AND resource.labels.service_name="${local.service["provisioner-flux-events"]}"
+    AND jsonPayload.event="flux.outcome" AND severity="WARNING"
   EOT
   metric_descriptor {
     metric_kind = "DELTA"
@@ -101,9 +117,23 @@ resource "google_monitoring_alert_policy" "flux_failures" {
   display_name = "Flux failures (${var.environment})"
   combiner     = "OR"
   conditions {
-    display_name = "Flux reported errors in the last 10 min"
+    display_name = "Flux's controllers logged errors in the last 10 min"
     condition_threshold {
-      filter          = "metric.type=\"logging.googleapis.com/user/${google_logging_metric.flux_failures.name}\""
+      filter          = "metric.type=\"logging.googleapis.com/user/${google_logging_metric.flux_controller_errors.name}\" AND resource.type=\"k8s_container\""
+      comparison      = "COMPARISON_GT"
+      threshold_value = 0
+      duration        = "0s"
+      aggregations {
+        alignment_period     = "600s"
+        per_series_aligner   = "ALIGN_SUM"
+        cross_series_reducer = "REDUCE_SUM"
+      }
+    }
+  }
+  conditions {
+    display_name = "Flux reported a tenant it could not apply in the last 10 min"
+    condition_threshold {
+      filter          = "metric.type=\"logging.googleapis.com/user/${google_logging_metric.flux_failures.name}\" AND resource.type=\"cloud_run_revision\""
       comparison      = "COMPARISON_GT"
       threshold_value = 0
       duration        = "0s"
@@ -119,6 +149,8 @@ resource "google_monitoring_alert_policy" "flux_failures" {
     mime_type = "text/markdown"
   }
   notification_channels = local.channels
+
+  depends_on = [time_sleep.log_metrics]
 }
 
 # --- the monthly close --------------------------------------------------------------------------------------
@@ -151,7 +183,7 @@ resource "google_monitoring_alert_policy" "close_failures" {
   conditions {
     display_name = "a period close was refused or failed"
     condition_threshold {
-      filter          = "metric.type=\"logging.googleapis.com/user/${google_logging_metric.close_failures.name}\""
+      filter          = "metric.type=\"logging.googleapis.com/user/${google_logging_metric.close_failures.name}\" AND resource.type=\"cloud_run_revision\""
       comparison      = "COMPARISON_GT"
       threshold_value = 0
       duration        = "0s"
@@ -167,6 +199,8 @@ resource "google_monitoring_alert_policy" "close_failures" {
     mime_type = "text/markdown"
   }
   notification_channels = local.channels
+
+  depends_on = [time_sleep.log_metrics]
 }
 
 # --- spending -----------------------------------------------------------------------------------------------

@@ -6,6 +6,8 @@
 locals {
   # Filestore's address range: the private services range reserved for the peering.
   private_services_cidr = "${google_compute_global_address.private_services.address}/${google_compute_global_address.private_services.prefix_length}"
+  # The GKE control planes the nodes in this network talk to: the shared cluster's and the dedicated ones' pool.
+  control_plane_cidrs = [var.shared_master_cidr, var.dedicated_master_pool]
 }
 
 # Below every allow (1000) and above the implied allow-all egress rule (65535).
@@ -77,7 +79,7 @@ resource "google_compute_firewall" "egress_control_plane" {
   network            = google_compute_network.vpc.id
   direction          = "EGRESS"
   priority           = 1000
-  destination_ranges = var.control_plane_cidrs
+  destination_ranges = local.control_plane_cidrs
 
   allow {
     protocol = "tcp"
@@ -90,14 +92,18 @@ resource "google_compute_firewall" "egress_control_plane" {
 }
 
 # Inside the network: node to node and pod to pod (tenant isolation is the network policies' job, enforced by
-# Dataplane V2), and the connector to both.
+# Dataplane V2), and the connector to both. Dedicated clusters run their nodes in the same subnetwork and get Pod
+# and Service ranges of their own from the provisioner's pools, which GKE adds to the subnetwork as secondary
+# ranges: their node and pod traffic is internal too. A subnetwork holds at most 30 secondary ranges; the shared
+# cluster takes 2 and each dedicated cluster 2, so about 14 dedicated clusters fit an environment before tenants
+# need a subnetwork of their own.
 resource "google_compute_firewall" "egress_internal" {
   project            = var.project_id
   name               = "energent-allow-egress-internal-${var.environment}"
   network            = google_compute_network.vpc.id
   direction          = "EGRESS"
   priority           = 1000
-  destination_ranges = [var.nodes_cidr, var.pods_cidr, var.connector_cidr]
+  destination_ranges = [var.nodes_cidr, var.pods_cidr, var.connector_cidr, var.dedicated_pods_pool, var.dedicated_services_pool]
 
   allow {
     protocol = "all"

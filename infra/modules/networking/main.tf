@@ -40,12 +40,24 @@ resource "google_compute_router" "router" {
   network = google_compute_network.vpc.id
 }
 
+# The network's way out has fixed addresses: dedicated clusters admit Flux (on the platform's private nodes) by
+# them, in their control planes' authorized networks. Two addresses give 2 x 64,512 ports, far more than the nodes
+# and the connector use; MANUAL_ONLY never adds one that no cluster knows.
+resource "google_compute_address" "nat" {
+  count        = 2
+  project      = var.project_id
+  name         = "energent-nat-${var.environment}-${count.index}"
+  region       = var.region
+  address_type = "EXTERNAL"
+}
+
 resource "google_compute_router_nat" "nat" {
   project                            = var.project_id
   name                               = "energent-nat-${var.environment}"
   router                             = google_compute_router.router.name
   region                             = var.region
-  nat_ip_allocate_option             = "AUTO_ONLY"
+  nat_ip_allocate_option             = "MANUAL_ONLY"
+  nat_ips                            = google_compute_address.nat[*].self_link
   source_subnetwork_ip_ranges_to_nat = "ALL_SUBNETWORKS_ALL_IP_RANGES"
 
   log_config {

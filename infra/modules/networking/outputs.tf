@@ -17,3 +17,8 @@ output "vpc_connector" {
 output "private_services_connection" {
   value = google_service_networking_connection.private_services.id
 }
+
+output "nat_ips" {
+  description = "The addresses the network's traffic leaves by (Cloud NAT)."
+  value       = google_compute_address.nat[*].address
+}

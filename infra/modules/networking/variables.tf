@@ -30,12 +30,25 @@ variable "connector_cidr" {
   default = "10.8.16.0/28"
 }
 
-variable "control_plane_cidrs" {
-  description = <<-EOT
-    Ranges of the GKE control planes the nodes in this network talk to: the shared cluster's master CIDR
-    (infra/modules/gke master_cidr) and the pool the provisioner takes dedicated clusters' /28s from
-    (DEDICATED_MASTER_POOL, default 172.20.0.0/14).
-  EOT
-  type        = list(string)
-  default     = ["172.16.0.0/28", "172.20.0.0/14"]
+variable "shared_master_cidr" {
+  description = "The shared cluster's control-plane range (infra/modules/gke master_cidr, passed from there)."
+  type        = string
+}
+
+variable "dedicated_master_pool" {
+  description = "The pool the provisioner takes dedicated clusters' control-plane /28s from (DEDICATED_MASTER_POOL)."
+  type        = string
+  default     = "172.20.0.0/14"
+}
+
+variable "dedicated_pods_pool" {
+  description = "Where the provisioner takes each dedicated cluster's Pod range (a /17) from: its Platform.pods_pool."
+  type        = string
+  default     = "10.64.0.0/10"
+}
+
+variable "dedicated_services_pool" {
+  description = "Where the provisioner takes each dedicated cluster's Service range (a /22) from: Platform.services_pool."
+  type        = string
+  default     = "10.128.0.0/15"
 }

@@ -23,7 +23,8 @@ resource "google_kms_crypto_key" "data" {
 }
 
 # The Google-managed service agents that encrypt with the key on our behalf. On a new project some do not
-# exist until asked for: these resources make them, so the grants below never name a missing account.
+# exist until asked for: these resources make them, so the grants below never name a missing account. GKE's is
+# asked for too, but its identity may come back without an email: the grant names it by its fixed address.
 resource "google_project_service_identity" "agents" {
   provider = google-beta
   for_each = toset(["secretmanager.googleapis.com", "pubsub.googleapis.com", "gkebackup.googleapis.com",
@@ -32,21 +33,29 @@ resource "google_project_service_identity" "agents" {
   service = each.value
 }
 
+locals {
+  # Agents whose identity resource returns an email; the others by their documented addresses.
+  agents_by_email = toset(["secretmanager.googleapis.com", "pubsub.googleapis.com", "gkebackup.googleapis.com"])
+}
+
 data "google_storage_project_service_account" "gcs" {
   project = var.project_id
 }
 
 resource "google_kms_crypto_key_iam_member" "service_agents" {
   for_each = merge(
-    { for service, agent in google_project_service_identity.agents : service => "serviceAccount:${agent.email}" },
+    { for service in local.agents_by_email : service => "serviceAccount:${google_project_service_identity.agents[service].email}" },
     {
-      "storage.googleapis.com" = "serviceAccount:${data.google_storage_project_service_account.gcs.email_address}"
-      "compute.googleapis.com" = "serviceAccount:service-${data.google_project.project.number}@compute-system.iam.gserviceaccount.com"
+      "storage.googleapis.com"   = "serviceAccount:${data.google_storage_project_service_account.gcs.email_address}"
+      "compute.googleapis.com"   = "serviceAccount:service-${data.google_project.project.number}@compute-system.iam.gserviceaccount.com"
+      "container.googleapis.com" = "serviceAccount:service-${data.google_project.project.number}@container-engine-robot.iam.gserviceaccount.com"
     },
   )
   crypto_key_id = google_kms_crypto_key.data.id
   role          = "roles/cloudkms.cryptoKeyEncrypterDecrypter"
   member        = each.value
+
+  depends_on = [google_project_service_identity.agents]
 }
 
 resource "google_project_iam_audit_config" "all_services" {
@@ -89,7 +98,25 @@ resource "google_storage_bucket" "access_logs" {
     }
   }
 
+  # Versioning keeps what the age rule deletes as a noncurrent version: gone a month later.
+  lifecycle_rule {
+    condition {
+      days_since_noncurrent_time = 30
+    }
+    action {
+      type = "Delete"
+    }
+  }
+
   depends_on = [google_kms_crypto_key_iam_member.service_agents]
+}
+
+# Cloud Storage delivers the access logs of every bucket as this Google group; without the grant no log arrives.
+# (An organisation policy restricting members to the company's domain needs an exception for it.)
+resource "google_storage_bucket_iam_member" "access_log_delivery" {
+  bucket = google_storage_bucket.access_logs.name
+  role   = "roles/storage.objectCreator"
+  member = "group:cloud-storage-analytics@google.com"
 }
 
 resource "google_storage_bucket" "audit_logs" {

@@ -1,5 +1,6 @@
-# Firestore (all state), the GitOps and invoice buckets, and Filestore, with the guide's backup and retention
+# Firestore (all state) and the GitOps and invoice buckets, with the guide's backup and retention
 # (section 11.1): application data recoverable to the minute for 7 days (PITR) and backed up daily for 90 days.
+# Shared file systems are Filestore instances the cluster's CSI driver makes per claim (infra/cluster).
 
 resource "google_firestore_database" "main" {
   project                           = var.project_id
@@ -100,23 +101,5 @@ resource "google_storage_bucket" "data" {
     action {
       type = "Delete"
     }
-  }
-}
-
-resource "google_filestore_instance" "shared" {
-  project  = var.project_id
-  name     = "energent-files-${var.environment}"
-  location = "${var.region}-a"
-  tier     = "BASIC_HDD"
-
-  file_shares {
-    name        = "energent"
-    capacity_gb = 1024
-  }
-
-  networks {
-    network      = var.network_name
-    modes        = ["MODE_IPV4"]
-    connect_mode = "PRIVATE_SERVICE_ACCESS"
   }
 }

@@ -23,10 +23,6 @@ variable "access_log_bucket" {
   type = string
 }
 
-variable "network_name" {
-  type = string
-}
-
 variable "lock_invoice_retention" {
   description = "Lock the invoice bucket's 7-year retention policy (irreversible: production only)."
   type        = bool
