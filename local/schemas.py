@@ -107,6 +107,9 @@ SCHEMAS: dict[tuple[str, str], dict] = {
             "networkingMode": {"enum": ["VPC_NATIVE", "ROUTES"]},
             "datapathProvider": {"enum": ["DATAPATH_PROVIDER_UNSPECIFIED", "LEGACY_DATAPATH", "ADVANCED_DATAPATH"]},
             "enableShieldedNodes": {"type": "boolean"}, "loggingService": {"type": "string"},
+            "nodeConfig": {"type": "object", "additionalProperties": False, "properties": {
+                "serviceAccountRef": _REF, "machineType": {"type": "string"},
+                "oauthScopes": {"type": "array", "items": {"type": "string"}}}},
             "monitoringService": {"type": "string"}}}),
     ("container.cnrm.cloud.google.com/v1beta1", "ContainerNodePool"): _resource({
         "type": "object", "required": ["clusterRef", "location"], "additionalProperties": False, "properties": {

@@ -203,6 +203,7 @@ def test_dedicated_clusters_use_the_platform_network_a_range_of_their_own_and_th
                                                                      "displayName": "platform"}]
     pool = objects[f"ContainerNodePool/{name}-pool"]["spec"]
     account = pool["nodeConfig"]["serviceAccountRef"]["name"]
+    assert spec["nodeConfig"]["serviceAccountRef"] == {"name": account}  # the short-lived default pool too
     assert objects[f"IAMServiceAccount/{account}"] and len(account) <= 30
     assert account != tenants.google_service_account_id(longest)
     roles = sorted(o["spec"]["role"] for key, o in objects.items() if key.startswith(f"IAMPolicyMember/{account}-"))

@@ -214,6 +214,8 @@ def _dedicated(spec: TenantSpec, row: Tier, platform: Platform, labels: dict, an
             "networkingMode": "VPC_NATIVE",
             "datapathProvider": "ADVANCED_DATAPATH",
             "enableShieldedNodes": True,
+            # GKE makes a default pool before the annotation above removes it: it too runs as the nodes' account.
+            "nodeConfig": {"serviceAccountRef": {"name": nodes_id}},
             "loggingService": "logging.googleapis.com/kubernetes",
             "monitoringService": "monitoring.googleapis.com/kubernetes",
         },

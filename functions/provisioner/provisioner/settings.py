@@ -23,7 +23,8 @@ def provisioner_settings() -> ProvisionerSettings:
     # Unset names default to what infra/modules/networking and gke give the environment.
     optional = {field: value for field, value in (
         ("network", config.text("GKE_NETWORK")), ("subnetwork", config.text("GKE_SUBNETWORK")),
-        ("master_pool", config.text("DEDICATED_MASTER_POOL")),
+        ("master_pool", config.text("DEDICATED_MASTER_POOL")), ("pods_pool", config.text("DEDICATED_PODS_POOL")),
+        ("services_pool", config.text("DEDICATED_SERVICES_POOL")),
         ("shared_master_cidr", config.text("SHARED_MASTER_CIDR"))) if value}
     platform = Platform.for_environment(
         config.text("GKE_PROJECT", shared.project), shared.environment,
