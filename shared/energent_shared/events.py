@@ -46,6 +46,11 @@ class InvalidEnvelope(ValueError):
         self.unsupported = unsupported
 
 
+class RetryLater(Exception):
+    """A delivery that should come again later, e.g. because another delivery is doing its part now: the handler
+    fails it (Pub/Sub delivers it again) and it is logged as a warning, not an error."""
+
+
 class InvalidEvent(ValueError):
     """An event that cannot be accepted; `event_id` is set when the event said who it was."""
 
@@ -221,6 +226,10 @@ def event_function(handler):
         token = log.set_trace(log.parse_trace(push.get("traceparent"), None))
         try:
             return handler(push)
+        except RetryLater as later:
+            logger.warning("event delivered again later: %s", later,
+                           extra={"json_fields": {"event_id": push.get("id"), "event_type": push.get("type")}})
+            raise
         except Exception:
             logger.exception("event handling failed; it will be redelivered",
                              extra={"json_fields": {"event_id": push.get("id"), "event_type": push.get("type")}})

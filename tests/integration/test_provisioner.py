@@ -553,3 +553,32 @@ def test_a_change_lost_in_a_crash_is_delivered_by_the_next_request_or_re_render(
     assert "ResourceQuota/tenant-quota" in objects(provisioner)
     assert provisioner.delete("acme")["status"] == "deleting"  # DELETE again
     assert "ResourceQuota/tenant-quota" not in objects(provisioner)
+
+
+def test_a_chunk_delivered_again_keeps_the_extent_of_its_first_delivery(firestore_db, bucket, subscription,
+                                                                         monkeypatch):
+    monkeypatch.setattr(service_module, "RERENDER_CHUNK", 2)
+    steps: list[dict] = []
+    provisioner = fanned_out(firestore_db, bucket, subscription, steps.append)
+    for name in ("alpha", "bravo", "charlie"):
+        provisioner.create({**NEW, "tenant_id": name})
+    run = provisioner.start_rerender({})
+    delivered = 0
+    while delivered < len(steps):
+        provisioner.rerender_step(steps[delivered])
+        delivered += 1
+    assert provisioner.rerender_run(run["run_id"])["status"] == "done" and len(steps) == 2
+    for name in ("delta", "echo"):  # the last chunk's range fills up meanwhile
+        provisioner.create({**NEW, "tenant_id": name})
+    provisioner.rerender_step(steps[1])  # a late redelivery of the last chunk
+    final = provisioner.rerender_run(run["run_id"])
+    assert len(steps) == 2 and (final["status"], final["tenants"]) == ("done", 3)
+
+
+def test_files_written_again_for_a_tenant_deleted_meanwhile_are_taken_away(provisioner):
+    provisioner.create(dict(NEW))
+    provisioner.delete("acme")
+    deleting = provisioner.tenants.get("acme")  # what a re-render read just before Flux's word arrived
+    assert provisioner.on_flux(outcome("acme")) == "deleted" and files(provisioner) == {}
+    provisioner._redeliver(deleting)
+    assert files(provisioner) == {}

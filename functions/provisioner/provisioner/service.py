@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from energent_shared.clock import rfc3339, utcnow
 from energent_shared.errors import Conflict, Invalid, NotFound, Unavailable, shown
-from energent_shared.events import new_event, to_structured_json
+from energent_shared.events import RetryLater, new_event, to_structured_json
 from energent_shared.logging import get_logger, log_event
 from energent_shared.paging import page_size_param
 from energent_shared.tenants import EVENT_SOURCE, EVENT_TYPES, GONE, STATUSES
@@ -26,16 +26,16 @@ RERENDER_CHUNK = 100  # tenants per step: one page of ids, well within a functio
 RERENDER_THREADS = 8  # a step's deliveries overlap their Firestore and Storage round trips
 _RUN_ID = re.compile(r"[0-9a-f]{32}")
 MAX_REASON = 200
-UNDELIVERED = ("provisioning", "updating", "deleting")  # statuses whose files may still be on their way
 
 
 class InvalidStep(ValueError):
     """A re-render step that can never be carried out; logged and acknowledged."""
 
 
-class HandOnPending(RuntimeError):
+class HandOnPending(RetryLater):
     """The next step is being published by a concurrent delivery of this one: retried, so that the step is
     acknowledged only once its successor is known to be published."""
+
 
 def iso(value) -> str | None:
     if value is None:
@@ -128,6 +128,7 @@ class Provisioner:
                                   "provisioning until they are (a PATCH or a re-render delivers them again), "
                                   "or DELETE it") from None
             self.tenants.erase(record["tenant_id"])
+            self.manifests.remove_all(record["tenant_id"])  # what a concurrent redelivery wrote meanwhile
             raise Unavailable("the tenant's manifests could not be written; nothing was created, retry") from None
         log_event(logger, "tenant.created", tenant_id=record["tenant_id"], tier=record["tier"])
         self.flush(record["tenant_id"])
@@ -191,15 +192,19 @@ class Provisioner:
         raise Unavailable(f"the manifests could not be written; {message}")
 
     def _redeliver(self, record: dict) -> None:
-        """Write the record's current rendering again if a change may still be on its way (a crash between the
-        record's commit and the files' write would otherwise leave them behind for good). Cheap when they are
-        there: one listing, nothing written."""
-        if record["status"] not in UNDELIVERED:
+        """Write the record's current rendering again, in case a crash between the record's commit and the files'
+        write left them behind (cheap when they are there: one listing, nothing written). Files of a tenant that
+        was deleted or undone meanwhile are taken away again, so none outlive their record."""
+        if record["status"] == "deleted":
             return
+        tenant_id = record["tenant_id"]
         try:
-            self.manifests.apply(record["tenant_id"], self._render(record), record["manifest_generation"])
+            self.manifests.apply(tenant_id, self._render(record), record["manifest_generation"])
+            now = self.tenants.get(tenant_id)
+            if now is None or now["status"] == "deleted":
+                self.manifests.remove_all(tenant_id)
         except Exception:
-            logger.exception("manifests not delivered again", extra={"json_fields": {"tenant_id": record["tenant_id"]}})
+            logger.exception("manifests not delivered again", extra={"json_fields": {"tenant_id": tenant_id}})
             raise Unavailable("the tenant's manifests could not be written; retry") from None
 
     def patch(self, tenant_id: str, body: dict) -> tuple[int, dict]:
@@ -228,9 +233,9 @@ class Provisioner:
         rerendered = after["manifest_generation"] != before["manifest_generation"]
         if rerendered:
             self._deliver(before, after)
-        else:
-            self._redeliver(after)
         self.flush(tenant_id)
+        if not rerendered:
+            self._redeliver(after)
         return (202 if rerendered else 200), view(after)
 
     def delete(self, tenant_id: str) -> dict:
@@ -247,11 +252,12 @@ class Provisioner:
                           [self._event("updated", after)])
 
         before, after = self._change(tenant_id, decide)
-        if after["manifest_generation"] != before["manifest_generation"]:
+        redelivering = after["manifest_generation"] == before["manifest_generation"]
+        if not redelivering:
             self._deliver(before, after)
-        else:
-            self._redeliver(after)  # DELETE again: the removal files are written if a crash lost them
         self.flush(tenant_id)
+        if redelivering:
+            self._redeliver(after)  # DELETE again: the removal files are written if a crash lost them
         return view(after)
 
     def rerender(self, tenant_id: str, reason: str = "platform change", since=None) -> bool:
@@ -320,11 +326,12 @@ class Provisioner:
         if run is None or chunk is None or chunk["after"] != after:
             raise InvalidStep(f"no chunk {index} after {after!r} in a re-render run {run_id}")
         ids = self.tenants.ids(after, RERENDER_CHUNK)
-        last = len(ids) < RERENDER_CHUNK
+        listed = (len(ids) < RERENDER_CHUNK, ids[-1] if ids else after)
+        last, through = self.runs.cut(run_id, index, *listed)
+        if (last, through) != listed:  # tenants came or went since the chunk was first cut: it stays as it was
+            ids = self._ids_through(after, through)
         if not last:
-            through = self._hand_on(run_id, index + 1, ids[-1])
-            if through != ids[-1]:  # tenants came or went since the chunk was first listed: it ends where it did
-                ids = self.tenants.ids(after, 10 * RERENDER_CHUNK, through)
+            self._hand_on(run_id, index + 1, through)
         if chunk.get("counted"):
             return  # a redelivery: this chunk's tenants are done and counted
         from concurrent.futures import ThreadPoolExecutor  # only a re-render step needs threads
@@ -336,10 +343,20 @@ class Provisioner:
         if last:
             log_event(logger, "rerender.last_chunk", run_id=run_id, chunks=index + 1)
 
-    def _hand_on(self, run_id: str, index: int, after: str) -> str:
+    def _ids_through(self, after: str, through: str) -> list[str]:
+        """Every tenant id after `after`, up to `through` included."""
+        ids: list[str] = []
+        while after != through:
+            page = self.tenants.ids(after, 10 * RERENDER_CHUNK, through)
+            ids += page
+            if len(page) < 10 * RERENDER_CHUNK:
+                break
+            after = page[-1]
+        return ids
+
+    def _hand_on(self, run_id: str, index: int, after: str) -> None:
         """Publish step `index` at least once: whoever claims it publishes; a failed publish is abandoned for the
-        next delivery of this step, which Pub/Sub makes because this one raises. Returns the id step `index`
-        starts after: its first claim's."""
+        next delivery of this step, which Pub/Sub makes because this one raises."""
         claim, after = self.runs.claim_successor(run_id, index, after)
         if claim == "pending":
             raise HandOnPending(f"step {index} of re-render run {run_id} is being published by another delivery")
@@ -350,7 +367,6 @@ class Provisioner:
                 self.runs.abandon(run_id, index)
                 raise
             self.runs.published(run_id, index)
-        return after
 
     def _rerender_one(self, tenant_id: str, run: dict) -> str:
         try:

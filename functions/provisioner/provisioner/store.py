@@ -27,7 +27,6 @@ def _content_type(path: str) -> str:
     return "application/json" if path.endswith(".json") else "application/yaml"
 
 
-
 @dataclass
 class Change:
     """What one transaction does to a tenant: field updates, an optional transition, events to publish."""
@@ -196,6 +195,20 @@ class RerenderRuns:
         run, chunk = self.ref(run_id).get(), self.chunk(run_id, index).get()
         return (run.to_dict() if run.exists else None), (chunk.to_dict() if chunk.exists else None)
 
+    def cut(self, run_id: str, index: int, last: bool, through: str) -> tuple[bool, str]:
+        """Chunk `index`'s extent, fixed by its first delivery: (is it the last chunk, the id it ends at). Later
+        deliveries get what was recorded, whatever tenants came or went since."""
+        chunk = self.chunk(run_id, index)
+
+        def attempt(transaction):
+            found = chunk.get(transaction=transaction).to_dict() or {}
+            if "through" in found:
+                return found["last"], found["through"]
+            transaction.update(chunk, {"last": last, "through": through})
+            return last, through
+
+        return firestore.run_transaction(attempt, db=self.db)
+
     def claim_successor(self, run_id: str, index: int, after: str) -> tuple[str, str]:
         """Who publishes step `index`, and the id it starts after (the first claim's, should a later delivery
         list other ids): "mine" (this delivery made its document just now, or found it unpublished and
@@ -253,10 +266,12 @@ class RerenderRuns:
 class ManifestStore:
     """The tenant's files under `tenants/{id}/`, written compare-and-swap (`if_generation_match`).
 
-    Every file carries the manifest generation of the rendering that wrote it and is never replaced by an older
-    one, so concurrent renderings converge on the newest. `objects.json` (the tenant's objects) is written for
-    every newer generation; the other files (a function of the tenant's id and the platform) only when their
-    content differs, so a change rewrites one object. One listing tells both.
+    Every file carries the manifest generation of the rendering that last wrote it and is never overwritten by an
+    older rendering. `objects.json` (the tenant's objects, the state) is written for every newer generation, so
+    concurrent renderings converge on the newest. The other files depend on the tenant's id and the platform's
+    settings only and are written when their content differs, so a change rewrites one object; one unchanged
+    keeps its older stamp (rewriting it would make a new Flux revision of every tenant's sync files), which a
+    rendering under other platform settings could still overwrite while two deploys race. One listing tells all.
     """
 
     def __init__(self, bucket: str, client_factory: Callable = clients.storage):
