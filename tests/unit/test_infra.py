@@ -320,3 +320,8 @@ def test_the_cluster_runs_config_connector_backup_and_the_filestore_csi_driver()
     addons = resources("gke", "google_container_cluster")["primary"]["addons_config"][0]
     for addon in ("config_connector_config", "gke_backup_agent_config", "gcp_filestore_csi_driver_config"):
         assert addons[addon][0]["enabled"] is True, addon
+
+
+def test_an_apply_leaves_the_ranges_gke_adds_for_dedicated_clusters():
+    subnetwork = resources("networking", "google_compute_subnetwork")["gke"]
+    assert "secondary_ip_range" in str(subnetwork["lifecycle"][0]["ignore_changes"])

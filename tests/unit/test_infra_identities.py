@@ -368,8 +368,11 @@ def test_functions_are_built_as_their_own_builder_with_what_a_gen2_build_needs()
     # Terraform creates every function with it, after its roles; Cloud Build deploys every one with it.
     function = resources("functions", "google_cloudfunctions2_function")["function"]
     assert function["build_config"][0]["service_account"] == "${google_service_account.builder.id}"
+    assert function["depends_on"] == ["${time_sleep.builder_roles_propagate}"]  # after its roles took effect
+    wait = resources("functions", "time_sleep")["builder_roles_propagate"]
     assert {"${google_project_iam_member.builder}", "${google_storage_bucket_iam_member.builder_reads_sources}",
-            "${google_project_iam_member.builder_reads_uploaded_sources}"} <= set(function["depends_on"])
+            "${google_project_iam_member.builder_reads_uploaded_sources}"} <= set(wait["depends_on"])
+    assert int(wait["create_duration"].removesuffix("s")) >= 60
     steps = {step["id"]: step for step in yaml.safe_load((INFRA.parent / "cloudbuild-functions.yaml").read_text())[
         "steps"]}
     flag = ("--build-service-account=projects/$PROJECT_ID/serviceAccounts/"

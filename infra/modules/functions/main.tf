@@ -258,7 +258,13 @@ resource "google_cloudfunctions2_function" "function" {
     ignore_changes = [build_config[0].source, service_config[0].environment_variables, labels]
   }
 
-  # The first build runs as the builder: its roles come first.
+  # The first build runs as the builder: its roles come first, and have had time to take effect.
+  depends_on = [time_sleep.builder_roles_propagate]
+}
+
+# Grants to an account made a moment ago can take minutes to reach every service; the first builds would be refused.
+resource "time_sleep" "builder_roles_propagate" {
+  create_duration = "120s"
   depends_on = [
     google_project_iam_member.builder,
     google_storage_bucket_iam_member.builder_reads_sources,

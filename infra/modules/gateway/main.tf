@@ -28,6 +28,7 @@ resource "google_project_service" "managed_service" {
   project            = var.project_id
   service            = google_api_gateway_api.energent.managed_service
   disable_on_destroy = false
+  depends_on         = [google_api_gateway_api_config.energent] # the service has a configuration to serve by then
 }
 
 resource "google_api_gateway_api_config" "energent" {

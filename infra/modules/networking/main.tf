@@ -31,6 +31,12 @@ resource "google_compute_subnetwork" "gke" {
     flow_sampling        = 0.5
     metadata             = "INCLUDE_ALL_METADATA"
   }
+
+  # GKE adds each dedicated cluster's Pod and Service ranges here (the provisioner's pools): an apply must leave
+  # them, in use, where they are.
+  lifecycle {
+    ignore_changes = [secondary_ip_range]
+  }
 }
 
 resource "google_compute_router" "router" {
