@@ -20,20 +20,26 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 class RunningStack:
+    ATTEMPTS = 3  # a port found free can be taken by another process before the stack binds it
+
     def __init__(self, state_dir: Path, **env: str):
-        environment = {**os.environ, "GATEWAY_PORT": str(free_port()), "STACK_STATE_DIR": str(state_dir), **env}
-        for variable in ("FIRESTORE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST", "STORAGE_EMULATOR_HOST",
-                         "SECRET_MANAGER_EMULATOR_HOST", "GOOGLE_CLOUD_PROJECT"):
-            environment.pop(variable, None)  # the stack makes its own
         self.env_file = state_dir / "stack.env"
-        self.process = subprocess.Popen([sys.executable, "-m", "local.stack"], cwd=ROOT, env=environment,
-                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        started = time.monotonic()
-        line = self.process.stdout.readline().strip()
-        self.startup_s = time.monotonic() - started
-        if not line.startswith("ready "):
+        for attempt in range(self.ATTEMPTS):
+            environment = {**os.environ, "GATEWAY_PORT": str(free_port()), "STACK_STATE_DIR": str(state_dir), **env}
+            for variable in ("FIRESTORE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST", "STORAGE_EMULATOR_HOST",
+                             "SECRET_MANAGER_EMULATOR_HOST", "GOOGLE_CLOUD_PROJECT"):
+                environment.pop(variable, None)  # the stack makes its own
+            self.process = subprocess.Popen([sys.executable, "-m", "local.stack"], cwd=ROOT, env=environment,
+                                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            started = time.monotonic()
+            line = self.process.stdout.readline().strip()
+            self.startup_s = time.monotonic() - started
+            if line.startswith("ready "):
+                break
             self.process.kill()
-            raise RuntimeError(f"stack did not start: {line!r} {self.process.stderr.read()[-2000:]}")
+            error = self.process.stderr.read()[-2000:]
+            if "already in use" not in error or attempt == self.ATTEMPTS - 1:
+                raise RuntimeError(f"stack did not start: {line!r} {error}")
         self.url = line.split(" ", 1)[1]
         self.values = dict(line.split("=", 1) for line in shlex.split(self.env_file.read_text(), comments=True))
 
