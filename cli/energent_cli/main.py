@@ -10,6 +10,7 @@ import datetime
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import quote
@@ -92,21 +93,34 @@ TENANT_FIELDS = ["tenant_id", "display_name", "tier", "deployment_model", "statu
                  "created_at", "updated_at"]
 
 
+def poll(fetch: Callable[[], dict], done: Callable[[dict], bool], timeout_s: float, still: Callable[[dict], str],
+         shown: Callable[[dict], object] = lambda _: None, first: dict | None = None) -> dict:
+    """Fetch every half second (starting from `first`, if given) until `done` says so, showing each answer; past
+    `timeout_s`, fail with what `still` says of the last one."""
+    deadline = time.monotonic() + timeout_s
+    current = fetch() if first is None else first
+    while True:
+        shown(current)
+        if done(current):
+            return current
+        if time.monotonic() > deadline:
+            raise Failed(still(current))
+        time.sleep(0.5)
+        current = fetch()
+
+
 def follow_tenant(client: Api, tenant_id: str, until: tuple[str, ...], timeout_s: float) -> dict:
     """Poll the tenant's status with a live line until it reaches one of `until` or `failed`."""
-    deadline = time.monotonic() + timeout_s
+    def reached(current: dict) -> bool:
+        if current["status"] == "failed" and "failed" not in until:
+            raise Failed(f"{tenant_id} failed: {current.get('status_message') or 'no message from Flux'}")
+        return current["status"] in until
+
     with err.status(f"{tenant_id}: waiting") as line:
-        while True:
-            current = client.call("GET", f"/v1/tenants/{q(tenant_id)}")
-            line.update(escape(f"{tenant_id}: {current['status']}"))
-            if current["status"] in until:
-                return current
-            if current["status"] == "failed":
-                raise Failed(f"{tenant_id} failed: {current.get('status_message') or 'no message from Flux'}")
-            if time.monotonic() > deadline:
-                raise Failed(f"{tenant_id} is still {current['status']} after {timeout_s:.0f} s; "
-                             f"follow it with `energent tenants get {tenant_id}`")
-            time.sleep(0.5)
+        return poll(lambda: client.call("GET", f"/v1/tenants/{q(tenant_id)}"), reached, timeout_s,
+                    lambda current: f"{tenant_id} is still {current['status']} after {timeout_s:.0f} s; "
+                                    f"follow it with `energent tenants get {tenant_id}`",
+                    lambda current: line.update(escape(f"{tenant_id}: {current['status']}")))
 
 
 @tenants_app.command("create")
@@ -179,17 +193,14 @@ def tenants_rerender(reason: Annotated[str, typer.Option("--reason", help="Why, 
     client = api()
     run = client.call("POST", "/v1/tenants:rerender", json={"reason": reason})
     if wait:
-        deadline = time.monotonic() + timeout
         with Progress(TextColumn("re-rendering: {task.completed} tenants"), console=err, transient=True,
                       disable=state["json"]) as progress:
             task = progress.add_task("rerender", total=None)
-            while run["status"] != "done":
-                if time.monotonic() > deadline:
-                    raise Failed(f"the re-render is still running after {timeout:.0f} s; follow it with "
-                                 f"`energent tenants rerender-status {run['run_id']}`")
-                time.sleep(0.5)
-                run = client.call("GET", f"/v1/rerenders/{q(run['run_id'])}")
-                progress.update(task, completed=run["tenants"])
+            run = poll(lambda: client.call("GET", f"/v1/rerenders/{q(run['run_id'])}"),
+                       lambda current: current["status"] == "done", timeout,
+                       lambda current: f"the re-render is still running after {timeout:.0f} s; follow it with "
+                                       f"`energent tenants rerender-status {current['run_id']}`",
+                       lambda current: progress.update(task, completed=current["tenants"]), first=run)
     show(run, record(f"re-render {run['run_id']}", run, RERENDER_FIELDS))
     if run["status"] == "done" and run["failed"]:
         raise Failed(f"{run['failed']} tenant(s) could not be re-rendered: {', '.join(run['failed_tenants'])}")
@@ -296,18 +307,17 @@ def periods_close(period: str, wait: Annotated[bool, typer.Option("--wait", help
     client = api()
     found = client.call("POST", f"/v1/billing/periods/{q(period)}:close")
     if wait and found["status"] != "closed":
-        deadline = time.monotonic() + timeout
         with Progress(TextColumn("closing {task.fields[period]}: {task.fields[stage]}"), BarColumn(),
                       MofNCompleteColumn(), console=err, transient=True, disable=state["json"]) as progress:
             task = progress.add_task("close", total=None, period=period, stage="drafting")
-            while found["status"] != "closed":
-                if time.monotonic() > deadline:
-                    raise Failed(f"{period} is still closing after {timeout:.0f} s; follow it with "
-                                 f"`energent periods show {period}`")
-                time.sleep(0.5)
-                found = client.call("GET", f"/v1/billing/periods/{q(period)}")
-                stage = "numbering" if found["issued"] else "drafting"
-                progress.update(task, total=found["drafted"] or None, completed=found["issued"], stage=stage)
+            found = poll(lambda: client.call("GET", f"/v1/billing/periods/{q(period)}"),
+                         lambda current: current["status"] == "closed", timeout,
+                         lambda _: f"{period} is still closing after {timeout:.0f} s; follow it with "
+                                   f"`energent periods show {period}`",
+                         lambda current: progress.update(task, total=current["drafted"] or None,
+                                                         completed=current["issued"],
+                                                         stage="numbering" if current["issued"] else "drafting"),
+                         first=found)
     show(found, period_table(found))
 
 
