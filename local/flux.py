@@ -77,7 +77,7 @@ def build(artifact: dict[str, bytes], path: str) -> list[dict]:
 
 def source_revision(listing: dict[str, str], bucket: dict) -> str:
     """source-controller's revision of a Bucket: the digest of the keys and etags it lists under its prefix."""
-    prefix = bucket["spec"].get("prefix", "")
+    prefix = (bucket.get("spec") or {}).get("prefix", "")
     listed = sorted((key, etag) for key, etag in listing.items() if key.startswith(prefix))
     return hashlib.sha256(json.dumps(listed).encode()).hexdigest()
 
@@ -149,10 +149,13 @@ class FluxStandIn:
         for gone in set(self.applied) - set(kinds["Kustomization"]):
             del self.applied[gone]
             self.ready.pop(gone, None)
+        revisions = {name: source_revision(listing, bucket) for name, bucket in kinds["Bucket"].items()}
+        sources = {name: (k.get("spec") or {}).get("sourceRef") for name, k in kinds["Kustomization"].items()}
         for name, kustomization in sorted(kinds["Kustomization"].items()):
-            self._consider(name, kustomization, kinds, blobs, listing)
+            self._consider(name, kustomization, kinds, blobs, revisions, sources)
 
-    def _consider(self, name: str, kustomization: dict, kinds: dict, blobs: dict, listing: dict[str, str]) -> None:
+    def _consider(self, name: str, kustomization: dict, kinds: dict, blobs: dict, revisions: dict[str, str],
+                  sources: dict[str, dict]) -> None:
         try:
             validate(kustomization)
         except InvalidManifest as error:
@@ -162,12 +165,11 @@ class FluxStandIn:
         bucket = kinds["Bucket"].get(spec["sourceRef"]["name"]) if spec["sourceRef"]["kind"] == "Bucket" else None
         if bucket is None:
             return  # Flux waits for the source to exist
-        revision = source_revision(listing, bucket)
+        revision = revisions[spec["sourceRef"]["name"]]
         applying = (revision, hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest())
         if self.applied.get(name) == applying:
             return
         # As kustomize-controller: a dependency on the same source must be ready at this very revision.
-        sources = {name: k["spec"]["sourceRef"] for name, k in kinds["Kustomization"].items()}
         for dependency in spec.get("dependsOn") or []:
             ready, at = self.ready.get(dependency["name"], (False, None))
             if not ready or (sources.get(dependency["name"]) == spec["sourceRef"] and at != revision):

@@ -56,10 +56,8 @@ def shared_reads() -> SharedReads:
 
 
 async def keys_loaded() -> None:
-    """Verifying a token or publishing the JWKS lists the signing keys again once their cache has expired, a
-    blocking Secret Manager call: done here in a worker thread, so the event loop never waits on it."""
-    if not service().signing_keys.is_fresh():
-        await asyncio.to_thread(service().signing_keys.versions)
+    """Verifying a token or publishing the JWKS needs the signing keys, listed off the event loop."""
+    await service().keys_loaded()
 
 
 async def operator_loaded() -> None:
@@ -103,7 +101,6 @@ async def token(request: Request) -> Response:
     if grant_type != "client_credentials":
         raise OAuthError("unsupported_grant_type", "only client_credentials is supported")
     await operator_loaded()
-    await keys_loaded()
     issued = await service().issue_token(given, form.get("scope"))
     return json_response(issued, headers=NO_STORE)
 

@@ -50,6 +50,14 @@ class Auth:
 
     # --- keys -------------------------------------------------------------------------------------------------
 
+    async def keys_loaded(self) -> None:
+        """Listing the signing keys again once their cache has expired is a blocking Secret Manager call: done in
+        a worker thread, so the event loop never waits on it."""
+        if not self.signing_keys.is_fresh():
+            import asyncio
+
+            await asyncio.to_thread(self.signing_keys.versions)
+
     def _keys(self) -> list[keys.SigningKey]:
         versions = self.signing_keys.versions()
         loaded_from, loaded = self._loaded
@@ -114,10 +122,7 @@ class Auth:
         except credentials.ScopeError as error:
             raise OAuthError("invalid_scope", str(error)) from None
         grant = tokens.Grant(grant.client_id, scopes, grant.tenant_id, grant.tier)
-        if not self.signing_keys.is_fresh():  # expired while the records were read: list them off the event loop
-            import asyncio
-
-            await asyncio.to_thread(self.signing_keys.versions)
+        await self.keys_loaded()  # they may have expired while the records were read
         now = utcnow()
         ttl = self.settings.rollover.token_ttl
         key = self.settings.rollover.signing_key(self._keys(), now)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from energent_shared.events import parse_time
 from energent_shared.firestore import valid_tenant_id
+from provisioner.manifests import CLOUD_PREFIX, TENANT_PREFIX
 
 SUCCEEDED = "ReconciliationSucceeded"
 # Reasons Flux reports when a Kustomization cannot be applied or does not become healthy. (DependencyNotReady is
@@ -15,7 +16,7 @@ SUCCEEDED = "ReconciliationSucceeded"
 # reports whether that failed.)
 FAILED = frozenset({"ReconciliationFailed", "HealthCheckFailed", "BuildFailed", "ArtifactFailed", "PruneFailed",
                     "InvalidPath", "ValidationFailed"})
-TENANT, CLOUD = "tenant-", "cloud-tenant-"  # provisioner/manifests.py names the Kustomizations so
+
 MAX_MESSAGE = 2000
 
 
@@ -43,8 +44,9 @@ def parse(body: bytes) -> Outcome:
     if involved.get("kind") != "Kustomization":
         raise Ignored(f"about a {involved.get('kind')!r}, not a Kustomization")
     name = involved.get("name") if isinstance(involved.get("name"), str) else ""
-    cloud = name.startswith(CLOUD)
-    tenant_id = name.removeprefix(CLOUD if cloud else TENANT) if name.startswith((TENANT, CLOUD)) else None
+    cloud = name.startswith(CLOUD_PREFIX)
+    prefix = CLOUD_PREFIX if cloud else TENANT_PREFIX
+    tenant_id = name.removeprefix(prefix) if name.startswith(prefix) else None
     if not valid_tenant_id(tenant_id):
         raise Ignored(f"Kustomization {name[:100]!r} is not a tenant's")
     reason = event.get("reason")

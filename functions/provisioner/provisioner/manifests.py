@@ -78,12 +78,15 @@ def sync_dir(tenant_id: str) -> str:
     return f"{ROOT}/{tenant_id}/sync"
 
 
+TENANT_PREFIX, CLOUD_PREFIX = "tenant-", "cloud-tenant-"  # Flux events name a tenant's Kustomizations so
+
+
 def kustomization_name(tenant_id: str) -> str:
-    return f"tenant-{tenant_id}"
+    return f"{TENANT_PREFIX}{tenant_id}"
 
 
 def cloud_kustomization_name(tenant_id: str) -> str:
-    return f"cloud-tenant-{tenant_id}"
+    return f"{CLOUD_PREFIX}{tenant_id}"
 
 
 def _dump(document: dict) -> bytes:

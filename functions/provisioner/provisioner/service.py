@@ -191,6 +191,16 @@ class Provisioner:
                                                            ("failed", "manifests could not be written")))
         raise Unavailable(f"the manifests could not be written; {message}")
 
+    def _settle(self, before: dict, after: dict) -> bool:
+        """After a request's transaction: deliver a new rendering (True), or the current one again; announce."""
+        changed = after["manifest_generation"] != before["manifest_generation"]
+        if changed:
+            self._deliver(before, after)
+        self.flush(after["tenant_id"])
+        if not changed:
+            self._redeliver(after)  # after the events: a redelivery may fail, they must not wait for it
+        return changed
+
     def _redeliver(self, record: dict) -> None:
         """Write the record's current rendering again, in case a crash between the record's commit and the files'
         write left them behind (cheap when they are there: one listing, nothing written). Files of a tenant that
@@ -230,13 +240,7 @@ class Provisioner:
             return Change(updates, transition, [self._event("updated", after)])
 
         before, after = self._change(tenant_id, decide)
-        rerendered = after["manifest_generation"] != before["manifest_generation"]
-        if rerendered:
-            self._deliver(before, after)
-        self.flush(tenant_id)
-        if not rerendered:
-            self._redeliver(after)
-        return (202 if rerendered else 200), view(after)
+        return (202 if self._settle(before, after) else 200), view(after)
 
     def delete(self, tenant_id: str) -> dict:
         def decide(record: dict) -> Change | None:
@@ -252,25 +256,16 @@ class Provisioner:
                           [self._event("updated", after)])
 
         before, after = self._change(tenant_id, decide)
-        redelivering = after["manifest_generation"] == before["manifest_generation"]
-        if not redelivering:
-            self._deliver(before, after)
-        self.flush(tenant_id)
-        if redelivering:
-            self._redeliver(after)  # DELETE again: the removal files are written if a crash lost them
+        self._settle(before, after)  # DELETE again writes the removal files, should a crash have lost them
         return view(after)
 
     def rerender(self, tenant_id: str, reason: str = "platform change", since=None) -> bool:
         """Deliver the manifests again as the code renders them now (after a tier-table or platform change);
         True if the tenant's files changed and Flux has something to apply (or, given `since`, had changed since
         then already: a run's step delivered twice counts its tenants the same either way)."""
-        fresh = []
-
         def decide(record: dict) -> Change | None:
             digest = self._digest(record)
             if record["status"] in GONE or record.get("manifests_digest") == digest:
-                fresh[:] = [since is not None and record["status"] not in GONE
-                            and record["manifests_changed_at"] >= since]
                 return None
             return Change({"status": "updating", "manifest_generation": record["manifest_generation"] + 1,
                            "manifests_digest": digest, "manifests_changed_at": utcnow()}, ("updating", reason))
@@ -278,7 +273,7 @@ class Provisioner:
         before, after = self._change(tenant_id, decide)
         if after["manifest_generation"] == before["manifest_generation"]:
             self._redeliver(after)
-            return fresh == [True]
+            return since is not None and after["status"] not in GONE and after["manifests_changed_at"] >= since
         self._deliver(before, after)
         return True
 

@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 
 from energent_shared import clients, firestore
 from energent_shared.clock import utcnow
+from provisioner.manifests import OBJECTS
 
 GENERATION_KEY = "manifest-generation"
-STATE_FILE = "/objects.json"
+STATE_FILE = f"/{OBJECTS}"
 MAX_CAS_ATTEMPTS = 10
 
 

@@ -94,13 +94,13 @@ def billing_profile(profile: object) -> dict:
         raise InvalidTenant("billing_profile must be an object")
     unknown = set(profile) - {*PROFILE_FIELDS, "address"}
     if unknown:
-        raise InvalidTenant(f"billing_profile has unknown field(s): {', '.join(sorted(unknown))[:200]}")
+        raise InvalidTenant(f"billing_profile has unknown field(s): {shown(unknown)}")
     address = profile.get("address")
     if not isinstance(address, dict):
         raise InvalidTenant("billing_profile.address must be an object")
     unknown = set(address) - set(ADDRESS_FIELDS)
     if unknown:
-        raise InvalidTenant(f"billing_profile.address has unknown field(s): {', '.join(sorted(unknown))[:200]}")
+        raise InvalidTenant(f"billing_profile.address has unknown field(s): {shown(unknown)}")
     clean = {"legal_name": _field(profile, "legal_name", "billing_profile.", 200, True),
              "address": {name: _field(address, name, "billing_profile.address.", limit, name != "line2")
                          for name, limit in ADDRESS_FIELDS.items()}}
@@ -162,7 +162,7 @@ def validate_patch(body: dict, today: datetime.date) -> dict:
     unknown = set(body) - {"tier", "display_name", "billing_start", "billing_profile"}
     if unknown:
         raise InvalidTenant(f"only tier, display_name, billing_start and billing_profile can be changed; unknown or "
-                            f"read-only: {', '.join(sorted(unknown))[:200]}")
+                            f"read-only: {shown(unknown)}")
     if not body:
         raise InvalidTenant("nothing to change: give tier, display_name, billing_start and/or billing_profile")
     changes = {}
