@@ -1,7 +1,9 @@
 """Infrastructure as code: every Terraform file parses, the policy scan passes, and Terraform, Cloud Build,
 the gateway spec and the registry name the same things."""
 
+import copy
 import subprocess
+from functools import cache
 from pathlib import Path
 
 import hcl2
@@ -17,6 +19,13 @@ CHECKOV = ROOT / ".tools" / "checkov" / "bin" / "checkov"
 
 
 def terraform(path: Path) -> dict:
+    """The parsed file (parsed once per run: the infra tests read the same files hundreds of times); a copy, so no
+    test sees another's changes."""
+    return copy.deepcopy(_parsed(path, path.stat().st_mtime_ns))
+
+
+@cache
+def _parsed(path: Path, _version: int) -> dict:
     return hcl2.loads(path.read_text())
 
 
