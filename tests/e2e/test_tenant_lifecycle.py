@@ -189,3 +189,9 @@ def test_a_dedicated_tenant_validates_and_becomes_active(stack):
         "deployment_model": "dedicated"})
     assert response.status_code == 202, response.text
     assert wait_for_status(stack, "dedicated-corp", "active")["deployment_model"] == "dedicated"
+    files = bucket_files(stack, "dedicated-corp")
+    assert "tenants/dedicated-corp/manifests/cloud/objects.json" in files
+    deleted = requests.delete(f"{stack.url}/v1/tenants/dedicated-corp", headers=stack.operator(), timeout=10)
+    assert deleted.status_code == 202 and deleted.json()["status"] == "deleting"
+    wait_for_status(stack, "dedicated-corp", "deleted")  # reported from the platform's cluster
+    wait_until(lambda: bucket_files(stack, "dedicated-corp") == [], TIMEOUT_S, what="the last files to go")
