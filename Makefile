@@ -36,7 +36,7 @@ $(SCHEMAS)/%.json: $(SCHEMAS)/%-$(CDKTF_GOOGLE).tgz tools/provider_schema.py
 	$(PYTHON) -m tools.provider_schema $< > $@.tmp
 	mv $@.tmp $@
 
-dev: venv
+dev: $(STAMP)
 	$(BIN)/python -m local.stack
 
 lint: venv

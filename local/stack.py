@@ -178,13 +178,14 @@ def main() -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     env_file = STATE / "stack.env"
-    env_file.unlink(missing_ok=True)
+    wrote_env = False  # a second `make dev` that cannot start must leave the running stack's file alone
     stack = Stack(load())
     try:
         values = stack.up()
         if stop.is_set():
             return 130
         write_env(env_file, values)
+        wrote_env = True
         print(f"ready {values['GATEWAY_URL']}", flush=True)
         died = stack.watch(stop)
         if died:
@@ -196,7 +197,8 @@ def main() -> int:
         return 1
     finally:
         stack.down()
-        env_file.unlink(missing_ok=True)
+        if wrote_env:
+            env_file.unlink(missing_ok=True)
 
 
 if __name__ == "__main__":

@@ -115,3 +115,15 @@ def test_a_missing_emulator_fails_fast_saying_how_to_install_it(tmp_path):
                             timeout=60)
     assert result.returncode == 1
     assert "apt-get install google-cloud-cli-firestore-emulator" in result.stderr
+
+
+def test_a_second_stack_that_cannot_start_leaves_the_running_one_alone(stack):
+    env = {**os.environ, "STACK_STATE_DIR": str(stack.env_file.parent), "GATEWAY_PORT": stack.url.rsplit(":", 1)[1]}
+    for variable in ("FIRESTORE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST", "STORAGE_EMULATOR_HOST",
+                     "SECRET_MANAGER_EMULATOR_HOST", "GOOGLE_CLOUD_PROJECT"):
+        env.pop(variable, None)
+    result = subprocess.run([sys.executable, "-m", "local.stack"], cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 1 and "already in use" in result.stderr
+    assert stack.env_file.exists()  # the running stack's file: the CLI and `. .local/stack.env` still find it
+    assert requests.get(f"{stack.url}/healthz", timeout=10).status_code == 200
