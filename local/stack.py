@@ -162,8 +162,10 @@ def write_env(path: Path, values: dict[str, str]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     lines = [f"{key}={_shell_quote(value)}" for key, value in values.items()]
     tmp = path.with_suffix(".tmp")
-    tmp.write_text("\n".join(lines) + "\n")
-    tmp.chmod(0o600)  # it holds the operator's client secret
+    tmp.unlink(missing_ok=True)
+    # It holds the operator's client secret: private from its first byte (created 0600, never opened wider).
+    with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as file:
+        file.write("\n".join(lines) + "\n")
     tmp.replace(path)
 
 

@@ -38,12 +38,25 @@ class Profile:
         return hashlib.sha256(f"{self.url}\0{self.client_id}\0{self.client_secret}".encode()).hexdigest()[:32]
 
 
-def _stack_env(start: Path) -> dict[str, str]:
+def checkout(start: Path) -> Path | None:
+    """The checkout `start` lies in: the nearest folder holding the project's Makefile (beside
+    functions/registry.yaml). Only its own `.local/` counts, never one in an unrelated parent folder."""
     for folder in (start, *start.parents):
-        found = folder / ".local" / "stack.env"
-        if found.is_file():
-            return dict(line.split("=", 1) for line in shlex.split(found.read_text(), comments=True) if "=" in line)
-    return {}
+        if (folder / "Makefile").is_file() and (folder / "functions" / "registry.yaml").is_file():
+            return folder
+    return None
+
+
+def _stack_env(start: Path) -> dict[str, str]:
+    root = checkout(start)
+    found = root / ".local" / "stack.env" if root else None
+    if found is None or not found.is_file():
+        return {}
+    info = found.stat()
+    if info.st_uid != os.getuid() or info.st_mode & 0o077:  # as ssh does with its keys: a file others could write
+        raise ApiError(f"{found} is not yours alone (owner and mode 600 expected); restart `make dev` to write it "
+                       "again, or set ENERGENT_API_URL, ENERGENT_CLIENT_ID and ENERGENT_CLIENT_SECRET")
+    return dict(line.split("=", 1) for line in shlex.split(found.read_text(), comments=True) if "=" in line)
 
 
 def profile(environ: dict[str, str] | None = None, cwd: Path | None = None) -> Profile:

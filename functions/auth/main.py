@@ -197,8 +197,15 @@ async def delete_client(request: Request, tenant_id: str, client_id: str) -> Res
 @router.route("POST", "/v1/keys:rotate")
 async def rotate_keys(request: Request) -> Response:
     """Rotate now, exactly as Secret Manager's scheduled rotation does: its notification goes to auth-events, and
-    the rotation deployment adds one key version (once, however often the message is delivered)."""
+    the rotation deployment adds one key version (once, however often the message is delivered). 409 while the
+    key of an earlier rotation has not activated yet."""
     principal = await caller(request, "tenants:admin")
+    service().signing_keys.invalidate()  # as they are now: another instance may have rotated a moment ago
+    await keys_loaded()
+    pending = service().pending_key(utcnow())
+    if pending is not None:
+        raise Problem(409, f"signing key version {pending.number} was added by an earlier rotation and signs from "
+                           f"{rfc3339(pending.activates_at, 'seconds')}; rotate again after that")
     secret = auth_settings().signing_key_secret
     notified_at = rfc3339(utcnow())
     message_id = await asyncio.to_thread(

@@ -160,18 +160,17 @@ def test_rotation_through_pubsub_keeps_old_tokens_working_and_signs_new_ones_wit
     listing = f"{stack.url}/v1/tenants/acme/clients"
     for token in (old_token, new_token):
         assert requests.get(listing, headers={"Authorization": f"Bearer {token}"}, timeout=10).status_code == 200
-    time.sleep(2)  # a redelivered notice must not add another key
-    assert len(jwks_kids()) == 2
-    versions = list(stack.secret_manager().list_secret_versions(request={"parent": stack.values["SIGNING_KEY_SECRET"]}))
-    assert len(versions) == 2
-    # The operator asks for one more, through the API: the same notice, the same path, one more key.
+    # The operator asks for one more, through the API: the same notice, the same path, one more key. Its
+    # notification follows the redelivered one, so once its key is out, the redelivery has been handled too.
     reader = client_token(stack, create_client(stack, "acme", ["usage:read"])).json()["access_token"]
     tenant_token = {"Authorization": f"Bearer {reader}"}
     assert requests.post(f"{stack.url}/v1/keys:rotate", headers=tenant_token, timeout=10).status_code == 403
     rotated = requests.post(f"{stack.url}/v1/keys:rotate", timeout=10,
                             headers={"Authorization": f"Bearer {stack.operator_token()}"})
     assert rotated.status_code == 202, rotated.text
-    assert len(wait_until(lambda: found if len(found := jwks_kids()) == 3 else None)) == 3
+    wait_until(lambda: len(jwks_kids()) >= 3, what="the requested rotation's key")
+    versions = list(stack.secret_manager().list_secret_versions(request={"parent": stack.values["SIGNING_KEY_SECRET"]}))
+    assert len(versions) == 3 and len(jwks_kids()) == 3  # the redelivered notice added none
 
 
 @pytest.mark.parametrize("function, path", [("AUTH", "/v1/tenants/acme/clients"), ("PROVISIONER", "/v1/tenants"),

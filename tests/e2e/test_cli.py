@@ -11,11 +11,13 @@ import time
 from pathlib import Path
 
 import pytest
+import requests
 from pypdf import PdfReader
 
 from energent_cli.main import main
 from local.flux import flux_event
 from tests.e2e.conftest import ROOT, RunningStack
+from tests.support import wait_until
 
 LAST_MONTH = (datetime.datetime.now(datetime.UTC).replace(day=1) - datetime.timedelta(days=1)).strftime("%Y-%m")
 
@@ -58,7 +60,9 @@ def test_a_tenant_followed_to_active_and_one_to_failed(stack, cli):
     threads = [threading.Thread(target=create, args=(name,)) for name in ("cli-good", "cli-bad")]
     for thread in threads:
         thread.start()
-    time.sleep(1)
+    for tenant_id in ("cli-good", "cli-bad"):  # Flux reports on manifests that exist
+        wait_until(lambda t=tenant_id: requests.get(f"{stack.url}/v1/tenants/{t}", headers=stack.operator(),
+                                                    timeout=10).ok, 30, what=f"{tenant_id} to be created")
     flux_reports(stack, "cli-good", True)
     flux_reports(stack, "cli-bad", False, "quota exceeded in namespace tenant-cli-bad")
     for thread in threads:

@@ -79,7 +79,11 @@ def test_create_update_fail_recover_and_delete(stack):
     for garbage in (b"not json", b"{}", json.dumps({**failure, "involvedObject": {"kind": "Kustomization",
                                                                                   "name": "flux-system"}}).encode()):
         stack.publish("provisioning-events", garbage, {})
-    time.sleep(1)
+    # A sentinel after the garbage: once its message shows, the garbage before it has been handled as well.
+    sentinel = flux_event("tenant-lifecycle", False, "HealthCheckFailed: sentinel", revision="x", sequence=100)
+    stack.publish("provisioning-events", json.dumps(sentinel).encode(), {})
+    wait_until(lambda: "sentinel" in tenant(stack, "lifecycle").get("status_message", ""), TIMEOUT_S,
+               what="the sentinel event to be handled")
     assert tenant(stack, "lifecycle")["status"] == "failed"
 
     deleted = requests.delete(f"{stack.url}/v1/tenants/lifecycle", headers=auth, timeout=10)

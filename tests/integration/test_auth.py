@@ -378,6 +378,30 @@ def test_with_an_activation_delay_a_new_key_is_published_before_it_signs(env, mo
     assert json.loads(base64.urlsafe_b64decode(token.split(".")[0] + "=="))["kid"] == signing_kid
 
 
+def test_while_a_new_key_is_pending_rotations_add_nothing_and_the_api_answers_409(env, monkeypatch,
+                                                                                   secret_manager):
+    monkeypatch.setenv("KEY_ACTIVATION_DELAY_S", "300")
+    auth_settings.cache_clear()
+    rotation = create_app("rotate_signing_key", SOURCE, "cloudevent").test_client()
+    with auth_http() as http:
+        push(rotation, "auth-events", b"{}", rotate_notice())
+        added = secret_manager.store.calls["AddSecretVersion"]
+        refused = http.post("/v1/keys:rotate", headers=bearer(operator_token(http)))
+        assert refused.status_code == 409, refused.text
+        assert "version 2" in refused.json()["detail"] and "signs from" in refused.json()["detail"]
+        # Another notification (Secret Manager's schedule, or a second request that raced the first) adds nothing.
+        for timestamp in ("2026-11-29T10:01:00.000000Z", "2026-11-29T10:02:00.000000Z"):
+            assert push(rotation, "auth-events", b"{}", rotate_notice(timestamp=timestamp)).status_code == 200
+        assert secret_manager.store.calls["AddSecretVersion"] == added and len(kids(http)) == 2
+
+
+def test_once_the_new_key_is_active_a_rotation_adds_the_next(http, env, secret_manager):
+    rotation = create_app("rotate_signing_key", SOURCE, "cloudevent").test_client()
+    for timestamp in ("2026-11-29T10:01:00.000000Z", "2026-11-29T10:02:00.000000Z"):
+        push(rotation, "auth-events", b"{}", rotate_notice(timestamp=timestamp))
+    assert len(kids(http)) == 3  # no activation delay: each key signs at once, and the older ones stay published
+
+
 def test_tenant_deletion_revokes_every_client(http, env):
     add_tenant(env)
     tokens = [client_token(http, new_client(http)).json()["access_token"] for _ in range(3)]

@@ -15,7 +15,7 @@ from billing.documents import InvoiceFiles
 from billing.errors import Conflict, Invalid, NotFound
 from billing.service import build
 from billing.store import SHARDS, UNITS_LIMIT
-from energent_shared import clients
+from energent_shared import clients, events
 from tests.conftest import ROOT
 from tests.support import run_threads
 
@@ -256,6 +256,30 @@ def test_rejections_change_no_total_and_are_recorded(billing, firestore_db):
     assert billing.usage_of("acme", THIS_MONTH)["meters"]["workflow_minutes"]["quantity"] == "0"
     recorded = [d.to_dict()["reason"] for d in firestore_db.collection("usage_rejections").stream()]
     assert sorted(recorded) == sorted(reasons)
+
+
+@pytest.mark.parametrize("binding", ["structured", "binary", "http"])
+def test_a_quantity_with_a_huge_exponent_is_a_rejection_reason_in_every_binding(billing, firestore_db, binding):
+    """Not a dead letter (Pub/Sub) and not a 400 for the whole batch (HTTP): that one event is refused, with why."""
+    add_tenant(firestore_db)
+    raw_data = b'{"tenant_id": "acme", "meter": "workflow_minutes", "quantity": 1e99999999999999999999}'
+    attributes = {"specversion": "1.0", "type": "ai.energent.usage.v1", "source": "//test", "id": "huge"}
+    structured = json.dumps({**attributes, "data": "DATA"}).encode().replace(b'"DATA"', raw_data)
+    if binding == "http":
+        fine = {**attributes, "id": "fine", "data": {"tenant_id": "acme", "meter": "workflow_minutes", "quantity": 2}}
+        found = events.from_http(events.BATCH, {}, b"[" + structured + b", " + json.dumps(fine).encode() + b"]")
+    elif binding == "structured":
+        found = [events.from_pubsub_message(events.PubSubMessage(structured, {"content-type": events.STRUCTURED},
+                                                                 "m-1"))]
+    else:
+        found = [events.from_pubsub_message(events.PubSubMessage(
+            raw_data, {f"ce-{k}": v for k, v in attributes.items()} | {"content-type": "application/json"}, "m-1"))]
+    result = billing.ingest(found, "http" if binding == "http" else "pubsub")
+    assert result["rejected"] == [{"id": "huge", "reason": "quantity 1e99999999999999999999 is out of range "
+                                                          "(at most 10^12)"}]
+    assert result["accepted"] == (1 if binding == "http" else 0)
+    assert [d.get("reason") for d in firestore_db.collection("usage_rejections").stream()] == [
+        result["rejected"][0]["reason"]]
 
 
 def test_backfill_from_before_the_tenant_existed_is_accepted(billing, firestore_db):

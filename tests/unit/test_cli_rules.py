@@ -1,9 +1,15 @@
 """The CLI's pure parts: usage files into events and batches, profiles, and what it prints."""
 
 import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
 
 from energent_cli import usage_file
-from energent_cli.api import Profile, _retry_after, profile
+from energent_cli.api import ApiError, Profile, _retry_after, checkout, profile
+from local.stack import write_env
 
 
 def test_csv_rows_become_events_with_ids_derived_from_content_and_occurrence():
@@ -32,10 +38,19 @@ def test_batches_stay_within_1000_events_and_a_mebibyte():
         assert len(json.dumps(batch).encode()) <= 1024 * 1024
 
 
+def fake_checkout(root):
+    """A folder shaped like a checkout with a running stack's file."""
+    (root / "functions").mkdir(parents=True)
+    (root / "functions" / "registry.yaml").write_text("deployments: []\n")
+    (root / "Makefile").write_text("test:\n")
+    write_env(root / ".local" / "stack.env", {"GATEWAY_URL": "http://gw", "OPERATOR_CLIENT_ID": "op",
+                                               "OPERATOR_CLIENT_SECRET": "s3cret"})
+    return root
+
+
 def test_profiles_come_from_the_environment_or_the_running_stack(tmp_path):
-    (tmp_path / ".local").mkdir()
-    (tmp_path / ".local" / "stack.env").write_text("GATEWAY_URL=http://gw\nOPERATOR_CLIENT_ID=op\n"
-                                                   "OPERATOR_CLIENT_SECRET=s3cret\n")
+    fake_checkout(tmp_path)
+    (tmp_path / "sub").mkdir()
     assert profile({}, tmp_path / "sub") == Profile("http://gw", "op", "s3cret")
     given = profile({"ENERGENT_API_URL": "https://api/", "ENERGENT_CLIENT_ID": "c", "ENERGENT_CLIENT_SECRET": "x"})
     assert given == Profile("https://api", "c", "x")
@@ -45,3 +60,53 @@ def test_profiles_come_from_the_environment_or_the_running_stack(tmp_path):
 def test_retry_after_is_read_defensively():
     assert _retry_after("2", 1) == 2.0 and _retry_after("Wed, 21 Oct 2015 07:28:00 GMT", 1) == 1.0
     assert _retry_after("-5", 2) == 2.0 and _retry_after("99999", 1) == 30.0
+
+
+def test_a_stack_file_outside_the_checkout_is_never_read(tmp_path):
+    """One planted in a parent folder (/tmp/.local/stack.env) would capture every call made below it."""
+    write_env(tmp_path / ".local" / "stack.env", {"GATEWAY_URL": "http://evil", "OPERATOR_CLIENT_ID": "op",
+                                                   "OPERATOR_CLIENT_SECRET": "x"})
+    (tmp_path / "elsewhere").mkdir()
+    with pytest.raises(ApiError, match="no API configured"):
+        profile({}, tmp_path / "elsewhere")
+    # Inside a checkout without a running stack, a planted file further up is not read either.
+    inside = tmp_path / "work" / "checkout"
+    (inside / "functions").mkdir(parents=True)
+    (inside / "functions" / "registry.yaml").write_text("deployments: []\n")
+    (inside / "Makefile").write_text("test:\n")
+    with pytest.raises(ApiError, match="no API configured"):
+        profile({}, inside)
+    assert checkout(inside / "functions") == inside and checkout(tmp_path / "elsewhere") is None
+
+
+def test_a_stack_file_others_could_read_or_write_is_refused(tmp_path):
+    root = fake_checkout(tmp_path)
+    (root / ".local" / "stack.env").chmod(0o644)
+    with pytest.raises(ApiError, match="mode 600"):
+        profile({}, root)
+
+
+def test_the_stack_file_is_private_from_its_first_byte(tmp_path, monkeypatch):
+    """Created 0600 whatever the umask, never written first and narrowed after; a stale temporary file of
+    another mode is replaced, not reused."""
+    previous = os.umask(0)
+    try:
+        target = tmp_path / ".local" / "stack.env"
+        target.parent.mkdir()
+        stale = target.with_suffix(".tmp")
+        stale.write_text("old")
+        stale.chmod(0o666)
+        modes = []
+        real_open = os.open
+
+        def watching_open(path, flags, mode=0o777, *args, **kwargs):
+            modes.append((Path(path).name, flags & os.O_CREAT and mode))
+            return real_open(path, flags, mode, *args, **kwargs)
+
+        monkeypatch.setattr(os, "open", watching_open)
+        write_env(target, {"OPERATOR_CLIENT_SECRET": "s"})
+    finally:
+        os.umask(previous)
+    assert modes == [("stack.tmp", 0o600)]
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600 and not stale.exists()
+    assert target.read_text() == "OPERATOR_CLIENT_SECRET=s\n"

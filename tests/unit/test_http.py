@@ -6,6 +6,7 @@ import pytest
 
 from energent_shared import errors
 from energent_shared.http import Problem, Router, http_function, parse_json, read_json
+from energent_shared.jsonio import OutOfRangeNumber, json_default
 from energent_shared.paging import page_size_param
 
 app = flask.Flask(__name__)
@@ -27,6 +28,24 @@ def problem_of(call) -> Problem:
 
 def test_parse_json_keeps_fractions_exact():
     assert parse_json(b'{"q": 0.1, "n": 3}') == {"q": Decimal("0.1"), "n": 3}
+
+
+@pytest.mark.parametrize("text", ["1e99999999999999999999", "-1e-99999999999999999999", "0e99999999999999999999",
+                                  "1e1001", "1e-1001",
+                                  "1" * 1001, "-" + "9" * 1001])
+def test_numbers_beyond_any_range_are_kept_apart_not_raised(text):
+    """Decimal refuses (or would work without bound on) such exponents; the document is still read, and the
+    number is neither a number nor a string to whatever checks the field."""
+    found = parse_json(f'{{"q": {text}, "ok": 1.5}}'.encode())
+    assert found["ok"] == Decimal("1.5") and found["q"] == OutOfRangeNumber(text)
+    assert not isinstance(found["q"], (int, Decimal, str))
+    assert json.dumps(found, default=json_default) == json.dumps({"q": text, "ok": "1.5"})
+
+
+def test_numbers_within_range_stay_exact():
+    found = parse_json(b'[1e1000, 1e-1000, 12.000001, 0e1000, ' + b"9" * 1000 + b"]")
+    assert found[:4] == [Decimal("1e1000"), Decimal("1e-1000"), Decimal("12.000001"), Decimal(0)]
+    assert found[4] == int("9" * 1000)
 
 
 @pytest.mark.parametrize("raw, fragment", [

@@ -108,6 +108,11 @@ class Rollover:
         active = [key for key in keys if key.activates_at <= now]
         return active[-1] if active else keys[0]
 
+    def pending(self, keys: list[SigningKey], now: datetime) -> SigningKey | None:
+        """The newest key if it has not activated yet. While one is pending, another rotation would only add a key
+        that never signs before it is retired: rotations wait, so the JWKS holds at most one key ahead."""
+        return keys[-1] if keys and keys[-1].activates_at > now else None
+
     def published(self, keys: list[SigningKey], now: datetime) -> list[SigningKey]:
         """Keys a verifier may still need: not yet retired past every token's expiry plus the cache time."""
         grace = self.token_ttl + self.jwks_cache

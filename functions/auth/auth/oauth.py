@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, unquote_plus
@@ -81,7 +80,7 @@ def client_credentials(request: Request, form: dict[str, str]) -> ClientCredenti
             raise OAuthError("invalid_request", "use one client authentication method, not both")
         try:
             decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError):
+        except ValueError:  # binascii.Error, UnicodeDecodeError, and non-ASCII text, which b64decode refuses
             raise invalid_client("the Basic credentials are not valid base64") from None
         client_id, sep, secret = decoded.partition(":")
         if not sep:

@@ -224,11 +224,21 @@ class Auth:
         self.signing_keys.invalidate()
         # An earlier attempt may have added the version and died before recording it.
         added = [v for v in self.signing_keys.versions() if v.created_at >= started_at]
+        pending = None if added else self.pending_key(utcnow())
+        if pending is not None:  # another rotation's key has yet to activate: a second one would never sign
+            ref.update({"state": "done", "version": None, "skipped_for": pending.version, "finished_at": utcnow()})
+            log_event(logger, "rotation.skipped", secret_id=secret_id, pending=pending.version,
+                      activates_at=pending.activates_at)
+            return "skipped"
         version = added[-1].name if added else self.signing_keys.add(keys.generate_pem())
         ref.update({"state": "done", "version": version, "finished_at": utcnow()})
         log_event(logger, "key.rotated", secret_id=secret_id, version=version)
         self._disable_retired(utcnow())
         return "rotated"
+
+    def pending_key(self, now: datetime.datetime) -> keys.SigningKey | None:
+        """The key a rotation added that has not activated yet, if any (from the versions as last listed)."""
+        return self.settings.rollover.pending(self._keys(), now)
 
     def _disable_retired(self, now: datetime.datetime) -> None:
         """Versions past their publication window are disabled, so they can never sign or verify again."""

@@ -7,11 +7,13 @@ import datetime
 import re
 
 _PERIOD = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")  # ASCII digits only, and nothing after (fullmatch)
-FIRST = "2000-01"
+# Periods named in requests lie in the years 2000 to 2999: earlier usage is billed as late usage, and a later one
+# would end past what a date can hold.
+FIRST, LAST = "2000-01", "2999-12"
 
 
 def valid(period: object) -> bool:
-    return isinstance(period, str) and _PERIOD.fullmatch(period) is not None and period >= FIRST
+    return isinstance(period, str) and _PERIOD.fullmatch(period) is not None and FIRST <= period <= LAST
 
 
 def of(moment: datetime.datetime | datetime.date) -> str:

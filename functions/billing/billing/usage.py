@@ -15,6 +15,7 @@ from billing.money import from_micros, to_micros
 from billing.pricing import PriceBook
 from energent_shared.events import parse_time
 from energent_shared.firestore import valid_tenant_id
+from energent_shared.jsonio import OutOfRangeNumber
 
 USAGE_TYPE = "ai.energent.usage.v1"
 CLOSE_TYPE = "ai.energent.billing.period.close.v1"
@@ -64,6 +65,8 @@ def event_key(source: str, event_id: str) -> str:
 
 def quantity(value: object) -> Decimal:
     """A JSON number or an ASCII decimal string, 0 ≤ q ≤ 10^12, at most 6 decimal places."""
+    if isinstance(value, OutOfRangeNumber):
+        raise Rejected(f"quantity {value.text[:32]} is out of range (at most 10^12)")
     if isinstance(value, bool) or not isinstance(value, (int, Decimal, str, float)):
         raise Rejected(f"quantity must be a number or decimal string, got {type(value).__name__}")
     if isinstance(value, float):  # only reachable from callers that parsed JSON loosely
