@@ -3,7 +3,6 @@ functions, each started in its own process group and stopped with everything it 
 
 from __future__ import annotations
 
-import ctypes
 import glob
 import os
 import platform
@@ -17,8 +16,6 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-
-_PR_SET_PDEATHSIG = 1
 
 
 class SetupError(RuntimeError):
@@ -40,13 +37,16 @@ def port_from_env(name: str) -> int:
     return int(value)
 
 
-def _new_group_dying_with_parent() -> None:
-    os.setsid()
-    # If the stack itself is killed outright, the kernel still ends the child.
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-    except OSError:
-        pass
+def _dying_with_parent(argv: list[str]) -> list[str]:
+    """`argv` behind util-linux's setpriv, which sets the parent-death signal and execs it: if the stack is killed
+    outright, the kernel still ends the child.
+
+    Not a `preexec_fn`: Python code between fork and exec makes subprocess fork() instead of vfork(), and gRPC's
+    fork handlers then restart its poller in the child, whose descriptors subprocess closes before the exec: the
+    child aborts ("epoll_wait error: Bad file descriptor"). Every process here starts from one that uses gRPC.
+    """
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "TERM", "--", *argv] if setpriv else argv
 
 
 @dataclass
@@ -73,9 +73,9 @@ class Service:
             raise SetupError(f"{self.name}: port {self.port} is already in use; choose another port")
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115 - the child owns it
         try:
-            self.process = subprocess.Popen(self.argv, env={**os.environ, **self.env}, cwd=self.cwd,
-                                            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                            preexec_fn=_new_group_dying_with_parent)
+            self.process = subprocess.Popen(_dying_with_parent(self.argv), env={**os.environ, **self.env},
+                                            cwd=self.cwd, stdin=subprocess.DEVNULL, stdout=log,
+                                            stderr=subprocess.STDOUT, start_new_session=True)
         finally:
             if log is not subprocess.DEVNULL:
                 log.close()
