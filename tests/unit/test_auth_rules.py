@@ -1,9 +1,11 @@
 """Auth's pure rules: key rollover, client credentials and scopes, token claims."""
 
+import base64
 from datetime import UTC, datetime, timedelta
 
 import jwt
 import pytest
+from cryptography.hazmat.primitives import serialization
 
 from auth import credentials, keys, tokens
 
@@ -130,6 +132,33 @@ def test_tokens_carry_the_rfc9068_claims():
                                  now=T0, ttl=timedelta(minutes=1))
     assert "tenant_id" not in operator and "tier" not in operator
     assert operator["jti"] != claims["jti"]
+
+
+def test_signed_tokens_verify_with_two_independent_jwt_libraries():
+    """Our JWS signing against PyJWT and joserfc, until a signature whose R or S is shorter than 32 bytes (about
+    1 in 128) has shown that it is still padded to the fixed width ES256 requires."""
+    from joserfc import jwt as jose_jwt
+    from joserfc.jwk import ECKey
+
+    key = ROLLOVER.keys([version(1, T0)])[0]
+    public_pem = key.public_key.public_bytes(serialization.Encoding.PEM,
+                                             serialization.PublicFormat.SubjectPublicKeyInfo)
+    jose_key = ECKey.import_key(public_pem)
+    short = 0
+    for n in range(10_000):
+        claims = {"sub": f"c{n}", "iat": 1, "scope": "usage:read", "name": "é\u4e2d"}
+        token = tokens.sign(claims, key)
+        raw_signature = base64.urlsafe_b64decode(token.rsplit(".", 1)[1] + "==")
+        assert len(raw_signature) == 64
+        short += raw_signature[0] == 0 or raw_signature[32] == 0
+        assert jwt.decode(token, public_pem, algorithms=["ES256"], options={"verify_aud": False}) == claims
+        assert jose_jwt.decode(token, jose_key, algorithms=["ES256"]).claims == claims
+        if short and n >= 50:
+            break
+    assert short
+    forged = tokens.sign({"sub": "c0"}, ROLLOVER.keys([version(2, T0)])[0])
+    with pytest.raises(jwt.InvalidSignatureError):
+        jwt.decode(forged, public_pem, algorithms=["ES256"])
 
 
 def test_a_rotation_notice_names_the_signing_secret_by_project_number_or_id():

@@ -18,9 +18,13 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cached_property, lru_cache
+from typing import TYPE_CHECKING
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+# cryptography is imported where keys are made, loaded or used, not with the module: the tenant-events deployment
+# shares this code and never touches a key, and the others load keys while Secret Manager answers.
 
 ALGORITHM = "ES256"
 
@@ -42,6 +46,9 @@ def thumbprint(jwk: dict) -> str:
 
 
 def generate_pem() -> bytes:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
     key = ec.generate_private_key(ec.SECP256R1())
     return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                              serialization.NoEncryption())
@@ -75,9 +82,27 @@ class SigningKey:
     def jwk(self) -> dict:
         return {**public_jwk(self.public_key), "kid": self.kid, "alg": ALGORITHM, "use": "sig"}
 
+    def sign(self, data: bytes) -> bytes:
+        """ES256 (RFC 7518 §3.4): ECDSA over SHA-256, the signature as R and S of 32 bytes each."""
+        from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+        r, s = decode_dss_signature(self.private_key.sign(data, _ecdsa_sha256()))
+        return r.to_bytes(32, "big") + s.to_bytes(32, "big")
+
+
+@lru_cache(maxsize=1)
+def _ecdsa_sha256():
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    return ec.ECDSA(hashes.SHA256())
+
 
 @lru_cache(maxsize=64)
 def load_private_key(pem: bytes) -> ec.EllipticCurvePrivateKey:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
     key = serialization.load_pem_private_key(pem, password=None)
     if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
         raise ValueError("a signing key must be an EC P-256 private key")

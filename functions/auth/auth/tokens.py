@@ -1,12 +1,16 @@
-"""Access tokens: RFC 9068 JWTs signed with the current key."""
+"""Access tokens: RFC 9068 JWTs signed with the current key.
+
+A token is the JWS compact serialization (RFC 7515) of its claims, signed here with the key itself: the token path
+never loads a JWT library (verification, which must refuse every malformed token, is PyJWT's, in the guard).
+"""
 
 from __future__ import annotations
 
+import base64
+import json
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-
-import jwt
 
 from auth.keys import ALGORITHM, SigningKey
 
@@ -42,5 +46,12 @@ def claims_for(grant: Grant, *, issuer: str, audience: str, now: datetime, ttl: 
     return claims
 
 
+def _segment(part: dict) -> str:
+    compact = json.dumps(part, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+    return base64.urlsafe_b64encode(compact).decode("ascii").rstrip("=")
+
+
 def sign(claims: dict, key: SigningKey) -> str:
-    return jwt.encode(claims, key.private_key, algorithm=ALGORITHM, headers={"kid": key.kid, "typ": TOKEN_TYPE})
+    signing_input = f"{_segment({'alg': ALGORITHM, 'kid': key.kid, 'typ': TOKEN_TYPE})}.{_segment(claims)}"
+    signature = base64.urlsafe_b64encode(key.sign(signing_input.encode("ascii"))).decode("ascii").rstrip("=")
+    return f"{signing_input}.{signature}"
