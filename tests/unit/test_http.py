@@ -153,3 +153,20 @@ def test_json_nested_too_deeply_is_a_400():
     with pytest.raises(Problem) as caught:
         parse_json(b"[" * 100_000 + b"]" * 100_000)
     assert caught.value.status == 400 and "nested too deeply" in caught.value.detail
+
+
+def test_body_fields_are_checked_one_way_everywhere():
+    from energent_shared import fields
+
+    fields.only({"a": 1}, {"a", "b"})
+    with pytest.raises(errors.Invalid, match=r"^unknown field\(s\): c, d$"):
+        fields.only({"a": 1, "d": 2, "c": 3}, {"a"})
+    with pytest.raises(errors.Invalid, match=r"^billing_profile has unknown field\(s\): iban$"):
+        fields.only({"iban": "x"}, {"legal_name"}, "billing_profile")
+    assert fields.text({"name": "  Acme  "}, "name", 10) == "Acme"
+    assert fields.text({}, "name", 10, required=False) is None
+    assert fields.text({"name": None}, "name", 10, required=False) is None
+    for bad in ({}, {"name": ""}, {"name": "   "}, {"name": "x" * 11}, {"name": "a\u0000b"}, {"name": "a\nb"},
+                {"name": 5}, {"name": ["x"]}):
+        with pytest.raises(errors.Invalid, match=r"^a.name must be a non-blank string of at most 10 printable"):
+            fields.text(bad, "name", 10, within="a")

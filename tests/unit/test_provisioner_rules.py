@@ -7,6 +7,7 @@ import re
 import pytest
 import yaml
 
+from energent_shared.errors import Invalid
 from local.flux import documents
 from local.schemas import InvalidManifest, validate
 from provisioner import flux, manifests, tenants
@@ -278,7 +279,7 @@ def test_removal_empties_the_tenants_namespace_and_keeps_a_dedicated_cluster_unt
     ({"tenant_id": "acme", "display_name": "A", "tier": "basic", "status": "active"}, "unknown field(s): status"),
 ])
 def test_create_requests_are_validated_with_precise_messages(body, message):
-    with pytest.raises(tenants.InvalidTenant) as caught:
+    with pytest.raises(Invalid) as caught:
         tenants.validate_create(body, TODAY)
     assert message in str(caught.value)
 
@@ -295,7 +296,7 @@ def test_patch_changes_only_tier_display_name_and_billing_start():
     assert tenants.validate_patch({"billing_start": "2025-02-28"}, TODAY) == {"billing_start": "2025-02-28"}
     for body in ({}, {"tenant_id": "other"}, {"tier": "gold"}, {"billing_start": "2025-02-30"},
                  {"billing_start": "2024-W01-1"}):
-        with pytest.raises(tenants.InvalidTenant):
+        with pytest.raises(Invalid):
             tenants.validate_patch(body, TODAY)
 
 
@@ -391,7 +392,7 @@ GOOD_ADDRESS = {"line1": "Hauptstr. 1", "postal_code": "10115", "city": "Berlin"
     ({"legal_name": "X", "address": {**GOOD_ADDRESS, "country": "MC"}, "vat_id": "DE123456788"}, "start with FR"),
 ])
 def test_billing_profiles_are_validated_naming_the_field(profile, message):
-    with pytest.raises(tenants.InvalidTenant) as caught:
+    with pytest.raises(Invalid) as caught:
         tenants.billing_profile(profile)
     assert message in str(caught.value)
 

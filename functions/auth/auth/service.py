@@ -14,9 +14,9 @@ from typing import Any
 from auth import credentials, keys, store, tokens
 from auth.oauth import ClientCredentials, OAuthError, invalid_client
 from auth.settings import AuthSettings
-from energent_shared import firestore, secrets
+from energent_shared import fields, firestore, secrets
 from energent_shared.clock import utcnow
-from energent_shared.errors import Conflict, Invalid, NotFound, shown
+from energent_shared.errors import Conflict, Invalid, NotFound
 from energent_shared.events import PubSubMessage
 from energent_shared.guard import ALL_SCOPES, InvalidToken, TokenVerifier
 from energent_shared.logging import get_logger, log_event
@@ -164,13 +164,9 @@ class Auth:
         return tenant
 
     def create_client(self, tenant_id: str, body: dict, caller_client_id: str, caller_scopes: frozenset[str]) -> dict:
-        unknown = set(body) - {"scopes", "name"}
-        if unknown:
-            raise Invalid(f"unknown field(s): {shown(unknown)}")
+        fields.only(body, {"scopes", "name"})
         scopes = credentials.tenant_client_scopes(body.get("scopes"), caller_scopes)
-        name = body.get("name")
-        if name is not None and (not isinstance(name, str) or not 0 < len(name) <= credentials.MAX_NAME_LENGTH):
-            raise Invalid(f"name must be a string of 1 to {credentials.MAX_NAME_LENGTH} characters")
+        name = fields.text(body, "name", credentials.MAX_NAME_LENGTH, required=False)
         self._live_tenant(tenant_id)
         secret = credentials.new_secret()
         record = {"client_id": credentials.new_client_id(), "tenant_id": tenant_id, "name": name,

@@ -11,8 +11,9 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from energent_shared import fields
 from energent_shared.clock import rfc3339, utcnow
-from energent_shared.errors import Conflict, Invalid, NotFound, Unavailable, shown
+from energent_shared.errors import Conflict, Invalid, NotFound, Unavailable
 from energent_shared.events import RetryLater, new_event, to_structured_json
 from energent_shared.logging import get_logger, log_event
 from energent_shared.paging import page_size_param
@@ -98,12 +99,9 @@ class Provisioner:
 
     def create(self, body: dict) -> dict:
         now = utcnow()
-        try:
-            fields = tenants.validate_create(body, now.date())
-        except tenants.InvalidTenant as invalid:
-            raise Invalid(str(invalid)) from None
-        record = {**fields, "status": "provisioning", "status_message": None, "created_at": now, "updated_at": now,
-                  "tier_history": [{"tier": fields["tier"], "at": now}],
+        given = tenants.validate_create(body, now.date())
+        record = {**given, "status": "provisioning", "status_message": None, "created_at": now, "updated_at": now,
+                  "tier_history": [{"tier": given["tier"], "at": now}],
                   "manifest_generation": 1, "manifests_changed_at": now, "activated_at": None, "deleted_at": None}
         if record["deployment_model"] == "dedicated":  # ranges of its own, recorded before anything uses them
             try:
@@ -113,7 +111,7 @@ class Provisioner:
         record["manifests_digest"] = self._digest(record)
         change = Change({}, ("provisioning", "created"), [self._event("created", record)])
         if not self.tenants.create(record, change):
-            raise Conflict(f"tenant {fields['tenant_id']} exists or existed; tenant ids are never reused")
+            raise Conflict(f"tenant {given['tenant_id']} exists or existed; tenant ids are never reused")
         try:
             self.manifests.apply(record["tenant_id"], self._render(record), 1)
         except Exception:
@@ -218,10 +216,7 @@ class Provisioner:
             raise Unavailable("the tenant's manifests could not be written; retry") from None
 
     def patch(self, tenant_id: str, body: dict) -> tuple[int, dict]:
-        try:
-            changes = tenants.validate_patch(body, utcnow().date())
-        except tenants.InvalidTenant as invalid:
-            raise Invalid(str(invalid)) from None
+        changes = tenants.validate_patch(body, utcnow().date())
 
         def decide(record: dict) -> Change | None:
             if record["status"] in GONE and set(changes) != {"billing_profile"}:
@@ -280,14 +275,10 @@ class Provisioner:
     def start_rerender(self, body: dict) -> dict:
         """Re-render every tenant after a platform change (tier table, platform settings): a run that fans out in
         chunks of tenant ids over Pub/Sub, each step handing on the next before it does its own."""
-        unknown = set(body) - {"reason"}
-        if unknown:
-            raise Invalid(f"unknown field(s): {shown(unknown)}")
-        reason = body.get("reason", "platform change")
-        if not isinstance(reason, str) or not reason.strip() or len(reason) > MAX_REASON or not reason.isprintable():
-            raise Invalid(f"reason must be a non-blank string of at most {MAX_REASON} printable characters")
+        fields.only(body, {"reason"})
+        reason = fields.text({"reason": "platform change", **body}, "reason", MAX_REASON)
         run_id = uuid.uuid4().hex
-        self.runs.start(run_id, reason.strip())
+        self.runs.start(run_id, reason)
         try:
             self.hand_on({"run_id": run_id, "index": 0, "after": ""})
         except Exception:

@@ -15,7 +15,8 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
-from energent_shared.errors import shown
+from energent_shared import fields
+from energent_shared.errors import Invalid
 from energent_shared.firestore import valid_tenant_id
 from energent_shared.tiers import TIERS
 
@@ -27,10 +28,6 @@ PUBLIC_FIELDS = ("tenant_id", "display_name", "tier", "deployment_model", "statu
 PROFILE_FIELDS = {"legal_name": 200, "vat_id": 32, "email": 254}
 ADDRESS_FIELDS = {"line1": 200, "line2": 200, "postal_code": 20, "city": 100, "country": 2}
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
-
-
-class InvalidTenant(ValueError):
-    pass
 
 
 @dataclass(frozen=True)
@@ -47,27 +44,25 @@ class TenantSpec:
 
 def _display_name(value: object) -> str:
     if not isinstance(value, str) or not value.strip() or len(value) > MAX_DISPLAY_NAME:
-        raise InvalidTenant(f"display_name must be a non-blank string of at most {MAX_DISPLAY_NAME} characters")
+        raise Invalid(f"display_name must be a non-blank string of at most {MAX_DISPLAY_NAME} characters")
     return value.strip()
 
 
 def _tier(value: object) -> str:
     if not isinstance(value, str) or value not in TIERS:
-        raise InvalidTenant(f"tier must be one of {', '.join(TIERS)}, got {value!r}")
+        raise Invalid(f"tier must be one of {', '.join(TIERS)}, got {value!r}")
     return value
 
 
 def validate_create(body: dict, today: datetime.date) -> dict:
-    """The fields of a new tenant, or InvalidTenant naming the first bad one."""
-    unknown = set(body) - {"tenant_id", "display_name", "tier", "deployment_model", "billing_start", "billing_profile"}
-    if unknown:
-        raise InvalidTenant(f"unknown field(s): {shown(unknown)}")
+    """The fields of a new tenant, or Invalid naming the first bad one."""
+    fields.only(body, {"tenant_id", "display_name", "tier", "deployment_model", "billing_start", "billing_profile"})
     tenant_id = body.get("tenant_id")
     if not valid_tenant_id(tenant_id):
-        raise InvalidTenant(f"tenant_id {tenant_id!r} must match ^[a-z][a-z0-9-]{{2,30}}[a-z0-9]$")
+        raise Invalid(f"tenant_id {tenant_id!r} must match ^[a-z][a-z0-9-]{{2,30}}[a-z0-9]$")
     model = body.get("deployment_model", "multi-tenant")
     if model not in DEPLOYMENT_MODELS:
-        raise InvalidTenant(f"deployment_model must be one of {', '.join(DEPLOYMENT_MODELS)}, got {model!r}")
+        raise Invalid(f"deployment_model must be one of {', '.join(DEPLOYMENT_MODELS)}, got {model!r}")
     billing_start, profile = body.get("billing_start"), body.get("billing_profile")
     return {"tenant_id": tenant_id, "display_name": _display_name(body.get("display_name")),
             "tier": _tier(body.get("tier")), "deployment_model": model,
@@ -75,66 +70,54 @@ def validate_create(body: dict, today: datetime.date) -> dict:
             "billing_profile": None if profile is None else billing_profile(profile)}
 
 
-def _field(document: dict, name: str, where: str, maximum: int, required: bool) -> str | None:
-    value = document.get(name)
-    if value is None and not required:
-        return None
-    if not isinstance(value, str) or not value.strip() or len(value) > maximum or not value.isprintable():
-        raise InvalidTenant(f"{where}{name} must be a non-blank string of at most {maximum} printable characters")
-    return value.strip()
-
-
 def billing_profile(profile: object) -> dict:
-    """The customer as invoices name it (§7.3), or InvalidTenant naming the bad field. EU VAT numbers are checked
+    """The customer as invoices name it (§7.3), or Invalid naming the bad field. EU VAT numbers are checked
     for format and check digits (python-stdnum), countries against ISO 3166-1 (pycountry)."""
     import pycountry
     from stdnum.eu import vat
 
     if not isinstance(profile, dict):
-        raise InvalidTenant("billing_profile must be an object")
-    unknown = set(profile) - {*PROFILE_FIELDS, "address"}
-    if unknown:
-        raise InvalidTenant(f"billing_profile has unknown field(s): {shown(unknown)}")
+        raise Invalid("billing_profile must be an object")
+    fields.only(profile, {*PROFILE_FIELDS, "address"}, "billing_profile")
     address = profile.get("address")
     if not isinstance(address, dict):
-        raise InvalidTenant("billing_profile.address must be an object")
-    unknown = set(address) - set(ADDRESS_FIELDS)
-    if unknown:
-        raise InvalidTenant(f"billing_profile.address has unknown field(s): {shown(unknown)}")
-    clean = {"legal_name": _field(profile, "legal_name", "billing_profile.", 200, True),
-             "address": {name: _field(address, name, "billing_profile.address.", limit, name != "line2")
+        raise Invalid("billing_profile.address must be an object")
+    fields.only(address, ADDRESS_FIELDS, "billing_profile.address")
+    clean = {"legal_name": fields.text(profile, "legal_name", 200, within="billing_profile"),
+             "address": {name: fields.text(address, name, limit, required=name != "line2",
+                                           within="billing_profile.address")
                          for name, limit in ADDRESS_FIELDS.items()}}
     clean["address"] = {k: v for k, v in clean["address"].items() if v is not None}
     country = clean["address"]["country"]
     if not (country.isascii() and country.isupper()) or pycountry.countries.get(alpha_2=country) is None:
-        raise InvalidTenant(f"billing_profile.address.country must be an ISO 3166-1 alpha-2 code such as NL, "
+        raise Invalid(f"billing_profile.address.country must be an ISO 3166-1 alpha-2 code such as NL, "
                             f"got {country!r}")
-    email = _field(profile, "email", "billing_profile.", 254, False)
+    email = fields.text(profile, "email", 254, required=False, within="billing_profile")
     if email is not None:
         if not _EMAIL.fullmatch(email):
-            raise InvalidTenant(f"billing_profile.email is not an email address: {email[:60]!r}")
+            raise Invalid(f"billing_profile.email is not an email address: {email[:60]!r}")
         clean["email"] = email
-    vat_id = _field(profile, "vat_id", "billing_profile.", 32, False)
+    vat_id = fields.text(profile, "vat_id", 32, required=False, within="billing_profile")
     in_eu = country.lower() in vat.MEMBER_STATES or country == "MC"  # Monaco is France for VAT
     if in_eu and vat_id is None and country != "NL":
-        raise InvalidTenant(f"billing_profile.vat_id is required for a customer in {country}: invoices to other EU "
+        raise Invalid(f"billing_profile.vat_id is required for a customer in {country}: invoices to other EU "
                             "countries are reverse-charged and must name the customer's VAT number")
     if in_eu and vat_id is not None:
         from stdnum.exceptions import ValidationError
 
         if not vat_id.isascii():
-            raise InvalidTenant(f"billing_profile.vat_id must be written in ASCII letters and digits, got "
+            raise Invalid(f"billing_profile.vat_id must be written in ASCII letters and digits, got "
                                 f"{vat_id[:32]!r}")
         prefix = "EL" if country == "GR" else "FR" if country == "MC" else country
         try:
             compact = vat.compact(vat_id)
         except ValidationError:
-            raise InvalidTenant(f"billing_profile.vat_id {vat_id[:32]!r} is not a valid {prefix} VAT number") from None
+            raise Invalid(f"billing_profile.vat_id {vat_id[:32]!r} is not a valid {prefix} VAT number") from None
         if not compact.startswith(prefix):
-            raise InvalidTenant(f"billing_profile.vat_id must start with {prefix} for a customer in {country}, "
+            raise Invalid(f"billing_profile.vat_id must start with {prefix} for a customer in {country}, "
                                 f"got {vat_id[:32]!r}")
         if not vat.is_valid(compact):
-            raise InvalidTenant(f"billing_profile.vat_id {vat_id[:32]!r} is not a valid {prefix} VAT number "
+            raise Invalid(f"billing_profile.vat_id {vat_id[:32]!r} is not a valid {prefix} VAT number "
                                 "(format or check digits)")
         vat_id = compact
     if vat_id is not None:
@@ -151,20 +134,17 @@ def _billing_start(value: object, today: datetime.date) -> str:
         except ValueError:
             parsed = None
     if parsed is None:
-        raise InvalidTenant(f"billing_start must be a date YYYY-MM-DD, got {str(value)[:40]!r}")
+        raise Invalid(f"billing_start must be a date YYYY-MM-DD, got {str(value)[:40]!r}")
     if parsed > today:
-        raise InvalidTenant("billing_start may not be in the future; it defaults to the day the tenant "
+        raise Invalid("billing_start may not be in the future; it defaults to the day the tenant "
                             "first becomes active")
     return value
 
 
 def validate_patch(body: dict, today: datetime.date) -> dict:
-    unknown = set(body) - {"tier", "display_name", "billing_start", "billing_profile"}
-    if unknown:
-        raise InvalidTenant(f"only tier, display_name, billing_start and billing_profile can be changed; unknown or "
-                            f"read-only: {shown(unknown)}")
+    fields.only(body, {"tier", "display_name", "billing_start", "billing_profile"})
     if not body:
-        raise InvalidTenant("nothing to change: give tier, display_name, billing_start and/or billing_profile")
+        raise Invalid("nothing to change: give tier, display_name, billing_start and/or billing_profile")
     changes = {}
     if "tier" in body:
         changes["tier"] = _tier(body["tier"])
