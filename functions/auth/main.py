@@ -243,13 +243,14 @@ def on_tenant_event(push) -> None:
     except events.InvalidEvent as invalid:
         log_event(logger, "tenant_event.malformed", reason=invalid.reason)
         return
-    data = event.get_data() if isinstance(event.get_data(), dict) else {}
+    data = event.get_data()
+    status = data.get("status") if isinstance(data, dict) else None
     # Clients stop working as soon as deletion starts, not only when the namespace is gone.
-    going = event["type"] == tenants.UPDATED and data.get("status") in tenants.GONE
+    going = event["type"] == tenants.UPDATED and status in tenants.GONE
     if event["type"] != tenants.DELETED and not going:
         return
     tenant_id = event.get("subject")
-    if not valid_tenant_id(tenant_id):
+    if not isinstance(tenant_id, str) or not valid_tenant_id(tenant_id):
         log_event(logger, "tenant_event.malformed", reason="subject is not a tenant id", event_id=event["id"])
         return
     tenant_deleted(ClientStore(clients.firestore()), tenant_id)

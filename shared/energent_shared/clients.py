@@ -47,14 +47,14 @@ def firestore_async():
 
 @cache
 def publisher():
-    from google.cloud import pubsub_v1
+    import google.cloud.pubsub_v1 as pubsub_v1
 
     return pubsub_v1.PublisherClient()
 
 
 @cache
 def storage():
-    from google.cloud import storage as storage_lib
+    import google.cloud.storage as storage_lib
 
     if settings().storage_emulator_host:
         from google.auth.credentials import AnonymousCredentials

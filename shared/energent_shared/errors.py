@@ -3,6 +3,8 @@ and the entry points' HTTP layer answers each with its status (energent_shared.h
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 
 class DomainError(Exception):
     """Something the caller asked for that cannot be done; the message says why."""
@@ -44,7 +46,7 @@ class Unavailable(DomainError):
         self.retry_after_s = retry_after_s
 
 
-def shown(names: set[str], most: int = 5, length: int = 40) -> str:
+def shown(names: Collection[str], most: int = 5, length: int = 40) -> str:
     """Names taken from a request (unknown fields, scopes), for a message: sorted, a few, each shortened, control
     characters escaped, so an error never echoes a megabyte or a terminal escape back."""
     listed = [repr(name[:length])[1:-1] for name in sorted(names)[:most]]

@@ -15,11 +15,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
-
-import flask
+from typing import Any
 
 from energent_shared.config import settings
-from energent_shared.http import Problem, caller_authorization
+from energent_shared.http import HeadersOf, Problem, caller_authorization
 
 ALGORITHMS = ("ES256", "RS256")
 # Instances' clocks differ a little: a token issued on one is not "not yet valid" on another (nbf, iat).
@@ -64,7 +63,7 @@ def _unauthorized(detail: str) -> Problem:
                                                              f'error_description="{quoted}"'})
 
 
-def bearer_token(request: flask.Request) -> str | None:
+def bearer_token(request: HeadersOf) -> str | None:
     """The caller's bearer token (see `caller_authorization` for where it travels)."""
     found = caller_authorization(request)
     return None if found is None else parse_bearer(*found)
@@ -86,7 +85,7 @@ class InvalidToken(Exception):
     """Why a token is not valid; the message is safe to show (it never quotes the token)."""
 
 
-KeyResolver = Callable[[str], tuple[str, object]]  # kid -> (algorithm, verification key)
+KeyResolver = Callable[[str], tuple[str, Any]]  # kid -> (algorithm, a verification key PyJWT accepts)
 
 
 def _verify(token: str, resolve_key: KeyResolver, *, issuer: str, audience: str, leeway_s: float) -> tuple[str, dict]:
@@ -206,27 +205,27 @@ class Guard:
         except InvalidToken as invalid:
             raise _unauthorized(str(invalid)) from None
 
-    def claims(self, request: flask.Request) -> dict:
+    def claims(self, request: HeadersOf) -> dict:
         """The caller's verified claims, before any revocation check."""
         token = bearer_token(request)
         if token is None:
             raise Problem(401, "an access token is required", headers={"WWW-Authenticate": "Bearer"})
         return self.verify(token)
 
-    def authenticate(self, request: flask.Request) -> Principal:
+    def authenticate(self, request: HeadersOf) -> Principal:
         claims = self.claims(request)
         if self.is_revoked is not None and self.is_revoked(claims):
             raise revoked_token()
         return Principal.from_claims(claims)
 
-    def require(self, request: flask.Request, scope: str, tenant_id: str | None = None) -> Principal:
+    def require(self, request: HeadersOf, scope: str, tenant_id: str | None = None) -> Principal:
         """Authenticate, then demand `scope` and, for a tenant-scoped resource, that a tenant caller owns it.
 
         Platform callers (no `tenant_id` claim) reach any tenant with the scope; tenant callers only their own.
         """
         return self.authorize(self.authenticate(request), scope, tenant_id)
 
-    def require_own_or(self, request: flask.Request, scope: str, tenant_id: str) -> Principal:
+    def require_own_or(self, request: HeadersOf, scope: str, tenant_id: str) -> Principal:
         """A tenant caller reaches its own tenant whatever its scopes; a platform caller needs `scope`."""
         principal = self.authenticate(request)
         if principal.is_tenant:

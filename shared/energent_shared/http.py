@@ -8,7 +8,7 @@ import re
 import uuid
 from collections.abc import Callable
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 import flask
 
@@ -74,12 +74,12 @@ def parse_json(raw: bytes) -> Any:
         raise Problem(400, f"body is {invalid}") from None
 
 
-def media_type(request) -> str:
+def media_type(request: HeadersOf) -> str:
     """The request's media type without parameters, lower case (Flask and Starlette requests alike)."""
     return request.headers.get("Content-Type", "").partition(";")[0].strip().lower()
 
 
-def require_media_type(request, media_types: tuple[str, ...]) -> None:
+def require_media_type(request: HeadersOf, media_types: tuple[str, ...]) -> None:
     found = media_type(request)
     if found not in media_types:
         raise Problem(415, f"Content-Type must be {' or '.join(media_types)}, got {found[:60] or 'none'!r}")
@@ -131,7 +131,7 @@ def read_json(request: flask.Request, *, expect: type = dict, max_bytes: int | N
     return json_document(raw, expect)
 
 
-_JSON_TYPE_NAMES = {dict: "object", list: "array", str: "string"}
+_JSON_TYPE_NAMES: dict[type, str] = {dict: "object", list: "array", str: "string"}
 
 
 def _json_type_name(value: Any) -> str:
@@ -157,7 +157,14 @@ def request_id(request) -> str:
     return uuid.uuid4().hex
 
 
-def caller_authorization(request: flask.Request) -> tuple[str, str] | None:
+class HeadersOf(Protocol):
+    """What the helpers here read of a request, Flask's and Starlette's alike."""
+
+    @property
+    def headers(self) -> Any: ...
+
+
+def caller_authorization(request: HeadersOf) -> tuple[str, str] | None:
     """The caller's own `Authorization` as (header name, value).
 
     Behind API Gateway a backend with `jwt_audience` receives the gateway's identity token in `Authorization`
@@ -179,7 +186,7 @@ def tenant_id_param(tenant_id: str) -> str:
     return tenant_id
 
 
-Handler = Callable[..., flask.Response]
+Handler = Callable[..., Any]  # a Flask view, or an asynchronous Starlette one (auth)
 
 
 class Router:

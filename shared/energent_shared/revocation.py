@@ -43,7 +43,8 @@ def _is_revoked(deciding: Deciding, found: Mapping[str, dict | None]) -> bool:
         return True
     if client is None:
         return False
-    return (found[client] or {}).get("active") is not True or (found[tenant] or {}).get("status", "deleted") in GONE
+    tenant_record = found[tenant] if tenant else None
+    return (found[client] or {}).get("active") is not True or (tenant_record or {}).get("status", "deleted") in GONE
 
 
 def _paths(plans: list[Deciding]) -> list[str]:

@@ -91,7 +91,7 @@ def billing_profile(profile: object) -> dict:
     country = clean["address"]["country"]
     if not (country.isascii() and country.isupper()) or pycountry.countries.get(alpha_2=country) is None:
         raise Invalid(f"billing_profile.address.country must be an ISO 3166-1 alpha-2 code such as NL, "
-                            f"got {country!r}")
+                      f"got {country!r}")
     email = fields.text(profile, "email", 254, required=False, within="billing_profile")
     if email is not None:
         if not _EMAIL.fullmatch(email):
@@ -101,13 +101,13 @@ def billing_profile(profile: object) -> dict:
     in_eu = country.lower() in vat.MEMBER_STATES or country == "MC"  # Monaco is France for VAT
     if in_eu and vat_id is None and country != "NL":
         raise Invalid(f"billing_profile.vat_id is required for a customer in {country}: invoices to other EU "
-                            "countries are reverse-charged and must name the customer's VAT number")
+                      "countries are reverse-charged and must name the customer's VAT number")
     if in_eu and vat_id is not None:
         from stdnum.exceptions import ValidationError
 
         if not vat_id.isascii():
             raise Invalid(f"billing_profile.vat_id must be written in ASCII letters and digits, got "
-                                f"{vat_id[:32]!r}")
+                          f"{vat_id[:32]!r}")
         prefix = "EL" if country == "GR" else "FR" if country == "MC" else country
         try:
             compact = vat.compact(vat_id)
@@ -115,10 +115,10 @@ def billing_profile(profile: object) -> dict:
             raise Invalid(f"billing_profile.vat_id {vat_id[:32]!r} is not a valid {prefix} VAT number") from None
         if not compact.startswith(prefix):
             raise Invalid(f"billing_profile.vat_id must start with {prefix} for a customer in {country}, "
-                                f"got {vat_id[:32]!r}")
+                          f"got {vat_id[:32]!r}")
         if not vat.is_valid(compact):
             raise Invalid(f"billing_profile.vat_id {vat_id[:32]!r} is not a valid {prefix} VAT number "
-                                "(format or check digits)")
+                          "(format or check digits)")
         vat_id = compact
     if vat_id is not None:
         clean["vat_id"] = vat_id
@@ -137,7 +137,7 @@ def _billing_start(value: object, today: datetime.date) -> str:
         raise Invalid(f"billing_start must be a date YYYY-MM-DD, got {str(value)[:40]!r}")
     if parsed > today:
         raise Invalid("billing_start may not be in the future; it defaults to the day the tenant "
-                            "first becomes active")
+                      "first becomes active")
     return value
 
 
