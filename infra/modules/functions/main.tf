@@ -27,7 +27,7 @@ locals {
     TOKEN_ISSUER         = var.api_url
     TOKEN_AUDIENCE       = "energent-api"
     JWKS_URL             = "${var.api_url}/.well-known/jwks.json"
-    AUTHORIZED_NETWORKS  = join(",", var.authorized_networks)
+    TENANTS_PROJECT      = var.tenants_project_id
   }
   env = { for name, d in local.deployments : name => merge(
     local.common_env,
@@ -533,11 +533,12 @@ resource "google_service_account" "flux" {
   display_name = "Flux ${each.key} (${var.environment})"
 }
 
+# The pool is the platform cluster's, named from the cluster (var.workload_pool): these wait for it to exist.
 resource "google_service_account_iam_member" "flux_workload_identity" {
   for_each           = google_service_account.flux
   service_account_id = each.value.name
   role               = "roles/iam.workloadIdentityUser"
-  member             = "serviceAccount:${var.project_id}.svc.id.goog[flux-system/${each.key}]"
+  member             = "serviceAccount:${var.workload_pool}[flux-system/${each.key}]"
 }
 
 # Flux's GCS client gets the bucket's metadata (storage.buckets.get) before it lists and reads objects:
@@ -562,10 +563,6 @@ resource "google_pubsub_topic_iam_member" "flux_reports" {
 }
 
 # A dedicated tenant's Kustomization reaches the tenant's own cluster through Workload Identity (kubeConfig
-# configMapRef with provider gcp): the controller needs the Kubernetes API of the project's clusters, for the
-# namespaced objects and the Namespace of each tenant.
-resource "google_project_iam_member" "flux_applies_to_dedicated_clusters" {
-  project = var.project_id
-  role    = "roles/container.developer"
-  member  = "serviceAccount:${google_service_account.flux["kustomize-controller"].email}"
-}
+# configMapRef with provider gcp). kustomize-controller holds no role on any cluster here: the provisioner renders,
+# with each dedicated cluster, a grant of container.developer on the tenants' project whose condition names that
+# cluster alone (manifests.py, flux_grant).
