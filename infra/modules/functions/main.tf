@@ -409,21 +409,26 @@ resource "google_secret_manager_secret" "signing" {
   depends_on = [google_pubsub_topic_iam_member.secret_manager_notifications]
 }
 
-# The first signing key. It lives in the (encrypted, access-controlled) state as well; every later key is
-# made by the auth function and never leaves Secret Manager.
-resource "tls_private_key" "first_signing_key" {
+# No secret is ever in Terraform's state or in a saved plan, so neither is worth stealing: whoever may read them
+# (every branch's plan account) learns nothing that signs a token or authenticates as the operator. The first
+# signing key and the operator's secret are ephemeral values (made in memory by the run that applies, never
+# written down) handed to Secret Manager through write-only arguments (sent once, when the version is made, and
+# never read back: refreshing a version whose data is write-only reads its metadata, not its payload). Every later
+# key is made by auth itself and never leaves Secret Manager.
+ephemeral "tls_private_key" "first_signing_key" {
   algorithm   = "ECDSA"
   ecdsa_curve = "P256"
 }
 
 resource "google_secret_manager_secret_version" "first_signing_key" {
-  secret      = google_secret_manager_secret.signing.id
-  secret_data = tls_private_key.first_signing_key.private_key_pem_pkcs8
+  secret                 = google_secret_manager_secret.signing.id
+  secret_data_wo         = ephemeral.tls_private_key.first_signing_key.private_key_pem_pkcs8
+  secret_data_wo_version = 1
 
   # Auth disables the version once it is retired (or an operator does, after a compromise): an apply must not
   # enable it again.
   lifecycle {
-    ignore_changes = [secret_data, enabled]
+    ignore_changes = [enabled]
   }
 }
 
@@ -444,17 +449,20 @@ resource "google_secret_manager_secret" "operator" {
   }
 }
 
-resource "random_password" "operator" {
+ephemeral "random_password" "operator" {
   length  = 48
   special = false
 }
 
+# A new operator secret: `terraform apply -replace=module.functions.google_secret_manager_secret_version.operator`
+# makes a new version from a new ephemeral password and destroys the old one (docs/runbook.md).
 resource "google_secret_manager_secret_version" "operator" {
   secret = google_secret_manager_secret.operator.id
-  secret_data = jsonencode({
+  secret_data_wo = jsonencode({
     client_id     = "energent-operator"
-    client_secret = random_password.operator.result
+    client_secret = ephemeral.random_password.operator.result
   })
+  secret_data_wo_version = 1
 }
 
 # --- the monthly close --------------------------------------------------------------------------------------
