@@ -21,8 +21,11 @@ HEADER = """\
 #
 # Cloud Build owns the functions' code and environment and the gateway's configs; Terraform creates them once and
 # leaves them to it. Substitutions per trigger: _ENVIRONMENT, _API_URL, _GATEWAY_REGION (API Gateway's region,
-# `terraform output -raw gateway_region`; the functions stay in _REGION) and _AUTHORIZED_NETWORKS (`terraform output
-# -raw dedicated_authorized_networks`: admin_cidrs and the platform's NAT addresses, comma-separated).
+# `terraform output -raw gateway_region`; the functions stay in _REGION) and _TENANTS_PROJECT (`terraform output -raw
+# tenants_project`: where the provisioner's Config Connector objects make the tenants' accounts and clusters).
+#
+# Each build adds a gateway config, and API Gateway keeps at most 100 per API: the last step deletes the builds'
+# configs but the newest ones and the one the gateway serves.
 """
 TOOLS_IMAGE = "gcr.io/google.com/cloudsdktool/google-cloud-cli:stable"
 # Made by Terraform (infra/modules/functions): may deploy functions and gateway configs, nothing more.
@@ -35,8 +38,23 @@ BUILDER = "projects/$PROJECT_ID/serviceAccounts/fn-builder-${_ENVIRONMENT}@$PROJ
 # characters: energent-config-production- and a build id's 36 just fit). The commit is a label.
 CONFIG_ID = "energent-config-${_ENVIRONMENT}-$BUILD_ID"
 
-# gcloud's list separator for --set-env-vars: AUTHORIZED_NETWORKS holds commas (`gcloud topic escaping`).
+# gcloud's list separator for --set-env-vars (`gcloud topic escaping`): no value may hold it.
 ENV_SEPARATOR = ";"
+
+# The builds' configs kept besides the one the gateway serves: enough to move back a few deploys by hand
+# (`gcloud api-gateway gateways update --api-config=...`), far below API Gateway's 100 configs per API.
+KEPT_CONFIGS = 10
+
+
+# Deletes the builds' configs (labelled with their commit; Terraform's first config has no label and stays) but the
+# KEPT_CONFIGS newest and the one the gateway serves. `$$` is Cloud Build's escape for the shell's `$`.
+PRUNE_CONFIGS = f"""\
+serving=$$(gcloud api-gateway gateways describe energent-gateway-${{_ENVIRONMENT}} --location=${{_GATEWAY_REGION}} --format='value(apiConfig.basename())')
+configs=$$(gcloud api-gateway api-configs list --api=energent-api-${{_ENVIRONMENT}} --filter='labels.commit:*' --sort-by=~createTime --format='value(name.basename())')
+for config in $$(echo "$$configs" | tail -n +{KEPT_CONFIGS + 1}); do
+  [ "$$config" = "$$serving" ] || gcloud api-gateway api-configs delete "$$config" --api=energent-api-${{_ENVIRONMENT}} --quiet
+done
+"""  # noqa: E501
 
 
 def env(registry: Registry, deployment) -> dict[str, str]:
@@ -47,7 +65,7 @@ def env(registry: Registry, deployment) -> dict[str, str]:
         "TOKEN_ISSUER": "${_API_URL}",
         "TOKEN_AUDIENCE": "energent-api",
         "JWKS_URL": "${_API_URL}/.well-known/jwks.json",
-        "AUTHORIZED_NETWORKS": "${_AUTHORIZED_NETWORKS}",
+        "TENANTS_PROJECT": "${_TENANTS_PROJECT}",
         **{key: f"{registry.buckets[key]}-${{_ENVIRONMENT}}-$PROJECT_ID" for key in deployment.buckets},
         **{key: f"projects/$PROJECT_ID/secrets/{registry.secrets[key]}" for key in deployment.secrets},
         **deployment.env,
@@ -88,7 +106,7 @@ def pipeline(registry: Registry) -> dict:
     return {
         "substitutions": {"_ENVIRONMENT": "dev", "_REGION": "europe-west4", "_GATEWAY_REGION": "europe-west1",
                           "_API_URL": "https://api.dev.energent.ai",
-                          "_VPC_CONNECTOR": "energent-connector", "_AUTHORIZED_NETWORKS": ""},
+                          "_VPC_CONNECTOR": "energent-connector", "_TENANTS_PROJECT": "energent-dev-tenants"},
         "options": {"logging": "CLOUD_LOGGING_ONLY", "machineType": "E2_HIGHCPU_8",
                     "substitutionOption": "ALLOW_LOOSE"},
         "timeout": "3600s",
@@ -112,12 +130,22 @@ def pipeline(registry: Registry) -> dict:
                 "api-gateway", "gateways", "update", "energent-gateway-${_ENVIRONMENT}",
                 "--location=${_GATEWAY_REGION}", "--api=energent-api-${_ENVIRONMENT}",
                 f"--api-config={CONFIG_ID}"]},
+            {"id": "prune-gateway-configs", "name": TOOLS_IMAGE, "entrypoint": "bash", "waitFor": ["gateway"],
+             "args": ["-c", PRUNE_CONFIGS]},
         ],
     }
 
 
+class _Dumper(yaml.SafeDumper):
+    """Scripts of several lines as YAML block scalars, as a person would write them."""
+
+
+_Dumper.add_representer(str, lambda dumper, text: dumper.represent_scalar(
+    "tag:yaml.org,2002:str", text, style="|" if "\n" in text else None))
+
+
 def render(registry: Registry | None = None) -> str:
-    return HEADER + yaml.safe_dump(pipeline(registry or load()), sort_keys=False, width=120)
+    return HEADER + yaml.dump(pipeline(registry or load()), Dumper=_Dumper, sort_keys=False, width=120)
 
 
 if __name__ == "__main__":

@@ -7,9 +7,6 @@ locals {
   registry = yamldecode(file("${path.module}/../../functions/registry.yaml"))
   # The API's domain: the load balancer's certificate and the issuer the tokens name are one and the same.
   api_domain = trimprefix(var.api_url, "https://")
-  # Who may reach a dedicated cluster's control plane: the operators, and Flux on the platform cluster, whose
-  # private nodes go out through Cloud NAT's fixed addresses. The provisioner renders them (AUTHORIZED_NETWORKS).
-  dedicated_authorized_networks = concat(var.admin_cidrs, [for ip in module.networking.nat_ips : "${ip}/32"])
 }
 
 # Every API the estate uses, enabled by Terraform itself (a new project needs only serviceusage and
@@ -37,6 +34,18 @@ resource "google_project_service" "apis" {
   disable_on_destroy = false
 }
 
+# The tenants' project (infra/modules/tenants): dedicated clusters on the platform's network, their nodes' logs and
+# metrics, and the tenants' service accounts and their tokens.
+resource "google_project_service" "tenant_apis" {
+  for_each = toset([
+    "compute.googleapis.com", "container.googleapis.com", "iam.googleapis.com", "iamcredentials.googleapis.com",
+    "logging.googleapis.com", "monitoring.googleapis.com",
+  ])
+  project            = var.tenants_project_id
+  service            = each.value
+  disable_on_destroy = false
+}
+
 module "security" {
   source         = "../modules/security"
   project_id     = var.project_id
@@ -56,6 +65,18 @@ module "networking" {
   shared_master_cidr = module.gke.master_cidr
 
   depends_on = [google_project_service.apis]
+}
+
+# Dedicated tenants apart: their project, attached to the platform's network, and Config Connector's roles there.
+module "tenants" {
+  source                   = "../modules/tenants"
+  project_id               = var.project_id
+  tenants_project_id       = var.tenants_project_id
+  region                   = var.region
+  subnetwork               = module.networking.subnetwork_name
+  config_connector_account = module.gke.config_connector_service_account
+
+  depends_on = [google_project_service.apis, google_project_service.tenant_apis]
 }
 
 module "gke" {
@@ -112,7 +133,8 @@ module "functions" {
   vpc_connector           = module.networking.vpc_connector
   gateway_service_account = module.gateway.service_account
   access_log_bucket       = module.security.access_log_bucket
-  authorized_networks     = local.dedicated_authorized_networks
+  workload_pool           = module.gke.workload_pool
+  tenants_project_id      = module.tenants.project_id
 
   depends_on = [google_project_service.apis]
 }

@@ -20,9 +20,9 @@ output "gateway_host" {
   value = module.gateway.default_hostname
 }
 
-output "dedicated_authorized_networks" {
-  description = "admin_cidrs and the NAT addresses (/32), comma-separated: the functions pipeline's _AUTHORIZED_NETWORKS."
-  value       = join(",", local.dedicated_authorized_networks)
+output "tenants_project" {
+  description = "The tenants' project: the functions pipeline's _TENANTS_PROJECT."
+  value       = module.tenants.project_id
 }
 
 output "cluster" {
@@ -41,7 +41,7 @@ output "config_connector_service_account" {
   value = module.gke.config_connector_service_account
 }
 
-output "terraform_plan_service_account" {
-  description = "What the infrastructure plan trigger runs as (README step 6)."
-  value       = google_service_account.terraform_plan.email
+output "terraform_plan_service_accounts" {
+  description = "What the infrastructure plan triggers run as (README step 6): every branch, and main."
+  value       = { for key, account in google_service_account.terraform_plan : key => account.email }
 }

@@ -1,61 +1,83 @@
-# The infrastructure pipeline's read-only identity (cloudbuild-infra.yaml). Every branch plans as
-# terraform-plan-<env>: a branch runs whatever Terraform code it carries, so what this account may do is what anyone
-# who may push a branch may do. It reads the estate, its IAM policies and the state, and changes nothing; it plans
-# without the state lock (taking it would mean writing to the state bucket). Only main applies, after an approval,
-# as terraform-<env> (made by hand, README step 6: it owns the project, and made this account).
+# The infrastructure pipeline's identities (cloudbuild-infra.yaml; the triggers are made in README step 6).
 #
-# The state holds what Terraform generated (the operator client's first secret, the first signing key), and so do
-# the two secret versions it refreshes: whoever may push a branch may read them, as whoever may change the estate
-# could anyway.
+#   terraform-plan-<env>       plans every branch. A branch runs whatever Terraform and build steps it carries, so
+#                              what this account may do is what anyone who may push a branch may do: read the estate,
+#                              its IAM policies and the state, and nothing else. It writes nowhere: it plans without
+#                              the state lock, and it cannot put a plan where an apply would find it.
+#   terraform-plan-main-<env>  plans main and saves that plan, with the files it was made from, as
+#                              plans/<commit>.tgz in the state bucket. It reads what the branch account reads, and it
+#                              may create objects under plans/ (not replace or delete them). Only main's builds run
+#                              as it: the trigger names it, and a build file cannot choose another account.
+#   terraform-<env>            (made by hand, README step 6: it owns the project) applies, once someone has approved
+#                              the build, exactly the saved plan of the commit it builds; nothing else writes the
+#                              estate.
+#
+# Nothing these accounts read holds a secret: the state and the saved plans hold none (write-only arguments,
+# ephemeral values: infra/modules/functions), and none of them may read a secret version (a test keeps it so).
 
-data "google_project" "project" {
-  project_id = var.project_id
+locals {
+  plan_accounts = {
+    branches = "terraform-plan-${var.environment}"
+    main     = "terraform-plan-main-${var.environment}"
+  }
+  state_bucket = "energent-tfstate-${var.environment}"
+  # What a plan reads: every resource's settings and every IAM policy Terraform compares (project, buckets, keys,
+  # secrets, accounts), in both projects. Neither role holds a permission to read a secret's payload.
+  plan_roles = ["roles/viewer", "roles/iam.securityReviewer"]
+  plan_grants = merge([for key, _ in local.plan_accounts : merge(
+    { for role in concat(local.plan_roles, ["roles/logging.logWriter"]) : "${key}/${var.project_id}/${role}" => {
+      account = key, project = var.project_id, role = role
+    } },
+    { for role in local.plan_roles : "${key}/${var.tenants_project_id}/${role}" => {
+      account = key, project = var.tenants_project_id, role = role
+    } },
+  )]...)
 }
 
 resource "google_service_account" "terraform_plan" {
+  for_each     = local.plan_accounts
   project      = var.project_id
-  account_id   = "terraform-plan-${var.environment}"
-  display_name = "Terraform plans of every branch (${var.environment})"
+  account_id   = each.value
+  display_name = "Terraform plans of ${each.key == "main" ? "main, saved for the apply" : "every branch"} (${var.environment})"
+
+  # IAM must be on before an account can be made (a new project has only the APIs README step 1 enables).
+  depends_on = [google_project_service.apis]
 }
 
 resource "google_project_iam_member" "terraform_plan" {
-  #checkov:skip=CKV_GCP_117:The plan account refreshes every resource type of the estate and changes nothing; Viewer is the read-only role that covers them all, where per-service viewer roles would have to follow every new type.
-  for_each = toset([
-    "roles/viewer",               # every resource's settings
-    "roles/iam.securityReviewer", # every IAM policy Terraform compares: project, buckets, keys, secrets, accounts
-    "roles/logging.logWriter",    # the build's own log (CLOUD_LOGGING_ONLY)
-  ])
-  project = var.project_id
-  role    = each.value
-  member  = "serviceAccount:${google_service_account.terraform_plan.email}"
+  #checkov:skip=CKV_GCP_117:The plan accounts refresh every resource type of the estate and change nothing; Viewer is the read-only role that covers them all, where per-service viewer roles would have to follow every new type. Viewer reads no secret payload.
+  for_each = local.plan_grants
+  project  = each.value.project
+  role     = each.value.role
+  member   = "serviceAccount:${google_service_account.terraform_plan[each.value.account].email}"
 }
 
-# Refreshing a google_secret_manager_secret_version reads its payload: only the registry's two secrets, whose
-# Terraform-made versions are in the state anyway.
-resource "google_project_iam_member" "terraform_plan_secrets" {
-  project = var.project_id
-  role    = "roles/secretmanager.secretAccessor"
-  member  = "serviceAccount:${google_service_account.terraform_plan.email}"
-
-  condition {
-    title       = "terraform-made-secret-versions"
-    description = "The secrets Terraform writes a first version of (functions/registry.yaml)."
-    expression = join(" || ", [
-      for secret in sort(values(local.registry.secrets)) :
-      "resource.name.startsWith('projects/${data.google_project.project.number}/secrets/${secret}/')"
-    ])
-  }
-}
-
-# The state (environments/<env>/backend.hcl names the bucket), and the function sources Terraform uploaded.
+# The state (environments/<env>/backend.hcl names the bucket, made in README step 1), and the function sources
+# Terraform uploaded: read, both accounts.
 resource "google_storage_bucket_iam_member" "terraform_plan_state" {
-  bucket = "energent-tfstate-${var.environment}"
-  role   = "roles/storage.objectViewer"
-  member = "serviceAccount:${google_service_account.terraform_plan.email}"
+  for_each = local.plan_accounts
+  bucket   = local.state_bucket
+  role     = "roles/storage.objectViewer"
+  member   = "serviceAccount:${google_service_account.terraform_plan[each.key].email}"
 }
 
 resource "google_storage_bucket_iam_member" "terraform_plan_sources" {
-  bucket = module.functions.sources_bucket
-  role   = "roles/storage.objectViewer"
-  member = "serviceAccount:${google_service_account.terraform_plan.email}"
+  for_each = local.plan_accounts
+  bucket   = module.functions.sources_bucket
+  role     = "roles/storage.objectViewer"
+  member   = "serviceAccount:${google_service_account.terraform_plan[each.key].email}"
+}
+
+# Main's saved plans: new objects under plans/ only. Object Creator cannot replace an object (that takes
+# storage.objects.delete), so a plan once saved for a commit is the plan that commit's apply applies.
+resource "google_storage_bucket_iam_member" "terraform_plan_main_saves" {
+  bucket = local.state_bucket
+  role   = "roles/storage.objectCreator"
+  member = "serviceAccount:${google_service_account.terraform_plan["main"].email}"
+
+  condition {
+    title       = "saved-plans-only"
+    description = "The plans main's builds save for the approved apply (cloudbuild-infra.yaml)."
+    expression  = "resource.name.startsWith('projects/_/buckets/${local.state_bucket}/objects/plans/')"
+  }
 }

@@ -2,6 +2,19 @@ variable "project_id" {
   type = string
 }
 
+variable "tenants_project_id" {
+  description = <<-EOT
+    The tenants' project: every tenant's Google service account and the dedicated tenants' clusters, apart from the
+    platform's identities (infra/modules/tenants). Made in README step 1, in the same organisation and folder.
+  EOT
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{4,28}[a-z0-9]$", var.tenants_project_id)) && var.tenants_project_id != var.project_id
+    error_message = "tenants_project_id is a project id of its own, not the platform's project."
+  }
+}
+
 variable "region" {
   type    = string
   default = "europe-west4"
@@ -44,9 +57,8 @@ variable "api_url" {
 
 variable "admin_cidrs" {
   description = <<-EOT
-    Networks allowed to reach the GKE control planes: the operators' office or VPN ranges. The platform cluster's
-    authorized networks are exactly these (an empty list would leave kubectl no way in); dedicated clusters also
-    admit the platform's NAT addresses, for Flux.
+    Networks allowed to reach the platform cluster's control plane: the operators' office or VPN ranges (an empty
+    list would leave kubectl no way in). Dedicated clusters answer on their private endpoints only, to Flux.
   EOT
   type        = list(string)
 

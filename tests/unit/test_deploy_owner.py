@@ -4,6 +4,7 @@ What Terraform creates a function with is what Cloud Build deploys it with, so t
 but the code."""
 
 import re
+import subprocess
 import uuid
 
 import yaml
@@ -16,7 +17,7 @@ SAME_VALUE = {
     "${var.project_id}": "$PROJECT_ID",
     "${var.environment}": "${_ENVIRONMENT}",
     "${var.api_url}": "${_API_URL}",
-    '${join(",", var.authorized_networks)}': "${_AUTHORIZED_NETWORKS}",
+    "${var.tenants_project_id}": "${_TENANTS_PROJECT}",
 }
 
 
@@ -121,3 +122,33 @@ def test_the_deploy_pipeline_s_identity_may_do_what_it_owns():
     pipeline = yaml.safe_load((ROOT / "cloudbuild-functions.yaml").read_text())
     assert pipeline["serviceAccount"].endswith("/deployer-${_ENVIRONMENT}@$PROJECT_ID.iam.gserviceaccount.com")
     assert resources("functions", "google_service_account")["deployer"]["account_id"] == "deployer-${var.environment}"
+
+
+def test_each_deploy_deletes_the_builds_gateway_configs_but_the_newest_and_the_one_the_gateway_serves(tmp_path):
+    """API Gateway keeps at most 100 configs per API and every deploy adds one: the last step keeps the newest
+    KEPT_CONFIGS of the builds' configs and the one in service, and deletes the rest. Terraform's first config (no
+    commit label) is never listed, so an apply never finds it gone."""
+    steps = {step["id"]: step for step in yaml.safe_load((ROOT / "cloudbuild-functions.yaml").read_text())["steps"]}
+    prune = steps["prune-gateway-configs"]
+    assert prune["waitFor"] == ["gateway"] and prune["entrypoint"] == "bash"
+    assert "--filter='labels.commit:*'" in prune["args"][1] and "--sort-by=~createTime" in prune["args"][1]
+    newest_first = [f"energent-config-dev-b{n:02d}" for n in range(30, 0, -1)]
+    serving = "energent-config-dev-b05"  # the gateway was moved back to an old config by hand
+    gcloud = tmp_path / "gcloud"
+    gcloud.write_text("#!/bin/sh\n"
+                      'case "$*" in\n'
+                      f'  *"gateways describe"*) echo {serving};;\n'
+                      '  *"api-configs list"*) printf "%s\\n" ' + " ".join(newest_first) + ';;\n'
+                      '  *) echo "gcloud $*" >> "$CALLS";;\n'
+                      "esac\n")
+    gcloud.chmod(0o755)
+    calls = tmp_path / "calls"
+    calls.write_text("")
+    script = prune["args"][1].replace("${_ENVIRONMENT}", "dev").replace("${_GATEWAY_REGION}", "europe-west1").replace(
+        "$$", "$")
+    subprocess.run(["bash", "-c", script], check=True, env={"PATH": f"{tmp_path}:/usr/bin:/bin", "CALLS": str(calls)})
+    deleted = [line.split()[4] for line in calls.read_text().splitlines()]
+    assert all(line.endswith("--api=energent-api-dev --quiet") for line in calls.read_text().splitlines())
+    kept = set(newest_first) - set(deleted)
+    assert kept == set(newest_first[:cloudbuild.KEPT_CONFIGS]) | {serving}
+    assert cloudbuild.KEPT_CONFIGS + 1 < 100

@@ -331,6 +331,42 @@ def test_the_cluster_runs_config_connector_backup_and_the_filestore_csi_driver()
         assert addons[addon][0]["enabled"] is True, addon
 
 
-def test_an_apply_leaves_the_ranges_gke_adds_for_dedicated_clusters():
+def test_the_subnetwork_holds_each_dedicated_slot_s_ranges_under_the_names_the_provisioner_renders():
+    """Dedicated clusters live in the tenants' project, a Shared VPC service project: GKE cannot add ranges to the
+    platform's subnetwork for them, so Terraform makes one Pod and one Service range per slot, exactly the blocks and
+    names the provisioner gives the n-th dedicated tenant."""
+    import ipaddress
+
+    from provisioner import manifests, tenants
+
     subnetwork = resources("networking", "google_compute_subnetwork")["gke"]
-    assert "secondary_ip_range" in str(subnetwork["lifecycle"][0]["ignore_changes"])
+    assert "lifecycle" not in subnetwork  # Terraform owns every range now
+    assert [r["range_name"] for r in subnetwork["secondary_ip_range"]] == ["pods", "services", "platform-pods"]
+    dynamic = subnetwork["dynamic"][0]["secondary_ip_range"]
+    assert dynamic["for_each"] == "${local.dedicated_ranges}"
+    variables = {n: b for block in plain(terraform(INFRA / "modules" / "networking" / "variables.tf"))["variable"]
+                 for n, b in block.items()}
+    slots = variables["dedicated_cluster_slots"]["default"]
+    platform = manifests.Platform("p")
+    assert slots == platform.dedicated_slots and 3 + 2 * slots <= 30  # a subnetwork's limit of secondary ranges
+    # Terraform's expression, evaluated as Terraform would for each slot.
+    expression = next(v for block in plain(terraform(INFRA / "modules" / "networking" / "main.tf"))["locals"]
+                      for k, v in block.items() if k == "dedicated_ranges")
+    assert "cidrsubnet(var.dedicated_pods_pool, 17 - tonumber(split(\"/\", var.dedicated_pods_pool)[1]), index)" in (
+        expression)
+    assert "cidrsubnet(var.dedicated_services_pool, 22 - tonumber(split(\"/\", var.dedicated_services_pool)[1]), " \
+           "index)" in expression
+    assert '"dedicated-${kind}-${replace(replace(cidr, \".\", \"-\"), \"/\", \"-\")}" => cidr' in expression
+
+    def cidrsubnet(prefix: str, newbits: int, number: int) -> str:
+        return str(list(ipaddress.ip_network(prefix).subnets(prefixlen_diff=newbits))[number])
+
+    pods, services = variables["dedicated_pods_pool"]["default"], variables["dedicated_services_pool"]["default"]
+    assert (pods, services) == (platform.pods_pool, platform.services_pool)
+    for index in range(slots):
+        ranges = tenants.cluster_ranges(platform, index)
+        for kind, pool, size, cidr in (("pods", pods, 17, ranges["pods_cidr"]),
+                                       ("services", services, 22, ranges["services_cidr"])):
+            made = cidrsubnet(pool, size - int(pool.split("/")[1]), index)
+            assert made == cidr
+            assert tenants.range_name(kind, cidr) == f"dedicated-{kind}-{made.replace('.', '-').replace('/', '-')}"

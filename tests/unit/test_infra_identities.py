@@ -56,8 +56,12 @@ def locals_of(path: Path) -> dict:
     return {name: value for block in plain(terraform(path)).get("locals", []) for name, value in block.items()}
 
 
+PLATFORM = manifests.Platform.for_environment("energent-dev", "dev", manifest_bucket="m",
+                                              tenants_project="energent-dev-tenants")
+
+
 def dedicated_tenant_files() -> dict[str, bytes]:
-    platform = manifests.Platform.for_environment("energent-dev", "dev", manifest_bucket="m")
+    platform = PLATFORM
     spec = tenants.TenantSpec(tenant_id="acme", tier="enterprise", deployment_model="dedicated",
                               **tenants.cluster_ranges(manifests.Platform(project="p"), 0))
     return manifests.render(spec, platform)
@@ -74,6 +78,12 @@ def dedicated_tenant_objects() -> list[dict]:
 
 FUNCTIONS_TF = INFRA / "modules" / "functions" / "main.tf"
 GKE_TF = INFRA / "modules" / "gke" / "main.tf"
+TENANTS_TF = INFRA / "modules" / "tenants" / "main.tf"
+
+
+def module_call(name: str) -> dict:
+    return next(body for block in plain(terraform(INFRA / "platform" / "main.tf"))["module"]
+                for module, body in block.items() if module == name)
 
 
 # --- Flux -----------------------------------------------------------------------------------------------------
@@ -87,7 +97,13 @@ def test_every_flux_controller_with_a_google_account_is_annotated_with_it():
     bindings = resources("functions", "google_service_account_iam_member")["flux_workload_identity"]
     assert bindings["for_each"] == "${google_service_account.flux}"
     assert bindings["role"] == "roles/iam.workloadIdentityUser"
-    assert bindings["member"] == "serviceAccount:${var.project_id}.svc.id.goog[flux-system/${each.key}]"
+    # The pool is read from the cluster, so the bindings are made after it (the pool exists only then).
+    assert bindings["member"] == "serviceAccount:${var.workload_pool}[flux-system/${each.key}]"
+    assert module_call("functions")["workload_pool"] == "${module.gke.workload_pool}"
+    gke_outputs = {n: b for block in plain(terraform(INFRA / "modules" / "gke" / "outputs.tf"))["output"]
+                   for n, b in block.items()}
+    assert gke_outputs["workload_pool"]["value"] == (
+        "${google_container_cluster.primary.workload_identity_config[0].workload_pool}")
 
     built = {(o["kind"], o["metadata"].get("namespace"), o["metadata"]["name"]): o for o in kustomize(INFRA / "flux")}
     for controller, short in controllers.items():
@@ -115,20 +131,31 @@ def test_the_source_controller_may_get_the_manifest_bucket_and_read_its_objects(
     assert {"storage.buckets.get", "storage.objects.list", "storage.objects.get"} <= permissions
 
 
-def test_the_kustomize_controller_may_apply_to_dedicated_clusters_and_nothing_else_outside_its_own():
-    kustomize_account = "serviceAccount:${google_service_account.flux[\"kustomize-controller\"].email}"
-    project_roles = {g["role"] for g in resources("functions", "google_project_iam_member").values()
-                     if g["member"] == kustomize_account}
-    assert project_roles == {"roles/container.developer"}
-    # The cluster's endpoint and CA from the GKE API, then the tenant's Namespace and namespaced objects.
-    assert {"container.clusters.get", "container.namespaces.create"} <= ROLE_PERMISSIONS["roles/container.developer"]
-    text = FUNCTIONS_TF.read_text()
-    assert text.count("google_service_account.flux[\"kustomize-controller\"]") == 1
+def test_the_kustomize_controller_holds_no_cluster_role_on_any_project():
+    """Flux's account may act on each dedicated cluster through a grant rendered with that cluster, whose condition
+    names it (test_provisioner_rules), and holds no project-wide role anywhere."""
+    kustomize_account = "google_service_account.flux[\"kustomize-controller\"]"
+    for path in sorted(INFRA.rglob("*.tf")):
+        for kind in ("google_project_iam_member", "google_project_iam_binding"):
+            for name, grant in resources_of(path, kind).items():
+                assert kustomize_account not in str(grant) and "flux" not in str(grant.get("member", "")), (path, name)
+    # The grants the provisioner renders: one per dedicated cluster, that cluster's name in its condition.
+    grants = [o for o in dedicated_tenant_objects() if o["kind"] == "IAMPolicyMember" and o["spec"].get(
+        "member") == f"serviceAccount:{PLATFORM.flux_account}"]
+    assert len(grants) == 1 and "condition" in grants[0]["spec"]
+    assert manifests.cluster_path("acme", PLATFORM) in grants[0]["spec"]["condition"]["expression"]
+    # The account it names is the one Terraform makes for kustomize-controller.
+    accounts = resources("functions", "google_service_account")["flux"]
+    controllers = locals_of(FUNCTIONS_TF)["flux_controllers"]
+    made = accounts["account_id"].replace("${each.value}", controllers["kustomize-controller"]).replace(
+        "${var.environment}", "dev")
+    assert PLATFORM.flux_account == f"{made}@energent-dev.iam.gserviceaccount.com"
 
 
 def test_a_dedicated_tenant_s_cluster_is_reached_as_the_kustomize_controller_s_own_account():
-    """The provisioner names the tenant's cluster for Flux's GKE access (kubeConfig, provider gcp) in the platform's
-    project, where that account holds container.developer, and asks for no other identity than the controller's."""
+    """The provisioner names the tenant's cluster for Flux's GKE access (kubeConfig, provider gcp) in the tenants'
+    project, where that account holds container.developer on that cluster alone, and asks for no other identity than
+    the controller's."""
     synced = [o for path, body in dedicated_tenant_files().items() if "/sync/" in path
               for document in [json.loads(body)] for o in (document.get("items") or [document])]
     remote = [o for o in synced if o["kind"] == "Kustomization" and "kubeConfig" in o["spec"]]
@@ -138,14 +165,14 @@ def test_a_dedicated_tenant_s_cluster_is_reached_as_the_kustomize_controller_s_o
         assert "serviceAccountName" not in kustomization["spec"]
         config = access[kustomization["spec"]["kubeConfig"]["configMapRef"]["name"]]["data"]
         assert config["provider"] == "gcp" and "serviceAccountName" not in config
-        assert config["cluster"].startswith("projects/energent-dev/locations/")
+        assert config["cluster"].startswith("projects/energent-dev-tenants/locations/")
 
 
 # --- Config Connector -----------------------------------------------------------------------------------------
 
 def test_config_connector_runs_cluster_wide_as_the_account_terraform_made_for_it():
     built = kustomize(INFRA / "config-connector")
-    assert variables_in(built) == {"PROJECT_ID", "ENVIRONMENT"}
+    assert variables_in(built) == {"PROJECT_ID", "TENANTS_PROJECT_ID", "ENVIRONMENT", "REGION"}
     connector = next(o for o in built if o["kind"] == "ConfigConnector")
     assert connector["apiVersion"] == "core.cnrm.cloud.google.com/v1beta1"
     assert connector["metadata"]["name"] == "configconnector.core.cnrm.cloud.google.com"  # the only name accepted
@@ -154,12 +181,14 @@ def test_config_connector_runs_cluster_wide_as_the_account_terraform_made_for_it
     assert resources("gke", "google_service_account")["config_connector"]["account_id"] == "cnrm-${var.environment}"
     binding = resources("gke", "google_service_account_iam_member")["config_connector_workload_identity"]
     assert binding["role"] == "roles/iam.workloadIdentityUser"
-    assert binding["member"] == "serviceAccount:${var.project_id}.svc.id.goog[cnrm-system/cnrm-controller-manager]"
+    # The pool is read from the cluster: the binding is made after the cluster, once its pool exists.
+    assert binding["member"] == ("serviceAccount:${google_container_cluster.primary.workload_identity_config[0]"
+                                 ".workload_pool}[cnrm-system/cnrm-controller-manager]")
 
     namespace = next(o for o in built if o["kind"] == "Namespace")
     validate(namespace)
     assert namespace["metadata"]["name"] == manifests.Platform(project="p").config_connector_namespace
-    assert namespace["metadata"]["annotations"] == {"cnrm.cloud.google.com/project-id": "${PROJECT_ID}"}
+    assert namespace["metadata"]["annotations"] == {"cnrm.cloud.google.com/project-id": "${TENANTS_PROJECT_ID}"}
 
 
 # What Config Connector calls to make each kind the provisioner renders (IAMPolicyMember by what it binds on).
@@ -172,125 +201,65 @@ NEEDED = {
 }
 
 
-def test_config_connector_holds_what_the_provisioner_s_resources_need_and_no_more():
+def test_config_connector_holds_what_the_provisioner_s_resources_need_on_the_tenants_project_and_nothing_else():
     objects = [o for o in dedicated_tenant_objects() if o["apiVersion"].endswith(".cnrm.cloud.google.com/v1beta1")]
     assert {o["metadata"]["namespace"] for o in objects} == {"energent-infra"}
+    # Every object is made in the tenants' project, every project binding is on it.
+    assert {o["metadata"]["annotations"]["cnrm.cloud.google.com/project-id"] for o in objects} == {
+        "energent-dev-tenants"}
+    assert {o["spec"]["resourceRef"]["external"] for o in objects if o["kind"] == "IAMPolicyMember"
+            and o["spec"]["resourceRef"]["kind"] == "Project"} == {"projects/energent-dev-tenants"}
     needed = set()
     for o in objects:
         key = (o["kind"], o["spec"]["resourceRef"]["kind"]) if o["kind"] == "IAMPolicyMember" else o["kind"]
         needed |= NEEDED[key]
 
-    member = "serviceAccount:${google_service_account.config_connector.email}"
-    grants = {name: g for name, g in resources("gke", "google_project_iam_member").items() if g["member"] == member}
+    member = "serviceAccount:${var.config_connector_account}"
+    grants = {name: g for name, g in resources_of(TENANTS_TF, "google_project_iam_member").items()
+              if g["member"] == member}
+    assert {g["project"] for g in grants.values()} == {"${var.tenants_project_id}"}
     plain_roles = set(grants["config_connector"]["for_each"].split('"')[1::2])
     assert plain_roles == {"roles/iam.serviceAccountAdmin", "roles/iam.serviceAccountUser",
                            "roles/container.clusterAdmin"}
-    conditional = grants["config_connector_node_roles"]
+    conditional = grants["config_connector_grants"]
     assert conditional["role"] == "roles/resourcemanager.projectIamAdmin"
-    assert set(grants) == {"config_connector", "config_connector_node_roles"}
+    assert set(grants) == {"config_connector", "config_connector_grants"}
     held = set().union(*(ROLE_PERMISSIONS[role] for role in plain_roles | {conditional["role"]}))
     assert needed <= held, needed - held
+    assert module_call("tenants")["config_connector_account"] == "${module.gke.config_connector_service_account}"
 
-    # The project-policy grant changes only the node roles, which are exactly the ones the provisioner binds.
+    # The project-policy grant changes only the roles the provisioner binds: the node roles and Flux's.
     expression = conditional["condition"][0]["expression"]
-    assert expression == ("api.getAttribute('iam.googleapis.com/modifiedGrantsByRole', [])"
-                          ".hasOnly([${local.node_roles}])")
-    assert locals_of(GKE_TF)["node_roles"] == "${join(\", \", [for role in var.dedicated_node_roles : \"'${role}'\"])}"
-    default = next(v["dedicated_node_roles"]["default"] for v in plain(terraform(
-        INFRA / "modules" / "gke" / "variables.tf"))["variable"] if "dedicated_node_roles" in v)
-    assert default == list(manifests.NODE_ROLES.values())
+    assert expression == ("api.getAttribute('iam.googleapis.com/modifiedGrantsByRole', []).hasOnly("
+                          "[${join(\", \", [for role in local.grantable_roles : \"'${role}'\"])}])")
+    assert locals_of(TENANTS_TF)["grantable_roles"] == "${concat(var.dedicated_node_roles, [var.flux_cluster_role])}"
     bound = {o["spec"]["role"] for o in objects if o["kind"] == "IAMPolicyMember"
              and o["spec"]["resourceRef"]["kind"] == "Project"}
-    assert bound == set(default)
+    assert bound == {*manifests.NODE_ROLES.values(), manifests.FLUX_CLUSTER_ROLE}
+
+    # Nothing on the platform's project: no grant anywhere names Config Connector's account there.
+    for path in sorted(INFRA.rglob("*.tf")):
+        for name, grant in resources_of(path, "google_project_iam_member").items():
+            if "config_connector" in str(grant.get("member")):
+                assert path == TENANTS_TF and grant["project"] == "${var.tenants_project_id}", (path, name)
 
 
-# The accounts Terraform and the README make, none of which a Config Connector object may name.
-PLATFORM_ACCOUNTS = ["terraform-dev", "terraform-plan-dev", "deployer-dev", "cnrm-dev", "fn-auth", "fn-billing-events",
-                     "fn-builder-dev", "flux-kustomize-dev", "flux-source-dev", "gke-nodes-dev", "api-gateway",
-                     "pubsub-push-dev", "tenant", "tenant-", "tn-short", "nd-" + "a" * 26, "nd-" + "a" * 28,
-                     "nd-" + "A" * 27, "tenant-acme@energent-dev.iam.gserviceaccount.com"]
-
-
-def admission_policy() -> tuple[dict, dict]:
-    built = kustomize(INFRA / "config-connector")
-    policy = next(o for o in built if o["kind"] == "ValidatingAdmissionPolicy")
-    binding = next(o for o in built if o["kind"] == "ValidatingAdmissionPolicyBinding")
-    return policy, binding
-
-
-def policy_regex(policy: dict, name: str) -> re.Pattern:
-    """A policy variable that is a CEL raw string, as a Python pattern (RE2's syntax here is Python's too)."""
-    expression = next(v["expression"] for v in policy["spec"]["variables"] if v["name"] == name)
-    assert expression.startswith("r'") and expression.endswith("'"), expression
-    return re.compile(expression[2:-1])
-
-
-def test_config_connector_objects_may_name_only_the_provisioner_s_tenant_accounts():
-    """IAM Conditions cannot narrow cnrm's project-wide Service Account Admin and User to some accounts (IAM's
-    accounts are not among the resources conditions can name); the cluster refuses the objects instead."""
-    policy, binding = admission_policy()
-    assert policy["apiVersion"] == binding["apiVersion"] == "admissionregistration.k8s.io/v1"
-    assert binding["spec"] == {"policyName": policy["metadata"]["name"], "validationActions": ["Deny"]}  # everywhere
-    assert policy["spec"]["failurePolicy"] == "Fail"
-    rule = policy["spec"]["matchConstraints"]["resourceRules"][0]
-    assert set(rule["apiGroups"]) == {"iam.cnrm.cloud.google.com", "container.cnrm.cloud.google.com"}
-    assert set(rule["operations"]) == {"CREATE", "UPDATE"} and rule["resources"] == ["*"]
-
-    tenant_account, node_account = policy_regex(policy, "tenantAccount"), policy_regex(policy, "nodeAccount")
-    # Exactly the provisioner's three forms: tenant-<id> (short ids), tn-<27 base32> (long ids), nd-<27 base32>.
-    assert set(re.findall(r"(?:\(|\|)(\w+-)", tenant_account.pattern)) == {"tenant-", "tn-", "nd-"}
-    assert node_account.pattern == "^nd-[a-z2-7]{27}$"
-    for tenant_id in ("acme", "acme-corp-eu", "a" * 23, "a" * 24, "tenant-with-a-very-long-id-1234", "x1-9z"):
-        assert tenant_account.fullmatch(tenants.google_service_account_id(tenant_id)), tenant_id
-        assert tenant_account.fullmatch(tenants.node_service_account_id(tenant_id)), tenant_id
-        assert node_account.fullmatch(tenants.node_service_account_id(tenant_id)), tenant_id
-        assert not node_account.fullmatch(tenants.google_service_account_id(tenant_id)), tenant_id
-    for account in PLATFORM_ACCOUNTS:
-        assert not tenant_account.fullmatch(account), account
-        assert not node_account.fullmatch(account), account
-
-    # What the provisioner renders passes every shape the validations read.
-    workload_member = policy_regex(policy, "workloadMember")
-    node_roles = set(re.findall(r"'([^']+)'", next(v["expression"] for v in policy["spec"]["variables"]
-                                                   if v["name"] == "nodeRoles")))
-    assert node_roles == set(manifests.NODE_ROLES.values())
-    kinds = set()
-    for o in dedicated_tenant_objects():
-        if not o["apiVersion"].split("/")[0].endswith(tuple(rule["apiGroups"])):
-            continue
-        kinds.add(o["kind"])
-        assert o["metadata"]["namespace"] == "energent-infra"
-        spec = o["spec"]
-        if o["kind"] == "IAMServiceAccount":
-            assert "resourceID" not in spec and tenant_account.fullmatch(o["metadata"]["name"])
-        elif o["kind"] == "IAMPolicyMember" and spec["resourceRef"]["kind"] == "IAMServiceAccount":
-            assert tenant_account.fullmatch(spec["resourceRef"]["name"])
-            assert spec["role"] == "roles/iam.workloadIdentityUser" and workload_member.fullmatch(spec["member"])
-        elif o["kind"] == "IAMPolicyMember":
-            assert spec["resourceRef"]["kind"] == "Project" and spec["role"] in node_roles
-            assert node_account.fullmatch(spec["memberFrom"]["serviceAccountRef"]["name"])
-        elif o["kind"] == "ContainerNodePool":
-            assert node_account.fullmatch(spec["nodeConfig"]["serviceAccountRef"]["name"])
-    assert kinds == {"IAMServiceAccount", "IAMPolicyMember", "ContainerCluster", "ContainerNodePool"}
-    for hostile in ("serviceAccount:energent-dev.svc.id.goog[flux-system/kustomize-controller]",
-                    "serviceAccount:energent-dev.svc.id.goog[cnrm-system/cnrm-controller-manager]",
-                    "serviceAccount:terraform-dev@energent-dev.iam.gserviceaccount.com", "user:someone@energent.ai"):
-        assert not workload_member.fullmatch(hostile), hostile
-
-    validations = " ".join(v["expression"] for v in policy["spec"]["validations"])
-    assert "object.metadata.namespace == 'energent-infra'" in validations
-    assert "object.kind in ['IAMServiceAccount', 'IAMPolicyMember', 'ContainerCluster', 'ContainerNodePool']" in (
-        validations)
-    for reference in ("object.metadata.name.matches(variables.tenantAccount)",
-                      "object.spec.resourceRef.name.matches(variables.tenantAccount)",
-                      "object.spec.member.matches(variables.workloadMember)",
-                      "object.spec.role in variables.nodeRoles",
-                      "object.spec.memberFrom.serviceAccountRef.name.matches(variables.nodeAccount)",
-                      "object.spec.nodeConfig.serviceAccountRef.name.matches(variables.nodeAccount)",
-                      "!has(object.spec.resourceRef.external)", "!has(object.spec.resourceID)"):
-        assert reference in validations, reference
-    # Terraform says why the IAM roles themselves carry no condition.
-    assert "tenant-objects-policy.yaml" in GKE_TF.read_text()
+def test_no_platform_account_is_bound_in_the_dedicated_clusters_pool():
+    """A Pod on a dedicated cluster is a member of the tenants' project's pool only, where Terraform binds nothing:
+    every Workload Identity member Terraform writes names the platform cluster's pool, read from that cluster."""
+    members = [str(grant["member"]) for path in sorted(INFRA.rglob("*.tf"))
+               for grant in resources_of(path, "google_service_account_iam_member").values()
+               if grant["role"] == "roles/iam.workloadIdentityUser"]
+    assert sorted(members) == sorted([
+        "serviceAccount:${google_container_cluster.primary.workload_identity_config[0].workload_pool}"
+        "[cnrm-system/cnrm-controller-manager]",
+        "serviceAccount:${var.workload_pool}[flux-system/${each.key}]"])
+    assert "tenants_project_id}.svc.id.goog" not in "".join(path.read_text() for path in INFRA.rglob("*.tf"))
+    # The dedicated clusters use the tenants' pool; the platform's cluster its own project's.
+    cluster = next(o for o in dedicated_tenant_objects() if o["kind"] == "ContainerCluster")
+    assert cluster["spec"]["workloadIdentityConfig"]["workloadPool"] == "energent-dev-tenants.svc.id.goog"
+    assert resources("gke", "google_container_cluster")["primary"]["workload_identity_config"][0][
+        "workload_pool"] == "${var.project_id}.svc.id.goog"
 
 
 # --- the customer-managed key ---------------------------------------------------------------------------------

@@ -15,8 +15,8 @@ from tests.conftest import ROOT, example
 
 ROOT_INFRA = ROOT / "infra"
 
-PLATFORM = manifests.Platform.for_environment("energent-prod", "production",
-                                              authorized_networks=("203.0.113.0/24",),
+PLATFORM = manifests.Platform.for_environment("energent-prod", "production", tenants_project="energent-prod-tenants",
+                                              authorized_networks=("10.12.0.0/20",),
                                               manifest_bucket="energent-manifests-production-energent-prod")
 TODAY = datetime.date(2026, 11, 29)
 
@@ -95,20 +95,51 @@ def test_network_policies_deny_by_default_and_allow_only_what_the_platform_needs
 def test_workload_identity_binds_the_service_account_to_a_google_service_account():
     objects = rendered()
     sa = objects["ServiceAccount/workflow-runner"]
+    # The account lives in the tenants' project; the pods that use it run on the shared cluster (its pool).
     assert sa["metadata"]["annotations"]["iam.gke.io/gcp-service-account"] == (
-        "tenant-acme@energent-prod.iam.gserviceaccount.com")
+        "tenant-acme@energent-prod-tenants.iam.gserviceaccount.com")
     binding = objects["IAMPolicyMember/tenant-acme-wi"]["spec"]
     assert binding["member"] == "serviceAccount:energent-prod.svc.id.goog[tenant-acme/workflow-runner]"
     assert binding["role"] == "roles/iam.workloadIdentityUser"
     assert objects["IAMServiceAccount/tenant-acme"]["metadata"]["name"] == "tenant-acme"
+    # A dedicated tenant's pods run on its own cluster, whose pool is the tenants' project's.
+    dedicated = rendered(model="dedicated")["IAMPolicyMember/tenant-acme-wi"]["spec"]
+    assert dedicated["member"] == "serviceAccount:energent-prod-tenants.svc.id.goog[tenant-acme/workflow-runner]"
+
+
+def test_flux_may_act_on_a_dedicated_tenant_s_cluster_and_no_other():
+    objects = rendered(model="dedicated", tier="enterprise")
+    grant = objects["IAMPolicyMember/tenant-acme-flux"]["spec"]
+    cluster = "projects/energent-prod-tenants/locations/europe-west4/clusters/tenant-acme"
+    assert grant == {
+        "member": "serviceAccount:flux-kustomize-production@energent-prod.iam.gserviceaccount.com",
+        "role": "roles/container.developer",
+        "resourceRef": {"kind": "Project", "external": "projects/energent-prod-tenants"},
+        "condition": {"title": "tenant-acme only",
+                      "expression": f'resource.name == "{cluster}" || resource.name.startsWith("{cluster}/")'}}
+    assert objects["ConfigMap/tenant-acme-cluster"]["data"]["cluster"] == cluster  # the cluster Flux signs in to
+    # A cluster whose name extends this one's is not covered.
+    import celpy
+
+    environment = celpy.Environment()
+    program = environment.program(environment.compile(grant["condition"]["expression"]))
+    for name, covered in ((cluster, True), (f"{cluster}/k8s/namespaces/tenant-acme", True),
+                          (f"{cluster}2", False), (cluster.replace("tenant-acme", "tenant-bravo"), False)):
+        assert bool(program.evaluate({"resource": celpy.json_to_cel({"name": name})})) is covered, name
 
 
 def test_google_service_account_ids_fit_in_30_characters():
     longest = "a" + "b" * 30 + "c"
-    for tenant_id in ("abcd", "acme-corporation-europe", longest, "a" + "-x" * 15 + "z"):
-        account = tenants.google_service_account_id(tenant_id)
-        assert re.fullmatch(r"[a-z][-a-z0-9]{4,28}[a-z0-9]", account), account
+    for tenant_id in ("abcd", "acme-corporation-europe", longest, "a" + "-x" * 15 + "z", "a" * 27, "a" * 28):
+        for account in (tenants.google_service_account_id(tenant_id), tenants.node_service_account_id(tenant_id)):
+            assert re.fullmatch(r"[a-z][-a-z0-9]{4,28}[a-z0-9]", account), account
     assert tenants.google_service_account_id(longest) != tenants.google_service_account_id(longest[:-1] + "d")
+    assert tenants.node_service_account_id(longest) != tenants.node_service_account_id(longest[:-1] + "d")
+    # Names the admission policy can tie to their tenant where they fit, a hash beyond; the four forms never meet.
+    assert tenants.google_service_account_id("a" * 23) == "tenant-" + "a" * 23
+    assert tenants.node_service_account_id("a" * 27) == "nd-" + "a" * 27
+    assert tenants.google_service_account_id("a" * 24).startswith("tn-")
+    assert tenants.node_service_account_id("a" * 28).startswith("nh-")
 
 
 def test_a_collision_ground_against_the_old_24_bit_ids_does_not_collide_now():
@@ -163,7 +194,9 @@ def test_dedicated_tenants_get_their_own_cluster_and_node_pool():
     objects = rendered(model="dedicated", tier="enterprise")
     assert objects["ContainerCluster/tenant-acme"]["spec"]["location"] == PLATFORM.region
     pool = objects["ContainerNodePool/tenant-acme-pool"]["spec"]
-    assert pool["clusterRef"] == {"name": "tenant-acme"} and pool["autoscaling"]["minNodeCount"] == 2
+    assert pool["clusterRef"] == {"name": "tenant-acme"}
+    # Totals for the regional pool: a per-zone minNodeCount would make three times as many nodes.
+    assert pool["autoscaling"] == {"totalMinNodeCount": 2, "totalMaxNodeCount": 4, "locationPolicy": "BALANCED"}
     assert not any(key.startswith("ContainerCluster/") for key in rendered())
 
 
@@ -174,11 +207,14 @@ def test_a_dedicated_tenants_namespace_objects_go_to_its_own_cluster_and_its_clo
     assert on_its_cluster == {"Namespace", "ResourceQuota", "LimitRange", "ServiceAccount", "ConfigMap",
                               "NetworkPolicy"}
     assert on_the_platform == {"IAMServiceAccount", "IAMPolicyMember", "ContainerCluster", "ContainerNodePool"}
+    # ... all made in the tenants' project, none in the platform's.
+    assert {d["metadata"]["annotations"]["cnrm.cloud.google.com/project-id"] for d in documents(
+        rendering["tenants/acme/manifests/cloud/objects.json"])} == {"energent-prod-tenants"}
     objects = rendered(model="dedicated", tier="enterprise")
     tenant, cloud = objects["Kustomization/tenant-acme"], objects["Kustomization/cloud-tenant-acme"]
     assert tenant["spec"]["kubeConfig"] == {"configMapRef": {"name": "tenant-acme-cluster"}}
     assert objects["ConfigMap/tenant-acme-cluster"]["data"] == {
-        "provider": "gcp", "cluster": "projects/energent-prod/locations/europe-west4/clusters/tenant-acme"}
+        "provider": "gcp", "cluster": "projects/energent-prod-tenants/locations/europe-west4/clusters/tenant-acme"}
     assert objects["ConfigMap/tenant-acme-cluster"]["metadata"]["namespace"] == tenant["metadata"]["namespace"]
     assert tenant["spec"]["dependsOn"] == [{"name": "cloud-tenant-acme"}]
     assert cloud["spec"]["path"] == "./tenants/acme/manifests/cloud" and "kubeConfig" not in cloud["spec"]
@@ -196,12 +232,17 @@ def test_dedicated_clusters_use_the_platform_network_a_range_of_their_own_and_th
     cluster = objects[f"ContainerCluster/{name}"]
     assert len(cluster["metadata"]["name"]) <= 40  # GKE's limit for a cluster name
     spec = cluster["spec"]
-    assert spec["networkRef"]["external"].endswith("/global/networks/energent-vpc-production")
-    assert spec["subnetworkRef"]["external"].endswith("/subnetworks/energent-gke-production")
-    assert spec["privateClusterConfig"]["enablePrivateNodes"] is True
-    assert spec["privateClusterConfig"]["masterIpv4CidrBlock"] == "172.20.0.32/28"
-    assert spec["masterAuthorizedNetworksConfig"]["cidrBlocks"] == [{"cidrBlock": "203.0.113.0/24",
-                                                                     "displayName": "platform"}]
+    # The platform's network (the Shared VPC host's), in the tenants' project.
+    assert spec["networkRef"]["external"] == "projects/energent-prod/global/networks/energent-vpc-production"
+    assert spec["subnetworkRef"]["external"] == (
+        "projects/energent-prod/regions/europe-west4/subnetworks/energent-gke-production")
+    assert cluster["metadata"]["annotations"]["cnrm.cloud.google.com/project-id"] == "energent-prod-tenants"
+    assert spec["privateClusterConfig"] == {"enablePrivateNodes": True, "enablePrivateEndpoint": True,
+                                            "masterIpv4CidrBlock": "172.20.0.32/28"}
+    assert spec["masterAuthorizedNetworksConfig"]["cidrBlocks"] == [{"cidrBlock": "10.12.0.0/20",
+                                                                     "displayName": "flux"}]
+    # Its own pool, the tenants' project's: no platform account is bound there.
+    assert spec["workloadIdentityConfig"] == {"workloadPool": "energent-prod-tenants.svc.id.goog"}
     pool = objects[f"ContainerNodePool/{name}-pool"]["spec"]
     account = pool["nodeConfig"]["serviceAccountRef"]["name"]
     assert spec["nodeConfig"]["serviceAccountRef"] == {"name": account}  # the short-lived default pool too
@@ -231,9 +272,11 @@ def test_control_plane_ranges_are_distinct_and_never_meet_the_shared_cluster():
 
 
 def test_dedicated_clusters_get_pod_and_service_ranges_of_their_own_clear_of_the_shared_cluster():
+    import dataclasses
     import ipaddress
 
-    allocated = [tenants.cluster_ranges(PLATFORM, n) for n in range(100)]
+    wide = dataclasses.replace(PLATFORM, dedicated_slots=100)
+    allocated = [tenants.cluster_ranges(wide, n) for n in range(100)]
     for kind, size in (("pods_cidr", 17), ("services_cidr", 22)):
         blocks = [ipaddress.ip_network(ranges[kind]) for ranges in allocated]
         assert all(b.prefixlen == size for b in blocks) and len(set(blocks)) == 100
@@ -242,12 +285,22 @@ def test_dedicated_clusters_get_pod_and_service_ranges_of_their_own_clear_of_the
     every = [ipaddress.ip_network(r[k]) for r in allocated for k in ("master_cidr", "pods_cidr", "services_cidr")]
     assert not any(a.overlaps(b) for i, a in enumerate(every) for b in every[i + 1:])
     cluster = rendered(model="dedicated")["ContainerCluster/tenant-acme"]["spec"]
-    assert cluster["ipAllocationPolicy"] == {"clusterIpv4CidrBlock": "10.65.0.0/17",  # the third of each pool
-                                             "servicesIpv4CidrBlock": "10.128.8.0/22"}
+    # The third of each pool, by the names the platform's subnetwork gives them (a Shared VPC subnetwork: GKE
+    # cannot add ranges of its own there).
+    assert cluster["ipAllocationPolicy"] == {"clusterSecondaryRangeName": "dedicated-pods-10-65-0-0-17",
+                                             "servicesSecondaryRangeName": "dedicated-services-10-128-8-0-22"}
     assert "minMasterVersion" not in cluster  # the release channel keeps it on a version GKE offers
     networking = ROOT_INFRA.joinpath("modules/networking/variables.tf").read_text()
-    for shared in ('"10.0.0.0/20"', '"10.4.0.0/14"', '"10.8.0.0/20"', '"10.8.16.0/28"'):  # inside 10.0.0.0/12
+    for shared in ('"10.0.0.0/20"', '"10.4.0.0/14"', '"10.8.0.0/20"', '"10.8.16.0/28"',
+                   '"10.12.0.0/20"'):  # inside 10.0.0.0/12
         assert shared in networking
+
+
+def test_a_dedicated_tenant_beyond_the_subnetwork_s_slots_is_refused_before_anything_is_made():
+    last = tenants.cluster_ranges(PLATFORM, PLATFORM.dedicated_slots - 1)
+    assert last["pods_cidr"] == "10.69.128.0/17"
+    with pytest.raises(ValueError, match="dedicated cluster slots is taken"):
+        tenants.cluster_ranges(PLATFORM, PLATFORM.dedicated_slots)
 
 
 @pytest.mark.parametrize("model", ["multi-tenant", "dedicated"])

@@ -17,6 +17,10 @@ A dedicated tenant's namespace objects go to its own cluster: tenant-T applies t
 Kustomization `cloud-tenant-T` that tenant-T depends on. Its name cannot be read as another tenant's
 (tenant-<id> is the only form Flux events name a tenant by).
 
+Every Google Cloud object is made in the tenants' project, apart from the platform's identities: each tenant's
+service account, and a dedicated tenant's cluster, whose Workload Identity pool is that project's, where no platform
+account can be reached (infra/modules/tenants).
+
 Each tenant has its own Kustomizations, so one broken tenant never blocks another, with `prune: true`, so
 removing an object from the list removes it from the cluster.
 """
@@ -27,7 +31,13 @@ import json
 from dataclasses import dataclass
 
 from energent_shared.tiers import Tier, tier
-from provisioner.tenants import TenantSpec, google_service_account_id, namespace, node_service_account_id
+from provisioner.tenants import (
+    TenantSpec,
+    google_service_account_id,
+    namespace,
+    node_service_account_id,
+    range_name,
+)
 
 ROOT = "tenants"
 LABEL_TENANT = "energent.ai/tenant"
@@ -38,32 +48,61 @@ WORKLOAD_SERVICE_ACCOUNT = "workflow-runner"
 LIMITS_CONFIGMAP = "tenant-limits"
 # What a dedicated cluster's nodes need, and nothing more: logs, metrics and node operations; pulling images.
 NODE_ROLES = {"node": "roles/container.defaultNodeServiceAccount", "images": "roles/artifactregistry.reader"}
+# What Flux's kustomize-controller holds on a dedicated cluster (its namespace and namespaced objects), granted on that
+# cluster alone.
+FLUX_CLUSTER_ROLE = "roles/container.developer"
 
 
 @dataclass(frozen=True)
 class Platform:
-    project: str  # holds the tenants' Google service accounts and dedicated clusters
+    project: str  # the platform's: its network, and the shared cluster's Workload Identity pool
     region: str = "europe-west4"
+    environment: str = "local"
+    # Holds every tenant's Google service account and the dedicated clusters (infra/modules/tenants); the platform's
+    # own project when unset (the local stack).
+    tenants_project: str = ""
     platform_namespace: str = "energent-platform"
     config_connector_namespace: str = "energent-infra"
     flux_namespace: str = "flux-system"
     manifest_bucket: str = "energent-manifests-local"  # the GitOps bucket each tenant's Flux source reads
     network: str = "energent-vpc-local"  # the platform's VPC and GKE subnetwork (infra/modules/networking)
     subnetwork: str = "energent-gke-local"
-    authorized_networks: tuple[str, ...] = ()  # who may reach a dedicated cluster's control plane
+    # Who may reach a dedicated cluster's control plane (its private endpoint): Flux's Pods on the platform pool
+    # (infra/modules/networking platform_pods_cidr), which no tenant's Pod shares.
+    authorized_networks: tuple[str, ...] = ("10.12.0.0/20",)
     master_pool: str = "172.20.0.0/14"  # dedicated control planes take /28s of it: 16,384 clusters
     shared_master_cidr: str = "172.16.0.0/28"  # the shared cluster's (infra/modules/gke master_cidr)
-    # Dedicated clusters' Pod (/17) and Service (/22) ranges, clear of the shared cluster's 10.0.0.0/12
-    # (infra/modules/networking); GKE adds each as a secondary range of the subnetwork.
+    # Dedicated clusters' Pod (/17) and Service (/22) ranges, clear of the shared cluster's 10.0.0.0/12: the
+    # subnetwork holds them for the first `dedicated_slots` clusters (infra/modules/networking).
     pods_pool: str = "10.64.0.0/10"  # 128 clusters
     services_pool: str = "10.128.0.0/15"  # 128 clusters
     shared_ranges: tuple[str, ...] = ("10.0.0.0/12",)
+    dedicated_slots: int = 12
+
+    def __post_init__(self):
+        if not self.tenants_project:
+            object.__setattr__(self, "tenants_project", self.project)
 
     @classmethod
     def for_environment(cls, project: str, environment: str, **settings) -> Platform:
         """The names infra/modules/networking gives the environment's network, unless settings say otherwise."""
-        return cls(project=project, **{"network": f"energent-vpc-{environment}",
-                                       "subnetwork": f"energent-gke-{environment}", **settings})
+        return cls(project=project, environment=environment, **{
+            "network": f"energent-vpc-{environment}", "subnetwork": f"energent-gke-{environment}", **settings})
+
+    @property
+    def platform_pool(self) -> str:
+        """The shared cluster's Workload Identity pool."""
+        return f"{self.project}.svc.id.goog"
+
+    @property
+    def tenants_pool(self) -> str:
+        """The dedicated clusters' Workload Identity pool: nothing of the platform is bound in it."""
+        return f"{self.tenants_project}.svc.id.goog"
+
+    @property
+    def flux_account(self) -> str:
+        """kustomize-controller's Google service account (infra/modules/functions, flux-kustomize-<env>)."""
+        return f"flux-kustomize-{self.environment}@{self.project}.iam.gserviceaccount.com"
 
 
 OBJECTS = "objects.json"
@@ -141,10 +180,12 @@ def _objects(spec: TenantSpec, row: Tier, platform: Platform) -> tuple[list[dict
     ns = namespace(spec.tenant_id)
     labels = {LABEL_TENANT: spec.tenant_id, LABEL_TIER: row.name, LABEL_MODEL: spec.deployment_model}
     gsa_id = google_service_account_id(spec.tenant_id)
-    gsa_email = f"{gsa_id}@{platform.project}.iam.gserviceaccount.com"
+    gsa_email = f"{gsa_id}@{platform.tenants_project}.iam.gserviceaccount.com"
+    # Its pods run on the shared cluster, or on its own (dedicated), whose pool is the tenants' project's.
+    pool = platform.tenants_pool if spec.deployment_model == "dedicated" else platform.platform_pool
     cpu, memory, storage = str(row.cpu), f"{row.memory_gib}Gi", f"{row.storage_gib}Gi"
     cc_ns = platform.config_connector_namespace
-    cc_annotations = {"cnrm.cloud.google.com/project-id": platform.project}
+    cc_annotations = {"cnrm.cloud.google.com/project-id": platform.tenants_project}
     workload = [
         {"apiVersion": "v1", "kind": "Namespace", "metadata": _meta(ns, None, {
             **labels,
@@ -175,7 +216,7 @@ def _objects(spec: TenantSpec, row: Tier, platform: Platform) -> tuple[list[dict
          "spec": {"displayName": f"Energent tenant {spec.tenant_id}"}},
         {"apiVersion": "iam.cnrm.cloud.google.com/v1beta1", "kind": "IAMPolicyMember",
          "metadata": _meta(f"{gsa_id}-wi", cc_ns, labels, cc_annotations),
-         "spec": {"member": f"serviceAccount:{platform.project}.svc.id.goog[{ns}/{WORKLOAD_SERVICE_ACCOUNT}]",
+         "spec": {"member": f"serviceAccount:{pool}[{ns}/{WORKLOAD_SERVICE_ACCOUNT}]",
                   "role": "roles/iam.workloadIdentityUser",
                   "resourceRef": {"apiVersion": "iam.cnrm.cloud.google.com/v1beta1",
                                   "kind": "IAMServiceAccount", "name": gsa_id}}},
@@ -186,11 +227,12 @@ def _objects(spec: TenantSpec, row: Tier, platform: Platform) -> tuple[list[dict
 
 
 def _dedicated(spec: TenantSpec, row: Tier, platform: Platform, labels: dict, annotations: dict) -> list[dict]:
-    """A dedicated tenant's own private GKE cluster and node pool, as Config Connector resources: on the platform's
-    network, with control-plane, Pod and Service ranges of its own (allocated once, never reused), reachable only
-    from the platform's authorized networks, its version chosen by the release channel, and nodes that run as a
-    service account of their own holding only what nodes need. `tenant-<id>` is at most 39 characters, within
-    GKE's 40 for a cluster name."""
+    """A dedicated tenant's own private GKE cluster and node pool, as Config Connector resources in the tenants'
+    project: on the platform's network and subnetwork (a Shared VPC), in the Pod and Service ranges made there for
+    its slot, with a control-plane range of its own (allocated once, never reused). Its control plane answers on its
+    private endpoint only, to Flux's range alone; its version is chosen by the release channel; its nodes run as a
+    service account of their own holding only what nodes need, behind the GKE metadata server. Flux may act on this
+    cluster and no other. `tenant-<id>` is at most 39 characters, within GKE's 40 for a cluster name."""
     if None in (spec.master_cidr, spec.pods_cidr, spec.services_cidr):
         raise ValueError(f"dedicated tenant {spec.tenant_id} has no address ranges allocated")
     name = namespace(spec.tenant_id)
@@ -198,6 +240,7 @@ def _dedicated(spec: TenantSpec, row: Tier, platform: Platform, labels: dict, an
     cc_ns = platform.config_connector_namespace
     network = f"projects/{platform.project}/global/networks/{platform.network}"
     subnetwork = f"projects/{platform.project}/regions/{platform.region}/subnetworks/{platform.subnetwork}"
+    project = {"kind": "Project", "external": f"projects/{platform.tenants_project}"}
     cluster = {
         "apiVersion": "container.cnrm.cloud.google.com/v1beta1", "kind": "ContainerCluster",
         "metadata": _meta(name, cc_ns, labels, {**annotations,
@@ -208,12 +251,13 @@ def _dedicated(spec: TenantSpec, row: Tier, platform: Platform, labels: dict, an
             "releaseChannel": {"channel": "REGULAR"},
             "networkRef": {"external": network},
             "subnetworkRef": {"external": subnetwork},
-            "privateClusterConfig": {"enablePrivateNodes": True, "enablePrivateEndpoint": False,
+            "privateClusterConfig": {"enablePrivateNodes": True, "enablePrivateEndpoint": True,
                                      "masterIpv4CidrBlock": spec.master_cidr},
             "masterAuthorizedNetworksConfig": {"cidrBlocks": [
-                {"cidrBlock": cidr, "displayName": "platform"} for cidr in platform.authorized_networks]},
-            "ipAllocationPolicy": {"clusterIpv4CidrBlock": spec.pods_cidr, "servicesIpv4CidrBlock": spec.services_cidr},
-            "workloadIdentityConfig": {"workloadPool": f"{platform.project}.svc.id.goog"},
+                {"cidrBlock": cidr, "displayName": "flux"} for cidr in platform.authorized_networks]},
+            "ipAllocationPolicy": {"clusterSecondaryRangeName": range_name("pods", spec.pods_cidr),
+                                   "servicesSecondaryRangeName": range_name("services", spec.services_cidr)},
+            "workloadIdentityConfig": {"workloadPool": platform.tenants_pool},
             "networkingMode": "VPC_NATIVE",
             "datapathProvider": "ADVANCED_DATAPATH",
             "enableShieldedNodes": True,
@@ -231,7 +275,8 @@ def _dedicated(spec: TenantSpec, row: Tier, platform: Platform, labels: dict, an
             "resourceID": "nodes",  # node pool names are per cluster
             "location": platform.region,
             "clusterRef": {"name": name},
-            "autoscaling": {"minNodeCount": nodes, "maxNodeCount": nodes * 2},
+            # Totals for the whole regional pool (minNodeCount would count per zone: three times as many nodes).
+            "autoscaling": {"totalMinNodeCount": nodes, "totalMaxNodeCount": nodes * 2, "locationPolicy": "BALANCED"},
             "management": {"autoRepair": True, "autoUpgrade": True},
             "nodeConfig": {"machineType": "n2-standard-4", "diskSizeGb": 100, "diskType": "pd-ssd",
                            "workloadMetadataConfig": {"mode": "GKE_METADATA"},
@@ -248,15 +293,29 @@ def _dedicated(spec: TenantSpec, row: Tier, platform: Platform, labels: dict, an
     grants = [{
         "apiVersion": "iam.cnrm.cloud.google.com/v1beta1", "kind": "IAMPolicyMember",
         "metadata": _meta(f"{nodes_id}-{short}", cc_ns, labels, annotations),
-        "spec": {"memberFrom": {"serviceAccountRef": {"name": nodes_id}}, "role": role,
-                 "resourceRef": {"kind": "Project", "external": f"projects/{platform.project}"}}}
+        "spec": {"memberFrom": {"serviceAccountRef": {"name": nodes_id}}, "role": role, "resourceRef": project}}
         for short, role in NODE_ROLES.items()]
-    return [cluster, pool, node_account, *grants]
+    return [cluster, pool, node_account, *grants, flux_grant(spec.tenant_id, platform, labels, annotations)]
+
+
+def flux_grant(tenant_id: str, platform: Platform, labels: dict, annotations: dict) -> dict:
+    """kustomize-controller's role on this tenant's cluster alone: a grant on the tenants' project whose condition
+    names the cluster (IAM Conditions read GKE's resource names), so Flux holds no project-wide cluster role."""
+    cluster = cluster_path(tenant_id, platform)
+    return {
+        "apiVersion": "iam.cnrm.cloud.google.com/v1beta1", "kind": "IAMPolicyMember",
+        "metadata": _meta(f"{namespace(tenant_id)}-flux", platform.config_connector_namespace, labels, annotations),
+        "spec": {"member": f"serviceAccount:{platform.flux_account}", "role": FLUX_CLUSTER_ROLE,
+                 "resourceRef": {"kind": "Project", "external": f"projects/{platform.tenants_project}"},
+                 "condition": {"title": f"{namespace(tenant_id)} only",
+                               "expression": f'resource.name == "{cluster}" || '
+                                             f'resource.name.startsWith("{cluster}/")'}},
+    }
 
 
 def cluster_path(tenant_id: str, platform: Platform) -> str:
-    """A dedicated tenant's GKE cluster, as Flux's GKE access names it."""
-    return f"projects/{platform.project}/locations/{platform.region}/clusters/{namespace(tenant_id)}"
+    """A dedicated tenant's GKE cluster, as Flux's GKE access and IAM Conditions name it."""
+    return f"projects/{platform.tenants_project}/locations/{platform.region}/clusters/{namespace(tenant_id)}"
 
 
 def flux_kustomizations(spec: TenantSpec, platform: Platform, removing: bool = False) -> list[dict]:

@@ -166,23 +166,28 @@ def on_flux_outcome(status: str, succeeded: bool) -> str | None:
     return None if status == "deleting" else "failed"
 
 
+def _hashed(prefix: str, tenant_id: str, salt: str = "") -> str:
+    digest = base64.b32encode(hashlib.sha256(f"{salt}{tenant_id}".encode()).digest()).decode().lower()
+    return f"{prefix}{digest[:27]}"
+
+
 def google_service_account_id(tenant_id: str) -> str:
     """The tenant's Google service account id (6 to 30 characters), distinct for distinct tenants.
 
-    Ids that fit are `tenant-<id>`. Longer ones become `tn-` and 27 base32 characters of SHA-256 (135 bits: no
-    collision can be searched for); the prefixes differ in their second letter, so the two forms never meet."""
+    Ids that fit are `tenant-<id>`: its namespace's own name, so the cluster's admission policy can tell that an
+    account's Workload Identity binding names that namespace. Longer ones become `tn-` and 27 base32 characters of
+    SHA-256 (135 bits: no collision can be searched for); the prefixes differ in their second letter, so the two
+    forms never meet."""
     plain = f"tenant-{tenant_id}"
-    if len(plain) <= 30:
-        return plain
-    digest = base64.b32encode(hashlib.sha256(tenant_id.encode()).digest()).decode().lower()
-    return f"tn-{digest[:27]}"
+    return plain if len(plain) <= 30 else _hashed("tn-", tenant_id)
 
 
 def node_service_account_id(tenant_id: str) -> str:
-    """A dedicated tenant's node service account: `nd-` and 27 base32 characters of SHA-256, always hashed, so it
-    never meets a workload account (`tenant-` or `tn-`) or another tenant's."""
-    digest = base64.b32encode(hashlib.sha256(f"nodes:{tenant_id}".encode()).digest()).decode().lower()
-    return f"nd-{digest[:27]}"
+    """A dedicated tenant's node service account: `nd-<id>` when it fits (ids up to 27 characters), so the admission
+    policy can tell a node pool runs as its own tenant's account, else `nh-` and 27 base32 characters of SHA-256. The
+    prefixes never meet a workload account's (`tenant-`, `tn-`) or each other."""
+    plain = f"nd-{tenant_id}"
+    return plain if len(plain) <= 30 else _hashed("nh-", tenant_id, "nodes:")
 
 
 def nth_block(pool: str, index: int, prefix: int, what: str, clear_of: tuple[str, ...] = ()) -> str:
@@ -206,11 +211,22 @@ def master_cidr(pool: str, index: int, shared: str) -> str:
 
 def cluster_ranges(platform, index: int) -> dict[str, str]:
     """A dedicated cluster's control-plane, Pod and Service ranges: the `index`th block of each of the platform's
-    pools (`index` is handed out once and never again, so no two clusters share a range)."""
+    pools (`index` is handed out once and never again, so no two clusters share a range). The Pod and Service ranges
+    exist in the platform's subnetwork for the first `dedicated_slots` indexes only (infra/modules/networking makes
+    them: GKE cannot add ranges to a Shared VPC subnetwork)."""
+    if not 0 <= index < platform.dedicated_slots:
+        raise ValueError(f"every one of the platform's {platform.dedicated_slots} dedicated cluster slots is taken: "
+                         "raise dedicated_cluster_slots (infra/modules/networking) and DEDICATED_CLUSTER_SLOTS")
     return {"master_cidr": master_cidr(platform.master_pool, index, platform.shared_master_cidr),
             "pods_cidr": nth_block(platform.pods_pool, index, 17, "dedicated Pod", platform.shared_ranges),
             "services_cidr": nth_block(platform.services_pool, index, 22, "dedicated Service",
                                        (*platform.shared_ranges, platform.pods_pool))}
+
+
+def range_name(kind: str, cidr: str) -> str:
+    """The name of a dedicated cluster's secondary range in the platform's subnetwork: its kind and its addresses
+    (infra/modules/networking names them the same way), e.g. dedicated-pods-10-64-0-0-17."""
+    return f"dedicated-{kind}-{cidr.replace('.', '-').replace('/', '-')}"
 
 
 def namespace(tenant_id: str) -> str:

@@ -27,7 +27,7 @@ locals {
     TOKEN_ISSUER         = var.api_url
     TOKEN_AUDIENCE       = "energent-api"
     JWKS_URL             = "${var.api_url}/.well-known/jwks.json"
-    AUTHORIZED_NETWORKS  = join(",", var.authorized_networks)
+    TENANTS_PROJECT      = var.tenants_project_id
   }
   env = { for name, d in local.deployments : name => merge(
     local.common_env,
@@ -409,21 +409,26 @@ resource "google_secret_manager_secret" "signing" {
   depends_on = [google_pubsub_topic_iam_member.secret_manager_notifications]
 }
 
-# The first signing key. It lives in the (encrypted, access-controlled) state as well; every later key is
-# made by the auth function and never leaves Secret Manager.
-resource "tls_private_key" "first_signing_key" {
+# No secret is ever in Terraform's state or in a saved plan, so neither is worth stealing: whoever may read them
+# (every branch's plan account) learns nothing that signs a token or authenticates as the operator. The first
+# signing key and the operator's secret are ephemeral values (made in memory by the run that applies, never
+# written down) handed to Secret Manager through write-only arguments (sent once, when the version is made, and
+# never read back: refreshing a version whose data is write-only reads its metadata, not its payload). Every later
+# key is made by auth itself and never leaves Secret Manager.
+ephemeral "tls_private_key" "first_signing_key" {
   algorithm   = "ECDSA"
   ecdsa_curve = "P256"
 }
 
 resource "google_secret_manager_secret_version" "first_signing_key" {
-  secret      = google_secret_manager_secret.signing.id
-  secret_data = tls_private_key.first_signing_key.private_key_pem_pkcs8
+  secret                 = google_secret_manager_secret.signing.id
+  secret_data_wo         = ephemeral.tls_private_key.first_signing_key.private_key_pem_pkcs8
+  secret_data_wo_version = 1
 
   # Auth disables the version once it is retired (or an operator does, after a compromise): an apply must not
   # enable it again.
   lifecycle {
-    ignore_changes = [secret_data, enabled]
+    ignore_changes = [enabled]
   }
 }
 
@@ -444,17 +449,20 @@ resource "google_secret_manager_secret" "operator" {
   }
 }
 
-resource "random_password" "operator" {
+ephemeral "random_password" "operator" {
   length  = 48
   special = false
 }
 
+# A new operator secret: `terraform apply -replace=module.functions.google_secret_manager_secret_version.operator`
+# makes a new version from a new ephemeral password and destroys the old one (docs/runbook.md).
 resource "google_secret_manager_secret_version" "operator" {
   secret = google_secret_manager_secret.operator.id
-  secret_data = jsonencode({
+  secret_data_wo = jsonencode({
     client_id     = "energent-operator"
-    client_secret = random_password.operator.result
+    client_secret = ephemeral.random_password.operator.result
   })
+  secret_data_wo_version = 1
 }
 
 # --- the monthly close --------------------------------------------------------------------------------------
@@ -533,11 +541,12 @@ resource "google_service_account" "flux" {
   display_name = "Flux ${each.key} (${var.environment})"
 }
 
+# The pool is the platform cluster's, named from the cluster (var.workload_pool): these wait for it to exist.
 resource "google_service_account_iam_member" "flux_workload_identity" {
   for_each           = google_service_account.flux
   service_account_id = each.value.name
   role               = "roles/iam.workloadIdentityUser"
-  member             = "serviceAccount:${var.project_id}.svc.id.goog[flux-system/${each.key}]"
+  member             = "serviceAccount:${var.workload_pool}[flux-system/${each.key}]"
 }
 
 # Flux's GCS client gets the bucket's metadata (storage.buckets.get) before it lists and reads objects:
@@ -562,10 +571,6 @@ resource "google_pubsub_topic_iam_member" "flux_reports" {
 }
 
 # A dedicated tenant's Kustomization reaches the tenant's own cluster through Workload Identity (kubeConfig
-# configMapRef with provider gcp): the controller needs the Kubernetes API of the project's clusters, for the
-# namespaced objects and the Namespace of each tenant.
-resource "google_project_iam_member" "flux_applies_to_dedicated_clusters" {
-  project = var.project_id
-  role    = "roles/container.developer"
-  member  = "serviceAccount:${google_service_account.flux["kustomize-controller"].email}"
-}
+# configMapRef with provider gcp). kustomize-controller holds no role on any cluster here: the provisioner renders,
+# with each dedicated cluster, a grant of container.developer on the tenants' project whose condition names that
+# cluster alone (manifests.py, flux_grant).

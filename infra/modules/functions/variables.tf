@@ -46,7 +46,12 @@ variable "access_log_bucket" {
   type = string
 }
 
-variable "authorized_networks" {
-  description = "Networks that may reach a dedicated tenant cluster's control plane (the provisioner renders them)."
-  type        = list(string)
+variable "workload_pool" {
+  description = "The platform cluster's Workload Identity pool (infra/modules/gke), where Flux's controllers run."
+  type        = string
+}
+
+variable "tenants_project_id" {
+  description = "The tenants' project (infra/modules/tenants): the provisioner's TENANTS_PROJECT."
+  type        = string
 }

@@ -192,58 +192,84 @@ resource "google_container_node_pool" "primary" {
   }
 }
 
-# --- Config Connector: what the provisioner renders in energent-infra, made in Google Cloud -------------------
+# The platform pool: Flux's kustomize-controller, alone, so that its Pods have addresses of their own
+# (platform-pods) and the dedicated clusters' control planes can admit Flux and no tenant's Pod. The taint keeps
+# every other workload off it; README step 5 schedules the controller here.
+resource "google_container_node_pool" "platform" {
+  project  = var.project_id
+  name     = "platform"
+  cluster  = google_container_cluster.primary.id
+  location = var.region
 
-# The identity of the cluster's Config Connector (mode cluster: one controller for every namespace). It makes
-# each tenant's Google service account and that account's Workload Identity binding, and for a dedicated tenant
-# a cluster, its node pool, the nodes' service account and the nodes' two project roles
-# (functions/provisioner/provisioner/manifests.py) — and nothing else.
+  initial_node_count = 1
+
+  autoscaling {
+    total_min_node_count = 1
+    total_max_node_count = 3
+    location_policy      = "BALANCED"
+  }
+
+  management {
+    auto_repair  = true
+    auto_upgrade = true
+  }
+
+  network_config {
+    pod_range = var.platform_pods_range
+  }
+
+  node_config {
+    machine_type      = "e2-standard-2"
+    disk_size_gb      = 50
+    disk_type         = "pd-balanced"
+    image_type        = "COS_CONTAINERD"
+    boot_disk_kms_key = var.kms_key
+    service_account   = google_service_account.nodes.email
+    oauth_scopes      = ["https://www.googleapis.com/auth/cloud-platform"]
+    tags              = ["gke-node"]
+
+    labels = {
+      environment        = var.environment
+      "energent.ai/pool" = "platform"
+    }
+
+    taint {
+      key    = "energent.ai/platform"
+      value  = "true"
+      effect = "NO_SCHEDULE"
+    }
+
+    metadata = {
+      disable-legacy-endpoints = "true"
+    }
+
+    workload_metadata_config {
+      mode = "GKE_METADATA"
+    }
+
+    shielded_instance_config {
+      enable_secure_boot          = true
+      enable_integrity_monitoring = true
+    }
+  }
+}
+
+# --- Config Connector: what the provisioner renders in energent-infra, made in the tenants' project -----------
+
+# The identity of the cluster's Config Connector (mode cluster: one controller for every namespace). It makes the
+# tenants' Google service accounts, their Workload Identity bindings and the dedicated clusters, all in the
+# tenants' project, where it holds its roles (infra/modules/tenants). It holds none on this project.
 resource "google_service_account" "config_connector" {
   project      = var.project_id
   account_id   = "cnrm-${var.environment}"
   display_name = "Config Connector (${var.environment})"
 }
 
+# The pool exists once the cluster does: the binding names it from the cluster, so it is made after it.
 resource "google_service_account_iam_member" "config_connector_workload_identity" {
   service_account_id = google_service_account.config_connector.name
   role               = "roles/iam.workloadIdentityUser"
-  member             = "serviceAccount:${var.project_id}.svc.id.goog[cnrm-system/cnrm-controller-manager]"
-}
-
-# Service Account Admin and User reach every account of the project, and IAM Conditions cannot narrow them: IAM's
-# service accounts are not among the resources whose names a condition can read (Google's list of resource
-# attributes for IAM Conditions), so a condition on the account name would not hold. The cluster narrows them
-# instead: an admission policy (infra/config-connector/tenant-objects-policy.yaml) refuses any Config Connector
-# object that names another account than tenant-<id>, tn-<hash> or nd-<hash>, whoever lands it.
-resource "google_project_iam_member" "config_connector" {
-  #checkov:skip=CKV_GCP_41:Config Connector creates a dedicated cluster's node pool to run as that tenant's node service account, made at the same time; it must act as accounts that do not exist yet, and the cluster's admission policy admits only tenant node accounts.
-  #checkov:skip=CKV_GCP_49:Config Connector creates and deletes the tenants' service accounts and sets their Workload Identity bindings; the cluster's admission policy admits only the provisioner's account names and bindings.
-  for_each = toset([
-    "roles/iam.serviceAccountAdmin", # IAMServiceAccount, and IAMPolicyMember on those accounts
-    "roles/iam.serviceAccountUser",  # a ContainerNodePool runs as its tenant's node service account
-    "roles/container.clusterAdmin",  # ContainerCluster and ContainerNodePool
-  ])
-  project = var.project_id
-  role    = each.value
-  member  = "serviceAccount:${google_service_account.config_connector.email}"
-}
-
-# The nodes' project roles (IAMPolicyMember on the project): it may change the project's policy, but only the
-# bindings of these roles.
-locals {
-  node_roles = join(", ", [for role in var.dedicated_node_roles : "'${role}'"])
-}
-
-resource "google_project_iam_member" "config_connector_node_roles" {
-  project = var.project_id
-  role    = "roles/resourcemanager.projectIamAdmin"
-  member  = "serviceAccount:${google_service_account.config_connector.email}"
-
-  condition {
-    title       = "dedicated-node-roles-only"
-    description = "Only the roles a dedicated tenant's nodes hold (provisioner NODE_ROLES)."
-    expression  = "api.getAttribute('iam.googleapis.com/modifiedGrantsByRole', []).hasOnly([${local.node_roles}])"
-  }
+  member             = "serviceAccount:${google_container_cluster.primary.workload_identity_config[0].workload_pool}[cnrm-system/cnrm-controller-manager]"
 }
 
 resource "google_gke_backup_backup_plan" "daily" {

@@ -14,3 +14,8 @@ output "master_cidr" {
   description = "The shared cluster's control-plane range: the network's egress rule to control planes names it."
   value       = var.master_cidr
 }
+
+output "workload_pool" {
+  description = "The cluster's Workload Identity pool, read from the cluster: what depends on it waits for it."
+  value       = google_container_cluster.primary.workload_identity_config[0].workload_pool
+}

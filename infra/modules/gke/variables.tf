@@ -49,8 +49,8 @@ variable "max_nodes" {
   default = 10
 }
 
-variable "dedicated_node_roles" {
-  description = "The project roles a dedicated tenant's node service account holds (provisioner NODE_ROLES)."
-  type        = list(string)
-  default     = ["roles/container.defaultNodeServiceAccount", "roles/artifactregistry.reader"]
+variable "platform_pods_range" {
+  description = "The subnetwork's secondary range the platform pool's Pods take their addresses from."
+  type        = string
+  default     = "platform-pods"
 }

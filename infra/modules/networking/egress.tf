@@ -92,18 +92,18 @@ resource "google_compute_firewall" "egress_control_plane" {
 }
 
 # Inside the network: node to node and pod to pod (tenant isolation is the network policies' job, enforced by
-# Dataplane V2), and the connector to both. Dedicated clusters run their nodes in the same subnetwork and get Pod
-# and Service ranges of their own from the provisioner's pools, which GKE adds to the subnetwork as secondary
-# ranges: their node and pod traffic is internal too. A subnetwork holds at most 30 secondary ranges; the shared
-# cluster takes 2 and each dedicated cluster 2, so about 14 dedicated clusters fit an environment before tenants
-# need a subnetwork of their own.
+# Dataplane V2), and the connector to both. Dedicated clusters run their nodes in the same subnetwork and their Pods
+# and Services in ranges of their own from the provisioner's pools (made in the subnetwork, main.tf): their node
+# and pod traffic is internal too. A subnetwork holds at most 30 secondary ranges; the shared cluster takes 3 and
+# each dedicated cluster 2 (dedicated_cluster_slots).
 resource "google_compute_firewall" "egress_internal" {
-  project            = var.project_id
-  name               = "energent-allow-egress-internal-${var.environment}"
-  network            = google_compute_network.vpc.id
-  direction          = "EGRESS"
-  priority           = 1000
-  destination_ranges = [var.nodes_cidr, var.pods_cidr, var.connector_cidr, var.dedicated_pods_pool, var.dedicated_services_pool]
+  project   = var.project_id
+  name      = "energent-allow-egress-internal-${var.environment}"
+  network   = google_compute_network.vpc.id
+  direction = "EGRESS"
+  priority  = 1000
+  destination_ranges = [var.nodes_cidr, var.pods_cidr, var.platform_pods_cidr, var.connector_cidr, var.dedicated_pods_pool,
+  var.dedicated_services_pool]
 
   allow {
     protocol = "all"

@@ -25,6 +25,18 @@ resource "google_compute_subnetwork" "gke" {
     range_name    = "services"
     ip_cidr_range = var.services_cidr
   }
+  # The Pods of the shared cluster's platform pool, where Flux runs: the one range dedicated control planes admit.
+  secondary_ip_range {
+    range_name    = "platform-pods"
+    ip_cidr_range = var.platform_pods_cidr
+  }
+  dynamic "secondary_ip_range" {
+    for_each = local.dedicated_ranges
+    content {
+      range_name    = secondary_ip_range.key
+      ip_cidr_range = secondary_ip_range.value
+    }
+  }
 
   log_config {
     aggregation_interval = "INTERVAL_5_SEC"
@@ -32,11 +44,20 @@ resource "google_compute_subnetwork" "gke" {
     metadata             = "INCLUDE_ALL_METADATA"
   }
 
-  # GKE adds each dedicated cluster's Pod and Service ranges here (the provisioner's pools): an apply must leave
-  # them, in use, where they are.
-  lifecycle {
-    ignore_changes = [secondary_ip_range]
-  }
+}
+
+locals {
+  # The Pod and Service ranges of the dedicated clusters, one pair per slot. Those clusters live in the tenants'
+  # project (a Shared VPC service project of this one) and use this subnetwork, where GKE cannot add ranges for
+  # them: they name ranges made here. Slot n holds the n-th /17 of the Pod pool and the n-th /22 of the Service
+  # pool, exactly the blocks the provisioner gives the n-th dedicated tenant (tenants.cluster_ranges), named after
+  # their addresses (tenants.range_name).
+  dedicated_ranges = merge([for index in range(var.dedicated_cluster_slots) : {
+    for kind, cidr in {
+      pods     = cidrsubnet(var.dedicated_pods_pool, 17 - tonumber(split("/", var.dedicated_pods_pool)[1]), index)
+      services = cidrsubnet(var.dedicated_services_pool, 22 - tonumber(split("/", var.dedicated_services_pool)[1]), index)
+    } : "dedicated-${kind}-${replace(replace(cidr, ".", "-"), "/", "-")}" => cidr
+  }]...)
 }
 
 resource "google_compute_router" "router" {
@@ -46,9 +67,10 @@ resource "google_compute_router" "router" {
   network = google_compute_network.vpc.id
 }
 
-# The network's way out has fixed addresses: dedicated clusters admit Flux (on the platform's private nodes) by
-# them, in their control planes' authorized networks. Two addresses give 2 x 64,512 ports, far more than the nodes
-# and the connector use; MANUAL_ONLY never adds one that no cluster knows.
+# The network's way out, with fixed addresses (the services the agents call may admit them by address). They are no
+# control plane's authorized network: dedicated control planes answer on their private endpoints only, to Flux's
+# range (the platform pool's Pods), and the platform's to the operators' ranges. Two addresses give 2 x 64,512
+# ports, far more than the nodes and the connector use; MANUAL_ONLY never adds one nobody knows.
 resource "google_compute_address" "nat" {
   count        = 2
   project      = var.project_id

@@ -10,6 +10,15 @@ output "subnetwork" {
   value = google_compute_subnetwork.gke.id
 }
 
+output "subnetwork_name" {
+  value = google_compute_subnetwork.gke.name
+}
+
+output "platform_pods_cidr" {
+  description = "Flux's Pods: the authorized network of every dedicated control plane."
+  value       = var.platform_pods_cidr
+}
+
 output "vpc_connector" {
   value = google_vpc_access_connector.functions.id
 }

@@ -25,6 +25,12 @@ variable "services_cidr" {
   default = "10.8.0.0/20"
 }
 
+variable "platform_pods_cidr" {
+  description = "The Pods of the shared cluster's platform pool (Flux): the only network dedicated control planes admit."
+  type        = string
+  default     = "10.12.0.0/20"
+}
+
 variable "connector_cidr" {
   type    = string
   default = "10.8.16.0/28"
@@ -51,4 +57,19 @@ variable "dedicated_services_pool" {
   description = "Where the provisioner takes each dedicated cluster's Service range (a /22) from: Platform.services_pool."
   type        = string
   default     = "10.128.0.0/15"
+}
+
+variable "dedicated_cluster_slots" {
+  description = <<-EOT
+    Dedicated clusters the subnetwork has Pod and Service ranges for (provisioner DEDICATED_CLUSTER_SLOTS): a
+    cluster index is never given twice, so this counts every dedicated tenant ever made. A subnetwork holds at most
+    30 secondary ranges; the shared cluster takes 3 (its Pods, Services and platform Pods), each slot 2.
+  EOT
+  type        = number
+  default     = 12
+
+  validation {
+    condition     = var.dedicated_cluster_slots >= 0 && var.dedicated_cluster_slots <= 13
+    error_message = "dedicated_cluster_slots is 0 to 13: 3 + 2 x slots secondary ranges must fit the subnetwork's 30."
+  }
 }

@@ -37,10 +37,11 @@ resource "google_firebaserules_ruleset" "deny_clients" {
   depends_on = [google_firestore_database.main]
 }
 
+# A release names its ruleset by resource name; the ruleset's `name` is only the id the service gave it.
 resource "google_firebaserules_release" "firestore" {
   project      = var.project_id
   name         = "cloud.firestore"
-  ruleset_name = google_firebaserules_ruleset.deny_clients.name
+  ruleset_name = "projects/${var.project_id}/rulesets/${google_firebaserules_ruleset.deny_clients.name}"
 }
 
 resource "google_firestore_backup_schedule" "daily" {
@@ -102,4 +103,14 @@ resource "google_storage_bucket" "data" {
       type = "Delete"
     }
   }
+}
+
+# Flux's `tenants` Kustomization (infra/flux/tenants.yaml) applies ./tenants of the manifest bucket, which holds
+# nothing until the first tenant: a path that does not exist fails the reconcile, and the Flux alert with it. This
+# object makes the folder exist from the start; it is neither YAML nor JSON, so it applies nothing.
+resource "google_storage_bucket_object" "tenants_folder" {
+  bucket       = google_storage_bucket.data["MANIFEST_BUCKET"].name
+  name         = "tenants/README"
+  content_type = "text/plain"
+  content      = "Every tenant's manifests, written by the provisioner: tenants/<id>/manifests/ and tenants/<id>/sync/.\n"
 }
