@@ -75,7 +75,7 @@ class PubSubMessage:
         return None
 
 
-def parse_time(value: str) -> datetime.datetime:
+def parse_time(value: object) -> datetime.datetime:
     """An RFC 3339 timestamp with an offset, as an aware UTC datetime."""
     if not isinstance(value, str) or not _RFC3339.match(value):
         raise ValueError(f"not an RFC 3339 timestamp: {value!r}")

@@ -4,6 +4,7 @@ text. Each refusal is an `Invalid` that names the field, so every 400 reads alik
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
+from typing import Literal, overload
 
 from energent_shared.errors import Invalid, shown
 
@@ -14,6 +15,16 @@ def only(body: Mapping[str, object], allowed: Collection[str], within: str | Non
     if unknown:
         raise Invalid(f"{within} has unknown field(s): {shown(unknown)}" if within else
                       f"unknown field(s): {shown(unknown)}")
+
+
+@overload
+def text(body: Mapping[str, object], name: str, maximum: int, *, required: Literal[True] = True,
+         within: str | None = None) -> str: ...
+
+
+@overload
+def text(body: Mapping[str, object], name: str, maximum: int, *, required: bool,
+         within: str | None = None) -> str | None: ...
 
 
 def text(body: Mapping[str, object], name: str, maximum: int, *, required: bool = True,

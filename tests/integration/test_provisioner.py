@@ -48,7 +48,11 @@ def published(emulators, subscription) -> list:
 
 def make(firestore_db, bucket, subscription, store_class=ManifestStore) -> Provisioner:
     return Provisioner(TenantStore(firestore_db), store_class(bucket), Platform(project="p"), subscription,
-                       events.publish)
+                       events.publish, RerenderRuns(firestore_db), refuse_hand_on)
+
+
+def refuse_hand_on(step: dict) -> None:
+    raise AssertionError(f"no re-render run was started here, yet step {step} was handed on")
 
 
 @pytest.fixture

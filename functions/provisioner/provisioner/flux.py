@@ -47,14 +47,16 @@ def parse(body: bytes) -> Outcome:
     cloud = name.startswith(CLOUD_PREFIX)
     prefix = CLOUD_PREFIX if cloud else TENANT_PREFIX
     tenant_id = name.removeprefix(prefix) if name.startswith(prefix) else None
-    if not valid_tenant_id(tenant_id):
+    if tenant_id is None or not valid_tenant_id(tenant_id):
         raise Ignored(f"Kustomization {name[:100]!r} is not a tenant's")
     reason = event.get("reason")
+    if not isinstance(reason, str):
+        raise Ignored("no reason")
     if reason == SUCCEEDED:
         if cloud:
             raise Ignored("a dedicated cluster is ready: progress, the tenant is active when tenant-T applies")
         succeeded = True
-    elif reason in FAILED or (event.get("severity") == "error" and isinstance(reason, str)):
+    elif reason in FAILED or event.get("severity") == "error":
         succeeded = False
     else:
         raise Ignored(f"reason {reason!r} is progress, not an outcome")
@@ -62,7 +64,9 @@ def parse(body: bytes) -> Outcome:
         timestamp = parse_time(event.get("timestamp"))
     except ValueError:
         raise Ignored("timestamp is not RFC 3339") from None
-    message = event.get("message") if isinstance(event.get("message"), str) else ""
+    message = event.get("message")
+    if not isinstance(message, str):
+        message = ""
     if cloud:
         message = f"cluster: {message}"
     return Outcome(tenant_id, succeeded, message[:MAX_MESSAGE], reason, timestamp)

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
 from energent_shared.tiers import Tier, tier
 from provisioner.tenants import (
@@ -186,7 +187,7 @@ def _objects(spec: TenantSpec, row: Tier, platform: Platform) -> tuple[list[dict
     cpu, memory, storage = str(row.cpu), f"{row.memory_gib}Gi", f"{row.storage_gib}Gi"
     cc_ns = platform.config_connector_namespace
     cc_annotations = {"cnrm.cloud.google.com/project-id": platform.tenants_project}
-    workload = [
+    workload: list[dict] = [
         {"apiVersion": "v1", "kind": "Namespace", "metadata": _meta(ns, None, {
             **labels,
             "pod-security.kubernetes.io/enforce": "restricted",
@@ -210,7 +211,7 @@ def _objects(spec: TenantSpec, row: Tier, platform: Platform) -> tuple[list[dict
          "data": {"concurrent_workflows": str(row.concurrent_workflows), "tier": row.name}},
         *_network_policies(ns, labels, platform),
     ]
-    cloud = [
+    cloud: list[dict] = [
         {"apiVersion": "iam.cnrm.cloud.google.com/v1beta1", "kind": "IAMServiceAccount",
          "metadata": _meta(gsa_id, cc_ns, labels, cc_annotations),
          "spec": {"displayName": f"Energent tenant {spec.tenant_id}"}},
@@ -325,7 +326,7 @@ def flux_kustomizations(spec: TenantSpec, platform: Platform, removing: bool = F
     tenant_id = spec.tenant_id
     labels = {LABEL_TENANT: tenant_id}
     source = {"kind": "Bucket", "name": kustomization_name(tenant_id)}
-    workload = {
+    workload: dict[str, Any] = {
         "apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization",
         "metadata": _meta(kustomization_name(tenant_id), platform.flux_namespace, labels),
         "spec": {"interval": "10m", "retryInterval": "1m", "timeout": "5m", "prune": True, "wait": True,

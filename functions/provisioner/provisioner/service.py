@@ -3,6 +3,7 @@ transition and the events to announce, then the manifests are delivered and the 
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import logging
 import re
@@ -19,6 +20,7 @@ from energent_shared.logging import get_logger, log_event
 from energent_shared.paging import page_size_param
 from energent_shared.tenants import EVENT_SOURCE, EVENT_TYPES, GONE, STATUSES
 from provisioner import flux, manifests, tenants
+from provisioner.manifests import Platform
 from provisioner.store import Change, ManifestStore, RerenderRuns, TenantStore
 
 logger = get_logger("provisioner")
@@ -61,11 +63,11 @@ def run_view(run: dict) -> dict:
 class Provisioner:
     tenants: TenantStore
     manifests: ManifestStore
-    platform: manifests.Platform
+    platform: Platform
     topic: str
     publish: Callable  # (topic, CloudEvent) -> message id
-    runs: RerenderRuns | None = None
-    hand_on: Callable[[dict], object] | None = None  # publishes the next step of a re-render run
+    runs: RerenderRuns
+    hand_on: Callable[[dict], object]  # publishes the next step of a re-render run
 
     def _event(self, kind: str, record: dict) -> tuple[str, bytes]:
         event = new_event(EVENT_TYPES[kind], EVENT_SOURCE, view(record), subject=record["tenant_id"])
@@ -155,7 +157,10 @@ class Provisioner:
                 raise NotFound(f"tenant {tenant_id} does not exist")
             return decide(record)
 
-        return self.tenants.update(tenant_id, guarded)
+        before, after = self.tenants.update(tenant_id, guarded)
+        if before is None or after is None:  # `guarded` has refused a missing tenant already
+            raise NotFound(f"tenant {tenant_id} does not exist")
+        return before, after
 
     def _deliver(self, before: dict, after: dict) -> None:
         """Write the manifests of `after`; if that fails, put `before`'s back under a newer generation and mark
@@ -286,8 +291,8 @@ class Provisioner:
             self.runs.discard(run_id)
             raise Unavailable("the re-render could not be started; retry") from None
         self.runs.published(run_id, 0)
-        log_event(logger, "rerender.started", run_id=run_id, reason=reason.strip())
-        return run_view(self.runs.progress(run_id))
+        log_event(logger, "rerender.started", run_id=run_id, reason=reason)
+        return self.rerender_run(run_id)
 
     def rerender_run(self, run_id: str) -> dict:
         if not _RUN_ID.fullmatch(run_id):
@@ -329,9 +334,9 @@ class Provisioner:
         if last:
             log_event(logger, "rerender.last_chunk", run_id=run_id, chunks=index + 1)
 
-    def _ids_through(self, after: str, through: str) -> list[str]:
+    def _ids_through(self, after: str, through: str) -> builtins.list[str]:
         """Every tenant id after `after`, up to `through` included."""
-        ids: list[str] = []
+        ids: builtins.list[str] = []  # in this class, `list` names the method that lists tenants
         while after != through:
             page = self.tenants.ids(after, 10 * RERENDER_CHUNK, through)
             ids += page

@@ -9,6 +9,7 @@ import hashlib
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from energent_shared import clients, firestore
 from energent_shared.clock import utcnow
@@ -144,7 +145,7 @@ class TenantStore:
             query = query.end_at({"__name__": self.ref(through)})
         return [snapshot.id for snapshot in query.stream()]
 
-    def pending_events(self, tenant_id: str) -> list[tuple[object, bytes]]:
+    def pending_events(self, tenant_id: str) -> list[tuple[Any, bytes]]:
         outbox = self.ref(tenant_id).collection("outbox").order_by("created_at")
         return [(snapshot.reference, snapshot.get("event").encode()) for snapshot in outbox.stream()]
 

@@ -14,6 +14,7 @@ import hashlib
 import ipaddress
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from energent_shared import fields
 from energent_shared.errors import Invalid
@@ -83,12 +84,11 @@ def billing_profile(profile: object) -> dict:
     if not isinstance(address, dict):
         raise Invalid("billing_profile.address must be an object")
     fields.only(address, ADDRESS_FIELDS, "billing_profile.address")
-    clean = {"legal_name": fields.text(profile, "legal_name", 200, within="billing_profile"),
-             "address": {name: fields.text(address, name, limit, required=name != "line2",
-                                           within="billing_profile.address")
-                         for name, limit in ADDRESS_FIELDS.items()}}
-    clean["address"] = {k: v for k, v in clean["address"].items() if v is not None}
-    country = clean["address"]["country"]
+    written = {name: fields.text(address, name, limit, required=name != "line2", within="billing_profile.address")
+               for name, limit in ADDRESS_FIELDS.items()}
+    country: str = written["country"] or ""
+    clean: dict[str, Any] = {"legal_name": fields.text(profile, "legal_name", 200, within="billing_profile"),
+                             "address": {k: v for k, v in written.items() if v is not None}}
     if not (country.isascii() and country.isupper()) or pycountry.countries.get(alpha_2=country) is None:
         raise Invalid(f"billing_profile.address.country must be an ISO 3166-1 alpha-2 code such as NL, "
                       f"got {country!r}")
@@ -128,7 +128,9 @@ def billing_profile(profile: object) -> dict:
 def _billing_start(value: object, today: datetime.date) -> str:
     """Exactly YYYY-MM-DD in ASCII digits, a real date, not in the future (week or ordinal dates are refused)."""
     parsed = None
-    if isinstance(value, str) and _DATE.fullmatch(value):
+    if not isinstance(value, str):
+        raise Invalid(f"billing_start must be a date YYYY-MM-DD, got {str(value)[:40]!r}")
+    if _DATE.fullmatch(value):
         try:
             parsed = datetime.date.fromisoformat(value)
         except ValueError:
@@ -145,7 +147,7 @@ def validate_patch(body: dict, today: datetime.date) -> dict:
     fields.only(body, {"tier", "display_name", "billing_start", "billing_profile"})
     if not body:
         raise Invalid("nothing to change: give tier, display_name, billing_start and/or billing_profile")
-    changes = {}
+    changes: dict[str, Any] = {}
     if "tier" in body:
         changes["tier"] = _tier(body["tier"])
     if "display_name" in body:
@@ -223,9 +225,11 @@ def cluster_ranges(platform, index: int) -> dict[str, str]:
                                        (*platform.shared_ranges, platform.pods_pool))}
 
 
-def range_name(kind: str, cidr: str) -> str:
+def range_name(kind: str, cidr: str | None) -> str:
     """The name of a dedicated cluster's secondary range in the platform's subnetwork: its kind and its addresses
     (infra/modules/networking names them the same way), e.g. dedicated-pods-10-64-0-0-17."""
+    if cidr is None:
+        raise ValueError(f"a dedicated cluster without its {kind} range")
     return f"dedicated-{kind}-{cidr.replace('.', '-').replace('/', '-')}"
 
 
