@@ -254,7 +254,7 @@ class Auth:
             return False
         return True
 
-    def _skipped(self, ref, secret_id: str, because_of: str) -> str:
+    def _skipped(self, ref, secret_id: str | None, because_of: str) -> str:
         ref.update({"state": "done", "version": None, "skipped_for": because_of, "finished_at": utcnow()})
         log_event(logger, "rotation.skipped", secret_id=secret_id, because_of=because_of)
         return "skipped"
