@@ -7,11 +7,11 @@ import datetime
 import re
 
 _PERIOD = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")  # ASCII digits only, and nothing after (fullmatch)
-FIRST = "2000-01"
+FIRST, LAST = "2000-01", "2999-12"  # periods named in requests; usage of any earlier time is billed as late usage
 
 
 def valid(period: object) -> bool:
-    return isinstance(period, str) and _PERIOD.fullmatch(period) is not None and period >= FIRST
+    return isinstance(period, str) and _PERIOD.fullmatch(period) is not None and FIRST <= period <= LAST
 
 
 def of(moment: datetime.datetime | datetime.date) -> str:
