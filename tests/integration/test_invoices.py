@@ -10,6 +10,7 @@ from decimal import Decimal
 
 import pytest
 from pypdf import PdfReader
+from stdnum import iso11649
 
 from billing.errors import Conflict, Invalid, NotFound
 from energent_shared import clients
@@ -118,7 +119,7 @@ def test_the_documents_are_stored_by_number_and_the_pdf_says_what_the_law_asks(b
         assert stored.blob(f"invoices/{invoice['number']}.{suffix}").exists()
     text = PdfReader(io.BytesIO(billing.document("reader", LAST_MONTH, "pdf"))).pages[0].extract_text()
     for expected in (invoice["number"], "NL100000009B01", "Beispiel GmbH", "DE123456788", "BTW verlegd",
-                     "€54.01", "NL91ABNA0417164300", "Total due", "KvK 10000000"):
+                     "€54.01", "NL91ABNA0417164300", "Amount due", "KvK 10000000", invoice["payment_reference"]):
         assert expected in text, expected
     page = billing.document("reader", LAST_MONTH, "html").decode()
     assert "Beispiel GmbH" in page and invoice["number"] in page and "Unit price" in page
@@ -138,7 +139,9 @@ def test_payments_with_amounts_partial_over_and_once_per_reference(billing, fire
         billing.pay("payer", LAST_MONTH, {"reference": "BANK-1", "amount": "9.00"})
     over = billing.pay("payer", LAST_MONTH, {"reference": "BANK-2", "amount": 80})  # a JSON number
     assert (over["status"], over["amount_paid"], over["amount_due"]) == ("paid", "95.35", "0.00")
-    assert over["payment_reference"] == over["number"]  # the payer's reference lives in payments[] only
+    # the invoice's own ISO 11649 reference; the payer's references live in payments[] only
+    assert iso11649.is_valid(over["payment_reference"]) and over["payment_reference"][4:] == over["number"].replace(
+        "-", "")
     balance = billing.balance("payer")
     assert (balance["amount"], [e["amount"] for e in balance["entries"]]) == ("30.00", ["30.00"])
     assert balance["entries"][0]["document_number"] == over["number"]

@@ -38,6 +38,9 @@ def test_issuing_numbers_the_draft_and_drops_what_only_a_draft_has():
     assert (invoice["number"], invoice["status"], invoice["amount_due"], invoice["balance_applied"]) == (
         "2026-000042", "final", "121.00", "0.00")
     assert "held" not in invoice and "warnings" not in invoice
+    from stdnum import iso11649
+
+    assert invoice["payment_reference"] == "RF022026000042" and iso11649.is_valid(invoice["payment_reference"])
     assert change.documents == [lifecycle.as_issued(invoice)] and "payments" not in change.documents[0]
     assert change.balance == []
 

@@ -28,7 +28,7 @@ from decimal import Decimal
 
 from billing.errors import Conflict, Invalid, NotFound
 from billing.money import cents
-from billing.numbering import CREDIT_NOTE, INVOICE, Numbers
+from billing.numbering import CREDIT_NOTE, INVOICE, Numbers, creditor_reference
 from billing.records import BalanceEntry, CreditNote, Invoice, Line, Payment
 
 ZERO = Decimal("0.00")
@@ -105,7 +105,7 @@ def issue(draft: Invoice, settle: Callable[[Invoice], Invoice], numbers: Numbers
                    amount_paid=money(ZERO),
                    credit_notes=[], credited_net=money(ZERO), credited_vat=money(ZERO),
                    credited_total=money(ZERO))
-    invoice["payment_reference"] = number
+    invoice["payment_reference"] = creditor_reference(number)
     invoice = _settled(invoice)
     entries: list[BalanceEntry] = []
     if applied:

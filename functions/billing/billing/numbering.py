@@ -52,3 +52,11 @@ class Numbers:
         sequence = self.taken.get(key, self.last[key]) + 1
         self.taken[key] = sequence
         return format_number(series, year, sequence)
+
+
+def creditor_reference(number: str) -> str:
+    """The payment reference of an invoice: an ISO 11649 structured creditor reference, `RF`, two check digits and
+    the number without its hyphen (RF18 2026000001 for 2026-000001)."""
+    body = number.replace("-", "")
+    digits = "".join(str(int(character, 36)) for character in body + "RF00")
+    return f"RF{98 - int(digits) % 97:02d}{body}"
