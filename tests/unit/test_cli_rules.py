@@ -45,3 +45,21 @@ def test_profiles_come_from_the_environment_or_the_running_stack(tmp_path):
 def test_retry_after_is_read_defensively():
     assert _retry_after("2", 1) == 2.0 and _retry_after("Wed, 21 Oct 2015 07:28:00 GMT", 1) == 1.0
     assert _retry_after("-5", 2) == 2.0 and _retry_after("99999", 1) == 30.0
+
+
+def test_a_billing_profile_is_read_from_a_json_file(tmp_path):
+    import pytest
+
+    from energent_cli.main import Failed, read_profile
+
+    good = tmp_path / "profile.json"
+    good.write_text('{"legal_name": "Zakład Usług", "address": {"line1": "ul. 1", "postal_code": "90-926", '
+                    '"city": "Łódź", "country": "PL"}, "vat_id": "PL5260001246"}', encoding="utf-8-sig")
+    assert read_profile(good)["address"]["city"] == "Łódź"
+    for content, reason in (("[1]", "must hold a JSON object"), ("{nope", "is not a JSON document")):
+        bad = tmp_path / "bad.json"
+        bad.write_text(content)
+        with pytest.raises(Failed, match=reason):
+            read_profile(bad)
+    with pytest.raises(Failed, match="cannot read"):
+        read_profile(tmp_path / "missing.json")

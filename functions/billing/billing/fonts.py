@@ -3,9 +3,9 @@ package index with the function (`font-source-sans-pro` in requirements.txt), so
 runtime with nothing from the system. It covers Latin for every EU language, Greek and Cyrillic, so every name and
 address is drawn, and lands in the PDF's text layer, exactly as given.
 
-Cold start: nothing here runs on import. The first PDF an instance draws prepares the two faces once (cut down to
+Cold start: nothing here runs on import. The first PDF an instance draws prepares the face once (cut down to
 the scripts invoices are written in, without the layout and hinting tables a PDF does not use, which keeps each
-document's subsetting fast) and keeps them in the instance's temporary folder; each PDF then embeds only the
+document's subsetting fast) and keeps it in the instance's temporary folder; each PDF then embeds only the
 glyphs it uses. Each face is parsed once per instance too: a PDF gets a fresh copy of the parsed face, never the
 file read again.
 """
@@ -21,11 +21,14 @@ from pathlib import Path
 from typing import Any
 
 FAMILY = "Sans"
-FACES = {"": "SourceSansPro-Regular.ttf", "B": "SourceSansPro-Bold.ttf"}
-# Basic Latin and Latin-1, Latin Extended-A and -B (ș, ț), spacing modifiers, Greek, Cyrillic and its supplement,
-# Latin Extended Additional, general punctuation, currency signs (€), letterlike symbols (№), arrows, minus.
-RANGES = ((0x20, 0x7E), (0xA0, 0x24F), (0x2B0, 0x2FF), (0x370, 0x3FF), (0x400, 0x52F), (0x1E00, 0x1EFF),
-          (0x2000, 0x206F), (0x20A0, 0x20CF), (0x2100, 0x214F), (0x2190, 0x21FF), (0x2212, 0x2212))
+FACES = {"": "SourceSansPro-Regular.ttf"}  # bold is drawn from it (rendering._strong): one face per PDF
+# What the languages of the EU (and their neighbours' names) are written in: Basic Latin, Latin-1, Latin
+# Extended-A, the Romanian ș and ț (and ƒ) of Latin Extended-B, the modifier letters of their accents, Greek,
+# Cyrillic (with Ukrainian Ґ), punctuation, currency signs (€), letterlike symbols (№) and the minus sign. Fewer
+# glyphs make every PDF's subsetting faster.
+RANGES = ((0x20, 0x7E), (0xA0, 0x17F), (0x192, 0x192), (0x218, 0x21B), (0x2C6, 0x2DD), (0x370, 0x3FF),
+          (0x400, 0x45F), (0x490, 0x491), (0x2000, 0x206F), (0x20A0, 0x20CF), (0x2100, 0x214F), (0x2190, 0x2193),
+          (0x2212, 0x2212))
 _lock = threading.Lock()
 
 
@@ -53,12 +56,14 @@ def prepared() -> dict[str, Path]:
         options = subset.Options()
         options.layout_features = []
         options.hinting = False
-        options.drop_tables += ["GSUB", "GPOS", "GDEF", "kern", "DSIG", "hdmx", "FFTM"]
+        options.drop_tables += ["GSUB", "GPOS", "GDEF", "BASE", "kern", "DSIG", "hdmx", "FFTM", "gasp"]
         options.notdef_outline = options.recommended_glyphs = options.glyph_names = True
         options.name_IDs, options.name_languages, options.name_legacy = ["*"], ["*"], True
         subsetter = subset.Subsetter(options)
         subsetter.populate(unicodes=[c for low, high in RANGES for c in range(low, high + 1)])
         subsetter.subset(font)
+        cmap = font["cmap"]
+        cmap.tables = [table for table in cmap.tables if (table.platformID, table.platEncID) == (3, 1)]  # one map
         found[style] = folder / face_file
         font.save(str(found[style]))
     return found
@@ -76,7 +81,7 @@ def _parsed(style: str) -> tuple[Any, bytes]:
 
 
 def add_to(pdf: Any) -> str:
-    """Make the faces available to `pdf` as FAMILY (regular and bold); returns the family name.
+    """Make the face available to `pdf` as FAMILY; returns the family name.
 
     fpdf2 keeps, per document, the glyphs used (`subset`) and subsets its own copy of the face (`ttfont`) when it
     writes the file; everything else of a parsed face is the same for every document and is shared."""

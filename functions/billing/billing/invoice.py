@@ -79,7 +79,8 @@ def _base_fee_line(book: PriceBook, segment: proration.Segment) -> Line:
 def _late_lines(book: PriceBook, tenant: Tenant, earlier: LatePeriod) -> tuple[list[Line], list[LateEntry]]:
     """What usage counted after `earlier` was invoiced adds to that period, priced there: one line per meter and run
     of days under one tier, priced as price(billed + late) - price(billed) with that run's plan and allowance."""
-    lines, entries = [], []
+    lines: list[Line] = []
+    entries: list[LateEntry] = []
     runs = proration.segments(tenant, earlier.period) or [_whole_month(tenant, earlier.period)]
     for meter in sorted(book.meters):
         aggregation = book.meters[meter].aggregation

@@ -101,12 +101,10 @@ def issue(draft: Invoice, settle: Callable[[Invoice], Invoice], numbers: Numbers
     invoice: Invoice = {k: v for k, v in settle(draft).items() if k not in ("held", "warnings")}  # type: ignore
     number = numbers.next_number(INVOICE, year)
     applied = min(max(balance, ZERO), _dec(invoice, "total"))
-    invoice.update(number=number, status="final", **issued, balance_applied=money(applied), payments=[],
-                   amount_paid=money(ZERO),
-                   credit_notes=[], credited_net=money(ZERO), credited_vat=money(ZERO),
-                   credited_total=money(ZERO))
-    invoice["payment_reference"] = creditor_reference(number)
-    invoice = _settled(invoice)
+    invoice = _settled({**invoice, **issued, "number": number, "status": "final",  # type: ignore[typeddict-item]
+                        "payment_reference": creditor_reference(number), "balance_applied": money(applied),
+                        "payments": [], "amount_paid": money(ZERO), "credit_notes": [], "credited_net": money(ZERO),
+                        "credited_vat": money(ZERO), "credited_total": money(ZERO)})
     entries: list[BalanceEntry] = []
     if applied:
         entries.append({"amount": money(-applied), "reason": f"applied to invoice {number}", "document_number": number,
@@ -147,7 +145,8 @@ def pay(invoice: Invoice | None, amount: Decimal | None, reference: str, paid_at
     if paid > due:
         entries.append({"amount": money(paid - due), "reason": f"paid on invoice {invoice['number']} beyond what was "
                         f"due (reference {reference})", "document_number": invoice["number"], "at": _at(now)})
-    announce = [("paid", after)] if after["status"] == "paid" and invoice.get("status") != "paid" else []
+    announce: list[tuple[str, Invoice | CreditNote]] = \
+        [("paid", after)] if after["status"] == "paid" and invoice.get("status") != "paid" else []
     return Change(after, balance=entries, announce=announce)
 
 

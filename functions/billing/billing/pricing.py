@@ -192,7 +192,8 @@ def priced(before: Decimal, after: Decimal, included: Decimal, bands: tuple[Band
 
 def plain_price(price: Decimal) -> str:
     """A unit price with at least two decimals (0.0080 stays as configured, 20 becomes 20.00)."""
-    return str(price) if price.as_tuple().exponent <= -2 else str(price.quantize(Decimal("0.01")))
+    exponent = price.as_tuple().exponent
+    return str(price) if isinstance(exponent, int) and exponent <= -2 else str(price.quantize(Decimal("0.01")))
 
 
 def bands_of(plan: Plan, meter: str) -> tuple[Band, ...]:

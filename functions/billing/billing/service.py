@@ -12,6 +12,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
 from cloudevents.http import CloudEvent
 
@@ -89,7 +90,7 @@ class Billing:
         else:
             with ThreadPoolExecutor(INGEST_WORKERS) as pool:
                 results = list(pool.map(lambda e: self._one(e, via, received_at), batch))
-        summary = {"accepted": 0, "duplicates": 0, "conflicts": [], "rejected": []}
+        summary: dict[str, Any] = {"accepted": 0, "duplicates": 0, "conflicts": [], "rejected": []}
         for event, (outcome, reason) in zip(batch, results, strict=True):
             event_id = event.event_id if isinstance(event, InvalidEvent) else event["id"]
             if outcome == "accepted":
@@ -115,7 +116,7 @@ class Billing:
         tenant = self.tenants.get(tenant_id, as_of=self.clock() if fresh else None)
         if tenant is None:
             raise NotFound(f"tenant {tenant_id} does not exist")
-        return tenant
+        return tenant  # type: ignore[return-value]
 
     def usage_of(self, tenant_id: str, period: str, granularity: str = "month") -> dict:
         """Usage that happened in `period`, whichever invoice bills it; by day too with granularity=day."""
@@ -266,7 +267,7 @@ class Billing:
         tenant = self._tenant(tenant_id, fresh=True)
         if not tenant.get("billing_profile"):
             return []
-        issued_now = []
+        issued_now: list[Invoice] = []
         for period in self.invoices_store.held(tenant_id):
             now = self.clock()
             fields = issue_fields(now, self.closer.seller.payment_terms_days)
@@ -277,12 +278,12 @@ class Billing:
                     return None  # issued meanwhile
                 return lifecycle.issue(invoice, settle_now, numbers, fields, balance, now)
 
-            record, change = self.invoices_store.change(tenant_id, period, decide, series=(INVOICE,),
-                                                        year=int(fields["issue_date"][:4]),
-                                                        progress=self.periods.ref(period))
+            _, change = self.invoices_store.change(tenant_id, period, decide, series=(INVOICE,),
+                                                   year=int(fields["issue_date"][:4]),
+                                                   progress=self.periods.ref(period))
             if change is not None:
                 self._published(change)
-                issued_now.append(record)
+                issued_now.append(change.record)
         return issued_now
 
     def _published(self, change: lifecycle.Change | None) -> None:
@@ -324,9 +325,7 @@ class Billing:
 
     def report_sla(self, tenant_id: str, body: dict) -> dict:
         _known_fields(body, {"period", "availability_pct", "p95_latency_ms", "rto_minutes"})
-        period = body.get("period")
-        if not periods.valid(period):
-            raise Invalid("period must be YYYY-MM")
+        period = _period(body.get("period"))
         if period > periods.of(self.clock()):
             raise Invalid(f"period {period} has not started")
         report = {"period": period,
@@ -399,8 +398,8 @@ def _describe(event: CloudEvent | InvalidEvent) -> dict:
             "data": json.dumps(event.get_data(), default=str)[:4000]}
 
 
-def _period(period: str) -> str:
-    if not periods.valid(period):
+def _period(period: object) -> str:
+    if not isinstance(period, str) or not periods.valid(period):
         raise Invalid("period must be YYYY-MM, a month of the years 2000 to 2999")
     return period
 
