@@ -10,6 +10,7 @@ import datetime
 import json
 import sys
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
@@ -414,7 +415,8 @@ def invoices_pay(tenant_id: str, period: str, reference: Annotated[str, typer.Op
     """Record a payment (once per reference: the same again changes nothing); more than is due goes to the
     customer's balance."""
     body = {"reference": reference, **({"amount": amount} if amount is not None else {})}
-    found = api().call("POST", f"/v1/tenants/{q(tenant_id)}/invoices/{q(period)}:pay", json=body)
+    # A payment is recorded once per reference, so a retry after a lost answer is safe.
+    found = api().call("POST", f"/v1/tenants/{q(tenant_id)}/invoices/{q(period)}:pay", json=body, retries=3)
     show(found, invoice_table(found))
 
 
@@ -426,7 +428,9 @@ def invoices_credit(tenant_id: str, period: str, reason: Annotated[str, typer.Op
                     = False) -> None:
     """A credit note for part or all of the invoice, optionally reissuing it."""
     body = {"reason": reason, "reissue": reissue, **({"amount": amount} if amount is not None else {})}
-    found = api().call("POST", f"/v1/tenants/{q(tenant_id)}/invoices/{q(period)}:credit", json=body)
+    # One key for this credit and every retry of it: a retry after a lost answer never credits twice.
+    found = api().call("POST", f"/v1/tenants/{q(tenant_id)}/invoices/{q(period)}:credit", json=body, retries=3,
+                       headers={"Idempotency-Key": uuid.uuid4().hex})
     note, current = found["credit_note"], found["invoice"]
     show(found, table("credited", ["document", "number", "total", "status", "due"],
                       [["credit note", note["number"], note["total"], "", ""],

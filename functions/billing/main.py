@@ -184,7 +184,8 @@ def pay_invoice(request: flask.Request, tenant_id: str, period: str) -> flask.Re
 @router.route("POST", "/v1/tenants/{tenant_id}/invoices/{period}:credit")
 def credit_invoice(request: flask.Request, tenant_id: str, period: str) -> flask.Response:
     default_guard().require(request, "tenants:admin")
-    return json_response(service().credit(tenant_id_param(tenant_id), period, read_json(request)), 201)
+    return json_response(service().credit(tenant_id_param(tenant_id), period, read_json(request),
+                                          key=request.headers.get("Idempotency-Key")), 201)
 
 
 @router.route("GET", "/v1/tenants/{tenant_id}/credit-notes")

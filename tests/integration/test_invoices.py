@@ -337,3 +337,18 @@ def test_a_credit_note_not_stored_at_issue_is_stored_by_a_step_from_its_issued_r
     stored = json.loads(clients.storage().bucket(bucket).blob(f"credit-notes/{note['number']}.json")
                         .download_as_text())
     assert stored == note
+
+
+def test_a_credit_retried_with_its_idempotency_key_credits_once(billing, firestore_db):
+    billing.ingest([customer(firestore_db, "retrier", PROFILES["nl"])], "http")
+    close(billing, LAST_MONTH)
+    first = billing.credit("retrier", LAST_MONTH, {"reason": "goodwill", "amount": "5.00"}, key="req-1")
+    again = billing.credit("retrier", LAST_MONTH, {"reason": "goodwill", "amount": "5.00"}, key="req-1")
+    assert again["credit_note"] == first["credit_note"] and again["invoice"]["credited_net"] == "5.00"
+    results = run_threads(4, lambda _: billing.credit("retrier", LAST_MONTH, {"reason": "outage", "amount": "7.00"},
+                                                      key="req-2"))
+    assert len({r["credit_note"]["number"] for r in results}) == 1
+    assert billing.invoice("retrier", LAST_MONTH)["credited_net"] == "12.00"
+    assert len(billing.credit_notes("retrier")["credit_notes"]) == 2
+    with pytest.raises(Invalid, match="Idempotency-Key"):
+        billing.credit("retrier", LAST_MONTH, {"reason": "x", "amount": "1.00"}, key="ключ")

@@ -1,7 +1,7 @@
 """Closing a period: every tenant's invoice drafted, numbered without gaps, and stored — for any number of tenants.
 
-Why every usage event is billed exactly once, whatever the timing (§7.1)
--------------------------------------------------------------------------
+Why every usage event is billed exactly once, whatever the timing
+-----------------------------------------------------------------
 Ingestion decides nothing about invoices: it counts each event into a counter of the day it happened, and every
 counter carries the server time of its last write (`written_at`). The close of period P for tenant T, not the
 ingestion, decides what is billed, from T's ledger:
@@ -28,11 +28,17 @@ Scale: an HTTP or scheduled close only records the period as `closing` and publi
 Each chunk lists the next CHUNK tenants, publishes the following chunk at once (so chunks overlap) and drafts
 its own; a marker per chunk keeps the progress counters exact under redelivery (a chunk already drafted is not
 drafted again), and each step publishes the next once per run of the close. Numbering starts only when every
-chunk is drafted: one step per chunk, in chunk (so tenant) order, gives its drafts numbers in one transaction with
-the year's counter (reading them by key: no query), hands on to the next step, then stores its documents while
-the next step numbers. Every step is idempotent and
-each message names its step, so redelivery or a crash anywhere resumes without gaps or doubles, and no
-invocation or document grows with the number of tenants.
+chunk is drafted: one step per chunk, in chunk (so tenant) order, issues its drafts in one transaction with the
+year's invoice counter (reading them by key: no query), hands on to the next step, then stores its documents while
+the next step numbers. Every step is idempotent and each message names its step, so redelivery or a crash
+anywhere resumes without gaps or doubles, and no invocation or document grows with the number of tenants. The
+close is `closed` once every chunk is numbered and every step's documents are stored.
+
+Held drafts: a tenant without a billing profile is drafted like any other, but the numbering step leaves its draft
+unnumbered (`held`). The step reads the tenants' records inside its transaction, so a profile set at the same
+moment is either seen by the step (the draft is issued) or committed after it (and the tenant-events message of
+that change, processed after the commit, finds the draft held and issues it). Either way no draft stays held once
+its tenant has a profile.
 """
 
 from __future__ import annotations

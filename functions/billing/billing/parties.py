@@ -1,4 +1,4 @@
-"""Who sells, who buys, and which VAT applies (§7.3): the seller from `config/seller.json` (validated on load
+"""Who sells, who buys, and which VAT applies: the seller from `config/seller.json` (validated on load
 like the price book), the customer from the tenant's `billing_profile` (validated by the provisioner when set).
 
 Treatment by where the customer is: the Netherlands, or no profile at all -> `standard` (21 %); another EU

@@ -1,4 +1,4 @@
-"""Which plan each day of a period is billed under (§7.2), as runs of days called segments. Pure.
+"""Which plan each day of a period is billed under, as runs of days called segments. Pure.
 
 A day is billed under the tier in force at the end of that UTC day: the last change recorded before the next
 midnight. Days before the tenant existed take the tier it was created with. The base fee is owed for the days

@@ -232,9 +232,12 @@ class Billing:
             raise NotFound(f"tenant {tenant_id} has no invoice {number}")
         return self.pay(tenant_id, issued[1]["period"], body, number=number)
 
-    def credit(self, tenant_id: str, period: str, body: dict) -> dict:
-        """A credit note for part or all of the period's invoice; with `reissue`, the invoice issued again."""
+    def credit(self, tenant_id: str, period: str, body: dict, key: str | None = None) -> dict:
+        """A credit note for part or all of the period's invoice; with `reissue`, the invoice issued again. With an
+        idempotency `key`, a retry of a credit that was made answers what it made, and credits nothing again."""
         _period(period)
+        if key is not None and (not key or len(key) > 200 or not key.isascii() or not key.isprintable()):
+            raise Invalid("Idempotency-Key must be 1 to 200 printable ASCII characters")
         _known_fields(body, {"reason", "reissue", "amount"})
         reason = _text(body, "reason", 500)
         again = body.get("reissue", False)
@@ -256,8 +259,14 @@ class Billing:
             def decide(invoice, balance, numbers):
                 return lifecycle.credit(_found(invoice, tenant_id, period), amount, reason, numbers, issued, now)
             series = (CREDIT_NOTE,)
-        record, change = self.invoices_store.change(tenant_id, period, decide, series=series, year=now.year)
-        assert change is not None  # a credit always changes something, or refuses
+        record, change = self.invoices_store.change(tenant_id, period, decide, series=series, year=now.year,
+                                                    request=key)
+        if change is None:  # the same request again: what it made the first time
+            done = self.invoices_store.replayed(tenant_id, key) if key else None
+            if done is None:
+                raise Conflict("the credit changed nothing")
+            return {"credit_note": self.by_number(tenant_id, done["documents"][0]),
+                    "invoice": self.by_number(tenant_id, done["invoice"])}
         self._published(change)
         return {"credit_note": change.documents[0], "invoice": record}
 

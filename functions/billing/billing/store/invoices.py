@@ -7,6 +7,7 @@
                                              archive is written and repaired from
     tenants/{T}/billing/balance              the customer balance: money owed to the customer
     tenants/{T}/balance_entries/{id}         what made it
+    tenants/{T}/requests/{sha256(key)}       what a credit sent with an Idempotency-Key did: a retry gets it again
     invoice_counters/{year}, credit_note_counters/{year}   the last number of each series and year
 
 Every change runs `decide` inside one transaction that reads the invoice, the balance and the counters it may
@@ -16,6 +17,7 @@ draw numbers from, and writes what the decision says together (see lifecycle.py 
 from __future__ import annotations
 
 import datetime
+import hashlib
 import uuid
 from collections.abc import Callable
 from decimal import Decimal
@@ -44,6 +46,13 @@ class Invoices:
 
     def balance_ref(self, tenant_id: str):
         return firestore.tenant_doc(tenant_id, "billing", "balance", db=self.db)
+
+    def request_ref(self, tenant_id: str, key: str):
+        return firestore.tenant_doc(tenant_id, "requests", hashlib.sha256(key.encode()).hexdigest(), db=self.db)
+
+    def replayed(self, tenant_id: str, key: str) -> dict | None:
+        """What the change sent with idempotency key `key` did: {period, invoice, documents} (numbers)."""
+        return self.request_ref(tenant_id, key).get().to_dict()
 
     def counter_ref(self, series: str, year: int):
         return self.db.collection(COUNTERS[series]).document(str(year))
@@ -102,20 +111,25 @@ class Invoices:
     # --- changes ------------------------------------------------------------------------------------------------
 
     def change(self, tenant_id: str, period: str, decide: Decide, *, series: tuple[str, ...] = (),
-               year: int | None = None, number: str | None = None, progress=None) -> tuple[Invoice | None,
-                                                                                              Change | None]:
+               year: int | None = None, number: str | None = None, progress=None,
+               request: str | None = None) -> tuple[Invoice | None, Change | None]:
         """Run `decide(invoice, balance, numbers)` on the period's current invoice (or, given `number`, on the one
         numbered so, current or replaced) in one transaction with the tenant's balance and the counters of
         `series` in `year`, and write its change. `progress`: the close record that counts a held draft issued
-        here. Returns (the invoice after, the change or None)."""
+        here. `request`: the caller's idempotency key; a key seen before decides nothing again (see `replayed`).
+        Returns (the invoice after, the change or None)."""
         from google.cloud.firestore import Increment
 
         current_ref, balance_ref = self.ref(tenant_id, period), self.balance_ref(tenant_id)
         counter_refs = {(name, year): self.counter_ref(name, year) for name in series if year is not None}
+        request_ref = None if request is None else self.request_ref(tenant_id, request)
 
         def attempt(transaction):
             snapshots = {s.reference.path: s for s in self.db.get_all(
-                [current_ref, balance_ref, *counter_refs.values()], transaction=transaction)}
+                [current_ref, balance_ref, *counter_refs.values(), *([request_ref] if request_ref else [])],
+                transaction=transaction)}
+            if request_ref is not None and snapshots[request_ref.path].exists:
+                return snapshots[current_ref.path].to_dict(), None
             ref = current_ref
             record = snapshots[current_ref.path].to_dict()
             if number is not None and (record is None or record.get("number") != number):
@@ -133,6 +147,9 @@ class Invoices:
             else:
                 transaction.set(ref, change.record)
             self._write(transaction, tenant_id, change, balance, numbers)
+            if request_ref is not None:
+                transaction.create(request_ref, {"period": period, "invoice": change.record["number"],
+                                                 "documents": [d["number"] for d in change.documents]})
             if progress is not None and record is not None and record.get("status") == "draft":
                 transaction.update(progress, {"held": Increment(-1), "issued": Increment(1)})
             return change.record, change
