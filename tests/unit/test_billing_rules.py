@@ -465,3 +465,26 @@ def test_a_late_peak_is_priced_in_its_own_run_of_days_and_prorated_like_it():
     # standard's allowance 2, its peak now 5: 3 x 18.00 x 15/30 = 27.00
     assert [(line["quantity"], line["billable_quantity"], line["unit_price"], line["proration"], line["amount"])
             for line in late] == [("3", "3", "18.00", {"days": 15, "days_in_month": 30}, "27.00")]
+
+
+def test_starting_a_close_is_a_pure_rule_over_the_close_records():
+    from billing import closing_rules
+    from billing.errors import Conflict
+
+    fresh = closing_rules.start("2026-10", None, None, NOW)
+    assert (fresh["status"], fresh["waiting"], fresh["after"], fresh["held"]) == ("closing", False, None, 0)
+    assert closing_rules.start("2026-10", fresh, None, NOW) is fresh  # started once
+    behind = closing_rules.start("2026-11", None, {"period": "2026-10", "status": "closing"}, NOW)
+    assert (behind["waiting"], behind["after"]) == (True, "2026-10")  # waits for the close before it
+    assert not closing_rules.start("2026-11", None, {"period": "2026-10", "status": "closed"}, NOW)["waiting"]
+    with pytest.raises(Conflict, match="close in order"):
+        closing_rules.start("2026-09", None, {"period": "2026-10", "status": "closed"}, NOW)
+    assert closing_rules.finished({"numbered_all": True, "steps_stored": 3, "chunks_total": 3})
+    assert not closing_rules.finished({"numbered_all": True, "steps_stored": 2, "chunks_total": 3})
+    assert closing_rules.progress("2026-12", None) == {"period": "2026-12", "status": "open", "tenants": 0,
+                                                       "drafted": 0, "issued": 0, "held": 0}
+
+
+@pytest.mark.parametrize("period", ["0000-01", "1999-12", "3000-01", "9999-12"])
+def test_periods_named_in_requests_are_years_2000_to_2999(period):
+    assert not periods.valid(period)
