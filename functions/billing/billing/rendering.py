@@ -300,6 +300,14 @@ def _parties(pdf, family: str, page: Layout) -> None:
     pdf.ln(6)
 
 
+def _put(pdf, x: float, top: float, width: float, text: str, align: str) -> None:
+    """`text` on one line of the table, left or right in a column `width` wide from `x`, its top at `top` (placed
+    directly: a table has dozens of these, and a cell does far more work than a line of text needs)."""
+    if text:
+        left = x if align == "L" else x + width - pdf.get_string_width(text)
+        pdf.text(left, top + LINE_MM / 2 + 0.3 * pdf.font_size, text)
+
+
 def wrap(pdf, text: str, width: float) -> list[str]:
     """`text` broken into lines no wider than `width` at spaces (each word measured once: fpdf2's own line breaking
     measures a line again for every character it adds)."""
@@ -351,8 +359,7 @@ def _table(pdf, family: str, rows: list[Row]) -> None:
         x = pdf.l_margin
         for lines, width, (_, _, align) in zip(wrapped, widths, COLUMNS, strict=True):
             for index, text in enumerate(lines):
-                pdf.set_xy(x + (1 if align == "L" else 0), top + index * LINE_MM)
-                pdf.cell(width - 1, LINE_MM, text, align=align)
+                _put(pdf, x + 1, top + index * LINE_MM, width - 2, text, align)
             x += width
         pdf.set_y(top - 1 + height)
         pdf.set_draw_color(228, 231, 236)
