@@ -128,3 +128,21 @@ def test_a_stack_file_swapped_for_a_link_or_under_a_shared_folder_is_refused(tmp
         profile({}, root)
     (root / ".local").chmod(0o775)  # a group-writable checkout (a user-private group's umask) is fine
     assert profile({}, root).url == "http://gw"
+
+
+def test_a_billing_profile_is_read_from_a_json_file(tmp_path):
+    import pytest
+
+    from energent_cli.main import Failed, read_profile
+
+    good = tmp_path / "profile.json"
+    good.write_text('{"legal_name": "Zakład Usług", "address": {"line1": "ul. 1", "postal_code": "90-926", '
+                    '"city": "Łódź", "country": "PL"}, "vat_id": "PL5260001246"}', encoding="utf-8-sig")
+    assert read_profile(good)["address"]["city"] == "Łódź"
+    for content, reason in (("[1]", "must hold a JSON object"), ("{nope", "is not a JSON document")):
+        bad = tmp_path / "bad.json"
+        bad.write_text(content)
+        with pytest.raises(Failed, match=reason):
+            read_profile(bad)
+    with pytest.raises(Failed, match="cannot read"):
+        read_profile(tmp_path / "missing.json")
