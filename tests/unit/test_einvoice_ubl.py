@@ -231,6 +231,7 @@ def test_vat_schemes_of_other_countries(vat_id, expected):
     assert ubl.endpoint({"vat_id": vat_id, "peppol_id": {"scheme": "0088", "id": "5790000435975"}}) == \
         ("0088", "5790000435975")
     assert set(ubl.VAT_SCHEMES.values()) <= PEPPOL_EAS
+    assert ubl.EAS_CODES == PEPPOL_EAS
 
 
 # The EAS codes of Peppol's list (as the Peppol BIS 3 schematron, PEPPOL-EN16931-CL008, enumerates them).
@@ -256,6 +257,8 @@ def test_a_customer_without_a_peppol_address_gets_no_ubl_and_is_told_why():
         ubl.build(fixtures.no_peppol_customer(), METERS)
     with pytest.raises(ubl.NoElectronicAddress, match="no VAT number"):
         ubl.endpoint({"legal_name": "x", "address": {"country": "US"}})
+    with pytest.raises(ubl.NoElectronicAddress, match="Electronic Address Scheme"):
+        ubl.endpoint({"peppol_id": {"scheme": "1234", "id": "x"}, "vat_id": "DE811907980"})
 
 
 def test_bands_become_one_line_each_and_units_follow_rec_20():

@@ -111,3 +111,17 @@ def test_svg_is_an_svg_document_of_the_code():
     assert svg.tag == "{http://www.w3.org/2000/svg}svg"
     _, _, width, height = svg.get("viewBox").split()
     assert width == height and int(width) >= 21 + 8  # at least version 1 with its quiet zone
+
+
+def test_billing_loads_no_image_or_xml_library_until_a_code_or_document_is_made():
+    """Cold start: importing the modules costs nothing heavy; segno loads only to draw."""
+    import subprocess
+    import sys
+
+    from tests.einvoice_fixtures import ROOT
+
+    code = ("import sys; from billing import epc_qr, ubl, journal, vat_return, language, payment_reference; "
+            "print(sorted(m for m in ('segno', 'lxml', 'PIL', 'fpdf', 'stdnum') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT / "functions" / "billing", check=True,
+                         capture_output=True, text=True).stdout
+    assert out.strip() == "[]"

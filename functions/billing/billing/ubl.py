@@ -63,6 +63,16 @@ VAT_SCHEMES = {
     "MK": "9942", "RS": "9948", "SM": "9951", "TR": "9952", "VA": "9953",
 }
 
+# Peppol's Electronic Address Scheme codes (the list PEPPOL-EN16931-CL008 checks an EndpointID against).
+EAS_CODES = frozenset({
+    "0002", "0007", "0009", "0037", "0060", "0088", "0096", "0097", "0106", "0130", "0135", "0142", "0147", "0151",
+    "0154", "0158", "0170", "0177", "0183", "0184", "0188", "0190", "0191", "0192", "0193", "0194", "0195", "0196",
+    "0198", "0199", "0200", "0201", "0202", "0203", "0204", "0205", "0208", "0209", "0210", "0211", "0212", "0213",
+    "0215", "0216", "0217", "0218", "0221", "0225", "0230", "0235", "0240", "9910", "9913", "9914", "9915", "9918",
+    "9919", "9920", "9922", "9923", "9924", "9925", "9926", "9927", "9928", "9929", "9930", "9931", "9932", "9933",
+    "9934", "9935", "9936", "9937", "9938", "9939", "9940", "9941", "9942", "9943", "9944", "9945", "9946", "9947",
+    "9948", "9949", "9950", "9951", "9952", "9953", "9957", "9959"})
+
 UNIT_CODES = {"minute": "MIN", "hour": "HUR", "day": "DAY", "month": "MON", "run": "C62", "workflow": "C62",
               "GiB-hour": "C62"}
 DEFAULT_UNIT_CODE = "C62"
@@ -159,6 +169,9 @@ def endpoint(customer: Mapping) -> tuple[str, str]:
     """The customer's Peppol electronic address (scheme, identifier)."""
     peppol = customer.get("peppol_id")
     if isinstance(peppol, Mapping) and peppol.get("scheme") and peppol.get("id"):
+        if str(peppol["scheme"]) not in EAS_CODES:
+            raise NoElectronicAddress(f"peppol_id.scheme {peppol['scheme']!r} is not a code of Peppol's Electronic "
+                                      "Address Scheme list")
         return str(peppol["scheme"]), str(peppol["id"])
     vat_id = _compact(customer.get("vat_id") or "")
     scheme = VAT_SCHEMES.get(vat_id[:2]) if vat_id[:2].isalpha() else None
