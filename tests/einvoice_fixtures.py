@@ -273,3 +273,32 @@ def no_peppol_customer() -> dict:
                        issue_date="2026-11-02")
     document["customer"].pop("peppol_id")
     return document
+
+
+# Customers in other member states, addressed by the VAT schemes of their countries (0007 and 0184 check their
+# identifiers' formats in the Peppol schematron); Dutch texts.
+OTHER_CUSTOMERS = {
+    "se": ("Nordisk Analys AB", "SE556677889901", "Drottninggatan 5", "111 51", "Stockholm", "SE"),
+    "dk": ("Dansk Dataservice ApS", "DK13585628", "Vesterbrogade 3", "1620", "København V", "DK"),
+    "be": ("Brouwerij Sint-Arnoldus NV", "BE0403019261", "Grote Markt 1", "1000", "Brussel", "BE"),
+    "it": ("Soluzioni Digitali S.r.l.", "IT12345679992", "Via Roma 10", "00184", "Roma", "IT"),
+    "fr": ("Société Générale d'Analyse SAS", "FR40303265045", "12 rue de Rivoli", "75004", "Paris", "FR"),
+    "at": ("Österreichische Datenwerke GmbH", "ATU13585627", "Mariahilfer Straße 1", "1060", "Wien", "AT"),
+}
+
+
+def member_state_variants() -> dict[str, dict]:
+    """The reverse-charge invoice and its full credit note, to customers of six more member states, in Dutch."""
+    base = documents()["de-reverse-charge-sla"]
+    variants = {}
+    for key, (name, vat_id, street, postal_code, city, country) in OTHER_CUSTOMERS.items():
+        document = copy.deepcopy(base)
+        document.update(number=f"2026-0002{len(variants):02d}", tenant_id=f"tenant-{key}")
+        document["payment_reference"] = creditor_reference(document["number"])
+        document["customer"] = {"legal_name": name, "vat_id": vat_id, "language": "nl",
+                                "address": {"line1": street, "postal_code": postal_code, "city": city,
+                                            "country": country}}
+        variants[f"{key}-reverse-charge-nl"] = document
+        variants[f"{key}-full-credit-nl"] = credit_note(document, f"CN-2026-0002{len(variants):02d}", "2026-12-01",
+                                                        "dubbel gefactureerd")
+    return variants

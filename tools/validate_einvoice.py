@@ -3,7 +3,8 @@ does not run it, and the project's own tests never need these repositories).
 
     .venv/bin/python -m tools.validate_einvoice [FILE.xml ...] [--keep DIR]
 
-Without files it builds the UBL of every document in tests/einvoice_fixtures.py. Each document goes through:
+Without files it builds the UBL of every document in tests/einvoice_fixtures.py (and its member-state
+variants). Each document goes through:
 1. the UBL 2.1 XML schema (OASIS, `xsd/maindoc/UBL-{Invoice,CreditNote}-2.1.xsd`), with lxml;
 2. the EN 16931 UBL validation XSLT as published (ConnectingEurope/eInvoicing-EN16931, `ubl/xslt/`);
 3. the Peppol BIS Billing 3.0 schematron (OpenPEPPOL/peppol-bis-invoice-3, `rules/sch/PEPPOL-EN16931-UBL.sch`,
@@ -74,7 +75,8 @@ def fixture_documents() -> dict[str, bytes]:
     from tests import einvoice_fixtures
 
     meters = einvoice_fixtures.PRICES["meters"]
-    return {f"{name}.xml": ubl.build(document, meters) for name, document in einvoice_fixtures.documents().items()}
+    documents = {**einvoice_fixtures.documents(), **einvoice_fixtures.member_state_variants()}
+    return {f"{name}.xml": ubl.build(document, meters) for name, document in documents.items()}
 
 
 class Validators:

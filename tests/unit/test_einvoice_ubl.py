@@ -359,3 +359,14 @@ def test_spreading_cents_keeps_every_part_within_a_cent_and_the_sum_exact():
         parts = ubl._spread(total, exact)
         assert sum(parts) == total
         assert all(abs(part - value) < Decimal("0.01") for part, value in zip(parts, exact, strict=True))
+
+
+@pytest.mark.parametrize("name", sorted(fixtures.member_state_variants()))
+def test_customers_of_other_member_states_are_addressed_by_their_vat_scheme(name):
+    document = fixtures.member_state_variants()[name]
+    root = parse(document)
+    endpoint = root.find("cac:AccountingCustomerParty/cac:Party/cbc:EndpointID", NS)
+    vat_id = document["customer"]["vat_id"]
+    assert endpoint.get("schemeID") == ubl.VAT_SCHEMES[vat_id[:2]]
+    assert endpoint.text == (vat_id[2:12] if vat_id.startswith("SE") else vat_id)
+    assert text(root, "cac:TaxTotal/cac:TaxSubtotal/cac:TaxCategory/cbc:TaxExemptionReason") == "BTW verlegd"
