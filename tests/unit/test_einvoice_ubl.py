@@ -225,6 +225,7 @@ def test_customer_endpoint_is_the_peppol_id_or_the_vat_number_under_its_scheme(k
     ("IT12345679992", ("0211", "IT12345679992")),
     ("AT U123 456 78", ("9914", "ATU12345678")),
     ("GB 123.4567.89", ("9932", "GB123456789")),
+    ("NO 987 654 325 MVA", ("0192", "987654325")),
 ])
 def test_vat_schemes_of_other_countries(vat_id, expected):
     assert ubl.endpoint({"vat_id": vat_id, "address": {"country": "XX"}}) == expected
@@ -332,6 +333,10 @@ def test_a_document_that_does_not_add_up_is_refused():
         ubl.build(document, METERS)
     document = copy.deepcopy(DOCUMENTS["nl-standard"])
     document["lines"][0]["amount"] = "150.00"
+    with pytest.raises(ubl.Inconsistent, match="quantity x price"):
+        ubl.build(document, METERS)
+    document = copy.deepcopy(DOCUMENTS["nl-standard"])  # a cent off its bands' products (0.315 -> 0.32)
+    document["lines"][4]["amount"], document["subtotal"], document["net"] = "0.33", "336.33", "336.33"
     with pytest.raises(ubl.Inconsistent, match="quantity x price"):
         ubl.build(document, METERS)
 

@@ -11,6 +11,7 @@ business outside the EU, where the place of supply is the customer's country (ar
 from __future__ import annotations
 
 import datetime
+from collections.abc import Mapping
 from decimal import ROUND_HALF_UP, Decimal
 
 LANGUAGES = ("en", "nl")
@@ -100,7 +101,7 @@ def resolve(value: object) -> str:
     return value if isinstance(value, str) and value in LANGUAGES else DEFAULT
 
 
-def of(document: dict) -> str:
+def of(document: Mapping) -> str:
     """The language of an issued document: its own `language`, else its customer's, else `en`."""
     customer = document.get("customer") or {}
     return resolve(document.get("language") or customer.get("language"))

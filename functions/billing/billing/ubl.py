@@ -28,6 +28,7 @@ system that converts units, while C62 says "this many of the unit named in the i
 
 from __future__ import annotations
 
+import calendar
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -50,15 +51,16 @@ KVK = "0106"
 SLA_REASON_CODE = "64"  # UNCL 5189 "Special agreement": the contract's service credit
 GRANT_REASON_CODE = "95"  # UNCL 5189 "Discount": a promotional or contractual credit
 
-# The EAS scheme of a VAT number, by the VAT number's prefix (Peppol's EAS code list). Sweden and Denmark have no
-# VAT scheme of their own there: a Swedish VAT number is the organisation number plus "01" (scheme 0007 takes the
-# organisation number), a Danish one is "DK" and the CVR number (scheme 0184 takes it with its prefix). Outside
+# The EAS scheme of a VAT number, by the VAT number's prefix (Peppol's EAS code list). Sweden, Denmark and Norway
+# have no VAT scheme of their own there: a Swedish VAT number is the organisation number plus "01" (scheme 0007
+# takes the organisation number), a Danish one is "DK" and the CVR number (scheme 0184 takes it with its prefix),
+# a Norwegian one "NO", the organisation number and "MVA" (scheme 0192 takes the organisation number). Outside
 # the EU: the VAT schemes of Peppol's list for countries whose customers carry a VAT number.
 VAT_SCHEMES = {
     "AT": "9914", "BE": "9925", "BG": "9926", "CY": "9928", "CZ": "9929", "DE": "9930", "DK": "0184", "EE": "9931",
     "EL": "9933", "ES": "9920", "FI": "0213", "FR": "9957", "HR": "9934", "HU": "9910", "IE": "9935", "IT": "0211",
     "LT": "9937", "LU": "9938", "LV": "9939", "MT": "9943", "NL": "9944", "PL": "9945", "PT": "9946", "RO": "9947",
-    "SE": "0007", "SI": "9949", "SK": "9950",
+    "SE": "0007", "SI": "9949", "SK": "9950", "NO": "0192",
     "AD": "9922", "AL": "9923", "BA": "9924", "CH": "9927", "GB": "9932", "LI": "9936", "MC": "9940", "ME": "9941",
     "MK": "9942", "RS": "9948", "SM": "9951", "TR": "9952", "VA": "9953",
 }
@@ -81,6 +83,7 @@ CATEGORIES = {"standard": "S", "reverse_charge": "AE", "outside_scope": "O"}
 EXEMPTION_CODES = {"AE": "VATEX-EU-AE", "O": "VATEX-EU-O"}
 
 CENT = Decimal("0.01")
+ROUNDING = Decimal("0.005000000001")
 _XML_TEXT = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
@@ -184,6 +187,8 @@ def endpoint(customer: Mapping) -> tuple[str, str]:
                                   "set billing_profile.peppol_id {scheme, id} to issue the UBL")
     if scheme == "0007":  # Swedish VAT number: SE + organisation number + 01
         return scheme, vat_id[2:12]
+    if scheme == "0192":  # Norwegian VAT number: NO + organisation number + MVA
+        return scheme, vat_id[2:11]
     if scheme == "9933":  # Greek participants are addressed by their TIN, the VAT number without EL
         return scheme, vat_id[2:]
     return scheme, vat_id
@@ -254,6 +259,7 @@ def _lines(document: Mapping, sign: int, lang: str, meters: Mapping[str, Mapping
                 name = words.label(lang, "late_usage", period=words.month(period, lang), meter=name)
             parts = _usage_parts(line, fraction)
             exact = [quantity * price for quantity, price in parts]
+            _check(sum(exact, Decimal(0)), amount, line)
             amounts = _spread(amount, exact)
             for (quantity, price), part in zip(parts, amounts, strict=True):
                 if fraction != 1:  # a share of the monthly price: rounded far below a cent of the line
@@ -284,7 +290,8 @@ def _base_fee(line: Mapping, amount: Decimal, lang: str, description: str | None
 
 
 def _check(exact: Decimal, amount: Decimal, line: Mapping) -> None:
-    if abs(exact - amount) > Decimal("0.005"):
+    """The line's amount is its quantity x price rounded once to cents (a hair of slack for 28-digit division)."""
+    if abs(exact - amount) > ROUNDING:
         raise Inconsistent(f"line {line.get('description')!r}: {amount} is not its quantity x price ({exact})")
 
 
@@ -320,7 +327,7 @@ def build(document: Mapping, meters: Mapping[str, Mapping] | None = None) -> byt
     document's amounts do not add up (lines to subtotal, allowances to net, net and VAT to total)."""
     credit = is_credit_note(document)
     sign = -1 if credit else 1
-    lang = words.of(dict(document))
+    lang = words.of(document)
     currency = document.get("currency", "EUR")
     treatment = document["vat"]["treatment"]
     category = CATEGORIES[treatment]
@@ -423,8 +430,6 @@ def _document_period(document: Mapping) -> tuple[str, str]:
 def _period(tag: str, months: tuple[str, str] | None) -> Node | None:
     if months is None:
         return None
-    import calendar
-
     first, last = months
     year, month = int(last[:4]), int(last[5:7])
     return _el(tag, [_el("cbc:StartDate", f"{first}-01"),
