@@ -69,7 +69,8 @@ def _symbol(text: str):
     import segno
 
     symbol = segno.make(text, error="m", mode="byte", encoding="utf-8", micro=False, boost_error=False)
-    if isinstance(symbol.version, int) and symbol.version > MAX_VERSION:  # unreachable within 331 bytes at level M; kept as the guidelines' bound
+    # Unreachable within 331 bytes at level M; kept as the guidelines' bound (a micro code's version is a str).
+    if isinstance(symbol.version, int) and symbol.version > MAX_VERSION:
         raise ValueError(f"the payload needs QR version {symbol.version}; EPC allows at most {MAX_VERSION}")
     return symbol
 
