@@ -105,7 +105,8 @@ def parties(seller: Seller, tenant: Mapping[str, Any]) -> dict:
                         "Dutch VAT (21 %) is charged until they are set (PATCH the tenant's billing_profile)")
         treatment, rate = "standard", seller.standard_rate
     else:
-        customer = {key: profile[key] for key in ("legal_name", "address", "vat_id", "email") if profile.get(key)}
+        customer = {key: profile[key] for key in ("legal_name", "address", "vat_id", "email", "language",
+                                                    "peppol_id", "buyer_reference") if profile.get(key)}
         country = profile["address"]["country"]
         if country == HOME:
             treatment, rate = "standard", seller.standard_rate

@@ -37,6 +37,7 @@ from xml.sax.saxutils import escape, quoteattr
 
 from billing import language as words
 from billing import payment_reference
+from energent_shared.peppol import EAS_CODES  # the list PEPPOL-EN16931-CL008 checks an EndpointID against
 
 CUSTOMIZATION_ID = "urn:cen.eu:en16931:2017#compliant#urn:fdc:peppol.eu:2017:poacc:billing:3.0"
 PROFILE_ID = "urn:fdc:peppol.eu:2017:poacc:billing:01:1.0"
@@ -64,16 +65,6 @@ VAT_SCHEMES = {
     "AD": "9922", "AL": "9923", "BA": "9924", "CH": "9927", "GB": "9932", "LI": "9936", "MC": "9940", "ME": "9941",
     "MK": "9942", "RS": "9948", "SM": "9951", "TR": "9952", "VA": "9953",
 }
-
-# Peppol's Electronic Address Scheme codes (the list PEPPOL-EN16931-CL008 checks an EndpointID against).
-EAS_CODES = frozenset({
-    "0002", "0007", "0009", "0037", "0060", "0088", "0096", "0097", "0106", "0130", "0135", "0142", "0147", "0151",
-    "0154", "0158", "0170", "0177", "0183", "0184", "0188", "0190", "0191", "0192", "0193", "0194", "0195", "0196",
-    "0198", "0199", "0200", "0201", "0202", "0203", "0204", "0205", "0208", "0209", "0210", "0211", "0212", "0213",
-    "0215", "0216", "0217", "0218", "0221", "0225", "0230", "0235", "0240", "9910", "9913", "9914", "9915", "9918",
-    "9919", "9920", "9922", "9923", "9924", "9925", "9926", "9927", "9928", "9929", "9930", "9931", "9932", "9933",
-    "9934", "9935", "9936", "9937", "9938", "9939", "9940", "9941", "9942", "9943", "9944", "9945", "9946", "9947",
-    "9948", "9949", "9950", "9951", "9952", "9953", "9957", "9959"})
 
 UNIT_CODES = {"minute": "MIN", "hour": "HUR", "day": "DAY", "month": "MON", "run": "C62", "workflow": "C62",
               "GiB-hour": "C62"}
