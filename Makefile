@@ -71,7 +71,7 @@ package: venv
 cloudbuild: venv
 	$(BIN)/python -m tools.cloudbuild > cloudbuild-functions.yaml
 
-# A sample invoice from the running `make dev` stack, to look at: build/invoice-sample.pdf and .html
+# Sample invoices and credit notes made by billing's own code, no stack needed: .local/samples/ (JSON, HTML, PDF, UBL)
 invoice-sample: venv
 	$(BIN)/python -m tools.invoice_sample
 

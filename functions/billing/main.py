@@ -40,7 +40,8 @@ MAX_BATCH_BYTES = 1024 * 1024
 CLOSE_WAIT_S = 20.0  # within the gateway's deadline for the close operation (api-spec.yaml)
 EVENT_FIELDS = ("tenant_id", "period", "number", "status", "currency", "net", "vat", "total", "issue_date", "due_date",
                 "amount_due", "amount_paid", "payment_reference", "invoice_number", "invoice_date", "replaces")
-DOCUMENT_MEDIA = ["application/json", "application/pdf", "text/html"]
+DOCUMENT_MEDIA = ["application/json", "application/pdf", "text/html", "application/xml"]
+SUFFIXES = {"application/pdf": "pdf", "text/html": "html", "application/xml": "xml"}
 
 
 def announce_on(topic: str):
@@ -63,8 +64,9 @@ def publish_step(topic: str):
 @cache
 def service() -> Billing:
     own = billing_settings()
-    return build(clients.firestore(), InvoiceFiles(own.invoice_bucket, clients.storage),
-                 publish_step(own.billing_events_topic), pricing.load(own.price_book), parties.load_seller(own.seller),
+    book = pricing.load(own.price_book)
+    return build(clients.firestore(), InvoiceFiles(own.invoice_bucket, clients.storage, pricing.meters_of(book)),
+                 publish_step(own.billing_events_topic), book, parties.load_seller(own.seller),
                  announce=announce_on(own.tenant_events_topic))
 
 
@@ -125,7 +127,7 @@ def get_upcoming_invoice(request: flask.Request, tenant_id: str) -> flask.Respon
 
 
 def _media(request: flask.Request, what: str) -> str:
-    """JSON by default; the document's PDF or HTML when the caller's Accept prefers it."""
+    """JSON by default; the document's PDF, HTML or UBL (application/xml) when the caller's Accept prefers it."""
     if not request.headers.get("Accept"):
         return "application/json"
     media = request.accept_mimetypes.best_match(DOCUMENT_MEDIA)
@@ -135,7 +137,7 @@ def _media(request: flask.Request, what: str) -> str:
 
 
 def _file(body: bytes, media: str, number: str) -> flask.Response:
-    suffix = "pdf" if media == "application/pdf" else "html"
+    suffix = SUFFIXES[media]
     response = flask.Response(body, 200, content_type=MEDIA[suffix])
     response.headers["Content-Disposition"] = f'inline; filename="{number}.{suffix}"'
     return response
@@ -148,8 +150,7 @@ def get_invoice(request: flask.Request, tenant_id: str, period: str) -> flask.Re
     found = service().invoice(tenant_id, period)
     if media == "application/json":
         return json_response(found)
-    suffix = "pdf" if media == "application/pdf" else "html"
-    return _file(service().document(tenant_id, period, suffix), media, found["number"])
+    return _file(service().document(tenant_id, period, SUFFIXES[media]), media, found["number"])
 
 
 @router.route("GET", "/v1/tenants/{tenant_id}/documents/{number}")
@@ -159,8 +160,7 @@ def get_document(request: flask.Request, tenant_id: str, number: str) -> flask.R
     media = _media(request, "this document")
     if media == "application/json":
         return json_response(service().by_number(tenant_id, number))
-    return _file(service().archived(tenant_id, number, "pdf" if media == "application/pdf" else "html"), media,
-                 number)
+    return _file(service().archived(tenant_id, number, SUFFIXES[media]), media, number)
 
 
 @router.route("POST", "/v1/tenants/{tenant_id}/documents/{number}:pay")

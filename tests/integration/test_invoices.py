@@ -119,7 +119,7 @@ def test_the_documents_are_stored_by_number_and_the_pdf_says_what_the_law_asks(b
         assert stored.blob(f"invoices/{invoice['number']}.{suffix}").exists()
     text = PdfReader(io.BytesIO(billing.document("reader", LAST_MONTH, "pdf"))).pages[0].extract_text()
     for expected in (invoice["number"], "NL100000009B01", "Beispiel GmbH", "DE123456788", "BTW verlegd",
-                     "€54.01", "NL91ABNA0417164300", "Amount due", "KvK 10000000", invoice["payment_reference"]):
+                     "€54.01", "NL91ABNA0417164300", "Amount due", "Chamber of Commerce (KvK) 10000000", invoice["payment_reference"]):
         assert expected in text, expected
     page = billing.document("reader", LAST_MONTH, "html").decode()
     assert "Beispiel GmbH" in page and invoice["number"] in page and "Unit price" in page

@@ -100,7 +100,8 @@ def test_a_long_invoice_carries_its_number_and_page_n_of_m_on_every_page():
     assert len(pages) >= 2
     for n, text in enumerate(pages, start=1):
         assert f"Invoice {document['number']}" in text and f"page {n} of {len(pages)}" in text
-    assert "Amount due" in pages[-1] and "Description" in pages[1]  # the heading again on the next page
+    # The totals close the table, the heading is repeated on the next page, and how to pay ends the invoice.
+    assert "Amount due" in "".join(pages[-2:]) and "Description" in pages[1] and "Please pay" in pages[-1]
 
 
 def test_lines_read_as_people_expect_and_meters_without_usage_are_a_note():
@@ -141,3 +142,56 @@ def test_rendering_never_changes_the_document():
     for suffix in ("json", "html", "pdf"):
         documents.render(document, suffix)
     assert document == before
+
+
+def qr_codes(pdf: bytes) -> list[str]:
+    import zxingcpp
+
+    return [code.text for page in PdfReader(io.BytesIO(pdf)).pages for image in page.images
+            for code in zxingcpp.read_barcodes(image.image)]
+
+
+def test_a_dutch_customer_reads_a_dutch_invoice_and_an_english_one_english():
+    dutch = issued({**CUSTOMERS["bg"], "language": "nl"}, usage(workflow_minutes={3: "12500.5"}))
+    text = " ".join(" ".join(text_of(documents.render(dutch, "pdf"))).split())  # a cell may wrap
+    page = documents.render(dutch, "html").decode()
+    for expected in ("Factuur 2026-000042", "Factuurdatum", "1 december 2026", "31 december 2026", "Te betalen",
+                     "Looptijd van agentworkflows, 1\N{EN DASH}30 november 2026", "12.500,5 minuten",
+                     f"€ {Decimal(dutch['amount_due']):.2f}".replace(".", ","), "BTW verlegd", "pagina 1 van 1",
+                     "Scan met uw bankapp om te betalen"):
+        assert expected in text, expected
+    assert '<html lang="nl">' in page and "Omschrijving" in page and "Te betalen" in page
+    english = issued(CUSTOMERS["bg"], usage(workflow_minutes={3: "12500.5"}))
+    text = " ".join(" ".join(text_of(documents.render(english, "pdf"))).split())
+    for expected in ("Invoice 2026-000042", "1 December 2026", "Amount due", "12,500.5 minutes", "page 1 of 1",
+                     "Agent workflow run time, 1\N{EN DASH}30 November 2026"):
+        assert expected in text, expected
+    assert "Factuur" not in text and "BTW verlegd" in text  # the Dutch term, named in the English note
+
+
+def test_a_dutch_customer_outside_the_eu_reads_dienst_verricht_buiten_de_eu():
+    swiss = {"legal_name": "Alpenblick AG", "language": "nl", "vat_id": "CHE-123.456.789 MWST",
+             "address": {"line1": "Bahnhofstrasse 10", "postal_code": "8001", "city": "Zürich", "country": "CH"}}
+    text = "\n".join(text_of(documents.render(issued(swiss, usage(workflow_minutes={3: "1500"})), "pdf")))
+    assert "Dienst verricht buiten de EU" in text and "Btw niet van toepassing" in text
+
+
+def test_the_pdf_carries_an_epc_qr_code_of_what_is_due():
+    document = issued(CUSTOMERS["pl"], usage(workflow_minutes={3: "12500.5"}))
+    [code] = qr_codes(documents.render(document, "pdf"))
+    seller = SELLER.details
+    assert code.split("\n") == ["BCD", "002", "1", "SCT", seller["bic"], seller["legal_name"], seller["iban"],
+                                 f"EUR{document['amount_due']}", "", document["payment_reference"]]
+    assert document["payment_reference"].startswith("RF") and "<svg" in documents.render(document, "html").decode()
+
+
+def test_nothing_to_pay_carries_no_code():
+    paid_by_balance = issued(CUSTOMERS["pl"], usage(workflow_minutes={3: "1500"}))
+    paid_by_balance = {**paid_by_balance, "balance_applied": paid_by_balance["total"], "amount_due": "0.00"}
+    assert qr_codes(documents.render(paid_by_balance, "pdf")) == []
+    document = issued(CUSTOMERS["bg"], usage(workflow_minutes={3: "1500"}))
+    record = {**document, "payments": [], "amount_paid": "0.00", "credit_notes": [], "credited_net": "0.00",
+              "credited_vat": "0.00", "credited_total": "0.00"}
+    note = lifecycle.credit(record, None, "duplicate", Numbers({("credit_note", 2026): 0}),
+                            invoice.issue_fields(NOW, 30), NOW).documents[0]
+    assert qr_codes(documents.render(note, "pdf")) == []

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import re
+from collections.abc import Mapping
 from decimal import Decimal
 
 from billing import payment_reference
@@ -52,7 +53,7 @@ def payload(*, name: str, iban: str, amount: Decimal | str, reference: str, bic:
     return text
 
 
-def for_invoice(invoice: dict) -> str | None:
+def for_invoice(invoice: Mapping) -> str | None:
     """The payload for an issued invoice: the seller's legal name, IBAN and BIC, the amount due at issue
     (`total` - `balance_applied`) and the invoice's RF reference (derived from the number when the JSON has none).
     None when nothing is due: a QR code for EUR 0.00 would only confuse the payer."""

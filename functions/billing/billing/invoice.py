@@ -16,7 +16,7 @@ from decimal import Decimal
 from billing import periods, proration
 from billing.money import cents, plain
 from billing.pricing import PriceBook, bands_of, plain_price, priced
-from billing.records import Invoice, LateEntry, Line, Tenant
+from billing.records import Dates, Invoice, LateEntry, Line, Tenant
 from billing.sla import credit_pct
 from billing.usage import DayTotals, total
 from energent_shared.clock import rfc3339
@@ -56,12 +56,13 @@ def usage_line(book: PriceBook, tier: str, meter: str, segment: proration.Segmen
     exact = cost.exact * days / segment.days_in_month if capacity else cost.exact
     when = segment.describe()
     line: Line = {"kind": "late_usage" if late_of else "usage", **({"period": late_of} if late_of else {}),
-                  "meter": meter, "quantity": plain(after - before), "unit": definition.unit,
+                  "meter": meter, "dates": _dates(segment), "quantity": plain(after - before), "unit": definition.unit,
                   "included": plain(allowance), **cost.fields(),
                   **(_proration(days, segment) if capacity else {}), "amount": str(cents(exact))}
     if late_of is None:
         line["description"] = f"{definition.description}, {when}"
     elif capacity:
+        line["peak_before"] = plain(before)
         line["description"] = (f"{definition.description}, {when}: the peak rose from {plain(before)} to "
                                f"{plain(after)} after {_month(late_of)} was invoiced")
     else:
@@ -70,10 +71,16 @@ def usage_line(book: PriceBook, tier: str, meter: str, segment: proration.Segmen
     return line
 
 
+def _dates(segment: proration.Segment) -> Dates:
+    """The run of days a line is for (what its description says in words, for a page in another language)."""
+    return {"first": segment.first.isoformat(), "last": segment.last.isoformat()}
+
+
 def _base_fee_line(book: PriceBook, segment: proration.Segment) -> Line:
     fee = book.plan(segment.tier).base_fee
-    return {"kind": "base_fee", "unit_price": plain_price(fee), **_proration(segment.owed_days, segment),
-            "amount": str(cents(segment.prorate(fee))), "description": _base_fee_description(segment)}
+    return {"kind": "base_fee", "tier": segment.tier, "dates": _dates(segment), "unit_price": plain_price(fee),
+            **_proration(segment.owed_days, segment), "amount": str(cents(segment.prorate(fee))),
+            "description": _base_fee_description(segment)}
 
 
 def _late_lines(book: PriceBook, tenant: Tenant, earlier: LatePeriod) -> tuple[list[Line], list[LateEntry]]:
@@ -131,6 +138,7 @@ def draft(book: PriceBook, tenant: Tenant, period: str, own: DayTotals, late: li
             billed = Decimal(base_fees_billed.get(earlier_period, "0"))
             if owed > billed:
                 late_lines.append({"kind": "base_fee", "period": earlier_period, "amount": str(owed - billed),
+                                   "owed_from": start.isoformat(),
                                    "description": f"Base fee for {_month(earlier_period)}, owed from the billing "
                                                   f"start {start:%-d %b %Y}"})
                 late_usage.append({"period": earlier_period, "kind": "base_fee"})

@@ -49,6 +49,23 @@ LABELS: dict[str, dict[str, str]] = {
                                "(art. 196 VAT Directive).",
         "reverse_charge_vat_id": "Customer VAT number: {vat_id}.",
         "outside_scope_note": "Service supplied outside the EU: not subject to Dutch VAT (art. 44 VAT Directive).",
+        "credit_note_date": "Issue date", "customer_account": "Customer account", "replaces": "Replaces invoice",
+        "invoice_of": "{number} of {date}",
+        "to": "To", "total_credited": "Total credited", "sla_credit_pct": "SLA credit ({pct}% of subtotal)",
+        "page_footer": "page {page} of {pages}",
+        "pay_by_transfer": "Please pay {amount} by {date} to IBAN {iban}{bic} in the name of {name}, quoting payment "
+                           "reference {reference}.",
+        "no_usage": "No usage this period of: {meters}.",
+        "late_note": "Charged here for earlier periods, at those periods' prices and allowances, as counted after "
+                     "they were invoiced: {items}.",
+        "late_item": "{quantity} of {meter} used in {month}", "late_item_base_fee": "the base fee of {month}",
+        "line_late_usage": "{meter}, {dates}: used in {month}, counted after it was invoiced",
+        "line_late_peak": "{meter}, {dates}: the peak rose from {before} to {after} after {month} was invoiced",
+        "line_base_fee": "{tier} plan, {dates}",
+        "line_base_fee_share": " (base fee for {days} of {days_in_month} days)",
+        "line_no_base_fee": "{tier} plan, {dates}: no base fee before the billing start",
+        "line_late_base_fee": "Base fee for {month}, owed from the billing start {date}",
+        "line_credit": "Credit on invoice {number} ({reason})", "days_word": "days",
     },
     "nl": {
         "invoice": "Factuur", "credit_note": "Creditnota", "invoice_number": "Factuurnummer",
@@ -74,6 +91,23 @@ LABELS: dict[str, dict[str, str]] = {
         "reverse_charge_note": "BTW verlegd: de afnemer voldoet de btw (art. 196 Btw-richtlijn).",
         "reverse_charge_vat_id": "Btw-nummer afnemer: {vat_id}.",
         "outside_scope_note": "Dienst verricht buiten de EU: niet belast in Nederland (art. 44 Btw-richtlijn).",
+        "credit_note_date": "Datum creditnota", "customer_account": "Klantnummer", "replaces": "Vervangt factuur",
+        "invoice_of": "{number} van {date}",
+        "to": "Aan", "total_credited": "Totaal gecrediteerd",
+        "sla_credit_pct": "SLA-creditering ({pct}% van het subtotaal)", "page_footer": "pagina {page} van {pages}",
+        "pay_by_transfer": "Graag {amount} vóór {date} overmaken naar IBAN {iban}{bic} ten name van {name}, onder "
+                           "vermelding van betalingskenmerk {reference}.",
+        "no_usage": "Geen gebruik in deze periode van: {meters}.",
+        "late_note": "Hier in rekening gebracht voor eerdere periodes, tegen de prijzen en bundels van die periodes, "
+                     "zoals geteld nadat die gefactureerd waren: {items}.",
+        "late_item": "{quantity} {meter} gebruikt in {month}", "late_item_base_fee": "de vaste vergoeding van {month}",
+        "line_late_usage": "{meter}, {dates}: gebruikt in {month}, geteld nadat die periode gefactureerd was",
+        "line_late_peak": "{meter}, {dates}: de piek steeg van {before} naar {after} nadat {month} gefactureerd was",
+        "line_base_fee": "Abonnement {tier}, {dates}",
+        "line_base_fee_share": " (vaste vergoeding voor {days} van {days_in_month} dagen)",
+        "line_no_base_fee": "Abonnement {tier}, {dates}: geen vaste vergoeding vóór de startdatum",
+        "line_late_base_fee": "Vaste vergoeding voor {month}, verschuldigd vanaf de startdatum {date}",
+        "line_credit": "Creditering op factuur {number} ({reason})", "days_word": "dagen",
     },
 }
 
@@ -172,6 +206,19 @@ def date(iso_date: str | datetime.date, language: str) -> str:
     """1 September 2026 (en), 1 september 2026 (nl)."""
     day = iso_date if isinstance(iso_date, datetime.date) else datetime.date.fromisoformat(iso_date)
     return f"{day.day} {_MONTHS[resolve(language)][day.month - 1]} {day.year}"
+
+
+def dates(first: str | datetime.date, last: str | datetime.date, language: str) -> str:
+    """A run of days, e.g. 3 November 2026; 1 to 15 November 2026 as "1-15 November 2026" (an en dash); 28 October
+    to 3 November 2026 with the dash between spaces. Dutch writes the months in lower case."""
+    start, end = (day if isinstance(day, datetime.date) else datetime.date.fromisoformat(day) for day in (first, last))
+    if start == end:
+        return date(start, language)
+    if (start.year, start.month) == (end.year, end.month):
+        return f"{start.day}\N{EN DASH}{date(end, language)}"
+    if start.year == end.year:
+        return f"{date(start, language).rsplit(' ', 1)[0]} \N{EN DASH} {date(end, language)}"
+    return f"{date(start, language)} \N{EN DASH} {date(end, language)}"
 
 
 def month(period: str, language: str) -> str:

@@ -125,6 +125,11 @@ def load(path: Path) -> PriceBook:
     return parse(document)
 
 
+def meters_of(book: PriceBook) -> dict[str, dict[str, str]]:
+    """The book's meters as documents name them: {meter: {unit, description}}."""
+    return {name: {"unit": meter.unit, "description": meter.description} for name, meter in book.meters.items()}
+
+
 def graduated(quantity: Decimal, included: Decimal, bands: tuple[Band, ...]) -> Decimal:
     """The overage amount, unrounded: band bounds count quantity above `included`."""
     over = max(Decimal(0), quantity - included)

@@ -51,10 +51,19 @@ class Proration(TypedDict):
     days_in_month: int
 
 
+class Dates(TypedDict):
+    first: str
+    last: str
+
+
 class Line(TypedDict, total=False):
     kind: str  # base_fee | usage | late_usage (invoices); credit (a partial credit note)
     meter: str
+    tier: str  # a base fee's plan
+    dates: Dates  # the run of days the line is for
     period: str  # late usage and late base fees: the period supplied
+    owed_from: str  # a late base fee: the billing start it is owed from
+    peak_before: str  # a late peak: the peak billed before
     quantity: str  # the metered quantity (a max meter: its peak; late usage: what was added)
     billable_quantity: str  # what is charged, after the allowance
     included: str  # the allowance the line was priced against

@@ -157,7 +157,7 @@ class Billing:
         return found
 
     def document(self, tenant_id: str, period: str, suffix: str) -> bytes:
-        """The period's current invoice as issued and archived: `json`, `html` or `pdf`."""
+        """The period's current invoice as issued and archived: `json`, `html`, `pdf` or `xml`."""
         found = self.invoice(tenant_id, period)
         if found.get("status") == "draft":
             raise Conflict(f"the invoice for {period} is a draft held until the customer's billing profile is set: "
@@ -172,11 +172,23 @@ class Billing:
         return found[1]
 
     def archived(self, tenant_id: str, number: str, suffix: str) -> bytes:
-        """The document as issued, from the archive; repaired from the issued record if it is not there yet."""
+        """The document as issued, from the archive; repaired from the issued record if it is not there yet. A UBL
+        whose customer had no Peppol address at issue is made once the customer's profile names one (`peppol_id`):
+        the address is where the e-invoice is delivered, not part of what was invoiced."""
+        from billing.ubl import NoElectronicAddress
+
         found = self.invoices_store.issued_document(tenant_id, _number_param(number))
         if found is None:
             raise NotFound(f"tenant {tenant_id} has no document {number}")
-        return self.files.read(found[1], suffix)  # type: ignore[arg-type]
+        document = found[1]
+        try:
+            return self.files.read(document, suffix)
+        except NoElectronicAddress as missing:
+            peppol_id = (self._tenant(tenant_id, fresh=True).get("billing_profile") or {}).get("peppol_id")
+            if not peppol_id:
+                raise Conflict(f"document {number} has no e-invoice yet: {missing}") from None
+            return self.files.read({**document, "customer": {**document["customer"], "peppol_id": peppol_id}},
+                                   suffix)
 
     def upcoming(self, tenant_id: str) -> Invoice:
         """The open period's invoice as it stands now: the whole period's base fee (the remaining days at the
@@ -303,7 +315,7 @@ class Billing:
             return
         for document in change.documents:
             try:
-                self.files.store(document)  # type: ignore[arg-type]
+                self.files.store(document)
             except Exception:
                 logger.exception("change committed; storing a document failed, handing it on",
                                  extra={"json_fields": {"number": document["number"]}})
@@ -319,7 +331,7 @@ class Billing:
         """Archive an issued document from its issued record (create-only: a stored one stays as it is)."""
         found = self.invoices_store.issued_document(tenant_id, number)
         if found is not None:
-            self.files.store(found[1])  # type: ignore[arg-type]
+            self.files.store(found[1])
 
     def credit_notes(self, tenant_id: str, size: int = 50, page_token: str | None = None) -> dict:
         """Credit notes in number order; `page_token` is the last number of the previous page."""
