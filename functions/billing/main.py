@@ -169,6 +169,25 @@ def pay_document(request: flask.Request, tenant_id: str, number: str) -> flask.R
     return json_response(service().pay_number(tenant_id_param(tenant_id), number, read_json(request)))
 
 
+@router.route("GET", "/v1/billing/journal")
+def get_journal(request: flask.Request) -> flask.Response:
+    """The books' journal (operator): JSON, or CSV for Accept: text/csv."""
+    default_guard().require(request, "tenants:admin")
+    rows = service().journal(request.args.get("from"), request.args.get("to"))
+    if request.headers.get("Accept") and request.accept_mimetypes.best_match(
+            ["application/json", "text/csv"]) == "text/csv":
+        from billing.journal import to_csv
+
+        return flask.Response(to_csv(rows), 200, content_type="text/csv; charset=utf-8")
+    return json_response({"entries": rows})
+
+
+@router.route("GET", "/v1/billing/vat-returns/{quarter}")
+def get_vat_return(request: flask.Request, quarter: str) -> flask.Response:
+    default_guard().require(request, "tenants:admin")
+    return json_response(service().vat_return(quarter))
+
+
 @router.route("GET", "/v1/tenants/{tenant_id}/balance")
 def get_balance(request: flask.Request, tenant_id: str) -> flask.Response:
     default_guard().require(request, "billing:read", tenant_id_param(tenant_id))

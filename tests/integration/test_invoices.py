@@ -119,7 +119,8 @@ def test_the_documents_are_stored_by_number_and_the_pdf_says_what_the_law_asks(b
         assert stored.blob(f"invoices/{invoice['number']}.{suffix}").exists()
     text = PdfReader(io.BytesIO(billing.document("reader", LAST_MONTH, "pdf"))).pages[0].extract_text()
     for expected in (invoice["number"], "NL100000009B01", "Beispiel GmbH", "DE123456788", "BTW verlegd",
-                     "€54.01", "NL91ABNA0417164300", "Amount due", "Chamber of Commerce (KvK) 10000000", invoice["payment_reference"]):
+                     "€54.01", "NL91ABNA0417164300", "Amount due", "Chamber of Commerce (KvK) 10000000",
+                     invoice["payment_reference"]):
         assert expected in text, expected
     page = billing.document("reader", LAST_MONTH, "html").decode()
     assert "Beispiel GmbH" in page and invoice["number"] in page and "Unit price" in page
@@ -352,3 +353,69 @@ def test_a_credit_retried_with_its_idempotency_key_credits_once(billing, firesto
     assert len(billing.credit_notes("retrier")["credit_notes"]) == 2
     with pytest.raises(Invalid, match="Idempotency-Key"):
         billing.credit("retrier", LAST_MONTH, {"reason": "x", "amount": "1.00"}, key="ключ")
+
+
+# --- e-invoices and the books -------------------------------------------------------------------------------------
+
+def test_the_ubl_is_archived_beside_the_pdf_and_made_later_for_a_customer_without_a_peppol_address(
+        billing, firestore_db, bucket):
+    billing.ingest([customer(firestore_db, "ubl-de", PROFILES["de"]), customer(firestore_db, "ubl-us", PROFILES["us"])],
+                   "http")
+    close(billing, LAST_MONTH)
+    german, american = billing.invoice("ubl-de", LAST_MONTH), billing.invoice("ubl-us", LAST_MONTH)
+    stored = clients.storage().bucket(bucket)
+    xml = stored.blob(f"invoices/{german['number']}.xml").download_as_bytes()
+    assert b"<cbc:CustomizationID>urn:cen.eu:en16931:2017#compliant#urn:fdc:peppol.eu:2017:poacc:billing:3.0" in xml
+    assert b'<cbc:EndpointID schemeID="9930">DE123456788</cbc:EndpointID>' in xml
+    assert f"<cbc:PayableAmount currencyID=\"EUR\">{german['amount_due']}</cbc:PayableAmount>".encode() in xml
+    assert billing.document("ubl-de", LAST_MONTH, "xml") == xml
+    # No Peppol address at issue (no VAT number in a country with a Peppol scheme): no UBL until the profile has one.
+    assert not stored.blob(f"invoices/{american['number']}.xml").exists()
+    with pytest.raises(Conflict, match="no e-invoice yet"):
+        billing.document("ubl-us", LAST_MONTH, "xml")
+    firestore_db.document("tenants/ubl-us").update({"billing_profile": {
+        **PROFILES["us"], "peppol_id": {"scheme": "0060", "id": "123456789"}}})
+    made = billing.document("ubl-us", LAST_MONTH, "xml")
+    assert b'<cbc:EndpointID schemeID="0060">123456789</cbc:EndpointID>' in made
+    assert stored.blob(f"invoices/{american['number']}.xml").download_as_bytes() == made
+
+
+def test_the_journal_balances_every_document_and_payment_and_the_vat_return_sums_the_quarter(billing, firestore_db):
+    billing.ingest([customer(firestore_db, f"books-{code}", PROFILES[code]) for code in ("nl", "de", "us")], "http")
+    close(billing, LAST_MONTH)
+    dutch = billing.invoice("books-nl", LAST_MONTH)
+    billing.pay("books-nl", LAST_MONTH, {"reference": "BANK-1", "amount": "20.00"})
+    billing.pay("books-nl", LAST_MONTH, {"reference": "BANK-2", "amount": "100.00"})  # over: onto the balance
+    billing.credit("books-de", LAST_MONTH, {"reason": "outage", "amount": "10.00"})
+    today = NOW.date().isoformat()
+    entries = billing.journal(today, today)
+    by_entry: dict[str, list[dict]] = {}
+    for row in entries:
+        by_entry.setdefault(row["entry"], []).append(row)
+    documents = {billing.invoice(f"books-{code}", LAST_MONTH)["number"] for code in ("nl", "de", "us")}
+    notes = {note["number"] for note in billing.credit_notes("books-de")["credit_notes"]}
+    assert set(by_entry) == documents | notes | {f"{dutch['number']}/BANK-1", f"{dutch['number']}/BANK-2"}
+    for entry, rows in by_entry.items():  # every entry balances
+        assert sum(Decimal(r["debit"]) for r in rows) == sum(Decimal(r["credit"]) for r in rows) > 0, entry
+    # The second payment clears what was still receivable and leaves the rest on the customer balance.
+    overpaid = {r["account"]: Decimal(r["credit"]) for r in by_entry[f"{dutch['number']}/BANK-2"]
+                if Decimal(r["credit"])}
+    assert overpaid == {"1300": Decimal(dutch["total"]) - Decimal("20.00"),
+                        "1410": Decimal("120.00") - Decimal(dutch["total"])}
+    assert billing.journal("2000-01-01", "2000-01-31") == []
+    for bad in (("2026-13-01", today), (today, "yesterday"), ("2026-12-02", "2026-12-01"),
+                ("2024-01-01", "2026-01-01")):
+        with pytest.raises(Invalid):
+            billing.journal(*bad)
+    # The VAT return of the quarter, against an independent sum of the documents issued in it.
+    quarter = f"{NOW.year}-Q{(NOW.month - 1) // 3 + 1}"
+    found = billing.vat_return(quarter)
+    nl, de = billing.invoice("books-nl", LAST_MONTH), billing.invoice("books-de", LAST_MONTH)
+    assert found["boxes"]["1a"] == {"turnover": nl["net"], "vat": nl["vat"]["amount"]}
+    assert found["boxes"]["3b"] == {"turnover": str(Decimal(de["net"]) - Decimal("10.00"))}
+    assert found["outside_return"] == {"turnover": billing.invoice("books-us", LAST_MONTH)["net"]}
+    assert found["icp"] == [{"vat_id": "DE123456788", "country": "DE",
+                             "turnover": str(Decimal(de["net"]) - Decimal("10.00"))}]
+    for bad in ("2026-Q5", "2026-q1", "1999-Q4", "2026-Q1\n"):
+        with pytest.raises(Invalid):
+            billing.vat_return(bad)

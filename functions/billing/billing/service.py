@@ -12,6 +12,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from functools import cache
 from typing import Any
 
 from cloudevents.http import CloudEvent
@@ -201,6 +202,52 @@ class Billing:
             raise NotFound(f"tenant {tenant_id} owes nothing for {period} so far")
         return {**draft, "status": "upcoming", "as_of": now.date().isoformat()}  # type: ignore[typeddict-unknown-key]
 
+    # --- the books (journal.py, vat_return.py; accounts and VAT codes from config/ledger.json) -------------------
+
+    def journal(self, first: str | None, last: str | None) -> list[dict]:
+        """One balanced entry per invoice, credit note and payment dated from `first` through `last` (inclusive)."""
+        from billing import journal
+
+        start, end = _date_param(first, "from"), _date_param(last, "to")
+        if end < start:
+            raise Invalid(f"to ({end}) is before from ({start})")
+        if (end - start).days > MAX_JOURNAL_DAYS:
+            raise Invalid(f"a journal covers at most {MAX_JOURNAL_DAYS + 1} days; ask for a year at a time")
+        invoices, credit_notes = self._books(self.invoices_store.journal_between(start.isoformat(), end.isoformat()))
+        return journal.entries(books_ledger(), invoices, credit_notes, start, end)
+
+    def vat_return(self, quarter: str) -> dict:
+        """The Dutch VAT return of `quarter` (YYYY-Qn) and its ICP listing, from the documents issued in it."""
+        from billing import vat_return
+
+        try:
+            parsed = vat_return.parse_quarter(quarter)
+        except vat_return.InvalidQuarter as invalid:
+            raise Invalid(str(invalid)) from None
+        recorded = [item for item in self.invoices_store.journal_between(parsed.first_day.isoformat(),
+                                                                          parsed.last_day.isoformat())
+                    if item["kind"] != "payment"]
+        issued = [self.invoices_store.issued_document(item["tenant_id"], item["document_number"])
+                  for item in recorded]
+        return vat_return.vat_return(parsed, [found[1] for found in issued if found is not None], books_ledger())
+
+    def _books(self, recorded: list[dict]) -> tuple[list[Invoice], list[CreditNote]]:
+        """Every document of the invoices that `recorded` touches: each invoice with its payments, and its credit
+        notes (what a payment or credit note settles depends on what came before it)."""
+        invoices: list[Invoice] = []
+        credit_notes: list[CreditNote] = []
+        for tenant_id, number in sorted({(item["tenant_id"], item["invoice_number"]) for item in recorded}):
+            found = self.invoices_store.current(tenant_id, number)
+            if found is None:
+                continue
+            invoice: Invoice = found[1]  # type: ignore[assignment]
+            invoices.append(invoice)
+            for note_number in invoice.get("credit_notes", []):
+                note = self.invoices_store.issued_document(tenant_id, note_number)
+                if note is not None:
+                    credit_notes.append(note[1])  # type: ignore[arg-type]
+        return invoices, credit_notes
+
     def balance(self, tenant_id: str) -> dict:
         self._tenant(tenant_id)
         return self.invoices_store.balance(tenant_id)
@@ -386,6 +433,28 @@ def build(db, files: InvoiceFiles, dispatch: Callable[[str, dict], None], book: 
     closer = Closer(book, seller, usage, Ledger(db), period_store, sla, invoices, tenants, files.store, dispatch,
                     clock, announce)
     return Billing(book, usage, tenants, sla, period_store, invoices, closer, files, announce, clock)
+
+
+MAX_JOURNAL_DAYS = 366
+
+
+def _date_param(value: str | None, name: str) -> datetime.date:
+    """A date given as exactly YYYY-MM-DD in ASCII digits (a real date, years 2000 to 2999)."""
+    if not isinstance(value, str) or not re.fullmatch(r"2[0-9]{3}-[0-9]{2}-[0-9]{2}", value):
+        raise Invalid(f"{name} must be a date YYYY-MM-DD, got {str(value)[:20]!r}")
+    try:
+        return datetime.date.fromisoformat(value)
+    except ValueError:
+        raise Invalid(f"{name} is not a date: {value}") from None
+
+
+@cache
+def books_ledger():
+    """Accounts and VAT codes of the books (config/ledger.json, documented there)."""
+    from billing.ledger import load_ledger
+    from billing.settings import CONFIG
+
+    return load_ledger(CONFIG / "ledger.json")
 
 
 def _known_fields(body: dict, allowed: set[str]) -> None:

@@ -11,6 +11,7 @@
     tenants/{T}/documents/{number}                   each invoice and credit note as issued          invoices
     tenants/{T}/billing/balance, balance_entries/    the customer balance and what made it           invoices
     invoice_counters/{year}, credit_note_counters/{year}  each series' last number of the year      invoices
+    billing_journal/{T}~{number}[~{ref}]             documents issued and payments, by date (books)  invoices
     billing_periods/{period}                         a close: status and progress counters           closes
     billing_periods/{period}/chunks/{n}              one per chunk of tenants drafted                 closes
     billing_periods/{period}/numbering/{n}           one per numbering step (makes it happen once)   invoices

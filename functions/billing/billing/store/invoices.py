@@ -9,6 +9,8 @@
     tenants/{T}/balance_entries/{id}         what made it
     tenants/{T}/requests/{sha256(key)}       what a credit sent with an Idempotency-Key did: a retry gets it again
     invoice_counters/{year}, credit_note_counters/{year}   the last number of each series and year
+    billing_journal/{T}~{number}[~{ref}]     what the books must record, by date: each document issued and each
+                                             payment, written with it (the journal and VAT return read by date)
 
 Every change runs `decide` inside one transaction that reads the invoice, the balance and the counters it may
 draw numbers from, and writes what the decision says together (see lifecycle.py for why that makes money exact).
@@ -29,6 +31,12 @@ from billing.records import CreditNote, Invoice
 from energent_shared import clients, firestore
 
 Decide = Callable[[Invoice | None, Decimal, Numbers], Change | None]
+JOURNAL = "billing_journal"
+
+
+def utc_date(moment: str) -> str:
+    """The UTC date of an RFC 3339 moment, as the books date it."""
+    return datetime.datetime.fromisoformat(moment.replace("Z", "+00:00")).astimezone(datetime.UTC).date().isoformat()
 
 
 class Invoices:
@@ -147,6 +155,11 @@ class Invoices:
             else:
                 transaction.set(ref, change.record)
             self._write(transaction, tenant_id, change, balance, numbers)
+            earlier = {payment["reference"] for payment in (record or {}).get("payments", [])}
+            for payment in change.record.get("payments", []):
+                if payment["reference"] not in earlier:
+                    self._journal(transaction, tenant_id, "payment", change.record["number"],
+                                  utc_date(payment["paid_at"]), payment["reference"])
             if request_ref is not None:
                 transaction.create(request_ref, {"period": period, "invoice": change.record["number"],
                                                  "documents": [d["number"] for d in change.documents]})
@@ -162,6 +175,9 @@ class Invoices:
             kind = "credit_note" if "invoice_number" in document else INVOICE
             transaction.create(self.document_ref(tenant_id, document["number"]),
                                {"kind": kind, "document": document, "period": document["period"]})
+            invoice_number = str(document.get("invoice_number") or document["number"])  # a credit note's invoice
+            self._journal(transaction, tenant_id, kind, invoice_number, document["issue_date"],
+                          document=document["number"])
         if change.balance:
             added = sum((Decimal(entry["amount"]) for entry in change.balance), Decimal("0.00"))
             transaction.set(self.balance_ref(tenant_id), {"currency": self.currency, "amount": str(balance + added),
@@ -171,6 +187,23 @@ class Invoices:
                                 {**entry, "seq": index})
         for (name, year), last in numbers.taken.items():
             transaction.set(self.counter_ref(name, year), {"last": last})
+
+    def _journal(self, transaction, tenant_id: str, kind: str, invoice_number: str, date: str,
+                 reference: str | None = None, document: str | None = None) -> None:
+        """What the books record on `date`: a document issued, or a payment of an invoice (by its reference)."""
+        key = f"{tenant_id}~{document or invoice_number}" + (
+            f"~{hashlib.sha256(reference.encode()).hexdigest()[:24]}" if reference else "")
+        transaction.set(self.db.collection(JOURNAL).document(key),
+                        {"date": date, "tenant_id": tenant_id, "kind": kind, "invoice_number": invoice_number,
+                         "document_number": document or invoice_number})
+
+    def journal_between(self, first: str, last: str) -> list[dict]:
+        """What the books record from `first` through `last` (YYYY-MM-DD, inclusive)."""
+        from google.cloud.firestore_v1.base_query import FieldFilter
+
+        query = self.db.collection(JOURNAL).where(filter=FieldFilter("date", ">=", first)).where(
+            filter=FieldFilter("date", "<=", last))
+        return [snapshot.to_dict() for snapshot in query.stream()]
 
     def issue_step(self, period: str, step_ref, progress_ref, last_step: bool, tenant_ids: list[str], decide: Callable[
             [Invoice, dict | None, Decimal, Numbers], Change | None], year: int) -> tuple[list[Invoice], bool]:
