@@ -355,3 +355,13 @@ def test_the_platform_refuses_site_ranges_that_meet_its_own():
         manifests.Platform(project="p", site_ranges=("10.192.0.0/10", "10.200.0.0/16"))
     with pytest.raises(ValueError, match="2 interfaces"):
         manifests.Platform(project="p", vpn_addresses=("35.1.1.1",))
+
+
+def test_a_hybrid_tenant_s_sla_target_is_99_9_percent():
+    from decimal import Decimal
+
+    from billing.sla import AVAILABILITY_TARGET, credit_pct
+
+    assert AVAILABILITY_TARGET["hybrid"] == Decimal("99.9") == AVAILABILITY_TARGET["multi-tenant"]
+    assert credit_pct("hybrid", Decimal("99.85"), Decimal("100"), None) == Decimal("10")  # one started 0.1 % short
+    assert credit_pct("hybrid", Decimal("99.9"), Decimal("100"), None) == Decimal("0")
