@@ -186,6 +186,8 @@ def test_a_site_overlapping_a_live_site_is_refused_naming_it_and_nothing_is_made
     assert provisioner.tenants.live_sites() == {"acme": ["10.200.0.0/16"]}
     # A change of site is checked the same way, and a refused one changes nothing.
     provisioner.create({**HYBRID, "tenant_id": "beta", "site": {**SITE, "cidrs": ["10.210.0.0/16"]}})
+    # A refused request handed out no link-local ranges: beta has the second site's.
+    assert provisioner.tenants.get("beta")["bgp_ranges"] == ["169.254.0.8/30", "169.254.0.12/30"]
     with pytest.raises(DomainError) as caught:
         provisioner.patch("beta", {"site": {**SITE, "cidrs": ["10.200.128.0/17"]}})
     assert caught.value.status == 409 and "10.200.0.0/16 of hybrid tenant acme" in str(caught.value)
@@ -207,26 +209,24 @@ def test_the_platform_s_router_takes_so_many_sites(provisioner):
 
 
 class RacingPlatform:
-    """Holds every claim of the registry between its read and its write until both racers have read it (once per
-    thread), so two requests overlap exactly where a lost update would happen."""
+    """Holds every transaction's claim on the registry between its read and its write until both racers have read it
+    (once per thread), so two requests overlap exactly where a lost update would happen."""
 
     def __init__(self, monkeypatch):
         self.barrier = threading.Barrier(2, timeout=20)
         self.seen = threading.local()
-        real = Provisioner._claim
+        real = TenantStore._claim
 
-        def claim(provisioner, tenant_id, cidrs):
-            decide = real(provisioner, tenant_id, cidrs)
-
+        def claim(store, transaction, decide):
             def held(live):
                 if not getattr(self.seen, "waited", False):
                     self.seen.waited = True
                     self.barrier.wait()
                 return decide(live)
 
-            return held
+            return real(store, transaction, held)
 
-        monkeypatch.setattr(Provisioner, "_claim", claim)
+        monkeypatch.setattr(TenantStore, "_claim", claim)
 
 
 @pytest.mark.parametrize("second", [["10.200.0.0/16"], ["10.200.64.0/18"], ["10.192.0.0/10"]])

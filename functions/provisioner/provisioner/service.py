@@ -132,12 +132,13 @@ class Provisioner:
                 raise Conflict(str(exhausted)) from None
         if record["deployment_model"] == "hybrid":  # its BGP sessions' /30s, and its ranges, claimed as it is made
             self._keys()
+            claim = self._claim(record["tenant_id"], record["site"]["cidrs"])
+            claim(self.tenants.live_sites())  # a request refused at once hands out no /30s (checked again below)
             try:
                 record["bgp_ranges"] = sites.bgp_ranges(self.platform.bgp_pool,
                                                         self.tenants.next_bgp_ranges(sites.TUNNELS))
             except ValueError as exhausted:
                 raise Conflict(str(exhausted)) from None
-            claim = self._claim(record["tenant_id"], record["site"]["cidrs"])
         record["manifests_digest"] = self._digest(record)
         change = Change({}, ("provisioning", "created"), [self._event("created", record)], sites=claim)
         if not self.tenants.create(record, change):
