@@ -10,7 +10,7 @@ SCHEMAS := .tools/provider-schemas
 CDKTF_GOOGLE := 16.12.1
 PROVIDER_SCHEMAS := $(SCHEMAS)/google.json $(SCHEMAS)/google-beta.json
 
-.PHONY: venv dev test lint unit integration e2e bench package cloudbuild constraints invoice-sample clean
+.PHONY: venv dev test lint typecheck unit integration e2e bench package cloudbuild constraints invoice-sample clean
 
 venv: $(STAMP) $(CHECKOV) $(PROVIDER_SCHEMAS)
 
@@ -42,7 +42,15 @@ dev: $(STAMP)
 lint: venv
 	$(BIN)/ruff check .
 
-test: lint
+# Types of the code that is deployed: the shared library, then each function as it is packaged (its folder and the
+# shared library on the path).
+typecheck: venv
+	$(BIN)/mypy shared/energent_shared
+	for function in functions/*/; do \
+		MYPYPATH=shared:$$function $(BIN)/mypy $${function}main.py $$function$$(basename $$function) || exit 1; \
+	done
+
+test: lint typecheck
 	$(BIN)/python -m pytest
 
 unit: venv
@@ -71,4 +79,4 @@ constraints: venv
 	$(BIN)/pip freeze --exclude-editable | sed '1i # Pinned versions of every package the project installs (regenerate: make constraints).' > constraints.txt
 
 clean:
-	rm -rf $(VENV) .tools build .local .pytest_cache .ruff_cache
+	rm -rf $(VENV) .tools build .local .pytest_cache .ruff_cache .mypy_cache

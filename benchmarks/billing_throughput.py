@@ -1,6 +1,7 @@
 """Billing: usage events ingested per second for one hot tenant (day-keyed counters, and the month-keyed layout
 they replaced, reproduced as its write) and for many tenants, next to the raw Firestore write rate measured in
-the same run; and closing a period for 10,000 tenants through the fan-out, in tenants per second (emulators)."""
+the same run; closing a period for 10,000 tenants through the fan-out, in tenants per second (emulators); and
+invoice documents rendered per second, JSON + HTML + PDF with embedded fonts, next to the same without the PDF."""
 
 from __future__ import annotations
 
@@ -19,6 +20,9 @@ EVENTS = int(os.environ.get("BENCH_EVENTS", "3000"))
 TENANTS = int(os.environ.get("BENCH_TENANTS", "10000"))
 THREADS = 8
 INSTANCES = 4  # billing-events instances running the steps of a close at once
+RENDERED = int(os.environ.get("BENCH_DOCUMENTS", "200"))  # issued invoices rendered for the documents figure
+PROFILE = {"legal_name": "Zakład Usług Informatycznych Sp. z o.o.", "vat_id": "PL5260001246",
+           "address": {"line1": "ul. Piotrkowska 104", "postal_code": "90-926", "city": "Łódź", "country": "PL"}}
 
 
 def in_threads(items: list, work) -> float:
@@ -70,7 +74,8 @@ def main() -> None:
         for index, tenant_id in enumerate(tenant_ids):
             batch.set(db.document("tenants", tenant_id), {"tenant_id": tenant_id, "tier": "standard",
                                                           "status": "active", "billing_start": f"{last_month}-01",
-                                                          "deployment_model": "multi-tenant", "deleted_at": None})
+                                                          "deployment_model": "multi-tenant", "deleted_at": None,
+                                                          "display_name": tenant_id, "billing_profile": PROFILE})
             if index % 400 == 399:
                 batch.commit()
                 batch = db.batch()
@@ -125,6 +130,10 @@ def main() -> None:
         close_s = time.perf_counter() - started
         closed = billing.period(last_month)
         instances.shutdown()
+        issued = [billing.invoice(tenant_id, last_month) for tenant_id in tenant_ids[:RENDERED]]
+        documents = rendering_rates([{k: v for k, v in i.items() if k not in ("payments", "amount_paid",
+                                      "credit_notes", "credited_net", "credited_vat", "credited_total")}
+                                     for i in issued])
     finally:
         firestore.stop()
         storage.stop()
@@ -149,6 +158,26 @@ def main() -> None:
     print(f"close {last_month} for {TENANTS} tenants ({INSTANCES} instances): {close_s:.1f} s, {close_rate:,.0f} "
           f"tenants/s ({close_rate / raw_rate:.2f}x one raw write per tenant), {closed['issued']} invoices numbered; "
           f"drafting took {drafted_s or close_s:.1f} s, numbering and storing the rest")
+    with_pdf, without_pdf = documents
+    print(f"invoice documents rendered ({RENDERED} issued invoices, one thread): {with_pdf:,.0f}/s as JSON + HTML + "
+          f"PDF with embedded fonts, {without_pdf:,.0f}/s as JSON + HTML; with PDF {with_pdf / without_pdf:.3f}x "
+          "the rate without")
+
+
+def rendering_rates(invoices: list[dict]) -> tuple[float, float]:
+    """Documents per second rendered as JSON + HTML + PDF, and as JSON + HTML only (the first PDF of the process,
+    which prepares the fonts, is drawn before the clock starts)."""
+    from billing.documents import render
+
+    render(invoices[0], "pdf")
+    rates = []
+    for suffixes in (("json", "html", "pdf"), ("json", "html")):
+        started = time.perf_counter()
+        for document in invoices:
+            for suffix in suffixes:
+                render(document, suffix)
+        rates.append(len(invoices) / (time.perf_counter() - started))
+    return rates[0], rates[1]
 
 
 def month_keyed_write(db, period: str):

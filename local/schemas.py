@@ -120,7 +120,9 @@ SCHEMAS: dict[tuple[str, str], dict] = {
             "enableShieldedNodes": {"type": "boolean"}, "loggingService": {"type": "string"},
             "nodeConfig": {"type": "object", "additionalProperties": False, "properties": {
                 "serviceAccountRef": _REF, "machineType": {"type": "string"},
-                "oauthScopes": {"type": "array", "items": {"type": "string"}}}},
+                "oauthScopes": {"type": "array", "items": {"type": "string"}},
+                "workloadMetadataConfig": {"type": "object", "properties": {
+                    "mode": {"enum": ["MODE_UNSPECIFIED", "GCE_METADATA", "GKE_METADATA"]}}}}},
             "monitoringService": {"type": "string"}}}),
     ("container.cnrm.cloud.google.com/v1beta1", "ContainerNodePool"): _resource({
         "type": "object", "required": ["clusterRef", "location"], "additionalProperties": False, "properties": {

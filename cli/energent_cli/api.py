@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import shlex
+import stat
 import tempfile
 import time
 from dataclasses import dataclass
@@ -47,16 +48,35 @@ def checkout(start: Path) -> Path | None:
     return None
 
 
+def _private(info: os.stat_result) -> bool:
+    """A folder owned by this user that not everyone may write to (a shared /tmp is refused); a file owned by this
+    user that nobody else may read or write."""
+    if info.st_uid != os.getuid():
+        return False
+    return not info.st_mode & 0o002 if stat.S_ISDIR(info.st_mode) else not info.st_mode & 0o077
+
+
 def _stack_env(start: Path) -> dict[str, str]:
     root = checkout(start)
-    found = root / ".local" / "stack.env" if root else None
-    if found is None or not found.is_file():
+    if root is None or not (root / ".local" / "stack.env").is_file():
         return {}
-    info = found.stat()
-    if info.st_uid != os.getuid() or info.st_mode & 0o077:  # as ssh does with its keys: a file others could write
-        raise ApiError(f"{found} is not yours alone (owner and mode 600 expected); restart `make dev` to write it "
-                       "again, or set ENERGENT_API_URL, ENERGENT_CLIENT_ID and ENERGENT_CLIENT_SECRET")
-    return dict(line.split("=", 1) for line in shlex.split(found.read_text(), comments=True) if "=" in line)
+    found = root / ".local" / "stack.env"
+    refused = ApiError(f"{found} is not yours alone (the checkout and .local yours and not writable by everyone, "
+                       "the file yours with mode 600): restart `make dev` to write it again, or set ENERGENT_API_URL, "
+                       "ENERGENT_CLIENT_ID and ENERGENT_CLIENT_SECRET")
+    if not all(_private(folder.stat()) for folder in (root, root / ".local")):
+        raise refused
+    # Checked and read through one descriptor that is not a link: nothing can swap the file in between.
+    try:
+        descriptor = os.open(found, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        raise refused from None
+    with os.fdopen(descriptor) as file:
+        info = os.fstat(descriptor)
+        if not stat.S_ISREG(info.st_mode) or not _private(info):
+            raise refused
+        text = file.read()
+    return dict(line.split("=", 1) for line in shlex.split(text, comments=True) if "=" in line)
 
 
 def profile(environ: dict[str, str] | None = None, cwd: Path | None = None) -> Profile:

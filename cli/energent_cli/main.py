@@ -10,6 +10,7 @@ import datetime
 import json
 import sys
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
@@ -24,16 +25,18 @@ from rich.table import Table
 from energent_cli import usage_file
 from energent_cli.api import Api, ApiError, profile
 
-app = typer.Typer(help="Run the Energent control plane: tenants, clients, usage, periods, invoices and keys.",
+app = typer.Typer(help="Run the Energent control plane: tenants, clients, usage, periods, invoices, documents, "
+                       "balances and keys.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
 tenants_app = typer.Typer(help="Tenants: create, list, read, change and delete.", no_args_is_help=True)
 clients_app = typer.Typer(help="A tenant's API clients.", no_args_is_help=True)
 usage_app = typer.Typer(help="Send usage from a file, show a tenant's usage.", no_args_is_help=True)
 periods_app = typer.Typer(help="Close billing periods and follow a close.", no_args_is_help=True)
 invoices_app = typer.Typer(help="Invoices: list, read, the upcoming one, pay, credit.", no_args_is_help=True)
+documents_app = typer.Typer(help="Issued invoices and credit notes by number.", no_args_is_help=True)
 keys_app = typer.Typer(help="Token signing keys.", no_args_is_help=True)
 for name, sub in (("tenants", tenants_app), ("clients", clients_app), ("usage", usage_app), ("periods", periods_app),
-                  ("invoices", invoices_app), ("keys", keys_app)):
+                  ("invoices", invoices_app), ("documents", documents_app), ("keys", keys_app)):
     app.add_typer(sub, name=name)
 
 out = Console()
@@ -91,19 +94,36 @@ def record(title: str, data: dict, fields: list[str]) -> Table:
 
 TENANT_FIELDS = ["tenant_id", "display_name", "tier", "deployment_model", "status", "status_message", "billing_start",
                  "created_at", "updated_at"]
+PROFILE_HELP = "The customer invoices name: a JSON file {legal_name, address: {line1, line2?, postal_code, city, " \
+               "country}, vat_id?, email?}"
 SITE_OPTION = typer.Option("--site", help="A hybrid tenant's site: JSON {peer_ips, peer_asn, cidrs}", exists=True,
                            dir_okay=False, readable=True)
 
 
-def site_file(path: Path) -> dict:
-    """A site as the API takes it, from a JSON file."""
+def read_profile(file: Path) -> dict:
+    """A billing profile from a JSON file (checked by the API, which names any field it refuses)."""
     try:
-        site = json.loads(path.read_text())
-    except (OSError, ValueError) as error:
-        raise Failed(f"{path}: not a JSON site: {error}") from None
-    if not isinstance(site, dict):
-        raise Failed(f"{path}: a site is a JSON object {{peer_ips, peer_asn, cidrs}}")
-    return site
+        found = json.loads(file.read_text(encoding="utf-8-sig"))
+    except OSError as error:
+        raise Failed(f"cannot read {file}: {error.strerror}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise Failed(f"{file.name} is not a JSON document: {error}") from None
+    if not isinstance(found, dict):
+        raise Failed(f"{file.name} must hold a JSON object: the billing profile")
+    return found
+
+
+def site_file(file: Path) -> dict:
+    """A hybrid tenant's site from a JSON file (checked by the API, which names any field it refuses)."""
+    try:
+        found = json.loads(file.read_text(encoding="utf-8-sig"))
+    except OSError as error:
+        raise Failed(f"cannot read {file}: {error.strerror}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise Failed(f"{file.name} is not a JSON document: {error}") from None
+    if not isinstance(found, dict):
+        raise Failed(f"{file.name} must hold a JSON object: the site {{peer_ips, peer_asn, cidrs}}")
+    return found
 
 
 def poll(fetch: Callable[[], dict], done: Callable[[dict], bool], timeout_s: float, still: Callable[[dict], str],
@@ -143,6 +163,7 @@ def tenants_create(tenant_id: str, name: Annotated[str, typer.Option("--name", h
                    hybrid: Annotated[bool, typer.Option("--hybrid", help="Connected to its site (--site)")] = False,
                    site: Annotated[Path | None, SITE_OPTION] = None,
                    billing_start: Annotated[str | None, typer.Option("--billing-start", help="YYYY-MM-DD")] = None,
+                   profile: Annotated[Path | None, typer.Option("--profile", help=PROFILE_HELP)] = None,
                    wait: Annotated[bool, typer.Option("--wait", help="Follow until active or failed")] = False,
                    timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait")] = 300) -> None:
     """Create a tenant."""
@@ -157,6 +178,8 @@ def tenants_create(tenant_id: str, name: Annotated[str, typer.Option("--name", h
         body["site"] = site_file(site)
     if billing_start:
         body["billing_start"] = billing_start
+    if profile is not None:
+        body["billing_profile"] = read_profile(profile)
     created = client.call("POST", "/v1/tenants", json=body)
     if wait:
         created = follow_tenant(client, tenant_id, ("active",), timeout)
@@ -183,13 +206,17 @@ def tenants_get(tenant_id: str) -> None:
 @tenants_app.command("update")
 def tenants_update(tenant_id: str, tier: Annotated[str | None, typer.Option("--tier")] = None,
                    name: Annotated[str | None, typer.Option("--name")] = None,
+                   profile: Annotated[Path | None, typer.Option("--profile", help=PROFILE_HELP)] = None,
                    site: Annotated[Path | None, SITE_OPTION] = None) -> None:
-    """Change a tenant's tier and/or name, or a hybrid tenant's site."""
+    """Change a tenant's tier, name and/or billing profile (setting the profile issues its held invoices), or a hybrid
+    tenant's site."""
     body: dict = {k: v for k, v in (("tier", tier), ("display_name", name)) if v is not None}
+    if profile is not None:
+        body["billing_profile"] = read_profile(profile)
     if site is not None:
         body["site"] = site_file(site)
     if not body:
-        raise Failed("nothing to change: give --tier, --name and/or --site")
+        raise Failed("nothing to change: give --tier, --name, --profile and/or --site")
     changed = api().call("PATCH", f"/v1/tenants/{q(tenant_id)}", json=body)
     show(changed, record(f"tenant {tenant_id}", changed, TENANT_FIELDS))
 
@@ -374,23 +401,40 @@ def periods_show(period: str) -> None:
 
 # --- invoices -----------------------------------------------------------------------------------------------------
 
-INVOICE_FIELDS = ["number", "tenant_id", "period", "status", "net", "vat", "total", "issue_date", "due_date"]
+INVOICE_FIELDS = ["number", "tenant_id", "period", "status", "net", "vat", "total", "balance_applied", "amount_paid",
+                  "credited_net", "amount_due", "issue_date", "due_date", "payment_reference", "replaces",
+                  "replaced_by", "warnings"]
+CREDIT_NOTE_FIELDS = ["number", "tenant_id", "period", "invoice_number", "invoice_date", "reason", "net", "vat",
+                      "total", "issue_date"]
 
 
 def invoice_table(found: dict) -> Table:
-    view = record(f"invoice {found.get('number') or '(upcoming)'}", found, INVOICE_FIELDS)
+    if "invoice_number" in found:
+        view = record(f"credit note {found['number']}", found, CREDIT_NOTE_FIELDS)
+    else:
+        view = record(f"invoice {found.get('number') or '(' + found.get('status', 'upcoming') + ')'}", found,
+                      [field for field in INVOICE_FIELDS if found.get(field) not in (None, [], "")])
     for line in found.get("lines", []):
         view.add_row(line.get("kind", ""), escape(f"{line['amount']}  {line['description']}"))
+    for payment in found.get("payments", []):
+        view.add_row("payment", escape(f"{payment['amount']}  {payment['reference']}  {payment['paid_at']}"))
     return view
+
+
+def write_document(client: Api, path: str, media: str, file: Path) -> None:
+    document = client.call("GET", path, raw=True, headers={"Accept": media})
+    file.write_bytes(document.content)
+    if not state["json"]:
+        err.print(f"wrote {file}")
 
 
 @invoices_app.command("list")
 def invoices_list(tenant_id: str) -> None:
-    """Every invoice of the tenant, paid and credited ones included."""
+    """Every invoice of the tenant: paid, credited and replaced ones, and drafts held for a billing profile."""
     found = {"invoices": pages(api(), f"/v1/tenants/{q(tenant_id)}/invoices", "invoices")}
-    show(found, table(f"invoices of {tenant_id}", ["number", "period", "status", "total", "due"],
-                      [[i["number"], i["period"], i["status"], f"{i['currency']} {i['total']}", i.get("due_date")]
-                       for i in found["invoices"]]))
+    show(found, table(f"invoices of {tenant_id}", ["number", "period", "status", "total", "due", "due date"],
+                      [[i.get("number") or "(held)", i["period"], i["status"], f"{i['currency']} {i['total']}",
+                        i.get("amount_due"), i.get("due_date")] for i in found["invoices"]]))
 
 
 @invoices_app.command("get")
@@ -400,11 +444,7 @@ def invoices_get(tenant_id: str, period: str,
     client = api()
     found = client.call("GET", f"/v1/tenants/{q(tenant_id)}/invoices/{q(period)}")
     if pdf is not None:
-        document = client.call("GET", f"/v1/tenants/{q(tenant_id)}/invoices/{q(period)}", raw=True,
-                               headers={"Accept": "application/pdf"})
-        pdf.write_bytes(document.content)
-        if not state["json"]:
-            err.print(f"wrote {pdf}")
+        write_document(client, f"/v1/tenants/{q(tenant_id)}/invoices/{q(period)}", "application/pdf", pdf)
     show(found, invoice_table(found))
 
 
@@ -416,23 +456,60 @@ def invoices_upcoming(tenant_id: str) -> None:
 
 
 @invoices_app.command("pay")
-def invoices_pay(tenant_id: str, period: str, reference: Annotated[str, typer.Option("--reference")]) -> None:
-    """Record the invoice's payment (again: no change)."""
-    found = api().call("POST", f"/v1/tenants/{q(tenant_id)}/invoices/{q(period)}:pay", json={"reference": reference})
+def invoices_pay(tenant_id: str, period: str, reference: Annotated[str, typer.Option("--reference")],
+                 amount: Annotated[str | None, typer.Option("--amount", help="What was paid, e.g. 120.50 "
+                                                            "(default: what is due)")] = None) -> None:
+    """Record a payment (once per reference: the same again changes nothing); more than is due goes to the
+    customer's balance."""
+    body = {"reference": reference, **({"amount": amount} if amount is not None else {})}
+    # A payment is recorded once per reference, so a retry after a lost answer is safe.
+    found = api().call("POST", f"/v1/tenants/{q(tenant_id)}/invoices/{q(period)}:pay", json=body, retries=3)
     show(found, invoice_table(found))
 
 
 @invoices_app.command("credit")
 def invoices_credit(tenant_id: str, period: str, reason: Annotated[str, typer.Option("--reason")],
+                    amount: Annotated[str | None, typer.Option("--amount", help="Net amount to credit, e.g. 25.00 "
+                                                               "(default: all that is left)")] = None,
                     reissue: Annotated[bool, typer.Option("--reissue", help="Issue it again from current data")]
                     = False) -> None:
-    """Cancel the invoice with a credit note, and optionally reissue it."""
-    found = api().call("POST", f"/v1/tenants/{q(tenant_id)}/invoices/{q(period)}:credit",
-                       json={"reason": reason, "reissue": reissue})
-    note = found["credit_note"]
-    show(found, table("credited", ["document", "number", "total"],
-                      [["credit note", note["number"], note["total"]],
-                       ["invoice", found["invoice"]["number"], found["invoice"]["status"]]]))
+    """A credit note for part or all of the invoice, optionally reissuing it."""
+    body = {"reason": reason, "reissue": reissue, **({"amount": amount} if amount is not None else {})}
+    # One key for this credit and every retry of it: a retry after a lost answer never credits twice.
+    found = api().call("POST", f"/v1/tenants/{q(tenant_id)}/invoices/{q(period)}:credit", json=body, retries=3,
+                       headers={"Idempotency-Key": uuid.uuid4().hex})
+    note, current = found["credit_note"], found["invoice"]
+    show(found, table("credited", ["document", "number", "total", "status", "due"],
+                      [["credit note", note["number"], note["total"], "", ""],
+                       ["invoice", current["number"], current["total"], current["status"],
+                        current.get("amount_due")]]))
+
+
+# --- documents and balances ---------------------------------------------------------------------------------------
+
+@documents_app.command("get")
+def documents_get(tenant_id: str, number: str,
+                  pdf: Annotated[Path | None, typer.Option("--pdf", help="Write the PDF to this file")] = None,
+                  xml: Annotated[Path | None, typer.Option("--xml", help="Write the e-invoice (UBL) to this file")]
+                  = None) -> None:
+    """An issued invoice or credit note by number, as it stands now; its files as issued."""
+    client = api()
+    path = f"/v1/tenants/{q(tenant_id)}/documents/{q(number)}"
+    found = client.call("GET", path)
+    for file, media in ((pdf, "application/pdf"), (xml, "application/xml")):
+        if file is not None:
+            write_document(client, path, media, file)
+    show(found, invoice_table(found))
+
+
+@app.command("balance")
+def balance(tenant_id: str) -> None:
+    """The customer's balance: money owed to the customer, applied to its next invoice."""
+    found = api().call("GET", f"/v1/tenants/{q(tenant_id)}/balance")
+    show(found, table(f"balance of {tenant_id}: {found['currency']} {found['amount']}",
+                      ["at", "amount", "document", "reason"],
+                      [[e.get("at"), e["amount"], e.get("document_number"), e.get("reason")]
+                       for e in found["entries"]]))
 
 
 # --- keys ---------------------------------------------------------------------------------------------------------

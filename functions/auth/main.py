@@ -250,7 +250,7 @@ def on_tenant_event(push) -> None:
     if event["type"] != tenants.DELETED and not going:
         return
     tenant_id = event.get("subject")
-    if not isinstance(tenant_id, str) or not valid_tenant_id(tenant_id):
+    if not valid_tenant_id(tenant_id):
         log_event(logger, "tenant_event.malformed", reason="subject is not a tenant id", event_id=event["id"])
         return
     tenant_deleted(ClientStore(clients.firestore()), tenant_id)

@@ -1,6 +1,7 @@
 """Billing entry points (functions/registry.yaml): `billing_handler` meters usage CloudEvents and runs the steps of
-a close from billing-events; `billing_http` serves usage ingestion, usage and invoice reads, SLA reports and
-closes. Domain errors become problems here."""
+a close from billing-events; `on_tenant_event` issues a tenant's held drafts once its billing profile is set;
+`billing_http` serves usage ingestion, usage and invoice reads, documents by number, payments, credit notes, the
+customer balance, SLA reports and closes. Domain errors become problems here."""
 
 from __future__ import annotations
 
@@ -16,8 +17,9 @@ from billing.errors import Conflict, Invalid, NotFound
 from billing.service import Billing, build
 from billing.settings import billing_settings
 from billing.usage import USAGE_TYPE
-from energent_shared import clients, events
+from energent_shared import clients, events, tenants
 from energent_shared.clock import utcnow
+from energent_shared.firestore import valid_tenant_id
 from energent_shared.guard import default_guard
 from energent_shared.http import (
     Problem,
@@ -37,7 +39,8 @@ MAX_BATCH_EVENTS = 1000
 MAX_BATCH_BYTES = 1024 * 1024
 CLOSE_WAIT_S = 20.0  # within the gateway's deadline for the close operation (api-spec.yaml)
 EVENT_FIELDS = ("tenant_id", "period", "number", "status", "currency", "net", "vat", "total", "issue_date", "due_date",
-                "paid_at", "payment_reference", "invoice_number", "replaces", "credited_by")
+                "amount_due", "amount_paid", "payment_reference", "invoice_number", "invoice_date", "replaces")
+DOCUMENT_MEDIA = ["application/json", "application/pdf", "text/html"]
 
 
 def announce_on(topic: str):
@@ -121,22 +124,55 @@ def get_upcoming_invoice(request: flask.Request, tenant_id: str) -> flask.Respon
     return json_response(service().upcoming(tenant_id))
 
 
+def _media(request: flask.Request, what: str) -> str:
+    """JSON by default; the document's PDF or HTML when the caller's Accept prefers it."""
+    if not request.headers.get("Accept"):
+        return "application/json"
+    media = request.accept_mimetypes.best_match(DOCUMENT_MEDIA)
+    if media is None:
+        raise Problem(406, f"{what} is available as {', '.join(DOCUMENT_MEDIA)}")
+    return media
+
+
+def _file(body: bytes, media: str, number: str) -> flask.Response:
+    suffix = "pdf" if media == "application/pdf" else "html"
+    response = flask.Response(body, 200, content_type=MEDIA[suffix])
+    response.headers["Content-Disposition"] = f'inline; filename="{number}.{suffix}"'
+    return response
+
+
 @router.route("GET", "/v1/tenants/{tenant_id}/invoices/{period}")
 def get_invoice(request: flask.Request, tenant_id: str, period: str) -> flask.Response:
-    """JSON by default; the stored PDF or HTML when the caller's Accept prefers it."""
     default_guard().require(request, "billing:read", tenant_id_param(tenant_id))
-    offered = ["application/json", "application/pdf", "text/html"]
-    media = request.accept_mimetypes.best_match(offered) if request.headers.get("Accept") else "application/json"
-    if media is None:
-        raise Problem(406, f"this invoice is available as {', '.join(offered)}")
+    media = _media(request, "this invoice")
+    found = service().invoice(tenant_id, period)
     if media == "application/json":
-        return json_response(service().invoice(tenant_id, period))
+        return json_response(found)
     suffix = "pdf" if media == "application/pdf" else "html"
-    body = service().document(tenant_id, period, suffix)
-    response = flask.Response(body, 200, content_type=MEDIA[suffix])
-    if suffix == "pdf":
-        response.headers["Content-Disposition"] = f'inline; filename="invoice-{tenant_id}-{period}.pdf"'
-    return response
+    return _file(service().document(tenant_id, period, suffix), media, found["number"])
+
+
+@router.route("GET", "/v1/tenants/{tenant_id}/documents/{number}")
+def get_document(request: flask.Request, tenant_id: str, number: str) -> flask.Response:
+    """Any issued invoice (current, replaced, credited) or credit note of the tenant, by number."""
+    default_guard().require(request, "billing:read", tenant_id_param(tenant_id))
+    media = _media(request, "this document")
+    if media == "application/json":
+        return json_response(service().by_number(tenant_id, number))
+    return _file(service().archived(tenant_id, number, "pdf" if media == "application/pdf" else "html"), media,
+                 number)
+
+
+@router.route("POST", "/v1/tenants/{tenant_id}/documents/{number}:pay")
+def pay_document(request: flask.Request, tenant_id: str, number: str) -> flask.Response:
+    default_guard().require(request, "tenants:admin")
+    return json_response(service().pay_number(tenant_id_param(tenant_id), number, read_json(request)))
+
+
+@router.route("GET", "/v1/tenants/{tenant_id}/balance")
+def get_balance(request: flask.Request, tenant_id: str) -> flask.Response:
+    default_guard().require(request, "billing:read", tenant_id_param(tenant_id))
+    return json_response(service().balance(tenant_id))
 
 
 @router.route("POST", "/v1/tenants/{tenant_id}/invoices/{period}:pay")
@@ -148,7 +184,8 @@ def pay_invoice(request: flask.Request, tenant_id: str, period: str) -> flask.Re
 @router.route("POST", "/v1/tenants/{tenant_id}/invoices/{period}:credit")
 def credit_invoice(request: flask.Request, tenant_id: str, period: str) -> flask.Response:
     default_guard().require(request, "tenants:admin")
-    return json_response(service().credit(tenant_id_param(tenant_id), period, read_json(request)), 201)
+    return json_response(service().credit(tenant_id_param(tenant_id), period, read_json(request),
+                                          key=request.headers.get("Idempotency-Key")), 201)
 
 
 @router.route("GET", "/v1/tenants/{tenant_id}/credit-notes")
@@ -178,7 +215,7 @@ def billing_handler(push) -> None:
         service().ingest([invalid], via="pubsub")
         return
     if event["type"] == USAGE_TYPE or event["type"] not in (closing.CLOSE_TYPE, closing.CHUNK_TYPE,
-                                                            closing.NUMBER_TYPE):
+                                                            closing.NUMBER_TYPE, closing.STORE_TYPE):
         service().ingest([event], via="pubsub")
         return
     data = event.get_data()
@@ -188,6 +225,10 @@ def billing_handler(push) -> None:
             period = (data.get("period") if isinstance(data, dict) else None) or periods.preceding(
                 periods.of(utcnow()))
             service().closer.start(period)
+        elif event["type"] == closing.STORE_TYPE:
+            if not isinstance(data, dict) or not valid_tenant_id(data.get("tenant_id")):
+                raise Invalid("a document store step needs data.tenant_id and data.number")
+            service().store_document(data["tenant_id"], str(data.get("number")))
         else:
             service().closer.on_event(event["type"], data)
     except (Invalid, NotFound, Conflict) as refused:  # can never succeed: acknowledged
@@ -196,3 +237,27 @@ def billing_handler(push) -> None:
         log_event(logger, "period.close_step_failed", severity=logging.ERROR, type=event["type"],
                   period=data.get("period") if isinstance(data, dict) else None, error=type(error).__name__)
         raise
+
+
+@functions_framework.cloud_event
+@events.event_function
+def on_tenant_event(push) -> None:
+    """A tenant changed (tenant-events): once it has a billing profile, its drafts held for one are issued, oldest
+    period first. Billing's own invoice events on the same topic, and anything malformed, are acknowledged."""
+    try:
+        event = events.from_pubsub_push(push)
+    except events.InvalidEvent as invalid:
+        log_event(logger, "tenant_event.malformed", reason=invalid.reason)
+        return
+    if event["type"] not in (tenants.CREATED, tenants.UPDATED, tenants.ACTIVATED):
+        return
+    tenant_id = event.get("subject")
+    if not valid_tenant_id(tenant_id):
+        log_event(logger, "tenant_event.malformed", reason="subject is not a tenant id", event_id=event["id"])
+        return
+    try:
+        issued = service().issue_held(tenant_id)
+    except NotFound:
+        return  # not a tenant (any more): nothing is held for it
+    if issued:
+        log_event(logger, "invoice.held_issued", tenant_id=tenant_id, numbers=[i["number"] for i in issued])

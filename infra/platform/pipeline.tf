@@ -5,9 +5,10 @@
 #                              its IAM policies and the state, and nothing else. It writes nowhere: it plans without
 #                              the state lock, and it cannot put a plan where an apply would find it.
 #   terraform-plan-main-<env>  plans main and saves that plan, with the files it was made from, as
-#                              plans/<commit>.tgz in the state bucket. It reads what the branch account reads, and it
-#                              may create objects under plans/ (not replace or delete them). Only main's builds run
-#                              as it: the trigger names it, and a build file cannot choose another account.
+#                              plans/<commit>/<build>.tgz in the state bucket. It reads what the branch account
+#                              reads, and it may create objects under plans/ (not replace or delete them). Its trigger
+#                              builds main; one run by hand on another branch can save a plan too, but the apply takes
+#                              only one that Cloud Build's record shows a successful build of main saved.
 #   terraform-<env>            (made by hand, README step 6: it owns the project) applies, once someone has approved
 #                              the build, exactly the saved plan of the commit it builds; nothing else writes the
 #                              estate.

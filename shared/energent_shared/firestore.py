@@ -11,7 +11,7 @@ import random
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeGuard, TypeVar
 
 from energent_shared import clients
 
@@ -23,7 +23,7 @@ T = TypeVar("T")
 TENANT_ID = re.compile(r"^[a-z][a-z0-9-]{2,30}[a-z0-9]$")
 
 
-def valid_tenant_id(tenant_id: object) -> bool:
+def valid_tenant_id(tenant_id: object) -> TypeGuard[str]:
     return isinstance(tenant_id, str) and TENANT_ID.fullmatch(tenant_id) is not None
 
 

@@ -42,7 +42,11 @@ def _number(text: str) -> Decimal | OutOfRangeNumber:
         number = Decimal(text)
     except InvalidOperation:  # an exponent past Decimal's own limits
         return OutOfRangeNumber(text)
-    if number and abs(number.adjusted()) > MAX_MAGNITUDE:
+    # Zero too: 0e-999999999 is zero, but written out in full it is a billion digits. (The exponent is an int: the
+    # text has no NaN or Infinity, which json refuses before this.)
+    exponent = number.as_tuple().exponent
+    if not isinstance(exponent, int) or abs(exponent) > MAX_MAGNITUDE or (
+            number and abs(number.adjusted()) > MAX_MAGNITUDE):
         return OutOfRangeNumber(text)
     return number
 

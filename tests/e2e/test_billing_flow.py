@@ -2,6 +2,7 @@
 redelivered, through a Firestore outage; then a close requested the way Cloud Scheduler does it."""
 
 import datetime
+import io
 import json
 import os
 import random
@@ -20,9 +21,16 @@ NOW = datetime.datetime.now(datetime.UTC)
 LAST_MONTH = (NOW.replace(day=1) - datetime.timedelta(days=1)).strftime("%Y-%m")
 
 
-def make_tenant(stack, tenant_id: str) -> None:
+PROFILE = {"legal_name": "Zakład Usług Informatycznych Sp. z o.o.", "vat_id": "PL5260001246",
+           "address": {"line1": "ul. Piotrkowska 104", "postal_code": "90-926", "city": "Łódź", "country": "PL"}}
+DUTCH = {"legal_name": "Acme B.V.", "address": {"line1": "Damrak 1", "postal_code": "1012 LG", "city": "Amsterdam",
+                                               "country": "NL"}}
+
+
+def make_tenant(stack, tenant_id: str, profile: dict | None = DUTCH) -> None:
     response = requests.post(f"{stack.url}/v1/tenants", headers=stack.operator(), timeout=10, json={
-        "tenant_id": tenant_id, "display_name": tenant_id, "tier": "standard", "billing_start": f"{LAST_MONTH}-01"})
+        "tenant_id": tenant_id, "display_name": tenant_id, "tier": "standard", "billing_start": f"{LAST_MONTH}-01",
+        **({"billing_profile": profile} if profile else {})})
     assert response.status_code == 202, response.text
 
 
@@ -167,7 +175,8 @@ def test_a_firestore_outage_midstream_loses_and_doubles_nothing(stack):
 def test_closes_over_http_and_from_the_scheduler_produce_the_invoices(stack):
     before = (NOW.replace(day=1) - datetime.timedelta(days=32)).strftime("%Y-%m")
     early = requests.post(f"{stack.url}/v1/tenants", headers=stack.operator(), timeout=10, json={
-        "tenant_id": "closing-early", "display_name": "Early", "tier": "basic", "billing_start": f"{before}-01"})
+        "tenant_id": "closing-early", "display_name": "Early", "tier": "basic", "billing_start": f"{before}-01",
+        "billing_profile": DUTCH})
     assert early.status_code == 202, early.text
     closed = requests.post(f"{stack.url}/v1/billing/periods/{before}:close", headers=stack.operator(), timeout=60)
     assert closed.status_code == 200 and closed.json()["status"] == "closed", closed.text
@@ -175,8 +184,10 @@ def test_closes_over_http_and_from_the_scheduler_produce_the_invoices(stack):
                            timeout=10).json()
     assert (invoice["subtotal"], invoice["status"]) == ("49.00", "final")
     make_tenant(stack, "closing")
+    make_tenant(stack, "held-back", profile=None)  # no billing profile: its invoice is held as a draft
     writer = stack.operator("usage:write")
     post_single(stack, writer, event("closing", "6000"))
+    post_single(stack, writer, event("held-back", "6000"))
     close = {"specversion": "1.0", "type": "ai.energent.billing.period.close.v1", "source": "//cloudscheduler",
              "id": uuid.uuid4().hex, "datacontenttype": "application/json", "data": {"period": LAST_MONTH}}
     stack.publish("billing-events", json.dumps(close).encode(), {"content-type": "application/cloudevents+json"})
@@ -185,13 +196,17 @@ def test_closes_over_http_and_from_the_scheduler_produce_the_invoices(stack):
                           60, 0.5, what="the invoice")
     invoice = response.json()
     # standard: 149.00 base + (6000 - 5000) x 0.009 = 9.00
-    # no billing profile: Dutch VAT, 21 % of 158.00
+    # a Dutch customer: VAT 21 % of 158.00
     assert (invoice["subtotal"], invoice["total"], invoice["status"]) == ("158.00", "191.18", "final")
     again = requests.post(f"{stack.url}/v1/billing/periods/{LAST_MONTH}:close", headers=stack.operator(), timeout=60)
     assert again.status_code == 200 and again.json()["status"] == "closed"
     progress = requests.get(f"{stack.url}/v1/billing/periods/{LAST_MONTH}", headers=stack.operator(), timeout=10)
-    assert progress.json()["status"] == "closed" and progress.json()["issued"] >= 1
-    assert progress.json()["tenants"] >= progress.json()["drafted"] == progress.json()["issued"]
+    assert progress.json()["status"] == "closed" and progress.json()["issued"] >= 1 and progress.json()["held"] >= 1
+    assert progress.json()["tenants"] >= progress.json()["drafted"] == progress.json()["issued"] + \
+        progress.json()["held"]
+    held = requests.get(f"{stack.url}/v1/tenants/held-back/invoices/{LAST_MONTH}", headers=stack.operator(),
+                        timeout=10).json()
+    assert (held["status"], held.get("number"), held["total"]) == ("draft", None, "191.18") and held["warnings"]
     late = post_single(stack, writer, event("closing", "1"))
     assert late["accepted"] == 1
     report = requests.post(f"{stack.url}/v1/tenants/closing/sla-reports", headers=stack.operator(), timeout=10,
@@ -235,35 +250,80 @@ def test_a_tenant_reads_only_its_own_usage_and_invoices(stack):
 
 def test_invoice_documents_payment_and_credit_through_the_gateway(stack):
     before = (NOW.replace(day=1) - datetime.timedelta(days=32)).strftime("%Y-%m")
-    bad = requests.post(f"{stack.url}/v1/tenants", headers=stack.operator(), timeout=10, json={
+    operator = stack.operator()
+    bad = requests.post(f"{stack.url}/v1/tenants", headers=operator, timeout=10, json={
         "tenant_id": "bad-profile", "display_name": "Bad", "tier": "basic",
         "billing_profile": {"legal_name": "X", "address": {"line1": "a", "postal_code": "1", "city": "c",
                                                            "country": "DE"}, "vat_id": "NL100000009B01"}})
     assert bad.status_code == 400 and "billing_profile.vat_id" in bad.json()["detail"]
+    first = requests.get(f"{stack.url}/v1/tenants/closing-early/invoices/{before}", headers=operator, timeout=10).json()
     reader = requests.get(f"{stack.url}/v1/tenants/closing-early/invoices/{before}", headers={
-        **stack.operator(), "Accept": "application/pdf"}, timeout=10)
+        **operator, "Accept": "application/pdf"}, timeout=10)
     assert reader.status_code == 200 and reader.headers["Content-Type"] == "application/pdf"
     assert reader.content.startswith(b"%PDF")
+    assert reader.headers["Content-Disposition"] == f'inline; filename="{first["number"]}.pdf"'
     page = requests.get(f"{stack.url}/v1/tenants/closing-early/invoices/{before}", timeout=10,
-                        headers={**stack.operator(), "Accept": "text/html"})
-    assert page.headers["Content-Type"].startswith("text/html") and "Total due" in page.text
-    fixed = requests.patch(f"{stack.url}/v1/tenants/closing-early", headers=stack.operator(), timeout=10, json={
+                        headers={**operator, "Accept": "text/html"})
+    assert page.headers["Content-Type"].startswith("text/html") and "Amount due" in page.text
+    part = requests.post(f"{stack.url}/v1/tenants/closing-early/documents/{first['number']}:pay", headers=operator,
+                         timeout=10, json={"reference": "BANK-41", "amount": "9.29"})
+    assert part.status_code == 200 and (part.json()["status"], part.json()["amount_due"]) == ("partially_paid",
+                                                                                            "50.00")
+    fixed = requests.patch(f"{stack.url}/v1/tenants/closing-early", headers=operator, timeout=10, json={
         "billing_profile": {"legal_name": "Early Ltd", "address": {"line1": "1 High St", "postal_code": "EC1A 1AA",
                                                                    "city": "London", "country": "GB"}}})
     assert fixed.status_code == 200 and fixed.json()["billing_profile"]["address"]["country"] == "GB"
     credited = requests.post(f"{stack.url}/v1/tenants/closing-early/invoices/{before}:credit", timeout=30,
-                             headers=stack.operator(), json={"reason": "customer is in the UK", "reissue": True})
+                             headers=operator, json={"reason": "customer is in the UK", "reissue": True})
     assert credited.status_code == 201, credited.text
     reissued = credited.json()["invoice"]
     assert reissued["vat"]["treatment"] == "outside_scope" and reissued["total"] == "49.00"
-    paid = requests.post(f"{stack.url}/v1/tenants/closing-early/invoices/{before}:pay", headers=stack.operator(),
+    assert (reissued["balance_applied"], reissued["amount_due"]) == ("9.29", "39.71")  # the part paid before
+    paid = requests.post(f"{stack.url}/v1/tenants/closing-early/invoices/{before}:pay", headers=operator,
                          timeout=10, json={"reference": "BANK-42"})
     assert paid.status_code == 200 and paid.json()["status"] == "paid"
-    again = requests.post(f"{stack.url}/v1/tenants/closing-early/invoices/{before}:credit", timeout=30,
-                          headers=stack.operator(), json={"reason": "too late"})
-    assert again.status_code == 409
-    notes = requests.get(f"{stack.url}/v1/tenants/closing-early/credit-notes", headers=stack.operator(), timeout=10)
-    assert [n["invoice_number"] for n in notes.json()["credit_notes"]] == [reissued["replaces"]]
-    upcoming = requests.get(f"{stack.url}/v1/tenants/closing-early/invoices/upcoming", headers=stack.operator(),
+    refund = requests.post(f"{stack.url}/v1/tenants/closing-early/invoices/{before}:credit", timeout=30,
+                           headers=operator, json={"reason": "goodwill", "amount": "10.00"})
+    assert refund.status_code == 201 and refund.json()["credit_note"]["invoice_date"] == reissued["issue_date"]
+    too_much = requests.post(f"{stack.url}/v1/tenants/closing-early/invoices/{before}:credit", timeout=30,
+                             headers=operator, json={"reason": "more", "amount": "39.01"})
+    assert too_much.status_code == 409
+    balance = requests.get(f"{stack.url}/v1/tenants/closing-early/balance", headers=operator, timeout=10).json()
+    assert (balance["currency"], balance["amount"]) == ("EUR", "10.00")  # the goodwill credit, owed back
+    notes = requests.get(f"{stack.url}/v1/tenants/closing-early/credit-notes", headers=operator, timeout=10)
+    assert [n["invoice_number"] for n in notes.json()["credit_notes"]] == [first["number"], reissued["number"]]
+    replaced = requests.get(f"{stack.url}/v1/tenants/closing-early/documents/{first['number']}", headers=operator,
+                            timeout=10).json()
+    assert (replaced["status"], replaced["replaced_by"]) == ("credited", reissued["number"])
+    note_number = refund.json()["credit_note"]["number"]
+    note_pdf = requests.get(f"{stack.url}/v1/tenants/closing-early/documents/{note_number}", timeout=10,
+                            headers={**operator, "Accept": "application/pdf"})
+    assert note_pdf.status_code == 200 and note_pdf.headers["Content-Disposition"].endswith(f'"{note_number}.pdf"')
+    assert requests.get(f"{stack.url}/v1/tenants/closing/documents/{first['number']}", headers=operator,
+                        timeout=10).status_code == 404  # another tenant's number
+    upcoming = requests.get(f"{stack.url}/v1/tenants/closing-early/invoices/upcoming", headers=operator,
                             timeout=10)
     assert upcoming.status_code == 200 and upcoming.json()["status"] == "upcoming"
+
+
+def test_a_draft_held_for_a_billing_profile_is_issued_once_the_profile_is_set(stack):
+    operator = stack.operator()
+    path = f"{stack.url}/v1/tenants/held-back/invoices/{LAST_MONTH}"
+    assert requests.get(path, headers={**operator, "Accept": "application/pdf"}, timeout=10).status_code == 409
+    fixed = requests.patch(f"{stack.url}/v1/tenants/held-back", headers=operator, timeout=10,
+                           json={"billing_profile": PROFILE})
+    assert fixed.status_code == 200
+    issued = wait_until(lambda: (r := requests.get(path, headers=operator, timeout=10).json()).get("number") and r,
+                        60, 0.5, what="the held draft to be issued")
+    assert (issued["status"], issued["customer"]["legal_name"], issued["vat"]["treatment"]) == (
+        "final", PROFILE["legal_name"], "reverse_charge")
+    assert issued["total"] == "158.00" and issued["issue_date"] == f"{datetime.datetime.now(datetime.UTC):%Y-%m-%d}"
+    progress = requests.get(f"{stack.url}/v1/billing/periods/{LAST_MONTH}", headers=operator, timeout=10).json()
+    assert progress["held"] == 0
+    pdf = requests.get(f"{stack.url}/v1/tenants/held-back/documents/{issued['number']}", timeout=10,
+                       headers={**operator, "Accept": "application/pdf"})
+    assert pdf.status_code == 200 and pdf.headers["Content-Disposition"].endswith(f'"{issued["number"]}.pdf"')
+    from pypdf import PdfReader
+
+    text = PdfReader(io.BytesIO(pdf.content)).pages[0].extract_text()
+    assert PROFILE["legal_name"] in text and "90-926 Łódź" in text and issued["number"] in text

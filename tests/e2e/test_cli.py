@@ -1,3 +1,4 @@
+# ruff: noqa: RUF001 - a Greek customer, named in Greek letters
 """`energent`, the operators' CLI (contract §9), driven through its runner against a running stack. The stack runs
 with LOCAL_FLUX=off: the test plays Flux, so it decides which tenant becomes active and which fails."""
 
@@ -117,22 +118,48 @@ def test_clients_show_their_secret_once(cli):
     assert cli("clients", "delete", "cli-clients", created["client_id"])[0] == 0
 
 
-def test_a_month_closed_invoiced_paid_and_credited_from_the_command_line(stack, cli, tmp_path):
+def test_a_month_closed_held_issued_paid_and_credited_from_the_command_line(stack, cli, tmp_path):
     code, out, _ = cli("periods", "close", LAST_MONTH, "--wait", "--json")
-    assert code == 0 and json.loads(out)["status"] == "closed"
+    assert code == 0 and json.loads(out)["status"] == "closed" and json.loads(out)["held"] >= 1
     code, out, _ = cli("invoices", "list", "cli-good", "--json")
-    assert [i["period"] for i in json.loads(out)["invoices"]] == [LAST_MONTH]
+    assert [(i["period"], i["status"]) for i in json.loads(out)["invoices"]] == [(LAST_MONTH, "draft")]
+    profile = tmp_path / "profile.json"
+    profile.write_text(json.dumps({"legal_name": "Ελληνική Εταιρεία Λογισμικού Α.Ε.", "vat_id": "EL094259216",
+                                   "address": {"line1": "Λεωφόρος Κηφισίας 44", "postal_code": "151 25",
+                                               "city": "Μαρούσι", "country": "GR"}}), encoding="utf-8")
+    code, out, err = cli("tenants", "update", "cli-good", "--profile", str(profile), "--json")
+    assert code == 0, err
+    deadline = time.monotonic() + 60
+    while not (found := json.loads(cli("invoices", "get", "cli-good", LAST_MONTH, "--json")[1])).get("number"):
+        assert time.monotonic() < deadline, "the held invoice was not issued within 60 s"
+        time.sleep(0.5)
+    number = found["number"]
     pdf = tmp_path / "invoice.pdf"
-    _, out, _ = cli("invoices", "get", "cli-good", LAST_MONTH, "--pdf", str(pdf), "--json")
-    number = json.loads(out)["number"]
-    assert number in PdfReader(io.BytesIO(pdf.read_bytes())).pages[0].extract_text()
+    cli("invoices", "get", "cli-good", LAST_MONTH, "--pdf", str(pdf), "--json")
+    text = PdfReader(io.BytesIO(pdf.read_bytes())).pages[0].extract_text()
+    assert number in text and "Ελληνική Εταιρεία Λογισμικού Α.Ε." in text
+    code, out, _ = cli("invoices", "pay", "cli-good", LAST_MONTH, "--reference", "BANK-6", "--amount", "10.00",
+                       "--json")
+    assert code == 0 and json.loads(out)["status"] == "partially_paid"
     code, out, _ = cli("invoices", "credit", "cli-good", LAST_MONTH, "--reason", "wrong name", "--reissue", "--json")
     reissued = json.loads(out)["invoice"]
-    assert code == 0 and reissued["replaces"] == number
+    assert code == 0 and reissued["replaces"] == number and reissued["balance_applied"] == "10.00"
     code, out, _ = cli("invoices", "pay", "cli-good", LAST_MONTH, "--reference", "BANK-7", "--json")
     assert json.loads(out)["status"] == "paid"
-    code, _, err = cli("invoices", "pay", "cli-good", LAST_MONTH, "--reference", "OTHER")
-    assert code == 1 and "already paid" in err
+    code, _, err = cli("invoices", "pay", "cli-good", LAST_MONTH, "--reference", "BANK-7", "--amount", "1.00")
+    assert code == 1 and "recorded" in err
+    code, out, _ = cli("invoices", "credit", "cli-good", LAST_MONTH, "--reason", "goodwill", "--amount", "5.00",
+                       "--json")
+    note = json.loads(out)["credit_note"]
+    assert code == 0 and (note["net"], note["invoice_number"]) == ("-5.00", reissued["number"])
+    code, out, _ = cli("balance", "cli-good", "--json")
+    assert code == 0 and json.loads(out)["amount"] == "5.00"  # credited after payment: owed back
+    note_pdf = tmp_path / "note.pdf"
+    code, out, _ = cli("documents", "get", "cli-good", note["number"], "--pdf", str(note_pdf), "--json")
+    assert code == 0 and json.loads(out)["number"] == note["number"]
+    assert note["number"] in PdfReader(io.BytesIO(note_pdf.read_bytes())).pages[0].extract_text()
+    code, out, _ = cli("documents", "get", "cli-good", number)
+    assert code == 0 and "credited" in out  # the replaced invoice, as a table for people
     code, out, _ = cli("periods", "show", LAST_MONTH, "--json")
     assert code == 0 and json.loads(out)["issued"] >= 1
 

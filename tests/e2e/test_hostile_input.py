@@ -89,6 +89,8 @@ def test_malformed_rerender_bodies_are_400_and_start_nothing(stack, operator, ra
      + b', "p95_latency_ms": 1}'),
     ("POST", "/v1/tenants/hostile/sla-reports", b'{"period": "2024-01", "availability_pct": 99, "p95_latency_ms": -'
      + HUGE + b"}"),
+    ("POST", "/v1/tenants/hostile/sla-reports", b'{"period": "2024-01", "availability_pct": 0e-999999999, '
+     b'"p95_latency_ms": 1}'),  # zero, but a billion digits written out
     ("POST", "/v1/tenants/hostile/invoices/2024-01:pay", b'{"reference": ' + HUGE + b"}"),
     ("POST", "/v1/tenants/hostile/invoices/2024-01:credit", b'{"reason": "r", "reissue": ' + HUGE + b"}"),
 ])

@@ -17,7 +17,7 @@ from auth.store import ClientStore, SigningKeyStore
 from energent_shared import clients, firestore, secrets
 from local import provision
 from tests.conftest import PROJECT, ROOT
-from tests.support import CountingClient
+from tests.support import CountingClient, run_threads
 
 SOURCE = str(ROOT / "functions" / "auth" / "main.py")
 ISSUER = "https://api.test.energent.ai"
@@ -393,6 +393,16 @@ def test_while_a_new_key_is_pending_rotations_add_nothing_and_the_api_answers_40
         for timestamp in ("2026-11-29T10:01:00.000000Z", "2026-11-29T10:02:00.000000Z"):
             assert push(rotation, "auth-events", b"{}", rotate_notice(timestamp=timestamp)).status_code == 200
         assert secret_manager.store.calls["AddSecretVersion"] == added and len(kids(http)) == 2
+
+
+def test_rotations_racing_each_other_add_one_key(http, env, secret_manager):
+    """Two notifications (a schedule and a request, say) handled at the same moment on two instances."""
+    apps = [create_app("rotate_signing_key", SOURCE, "cloudevent").test_client() for _ in range(4)]
+    added = secret_manager.store.calls["AddSecretVersion"]
+    answers = run_threads(len(apps), lambda n: push(apps[n], "auth-events", b"{}", rotate_notice(
+        timestamp=f"2026-11-29T10:0{n}:00.000000Z")).status_code)
+    assert answers == [200] * 4
+    assert secret_manager.store.calls["AddSecretVersion"] == added + 1 and len(kids(http)) == 2
 
 
 def test_once_the_new_key_is_active_a_rotation_adds_the_next(http, env, secret_manager):

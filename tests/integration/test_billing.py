@@ -14,7 +14,7 @@ from billing import closing, parties, pricing
 from billing.documents import InvoiceFiles
 from billing.errors import Conflict, Invalid, NotFound
 from billing.service import build
-from billing.store import SHARDS, UNITS_LIMIT
+from billing.store.usage_counters import SHARDS, UNITS_LIMIT
 from energent_shared import clients, events
 from tests.conftest import ROOT
 from tests.support import run_threads
@@ -76,12 +76,17 @@ def billing(firestore_db, bucket):
     return make_billing(firestore_db, bucket)
 
 
+DUTCH = {"legal_name": "Acme B.V.", "address": {"line1": "Damrak 1", "postal_code": "1012 LG", "city": "Amsterdam",
+                                               "country": "NL"}, "vat_id": "NL100000009B01"}
+
+
 def add_tenant(db, tenant_id="acme", tier="basic", billing_start=None, model="multi-tenant", deleted_at=None,
-               history=()):
+               history=(), profile=DUTCH):
     created = datetime.datetime(2024, 1, 1, tzinfo=datetime.UTC)
     db.document("tenants", tenant_id).set({
-        "tenant_id": tenant_id, "tier": history[-1][1] if history else tier, "status": "active",
-        "deployment_model": model, "billing_start": billing_start, "deleted_at": deleted_at, "created_at": created,
+        "tenant_id": tenant_id, "display_name": tenant_id.title(), "tier": history[-1][1] if history else tier,
+        "status": "active", "deployment_model": model, "billing_start": billing_start, "deleted_at": deleted_at,
+        "created_at": created, "billing_profile": profile,
         "tier_history": [{"tier": tier, "at": created}, *({"tier": t, "at": at} for at, t in history)]})
 
 
@@ -305,7 +310,7 @@ def test_close_invoices_base_fees_and_usage_with_gapless_numbers(billing, firest
     assert (acme["number"], bravo["number"]) == (f"{year}-000001", f"{year}-000002")
     assert (acme["subtotal"], acme["sla_credit"], acme["net"]) == ("54.01", "13.50", "40.51")
     assert acme["vat"] == {"treatment": "standard", "rate": "21", "amount": "8.51"} and acme["total"] == "49.02"
-    assert acme["warnings"] and acme["customer"] == {"legal_name": "acme"}  # no billing profile yet
+    assert acme["customer"]["legal_name"] == "Acme B.V." and not acme.get("warnings")
     # No base fee owed, so no allowance either (§7.2: the allowance takes the base fee's fraction): 25,000 x 0.008
     assert bravo["net"] == "200.00" and bravo["total"] == "242.00" and acme["status"] == "final"
     with pytest.raises(NotFound):
@@ -454,7 +459,8 @@ def test_a_downgrade_during_the_month_is_prorated_on_the_invoice(firestore_db, b
     close(billing, "2025-04")
     lines = billing.invoice("acme", "2025-04")["lines"]
     assert [line["amount"] for line in lines if line["kind"] == "base_fee"] == ["965.70", "1.63"]
-    assert len(lines) == 2 * (1 + len(BOOK.meters))
+    # two base fees, the minutes of the enterprise days, and one line for each meter without usage: no €0.00 per day
+    assert len(lines) == 2 + 1 + (len(BOOK.meters) - 1)
 
 
 # --- timing -----------------------------------------------------------------------------------------------------

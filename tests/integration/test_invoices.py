@@ -1,15 +1,18 @@
-"""Invoices a Dutch company can send (§7.3, §7.4), on the Firestore and Cloud Storage emulators: parties and VAT
-by where the customer is, the documents by number (the PDF read back), payment, credit notes and reissue."""
+"""Invoices a Dutch company can send, on the Firestore and Cloud Storage emulators: parties and VAT by where the
+customer is, drafts held until the customer is known, documents by number and their archive (the PDF read back),
+payments with amounts, partial credit notes, the customer balance and reissue — the races run for real."""
 
 import datetime
 import io
+import json
 import uuid
 from decimal import Decimal
 
 import pytest
 from pypdf import PdfReader
+from stdnum import iso11649
 
-from billing.errors import Conflict, Invalid
+from billing.errors import Conflict, Invalid, NotFound
 from energent_shared import clients
 from tests.integration.test_billing import LAST_MONTH, NOW, add_tenant, close, make_billing, usage
 from tests.support import run_threads
@@ -51,10 +54,11 @@ def customer(db, tenant_id, profile=None, minutes="1500.5"):
     return usage(tenant_id, quantity=minutes, time=f"{LAST_MONTH}-10T12:00:00Z")
 
 
-def test_vat_follows_where_the_customer_is(billing, firestore_db):
+def test_vat_follows_where_the_customer_is_and_a_customer_without_a_profile_is_held(billing, firestore_db):
     codes = ("nl", "de", "be", "us", "ch", "none")
     billing.ingest([customer(firestore_db, f"cust-{code}", PROFILES.get(code)) for code in codes], "http")
-    close(billing, LAST_MONTH)
+    state = close(billing, LAST_MONTH)
+    assert (state["drafted"], state["issued"], state["held"]) == (6, 5, 1)
     found = {code: billing.invoice(f"cust-{code}", LAST_MONTH) for code in codes}
     # 49.00 base + 500.5 minutes above the 1,000 included at 0.01 = 54.01 net everywhere
     assert {invoice["net"] for invoice in found.values()} == {"54.01"}
@@ -64,27 +68,46 @@ def test_vat_follows_where_the_customer_is(billing, firestore_db):
         ("ch", "outside_scope", "0", "0.00", "54.01"), ("none", "standard", "21", "11.34", "65.35")]
     assert any("BTW verlegd" in note and "DE123456788" in note for note in found["de"]["notes"])
     assert any("outside the EU" in note for note in found["us"]["notes"])
-    assert found["none"]["customer"] == {"legal_name": "Cust-None"}
-    assert "no billing profile" in found["none"]["warnings"][0]
-    assert found["nl"]["customer"]["vat_id"] == "NL100000009B01" and not found["nl"]["warnings"]
+    held = found["none"]
+    assert (held["status"], held.get("number"), held["customer"]) == ("draft", None, {"legal_name": "Cust-None"})
+    assert "no billing profile" in held["warnings"][0]
+    assert found["nl"]["customer"]["vat_id"] == "NL100000009B01" and not found["nl"].get("warnings")
     seller = found["nl"]["seller"]
     assert (seller["vat_id"], seller["coc_number"], seller["iban"]) == ("NL100000009B01", "10000000",
                                                                         "NL91ABNA0417164300")
     issued = datetime.date.fromisoformat(found["nl"]["issue_date"])
     assert issued == NOW.date() and found["nl"]["due_date"] == (issued + datetime.timedelta(days=30)).isoformat()
     minutes = next(line for line in found["nl"]["lines"] if line.get("meter") == "workflow_minutes")
-    assert minutes["unit_price"] == "0.0100" and minutes["included"] == "1000"
+    assert (minutes["unit_price"], minutes["included"], minutes["billable_quantity"]) == ("0.0100", "1000", "500.5")
+    assert [(i["status"], i.get("number")) for i in billing.invoices("cust-none")["invoices"]] == [("draft", None)]
+    with pytest.raises(Conflict, match="draft"):
+        billing.document("cust-none", LAST_MONTH, "pdf")
+    for action in (lambda: billing.pay("cust-none", LAST_MONTH, {"reference": "X"}),
+                   lambda: billing.credit("cust-none", LAST_MONTH, {"reason": "x"})):
+        with pytest.raises(Conflict, match="draft"):
+            action()
 
 
-def test_vat_is_rounded_once_per_invoice_on_the_net(billing, firestore_db):
-    # net 49.00 + 0.05 (5 minutes x 0.01) = 49.05; 21 % = 10.3005 -> 10.30 on the invoice's net
-    billing.ingest([customer(firestore_db, "rounding", PROFILES["nl"], minutes="1005")], "http")
-    billing.report_sla("rounding", {"period": LAST_MONTH, "availability_pct": Decimal("99.85"),
-                                    "p95_latency_ms": 10})  # 10 % credit: 4.91
-    close(billing, LAST_MONTH)
-    invoice = billing.invoice("rounding", LAST_MONTH)
-    assert (invoice["subtotal"], invoice["sla_credit"], invoice["net"]) == ("49.05", "4.91", "44.14")
-    assert invoice["vat"]["amount"] == "9.27" and invoice["total"] == "53.41"  # 44.14 x 0.21 = 9.2694
+def test_setting_the_profile_issues_every_held_draft_oldest_first_with_the_next_numbers(billing, firestore_db,
+                                                                                         bucket):
+    add_tenant(firestore_db, "holding", billing_start="2025-01-01", profile=None)
+    add_tenant(firestore_db, "known", billing_start="2025-01-01")
+    for period in ("2025-01", "2025-02"):
+        close(billing, period)
+    assert billing.period("2025-02")["held"] == 1 and billing.period("2025-02")["issued"] == 1
+    assert [i["status"] for i in billing.invoices("holding")["invoices"]] == ["draft", "draft"]
+    assert billing.issue_held("holding") == []  # no profile yet: nothing happens
+    firestore_db.document("tenants/holding").update({"billing_profile": PROFILES["de"]})  # PATCHed
+    issued = billing.issue_held("holding")
+    year = NOW.year
+    assert [(i["period"], i["number"]) for i in issued] == [("2025-01", f"{year}-000003"),
+                                                           ("2025-02", f"{year}-000004")]
+    assert all(i["vat"]["treatment"] == "reverse_charge" and i["customer"]["legal_name"] == "Beispiel GmbH"
+               and not i.get("warnings") for i in issued)
+    assert billing.issue_held("holding") == []  # once
+    assert (billing.period("2025-02")["held"], billing.period("2025-02")["issued"]) == (0, 2)
+    stored = clients.storage().bucket(bucket)
+    assert all(stored.blob(f"invoices/{i['number']}.pdf").exists() for i in issued)
 
 
 def test_the_documents_are_stored_by_number_and_the_pdf_says_what_the_law_asks(billing, firestore_db, bucket):
@@ -96,40 +119,102 @@ def test_the_documents_are_stored_by_number_and_the_pdf_says_what_the_law_asks(b
         assert stored.blob(f"invoices/{invoice['number']}.{suffix}").exists()
     text = PdfReader(io.BytesIO(billing.document("reader", LAST_MONTH, "pdf"))).pages[0].extract_text()
     for expected in (invoice["number"], "NL100000009B01", "Beispiel GmbH", "DE123456788", "BTW verlegd",
-                     "€54.01", "NL91ABNA0417164300", "Total due", "KvK 10000000"):
+                     "€54.01", "NL91ABNA0417164300", "Amount due", "KvK 10000000", invoice["payment_reference"]):
         assert expected in text, expected
     page = billing.document("reader", LAST_MONTH, "html").decode()
     assert "Beispiel GmbH" in page and invoice["number"] in page and "Unit price" in page
 
 
-def test_pay_is_idempotent_and_a_credited_invoice_cannot_be_paid(billing, firestore_db, announced):
-    billing.ingest([customer(firestore_db, "payer", PROFILES["nl"]), customer(firestore_db, "crediting")], "http")
-    close(billing, LAST_MONTH)
+def test_payments_with_amounts_partial_over_and_once_per_reference(billing, firestore_db, announced):
+    billing.ingest([customer(firestore_db, "payer", PROFILES["nl"])], "http")
+    close(billing, LAST_MONTH)  # total 65.35
     paid_at = f"{NOW:%Y-%m-%d}T00:00:00Z"
     with pytest.raises(Invalid, match="before the invoice's issue date"):
         billing.pay("payer", LAST_MONTH, {"reference": "BANK-1", "paid_at": f"{LAST_MONTH}-28T09:00:00Z"})
-    paid = billing.pay("payer", LAST_MONTH, {"reference": "BANK-1", "paid_at": paid_at})
-    assert (paid["status"], paid["payment_reference"], paid["paid_at"]) == ("paid", "BANK-1", paid_at)
-    assert billing.pay("payer", LAST_MONTH, {"reference": "BANK-1"}) == paid  # the same call again
-    with pytest.raises(Conflict, match="already paid"):
-        billing.pay("payer", LAST_MONTH, {"reference": "BANK-2"})
-    with pytest.raises(Conflict):  # a paid invoice is not credited
-        billing.credit("payer", LAST_MONTH, {"reason": "oops"})
-    billing.credit("crediting", LAST_MONTH, {"reason": "wrong customer name"})
-    with pytest.raises(Conflict, match="credited"):
-        billing.pay("crediting", LAST_MONTH, {"reference": "BANK-3"})
-    with pytest.raises(Conflict):  # credited twice
-        billing.credit("crediting", LAST_MONTH, {"reason": "again"})
+    part = billing.pay("payer", LAST_MONTH, {"reference": "BANK-1", "amount": "15.35", "paid_at": paid_at})
+    assert (part["status"], part["amount_paid"], part["amount_due"]) == ("partially_paid", "15.35", "50.00")
+    assert part["payments"] == [{"amount": "15.35", "reference": "BANK-1", "paid_at": paid_at}]
+    assert billing.pay("payer", LAST_MONTH, {"reference": "BANK-1", "amount": "15.35"}) == part  # again: unchanged
+    with pytest.raises(Conflict, match=r"with amount 15\.35"):
+        billing.pay("payer", LAST_MONTH, {"reference": "BANK-1", "amount": "9.00"})
+    over = billing.pay("payer", LAST_MONTH, {"reference": "BANK-2", "amount": 80})  # a JSON number
+    assert (over["status"], over["amount_paid"], over["amount_due"]) == ("paid", "95.35", "0.00")
+    # the invoice's own ISO 11649 reference; the payer's references live in payments[] only
+    assert iso11649.is_valid(over["payment_reference"]) and over["payment_reference"][4:] == over["number"].replace(
+        "-", "")
+    balance = billing.balance("payer")
+    assert (balance["amount"], [e["amount"] for e in balance["entries"]]) == ("30.00", ["30.00"])
+    assert balance["entries"][0]["document_number"] == over["number"]
     for body in ({}, {"reference": ""}, {"reference": "x", "paid_at": "yesterday"}, {"reference": "x", "extra": 1},
-                 {"reference": "x", "paid_at": "2999-01-01T00:00:00Z"}):
+                 {"reference": "x", "paid_at": "2999-01-01T00:00:00Z"}, {"reference": "x", "amount": "-1"},
+                 {"reference": "x", "amount": "0"}, {"reference": "x", "amount": "1.001"},
+                 {"reference": "x", "amount": Decimal("1e999999")}, {"reference": "x", "amount": True},
+                 {"reference": "x", "amount": "NaN"}):
         with pytest.raises(Invalid):
             billing.pay("payer", LAST_MONTH, body)
-    kinds = [kind for kind, _ in announced]
-    assert kinds.count("issued") == 2 and "paid" in kinds and "credited" in kinds
+    assert [kind for kind, _ in announced].count("paid") == 1
+
+
+def test_two_payments_with_one_reference_racing_record_one(billing, firestore_db):
+    billing.ingest([customer(firestore_db, f"racer-{n}", PROFILES["nl"]) for n in range(3)], "http")
+    close(billing, LAST_MONTH)
+    for n in range(3):
+        results = run_threads(4, lambda _, n=n: billing.pay(f"racer-{n}", LAST_MONTH, {"reference": "SAME",
+                                                                                      "amount": "10.00"}))
+        invoice = billing.invoice(f"racer-{n}", LAST_MONTH)
+        assert [p["reference"] for p in invoice["payments"]] == ["SAME"] and invoice["amount_paid"] == "10.00"
+        assert all(r["payments"] == invoice["payments"] for r in results)
+
+
+def test_two_partial_credits_racing_never_credit_more_than_the_net(billing, firestore_db):
+    billing.ingest([customer(firestore_db, f"double-{n}", PROFILES["nl"]) for n in range(3)], "http")
+    close(billing, LAST_MONTH)  # net 54.01 each
+    for n in range(3):
+        outcomes: list = []
+
+        def attempt(_, n=n, outcomes=outcomes):
+            try:
+                outcomes.append(billing.credit(f"double-{n}", LAST_MONTH, {"reason": "goodwill", "amount": "30.00"}))
+            except Conflict as refused:
+                outcomes.append(refused)
+
+        run_threads(2, attempt)
+        assert sorted(type(o).__name__ for o in outcomes) == ["Conflict", "dict"]
+        invoice = billing.invoice(f"double-{n}", LAST_MONTH)
+        assert (invoice["credited_net"], invoice["status"], len(invoice["credit_notes"])) == ("30.00", "final", 1)
+    notes = sorted(c["number"] for n in range(3) for c in billing.credit_notes(f"double-{n}")["credit_notes"])
+    assert notes == [f"CN-{NOW.year}-{k:06d}" for k in range(1, 4)]
+
+
+def test_partial_credit_notes_after_payment_go_to_the_balance_and_the_next_invoice_uses_it(firestore_db, bucket):
+    billing = make_billing(firestore_db, bucket)
+    add_tenant(firestore_db, "refund", billing_start="2025-01-01")
+    close(billing, "2025-01")  # 49.00 + 21 % = 59.29
+    billing.pay("refund", "2025-01", {"reference": "BANK-1"})
+    first = billing.credit("refund", "2025-01", {"reason": "outage", "amount": "10.00"})
+    note = first["credit_note"]
+    assert (note["net"], note["vat"]["amount"], note["total"]) == ("-10.00", "-2.10", "-12.10")
+    assert (note["invoice_number"], note["invoice_date"]) == (first["invoice"]["number"],
+                                                              first["invoice"]["issue_date"])
+    second = billing.credit("refund", "2025-01", {"reason": "outage", "amount": "0.05"})["credit_note"]
+    assert second["vat"]["amount"] == "-0.01"  # 0.0105 rounds half-up on its own
+    rest = billing.credit("refund", "2025-01", {"reason": "cancel the rest"})
+    assert (rest["credit_note"]["net"], rest["credit_note"]["vat"]["amount"]) == ("-38.95", "-8.18")
+    assert rest["invoice"]["status"] == "credited"  # 2.10 + 0.01 + 8.18 = 10.29, the invoice's VAT exactly
+    with pytest.raises(Conflict, match="credited in full"):
+        billing.credit("refund", "2025-01", {"reason": "again"})
+    assert billing.balance("refund")["amount"] == "59.29"  # paid, then credited in full: all owed back
+    close(billing, "2025-02")
+    february = billing.invoice("refund", "2025-02")
+    assert (february["net"], february["total"], february["balance_applied"], february["amount_due"],
+            february["status"]) == ("49.00", "59.29", "59.29", "0.00", "paid")
+    assert billing.balance("refund")["amount"] == "0.00"
+    with pytest.raises(Invalid):
+        billing.credit("refund", "2025-02", {"reason": "x", "amount": "1.00", "reissue": True})
 
 
 def test_a_reissue_after_a_profile_fix_replaces_the_invoice_with_a_credit_note_between(billing, firestore_db, bucket):
-    billing.ingest([customer(firestore_db, "fixme", None)], "http")
+    billing.ingest([customer(firestore_db, "fixme", PROFILES["nl"])], "http")
     close(billing, LAST_MONTH)
     first = billing.invoice("fixme", LAST_MONTH)
     assert first["vat"]["treatment"] == "standard" and first["total"] == "65.35"
@@ -188,7 +273,7 @@ def test_the_upcoming_invoice_shows_the_open_period_as_it_stands(billing, firest
 
 
 def test_a_reissue_is_listed_after_the_invoice_it_replaced_page_by_page(billing, firestore_db):
-    billing.ingest([customer(firestore_db, "paged", None)], "http")
+    billing.ingest([customer(firestore_db, "paged", PROFILES["nl"])], "http")
     close(billing, LAST_MONTH)
     billing.credit("paged", LAST_MONTH, {"reason": "profile", "reissue": True})
     first = billing.invoices("paged", size=1)
@@ -199,14 +284,71 @@ def test_a_reissue_is_listed_after_the_invoice_it_replaced_page_by_page(billing,
         billing.invoices("paged", page_token="2026-13~x")
 
 
-def test_the_archive_keeps_the_invoice_as_issued_and_completes_itself(billing, firestore_db, bucket):
-    billing.ingest([customer(firestore_db, "archived", PROFILES["nl"])], "http")
+def test_documents_by_number_show_the_current_status_and_the_archive_keeps_what_was_issued(billing, firestore_db,
+                                                                                          bucket):
+    billing.ingest([customer(firestore_db, "archived", PROFILES["nl"]), customer(firestore_db, "other",
+                                                                                 PROFILES["nl"])], "http")
     close(billing, LAST_MONTH)
     number = billing.invoice("archived", LAST_MONTH)["number"]
     billing.pay("archived", LAST_MONTH, {"reference": "BANK-9"})
-    again = billing.invoices_store.numbered("archived", LAST_MONTH, number)
-    assert again["status"] == "final" and "payment_reference" not in again  # what was issued, not what followed
+    result = billing.credit("archived", LAST_MONTH, {"reason": "profile", "reissue": True})
+    note, new = result["credit_note"]["number"], result["invoice"]["number"]
+    assert billing.by_number("archived", number)["status"] == "credited"  # replaced and credited, still readable
+    assert billing.by_number("archived", number)["replaced_by"] == new
+    assert billing.by_number("archived", note)["invoice_number"] == number
+    assert billing.by_number("archived", new)["status"] == "paid"  # the payment's excess paid the reissue
     stored = clients.storage().bucket(bucket)
-    stored.blob(f"invoices/{number}.pdf").delete()  # as if storing it had failed
-    assert billing.document("archived", LAST_MONTH, "pdf").startswith(b"%PDF")
-    assert stored.blob(f"invoices/{number}.pdf").exists()
+    archived = json.loads(stored.blob(f"invoices/{number}.json").download_as_text())
+    assert archived["status"] == "final" and "payments" not in archived and "replaced_by" not in archived
+    for lost in (f"invoices/{number}.pdf", f"credit-notes/{note}.pdf", f"credit-notes/{note}.json"):
+        stored.blob(lost).delete()  # as if storing had failed
+    for which in (number, note):
+        assert billing.archived("archived", which, "pdf").startswith(b"%PDF")  # repaired, as issued
+    repaired = json.loads(billing.archived("archived", note, "json"))
+    assert repaired == billing.invoices_store.issued_document("archived", note)[1]
+    assert stored.blob(f"credit-notes/{note}.json").exists()
+    with pytest.raises(NotFound):
+        billing.by_number("other", number)  # another tenant's number
+    with pytest.raises(Invalid):
+        billing.by_number("archived", "../2026-000001")
+    paid = billing.pay_number("archived", number, {"reference": "LATE-TRANSFER", "amount": "5.00"})
+    assert paid["number"] == number and [p["reference"] for p in paid["payments"]] == ["BANK-9", "LATE-TRANSFER"]
+
+
+def test_a_credit_note_not_stored_at_issue_is_stored_by_a_step_from_its_issued_record(firestore_db, bucket,
+                                                                                     monkeypatch):
+    billing = make_billing(firestore_db, bucket)
+    billing.ingest([customer(firestore_db, "flaky", PROFILES["nl"])], "http")
+    close(billing, LAST_MONTH)
+    steps = []
+    billing.closer.dispatch = lambda event_type, data: steps.append((event_type, data))
+    real = billing.files.store
+
+    def failing(document):
+        if "invoice_number" in document:
+            raise ConnectionError("storage unavailable")
+        real(document)
+
+    monkeypatch.setattr(billing.files, "store", failing)
+    note = billing.credit("flaky", LAST_MONTH, {"reason": "x", "amount": "1.00"})["credit_note"]
+    assert steps == [("ai.energent.billing.document.store.v1", {"tenant_id": "flaky", "number": note["number"]})]
+    monkeypatch.setattr(billing.files, "store", real)
+    billing.store_document(**steps[0][1])  # what the billing-events deployment does with the step
+    stored = json.loads(clients.storage().bucket(bucket).blob(f"credit-notes/{note['number']}.json")
+                        .download_as_text())
+    assert stored == note
+
+
+def test_a_credit_retried_with_its_idempotency_key_credits_once(billing, firestore_db):
+    billing.ingest([customer(firestore_db, "retrier", PROFILES["nl"])], "http")
+    close(billing, LAST_MONTH)
+    first = billing.credit("retrier", LAST_MONTH, {"reason": "goodwill", "amount": "5.00"}, key="req-1")
+    again = billing.credit("retrier", LAST_MONTH, {"reason": "goodwill", "amount": "5.00"}, key="req-1")
+    assert again["credit_note"] == first["credit_note"] and again["invoice"]["credited_net"] == "5.00"
+    results = run_threads(4, lambda _: billing.credit("retrier", LAST_MONTH, {"reason": "outage", "amount": "7.00"},
+                                                      key="req-2"))
+    assert len({r["credit_note"]["number"] for r in results}) == 1
+    assert billing.invoice("retrier", LAST_MONTH)["credited_net"] == "12.00"
+    assert len(billing.credit_notes("retrier")["credit_notes"]) == 2
+    with pytest.raises(Invalid, match="Idempotency-Key"):
+        billing.credit("retrier", LAST_MONTH, {"reason": "x", "amount": "1.00"}, key="ключ")

@@ -116,6 +116,13 @@ def test_what_config_connector_writes_back_passes():
         if document["kind"] in ("IAMServiceAccount", "ContainerCluster"):
             written_back = {**document, "spec": {**document["spec"], "resourceID": document["metadata"]["name"]}}
             assert refusals(written_back) == [], document["kind"]
+    # GKE reports a pool's private nodes and the cluster's Pod range, and a cluster's disabled client certificates.
+    pool = by_kind(rendered("acme", "dedicated"), "ContainerNodePool")
+    cluster = by_kind(rendered("acme", "dedicated"), "ContainerCluster")
+    pool["spec"]["networkConfig"] = {"enablePrivateNodes": True, "podRange": cluster["spec"]["ipAllocationPolicy"][
+        "clusterSecondaryRangeName"]}
+    cluster["spec"]["masterAuth"] = {"clientCertificateConfig": {"issueClientCertificate": False}}
+    assert refusals(pool) == [] and refusals(cluster) == []
 
 
 # --- every variant that reaches further is refused ------------------------------------------------------------
@@ -236,6 +243,22 @@ def _hostile() -> dict[str, dict]:
     case("another network", cluster, spec(networkRef={"external": "projects/someone-else/global/networks/default"}))
     case("another subnetwork", cluster, spec(subnetworkRef={
         "external": "projects/energent-dev/regions/europe-west4/subnetworks/other"}))
+    case("the default pool on the node's own metadata server", cluster, lambda d: d["spec"]["nodeConfig"].update(
+        workloadMetadataConfig={"mode": "GCE_METADATA"}))
+    case("a default pool that stays", cluster, lambda d: d["metadata"]["annotations"].update(
+        {"cnrm.cloud.google.com/remove-default-node-pool": "false"}))
+    case("Pods in Flux's range", cluster, lambda d: d["spec"]["ipAllocationPolicy"].update(
+        clusterSecondaryRangeName="platform-pods"))
+    case("Services in the platform's range", cluster, lambda d: d["spec"]["ipAllocationPolicy"].update(
+        servicesSecondaryRangeName="gke-services"))
+    case("Pods in a range of the cluster's choosing", cluster, lambda d: d["spec"]["ipAllocationPolicy"].update(
+        clusterIpv4CidrBlock="10.12.0.0/20"))
+    case("more Pod ranges", cluster, lambda d: d["spec"]["ipAllocationPolicy"].update(
+        additionalPodRangesConfig={"podRangeNames": ["platform-pods"]}))
+    case("legacy ABAC", cluster, spec(enableLegacyAbac=True))
+    case("client certificates", cluster, spec(masterAuth={"clientCertificateConfig": {
+        "issueClientCertificate": True}}))
+    case("basic authentication", cluster, spec(masterAuth={"username": "admin", "password": {"value": "x"}}))
     # Node pools.
     case("nodes with the node's own metadata server", pool, lambda d: d["spec"]["nodeConfig"].update(
         workloadMetadataConfig={"mode": "GCE_METADATA"}))
@@ -249,6 +272,12 @@ def _hostile() -> dict[str, dict]:
     case("a pool on the platform's cluster", pool, spec(clusterRef={
         "external": "projects/energent-dev/locations/europe-west4/clusters/energent-gke-dev"}))
     case("a pool on another tenant's cluster", pool, spec(clusterRef={"name": "tenant-bravo"}))
+    case("public nodes in a pool", pool, spec(networkConfig={"enablePrivateNodes": False}))
+    case("a pool's Pods in Flux's range", pool, spec(networkConfig={"podRange": "platform-pods"}))
+    case("a pool making a Pod range of its own", pool, spec(networkConfig={"createPodRange": True,
+                                                                           "podIpv4CidrBlock": "10.12.0.0/20"}))
+    case("a pool with more Pod networks", pool, spec(networkConfig={"additionalPodNetworkConfigs": [
+        {"subnetwork": "energent-gke-dev", "secondaryPodRange": "platform-pods"}]}))
     hybrid_cases(case, spec)
     return cases
 

@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 from cloudevents.http import CloudEvent
 
-from billing import invoice, periods, pricing, sla, usage
+from billing import invoice, periods, pricing, proration, sla, usage
 from billing.money import cents, from_micros, plain, to_micros
 from tests.conftest import ROOT
 
@@ -73,11 +73,18 @@ def test_graduated_overage_matches_an_independent_calculation(quantity):
     assert scaled == expected
 
 
-def test_usage_lines_round_once_half_up_to_cents():
-    line = pricing.usage_line(BOOK, BOOK.plan("basic"), "workflow_minutes", Decimal("1000.5"))
+def whole(period="2026-09", tier="basic"):
+    return proration.segments(tenant(tier, billing_start=f"{period}-01"), period)[0]
+
+
+def test_usage_lines_round_once_half_up_to_cents_and_reconcile():
+    line = invoice.usage_line(BOOK, "basic", "workflow_minutes", whole(), Decimal(0), Decimal("1000.5"))
     assert line["amount"] == "0.01"  # 0.5 minute x 0.0100 = 0.005 → 0.01
-    line = pricing.usage_line(BOOK, BOOK.plan("basic"), "workflow_minutes", Decimal("12000"))
+    assert (line["billable_quantity"], line["unit_price"], line["quantity"]) == ("0.5", "0.0100", "1000.5")
+    line = invoice.usage_line(BOOK, "basic", "workflow_minutes", whole(), Decimal(0), Decimal("12000"))
     assert line["amount"] == "108.00"  # 10,000 x 0.01 + 1,000 x 0.008
+    assert line["billable_quantity"] == "11000" and line["bands"] == [{"quantity": "10000", "unit_price": "0.0100"},
+                                                                      {"quantity": "1000", "unit_price": "0.0080"}]
     assert cents(Decimal("2.345")) == Decimal("2.35") and cents(Decimal("2.344")) == Decimal("2.34")
 
 
@@ -200,8 +207,9 @@ def test_a_downgrade_on_the_30th_prorates_by_day_instead_of_repricing_the_month(
     assert [f["amount"] for f in fees] == ["965.70", "1.63"]  # 999 x 29/30 and 49 x 1/30
     assert "1\N{EN DASH}29 Sep 2026 (base fee for 29 of 30 days)" in fees[0]["description"]
     minutes = [line for line in built["lines"] if line.get("meter") == "workflow_minutes"]
-    # 60,000 minutes on the 10th under enterprise, whose allowance is 60,000 x 29/30 = 58,000: 2,000 x 0.007
-    assert [(m["quantity"], m["amount"]) for m in minutes] == [("60000", "14.00"), ("0", "0.00")]
+    # 60,000 minutes on the 10th under enterprise, whose allowance is 60,000 x 29/30 = 58,000: 2,000 x 0.007; the
+    # day under basic has no usage, so no line of its own
+    assert [(m["quantity"], m["billable_quantity"], m["amount"]) for m in minutes] == [("60000", "2000", "14.00")]
     assert built["tier"] == "basic"
 
 
@@ -210,12 +218,40 @@ def test_an_upgrade_on_the_30th_charges_one_day_of_the_higher_fee():
     assert [line["amount"] for line in built["lines"] if line["kind"] == "base_fee"] == ["47.37", "33.30"]
 
 
-def test_a_billing_start_mid_month_prorates_the_allowance_of_one_segment():
-    # basic from the 11th: 49 x 20/30 = 32.67; peak 3 against 1 x 20/30 included: 2.333333 x 20 = 46.67
+def test_a_billing_start_mid_month_prorates_the_fee_and_the_price_of_a_peak_not_its_allowance():
+    # basic from the 11th: 49 x 20/30 = 32.67; a peak is a capacity: 3 against the whole allowance of 1, priced
+    # 2 x 20 x 20/30 = 26.67
     peaks = day_usage("2026-09", peak_concurrent_workflows={5: "3", 20: "3"})
     built, _ = invoice.draft(BOOK, tenant(billing_start="2026-09-11"), "2026-09", peaks, [], {}, None)
     assert [line["kind"] for line in built["lines"]] == ["base_fee"] + ["usage"] * len(BOOK.meters)
-    assert built["subtotal"] == "79.34"
+    assert built["subtotal"] == "59.34"
+    peak = next(line for line in built["lines"] if line.get("meter") == "peak_concurrent_workflows")
+    assert (peak["included"], peak["billable_quantity"], peak["unit_price"], peak["proration"]) == (
+        "1", "2", "20.00", {"days": 20, "days_in_month": 30})
+
+
+@pytest.mark.parametrize("start, history, peak", [
+    ("2026-09-11", [], "1"),  # basic from the 11th at its allowance of 1: nothing, not 0.666667 included
+    ("2026-09-01", [], "1"),
+    ("2026-09-01", [(at(16, 9), "premium")], "2"),  # standard, then premium from the 16th, at 2 every day
+])
+def test_a_peak_within_each_tiers_allowance_costs_nothing(start, history, peak):
+    tier = "standard" if history else "basic"
+    every_day = day_usage("2026-09", peak_concurrent_workflows=dict.fromkeys(range(1, 31), peak))
+    built, _ = invoice.draft(BOOK, tenant(tier, history, billing_start=start), "2026-09", every_day, [], {}, None)
+    peaks = [line for line in built["lines"] if line.get("meter") == "peak_concurrent_workflows"]
+    assert peaks and all(line["amount"] == "0.00" and line["billable_quantity"] == "0" for line in peaks)
+
+
+def test_a_meter_without_usage_is_one_line_however_many_runs_of_days():
+    history = [(at(day), tier) for day, tier in ((5, "standard"), (10, "premium"), (15, "basic"), (20, "enterprise"))]
+    built, _ = invoice.draft(BOOK, tenant("basic", history), "2026-09",
+                             day_usage("2026-09", workflow_minutes={3: "10", 12: "10"}), [], {}, None)
+    by_meter = {m: [line for line in built["lines"] if line.get("meter") == m] for m in BOOK.meters}
+    assert len(by_meter["workflow_minutes"]) == 2  # the two runs with usage
+    assert all(len(by_meter[m]) == 1 and by_meter[m][0]["amount"] == "0.00" for m in BOOK.meters
+               if m != "workflow_minutes")
+    assert len([line for line in built["lines"] if line["kind"] == "base_fee"]) == 5
 
 
 def test_base_fee_runs_from_billing_start_through_the_day_of_deletion():
@@ -238,18 +274,25 @@ def test_base_fees_of_earlier_unbilled_periods_get_a_line_each():
     assert not any("owed from" in line["description"] for line in again["lines"])
 
 
-def test_late_usage_joins_the_last_segment_and_a_late_peak_charges_only_its_rise():
+def test_late_usage_is_its_own_line_and_a_late_peak_charges_only_its_rise():
     billed = day_usage("2026-08", peak_concurrent_workflows={3: "8"}, workflow_minutes={3: "100"})
     lower = {**billed, ("2026-08-04", "peak_concurrent_workflows"): usage.Totals(1, 5_000_000, 5_000_000),
              ("2026-08-04", "workflow_minutes"): usage.Totals(1, 40_000_000, 40_000_000)}
-    built, _ = invoice.draft(BOOK, tenant(), "2026-09", {}, [invoice.LatePeriod("2026-08", lower, billed)], {},
-                             None)
+    august = tenant(billing_start="2026-08-01")
+    built, _ = invoice.draft(BOOK, august, "2026-09", {}, [invoice.LatePeriod("2026-08", lower, billed)],
+                             {"2026-08": "49.00"}, None)
     assert built["late_usage"] == [{"period": "2026-08", "meter": "workflow_minutes", "quantity": "40"}]
-    assert built["subtotal"] == "49.00"  # 40 minutes within the allowance; peak 5 below the billed 8
+    assert built["subtotal"] == "49.00"  # 40 minutes within August's allowance; peak 5 below the billed 8
+    late = [line for line in built["lines"] if line["kind"] == "late_usage"]
+    assert [(line["period"], line["meter"], line["quantity"], line["amount"]) for line in late] == [
+        ("2026-08", "workflow_minutes", "40", "0.00")]
+    own = next(line for line in built["lines"] if line.get("meter") == "workflow_minutes" and line["kind"] == "usage")
+    assert own["quantity"] == "0"  # never counted into September's own lines
     higher = {**billed, ("2026-08-04", "peak_concurrent_workflows"): usage.Totals(1, 10_000_000, 10_000_000)}
-    built, _ = invoice.draft(BOOK, tenant(), "2026-09", {}, [invoice.LatePeriod("2026-08", higher, billed)], {}, None)
-    peak = [line for line in built["lines"] if "late peak" in line["description"]]
-    assert [(line["quantity"], line["amount"]) for line in peak] == [("2", "40.00")]  # (10 - 8) x 20
+    built, _ = invoice.draft(BOOK, august, "2026-09", {}, [invoice.LatePeriod("2026-08", higher, billed)],
+                             {"2026-08": "49.00"}, None)
+    peak = [line for line in built["lines"] if line["kind"] == "late_usage"]
+    assert [(line["quantity"], line["billable_quantity"], line["amount"]) for line in peak] == [("2", "2", "40.00")]
 
 
 def independent_subtotal(tenant_record: dict, period: str, days_usage: dict) -> Decimal:
@@ -288,13 +331,16 @@ def independent_subtotal(tenant_record: dict, period: str, days_usage: dict) -> 
             found = quantities[meter]
             quantity = {"sum": sum(found, Decimal(0)), "count": Decimal(len(found)),
                         "max": max(found, default=Decimal(0))}[definition["aggregation"]]
-            included = (Decimal(plan["included"].get(meter, "0")) * share).quantize(Decimal("0.000001"),
-                                                                                    "ROUND_HALF_UP")
+            capacity = definition["aggregation"] == "max"  # a peak: the whole allowance, the price by the days
+            included = Decimal(plan["included"].get(meter, "0")) if capacity else (
+                Decimal(plan["included"].get(meter, "0")) * share).quantize(Decimal("0.000001"), "ROUND_HALF_UP")
             over, amount, lower = max(Decimal(0), quantity - included), Decimal(0), Decimal(0)
             for band in plan["overage"][meter]:
                 upper = Decimal(band["up_to"]) if band["up_to"] else over
                 amount += max(Decimal(0), min(over, upper) - lower) * Decimal(band["unit_price"])
                 lower = upper
+            if capacity:
+                amount = amount * (owed_days if owed else len(days)) / dim
             subtotal += amount.quantize(Decimal("0.01"), "ROUND_HALF_UP")
     return subtotal
 
@@ -324,6 +370,23 @@ def test_prorated_invoices_match_an_independent_day_by_day_calculation(seed):
     else:
         assert Decimal(built["subtotal"]) == expected
         assert sum(Decimal(line["amount"]) for line in built["lines"]) == Decimal(built["subtotal"])
+        for line in built["lines"]:
+            assert_reconciles(line)
+
+
+def assert_reconciles(line: dict) -> None:
+    """Quantity times unit price (or the bands' sum), times the days' share when prorated, rounds to the amount."""
+    if line["kind"] not in ("usage", "late_usage"):
+        return
+    if "bands" in line:
+        assert sum(Decimal(b["quantity"]) for b in line["bands"]) == Decimal(line["billable_quantity"])
+        exact = sum(Decimal(b["quantity"]) * Decimal(b["unit_price"]) for b in line["bands"])
+    else:
+        exact = Decimal(line["billable_quantity"]) * Decimal(line["unit_price"])
+    share = line.get("proration")
+    if share:
+        exact = exact * share["days"] / share["days_in_month"]
+    assert exact.quantize(Decimal("0.01"), "ROUND_HALF_UP") == Decimal(line["amount"]), line
 
 
 @pytest.mark.parametrize("period", ["2024-01\n", "\uff12\uff10\uff12\uff14-01", "٢٠٢٤-01", "2024-1", "2024-13",
@@ -357,3 +420,71 @@ def test_a_time_beyond_what_utc_can_hold_is_invalid_not_a_crash():
 
     with pytest.raises(ValueError, match="representable"):
         parse_time("0001-01-01T00:30:00+01:00")
+
+
+@pytest.mark.parametrize("billed, expected, bands", [
+    ("500", "0.00", None),  # 500 + 100 within September's 1,000 included: nothing, and October's allowance untouched
+    ("950", "0.50", None),  # 50 above the allowance at 0.0100
+    ("10990", "0.82", [("10", "0.0100"), ("90", "0.0080")]),  # crosses September's band at 11,000
+    ("15000", "0.80", None),  # wholly in September's second band
+])
+def test_late_usage_is_priced_as_the_difference_it_makes_to_its_own_period(billed, expected, bands):
+    september = day_usage("2026-09", workflow_minutes={20: billed})
+    now = {**september, ("2026-09-25", "workflow_minutes"): usage.Totals(1, 100_000_000, 100_000_000)}
+    record = tenant(billing_start="2026-09-01")
+    built, _ = invoice.draft(BOOK, record, "2026-10", day_usage("2026-10", workflow_minutes={2: "999"}),
+                             [invoice.LatePeriod("2026-09", now, september)], {"2026-09": "49.00"}, None)
+    late = [line for line in built["lines"] if line["kind"] == "late_usage"]
+    assert [(line["period"], line["quantity"], line["amount"]) for line in late] == [("2026-09", "100", expected)]
+    assert_reconciles(late[0])
+    if bands:
+        assert late[0]["bands"] == [{"quantity": q, "unit_price": p} for q, p in bands]
+    # independent: graduated(billed + 100) - graduated(billed), with September's whole allowance of 1,000
+    plan = BOOK.plan("basic")
+    bands_ = [(b.up_to, b.unit_price) for b in plan.overage["workflow_minutes"]]
+    difference = independent_overage(Decimal(billed) + 100, Decimal(1000), bands_) - \
+        independent_overage(Decimal(billed), Decimal(1000), bands_)
+    assert cents(difference) == Decimal(expected)
+    october = next(line for line in built["lines"]
+                   if line.get("meter") == "workflow_minutes" and line["kind"] == "usage")
+    assert (october["quantity"], october["amount"]) == ("999", "0.00")  # its own allowance, its own usage only
+    gone = tenant(billing_start="2026-09-01", deleted_at=at(3, 12, "2026-10"))
+    deleted, _ = invoice.draft(BOOK, gone, "2026-10", {}, [invoice.LatePeriod("2026-09", now, september)],
+                               {"2026-09": "49.00"}, None)
+    assert [line["amount"] for line in deleted["lines"] if line["kind"] == "late_usage"] == [expected]
+
+
+def test_a_late_peak_is_priced_in_its_own_run_of_days_and_prorated_like_it():
+    history = [(at(16, 9), "premium")]  # standard through the 15th, premium from the 16th
+    record = tenant("standard", history, billing_start="2026-09-01")
+    billed = day_usage("2026-09", peak_concurrent_workflows={3: "2", 20: "4"})
+    now = {**billed, ("2026-09-05", "peak_concurrent_workflows"): usage.Totals(1, 5_000_000, 5_000_000)}
+    built, _ = invoice.draft(BOOK, record, "2026-10", {}, [invoice.LatePeriod("2026-09", now, billed)],
+                             {"2026-09": "274.00"}, None)
+    late = [line for line in built["lines"] if line["kind"] == "late_usage"]
+    # standard's allowance 2, its peak now 5: 3 x 18.00 x 15/30 = 27.00
+    assert [(line["quantity"], line["billable_quantity"], line["unit_price"], line["proration"], line["amount"])
+            for line in late] == [("3", "3", "18.00", {"days": 15, "days_in_month": 30}, "27.00")]
+
+
+def test_starting_a_close_is_a_pure_rule_over_the_close_records():
+    from billing import closing_rules
+    from billing.errors import Conflict
+
+    fresh = closing_rules.start("2026-10", None, None, NOW)
+    assert (fresh["status"], fresh["waiting"], fresh["after"], fresh["held"]) == ("closing", False, None, 0)
+    assert closing_rules.start("2026-10", fresh, None, NOW) is fresh  # started once
+    behind = closing_rules.start("2026-11", None, {"period": "2026-10", "status": "closing"}, NOW)
+    assert (behind["waiting"], behind["after"]) == (True, "2026-10")  # waits for the close before it
+    assert not closing_rules.start("2026-11", None, {"period": "2026-10", "status": "closed"}, NOW)["waiting"]
+    with pytest.raises(Conflict, match="close in order"):
+        closing_rules.start("2026-09", None, {"period": "2026-10", "status": "closed"}, NOW)
+    assert closing_rules.finished({"numbered_all": True, "steps_stored": 3, "chunks_total": 3})
+    assert not closing_rules.finished({"numbered_all": True, "steps_stored": 2, "chunks_total": 3})
+    assert closing_rules.progress("2026-12", None) == {"period": "2026-12", "status": "open", "tenants": 0,
+                                                       "drafted": 0, "issued": 0, "held": 0}
+
+
+@pytest.mark.parametrize("period", ["0000-01", "1999-12", "3000-01", "9999-12"])
+def test_periods_named_in_requests_are_years_2000_to_2999(period):
+    assert not periods.valid(period)

@@ -110,3 +110,39 @@ def test_the_stack_file_is_private_from_its_first_byte(tmp_path, monkeypatch):
     assert modes == [("stack.tmp", 0o600)]
     assert stat.S_IMODE(target.stat().st_mode) == 0o600 and not stale.exists()
     assert target.read_text() == "OPERATOR_CLIENT_SECRET=s\n"
+
+
+def test_a_stack_file_swapped_for_a_link_or_under_a_shared_folder_is_refused(tmp_path):
+    root = fake_checkout(tmp_path / "checkout")
+    elsewhere = tmp_path / "attacker.env"
+    write_env(elsewhere, {"GATEWAY_URL": "http://evil", "OPERATOR_CLIENT_ID": "op", "OPERATOR_CLIENT_SECRET": "x"})
+    (root / ".local" / "stack.env").unlink()
+    (root / ".local" / "stack.env").symlink_to(elsewhere)
+    with pytest.raises(ApiError, match="not yours alone"):
+        profile({}, root)  # a link is never followed, even to a private file
+    (root / ".local" / "stack.env").unlink()
+    write_env(root / ".local" / "stack.env", {"GATEWAY_URL": "http://gw", "OPERATOR_CLIENT_ID": "op",
+                                               "OPERATOR_CLIENT_SECRET": "s"})
+    (root / ".local").chmod(0o777)  # as in /tmp: anyone could put a file there
+    with pytest.raises(ApiError, match="not yours alone"):
+        profile({}, root)
+    (root / ".local").chmod(0o775)  # a group-writable checkout (a user-private group's umask) is fine
+    assert profile({}, root).url == "http://gw"
+
+
+def test_a_billing_profile_is_read_from_a_json_file(tmp_path):
+    import pytest
+
+    from energent_cli.main import Failed, read_profile
+
+    good = tmp_path / "profile.json"
+    good.write_text('{"legal_name": "Zakład Usług", "address": {"line1": "ul. 1", "postal_code": "90-926", '
+                    '"city": "Łódź", "country": "PL"}, "vat_id": "PL5260001246"}', encoding="utf-8-sig")
+    assert read_profile(good)["address"]["city"] == "Łódź"
+    for content, reason in (("[1]", "must hold a JSON object"), ("{nope", "is not a JSON document")):
+        bad = tmp_path / "bad.json"
+        bad.write_text(content)
+        with pytest.raises(Failed, match=reason):
+            read_profile(bad)
+    with pytest.raises(Failed, match="cannot read"):
+        read_profile(tmp_path / "missing.json")

@@ -198,6 +198,10 @@ def test_main_s_plan_is_saved_under_an_identity_of_its_own_and_the_approved_appl
     assert "_MODE=save" in save and "--require-approval" not in save
     assert "--branch-pattern='^main$'" in apply and "serviceAccounts/$TF_SA" in apply
     assert "_MODE=apply" in apply and "--require-approval" in apply
+    # The apply knows main's plan trigger, whose builds alone it takes a plan from.
+    assert "_PLAN_TRIGGER_ID=$PLAN_TRIGGER_ID" in apply
+    assert ("PLAN_TRIGGER_ID=$(gcloud builds triggers describe \"energent-infra-plan-main-$ENV\" --format='value(id)')"
+            in readme_section())
     for command in (plan, save, apply):
         assert "--build-config=cloudbuild-infra.yaml" in command
     section = readme_section()
@@ -229,7 +233,7 @@ def test_the_pipeline_checks_and_plans_before_it_applies_with_a_pinned_terraform
     assert "-lock=false" in by_id["plan"]["args"][1]
     # Each trigger names its own account: the file names none, so a branch cannot pick one.
     assert "serviceAccount" not in pipeline() and pipeline()["options"]["logging"] == "CLOUD_LOGGING_ONLY"
-    assert pipeline()["substitutions"] == {"_ENV": "dev", "_MODE": "plan"}
+    assert pipeline()["substitutions"] == {"_ENV": "dev", "_MODE": "plan", "_PLAN_TRIGGER_ID": ""}
 
 
 def test_the_pipeline_uses_each_environments_own_backend_values_and_state_bucket():
@@ -243,29 +247,44 @@ def test_the_pipeline_uses_each_environments_own_backend_values_and_state_bucket
             "${_ENV}", environment)
         bucket = plain(terraform(ROOT / backend))["bucket"]
         for step in ("fetch-plan", "save-plan"):
-            assert f"gs://{bucket}/plans/$COMMIT_SHA.tgz" in by_id[step]["args"][1].replace("${_ENV}", environment)
+            assert f"gs://{bucket}/plans/$COMMIT_SHA/" in by_id[step]["args"][1].replace("${_ENV}", environment)
     plan_locals = {k: v for block in plain(terraform(PIPELINE_TF))["locals"] for k, v in block.items()}
     assert plan_locals["state_bucket"] == "energent-tfstate-${var.environment}"
 
 
-def run_steps(tmp_path: Path, mode: str, branch: str, saved: bool) -> tuple[list[str], int]:
+# The gcloud stand-in: `storage ls` lists the builds in $SAVED as saved plans of the commit, `builds describe` answers
+# from $RECORDS ("<build> <status> <trigger> <branch> <commit>" lines), and an upload fails if $EXISTS is set.
+GCLOUD = """#!/bin/sh
+echo "gcloud $*" >> "$CALLS"
+case "$1 $2" in
+  "storage ls") for build in $SAVED; do echo "gs://energent-tfstate-dev/plans/c0ffee/$build.tgz"; done ;;
+  "builds describe") grep "^$3 " "$RECORDS" | cut -d' ' -f2- | tr ' ' '\\t' ;;
+  "storage cp") case "$3" in --if-generation-match=0) [ -z "$EXISTS" ] || exit 1 ;; esac ;;
+esac
+"""
+
+
+def run_steps(tmp_path: Path, mode: str, branch: str, saved: str = "", records: str = "",
+              exists: bool = False, plan_trigger: str = "plan-main-trigger") -> tuple[list[str], int]:
     """Runs the shell steps as Cloud Build would (its substitutions made, `$$` left as `$`), with stand-ins for
-    terraform, gcloud and tar that record their calls; `saved`: whether a plan is saved for the commit."""
-    for tool in ("terraform", "gcloud", "tar", "python"):
+    terraform, gcloud and tar that record their calls."""
+    for tool in ("terraform", "tar", "python"):
         stand_in = tmp_path / tool
-        stand_in.write_text(f'#!/bin/sh\necho "{tool} $*" >> "$CALLS"\n'
-                            'case "$*" in\n'
-                            '  "storage cp gs://"*|"storage objects describe"*) [ "$SAVED" = yes ] || exit 1;;\n'
-                            'esac\n')
+        stand_in.write_text(f'#!/bin/sh\necho "{tool} $*" >> "$CALLS"\n')
         stand_in.chmod(0o755)
-    calls = tmp_path / "calls"
+    (tmp_path / "gcloud").write_text(GCLOUD)
+    (tmp_path / "gcloud").chmod(0o755)
+    calls, record_file = tmp_path / "calls", tmp_path / "records"
     calls.write_text("")
-    env = {"PATH": f"{tmp_path}:/usr/bin:/bin", "CALLS": str(calls), "SAVED": "yes" if saved else "no"}
+    record_file.write_text(records)
+    env = {"PATH": f"{tmp_path}:/usr/bin:/bin", "CALLS": str(calls), "SAVED": saved, "RECORDS": str(record_file),
+           "EXISTS": "yes" if exists else ""}
     for step in pipeline()["steps"]:
         if step.get("entrypoint") not in ("sh", "bash"):
             continue
         script = step["args"][1].replace("${_MODE}", mode).replace("${_ENV}", "dev").replace(
-            "$BRANCH_NAME", branch).replace("$COMMIT_SHA", "c0ffee").replace("$$", "$")
+            "${_PLAN_TRIGGER_ID}", plan_trigger).replace("$BRANCH_NAME", branch).replace(
+            "$COMMIT_SHA", "c0ffee").replace("$BUILD_ID", "this-build").replace("$$", "$")
         ran = subprocess.run([step["entrypoint"], "-c", script], capture_output=True, text=True, env=env,
                              cwd=tmp_path)
         if ran.returncode:
@@ -274,39 +293,62 @@ def run_steps(tmp_path: Path, mode: str, branch: str, saved: bool) -> tuple[list
 
 
 PLAN = "terraform plan -input=false -lock=false -var-file=../environments/dev/terraform.tfvars -out=tfplan"
-SAVED = "gs://energent-tfstate-dev/plans/c0ffee.tgz"
+SAVE = "gcloud storage cp --if-generation-match=0 plan.tgz gs://energent-tfstate-dev/plans/c0ffee/this-build.tgz"
+APPLY = "terraform apply -input=false -lock-timeout=10m -auto-approve tfplan"
+MAIN_PLAN = "main-plan SUCCESS plan-main-trigger main c0ffee\n"
 
 
 @pytest.mark.parametrize("branch", ["main", "feature/edge", "mainline", ""])
 def test_a_plan_build_plans_and_saves_nothing(branch, tmp_path):
-    calls, failed = run_steps(tmp_path, "plan", branch, saved=False)
+    calls, failed = run_steps(tmp_path, "plan", branch)
     assert not failed and PLAN in calls
     assert not [c for c in calls if c.startswith(("terraform apply", "gcloud storage cp", "tar"))]
 
 
 def test_main_s_plan_build_saves_the_plan_with_the_files_it_was_made_from_once(tmp_path):
-    calls, failed = run_steps(tmp_path, "save", "main", saved=False)
+    calls, failed = run_steps(tmp_path, "save", "main")
     assert not failed
-    assert calls.index(PLAN) < calls.index("tar -czf plan.tgz infra/platform/tfplan build") < calls.index(
-        f"gcloud storage cp plan.tgz {SAVED}")
-    # A plan saved for that commit already stands: it is not replaced.
-    calls, failed = run_steps(tmp_path, "save", "main", saved=True)
-    assert failed and f"gcloud storage cp plan.tgz {SAVED}" not in calls
+    assert calls.index(PLAN) < calls.index("tar -czf plan.tgz infra/platform/tfplan build") < calls.index(SAVE)
+    # An object of that name already stands (the upload is create-only): the build fails, and replaces nothing.
+    calls, failed = run_steps(tmp_path, "save", "main", exists=True)
+    assert failed
     # A branch that asks to save saves nothing (and its account could not).
-    calls, failed = run_steps(tmp_path, "save", "feature/edge", saved=False)
+    calls, failed = run_steps(tmp_path, "save", "feature/edge")
     assert not failed and not [c for c in calls if c.startswith(("gcloud storage cp", "tar"))]
 
 
-def test_the_approved_apply_applies_the_plan_saved_for_its_commit_or_nothing(tmp_path):
-    calls, failed = run_steps(tmp_path, "apply", "main", saved=True)
+def test_the_approved_apply_applies_the_plan_main_saved_for_its_commit_or_nothing(tmp_path):
+    fetched = "gcloud storage cp gs://energent-tfstate-dev/plans/c0ffee/main-plan.tgz plan.tgz"
+    calls, failed = run_steps(tmp_path, "apply", "main", saved="main-plan", records=MAIN_PLAN)
     assert not failed
-    assert calls.index(f"gcloud storage cp {SAVED} plan.tgz") < calls.index("tar -xzf plan.tgz") < calls.index(
-        "terraform show tfplan") < calls.index("terraform apply -input=false -lock-timeout=10m -auto-approve tfplan")
+    assert calls.index(fetched) < calls.index("tar -xzf plan.tgz") < calls.index(
+        "terraform show tfplan") < calls.index(APPLY)
     assert PLAN not in calls and not [c for c in calls if c.startswith("python")]  # it plans nothing itself
     # Approved before main's plan was saved: it stops, and applies nothing.
-    calls, failed = run_steps(tmp_path, "apply", "main", saved=False)
-    assert failed and not [c for c in calls if c.startswith("terraform apply")]
+    calls, failed = run_steps(tmp_path, "apply", "main", records=MAIN_PLAN)
+    assert failed and APPLY not in calls
+    # A trigger made without main's plan trigger id trusts no plan (a build run by hand has no trigger id).
+    calls, failed = run_steps(tmp_path, "apply", "main", saved="manual", records="manual SUCCESS  main c0ffee\n",
+                              plan_trigger="")
+    assert failed and APPLY not in calls
     # Another branch never applies, whatever it asks.
     for branch in ("feature/edge", "mainline", ""):
-        calls, failed = run_steps(tmp_path, "apply", branch, saved=True)
+        calls, failed = run_steps(tmp_path, "apply", branch, saved="main-plan", records=MAIN_PLAN)
         assert not failed and not [c for c in calls if c.startswith(("terraform apply", "gcloud storage cp"))]
+
+
+@pytest.mark.parametrize("record", [
+    "forged SUCCESS plan-main-trigger evil c0ffee",   # a branch run by hand through main's trigger, saved under main
+    "forged SUCCESS other-trigger main c0ffee",      # another trigger's build
+    "forged FAILURE plan-main-trigger main c0ffee",  # main's build whose save failed (the name was taken first)
+    "forged SUCCESS plan-main-trigger main d00dad",  # a build of another commit
+    "",                                              # no such build at all
+])
+def test_a_plan_that_main_s_plan_build_did_not_save_is_never_applied(tmp_path, record):
+    calls, failed = run_steps(tmp_path, "apply", "main", saved="forged", records=record + "\n")
+    assert failed and APPLY not in calls and not [c for c in calls if c.startswith("gcloud storage cp")]
+    # Beside main's own plan, the forged one is passed over and main's is the one applied.
+    calls, failed = run_steps(tmp_path, "apply", "main", saved="forged main-plan", records=record + "\n" + MAIN_PLAN)
+    assert not failed and APPLY in calls
+    assert [c for c in calls if c.startswith("gcloud storage cp")] == [
+        "gcloud storage cp gs://energent-tfstate-dev/plans/c0ffee/main-plan.tgz plan.tgz"]

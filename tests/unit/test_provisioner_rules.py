@@ -443,6 +443,24 @@ GOOD_ADDRESS = {"line1": "Hauptstr. 1", "postal_code": "10115", "city": "Berlin"
     ({"legal_name": "X", "address": GOOD_ADDRESS, "vat_id": "US1"}, "not a valid DE VAT number"),
     ({"legal_name": "X", "address": GOOD_ADDRESS, "vat_id": "DE\uff11\uff12\uff13456788"}, "ASCII"),
     ({"legal_name": "X", "address": {**GOOD_ADDRESS, "country": "MC"}, "vat_id": "DE123456788"}, "start with FR"),
+    ({"legal_name": "X", "address": GOOD_ADDRESS, "vat_id": "DE123456788", "language": "de"},
+     "billing_profile.language must be one of en, nl"),
+    ({"legal_name": "X", "address": GOOD_ADDRESS, "vat_id": "DE123456788", "language": ["nl"]},
+     "billing_profile.language"),
+    ({"legal_name": "X", "address": GOOD_ADDRESS, "vat_id": "DE123456788", "peppol_id": "9930:DE123456788"},
+     "billing_profile.peppol_id must be an object"),
+    ({"legal_name": "X", "address": GOOD_ADDRESS, "vat_id": "DE123456788", "peppol_id": {"scheme": "1234",
+                                                                                         "id": "x"}},
+     "billing_profile.peppol_id.scheme must be a code of Peppol's Electronic Address Scheme list"),
+    ({"legal_name": "X", "address": GOOD_ADDRESS, "vat_id": "DE123456788", "peppol_id": {"scheme": 9930,
+                                                                                         "id": "x"}},
+     "billing_profile.peppol_id.scheme"),
+    ({"legal_name": "X", "address": GOOD_ADDRESS, "vat_id": "DE123456788", "peppol_id": {"scheme": "9930"}},
+     "billing_profile.peppol_id.id must be a non-blank string"),
+    ({"legal_name": "X", "address": GOOD_ADDRESS, "vat_id": "DE123456788", "peppol_id": {
+        "scheme": "9930", "id": "x", "extra": 1}}, "billing_profile.peppol_id has unknown field(s): extra"),
+    ({"legal_name": "X", "address": GOOD_ADDRESS, "vat_id": "DE123456788", "buyer_reference": "\u0000"},
+     "billing_profile.buyer_reference"),
 ])
 def test_billing_profiles_are_validated_naming_the_field(profile, message):
     with pytest.raises(Invalid) as caught:
@@ -462,3 +480,8 @@ def test_valid_billing_profiles_in_and_outside_the_eu():
     assert tenants.validate_patch({"billing_profile": swiss}, TODAY)["billing_profile"]["address"]["country"] == "CH"
     monaco = {"legal_name": "SAM", "address": {**GOOD_ADDRESS, "country": "MC"}, "vat_id": "FR40303265045"}
     assert tenants.billing_profile(monaco)["vat_id"] == "FR40303265045"  # Monaco is France for VAT
+    dutch_public_body = tenants.billing_profile({
+        "legal_name": "Gemeente Utrecht", "address": {**GOOD_ADDRESS, "country": "NL"}, "language": "nl",
+        "peppol_id": {"scheme": "0190", "id": "00000001001234567000"}, "buyer_reference": " PO-2026-17 "})
+    assert (dutch_public_body["language"], dutch_public_body["peppol_id"], dutch_public_body["buyer_reference"]) == (
+        "nl", {"scheme": "0190", "id": "00000001001234567000"}, "PO-2026-17")

@@ -218,19 +218,46 @@ class Auth:
         else:
             started_at = now
         self.signing_keys.invalidate()
+        versions = self.signing_keys.versions()
         # An earlier attempt may have added the version and died before recording it.
-        added = [v for v in self.signing_keys.versions() if v.created_at >= started_at]
+        added = [v for v in versions if v.created_at >= started_at]
         pending = None if added else self.pending_key(utcnow())
         if pending is not None:  # another rotation's key has yet to activate: a second one would never sign
-            ref.update({"state": "done", "version": None, "skipped_for": pending.version, "finished_at": utcnow()})
-            log_event(logger, "rotation.skipped", secret_id=secret_id, pending=pending.version,
-                      activates_at=pending.activates_at)
-            return "skipped"
+            return self._skipped(ref, secret_id, pending.version)
+        if not added:
+            newest = max((v.name for v in versions), key=lambda name: int(name.rsplit("/", 1)[1]), default="none")
+            if not self._claim_successor(newest, rotation_id, now):  # a concurrent rotation adds the next key
+                return self._skipped(ref, secret_id, newest)
         version = added[-1].name if added else self.signing_keys.add(keys.generate_pem())
         ref.update({"state": "done", "version": version, "finished_at": utcnow()})
         log_event(logger, "key.rotated", secret_id=secret_id, version=version)
         self._disable_retired(utcnow())
         return "rotated"
+
+    def _claim_successor(self, newest: str, rotation_id: str, now: datetime.datetime) -> bool:
+        """Whether this rotation may add the version after `newest`: one rotation does, however many race (a claim
+        left by one that died is taken over once its lease has run out)."""
+        successor = self.db.collection(store.SUCCESSORS).document(newest.replace("/", "~"))
+        if firestore.create_if_absent(successor, {"rotation": rotation_id, "claimed_at": now}):
+            return True
+        claimed = successor.get()
+        if claimed.get("rotation") == rotation_id:
+            return True
+        if claimed.get("claimed_at") + ROTATION_LEASE > now:
+            return False
+        from google.api_core.exceptions import FailedPrecondition
+
+        try:
+            successor.update({"rotation": rotation_id, "claimed_at": now},
+                             option=self.db.write_option(last_update_time=claimed.update_time))
+        except FailedPrecondition:
+            return False
+        return True
+
+    def _skipped(self, ref, secret_id: str | None, because_of: str) -> str:
+        ref.update({"state": "done", "version": None, "skipped_for": because_of, "finished_at": utcnow()})
+        log_event(logger, "rotation.skipped", secret_id=secret_id, because_of=because_of)
+        return "skipped"
 
     def pending_key(self, now: datetime.datetime) -> keys.SigningKey | None:
         """The key a rotation added that has not activated yet, if any (from the versions as last listed)."""

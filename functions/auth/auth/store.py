@@ -14,6 +14,7 @@ from energent_shared.clock import utcnow
 from energent_shared.revocation import CLIENTS, REVOKED_TOKENS
 
 ROTATIONS = "key_rotations"
+SUCCESSORS = "key_successors"  # per newest version: which rotation adds the next one
 
 
 

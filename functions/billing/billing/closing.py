@@ -1,7 +1,7 @@
 """Closing a period: every tenant's invoice drafted, numbered without gaps, and stored — for any number of tenants.
 
-Why every usage event is billed exactly once, whatever the timing (§7.1)
--------------------------------------------------------------------------
+Why every usage event is billed exactly once, whatever the timing
+-----------------------------------------------------------------
 Ingestion decides nothing about invoices: it counts each event into a counter of the day it happened, and every
 counter carries the server time of its last write (`written_at`). The close of period P for tenant T, not the
 ingestion, decides what is billed, from T's ledger:
@@ -28,11 +28,17 @@ Scale: an HTTP or scheduled close only records the period as `closing` and publi
 Each chunk lists the next CHUNK tenants, publishes the following chunk at once (so chunks overlap) and drafts
 its own; a marker per chunk keeps the progress counters exact under redelivery (a chunk already drafted is not
 drafted again), and each step publishes the next once per run of the close. Numbering starts only when every
-chunk is drafted: one step per chunk, in chunk (so tenant) order, gives its drafts numbers in one transaction with
-the year's counter (reading them by key: no query), hands on to the next step, then stores its documents while
-the next step numbers. Every step is idempotent and
-each message names its step, so redelivery or a crash anywhere resumes without gaps or doubles, and no
-invocation or document grows with the number of tenants.
+chunk is drafted: one step per chunk, in chunk (so tenant) order, issues its drafts in one transaction with the
+year's invoice counter (reading them by key: no query), hands on to the next step, then stores its documents while
+the next step numbers. Every step is idempotent and each message names its step, so redelivery or a crash
+anywhere resumes without gaps or doubles, and no invocation or document grows with the number of tenants. The
+close is `closed` once every chunk is numbered and every step's documents are stored.
+
+Held drafts: a tenant without a billing profile is drafted like any other, but the numbering step leaves its draft
+unnumbered (`held`). The step reads the tenants' records inside its transaction, so a profile set at the same
+moment is either seen by the step (the draft is issued) or committed after it (and the tenant-events message of
+that change, processed after the commit, finds the draft held and issues it). Either way no draft stays held once
+its tenant has a profile.
 """
 
 from __future__ import annotations
@@ -45,12 +51,17 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from billing import invoice, periods
+from billing import closing_rules, invoice, lifecycle, periods
 from billing.errors import Conflict, Invalid
 from billing.parties import Seller, parties
 from billing.pricing import PriceBook
-from billing.store import Invoices, Ledger, OutOfOrder, Periods, SlaReports, TenantCache, UsageStore
-from energent_shared.clock import rfc3339
+from billing.records import Invoice, Tenant
+from billing.store.closes import Periods
+from billing.store.invoices import Invoices
+from billing.store.ledger import Ledger
+from billing.store.sla_reports import SlaReports
+from billing.store.tenant_records import TenantCache
+from billing.store.usage_counters import UsageStore
 from energent_shared.logging import get_logger, log_event
 
 logger = get_logger("billing")
@@ -58,6 +69,7 @@ logger = get_logger("billing")
 CLOSE_TYPE = "ai.energent.billing.period.close.v1"  # Cloud Scheduler / operators: {period?}
 CHUNK_TYPE = "ai.energent.billing.period.chunk.v1"  # {period, chunk, after, run}: draft the next tenants
 NUMBER_TYPE = "ai.energent.billing.period.number.v1"  # {period, step, run}: number the next drafts
+STORE_TYPE = "ai.energent.billing.document.store.v1"  # {tenant_id, number}: archive a document as issued
 CHUNK = 100
 DRAFT_WORKERS = 8
 
@@ -72,7 +84,7 @@ class Closer:
     sla: SlaReports
     invoices: Invoices
     tenants: TenantCache
-    files: Callable[[dict], None]  # stores an issued invoice's documents
+    files: Callable[[dict], None]  # stores an issued document in the archive
     dispatch: Callable[[str, dict], None]  # (event type, data): publish to billing-events
     clock: Callable[[], datetime.datetime]
     announce: Callable[[str, dict], None]  # (issued | paid | credited, document)
@@ -86,20 +98,17 @@ class Closer:
         now = self.clock()
         if not periods.has_ended(period, now):
             raise Conflict(f"period {period} has not ended; it can be closed from {periods.end(period):%Y-%m-%d}")
-        try:
-            record, created = self.periods.begin(period, now)
-        except OutOfOrder as refused:
-            raise Conflict(str(refused)) from None
+        record, created = self.periods.begin(period, now)
         if record.get("waiting"):
             earlier = self.periods.get(record["after"])
             if earlier is None or earlier["status"] != "closed":
                 log_event(logger, "period.close_waiting", period=period, after=record["after"])
-                return progress(period, self.periods.get(period))
+                return closing_rules.progress(period, self.periods.get(period))
             self.periods.stop_waiting(period)  # the earlier close ended but did not start this one: start it now
         if created or record["status"] == "closing":
             # Again for a close already under way: every step is idempotent, so a new run resumes one that stalled.
             self._run(period, resumed=not created)
-        return progress(period, self.periods.get(period))
+        return closing_rules.progress(period, self.periods.get(period))
 
     def _run(self, period: str, resumed: bool) -> None:
         self.dispatch(CHUNK_TYPE, {"period": period, "chunk": 0, "after": "", "run": uuid.uuid4().hex})
@@ -121,7 +130,7 @@ class Closer:
         if len(page) == CHUNK:
             self._hand_on(run, CHUNK_TYPE, {"period": period, "chunk": chunk + 1, "after": page[-1]["tenant_id"]},
                           f"chunk-{chunk + 1}")
-        drafted_all = self.periods.all_drafted(self.periods.get(period))
+        drafted_all = closing_rules.all_drafted(self.periods.get(period))
         if drafted_all or self.periods.chunk_done(period, chunk):
             # Drafted before (a redelivery, or a resumed run walking on), or numbering may have begun: a draft made
             # now could be missed by it. Tenants not drafted here are billed by the next close (late usage and fees).
@@ -136,7 +145,7 @@ class Closer:
         if self.periods.chunk_drafted(period, chunk, len(page), drafted):
             self._hand_on(run, NUMBER_TYPE, {"period": period, "step": 0}, "number-0")
 
-    def draft(self, tenant: dict, period: str) -> bool:
+    def draft(self, tenant: Tenant, period: str) -> bool:
         """Draft the tenant's invoice for `period` from its ledger (see the module docstring); True if it has one."""
         tenant_id = tenant["tenant_id"]
         while True:
@@ -156,7 +165,7 @@ class Closer:
                 return draft is not None
             # A concurrent close of this tenant committed first: read its ledger and go by that.
 
-    def _compose(self, tenant: dict, period: str, ledger: dict, settled_through: str | None = None):
+    def _compose(self, tenant: Tenant, period: str, ledger: dict, settled_through: str | None = None):
         """(draft with parties and VAT or None, base fees billed per period, own usage, late periods); with
         `settled_through`, only periods up to it count as late."""
         tenant_id = tenant["tenant_id"]
@@ -175,7 +184,7 @@ class Closer:
             draft = invoice.settle(draft, parties(self.seller, tenant))
         return draft, base_fees, own, late
 
-    def preview(self, tenant: dict, period: str) -> dict | None:
+    def preview(self, tenant: Tenant, period: str) -> Invoice | None:
         """The tenant's invoice for the open `period` as it stands now (nothing is written): only periods already
         closed count as late; one that has ended but is not closed yet gets its own invoice at its close."""
         return self._compose(tenant, period, self.ledger.read(tenant["tenant_id"]).to_dict() or {},
@@ -184,28 +193,44 @@ class Closer:
     # --- numbering --------------------------------------------------------------------------------------------
 
     def number(self, period: str, step: int, run: str) -> None:
-        """Number the next drafts and hand on to the next step at once, then store this step's documents (so
-        numbering never waits for storage). The close is done when numbering found no more drafts and every
-        numbered invoice is stored. Numbers belong to the year in which they are issued."""
+        """Issue the next chunk's drafts and hand on to the next step at once, then store this step's documents (so
+        numbering never waits for storage). A draft of a tenant without a billing profile is held: it gets no
+        number until the profile is set (`issue_held`). The close is done when every chunk is numbered and every
+        step's documents are stored. Numbers belong to the year in which they are issued."""
         record = self.periods.get(period)
-        if record is None or record["status"] == "closed" or not self.periods.all_drafted(record):
+        if record is None or record["status"] == "closed" or not closing_rules.all_drafted(record):
             return  # numbering begins only once every chunk is drafted, whoever sent this step
         last_step = step + 1 >= record["chunks_total"]
-        numbered = self.periods.number(period, step, last_step, lambda: invoice.issue_fields(
-            self.clock(), self.seller.payment_terms_days))
+        now = self.clock()
+        issued_fields = invoice.issue_fields(now, self.seller.payment_terms_days)
+        marker = self.periods.ref(period).collection("numbering").document(f"{step:06d}")
+
+        def decide(draft: Invoice, tenant: dict | None, balance, numbers) -> lifecycle.Change | None:
+            if not tenant or not tenant.get("billing_profile"):
+                return None
+            return lifecycle.issue(draft, lambda d: invoice.settle(d, parties(self.seller, tenant)), numbers,
+                                   issued_fields, balance, now)
+
+        issued, did = self.invoices.issue_step(period, marker, self.periods.ref(period), last_step, self.periods.chunk(
+            period, step).get("drafted", []), decide, int(issued_fields["issue_date"][:4]))
+        if not did:  # a redelivered step: what it issued the first time, as issued
+            pairs = [pair.split(" ") for pair in (marker.get().to_dict() or {}).get("invoices", [])]
+            issued = [found[1] for tenant_id, number in pairs  # type: ignore[misc]
+                      if (found := self.invoices.issued_document(tenant_id, number)) is not None]
         if not last_step:  # hand on first: the next step numbers while this one stores
             self._hand_on(run, NUMBER_TYPE, {"period": period, "step": step + 1}, f"number-{step + 1}")
-        def issue(pair: tuple[str, str]) -> None:
-            issued = self.invoices.numbered(pair[0], period, pair[1])
-            self.files(issued)
-            self.announce("issued", issued)
+
+        def publish(document: Invoice) -> None:
+            issued_document = lifecycle.as_issued(document)
+            self.files(issued_document)  # type: ignore[arg-type]
+            self.announce("issued", issued_document)  # type: ignore[arg-type]
 
         with ThreadPoolExecutor(DRAFT_WORKERS) as pool:
-            list(pool.map(issue, numbered))
-        record = self.periods.stored(period, step, len(numbered))
-        if record["numbered_all"] and record["stored"] >= record["issued"] and record["status"] != "closed":
+            list(pool.map(publish, issued))
+        record = self.periods.stored(period, step)
+        if closing_rules.finished(record) and record["status"] != "closed":
             self.periods.closed(period, self.clock())
-            log_event(logger, "period.closed", period=period, invoices=record["issued"])
+            log_event(logger, "period.closed", period=period, invoices=record["issued"], held=record.get("held", 0))
             following = self.periods.successor(period)
             if following is not None:  # a later month asked to close while this one was closing
                 self.periods.stop_waiting(following)
@@ -222,14 +247,3 @@ class Closer:
             self.draft_chunk(period, step, str(data.get("after") or ""), run)
         elif event_type == NUMBER_TYPE:
             self.number(period, step, run)
-
-
-def progress(period: str, record: dict | None) -> dict:
-    """What GET /v1/billing/periods/{period} shows."""
-    if record is None:
-        return {"period": period, "status": "open", "tenants": 0, "drafted": 0, "issued": 0}
-    return {"period": period, "status": record["status"], "tenants": record["tenants"],
-            "drafted": record["drafted"], "issued": record["issued"],
-            "started_at": rfc3339(record["started_at"], "seconds"),
-            "closed_at": rfc3339(record["closed_at"], "seconds") if record.get("closed_at") else None}
-

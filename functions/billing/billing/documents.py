@@ -1,5 +1,7 @@
-"""Issued documents in the invoice bucket, stored by number (§6) as JSON, HTML and PDF, create-only: what was
-issued is never overwritten (the bucket's retention policy keeps it for the 7 years Dutch law asks)."""
+"""The archive: every issued invoice and credit note in the invoice bucket, stored by number as JSON, HTML and PDF,
+create-only, exactly as issued (what happens to an invoice later, its payments and credits, is never in it). What
+was stored is never overwritten (the bucket's retention policy keeps it for the 7 years Dutch law asks); what is
+missing (a store that failed) is written from the document as issued, whoever reads it first."""
 
 from __future__ import annotations
 
@@ -40,8 +42,8 @@ class InvoiceFiles:
                 pass  # stored by an earlier attempt of the same step
 
     def read(self, document: dict, suffix: str) -> bytes:
-        """The stored file. One not stored yet (a close still storing, a store that failed after a credit) is
-        stored now, create-only, so the archive completes itself."""
+        """The stored file of `document` (as issued). One not stored yet (a close still storing, a store that
+        failed after a credit) is stored now from it, create-only, so the archive completes itself."""
         from google.api_core.exceptions import NotFound
 
         try:

@@ -1,4 +1,4 @@
-"""Who sells, who buys, and which VAT applies (§7.3): the seller from `config/seller.json` (validated on load
+"""Who sells, who buys, and which VAT applies: the seller from `config/seller.json` (validated on load
 like the price book), the customer from the tenant's `billing_profile` (validated by the provisioner when set).
 
 Treatment by where the customer is: the Netherlands, or no profile at all -> `standard` (21 %); another EU
@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from typing import Any
 
 from billing.money import cents
 
@@ -40,10 +42,8 @@ class Seller:
     standard_rate: Decimal
 
 
-def _text(document: dict, field: str, where: str, maximum: int = 200, required: bool = True) -> str | None:
+def _text(document: dict, field: str, where: str, maximum: int = 200) -> str:
     value = document.get(field)
-    if value is None and not required:
-        return None
     if not isinstance(value, str) or not value.strip() or len(value) > maximum:
         raise SellerError(f"{where}{field}: must be a non-blank string of at most {maximum} characters")
     return value
@@ -95,7 +95,7 @@ def load_seller(path: Path) -> Seller:
         raise SellerError(f"{path.name} is not valid JSON: {error}") from None
 
 
-def parties(seller: Seller, tenant: dict) -> dict:
+def parties(seller: Seller, tenant: Mapping[str, Any]) -> dict:
     """The invoice's `seller`, `customer`, `vat` (without its amount), `notes` and `warnings`."""
     profile = tenant.get("billing_profile")
     warnings, notes = [], []
@@ -105,7 +105,8 @@ def parties(seller: Seller, tenant: dict) -> dict:
                         "Dutch VAT (21 %) is charged until they are set (PATCH the tenant's billing_profile)")
         treatment, rate = "standard", seller.standard_rate
     else:
-        customer = {key: profile[key] for key in ("legal_name", "address", "vat_id", "email") if profile.get(key)}
+        customer = {key: profile[key] for key in ("legal_name", "address", "vat_id", "email", "language",
+                                                    "peppol_id", "buyer_reference") if profile.get(key)}
         country = profile["address"]["country"]
         if country == HOME:
             treatment, rate = "standard", seller.standard_rate

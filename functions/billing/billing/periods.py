@@ -7,9 +7,7 @@ import datetime
 import re
 
 _PERIOD = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")  # ASCII digits only, and nothing after (fullmatch)
-# Periods named in requests lie in the years 2000 to 2999: earlier usage is billed as late usage, and a later one
-# would end past what a date can hold.
-FIRST, LAST = "2000-01", "2999-12"
+FIRST, LAST = "2000-01", "2999-12"  # periods named in requests; usage of any earlier time is billed as late usage
 
 
 def valid(period: object) -> bool:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
-from billing.money import cents, plain
+from billing.money import plain
 
 AGGREGATIONS = ("sum", "count", "max")
 
@@ -139,40 +139,61 @@ def graduated(quantity: Decimal, included: Decimal, bands: tuple[Band, ...]) -> 
     return amount
 
 
-def usage_line(book: PriceBook, plan: Plan, meter: str, quantity: Decimal, included: Decimal | None = None,
-               when: str = "") -> dict:
-    """One invoice line per meter: its whole graduated amount above `included` (the plan's by default), rounded
-    once."""
-    definition = book.meters[meter]
-    included = plan.included.get(meter, Decimal(0)) if included is None else included
-    bands = bands_of(plan, meter)
-    amount = cents(graduated(quantity, included, bands))
-    return {"kind": "usage", "meter": meter, "quantity": plain(quantity), "unit": definition.unit,
-            "amount": str(amount), "included": plain(included), **priced_with(quantity, included, bands),
-            "description": f"{definition.description}{', ' + when if when else ''} "
-                           f"({plain(included)} {definition.unit} included)"}
-
-
-def priced_with(quantity: Decimal, included: Decimal, bands: tuple[Band, ...]) -> dict:
-    """What a usage line was priced with (§7.3): `unit_price` when one price applies, else `bands`, the quantity
-    above the allowance charged at each price."""
-    over = max(Decimal(0), quantity - included)
+def split(start: Decimal, end: Decimal, bands: tuple[Band, ...]) -> list[tuple[Decimal, Decimal]]:
+    """The overage from position `start` to `end` (quantities above the allowance) as (quantity, unit price) per
+    band it crosses; empty when `end` <= `start`."""
     used, lower = [], Decimal(0)
     for band in bands:
-        upper = over if band.up_to is None else min(over, band.up_to)
-        if upper > lower:
-            used.append({"quantity": plain(upper - lower), "unit_price": plain_price(band.unit_price)})
-        if band.up_to is None or over <= band.up_to:
+        upper = band.up_to
+        low, high = max(start, lower), end if upper is None else min(end, upper)
+        if high > low:
+            used.append((high - low, band.unit_price))
+        if upper is None or end <= upper:
             break
-        lower = band.up_to
-    if len(used) > 1:
-        return {"bands": used}
-    return {"unit_price": used[0]["unit_price"] if used else plain_price(bands[0].unit_price)}
+        lower = upper
+    return used
+
+
+def price_at(position: Decimal, bands: tuple[Band, ...]) -> Decimal:
+    """The unit price of the band that holds `position` (what the next unit above it would cost)."""
+    for band in bands:
+        if band.up_to is None or position < band.up_to:
+            return band.unit_price
+    return bands[-1].unit_price
+
+
+@dataclass(frozen=True)
+class Priced:
+    """Overage priced between two positions above the allowance, as an invoice line shows it: `billable_quantity`
+    and `unit_price` (one band) or `bands`, whose products add up to `exact`, the amount before rounding."""
+
+    billable: Decimal
+    parts: tuple[tuple[Decimal, Decimal], ...]
+    price_if_none: Decimal
+
+    @property
+    def exact(self) -> Decimal:
+        return sum((quantity * price for quantity, price in self.parts), Decimal(0))
+
+    def fields(self) -> dict:
+        if len(self.parts) > 1:
+            return {"billable_quantity": plain(self.billable),
+                    "bands": [{"quantity": plain(q), "unit_price": plain_price(p)} for q, p in self.parts]}
+        price = self.parts[0][1] if self.parts else self.price_if_none
+        return {"billable_quantity": plain(self.billable), "unit_price": plain_price(price)}
+
+
+def priced(before: Decimal, after: Decimal, included: Decimal, bands: tuple[Band, ...]) -> Priced:
+    """What raising a quantity from `before` to `after` costs above `included`: graduated(after) -
+    graduated(before), band by band (before = 0 prices the whole quantity)."""
+    start, end = max(Decimal(0), before - included), max(Decimal(0), after - included)
+    return Priced(end - start, tuple(split(start, end, bands)), price_at(start, bands))
 
 
 def plain_price(price: Decimal) -> str:
     """A unit price with at least two decimals (0.0080 stays as configured, 20 becomes 20.00)."""
-    return str(price) if price.as_tuple().exponent <= -2 else str(price.quantize(Decimal("0.01")))
+    exponent = price.as_tuple().exponent
+    return str(price) if isinstance(exponent, int) and exponent <= -2 else str(price.quantize(Decimal("0.01")))
 
 
 def bands_of(plan: Plan, meter: str) -> tuple[Band, ...]:

@@ -1,4 +1,4 @@
-"""Which plan each day of a period is billed under (§7.2), as runs of days called segments. Pure.
+"""Which plan each day of a period is billed under, as runs of days called segments. Pure.
 
 A day is billed under the tier in force at the end of that UTC day: the last change recorded before the next
 midnight. Days before the tenant existed take the tier it was created with. The base fee is owed for the days
@@ -8,8 +8,10 @@ from `billing_start` through the day of deletion; days after the deletion are no
 from __future__ import annotations
 
 import datetime
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from billing import periods
 from billing.money import MICRO, cents
@@ -59,7 +61,7 @@ def _moment(value: object) -> datetime.datetime:
     return datetime.datetime.fromisoformat(str(value).replace("Z", "+00:00")).astimezone(datetime.UTC)
 
 
-def tier_history(tenant: dict) -> list[tuple[datetime.datetime, str]]:
+def tier_history(tenant: Mapping[str, Any]) -> list[tuple[datetime.datetime, str]]:
     """(from, tier), oldest first; a record without history has had its tier since it was created."""
     history = [(_moment(change["at"]), change["tier"]) for change in tenant.get("tier_history") or ()]
     if not history:
@@ -80,17 +82,17 @@ def tier_on(history: list[tuple[datetime.datetime, str]], day: datetime.date) ->
     return tier
 
 
-def billing_start(tenant: dict) -> datetime.date | None:
+def billing_start(tenant: Mapping[str, Any]) -> datetime.date | None:
     value = tenant.get("billing_start")
     return datetime.date.fromisoformat(value) if value else None
 
 
-def deletion_day(tenant: dict) -> datetime.date | None:
+def deletion_day(tenant: Mapping[str, Any]) -> datetime.date | None:
     deleted_at = tenant.get("deleted_at")
     return _moment(deleted_at).date() if deleted_at else None
 
 
-def segments(tenant: dict, period: str) -> list[Segment]:
+def segments(tenant: Mapping[str, Any], period: str) -> list[Segment]:
     """The period's billed days (through the day of deletion) as runs of consecutive days under one tier."""
     history, start, deleted = tier_history(tenant), billing_start(tenant), deletion_day(tenant)
     runs: list[Segment] = []
@@ -106,7 +108,7 @@ def segments(tenant: dict, period: str) -> list[Segment]:
     return runs
 
 
-def base_fee_owed(tenant: dict, period: str, base_fee_of) -> Decimal:
+def base_fee_owed(tenant: Mapping[str, Any], period: str, base_fee_of) -> Decimal:
     """The period's base fee as its invoice lines show it: each segment's share rounded to cents, added up."""
     return sum((cents(segment.prorate(base_fee_of(segment.tier))) for segment in segments(tenant, period)
                 if segment.owed), Decimal("0.00"))

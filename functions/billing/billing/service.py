@@ -6,23 +6,32 @@ from __future__ import annotations
 import datetime
 import json
 import logging
+import re
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
 from cloudevents.http import CloudEvent
 
-from billing import periods
-from billing.closing import Closer, progress
+from billing import closing_rules, lifecycle, numbering, periods
+from billing.closing import STORE_TYPE, Closer
 from billing.documents import InvoiceFiles
 from billing.errors import Conflict, Invalid, NotFound
-from billing.invoice import credit_note, issue_fields, reissued
+from billing.invoice import issue_fields, settle
 from billing.money import plain
+from billing.numbering import CREDIT_NOTE, INVOICE
 from billing.parties import Seller, parties
 from billing.pricing import PriceBook
-from billing.store import Invoices, Ledger, Overflow, Periods, SlaReports, TenantCache, UsageStore
+from billing.records import CreditNote, Invoice, Tenant
+from billing.store.closes import Periods
+from billing.store.invoices import Invoices
+from billing.store.ledger import Ledger
+from billing.store.sla_reports import SlaReports
+from billing.store.tenant_records import TenantCache
+from billing.store.usage_counters import Overflow, UsageStore
 from billing.usage import Rejected, total, validate
 from energent_shared.clock import rfc3339, utcnow
 from energent_shared.errors import shown
@@ -32,6 +41,8 @@ from energent_shared.logging import get_logger, log_event
 logger = get_logger("billing")
 INGEST_WORKERS = 8
 MAX_SLA_NUMBER = Decimal(10) ** 9
+MAX_AMOUNT = Decimal(10) ** 12
+_AMOUNT = re.compile(r"[0-9]{1,13}(\.[0-9]{1,2})?")
 
 
 @dataclass
@@ -79,7 +90,7 @@ class Billing:
         else:
             with ThreadPoolExecutor(INGEST_WORKERS) as pool:
                 results = list(pool.map(lambda e: self._one(e, via, received_at), batch))
-        summary = {"accepted": 0, "duplicates": 0, "conflicts": [], "rejected": []}
+        summary: dict[str, Any] = {"accepted": 0, "duplicates": 0, "conflicts": [], "rejected": []}
         for event, (outcome, reason) in zip(batch, results, strict=True):
             event_id = event.event_id if isinstance(event, InvalidEvent) else event["id"]
             if outcome == "accepted":
@@ -100,12 +111,12 @@ class Billing:
 
     # --- reads ------------------------------------------------------------------------------------------------
 
-    def _tenant(self, tenant_id: str, fresh: bool = False) -> dict:
+    def _tenant(self, tenant_id: str, fresh: bool = False) -> Tenant:
         """The tenant's record; `fresh`: as it is now (its billing profile may just have been corrected)."""
         tenant = self.tenants.get(tenant_id, as_of=self.clock() if fresh else None)
         if tenant is None:
             raise NotFound(f"tenant {tenant_id} does not exist")
-        return tenant
+        return tenant  # type: ignore[return-value]
 
     def usage_of(self, tenant_id: str, period: str, granularity: str = "month") -> dict:
         """Usage that happened in `period`, whichever invoice bills it; by day too with granularity=day."""
@@ -126,30 +137,49 @@ class Billing:
                         "unit": definition.unit} for meter, definition in sorted(self.book.meters.items())}
 
     def invoices(self, tenant_id: str, size: int = 50, page_token: str | None = None) -> dict:
-        """Issued invoices, oldest period first (a reissue after the invoice it replaced); `page_token` is the last
-        invoice of the previous page, `<period>~<number>`."""
-        after = tuple(page_token.split("~", 1)) if page_token else None
-        if after is not None and (len(after) != 2 or not periods.valid(after[0]) or len(after[1]) > 40):
-            raise Invalid("page_token is not valid")
-        found = [i for i in self.invoices_store.issued(tenant_id) if not after or (i["period"], i["number"]) > after]
+        """Every invoice, drafts held for a billing profile included, oldest period first (a reissue after the
+        invoice it replaced); `page_token` is the position of the last invoice of the previous page."""
+        found = self.invoices_store.listing(tenant_id)
+        keys = [_listing_token(i) for i in found]
+        if page_token:
+            if page_token not in keys and not _valid_listing_token(page_token):
+                raise Invalid("page_token is not valid")
+            found = [i for i, key in zip(found, keys, strict=True) if _listing_key(key) > _listing_key(page_token)]
         page = found[:size]
-        more = len(found) > size
-        return {"invoices": page, "next_page_token": f"{page[-1]['period']}~{page[-1]['number']}" if more else ""}
+        return {"invoices": page, "next_page_token": _listing_token(page[-1]) if len(found) > size else ""}
 
-    def invoice(self, tenant_id: str, period: str) -> dict:
-        if not periods.valid(period):
-            raise Invalid("period must be YYYY-MM")
+    def invoice(self, tenant_id: str, period: str) -> Invoice:
+        """The period's current invoice (or its draft, held until the customer's billing profile is set)."""
+        _period(period)
         found = self.invoices_store.get(tenant_id, period)
-        if found is None or found.get("status") == "draft":
+        if found is None:
             raise NotFound(f"tenant {tenant_id} has no invoice for {period}")
         return found
 
     def document(self, tenant_id: str, period: str, suffix: str) -> bytes:
-        """The period's current invoice as stored: `json`, `html` or `pdf`."""
-        return self.files.read(self.invoice(tenant_id, period), suffix)
+        """The period's current invoice as issued and archived: `json`, `html` or `pdf`."""
+        found = self.invoice(tenant_id, period)
+        if found.get("status") == "draft":
+            raise Conflict(f"the invoice for {period} is a draft held until the customer's billing profile is set: "
+                           "it has no document until it is issued")
+        return self.archived(tenant_id, found["number"], suffix)
 
-    def upcoming(self, tenant_id: str) -> dict:
-        """The open period's invoice as it stands now (§3): the whole period's base fee (the remaining days at the
+    def by_number(self, tenant_id: str, number: str) -> Invoice | CreditNote:
+        """An issued invoice (current, replaced or credited) or credit note, as it stands now."""
+        found = self.invoices_store.current(tenant_id, _number_param(number))
+        if found is None:
+            raise NotFound(f"tenant {tenant_id} has no document {number}")
+        return found[1]
+
+    def archived(self, tenant_id: str, number: str, suffix: str) -> bytes:
+        """The document as issued, from the archive; repaired from the issued record if it is not there yet."""
+        found = self.invoices_store.issued_document(tenant_id, _number_param(number))
+        if found is None:
+            raise NotFound(f"tenant {tenant_id} has no document {number}")
+        return self.files.read(found[1], suffix)  # type: ignore[arg-type]
+
+    def upcoming(self, tenant_id: str) -> Invoice:
+        """The open period's invoice as it stands now: the whole period's base fee (the remaining days at the
         current tier), usage to date and whatever the last close left to bill; no number."""
         tenant = self._tenant(tenant_id, fresh=True)
         now = self.clock()
@@ -157,77 +187,146 @@ class Billing:
         draft = self.closer.preview(tenant, period)
         if draft is None:
             raise NotFound(f"tenant {tenant_id} owes nothing for {period} so far")
-        issue_date = now.date().isoformat()
-        return {**draft, "status": "upcoming", "as_of": issue_date}
+        return {**draft, "status": "upcoming", "as_of": now.date().isoformat()}  # type: ignore[typeddict-unknown-key]
 
-    # --- invoice lifecycle (§7.4) -------------------------------------------------------------------------------
+    def balance(self, tenant_id: str) -> dict:
+        self._tenant(tenant_id)
+        return self.invoices_store.balance(tenant_id)
 
-    def pay(self, tenant_id: str, period: str, body: dict) -> dict:
-        if not periods.valid(period):
-            raise Invalid("period must be YYYY-MM")
-        _known_fields(body, {"reference", "paid_at"})
-        reference = body.get("reference")
-        if not isinstance(reference, str) or not reference.strip() or len(reference) > 140 \
-                or not reference.isprintable():
-            raise Invalid("reference must be a non-blank string of at most 140 printable characters")
-        paid_at = body.get("paid_at")
-        if paid_at is None:
-            paid_at = rfc3339(self.clock(), "seconds")
-        else:
+    # --- the invoice lifecycle (lifecycle.py) ------------------------------------------------------------------
+
+    def _settle_with(self, tenant: Tenant) -> Callable[[Invoice], Invoice]:
+        if not tenant.get("billing_profile"):
+            raise Conflict(f"tenant {tenant['tenant_id']} has no billing profile: an invoice names its customer, set "
+                           "the billing_profile first (PATCH the tenant)")
+        return lambda draft: settle(draft, parties(self.closer.seller, tenant))
+
+    def pay(self, tenant_id: str, period: str, body: dict, number: str | None = None) -> Invoice:
+        """Record a payment of the period's invoice (or, by `number`, of any issued invoice of the tenant)."""
+        if number is None:
+            _period(period)
+        _known_fields(body, {"reference", "paid_at", "amount"})
+        reference = _text(body, "reference", 140)
+        amount = _amount(body.get("amount"), "amount") if body.get("amount") is not None else None
+        now = self.clock()
+        paid_at = rfc3339(now, "seconds")
+        if body.get("paid_at") is not None:
             try:
-                moment = parse_time(paid_at)
-            except ValueError as bad:
+                moment = parse_time(body["paid_at"])
+            except (ValueError, TypeError) as bad:
                 raise Invalid(f"paid_at: {bad}") from None
-            if moment > self.clock() + datetime.timedelta(minutes=5):
+            if moment > now + datetime.timedelta(minutes=5):
                 raise Invalid("paid_at may not be in the future")
             paid_at = rfc3339(moment)
-        outcome, found = self.invoices_store.pay(tenant_id, period, reference.strip(), paid_at)
-        if outcome == "missing":
-            raise NotFound(f"tenant {tenant_id} has no invoice for {period}")
-        if outcome == "credited":
-            raise Conflict(f"invoice {found['number']} was credited ({found.get('credited_by')}); it cannot be paid")
-        if outcome == "before_issue":
-            raise Invalid(f"paid_at may not be before the invoice's issue date {found['issue_date']}")
-        if outcome == "other_reference":
-            raise Conflict(f"invoice {found['number']} was already paid with reference "
-                           f"{found['payment_reference']!r}")
-        self.announce("paid", found)
-        return found
+        record, change = self.invoices_store.change(
+            tenant_id, period, lambda invoice, balance, numbers: lifecycle.pay(
+                _found(invoice, tenant_id, period, number), amount, reference, paid_at, now), number=number)
+        if record is None:
+            raise NotFound(f"tenant {tenant_id} has no invoice {number or 'for ' + period}")
+        self._published(change)
+        return record
 
-    def credit(self, tenant_id: str, period: str, body: dict) -> dict:
-        if not periods.valid(period):
-            raise Invalid("period must be YYYY-MM")
-        _known_fields(body, {"reason", "reissue"})
-        reason, reissue = body.get("reason"), body.get("reissue", False)
-        if not isinstance(reason, str) or not reason.strip() or len(reason) > 500 or not reason.isprintable():
-            raise Invalid("reason must be a non-blank string of at most 500 printable characters")
-        if not isinstance(reissue, bool):
+    def pay_number(self, tenant_id: str, number: str, body: dict) -> Invoice:
+        issued = self.invoices_store.issued_document(tenant_id, _number_param(number))
+        if issued is None or issued[0] != "invoice":
+            raise NotFound(f"tenant {tenant_id} has no invoice {number}")
+        return self.pay(tenant_id, issued[1]["period"], body, number=number)
+
+    def credit(self, tenant_id: str, period: str, body: dict, key: str | None = None) -> dict:
+        """A credit note for part or all of the period's invoice; with `reissue`, the invoice issued again. With an
+        idempotency `key`, a retry of a credit that was made answers what it made, and credits nothing again."""
+        _period(period)
+        if key is not None and (not key or len(key) > 200 or not key.isascii() or not key.isprintable()):
+            raise Invalid("Idempotency-Key must be 1 to 200 printable ASCII characters")
+        _known_fields(body, {"reason", "reissue", "amount"})
+        reason = _text(body, "reason", 500)
+        again = body.get("reissue", False)
+        if not isinstance(again, bool):
             raise Invalid("reissue must be true or false")
-        tenant = self._tenant(tenant_id, fresh=True)
+        amount = _amount(body.get("amount"), "amount") if body.get("amount") is not None else None
+        if again and amount is not None:
+            raise Invalid("reissue credits what is left of the invoice: it cannot be combined with amount")
         now = self.clock()
         issued = issue_fields(now, self.closer.seller.payment_terms_days)
-        outcome, note, current = self.invoices_store.credit(
-            tenant_id, period, lambda found, number: credit_note(found, number, reason.strip(), issued),
-            (lambda found, number: reissued(found, number, parties(self.closer.seller, tenant), issued))
-            if reissue else None, now.year)
-        if outcome == "missing":
-            raise NotFound(f"tenant {tenant_id} has no invoice for {period}")
-        if outcome != "credited":
-            raise Conflict(f"invoice {current['number']} is {current['status']}; only an unpaid invoice is credited")
-        # The credit is committed: what follows must not turn it into an error the caller would retry (and get
-        # 409). A document not stored now is stored when it is first read; a lost event is logged.
-        for kind, document in (("credited", note), *((("issued", current),) if reissue else ())):
+        if again:
+            settle_now = self._settle_with(self._tenant(tenant_id, fresh=True))
+
+            def decide(invoice, balance, numbers):
+                return lifecycle.reissue(_found(invoice, tenant_id, period), reason, settle_now, numbers, issued,
+                                         balance, now)
+            series: tuple[str, ...] = (CREDIT_NOTE, INVOICE)
+        else:
+            def decide(invoice, balance, numbers):
+                return lifecycle.credit(_found(invoice, tenant_id, period), amount, reason, numbers, issued, now)
+            series = (CREDIT_NOTE,)
+        record, change = self.invoices_store.change(tenant_id, period, decide, series=series, year=now.year,
+                                                    request=key)
+        if change is None:  # the same request again: what it made the first time
+            done = self.invoices_store.replayed(tenant_id, key) if key else None
+            if done is None:
+                raise Conflict("the credit changed nothing")
+            return {"credit_note": self.by_number(tenant_id, done["documents"][0]),
+                    "invoice": self.by_number(tenant_id, done["invoice"])}
+        self._published(change)
+        return {"credit_note": change.documents[0], "invoice": record}
+
+    def issue_held(self, tenant_id: str) -> list[Invoice]:
+        """Issue the tenant's drafts held for want of a billing profile, oldest period first, each with the next
+        number of the year of issue; nothing while the tenant still has no profile."""
+        tenant = self._tenant(tenant_id, fresh=True)
+        if not tenant.get("billing_profile"):
+            return []
+        issued_now: list[Invoice] = []
+        for period in self.invoices_store.held(tenant_id):
+            now = self.clock()
+            fields = issue_fields(now, self.closer.seller.payment_terms_days)
+            settle_now = self._settle_with(tenant)
+
+            def decide(invoice, balance, numbers, fields=fields, settle_now=settle_now, now=now):
+                if invoice is None or invoice.get("status") != "draft":
+                    return None  # issued meanwhile
+                return lifecycle.issue(invoice, settle_now, numbers, fields, balance, now)
+
+            _, change = self.invoices_store.change(tenant_id, period, decide, series=(INVOICE,),
+                                                   year=int(fields["issue_date"][:4]),
+                                                   progress=self.periods.ref(period))
+            if change is not None:
+                self._published(change)
+                issued_now.append(change.record)
+        return issued_now
+
+    def _published(self, change: lifecycle.Change | None) -> None:
+        """After a change committed: its documents archived and its events announced. Neither may turn a committed
+        change into an error the caller would retry; what fails is stored by a step on billing-events (and is
+        repaired from the issued record whenever it is read)."""
+        if change is None:
+            return
+        for document in change.documents:
             try:
-                self.files.store(document)
-                self.announce(kind, document)
+                self.files.store(document)  # type: ignore[arg-type]
             except Exception:
-                logger.exception("credit committed; storing or announcing a document failed",
-                                 extra={"json_fields": {"number": document["number"], "event": kind}})
-        return {"credit_note": note, "invoice": current}
+                logger.exception("change committed; storing a document failed, handing it on",
+                                 extra={"json_fields": {"number": document["number"]}})
+                self.closer.dispatch(STORE_TYPE, {"tenant_id": document["tenant_id"], "number": document["number"]})
+        for kind, document in change.announce:
+            try:
+                self.announce(kind, document)  # type: ignore[arg-type]
+            except Exception:
+                logger.exception("change committed; announcing it failed",
+                                 extra={"json_fields": {"number": document.get("number"), "event": kind}})
+
+    def store_document(self, tenant_id: str, number: str) -> None:
+        """Archive an issued document from its issued record (create-only: a stored one stays as it is)."""
+        found = self.invoices_store.issued_document(tenant_id, number)
+        if found is not None:
+            self.files.store(found[1])  # type: ignore[arg-type]
 
     def credit_notes(self, tenant_id: str, size: int = 50, page_token: str | None = None) -> dict:
         """Credit notes in number order; `page_token` is the last number of the previous page."""
-        found = [n for n in self.invoices_store.credit_notes(tenant_id) if not page_token or n["number"] > page_token]
+        if page_token is not None and numbering.parse(page_token) is None:
+            raise Invalid("page_token is not valid")
+        found = [n for n in self.invoices_store.credit_notes(tenant_id)
+                 if not page_token or numbering.sort_key(n["number"]) > numbering.sort_key(page_token)]
         page = found[:size]
         return {"credit_notes": page, "next_page_token": page[-1]["number"] if len(found) > size else ""}
 
@@ -235,9 +334,7 @@ class Billing:
 
     def report_sla(self, tenant_id: str, body: dict) -> dict:
         _known_fields(body, {"period", "availability_pct", "p95_latency_ms", "rto_minutes"})
-        period = body.get("period")
-        if not periods.valid(period):
-            raise Invalid("period must be YYYY-MM")
+        period = _period(body.get("period"))
         if period > periods.of(self.clock()):
             raise Invalid(f"period {period} has not started")
         report = {"period": period,
@@ -264,7 +361,7 @@ class Billing:
     def period(self, period: str) -> dict:
         if not periods.valid(period):
             raise Invalid("period must be YYYY-MM")
-        return progress(period, self.periods.get(period))
+        return closing_rules.progress(period, self.periods.get(period))
 
 
 def build(db, files: InvoiceFiles, dispatch: Callable[[str, dict], None], book: PriceBook, seller: Seller,
@@ -273,7 +370,7 @@ def build(db, files: InvoiceFiles, dispatch: Callable[[str, dict], None], book: 
     """Billing over Firestore `db`, issuing documents to `files`; `dispatch` publishes a close's next step and
     `announce` an invoice event."""
     usage, tenants, sla, period_store, invoices = (UsageStore(db), TenantCache(db), SlaReports(db), Periods(db),
-                                                   Invoices(db))
+                                                   Invoices(db, book.currency))
     closer = Closer(book, seller, usage, Ledger(db), period_store, sla, invoices, tenants, files.store, dispatch,
                     clock, announce)
     return Billing(book, usage, tenants, sla, period_store, invoices, closer, files, announce, clock)
@@ -308,3 +405,60 @@ def _describe(event: CloudEvent | InvalidEvent) -> dict:
     # As text, cut short: whatever a caller sent must be storable (Firestore refuses some keys and shapes).
     return {"type": str(event["type"])[:200], "time": event.get("time"),
             "data": json.dumps(event.get_data(), default=str)[:4000]}
+
+
+def _period(period: object) -> str:
+    if not isinstance(period, str) or not periods.valid(period):
+        raise Invalid("period must be YYYY-MM, a month of the years 2000 to 2999")
+    return period
+
+
+def _number_param(number: str) -> str:
+    if numbering.parse(number) is None:
+        raise Invalid("a document number looks like 2026-000001 (invoice) or CN-2026-000001 (credit note)")
+    return number
+
+
+def _found(invoice: Invoice | None, tenant_id: str, period: str, number: str | None = None) -> Invoice:
+    if invoice is None:
+        raise NotFound(f"tenant {tenant_id} has no invoice {number or 'for ' + period}")
+    return invoice
+
+
+def _text(body: dict, name: str, most: int) -> str:
+    value = body.get(name)
+    if not isinstance(value, str) or not value.strip() or len(value) > most or not value.isprintable():
+        raise Invalid(f"{name} must be a non-blank string of at most {most} printable characters")
+    return value.strip()
+
+
+def _amount(value: object, name: str) -> Decimal:
+    """A money amount: a decimal string like "12.50" or a JSON number, > 0, at most two decimals."""
+    if isinstance(value, bool) or not isinstance(value, (str, int, Decimal)):
+        raise Invalid(f"{name} must be a decimal string such as \"12.50\"")
+    if isinstance(value, str) and not _AMOUNT.fullmatch(value):
+        raise Invalid(f"{name} must be a decimal string such as \"12.50\" (ASCII digits, at most two decimals)")
+    try:
+        amount = Decimal(value)
+        exact = amount.is_finite() and amount == amount.quantize(Decimal("0.01"))
+    except InvalidOperation:
+        exact = False
+    if not exact or amount > MAX_AMOUNT:
+        raise Invalid(f"{name} must be an amount of at most {MAX_AMOUNT:,} with at most two decimals")
+    if amount <= 0:
+        raise Invalid(f"{name} must be more than 0")
+    return amount
+
+
+def _listing_token(invoice: Invoice) -> str:
+    return f"{invoice['period']}~{invoice.get('number') or 'draft'}"
+
+
+def _valid_listing_token(token: str) -> bool:
+    period, _, number = token.partition("~")
+    return periods.valid(period) and (number == "draft" or numbering.parse(number) is not None)
+
+
+def _listing_key(token: str) -> tuple:
+    period, _, number = token.partition("~")
+    return period, (("", 0, 0) if number == "draft" or numbering.parse(number) is None else numbering.sort_key(number))

@@ -401,7 +401,7 @@ def _dedicated(spec: TenantSpec, row: Tier, platform: Platform, labels: dict, an
             "datapathProvider": "ADVANCED_DATAPATH",
             "enableShieldedNodes": True,
             # GKE makes a default pool before the annotation above removes it: it too runs as the nodes' account.
-            "nodeConfig": {"serviceAccountRef": {"name": nodes_id}},
+            "nodeConfig": {"serviceAccountRef": {"name": nodes_id}, "workloadMetadataConfig": {"mode": "GKE_METADATA"}},
             "loggingService": "logging.googleapis.com/kubernetes",
             "monitoringService": "monitoring.googleapis.com/kubernetes",
         },

@@ -27,7 +27,8 @@ _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 MAX_DISPLAY_NAME = 200
 PUBLIC_FIELDS = ("tenant_id", "display_name", "tier", "deployment_model", "status", "status_message",
                  "billing_start", "billing_profile", "site", "created_at", "updated_at")
-PROFILE_FIELDS = {"legal_name": 200, "vat_id": 32, "email": 254}
+PROFILE_FIELDS = {"legal_name": 200, "vat_id": 32, "email": 254, "buyer_reference": 200}
+PROFILE_LANGUAGES = ("en", "nl")  # the language of the customer's invoices (HTML and PDF)
 ADDRESS_FIELDS = {"line1": 200, "line2": 200, "postal_code": 20, "city": 100, "country": 2}
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
@@ -91,7 +92,7 @@ def billing_profile(profile: object) -> dict:
 
     if not isinstance(profile, dict):
         raise Invalid("billing_profile must be an object")
-    fields.only(profile, {*PROFILE_FIELDS, "address"}, "billing_profile")
+    fields.only(profile, {*PROFILE_FIELDS, "address", "language", "peppol_id"}, "billing_profile")
     address = profile.get("address")
     if not isinstance(address, dict):
         raise Invalid("billing_profile.address must be an object")
@@ -134,7 +135,31 @@ def billing_profile(profile: object) -> dict:
         vat_id = compact
     if vat_id is not None:
         clean["vat_id"] = vat_id
+    buyer_reference = fields.text(profile, "buyer_reference", 200, required=False, within="billing_profile")
+    if buyer_reference is not None:
+        clean["buyer_reference"] = buyer_reference
+    if profile.get("language") is not None:
+        if profile["language"] not in PROFILE_LANGUAGES:
+            raise Invalid(f"billing_profile.language must be one of {', '.join(PROFILE_LANGUAGES)}, got "
+                          f"{str(profile['language'])[:20]!r}")
+        clean["language"] = profile["language"]
+    if profile.get("peppol_id") is not None:
+        clean["peppol_id"] = _peppol_id(profile["peppol_id"])
     return clean
+
+
+def _peppol_id(value: object) -> dict:
+    """The customer's Peppol address: a scheme of Peppol's EAS list and an identifier (printable, at most 100)."""
+    from energent_shared.peppol import EAS_CODES
+
+    if not isinstance(value, dict):
+        raise Invalid("billing_profile.peppol_id must be an object {scheme, id}")
+    fields.only(value, {"scheme", "id"}, "billing_profile.peppol_id")
+    scheme = value.get("scheme")
+    if not isinstance(scheme, str) or scheme not in EAS_CODES:
+        raise Invalid(f"billing_profile.peppol_id.scheme must be a code of Peppol's Electronic Address Scheme list "
+                      f"(e.g. 0106 for a KvK number, 9944 for a Dutch VAT number), got {str(scheme)[:10]!r}")
+    return {"scheme": scheme, "id": fields.text(value, "id", 100, within="billing_profile.peppol_id")}
 
 
 def _billing_start(value: object, today: datetime.date) -> str:
