@@ -1,10 +1,16 @@
 """A development stand-in for the cluster side of the GitOps loop. Not Flux, and not for production.
 
 It does locally what Flux does in the cloud: watches the manifest bucket, builds each tenant's kustomization,
-validates every object it would apply (Kubernetes 1.30 schemas, strict, and the Flux/Config Connector API
-shapes), and publishes the event Flux's notification-controller would (provider `googlepubsub`) to
+validates every object it would apply (Kubernetes 1.30 schemas, strict, and the Flux/Config Connector/External
+Secrets API shapes), and publishes the event Flux's notification-controller would (provider `googlepubsub`) to
 `provisioning-events`: `ReconciliationSucceeded`, or `ReconciliationFailed` with the reason in the message.
 `LOCAL_FLUX=off make dev` turns it off, so a client can play Flux itself.
+
+It also plays what a Kustomization with `wait: true` waits for on the cluster side of a hybrid tenant: External
+Secrets Operator syncing each ExternalSecret from Secret Manager (the local stand-in) into its Secret, and Config
+Connector finding each VPN tunnel's key in a Secret of its build. A key that is not in Secret Manager, or a tunnel
+naming a Secret or key that nothing makes, fails the reconcile. It checks that each key's version exists and is
+enabled, and never reads a key itself.
 """
 
 from __future__ import annotations
@@ -18,13 +24,18 @@ import re
 import signal
 import sys
 import threading
+import time
 import uuid
+from collections.abc import Callable
+from pathlib import Path
 
 import yaml
 
 from local.schemas import InvalidManifest, validate
 
 GCP_CLUSTER = "projects/[^/]+/locations/[^/]+/clusters/[^/]+"
+# (store name, secret id, version) -> None if that version exists and is enabled, else why not.
+SecretLookup = Callable[[str, str, str], str | None]
 
 
 def flux_event(name: str, succeeded: bool, message: str, revision: str, sequence: int) -> dict:
@@ -82,14 +93,56 @@ def source_revision(listing: dict[str, str], bucket: dict) -> str:
     return hashlib.sha256(json.dumps(listed).encode()).hexdigest()
 
 
-def reconcile(kustomization: dict, artifact: dict[str, bytes], config_maps: dict[str, dict]) -> tuple[bool, str]:
-    """The outcome of applying one Flux Kustomization: every object it builds validated, its target cluster known."""
+def synced_secrets(objects: list[dict], lookup: SecretLookup | None) -> tuple[dict[tuple[str, str], set[str]], str]:
+    """What External Secrets Operator makes of the build's ExternalSecrets: {(namespace, Secret name): its keys}, or
+    why one cannot sync (a store without a lookup, a key or version Secret Manager does not have)."""
+    secrets: dict[tuple[str, str], set[str]] = {}
+    for document in objects:
+        if document.get("kind") != "ExternalSecret":
+            continue
+        metadata, spec = document["metadata"], document["spec"]
+        store = (spec.get("secretStoreRef") or {}).get("name", "")
+        for item in spec.get("data") or []:
+            remote = item["remoteRef"]
+            problem = (f"no SecretStore {store!r}" if lookup is None else
+                       lookup(store, remote["key"], remote.get("version", "latest")))
+            if problem:
+                where = f"{metadata.get('namespace')}/{metadata['name']}"
+                return {}, f"ExternalSecret/{where}: SecretSyncedError: {problem}"
+        target = (spec.get("target") or {}).get("name") or metadata["name"]
+        secrets[(metadata.get("namespace", ""), target)] = {item["secretKey"] for item in spec.get("data") or []}
+    return secrets, ""
+
+
+def keys_found(objects: list[dict], secrets: dict[tuple[str, str], set[str]]) -> str:
+    """Why a VPN tunnel of the build would not become ready: its key names a Secret or key nothing makes."""
+    for document in objects:
+        if document.get("kind") != "ComputeVPNTunnel":
+            continue
+        reference = ((document["spec"].get("sharedSecret") or {}).get("valueFrom") or {}).get("secretKeyRef")
+        if reference is None:
+            continue
+        namespace = document["metadata"].get("namespace", "")
+        if reference["key"] not in secrets.get((namespace, reference["name"]), set()):
+            return (f"ComputeVPNTunnel/{namespace}/{document['metadata']['name']}: DependencyNotFound: key "
+                    f"{reference['key']!r} of Secret {reference['name']!r} not found")
+    return ""
+
+
+def reconcile(kustomization: dict, artifact: dict[str, bytes], config_maps: dict[str, dict],
+              secret_lookup: SecretLookup | None = None) -> tuple[bool, str]:
+    """The outcome of applying one Flux Kustomization: every object it builds validated, its target cluster known,
+    its ExternalSecrets synced and its tunnels' keys found."""
     try:
         objects = build(artifact, kustomization["spec"].get("path", "./"))
         for document in objects:
             validate(document)
     except (yaml.YAMLError, InvalidManifest) as error:
         return False, f"kustomization build failed: {error}"
+    secrets, problem = synced_secrets(objects, secret_lookup)
+    problem = problem or keys_found(objects, secrets)
+    if problem:
+        return False, f"health check failed: {problem}"
     where = ""
     remote = kustomization["spec"].get("kubeConfig")
     if remote:
@@ -103,7 +156,37 @@ def reconcile(kustomization: dict, artifact: dict[str, bytes], config_maps: dict
         metadata = document.get("metadata", {})
         namespace = f"{metadata['namespace']}/" if metadata.get("namespace") else ""
         applied.append(f"{document['kind']}/{namespace}{metadata.get('name')} configured{where}")
+    applied += [f"Secret/{namespace}/{name} synced" for namespace, name in sorted(secrets)]
     return True, "\n".join(applied) or "no objects: everything pruned"
+
+
+def platform_store() -> str:
+    """The name of the SecretStore the platform's cluster has (infra/external-secrets/secret-store.yaml)."""
+    store = yaml.safe_load((Path(__file__).resolve().parent.parent / "infra" / "external-secrets" /
+                            "secret-store.yaml").read_text())
+    return store["metadata"]["name"]
+
+
+def secret_manager_lookup(host: str, stores: dict[str, str]) -> SecretLookup:
+    """Looks keys up in the Secret Manager stand-in at `host`, through the stores {name: project} the platform
+    has (infra/external-secrets); only a version's state is read, never its payload."""
+    from energent_shared.clients import secret_manager_at
+
+    client = secret_manager_at(host)
+
+    def lookup(store: str, key: str, version: str) -> str | None:
+        from google.api_core.exceptions import GoogleAPICallError
+
+        if store not in stores:
+            return f"no SecretStore {store!r} in energent-infra"
+        name = f"projects/{stores[store]}/secrets/{key}/versions/{version}"
+        try:
+            found = client.get_secret_version(request={"name": name})
+        except GoogleAPICallError as error:
+            return f"could not get secret data from provider: {key} version {version}: {error.message}"
+        return None if found.state.name == "ENABLED" else f"{key} version {version} is {found.state.name}"
+
+    return lookup
 
 
 class FluxStandIn:
@@ -112,10 +195,14 @@ class FluxStandIn:
     revision; a Kustomization reconciles, and reports one event, when its source's revision or its own spec
     changed and the Kustomizations it depends on are ready."""
 
-    def __init__(self, bucket: str, topic: str, project: str, poll_s: float = 0.5):
+    def __init__(self, bucket: str, topic: str, project: str, poll_s: float = 0.5,
+                 secret_lookup: SecretLookup | None = None, retry_s: float = 5.0):
         from google.auth.credentials import AnonymousCredentials
         from google.cloud import pubsub_v1, storage
 
+        self.secret_lookup = secret_lookup
+        self.retry_s = retry_s
+        self.attempted: dict[str, float] = {}  # Kustomization -> when it last reconciled (monotonic)
         self.bucket = storage.Client(project=project, credentials=AnonymousCredentials()).bucket(bucket)
         self.publisher = pubsub_v1.PublisherClient()
         self.topic = self.publisher.topic_path(project, topic)
@@ -167,7 +254,9 @@ class FluxStandIn:
             return  # Flux waits for the source to exist
         revision = revisions[spec["sourceRef"]["name"]]
         applying = (revision, hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest())
-        if self.applied.get(name) == applying:
+        failed = not self.ready.get(name, (True, None))[0]
+        if self.applied.get(name) == applying and not (
+                failed and time.monotonic() - self.attempted.get(name, 0.0) >= self.retry_s):
             return
         # As kustomize-controller: a dependency on the same source must be ready at this very revision.
         for dependency in spec.get("dependsOn") or []:
@@ -176,8 +265,9 @@ class FluxStandIn:
                 return  # dependency not ready: retried on a later poll
         prefix = bucket["spec"].get("prefix", "")
         artifact = {key: self._content(blob) for key, blob in blobs.items() if key.startswith(prefix)}
-        succeeded, message = reconcile(kustomization, artifact, kinds["ConfigMap"])
+        succeeded, message = reconcile(kustomization, artifact, kinds["ConfigMap"], self.secret_lookup)
         self.applied[name], self.ready[name] = applying, (succeeded, revision)
+        self.attempted[name] = time.monotonic()
         self.sequence += 1
         event = flux_event(name, succeeded, message, revision=revision, sequence=self.sequence)
         self.publisher.publish(self.topic, json.dumps(event).encode()).result(30)
@@ -196,11 +286,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="Local Flux stand-in (development only)")
     parser.add_argument("--bucket", default=os.environ.get("MANIFEST_BUCKET"))
     parser.add_argument("--topic", default="provisioning-events")
+    parser.add_argument("--secrets-project", default=os.environ.get("TENANTS_PROJECT")
+                        or os.environ.get("GOOGLE_CLOUD_PROJECT"),
+                        help="where the SecretStore hybrid-psks reads (the tenants' project)")
     args = parser.parse_args()
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    FluxStandIn(args.bucket, args.topic, os.environ["GOOGLE_CLOUD_PROJECT"]).run(stop)
+    host = os.environ.get("SECRET_MANAGER_EMULATOR_HOST")
+    lookup = secret_manager_lookup(host, {platform_store(): args.secrets_project}) if host else None
+    FluxStandIn(args.bucket, args.topic, os.environ["GOOGLE_CLOUD_PROJECT"], secret_lookup=lookup).run(stop)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,10 @@
 """Validation of rendered manifests as the cluster would see them.
 
 Built-in kinds are checked against the Kubernetes 1.30 JSON schemas (strict: unknown fields fail) from
-kubernetes-validate. Flux, kustomize and Config Connector kinds are checked against the parts of their
-published CRD schemas that we use (kustomize.toolkit.fluxcd.io/v1, kustomize.config.k8s.io/v1beta1,
-iam/container.cnrm.cloud.google.com/v1beta1): required fields, types, and no unknown spec fields.
+kubernetes-validate. Flux, kustomize, Config Connector and External Secrets kinds are checked against the parts of
+their published CRD schemas that we use (kustomize.toolkit.fluxcd.io/v1, kustomize.config.k8s.io/v1beta1,
+iam/container/compute.cnrm.cloud.google.com/v1beta1, external-secrets.io/v1): required fields, types, enums, the
+one-of of Config Connector's references, and no unknown spec fields.
 """
 
 from __future__ import annotations
@@ -20,6 +21,16 @@ _METADATA = {"type": "object", "required": ["name"], "properties": {
 _REF = {"type": "object", "properties": {"name": {"type": "string"}, "namespace": {"type": "string"},
                                          "external": {"type": "string"}, "kind": {"type": "string"},
                                          "apiVersion": {"type": "string"}}, "additionalProperties": False}
+
+# A Config Connector reference as its CRDs write it: a Config Connector object by `name` (and `namespace`), or one
+# made elsewhere by `external`, never both.
+_CC_REF = {"type": "object", "additionalProperties": False,
+           "properties": {"name": {"type": "string"}, "namespace": {"type": "string"}, "external": {"type": "string"}},
+           "oneOf": [{"required": ["name"], "not": {"required": ["external"]}},
+                     {"required": ["external"],
+                      "not": {"anyOf": [{"required": ["name"]}, {"required": ["namespace"]}]}}]}
+_K8S_NAME = {"type": "string", "minLength": 1, "maxLength": 253,
+             "pattern": r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"}
 
 
 def _resource(spec: dict | None, **top: dict) -> dict:
@@ -135,6 +146,86 @@ SCHEMAS: dict[tuple[str, str], dict] = {
                     "enableSecureBoot": {"type": "boolean"}, "enableIntegrityMonitoring": {"type": "boolean"}}},
                 "oauthScopes": {"type": "array", "items": {"type": "string"}}, "serviceAccountRef": _REF,
                 "labels": {"type": "object", "additionalProperties": {"type": "string"}}}}}}),
+    # Config Connector's Compute Engine kinds (compute.cnrm.cloud.google.com/v1beta1 CRDs): a hybrid tenant's VPN.
+    ("compute.cnrm.cloud.google.com/v1beta1", "ComputeExternalVPNGateway"): _resource({
+        "type": "object", "additionalProperties": False, "properties": {
+            "description": {"type": "string"}, "resourceID": {"type": "string"},
+            "redundancyType": {"enum": ["FOUR_IPS_REDUNDANCY", "SINGLE_IP_INTERNALLY_REDUNDANT",
+                                        "TWO_IPS_REDUNDANCY"]},
+            "interface": {"type": "array", "items": {"type": "object", "additionalProperties": False, "properties": {
+                "id": {"type": "integer"}, "ipAddress": {"type": "string"}}}}}}),
+    ("compute.cnrm.cloud.google.com/v1beta1", "ComputeVPNTunnel"): _resource({
+        "type": "object", "required": ["region", "sharedSecret"], "additionalProperties": False, "properties": {
+            "description": {"type": "string"}, "ikeVersion": {"type": "integer"}, "peerIp": {"type": "string"},
+            "localTrafficSelector": {"type": "array", "items": {"type": "string"}},
+            "remoteTrafficSelector": {"type": "array", "items": {"type": "string"}},
+            "peerExternalGatewayInterface": {"type": "integer"}, "peerExternalGatewayRef": _CC_REF,
+            "peerGCPGatewayRef": _CC_REF, "region": {"type": "string"}, "resourceID": {"type": "string"},
+            "routerRef": _CC_REF, "targetVPNGatewayRef": _CC_REF, "vpnGatewayInterface": {"type": "integer"},
+            "vpnGatewayRef": _CC_REF,
+            "sharedSecret": {"type": "object", "additionalProperties": False, "properties": {
+                "value": {"type": "string"},
+                "valueFrom": {"type": "object", "additionalProperties": False, "properties": {
+                    "secretKeyRef": {"type": "object", "required": ["key", "name"], "additionalProperties": False,
+                                     "properties": {"key": {"type": "string"}, "name": {"type": "string"}}}}}}}}}),
+    ("compute.cnrm.cloud.google.com/v1beta1", "ComputeRouterInterface"): _resource({
+        "type": "object", "required": ["region", "routerRef"], "additionalProperties": False, "properties": {
+            "interconnectAttachmentRef": _CC_REF, "ipRange": {"type": "string"}, "privateIpAddressRef": _CC_REF,
+            "redundantInterfaceRef": _CC_REF, "region": {"type": "string"}, "resourceID": {"type": "string"},
+            "routerRef": _CC_REF, "subnetworkRef": _CC_REF, "vpnTunnelRef": _CC_REF}}),
+    ("compute.cnrm.cloud.google.com/v1beta1", "ComputeRouterPeer"): _resource({
+        "type": "object", "required": ["peerAsn", "region", "routerInterfaceRef", "routerRef"],
+        "additionalProperties": False, "properties": {
+            "advertiseMode": {"type": "string"}, "advertisedGroups": {"type": "array", "items": {"type": "string"}},
+            "advertisedIpRanges": {"type": "array", "items": {
+                "type": "object", "required": ["range"], "additionalProperties": False,
+                "properties": {"description": {"type": "string"}, "range": {"type": "string"}}}},
+            "advertisedRoutePriority": {"type": "integer"},
+            "bfd": {"type": "object", "required": ["sessionInitializationMode"], "additionalProperties": False,
+                    "properties": {"minReceiveInterval": {"type": "integer"},
+                                   "minTransmitInterval": {"type": "integer"}, "multiplier": {"type": "integer"},
+                                   "sessionInitializationMode": {"type": "string"}}},
+            "enable": {"type": "boolean"}, "enableIpv6": {"type": "boolean"},
+            "ipAddress": {"type": "object", "additionalProperties": False,
+                          "properties": {"external": {"type": "string"}}},
+            "ipv6NexthopAddress": {"type": "string"}, "peerAsn": {"type": "integer"},
+            "peerIpAddress": {"type": "string"}, "peerIpv6NexthopAddress": {"type": "string"},
+            "region": {"type": "string"}, "resourceID": {"type": "string"}, "routerApplianceInstanceRef": _CC_REF,
+            "routerInterfaceRef": _CC_REF, "routerRef": _CC_REF}}),
+    # External Secrets Operator (external-secrets.io/v1 CRDs): the ExternalSecret that makes a hybrid tenant's
+    # tunnel keys a Kubernetes Secret, and the platform's SecretStore it reads Secret Manager through.
+    ("external-secrets.io/v1", "ExternalSecret"): _resource({
+        "type": "object", "additionalProperties": False, "properties": {
+            "data": {"type": "array", "items": {
+                "type": "object", "required": ["remoteRef", "secretKey"], "additionalProperties": False,
+                "properties": {
+                    "secretKey": {"type": "string", "minLength": 1, "maxLength": 253, "pattern": r"^[-._a-zA-Z0-9]+$"},
+                    "sourceRef": {"type": "object"},
+                    "remoteRef": {"type": "object", "required": ["key"], "additionalProperties": False, "properties": {
+                        "key": {"type": "string"}, "version": {"type": "string"}, "property": {"type": "string"},
+                        "conversionStrategy": {"enum": ["Default", "Unicode"]},
+                        "decodingStrategy": {"enum": ["Auto", "Base64", "Base64URL", "None"]},
+                        "metadataPolicy": {"enum": ["None", "Fetch"]},
+                        "nullBytePolicy": {"enum": ["Ignore", "Fail"]}}}}}},
+            "dataFrom": {"type": "array", "items": {"type": "object"}},
+            "refreshInterval": {"type": "string"},
+            "refreshPolicy": {"enum": ["CreatedOnce", "Periodic", "OnChange"]},
+            "secretStoreRef": {"type": "object", "additionalProperties": False, "properties": {
+                "kind": {"enum": ["SecretStore", "ClusterSecretStore"]}, "name": _K8S_NAME}},
+            "syncWindows": {"type": "object"},
+            "target": {"type": "object", "additionalProperties": False, "properties": {
+                "creationPolicy": {"enum": ["Owner", "Orphan", "Merge", "None"]},
+                "deletionPolicy": {"enum": ["Delete", "Merge", "Retain"]},
+                "immutable": {"type": "boolean"}, "name": _K8S_NAME, "template": {"type": "object"},
+                "manifest": {"type": "object"}}}}}),
+    ("external-secrets.io/v1", "SecretStore"): _resource({
+        "type": "object", "required": ["provider"], "additionalProperties": False, "properties": {
+            "conditions": {"type": "array"}, "controller": {"type": "string"},
+            "refreshInterval": {"type": ["integer", "string"]}, "retrySettings": {"type": "object"},
+            "provider": {"type": "object", "minProperties": 1, "maxProperties": 1, "properties": {
+                "gcpsm": {"type": "object", "additionalProperties": False, "properties": {
+                    "auth": {"type": "object"}, "location": {"type": "string"}, "projectID": {"type": "string"},
+                    "secretVersionSelectionPolicy": {"type": "string"}}}}}}}),
 }
 
 

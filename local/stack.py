@@ -83,6 +83,9 @@ class Stack:
             "TOKEN_AUDIENCE": AUDIENCE,
             "JWKS_URL": f"{gateway_url}/.well-known/jwks.json",
             "KEY_ACTIVATION_DELAY_S": os.environ.get("KEY_ACTIVATION_DELAY_S", "0"),
+            # The platform's HA VPN gateway, as Terraform reports its addresses in the cloud: here documentation
+            # addresses (RFC 5737), for hybrid tenants to connect to nothing real.
+            "HYBRID_VPN_ADDRESSES": os.environ.get("HYBRID_VPN_ADDRESSES", "192.0.2.10,192.0.2.11"),
         }
         provision.topics(pubsub.url, PROJECT, self.registry.topics)
         provision.buckets(storage.url, PROJECT, buckets.values())

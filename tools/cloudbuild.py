@@ -21,8 +21,10 @@ HEADER = """\
 #
 # Cloud Build owns the functions' code and environment and the gateway's configs; Terraform creates them once and
 # leaves them to it. Substitutions per trigger: _ENVIRONMENT, _API_URL, _GATEWAY_REGION (API Gateway's region,
-# `terraform output -raw gateway_region`; the functions stay in _REGION) and _TENANTS_PROJECT (`terraform output -raw
-# tenants_project`: where the provisioner's Config Connector objects make the tenants' accounts and clusters).
+# `terraform output -raw gateway_region`; the functions stay in _REGION), _TENANTS_PROJECT (`terraform output -raw
+# tenants_project`: where the provisioner's Config Connector objects make the tenants' accounts and clusters), and for
+# hybrid tenants _HYBRID_VPN_ADDRESSES, _HYBRID_ASN and _HYBRID_SITE_RANGES (`terraform output -raw hybrid_...`: the
+# HA VPN gateway's addresses, its router's ASN, where sites may lie; without the addresses no hybrid tenant is taken).
 #
 # Each build adds a gateway config, and API Gateway keeps at most 100 per API: the last step deletes the builds'
 # configs but the newest ones and the one the gateway serves.
@@ -66,6 +68,9 @@ def env(registry: Registry, deployment) -> dict[str, str]:
         "TOKEN_AUDIENCE": "energent-api",
         "JWKS_URL": "${_API_URL}/.well-known/jwks.json",
         "TENANTS_PROJECT": "${_TENANTS_PROJECT}",
+        "HYBRID_VPN_ADDRESSES": "${_HYBRID_VPN_ADDRESSES}",
+        "HYBRID_ASN": "${_HYBRID_ASN}",
+        "HYBRID_SITE_RANGES": "${_HYBRID_SITE_RANGES}",
         **{key: f"{registry.buckets[key]}-${{_ENVIRONMENT}}-$PROJECT_ID" for key in deployment.buckets},
         **{key: f"projects/$PROJECT_ID/secrets/{registry.secrets[key]}" for key in deployment.secrets},
         **deployment.env,
@@ -106,7 +111,9 @@ def pipeline(registry: Registry) -> dict:
     return {
         "substitutions": {"_ENVIRONMENT": "dev", "_REGION": "europe-west4", "_GATEWAY_REGION": "europe-west1",
                           "_API_URL": "https://api.dev.energent.ai",
-                          "_VPC_CONNECTOR": "energent-connector", "_TENANTS_PROJECT": "energent-dev-tenants"},
+                          "_VPC_CONNECTOR": "energent-connector", "_TENANTS_PROJECT": "energent-dev-tenants",
+                          "_HYBRID_VPN_ADDRESSES": "", "_HYBRID_ASN": "64514",
+                          "_HYBRID_SITE_RANGES": "10.192.0.0/10,192.168.0.0/16"},
         "options": {"logging": "CLOUD_LOGGING_ONLY", "machineType": "E2_HIGHCPU_8",
                     "substitutionOption": "ALLOW_LOOSE"},
         "timeout": "3600s",

@@ -96,6 +96,8 @@ TENANT_FIELDS = ["tenant_id", "display_name", "tier", "deployment_model", "statu
                  "created_at", "updated_at"]
 PROFILE_HELP = "The customer invoices name: a JSON file {legal_name, address: {line1, line2?, postal_code, city, " \
                "country}, vat_id?, email?}"
+SITE_OPTION = typer.Option("--site", help="A hybrid tenant's site: JSON {peer_ips, peer_asn, cidrs}", exists=True,
+                           dir_okay=False, readable=True)
 
 
 def read_profile(file: Path) -> dict:
@@ -108,6 +110,19 @@ def read_profile(file: Path) -> dict:
         raise Failed(f"{file.name} is not a JSON document: {error}") from None
     if not isinstance(found, dict):
         raise Failed(f"{file.name} must hold a JSON object: the billing profile")
+    return found
+
+
+def site_file(file: Path) -> dict:
+    """A hybrid tenant's site from a JSON file (checked by the API, which names any field it refuses)."""
+    try:
+        found = json.loads(file.read_text(encoding="utf-8-sig"))
+    except OSError as error:
+        raise Failed(f"cannot read {file}: {error.strerror}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise Failed(f"{file.name} is not a JSON document: {error}") from None
+    if not isinstance(found, dict):
+        raise Failed(f"{file.name} must hold a JSON object: the site {{peer_ips, peer_asn, cidrs}}")
     return found
 
 
@@ -145,14 +160,22 @@ def follow_tenant(client: Api, tenant_id: str, until: tuple[str, ...], timeout_s
 def tenants_create(tenant_id: str, name: Annotated[str, typer.Option("--name", help="Display name")],
                    tier: Annotated[str, typer.Option("--tier", help="basic, standard, premium or enterprise")],
                    dedicated: Annotated[bool, typer.Option("--dedicated", help="A cluster of its own")] = False,
+                   hybrid: Annotated[bool, typer.Option("--hybrid", help="Connected to its site (--site)")] = False,
+                   site: Annotated[Path | None, SITE_OPTION] = None,
                    billing_start: Annotated[str | None, typer.Option("--billing-start", help="YYYY-MM-DD")] = None,
                    profile: Annotated[Path | None, typer.Option("--profile", help=PROFILE_HELP)] = None,
                    wait: Annotated[bool, typer.Option("--wait", help="Follow until active or failed")] = False,
                    timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait")] = 300) -> None:
     """Create a tenant."""
+    if dedicated and hybrid:
+        raise Failed("a tenant is --dedicated or --hybrid, not both")
+    if hybrid != (site is not None):
+        raise Failed("a hybrid tenant needs its site: give --hybrid and --site FILE.json together")
     client = api()
     body = {"tenant_id": tenant_id, "display_name": name, "tier": tier,
-            "deployment_model": "dedicated" if dedicated else "multi-tenant"}
+            "deployment_model": "dedicated" if dedicated else "hybrid" if hybrid else "multi-tenant"}
+    if site is not None:
+        body["site"] = site_file(site)
     if billing_start:
         body["billing_start"] = billing_start
     if profile is not None:
@@ -177,21 +200,45 @@ def tenants_list(status: Annotated[str | None, typer.Option("--status", help="On
 def tenants_get(tenant_id: str) -> None:
     """One tenant."""
     found = api().call("GET", f"/v1/tenants/{q(tenant_id)}")
-    show(found, record(f"tenant {tenant_id}", found, [*TENANT_FIELDS, "billing_profile"]))
+    show(found, record(f"tenant {tenant_id}", found, [*TENANT_FIELDS, "billing_profile", "site"]))
 
 
 @tenants_app.command("update")
 def tenants_update(tenant_id: str, tier: Annotated[str | None, typer.Option("--tier")] = None,
                    name: Annotated[str | None, typer.Option("--name")] = None,
-                   profile: Annotated[Path | None, typer.Option("--profile", help=PROFILE_HELP)] = None) -> None:
-    """Change a tenant's tier, name and/or billing profile (setting the profile issues its held invoices)."""
+                   profile: Annotated[Path | None, typer.Option("--profile", help=PROFILE_HELP)] = None,
+                   site: Annotated[Path | None, SITE_OPTION] = None) -> None:
+    """Change a tenant's tier, name and/or billing profile (setting the profile issues its held invoices), or a hybrid
+    tenant's site."""
     body: dict = {k: v for k, v in (("tier", tier), ("display_name", name)) if v is not None}
     if profile is not None:
         body["billing_profile"] = read_profile(profile)
+    if site is not None:
+        body["site"] = site_file(site)
     if not body:
-        raise Failed("nothing to change: give --tier, --name and/or --profile")
+        raise Failed("nothing to change: give --tier, --name, --profile and/or --site")
     changed = api().call("PATCH", f"/v1/tenants/{q(tenant_id)}", json=body)
     show(changed, record(f"tenant {tenant_id}", changed, TENANT_FIELDS))
+
+
+@tenants_app.command("site")
+def tenants_site(tenant_id: str) -> None:
+    """What a hybrid tenant's network team configures on its side: the platform's VPN addresses and ASN, and per
+    tunnel its BGP addresses and pre-shared key (shown in full: hand them over by a channel fit for keys)."""
+    found = api().call("GET", f"/v1/tenants/{q(tenant_id)}/site")
+    platform = found["platform"]
+    rows = [["platform ASN", platform["asn"]], ["customer ASN", found["site"]["peer_asn"]],
+            ["routes the platform advertises", ", ".join(platform["advertised_ranges"])],
+            ["customer ranges", ", ".join(found["site"]["cidrs"])]]
+    for tunnel in found["tunnels"]:
+        rows += [[f"{tunnel['name']}: platform VPN address", tunnel["platform_vpn_address"]],
+                 [f"{tunnel['name']}: customer VPN address", tunnel["peer_ip"]],
+                 [f"{tunnel['name']}: IKE version", tunnel["ike_version"]],
+                 [f"{tunnel['name']}: pre-shared key", tunnel["pre_shared_key"]],
+                 [f"{tunnel['name']}: BGP platform / customer",
+                  f"{tunnel['bgp']['platform_address']} / {tunnel['bgp']['peer_address']} "
+                  f"({tunnel['bgp']['link_local_range']})"]]
+    show(found, table(f"site of {tenant_id} ({found['status']})", ["setting", "value"], rows))
 
 
 @tenants_app.command("delete")

@@ -15,6 +15,7 @@ from energent_shared.http import Router, http_function, json_response, read_json
 from energent_shared.logging import get_logger, log_event
 from energent_shared.tenants import EVENT_SOURCE
 from provisioner import flux
+from provisioner.psks import PreSharedKeys
 from provisioner.service import RERENDER_STEP, InvalidStep, Provisioner, view
 from provisioner.settings import provisioner_settings
 from provisioner.store import ManifestStore, RerenderRuns, TenantStore
@@ -30,7 +31,8 @@ def service() -> Provisioner:
     return Provisioner(TenantStore(clients.firestore()), ManifestStore(own.platform.manifest_bucket), own.platform,
                        own.tenant_events_topic, events.publish, RerenderRuns(clients.firestore()),
                        lambda step: events.publish(own.provisioning_events_topic,
-                                                   events.new_event(RERENDER_STEP, EVENT_SOURCE, step)))
+                                                   events.new_event(RERENDER_STEP, EVENT_SOURCE, step)),
+                       PreSharedKeys(own.platform.tenants_project))  # hybrid tunnels' keys: the tenants' project
 
 
 @router.route("POST", "/v1/tenants")
@@ -55,6 +57,13 @@ def get_tenant(request: flask.Request, tenant_id: str) -> flask.Response:
     if principal.is_tenant and record["status"] == "deleted":
         raise NotFound(f"tenant {tenant_id} does not exist")
     return json_response(view(record))
+
+
+@router.route("GET", "/v1/tenants/{tenant_id}/site")
+def get_site(request: flask.Request, tenant_id: str) -> flask.Response:
+    """A hybrid tenant's connection as the customer's side configures it, pre-shared keys included (operator)."""
+    default_guard().require(request, ADMIN)
+    return json_response(service().site(tenant_id_param(tenant_id)), headers={"Cache-Control": "no-store"})
 
 
 @router.route("PATCH", "/v1/tenants/{tenant_id}")

@@ -35,11 +35,13 @@ resource "google_project_service" "apis" {
 }
 
 # The tenants' project (infra/modules/tenants): dedicated clusters on the platform's network, their nodes' logs and
-# metrics, and the tenants' service accounts and their tokens.
+# metrics, the tenants' service accounts and their tokens, and hybrid tenants' tunnel keys.
 resource "google_project_service" "tenant_apis" {
   for_each = toset([
     "compute.googleapis.com", "container.googleapis.com", "iam.googleapis.com", "iamcredentials.googleapis.com",
     "logging.googleapis.com", "monitoring.googleapis.com",
+    # Hybrid tenants' tunnel keys (the provisioner's, read by External Secrets Operator).
+    "secretmanager.googleapis.com",
   ])
   project            = var.tenants_project_id
   service            = each.value
@@ -63,6 +65,8 @@ module "networking" {
   environment = var.environment
   # One source of truth for the shared control plane's range: the cluster's own setting.
   shared_master_cidr = module.gke.master_cidr
+  # Hybrid tenants run on the shared cluster: its nodes, and only they, may reach the sites.
+  hybrid_nodes_service_account = module.gke.nodes_service_account
 
   depends_on = [google_project_service.apis]
 }
@@ -135,6 +139,9 @@ module "functions" {
   access_log_bucket       = module.security.access_log_bucket
   workload_pool           = module.gke.workload_pool
   tenants_project_id      = module.tenants.project_id
+  hybrid_vpn_addresses    = module.networking.hybrid_vpn_addresses
+  hybrid_asn              = module.networking.hybrid_asn
+  hybrid_site_ranges      = module.networking.hybrid_site_ranges
 
   depends_on = [google_project_service.apis]
 }

@@ -25,6 +25,21 @@ output "tenants_project" {
   value       = module.tenants.project_id
 }
 
+output "hybrid_vpn_addresses" {
+  description = "The HA VPN gateway's interface addresses, comma-separated: the functions pipeline's _HYBRID_VPN_ADDRESSES."
+  value       = join(",", module.networking.hybrid_vpn_addresses)
+}
+
+output "hybrid_asn" {
+  description = "The VPN router's ASN: the functions pipeline's _HYBRID_ASN."
+  value       = module.networking.hybrid_asn
+}
+
+output "hybrid_site_ranges" {
+  description = "Where hybrid tenants' sites may lie, comma-separated: the functions pipeline's _HYBRID_SITE_RANGES."
+  value       = join(",", module.networking.hybrid_site_ranges)
+}
+
 output "cluster" {
   value = module.gke.cluster_name
 }

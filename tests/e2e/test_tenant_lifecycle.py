@@ -147,7 +147,9 @@ def test_bad_input_gets_a_precise_4xx(stack):
         (requests.post(url, headers=auth, json={"tenant_id": "okay", "display_name": "X", "tier": "gold"},
                        timeout=10), 400, "tier must be one of"),
         (requests.post(url, headers=auth, json={"tenant_id": "okay", "display_name": "X", "tier": "basic",
-                                                "deployment_model": "hybrid"}, timeout=10), 400, "deployment_model"),
+                                                "deployment_model": "onsite"}, timeout=10), 400, "deployment_model"),
+        (requests.post(url, headers=auth, json={"tenant_id": "okay", "display_name": "X", "tier": "basic",
+                                                "deployment_model": "hybrid"}, timeout=10), 400, "site is required"),
         (requests.post(url, headers={**auth, "Content-Type": "application/json"}, data=b"{not json", timeout=10),
          400, "not valid JSON"),
         (requests.post(url, headers=auth, json=["a"], timeout=10), 400, "must be a JSON object"),
@@ -199,3 +201,119 @@ def test_a_dedicated_tenant_validates_and_becomes_active(stack):
     assert deleted.status_code == 202 and deleted.json()["status"] == "deleting"
     wait_for_status(stack, "dedicated-corp", "deleted")  # reported from the platform's cluster
     wait_until(lambda: bucket_files(stack, "dedicated-corp") == [], TIMEOUT_S, what="the last files to go")
+
+
+SITE = {"peer_ips": ["145.100.10.1", "145.100.10.2"], "peer_asn": 65010, "cidrs": ["10.200.0.0/16", "192.168.7.0/24"]}
+
+
+def every_stored_byte(stack, monkeypatch) -> dict[str, bytes]:
+    """The manifest bucket (every generation of every object), Firestore (every document) and the logs of every
+    process of the stack."""
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import firestore
+
+    storage = f"{stack.values['STORAGE_EMULATOR_HOST']}/storage/v1/b/{stack.values['MANIFEST_BUCKET']}/o"
+    listed = requests.get(storage, params={"versions": "true"}, timeout=10).json().get("items", [])
+    bucket = b"\n".join(item["name"].encode() + json.dumps(item.get("metadata", {})).encode() + requests.get(
+        f"{storage}/{requests.utils.quote(item['name'], safe='')}",
+        params={"alt": "media", "generation": item["generation"]}, timeout=10).content for item in listed)
+    monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", stack.values["FIRESTORE_EMULATOR_HOST"])
+    db = firestore.Client(project=stack.project, credentials=AnonymousCredentials())
+    documents = []
+
+    def walk(collection):
+        for snapshot in collection.stream():
+            documents.append(repr(snapshot.to_dict()).encode())
+            for sub in snapshot.reference.collections():
+                walk(sub)
+
+    for collection in db.collections():
+        walk(collection)
+    logs = b"\n".join(path.read_bytes() for path in sorted((stack.env_file.parent / "logs").glob("*.log")))
+    return {"bucket": bucket, "firestore": b"\n".join(documents), "logs": logs}
+
+
+def test_a_hybrid_tenant_is_connected_changed_and_removed(stack, monkeypatch, tmp_path, capsys):
+    from energent_cli.main import main as cli
+
+    auth = stack.operator()
+    url = f"{stack.url}/v1/tenants"
+    created = requests.post(url, headers=auth, timeout=10, json={
+        "tenant_id": "hybrid-corp", "display_name": "Hybrid", "tier": "premium", "deployment_model": "hybrid",
+        "site": SITE})
+    assert created.status_code == 202, created.text
+    assert created.json()["site"] == SITE and created.json()["status"] == "provisioning"
+    active = wait_for_status(stack, "hybrid-corp", "active")
+    assert active["deployment_model"] == "hybrid" and active["site"] == SITE
+    assert "tenants/hybrid-corp/manifests/cloud/objects.json" in bucket_files(stack, "hybrid-corp")
+    kinds = {item["kind"] for item in bucket_yaml(stack, "tenants/hybrid-corp/manifests/cloud/objects.json")["items"]}
+    assert {"ComputeExternalVPNGateway", "ComputeVPNTunnel", "ComputeRouterInterface", "ComputeRouterPeer",
+            "ExternalSecret"} <= kinds
+
+    site = requests.get(f"{url}/hybrid-corp/site", headers=auth, timeout=10)
+    assert site.status_code == 200 and site.headers["Cache-Control"] == "no-store"
+    connection = site.json()
+    assert connection["platform"]["vpn_addresses"] == ["192.0.2.10", "192.0.2.11"]
+    assert connection["platform"]["asn"] == 64514
+    keys = [tunnel["pre_shared_key"] for tunnel in connection["tunnels"]]
+    assert len(keys) == 2 and len(set(keys)) == 2
+    assert [t["bgp"]["peer_address"] for t in connection["tunnels"]] == ["169.254.0.2", "169.254.0.6"]
+    # GET tenant shows the site and no key; the tenant's own clients never read the connection.
+    assert not any(key in json.dumps(active) for key in keys)
+    client = requests.post(f"{url}/hybrid-corp/clients", json={"scopes": ["usage:read"]}, headers=auth,
+                           timeout=10).json()
+    token = requests.post(f"{stack.url}/v1/oauth/token", data={"grant_type": "client_credentials"}, timeout=10,
+                          auth=(client["client_id"], client["client_secret"])).json()["access_token"]
+    assert requests.get(f"{url}/hybrid-corp/site", headers={"Authorization": f"Bearer {token}"},
+                        timeout=10).status_code == 403
+
+    # Another live tenant's ranges: 409 naming it; a site on a multi-tenant tenant, a change of model: 400.
+    clash = requests.post(url, headers=auth, timeout=10, json={
+        "tenant_id": "hybrid-rival", "display_name": "Rival", "tier": "basic", "deployment_model": "hybrid",
+        "site": {**SITE, "cidrs": ["192.168.7.128/25"]}})
+    assert clash.status_code == 409 and "hybrid tenant hybrid-corp" in clash.json()["detail"]
+    for body, detail in (({"deployment_model": "multi-tenant"}, "deployment_model cannot change"),
+                         ({"site": {**SITE, "cidrs": ["172.30.0.0/16"]}}, "HYBRID_SITE_RANGES")):
+        refused = requests.patch(f"{url}/hybrid-corp", headers=auth, json=body, timeout=10)
+        assert refused.status_code == 400 and detail in refused.json()["detail"], refused.text
+
+    # The operator's CLI: the site as the customer's network team needs it; a change of site from a file.
+    monkeypatch.setenv("ENERGENT_API_URL", stack.url)
+    monkeypatch.setenv("ENERGENT_CLIENT_ID", stack.values["OPERATOR_CLIENT_ID"])
+    monkeypatch.setenv("ENERGENT_CLIENT_SECRET", stack.values["OPERATOR_CLIENT_SECRET"])
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    capsys.readouterr()
+    assert cli(["--json", "tenants", "site", "hybrid-corp"]) == 0
+    assert json.loads(capsys.readouterr().out)["tunnels"][1]["pre_shared_key"] == keys[1]
+    changed_site = tmp_path / "site.json"
+    changed_site.write_text(json.dumps({**SITE, "cidrs": ["10.201.0.0/16"]}))
+    settled(stack, "hybrid-corp")
+    assert cli(["--json", "tenants", "update", "hybrid-corp", "--site", str(changed_site)]) == 0
+    assert json.loads(capsys.readouterr().out)["status"] == "updating"
+    wait_for_status(stack, "hybrid-corp", "active")
+    policy = next(item for item in bucket_yaml(stack, "tenants/hybrid-corp/manifests/objects.json")["items"]
+                  if item["metadata"]["name"] == "allow-site")
+    assert policy["spec"]["egress"][0]["to"] == [{"ipBlock": {"cidr": "10.201.0.0/16"}}]
+    # Its old ranges are free now: another hybrid tenant, made with the CLI, takes one of them.
+    rival_site = tmp_path / "rival.json"
+    rival_site.write_text(json.dumps({**SITE, "peer_ips": ["145.100.20.1"], "cidrs": ["192.168.7.0/24"]}))
+    assert cli(["--json", "tenants", "create", "hybrid-rival", "--name", "Rival", "--tier", "basic", "--hybrid",
+                "--site", str(rival_site), "--wait", "--timeout", "30"]) == 0
+    assert json.loads(capsys.readouterr().out)["status"] == "active"
+
+    # No key in any stored byte: the bucket (every generation), Firestore, the logs of every process.
+    for where, data in every_stored_byte(stack, monkeypatch).items():
+        assert b"hybrid-corp" in data, where  # the search sees the tenant
+        for key in keys:
+            assert key.encode() not in data, where
+
+    for tenant_id in ("hybrid-corp", "hybrid-rival"):
+        deleted = requests.delete(f"{url}/{tenant_id}", headers=auth, timeout=10)
+        assert deleted.status_code == 202 and deleted.json()["status"] == "deleting"
+    for tenant_id in ("hybrid-corp", "hybrid-rival"):
+        wait_for_status(stack, tenant_id, "deleted")
+        wait_until(lambda t=tenant_id: bucket_files(stack, t) == [], TIMEOUT_S, what=f"{tenant_id}'s last files to go")
+    gone = requests.get(f"{url}/hybrid-corp/site", headers=auth, timeout=10)
+    assert gone.status_code == 404
+    keys_left = [s.name for s in stack.secret_manager().list_secrets(request={"parent": f"projects/{stack.project}"})]
+    assert not any("hybrid-psk-" in name for name in keys_left)

@@ -13,7 +13,7 @@ import pytest
 import yaml
 from celpy import celtypes
 
-from provisioner import manifests, tenants
+from provisioner import manifests, psks, sites, tenants
 from tests.conftest import ROOT
 from tests.unit.test_infra import INFRA, plain, terraform
 
@@ -30,8 +30,10 @@ def substituted(text: str) -> str:
 
 
 POLICY, BINDING = yaml.safe_load_all(substituted(POLICY_FILE.read_text()))
-GROUPS = tuple(POLICY["spec"]["matchConstraints"]["resourceRules"][0]["apiGroups"])
-PLATFORM = manifests.Platform.for_environment("energent-dev", "dev", tenants_project="energent-dev-tenants")
+GROUPS = tuple(group for rule in POLICY["spec"]["matchConstraints"]["resourceRules"] for group in rule["apiGroups"])
+PLATFORM = manifests.Platform.for_environment("energent-dev", "dev", tenants_project="energent-dev-tenants",
+                                              vpn_addresses=("35.242.10.1", "35.242.10.2"))
+SITE = {"peer_ips": ["145.100.10.1", "145.100.10.2"], "peer_asn": 4200000001, "cidrs": ["10.200.0.0/16"]}
 ENV = celpy.Environment()
 VARIABLES = [(v["name"], ENV.program(ENV.compile(v["expression"]))) for v in POLICY["spec"]["variables"]]
 VALIDATIONS = [(ENV.program(ENV.compile(v["expression"])), v["message"]) for v in POLICY["spec"]["validations"]]
@@ -60,8 +62,11 @@ def refusals(document: dict) -> list[str]:
     return refused
 
 
-def rendered(tenant_id: str, model: str, tier: str = "enterprise") -> list[dict]:
-    ranges = tenants.cluster_ranges(PLATFORM, 3) if model == "dedicated" else {}
+def rendered(tenant_id: str, model: str, tier: str = "enterprise", site: dict = SITE) -> list[dict]:
+    ranges: dict = tenants.cluster_ranges(PLATFORM, 3) if model == "dedicated" else {}
+    if model == "hybrid":  # the last /30s of the pool: the metadata server's is skipped below them
+        ranges = {"site": tenants.validate_site(site, PLATFORM.site_rules),
+                  "bgp_ranges": tuple(sites.bgp_ranges(PLATFORM.bgp_pool, 16380))}
     files = manifests.render(tenants.TenantSpec(tenant_id, tier, model, **ranges), PLATFORM)
     documents = [item for content in files.values() for item in json.loads(content).get("items", [])]
     return [d for d in documents if d["apiVersion"].split("/")[0] in GROUPS]
@@ -79,16 +84,31 @@ def by_kind(documents: list[dict], kind: str, **where) -> dict:
 TENANT_IDS = ["acme", "acme-corporation-europe", "a" * 24, "b" * 27, "c" * 28, "a" + "b" * 30 + "c"]
 
 
+KINDS = {"multi-tenant": {"IAMServiceAccount", "IAMPolicyMember"},
+         "dedicated": {"IAMServiceAccount", "IAMPolicyMember", "ContainerCluster", "ContainerNodePool"},
+         "hybrid": {"IAMServiceAccount", "IAMPolicyMember", "ComputeExternalVPNGateway", "ComputeVPNTunnel",
+                    "ComputeRouterInterface", "ComputeRouterPeer", "ExternalSecret"}}
+
+
 @pytest.mark.parametrize("tenant_id", TENANT_IDS)
-@pytest.mark.parametrize("model", ["multi-tenant", "dedicated"])
+@pytest.mark.parametrize("model", ["multi-tenant", "dedicated", "hybrid"])
 @pytest.mark.parametrize("tier", ["basic", "standard", "premium", "enterprise"])
 def test_what_the_provisioner_renders_passes(tenant_id, model, tier):
     documents = rendered(tenant_id, model, tier)
-    assert {d["kind"] for d in documents} == (
-        {"IAMServiceAccount", "IAMPolicyMember", "ContainerCluster", "ContainerNodePool"} if model == "dedicated"
-        else {"IAMServiceAccount", "IAMPolicyMember"})
+    assert {d["kind"] for d in documents} == KINDS[model]
     for document in documents:
         assert refusals(document) == [], (document["kind"], document["metadata"]["name"])
+
+
+@pytest.mark.parametrize("first", [0, 10878, 16380])  # the pool's first, the metadata server's neighbours, its last
+def test_every_site_passes_whatever_its_addresses_and_link_local_ranges(first):
+    for site in (SITE, {**SITE, "peer_ips": ["8.8.8.8"], "peer_asn": 64512,
+                        "cidrs": ["192.168.0.0/24", "10.255.255.0/24"]}):
+        files = manifests.render(tenants.TenantSpec("acme", "basic", "hybrid", site=tenants.validate_site(
+            site, PLATFORM.site_rules), bgp_ranges=tuple(sites.bgp_ranges(PLATFORM.bgp_pool, first))), PLATFORM)
+        for document in (d for content in files.values() for d in json.loads(content).get("items", [])):
+            if document["apiVersion"].split("/")[0] in GROUPS:
+                assert refusals(document) == [], (first, document["kind"], document["metadata"]["name"])
 
 
 def test_what_config_connector_writes_back_passes():
@@ -258,7 +278,105 @@ def _hostile() -> dict[str, dict]:
                                                                            "podIpv4CidrBlock": "10.12.0.0/20"}))
     case("a pool with more Pod networks", pool, spec(networkConfig={"additionalPodNetworkConfigs": [
         {"subnetwork": "energent-gke-dev", "secondaryPodRange": "platform-pods"}]}))
+    hybrid_cases(case, spec)
     return cases
+
+
+def hybrid_cases(case, spec) -> None:
+    """A hybrid tenant's VPN objects, each with one field reaching further than what the provisioner renders."""
+    documents = rendered("acme", "hybrid")
+    gateway, tunnel = by_kind(documents, "ComputeExternalVPNGateway"), by_kind(documents, "ComputeVPNTunnel")
+    interface, peer = by_kind(documents, "ComputeRouterInterface"), by_kind(documents, "ComputeRouterPeer")
+    secret = by_kind(documents, "ExternalSecret")
+    nat_router = "projects/energent-dev/regions/europe-west4/routers/energent-router-dev"
+    # Where and whose.
+    case("a tunnel in the tenants' project", tunnel, lambda d: d["metadata"]["annotations"].update(
+        {"cnrm.cloud.google.com/project-id": "energent-dev-tenants"}))
+    case("a tunnel in another project", tunnel, lambda d: d["metadata"]["annotations"].update(
+        {"cnrm.cloud.google.com/project-id": "someone-else"}))
+    case("a tunnel of a multi-tenant tenant", tunnel, lambda d: d["metadata"]["labels"].update(
+        {"energent.ai/deployment-model": "multi-tenant"}))
+    case("a tunnel of a dedicated tenant", tunnel, lambda d: d["metadata"]["labels"].update(
+        {"energent.ai/deployment-model": "dedicated"}))
+    case("a tunnel elsewhere", tunnel, lambda d: d["metadata"].update(namespace="tenant-acme"))
+    case("another Compute Engine kind: a firewall rule", gateway, lambda d: (d.update(kind="ComputeFirewall"), d.update(
+        spec={"networkRef": {"external": "energent-vpc-dev"}, "allow": [{"protocol": "all"}],
+              "sourceRanges": ["0.0.0.0/0"]})))
+    case("another Compute Engine kind: a route", gateway, lambda d: d.update(kind="ComputeRoute"))
+    case("another Compute Engine kind: the NAT", gateway, lambda d: d.update(kind="ComputeRouterNAT"))
+    case("another Compute Engine kind: a router", gateway, lambda d: d.update(kind="ComputeRouter"))
+    # The external gateway.
+    case("another tenant's external gateway", gateway, lambda d: d["metadata"].update(name="tenant-bravo"))
+    case("an external gateway named from elsewhere", gateway, spec(resourceID="energent-partner-gateway"))
+    case("an external gateway of four addresses", gateway, spec(redundancyType="FOUR_IPS_REDUNDANCY", interface=[
+        {"id": n, "ipAddress": f"145.100.10.{n}"} for n in range(4)]))
+    # Tunnels.
+    case("a tunnel named for another tenant", tunnel, lambda d: d["metadata"].update(name="tenant-bravo-0"))
+    case("a third tunnel", tunnel, lambda d: d["metadata"].update(name="tenant-acme-2"))
+    case("a tunnel on another VPN gateway", tunnel, spec(vpnGatewayRef={
+        "external": "projects/energent-dev/regions/europe-west4/vpnGateways/other"}))
+    case("a tunnel on a gateway made by Config Connector", tunnel, spec(vpnGatewayRef={"name": "energent-vpn-dev"}))
+    case("a tunnel on the NAT router", tunnel, spec(routerRef={"external": nat_router}))
+    case("a tunnel to another tenant's gateway", tunnel, spec(peerExternalGatewayRef={"name": "tenant-bravo"}))
+    case("a tunnel to a gateway named from outside", tunnel, spec(peerExternalGatewayRef={
+        "external": "projects/energent-dev/global/externalVpnGateways/partner"}))
+    case("a tunnel to another Google Cloud network", tunnel, spec(peerGCPGatewayRef={
+        "external": "projects/attacker/regions/europe-west4/vpnGateways/theirs"}))
+    case("a Classic VPN tunnel", tunnel, spec(targetVPNGatewayRef={"external": "projects/energent-dev/regions/"
+                                                                              "europe-west4/targetVpnGateways/x"},
+                                              peerIp="145.100.10.9"))
+    case("a tunnel in another region", tunnel, spec(region="us-central1"))
+    case("a key written in the object", tunnel, spec(sharedSecret={"value": "guessable"}))
+    case("a key from another tenant's Secret", tunnel, spec(sharedSecret={"valueFrom": {"secretKeyRef": {
+        "name": "tenant-bravo-vpn", "key": "tunnel-0"}}}))
+    case("a key from a platform Secret", tunnel, spec(sharedSecret={"valueFrom": {"secretKeyRef": {
+        "name": "operator-client", "key": "client_secret"}}}))
+    # Router interfaces.
+    case("an interface on the NAT router", interface, spec(routerRef={"external": nat_router}))
+    case("an interface on another tenant's tunnel", interface, spec(vpnTunnelRef={"name": "tenant-bravo-0"}))
+    case("an interface on an Interconnect attachment", interface, lambda d: (d["spec"].pop("vpnTunnelRef"), d[
+        "spec"].update(interconnectAttachmentRef={"external": "projects/energent-dev/regions/europe-west4/"
+                                                              "interconnectAttachments/x"})))
+    case("an interface in the platform's subnetwork", interface, spec(subnetworkRef={
+        "external": "projects/energent-dev/regions/europe-west4/subnetworks/energent-gke-dev"}))
+    case("an interface on the metadata server's /30", interface, spec(ipRange="169.254.169.253/30"))
+    case("an interface on a private range", interface, spec(ipRange="10.4.0.1/30"))
+    case("an interface on a wider range", interface, lambda d: d["spec"].update(
+        ipRange=d["spec"]["ipRange"].replace("/30", "/16")))
+    # BGP peers.
+    case("a peer on the NAT router", peer, spec(routerRef={"external": "energent-router-dev"}))
+    case("a peer on another tenant's interface", peer, spec(routerInterfaceRef={"name": "tenant-bravo-0"}))
+    case("a peer advertising every subnet", peer, spec(advertisedGroups=["ALL_SUBNETS"]))
+    case("a peer advertising the default route", peer, lambda d: d["spec"]["advertisedIpRanges"].append(
+        {"range": "0.0.0.0/0"}))
+    case("a peer advertising the dedicated clusters' Pods", peer, spec(advertisedIpRanges=[{"range": "10.64.0.0/10"}]))
+    case("a peer advertising the router's defaults", peer, lambda d: d["spec"].update(advertiseMode="DEFAULT"))
+    case("a peer with no advertise mode", peer, lambda d: d["spec"].pop("advertiseMode"))
+    case("a peer with a public ASN", peer, spec(peerAsn=15169))
+    case("a peer with a reserved ASN", peer, spec(peerAsn=65535))
+    case("a peer on the metadata server's address", peer, spec(peerIpAddress="169.254.169.254"))
+    case("a peer on a private address", peer, spec(peerIpAddress="10.8.16.2"))
+    case("a peer whose own side is a private address", peer, spec(ipAddress={"external": "10.0.0.5"}))
+    case("a peer to a router appliance", peer, spec(routerApplianceInstanceRef={
+        "external": "projects/energent-dev/zones/europe-west4-a/instances/x"}))
+    case("a peer exchanging IPv6", peer, spec(enableIpv6=True))
+    # The keys' ExternalSecret.
+    case("another tenant's keys", secret, lambda d: d["spec"]["data"][0]["remoteRef"].update(key="hybrid-psk-bravo-0"))
+    case("the platform's signing key", secret, lambda d: d["spec"]["data"][0]["remoteRef"].update(
+        key="auth-signing-key"))
+    case("every secret of the store", secret, spec(dataFrom=[{"find": {"name": {"regexp": ".*"}}}]))
+    case("a key into another tenant's Secret", secret, lambda d: d["spec"]["target"].update(name="tenant-bravo-vpn"))
+    case("keys through another store", secret, spec(secretStoreRef={"kind": "ClusterSecretStore",
+                                                                    "name": "hybrid-psks"}))
+    case("keys through a store of another name", secret, spec(secretStoreRef={"kind": "SecretStore",
+                                                                              "name": "platform"}))
+    case("keys into another kind of object", secret, lambda d: d["spec"]["target"].update(
+        manifest={"apiVersion": "v1", "kind": "ConfigMap"}))
+    case("keys of a generator", secret, lambda d: d["spec"]["data"][0].update(sourceRef={"generatorRef": {
+        "kind": "Password", "name": "x"}}))
+    case("an ExternalSecret of a multi-tenant tenant", secret, lambda d: d["metadata"]["labels"].update(
+        {"energent.ai/deployment-model": "multi-tenant"}))
+    case("an ExternalSecret elsewhere", secret, lambda d: d["metadata"].update(namespace="tenant-acme"))
 
 
 HOSTILE = _hostile()
@@ -272,7 +390,8 @@ def test_every_variant_that_reaches_further_is_refused(name):
 def test_each_variant_differs_from_what_is_rendered_in_one_place():
     """The variants are rendered objects with one field changed: refusing them is about that field alone."""
     for name, document in HOSTILE.items():
-        assert document not in rendered("acme", "dedicated") + rendered("acme", "multi-tenant"), name
+        assert document not in rendered("acme", "dedicated") + rendered("acme", "multi-tenant") + rendered(
+            "acme", "hybrid"), name
 
 
 # --- the policy's constants are the provisioner's and Terraform's -----------------------------------------------
@@ -294,12 +413,20 @@ def test_the_policy_knows_the_environment_and_the_provisioner_s_constants():
     assert variable("network") == f"projects/energent-dev/global/networks/{PLATFORM.network}"
     assert variable("subnetwork") == (
         f"projects/energent-dev/regions/{PLATFORM.region}/subnetworks/{PLATFORM.subnetwork}")
-    rendered_kinds = {d["kind"] for d in rendered("acme", "dedicated")}
+    rendered_kinds = {d["kind"] for model in KINDS for d in rendered("acme", model)}
     assert set(variable("kinds")) == rendered_kinds
+    assert set(variable("hybridKinds")) == KINDS["hybrid"] - KINDS["multi-tenant"]
+    # The hybrid tenants' VPN: the platform's gateway and VPN router, its Pod range, the keys' store.
+    assert variable("platformProject") == PLATFORM.project
+    assert variable("vpnGateway") == PLATFORM.vpn_gateway_path
+    assert variable("vpnRouterName") == PLATFORM.vpn_router
+    assert list(variable("advertisedRanges")) == list(PLATFORM.advertised_ranges)
+    assert variable("pskStore") == psks.SECRET_STORE
     # ... and Terraform's: Flux's range, the roles Config Connector may grant, Flux's account name.
     networking = {n: b for block in plain(terraform(INFRA / "modules" / "networking" / "variables.tf"))["variable"]
                   for n, b in block.items()}
     assert [networking["platform_pods_cidr"]["default"]] == list(PLATFORM.authorized_networks)
+    assert [networking["pods_cidr"]["default"]] == list(PLATFORM.advertised_ranges)  # what a site learns of us
     tenant_vars = {n: b for block in plain(terraform(INFRA / "modules" / "tenants" / "variables.tf"))["variable"]
                    for n, b in block.items()}
     assert tenant_vars["dedicated_node_roles"]["default"] == list(manifests.NODE_ROLES.values())
@@ -310,8 +437,16 @@ def test_the_policy_applies_everywhere_and_fails_closed():
     assert POLICY["apiVersion"] == BINDING["apiVersion"] == "admissionregistration.k8s.io/v1"
     assert BINDING["spec"] == {"policyName": POLICY["metadata"]["name"], "validationActions": ["Deny"]}
     assert POLICY["spec"]["failurePolicy"] == "Fail"
-    rule = POLICY["spec"]["matchConstraints"]["resourceRules"][0]
-    assert set(rule["apiGroups"]) == {"iam.cnrm.cloud.google.com", "container.cnrm.cloud.google.com"}
+    rule, secrets = POLICY["spec"]["matchConstraints"]["resourceRules"]
+    assert set(rule["apiGroups"]) == {"iam.cnrm.cloud.google.com", "container.cnrm.cloud.google.com",
+                                      "compute.cnrm.cloud.google.com"}
     assert set(rule["operations"]) == {"CREATE", "UPDATE"} and rule["resources"] == ["*"]
-    # Every group the provisioner renders Config Connector objects of is matched.
-    assert {d["apiVersion"].split("/")[0] for d in rendered("acme", "dedicated")} <= set(rule["apiGroups"])
+    assert secrets == {"apiGroups": ["external-secrets.io"], "apiVersions": ["*"], "operations": ["CREATE", "UPDATE"],
+                       "resources": ["externalsecrets"]}
+    # Every group the provisioner renders Config Connector (and External Secrets) objects of is matched.
+    rendered_groups = {d["apiVersion"].split("/")[0] for model in KINDS for content in manifests.render(
+        tenants.TenantSpec("acme", "basic", model, **({"site": SITE, "bgp_ranges": ("169.254.0.0/30", "169.254.0.4/30")}
+                                                       if model == "hybrid" else tenants.cluster_ranges(PLATFORM, 0)
+                                                       if model == "dedicated" else {})), PLATFORM).values()
+        for d in json.loads(content).get("items", []) if "cnrm" in d["apiVersion"] or "secrets" in d["apiVersion"]}
+    assert rendered_groups == set(GROUPS)

@@ -18,6 +18,9 @@ SAME_VALUE = {
     "${var.environment}": "${_ENVIRONMENT}",
     "${var.api_url}": "${_API_URL}",
     "${var.tenants_project_id}": "${_TENANTS_PROJECT}",
+    '${join(",", var.hybrid_vpn_addresses)}': "${_HYBRID_VPN_ADDRESSES}",
+    "${tostring(var.hybrid_asn)}": "${_HYBRID_ASN}",
+    '${join(",", var.hybrid_site_ranges)}': "${_HYBRID_SITE_RANGES}",
 }
 
 

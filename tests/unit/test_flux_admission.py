@@ -22,7 +22,9 @@ ENV = celpy.Environment()
 MATCH = [ENV.program(ENV.compile(c["expression"])) for c in POLICY["spec"]["matchConditions"]]
 VARIABLES = [(v["name"], ENV.program(ENV.compile(v["expression"]))) for v in POLICY["spec"]["variables"]]
 VALIDATIONS = [ENV.program(ENV.compile(v["expression"])) for v in POLICY["spec"]["validations"]]
-PLATFORM = manifests.Platform.for_environment("energent-dev", "dev", tenants_project="energent-dev-tenants")
+PLATFORM = manifests.Platform.for_environment("energent-dev", "dev", tenants_project="energent-dev-tenants",
+                                              vpn_addresses=("35.242.10.1", "35.242.10.2"))
+SITE = {"peer_ips": ["145.100.10.1"], "peer_asn": 65010, "cidrs": ["10.200.0.0/16"]}
 
 
 def request(document: dict, operation: str = "CREATE", user: str = FLUX, subresource: str = "") -> dict:
@@ -57,7 +59,9 @@ def verdict(document: dict, operation: str = "CREATE", user: str = FLUX, subreso
 
 
 def rendered(model: str) -> list[dict]:
-    ranges = tenants.cluster_ranges(PLATFORM, 3) if model == "dedicated" else {}
+    ranges: dict = tenants.cluster_ranges(PLATFORM, 3) if model == "dedicated" else {}
+    if model == "hybrid":
+        ranges = {"site": SITE, "bgp_ranges": ("169.254.0.0/30", "169.254.0.4/30")}
     files = manifests.render(tenants.TenantSpec("acme", "premium", model, **ranges), PLATFORM)
     found = []
     for path, content in files.items():
@@ -69,7 +73,7 @@ def rendered(model: str) -> list[dict]:
     return found
 
 
-@pytest.mark.parametrize("model", ["multi-tenant", "dedicated"])
+@pytest.mark.parametrize("model", ["multi-tenant", "dedicated", "hybrid"])
 def test_everything_the_provisioner_renders_may_be_applied_updated_and_pruned(model):
     documents = rendered(model)
     assert {d["kind"] for d in documents} >= {"Namespace", "ResourceQuota", "NetworkPolicy", "Bucket",
@@ -129,6 +133,18 @@ def hostile() -> dict[str, tuple[dict, str]]:
                                                           "energent-infra"), "CREATE"),
         "a Config Connector object in a tenant's namespace": (obj("iam.cnrm.cloud.google.com/v1beta1",
                                                                   "IAMPolicyMember", "tenant-acme"), "CREATE"),
+        "a tunnel key's Secret written by Flux": (obj("v1", "Secret", "energent-infra", name="tenant-acme-vpn"),
+                                                 "CREATE"),
+        "a SecretStore of its own": (obj("external-secrets.io/v1", "SecretStore", "energent-infra"), "CREATE"),
+        "a store for every namespace": (obj("external-secrets.io/v1", "ClusterSecretStore"), "CREATE"),
+        "the platform's key store deleted": (obj("external-secrets.io/v1", "SecretStore", "energent-infra",
+                                                 name="hybrid-psks"), "DELETE"),
+        "an ExternalSecret in a tenant's namespace": (obj("external-secrets.io/v1", "ExternalSecret", "tenant-acme"),
+                                                      "CREATE"),
+        "a firewall rule through Config Connector": (obj("compute.cnrm.cloud.google.com/v1beta1", "ComputeFirewall",
+                                                         "energent-infra"), "CREATE"),
+        "the NAT through Config Connector": (obj("compute.cnrm.cloud.google.com/v1beta1", "ComputeRouterNAT",
+                                                 "energent-infra"), "CREATE"),
         "a Kustomization impersonating an account": (changed(serviceAccountName="cluster-admin-sa"), "CREATE"),
         "a Kustomization reading a kubeconfig Secret": (changed(kubeConfig={"secretRef": {"name": "admin"}}),
                                                         "UPDATE"),

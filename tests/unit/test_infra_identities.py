@@ -216,8 +216,7 @@ def test_config_connector_holds_what_the_provisioner_s_resources_need_on_the_ten
 
     member = "serviceAccount:${var.config_connector_account}"
     grants = {name: g for name, g in resources_of(TENANTS_TF, "google_project_iam_member").items()
-              if g["member"] == member}
-    assert {g["project"] for g in grants.values()} == {"${var.tenants_project_id}"}
+              if g["member"] == member and g["project"] == "${var.tenants_project_id}"}
     plain_roles = set(grants["config_connector"]["for_each"].split('"')[1::2])
     assert plain_roles == {"roles/iam.serviceAccountAdmin", "roles/iam.serviceAccountUser",
                            "roles/container.clusterAdmin"}
@@ -237,11 +236,53 @@ def test_config_connector_holds_what_the_provisioner_s_resources_need_on_the_ten
              and o["spec"]["resourceRef"]["kind"] == "Project"}
     assert bound == {*manifests.NODE_ROLES.values(), manifests.FLUX_CLUSTER_ROLE}
 
-    # Nothing on the platform's project: no grant anywhere names Config Connector's account there.
+    # On the platform's project, only the hybrid tenants' VPN role (below): no other grant anywhere names Config
+    # Connector's account there.
     for path in sorted(INFRA.rglob("*.tf")):
         for name, grant in resources_of(path, "google_project_iam_member").items():
             if "config_connector" in str(grant.get("member")):
-                assert path == TENANTS_TF and grant["project"] == "${var.tenants_project_id}", (path, name)
+                assert path == TENANTS_TF and (grant["project"] == "${var.tenants_project_id}" or (
+                    name == "config_connector_vpn" and grant["project"] == "${var.project_id}")), (path, name)
+
+
+# What Config Connector calls to make a hybrid tenant's VPN objects, all in the platform's project (the network's
+# host): the Compute Engine API's permissions for each kind.
+NEEDED_VPN = {
+    "ComputeExternalVPNGateway": {"compute.externalVpnGateways.create", "compute.externalVpnGateways.delete",
+                                  "compute.externalVpnGateways.get", "compute.externalVpnGateways.setLabels"},
+    "ComputeVPNTunnel": {"compute.vpnTunnels.create", "compute.vpnTunnels.delete", "compute.vpnTunnels.get",
+                         "compute.vpnTunnels.setLabels", "compute.vpnGateways.use", "compute.routers.use",
+                         "compute.externalVpnGateways.use", "compute.regionOperations.get"},
+    "ComputeRouterInterface": {"compute.routers.get", "compute.routers.update", "compute.regionOperations.get"},
+    "ComputeRouterPeer": {"compute.routers.get", "compute.routers.update", "compute.regionOperations.get"},
+}
+
+
+def test_config_connector_holds_only_the_vpn_permissions_on_the_platform_s_project():
+    platform = manifests.Platform.for_environment("energent-dev", "dev", tenants_project="energent-dev-tenants",
+                                                  vpn_addresses=("35.242.10.1", "35.242.10.2"))
+    site = {"peer_ips": ["145.100.10.1"], "peer_asn": 65010, "cidrs": ["10.200.0.0/16"]}
+    files = manifests.render(tenants.TenantSpec("acme", "basic", "hybrid", site=site, bgp_ranges=(
+        "169.254.0.0/30", "169.254.0.4/30")), platform)
+    objects = [o for content in files.values() for o in (json.loads(content).get("items") or [])
+               if o["apiVersion"].startswith("compute.cnrm.")]
+    assert {o["metadata"]["annotations"]["cnrm.cloud.google.com/project-id"] for o in objects} == {"energent-dev"}
+    needed = set().union(*(NEEDED_VPN[o["kind"]] for o in objects))
+
+    grant = resources_of(TENANTS_TF, "google_project_iam_member")["config_connector_vpn"]
+    assert grant["member"] == "serviceAccount:${var.config_connector_account}"
+    assert grant["project"] == "${var.project_id}"
+    assert grant["role"] == "${google_project_iam_custom_role.hybrid_vpn.id}"
+    role = resources_of(TENANTS_TF, "google_project_iam_custom_role")["hybrid_vpn"]
+    assert role["project"] == "${var.project_id}"
+    held = set(role["permissions"])
+    assert needed <= held, needed - held
+    # VPN objects and router changes, and nothing else of the network: no firewall, route, subnetwork, address,
+    # network, instance, NAT.
+    assert {p.split(".")[1] for p in held} == {"externalVpnGateways", "vpnTunnels", "vpnGateways", "routers",
+                                                "regionOperations", "globalOperations"}
+    assert not {p for p in held if p.split(".")[1] == "vpnGateways"} - {"compute.vpnGateways.get",
+                                                                         "compute.vpnGateways.use"}
 
 
 def test_no_platform_account_is_bound_in_the_dedicated_clusters_pool():
@@ -253,7 +294,8 @@ def test_no_platform_account_is_bound_in_the_dedicated_clusters_pool():
     assert sorted(members) == sorted([
         "serviceAccount:${google_container_cluster.primary.workload_identity_config[0].workload_pool}"
         "[cnrm-system/cnrm-controller-manager]",
-        "serviceAccount:${var.workload_pool}[flux-system/${each.key}]"])
+        "serviceAccount:${var.workload_pool}[flux-system/${each.key}]",
+        "serviceAccount:${var.workload_pool}[external-secrets/external-secrets]"])
     assert "tenants_project_id}.svc.id.goog" not in "".join(path.read_text() for path in INFRA.rglob("*.tf"))
     # The dedicated clusters use the tenants' pool; the platform's cluster its own project's.
     cluster = next(o for o in dedicated_tenant_objects() if o["kind"] == "ContainerCluster")

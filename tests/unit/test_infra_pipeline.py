@@ -132,12 +132,26 @@ def test_no_plan_account_may_read_a_secret_or_write_anything_but_a_saved_plan():
 
 
 def test_only_the_functions_that_use_a_secret_may_read_it():
-    """Besides the owner, the only readers of a secret are the deployments the registry gives it, on that secret."""
+    """Besides the owner, the only readers of a secret are the deployments the registry gives it, on that secret,
+    and the readers of hybrid tenants' tunnel keys (the provisioner, External Secrets Operator), on those alone."""
     shipped = registry.load()
+    custom = {f"${{google_project_iam_custom_role.{name}.id}}": "secretmanager.versions.access" in role["permissions"]
+              for path, kind, name, role in blocks("resource") if kind == "google_project_iam_custom_role"}
+    readers = set()
     for path, kind, name, body in blocks("resource"):
-        if not kind.endswith("_iam_member") or READS_SECRETS.get(str(body.get("role")), False) is False:
+        role = str(body.get("role"))
+        if not kind.endswith("_iam_member") or {**READS_SECRETS, **custom}.get(role, False) is False:
             continue
-        assert (kind, name) == ("google_secret_manager_secret_iam_member", "accessor"), (path, name)
+        readers.add((kind, name))
+        if (kind, name) != ("google_secret_manager_secret_iam_member", "accessor"):
+            # A tunnel-key reader: on the tenants' project, its condition naming the keys' prefix.
+            assert path == FUNCTIONS_TF and body["project"] == "${var.tenants_project_id}", (path, name)
+            assert "resource.name.startsWith('${local.hybrid_keys}')" in body["condition"][0]["expression"], name
+    assert readers == {("google_secret_manager_secret_iam_member", "accessor"),
+                       ("google_project_iam_member", "hybrid_keys"),
+                       ("google_project_iam_member", "external_secrets_reads_keys")}
+    functions_locals = {k: v for block in plain(terraform(FUNCTIONS_TF))["locals"] for k, v in block.items()}
+    assert functions_locals["hybrid_keys"] == "projects/${data.google_project.tenants.number}/secrets/hybrid-psk-"
     accessor = resources_of(FUNCTIONS_TF, "google_secret_manager_secret_iam_member")["accessor"]
     assert accessor["for_each"] == "${local.secret_access}"
     assert accessor["secret_id"] == "${local.secret_names[each.value.secret]}"

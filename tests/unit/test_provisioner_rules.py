@@ -322,7 +322,7 @@ def test_removal_empties_the_tenants_namespace_and_keeps_a_dedicated_cluster_unt
     ({"tenant_id": "Acme", "display_name": "A", "tier": "basic"}, "tenant_id 'Acme' must match"),
     ({"tenant_id": "acme", "display_name": " ", "tier": "basic"}, "display_name must be"),
     ({"tenant_id": "acme", "display_name": "A", "tier": "gold"}, "tier must be one of basic"),
-    ({"tenant_id": "acme", "display_name": "A", "tier": "basic", "deployment_model": "hybrid"}, "deployment_model"),
+    ({"tenant_id": "acme", "display_name": "A", "tier": "basic", "deployment_model": "onsite"}, "deployment_model"),
     ({"tenant_id": "acme", "display_name": "A", "tier": "basic", "billing_start": "2026-13-01"}, "YYYY-MM-DD"),
     ({"tenant_id": "acme", "display_name": "A", "tier": "basic", "billing_start": "2027-01-01"}, "future"),
     ({"tenant_id": "acme", "display_name": "A", "tier": "basic", "billing_start": "2024-W01-1"}, "YYYY-MM-DD"),
@@ -398,10 +398,10 @@ def test_a_dedicated_clusters_failure_fails_its_tenant_and_its_readiness_or_wait
     event = json.loads(example("flux-event-failed.json"))
     event["involvedObject"]["name"] = "cloud-tenant-acme"
     failed = flux.parse(json.dumps(event).encode())
-    assert (failed.tenant_id, failed.succeeded) == ("acme", False) and failed.message.startswith("cluster: ")
+    assert (failed.tenant_id, failed.succeeded) == ("acme", False) and failed.message.startswith("cloud objects: ")
     ready = json.loads(example("flux-event-succeeded.json"))
     ready["involvedObject"]["name"] = "cloud-tenant-acme"
-    with pytest.raises(flux.Ignored, match="cluster is ready"):
+    with pytest.raises(flux.Ignored, match="cloud objects are ready"):
         flux.parse(json.dumps(ready).encode())
     waiting = json.loads(example("flux-event-succeeded.json"))
     waiting.update(reason="DependencyNotReady", message="dependency 'flux-system/cloud-tenant-acme' is not ready")

@@ -12,8 +12,8 @@ from provisioner.manifests import CLOUD_PREFIX, TENANT_PREFIX
 
 SUCCEEDED = "ReconciliationSucceeded"
 # Reasons Flux reports when a Kustomization cannot be applied or does not become healthy. (DependencyNotReady is
-# not one: a dedicated tenant's tenant-T waits so while its cluster is made, and the cluster's own Kustomization
-# reports whether that failed.)
+# not one: a dedicated or hybrid tenant's tenant-T waits so while its cloud objects are made, and their own
+# Kustomization, cloud-tenant-T, reports whether that failed.)
 FAILED = frozenset({"ReconciliationFailed", "HealthCheckFailed", "BuildFailed", "ArtifactFailed", "PruneFailed",
                     "InvalidPath", "ValidationFailed"})
 
@@ -54,7 +54,7 @@ def parse(body: bytes) -> Outcome:
         raise Ignored("no reason")
     if reason == SUCCEEDED:
         if cloud:
-            raise Ignored("a dedicated cluster is ready: progress, the tenant is active when tenant-T applies")
+            raise Ignored("a tenant's cloud objects are ready: progress, the tenant is active when tenant-T applies")
         succeeded = True
     elif reason in FAILED or event.get("severity") == "error":
         succeeded = False
@@ -68,7 +68,7 @@ def parse(body: bytes) -> Outcome:
     if not isinstance(message, str):
         message = ""
     if cloud:
-        message = f"cluster: {message}"
+        message = f"cloud objects: {message}"
     return Outcome(tenant_id, succeeded, message[:MAX_MESSAGE], reason, timestamp)
 
 

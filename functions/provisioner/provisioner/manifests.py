@@ -17,6 +17,15 @@ A dedicated tenant's namespace objects go to its own cluster: tenant-T applies t
 Kustomization `cloud-tenant-T` that tenant-T depends on. Its name cannot be read as another tenant's
 (tenant-<id> is the only form Flux events name a tenant by).
 
+A hybrid tenant runs on the shared cluster like a multi-tenant one; its site-to-site connection is Config Connector
+objects under tenants/T/manifests/cloud/ too, applied by cloud-tenant-T before tenant-T, which opens the tenant's
+own ranges to its namespace: an external VPN gateway for the customer's addresses, two HA VPN tunnels on the
+platform's HA VPN gateway, a Cloud Router interface and BGP peer per tunnel on the platform's router (both made by
+Terraform, in the platform's project: a Shared VPC's VPN lives in its host project), and the tunnels' pre-shared
+keys. The keys never enter the bucket: they are Secret Manager secrets in the tenants' project (provisioner.psks),
+which an ExternalSecret (External Secrets Operator, acting as its own Google identity that may read those secrets
+and nothing else) turns into the Kubernetes Secret the tunnels name (`sharedSecret.valueFrom.secretKeyRef`).
+
 Every Google Cloud object is made in the tenants' project, apart from the platform's identities: each tenant's
 service account, and a dedicated tenant's cluster, whose Workload Identity pool is that project's, where no platform
 account can be reached (infra/modules/tenants).
@@ -32,6 +41,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from energent_shared.tiers import Tier, tier
+from provisioner import psks, sites
 from provisioner.tenants import (
     TenantSpec,
     google_service_account_id,
@@ -79,16 +89,63 @@ class Platform:
     services_pool: str = "10.128.0.0/15"  # 128 clusters
     shared_ranges: tuple[str, ...] = ("10.0.0.0/12",)
     dedicated_slots: int = 12
+    # Hybrid tenants: the HA VPN gateway and the Cloud Router that speaks BGP for it (infra/modules/networking, in
+    # the platform's project), the gateway's two interface addresses (known once Terraform made it; none: no hybrid
+    # tenants) and the router's ASN; the ranges sites may use (every tenant's egress allows exclude them), what the
+    # router advertises to a site (the shared cluster's Pods, where the tenants' agents run: they reach a site with
+    # their own addresses), the link-local pool of the BGP sessions and how many sites the router holds.
+    vpn_gateway: str = "energent-vpn-local"
+    vpn_router: str = "energent-vpn-router-local"
+    vpn_addresses: tuple[str, ...] = ()
+    asn: int = 64514
+    site_ranges: tuple[str, ...] = ("10.192.0.0/10", "192.168.0.0/16")
+    advertised_ranges: tuple[str, ...] = ("10.4.0.0/14",)
+    bgp_pool: str = "169.254.0.0/16"
+    max_sites: int = 64
 
     def __post_init__(self):
         if not self.tenants_project:
             object.__setattr__(self, "tenants_project", self.project)
+        import ipaddress
+
+        ranges = [ipaddress.IPv4Network(r) for r in self.site_ranges]
+        for index, site_range in enumerate(ranges):
+            clash = next((r for r in (*self.platform_ranges, *map(str, ranges[:index]))
+                          if site_range.overlaps(ipaddress.IPv4Network(r))), None)
+            if clash is not None:
+                raise ValueError(f"the site range {site_range} (HYBRID_SITE_RANGES) overlaps {clash}")
+        if self.vpn_addresses and len(self.vpn_addresses) != sites.TUNNELS:
+            raise ValueError(f"the HA VPN gateway has {sites.TUNNELS} interfaces: HYBRID_VPN_ADDRESSES names "
+                             f"{len(self.vpn_addresses)} addresses")
 
     @classmethod
     def for_environment(cls, project: str, environment: str, **settings) -> Platform:
         """The names infra/modules/networking gives the environment's network, unless settings say otherwise."""
         return cls(project=project, environment=environment, **{
-            "network": f"energent-vpc-{environment}", "subnetwork": f"energent-gke-{environment}", **settings})
+            "network": f"energent-vpc-{environment}", "subnetwork": f"energent-gke-{environment}",
+            "vpn_gateway": f"energent-vpn-{environment}", "vpn_router": f"energent-vpn-router-{environment}",
+            **settings})
+
+    @property
+    def platform_ranges(self) -> tuple[str, ...]:
+        """Every range of the platform's network: the shared cluster's (nodes, Pods, Services, the connector, the
+        private services range), the dedicated clusters' pools and the control planes'. No site may overlap one."""
+        return (*self.shared_ranges, self.pods_pool, self.services_pool, self.master_pool, self.shared_master_cidr)
+
+    @property
+    def site_rules(self) -> sites.SiteRules | None:
+        """What a site may be; None while the platform has no HA VPN gateway (no hybrid tenants then)."""
+        if not self.vpn_addresses:
+            return None
+        return sites.SiteRules(self.site_ranges, self.platform_ranges, self.asn)
+
+    @property
+    def vpn_gateway_path(self) -> str:
+        return f"projects/{self.project}/regions/{self.region}/vpnGateways/{self.vpn_gateway}"
+
+    @property
+    def vpn_router_path(self) -> str:
+        return f"projects/{self.project}/regions/{self.region}/routers/{self.vpn_router}"
 
     @property
     def platform_pool(self) -> str:
@@ -148,7 +205,7 @@ def _meta(name: str, ns: str | None, labels: dict[str, str], annotations: dict[s
     return metadata
 
 
-def _network_policies(ns: str, labels: dict, platform: Platform) -> list[dict]:
+def _network_policies(ns: str, labels: dict, platform: Platform, site: dict | None) -> list[dict]:
     def policy(name: str, spec: dict) -> dict:
         return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": _meta(name, ns, labels),
                 "spec": {"podSelector": {}, **spec}}
@@ -163,9 +220,11 @@ def _network_policies(ns: str, labels: dict, platform: Platform) -> list[dict]:
         policy("allow-platform", {
             "policyTypes": ["Ingress", "Egress"], "ingress": [{"from": [platform_peer]}],
             "egress": [{"to": [platform_peer]}]}),
-        # The agents drive business applications over HTTPS; nothing else leaves the namespace.
+        # The agents drive business applications over HTTPS; nothing else leaves the namespace. Never to a hybrid
+        # tenant's site: every site lies in the platform's site ranges, which no tenant reaches but through its own
+        # allow-site (so a new site changes no other tenant's objects).
         policy("allow-https-egress", {"policyTypes": ["Egress"], "egress": [{
-            "to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": ["169.254.0.0/16"]}}],
+            "to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": ["169.254.0.0/16", *platform.site_ranges]}}],
             "ports": [{"protocol": "TCP", "port": 443}]}]}),
         # Workload Identity tokens come from the GKE metadata server.
         policy("allow-metadata-server", {"policyTypes": ["Egress"],
@@ -173,7 +232,12 @@ def _network_policies(ns: str, labels: dict, platform: Platform) -> list[dict]:
                         "ports": [{"protocol": "TCP", "port": 80}]},
                        {"to": [{"ipBlock": {"cidr": "169.254.169.252/32"}}],
                         "ports": [{"protocol": "TCP", "port": 988}]}]}),
-    ]
+    ] + ([
+        # A hybrid tenant's agents reach its own site's ranges, on any port (the systems there are the customer's:
+        # file shares, databases, ERP). The policy lives in the tenant's namespace: no other tenant's pods.
+        policy("allow-site", {"policyTypes": ["Egress"], "egress": [{
+            "to": [{"ipBlock": {"cidr": cidr}} for cidr in site["cidrs"]]}]}),
+    ] if site is not None else [])
 
 
 def _objects(spec: TenantSpec, row: Tier, platform: Platform) -> tuple[list[dict], list[dict]]:
@@ -209,7 +273,7 @@ def _objects(spec: TenantSpec, row: Tier, platform: Platform) -> tuple[list[dict
         # What the platform's workflow scheduler reads to cap concurrent workflows.
         {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _meta(LIMITS_CONFIGMAP, ns, labels),
          "data": {"concurrent_workflows": str(row.concurrent_workflows), "tier": row.name}},
-        *_network_policies(ns, labels, platform),
+        *_network_policies(ns, labels, platform, spec.site if spec.deployment_model == "hybrid" else None),
     ]
     cloud: list[dict] = [
         {"apiVersion": "iam.cnrm.cloud.google.com/v1beta1", "kind": "IAMServiceAccount",
@@ -224,7 +288,81 @@ def _objects(spec: TenantSpec, row: Tier, platform: Platform) -> tuple[list[dict
     ]
     if spec.deployment_model == "dedicated":
         cloud += _dedicated(spec, row, platform, labels, cc_annotations)
+    if spec.deployment_model == "hybrid":
+        cloud += _hybrid(spec, platform, labels)
     return workload, cloud
+
+
+def vpn_secret_name(tenant_id: str) -> str:
+    """The Kubernetes Secret (energent-infra) holding a hybrid tenant's pre-shared keys, made by its ExternalSecret."""
+    return f"{namespace(tenant_id)}-vpn"
+
+
+def tunnel_name(tenant_id: str, tunnel: int) -> str:
+    """A hybrid tenant's tunnel, and the router interface and BGP peer on it: tenant-<id>-<n>, at most 41
+    characters (Compute Engine names take 63)."""
+    return f"{namespace(tenant_id)}-{tunnel}"
+
+
+def _hybrid(spec: TenantSpec, platform: Platform, labels: dict) -> list[dict]:
+    """A hybrid tenant's site-to-site connection, in the platform's project (the Shared VPC host, where its HA VPN
+    gateway and Cloud Router are): the customer's gateway, one HA VPN tunnel per interface of the platform's gateway
+    (IKEv2; its key from the tenant's Secret), and per tunnel a router interface and a BGP peer on the tunnel's own
+    link-local /30, advertising the platform's Pod range and nothing else (custom mode, no groups). Learned routes
+    reach the tenant's pods only: its allow-site NetworkPolicy."""
+    site = spec.site
+    if site is None or len(spec.bgp_ranges) != sites.TUNNELS:
+        raise ValueError(f"hybrid tenant {spec.tenant_id} has no site or no BGP ranges allocated")
+    cc_ns, name = platform.config_connector_namespace, namespace(spec.tenant_id)
+    annotations = {"cnrm.cloud.google.com/project-id": platform.project}
+    compute = "compute.cnrm.cloud.google.com/v1beta1"
+    peers = site["peer_ips"]
+
+    def meta(object_name: str) -> dict:
+        return _meta(object_name, cc_ns, labels, annotations)
+
+    objects: list[dict] = [{
+        "apiVersion": compute, "kind": "ComputeExternalVPNGateway",
+        "metadata": meta(name),
+        "spec": {"description": f"Energent tenant {spec.tenant_id}: the customer's VPN gateway",
+                 "redundancyType": "TWO_IPS_REDUNDANCY" if len(peers) == 2 else "SINGLE_IP_INTERNALLY_REDUNDANT",
+                 "interface": [{"id": index, "ipAddress": address} for index, address in enumerate(peers)]},
+    }]
+    for tunnel, bgp_range in enumerate(spec.bgp_ranges):
+        tunnel_id = tunnel_name(spec.tenant_id, tunnel)
+        ours, theirs = sites.session(bgp_range)
+        objects += [
+            {"apiVersion": compute, "kind": "ComputeVPNTunnel", "metadata": meta(tunnel_id),
+             "spec": {"region": platform.region, "ikeVersion": 2,
+                      "vpnGatewayRef": {"external": platform.vpn_gateway_path}, "vpnGatewayInterface": tunnel,
+                      "peerExternalGatewayRef": {"name": name},
+                      "peerExternalGatewayInterface": tunnel if len(peers) == 2 else 0,
+                      "routerRef": {"external": platform.vpn_router_path},
+                      "sharedSecret": {"valueFrom": {"secretKeyRef": {"name": vpn_secret_name(spec.tenant_id),
+                                                                      "key": psks.secret_key(tunnel)}}}}},
+            {"apiVersion": compute, "kind": "ComputeRouterInterface", "metadata": meta(tunnel_id),
+             "spec": {"region": platform.region, "routerRef": {"external": platform.vpn_router_path},
+                      "ipRange": f"{ours}/30", "vpnTunnelRef": {"name": tunnel_id}}},
+            {"apiVersion": compute, "kind": "ComputeRouterPeer", "metadata": meta(tunnel_id),
+             "spec": {"region": platform.region, "routerRef": {"external": platform.vpn_router},
+                      "routerInterfaceRef": {"name": tunnel_id}, "ipAddress": {"external": ours},
+                      "peerIpAddress": theirs, "peerAsn": site["peer_asn"], "advertiseMode": "CUSTOM",
+                      "advertisedIpRanges": [{"range": cidr, "description": "Energent platform"}
+                                             for cidr in platform.advertised_ranges],
+                      "advertisedRoutePriority": 100}},  # both tunnels alike: active/active
+        ]
+    objects.append({
+        "apiVersion": "external-secrets.io/v1", "kind": "ExternalSecret",
+        "metadata": _meta(vpn_secret_name(spec.tenant_id), cc_ns, labels),
+        "spec": {"secretStoreRef": {"kind": "SecretStore", "name": psks.SECRET_STORE},
+                 "refreshInterval": "1h",
+                 "target": {"name": vpn_secret_name(spec.tenant_id), "creationPolicy": "Owner",
+                            "deletionPolicy": "Retain"},
+                 "data": [{"secretKey": psks.secret_key(tunnel),
+                           "remoteRef": {"key": psks.secret_id(spec.tenant_id, tunnel), "version": psks.VERSION}}
+                          for tunnel in range(sites.TUNNELS)]},
+    })
+    return objects
 
 
 def _dedicated(spec: TenantSpec, row: Tier, platform: Platform, labels: dict, annotations: dict) -> list[dict]:
@@ -320,9 +458,12 @@ def cluster_path(tenant_id: str, platform: Platform) -> str:
 
 
 def flux_kustomizations(spec: TenantSpec, platform: Platform, removing: bool = False) -> list[dict]:
-    """tenant-T, and for a dedicated tenant cloud-tenant-T, which makes its cluster before tenant-T applies to it.
-    While a dedicated tenant is removed, tenant-T applies its empty list on the platform's cluster instead: its
-    objects go with its cluster, and the removal never waits on a cluster that may never have become ready."""
+    """tenant-T, and for a dedicated or hybrid tenant cloud-tenant-T, which tenant-T depends on: a dedicated tenant's
+    cluster is made before tenant-T applies to it; a hybrid tenant's connection is made before its namespace may use
+    it, and removed before the tenant is reported deleted (tenant-T reports the removal only once cloud-tenant-T has
+    pruned its tunnels). While a dedicated tenant is removed, tenant-T applies its empty list on the platform's cluster
+    instead: its objects go with its cluster, and the removal never waits on a cluster that may never have become
+    ready."""
     tenant_id = spec.tenant_id
     labels = {LABEL_TENANT: tenant_id}
     source = {"kind": "Bucket", "name": kustomization_name(tenant_id)}
@@ -332,15 +473,19 @@ def flux_kustomizations(spec: TenantSpec, platform: Platform, removing: bool = F
         "spec": {"interval": "10m", "retryInterval": "1m", "timeout": "5m", "prune": True, "wait": True,
                  "path": f"./{manifests_dir(tenant_id)}", "sourceRef": source},
     }
-    if spec.deployment_model != "dedicated":
+    if spec.deployment_model not in ("dedicated", "hybrid"):
         return [workload]
     cloud = {
         "apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization",
         "metadata": _meta(cloud_kustomization_name(tenant_id), platform.flux_namespace, labels),
-        # A new GKE cluster takes minutes; `wait` holds tenant-T back until Config Connector reports it ready.
+        # A new GKE cluster takes minutes; `wait` holds tenant-T back until Config Connector reports it ready. (A
+        # tunnel is ready once made: whether it is up depends on the customer's side too; see the runbook.)
         "spec": {"interval": "10m", "retryInterval": "2m", "timeout": "30m", "prune": True, "wait": True,
                  "path": f"./{manifests_dir(tenant_id)}/{CLOUD}", "sourceRef": source},
     }
+    if spec.deployment_model == "hybrid":
+        workload["spec"]["dependsOn"] = [{"name": cloud_kustomization_name(tenant_id)}]
+        return [cloud, workload]
     if removing:
         return [cloud, workload]
     workload["spec"]["kubeConfig"] = {"configMapRef": {"name": f"{kustomization_name(tenant_id)}-cluster"}}
@@ -370,11 +515,13 @@ def _kustomization(resources: list[str]) -> bytes:
 def render(spec: TenantSpec, platform: Platform, removing: bool = False) -> dict[str, bytes]:
     """Every file of the tenant, by object path in the bucket. `removing`: the files while the tenant is deleted,
     with no namespace objects, which Flux prunes; a dedicated tenant's cluster (and all in it) goes with the last
-    files, once tenant-T has reported the removal."""
+    files, once tenant-T has reported the removal; a hybrid tenant's connection goes first (its cloud objects are
+    emptied too, and tenant-T reports only after cloud-tenant-T has pruned them)."""
     workload, cloud = _objects(spec, tier(spec.tier), platform)
     base, sync = manifests_dir(spec.tenant_id), sync_dir(spec.tenant_id)
-    if spec.deployment_model == "dedicated":
-        files = {f"{base}/{CLOUD}/{OBJECTS}": _list(cloud),
+    if spec.deployment_model in ("dedicated", "hybrid"):
+        kept = [] if removing and spec.deployment_model == "hybrid" else cloud
+        files = {f"{base}/{CLOUD}/{OBJECTS}": _list(kept),
                  f"{base}/{CLOUD}/kustomization.yaml": _kustomization([OBJECTS])}
     else:
         files, workload = {}, workload + cloud

@@ -19,8 +19,9 @@ from energent_shared.events import RetryLater, new_event, to_structured_json
 from energent_shared.logging import get_logger, log_event
 from energent_shared.paging import page_size_param
 from energent_shared.tenants import EVENT_SOURCE, EVENT_TYPES, GONE, STATUSES
-from provisioner import flux, manifests, tenants
+from provisioner import flux, manifests, sites, tenants
 from provisioner.manifests import Platform
+from provisioner.psks import PreSharedKeys
 from provisioner.store import Change, ManifestStore, RerenderRuns, TenantStore
 
 logger = get_logger("provisioner")
@@ -68,6 +69,16 @@ class Provisioner:
     publish: Callable  # (topic, CloudEvent) -> message id
     runs: RerenderRuns
     hand_on: Callable[[dict], object]  # publishes the next step of a re-render run
+    keys: PreSharedKeys | None = None  # hybrid tenants' tunnel keys (Secret Manager); none: no hybrid tenants
+
+    def _keys(self) -> PreSharedKeys:
+        if self.keys is None:
+            raise Unavailable("this deployment keeps no tunnel keys: hybrid tenants cannot be served here")
+        return self.keys
+
+    def _claim(self, tenant_id: str, cidrs: list[str] | None) -> Callable[[dict], dict]:
+        """The registry change of `tenant_id` taking `cidrs` (None: giving its ranges up)."""
+        return lambda live: sites.claim(tenant_id, cidrs, live, self.platform.max_sites)
 
     def _event(self, kind: str, record: dict) -> tuple[str, bytes]:
         event = new_event(EVENT_TYPES[kind], EVENT_SOURCE, view(record), subject=record["tenant_id"])
@@ -82,8 +93,16 @@ class Provisioner:
 
     def _render(self, record: dict) -> dict[str, bytes]:
         spec = tenants.TenantSpec(record["tenant_id"], record["tier"], record["deployment_model"],
-                                  record.get("master_cidr"), record.get("pods_cidr"), record.get("services_cidr"))
+                                  record.get("master_cidr"), record.get("pods_cidr"), record.get("services_cidr"),
+                                  record.get("site"), tuple(record.get("bgp_ranges") or ()))
         return manifests.render(spec, self.platform, removing=record["status"] in GONE)
+
+    def _apply(self, record: dict, generation: int) -> None:
+        """Write the record's files; a live hybrid tenant's keys first, so no tunnel names a key that is not there
+        (made once, kept: safe on every delivery)."""
+        if record["deployment_model"] == "hybrid" and record["status"] not in GONE:
+            self._keys().ensure(record["tenant_id"])
+        self.manifests.apply(record["tenant_id"], self._render(record), generation)
 
     def flush(self, tenant_id: str) -> None:
         """Publish the tenant's pending events, oldest first; what fails stays for the next flush."""
@@ -101,21 +120,31 @@ class Provisioner:
 
     def create(self, body: dict) -> dict:
         now = utcnow()
-        given = tenants.validate_create(body, now.date())
+        given = tenants.validate_create(body, now.date(), self.platform.site_rules)
         record = {**given, "status": "provisioning", "status_message": None, "created_at": now, "updated_at": now,
                   "tier_history": [{"tier": given["tier"], "at": now}],
                   "manifest_generation": 1, "manifests_changed_at": now, "activated_at": None, "deleted_at": None}
+        claim = None
         if record["deployment_model"] == "dedicated":  # ranges of its own, recorded before anything uses them
             try:
                 record.update(tenants.cluster_ranges(self.platform, self.tenants.next_control_plane()))
             except ValueError as exhausted:
                 raise Conflict(str(exhausted)) from None
+        if record["deployment_model"] == "hybrid":  # its BGP sessions' /30s, and its ranges, claimed as it is made
+            self._keys()
+            claim = self._claim(record["tenant_id"], record["site"]["cidrs"])
+            claim(self.tenants.live_sites())  # a request refused at once hands out no /30s (checked again below)
+            try:
+                record["bgp_ranges"] = sites.bgp_ranges(self.platform.bgp_pool,
+                                                        self.tenants.next_bgp_ranges(sites.TUNNELS))
+            except ValueError as exhausted:
+                raise Conflict(str(exhausted)) from None
         record["manifests_digest"] = self._digest(record)
-        change = Change({}, ("provisioning", "created"), [self._event("created", record)])
+        change = Change({}, ("provisioning", "created"), [self._event("created", record)], sites=claim)
         if not self.tenants.create(record, change):
             raise Conflict(f"tenant {given['tenant_id']} exists or existed; tenant ids are never reused")
         try:
-            self.manifests.apply(record["tenant_id"], self._render(record), 1)
+            self._apply(record, 1)
         except Exception:
             logger.exception("manifests not written; undoing the tenant",
                              extra={"json_fields": {"tenant_id": record["tenant_id"]}})
@@ -129,6 +158,9 @@ class Provisioner:
                                   "or DELETE it") from None
             self.tenants.erase(record["tenant_id"])
             self.manifests.remove_all(record["tenant_id"])  # what a concurrent redelivery wrote meanwhile
+            if claim is not None:  # its ranges and keys go with it (the id is this request's: it was just made)
+                self.tenants.release_site(record["tenant_id"])
+                self._keys().remove(record["tenant_id"])
             raise Unavailable("the tenant's manifests could not be written; nothing was created, retry") from None
         log_event(logger, "tenant.created", tenant_id=record["tenant_id"], tier=record["tier"])
         self.flush(record["tenant_id"])
@@ -139,6 +171,30 @@ class Provisioner:
         if record is None:
             raise NotFound(f"tenant {tenant_id} does not exist")
         return record
+
+    def site(self, tenant_id: str) -> dict:
+        """What the customer's network team configures on its side of a hybrid tenant's connection: the platform's
+        VPN gateway addresses and ASN, and per tunnel its interfaces, BGP addresses and pre-shared key."""
+        record = self.get(tenant_id)
+        if record["deployment_model"] != "hybrid":
+            raise NotFound(f"tenant {tenant_id} is {record['deployment_model']}: it has no site")
+        if record["status"] == "deleted":
+            raise NotFound(f"tenant {tenant_id} is deleted: its tunnels and their keys are gone")
+        site, keys = record["site"], self._keys().read(tenant_id)
+        peers = site["peer_ips"]
+        tunnels = []
+        for tunnel, bgp_range in enumerate(record["bgp_ranges"]):
+            ours, theirs = sites.session(bgp_range)
+            tunnels.append({
+                "name": manifests.tunnel_name(tenant_id, tunnel),
+                "platform_vpn_address": self.platform.vpn_addresses[tunnel],
+                "peer_ip": peers[tunnel if len(peers) == len(record["bgp_ranges"]) else 0],
+                "ike_version": 2, "pre_shared_key": keys[tunnel],
+                "bgp": {"link_local_range": bgp_range, "platform_address": ours, "peer_address": theirs}})
+        return {"tenant_id": tenant_id, "status": record["status"], "site": site,
+                "platform": {"asn": self.platform.asn, "vpn_addresses": list(self.platform.vpn_addresses),
+                             "advertised_ranges": list(self.platform.advertised_ranges)},
+                "tunnels": tunnels}
 
     def list(self, page_size: str | None, page_token: str | None, status: str | None = None) -> dict:
         size = page_size_param(page_size)
@@ -167,7 +223,7 @@ class Provisioner:
         the tenant failed, so neither the record nor the bucket is left half-way."""
         tenant_id = after["tenant_id"]
         try:
-            self.manifests.apply(tenant_id, self._render(after), after["manifest_generation"])
+            self._apply(after, after["manifest_generation"])
             return
         except Exception:
             logger.exception("manifests not written; rolling back", extra={"json_fields": {"tenant_id": tenant_id}})
@@ -179,15 +235,26 @@ class Provisioner:
             restored = {k: before[k] for k in ("tier", "display_name", "deleted_at")}
             if current["tier"] != before["tier"]:
                 restored["tier_history"] = tenants.tier_change(current, before["tier"], utcnow())
+            claim = None
+            if current.get("site") != before.get("site"):  # the site's ranges go back to the registry too
+                restored["site"] = before.get("site")
+                claim = self._claim(tenant_id, before["site"]["cidrs"])
             return Change({**restored, "status": before["status"], "status_message": message,
                            "manifest_generation": current["manifest_generation"] + 1,
                            "manifests_digest": before.get("manifests_digest"),
                            "manifests_changed_at": utcnow()}, (before["status"], message),
-                          retract_since=after["updated_at"])
+                          retract_since=after["updated_at"], sites=claim)
 
-        _, restored = self._change(tenant_id, roll_back)
         try:
-            self.manifests.apply(tenant_id, self._render(restored), restored["manifest_generation"])
+            _, restored = self._change(tenant_id, roll_back)
+        except Conflict:  # its former ranges are another tenant's now: the new site stands, not yet delivered
+            self._change(tenant_id, lambda current: Change({"status": "failed", "status_message":
+                                                            "manifests could not be written"},
+                                                           ("failed", "manifests could not be written")))
+            raise Unavailable("the manifests could not be written; the change stands and is delivered again by "
+                              "the next PATCH or re-render") from None
+        try:
+            self._apply(restored, restored["manifest_generation"])
         except Exception:
             self._change(tenant_id, lambda current: Change({"status": "failed", "status_message":
                                                             "manifests could not be written"},
@@ -212,7 +279,7 @@ class Provisioner:
             return
         tenant_id = record["tenant_id"]
         try:
-            self.manifests.apply(tenant_id, self._render(record), record["manifest_generation"])
+            self._apply(record, record["manifest_generation"])
             now = self.tenants.get(tenant_id)
             if now is None or now["status"] == "deleted":
                 self.manifests.remove_all(tenant_id)
@@ -221,10 +288,11 @@ class Provisioner:
             raise Unavailable("the tenant's manifests could not be written; retry") from None
 
     def patch(self, tenant_id: str, body: dict) -> tuple[int, dict]:
-        changes = tenants.validate_patch(body, utcnow().date())
+        changes = tenants.validate_patch(body, utcnow().date(), self.platform.site_rules)
 
         def decide(record: dict) -> Change | None:
-            if record["status"] in GONE and set(changes) != {"billing_profile"}:
+            tenants.check_patch(record, changes)
+            if record["status"] in GONE and set(changes) - {"deployment_model"} != {"billing_profile"}:
                 # A departed customer's profile may still be corrected, for its last invoices to be reissued.
                 raise Conflict(f"tenant {tenant_id} is {record['status']}; only billing_profile can change")
             updates = {k: v for k, v in changes.items() if record.get(k) != v}
@@ -232,12 +300,18 @@ class Provisioner:
                 return None
             if "tier" in updates:
                 updates["tier_history"] = tenants.tier_change(record, updates["tier"], utcnow())
+            claim = None
+            if "site" in updates:  # its new ranges, checked against every other live site as they are taken
+                claim = self._claim(tenant_id, updates["site"]["cidrs"])
+            if "tier" in updates or "site" in updates:
                 updates.update(status="updating", status_message=None,
                                manifest_generation=record["manifest_generation"] + 1, manifests_changed_at=utcnow())
                 updates["manifests_digest"] = self._digest({**record, **updates})
             after = {**record, **updates}
-            transition = ("updating", f"tier {record['tier']} -> {updates['tier']}") if "tier" in updates else None
-            return Change(updates, transition, [self._event("updated", after)])
+            reasons = [*([f"tier {record['tier']} -> {updates['tier']}"] if "tier" in updates else []),
+                       *(["site changed"] if "site" in updates else [])]
+            transition = ("updating", ", ".join(reasons)) if reasons else None
+            return Change(updates, transition, [self._event("updated", after)], sites=claim)
 
         before, after = self._change(tenant_id, decide)
         return (202 if self._settle(before, after) else 200), view(after)
@@ -400,14 +474,19 @@ class Provisioner:
                 if record.get("billing_start") is None:
                     updates["billing_start"] = now.date().isoformat()
                 events.append(self._event("activated", {**record, **updates, "updated_at": now}))
+            claim = None
             if status == "deleted":
                 events.append(self._event("deleted", {**record, **updates, "updated_at": now}))
+                if record["deployment_model"] == "hybrid":  # its tunnels are gone: its ranges are free again
+                    claim = self._claim(record["tenant_id"], None)
             verdict["result"] = status
-            return Change(updates, (status, f"{outcome.reason}: {outcome.message}"[:500]), events)
+            return Change(updates, (status, f"{outcome.reason}: {outcome.message}"[:500]), events, sites=claim)
 
         _, after = self.tenants.update(outcome.tenant_id, decide)
         if after is not None and after["status"] == "deleted":
             self.manifests.remove_all(outcome.tenant_id)  # the last files; safe to repeat
+            if after["deployment_model"] == "hybrid":  # and the tunnels' keys (raises: Pub/Sub delivers it again)
+                self._keys().remove(outcome.tenant_id)
         if after is not None:
             self.flush(outcome.tenant_id)
         log_event(logger, "flux.outcome", severity=logging.INFO if outcome.succeeded else logging.WARNING,

@@ -28,7 +28,12 @@ def provisioner_settings() -> ProvisionerSettings:
         ("services_pool", config.text("DEDICATED_SERVICES_POOL")),
         ("shared_master_cidr", config.text("SHARED_MASTER_CIDR")),
         ("authorized_networks", config.names("AUTHORIZED_NETWORKS")),
-        ("dedicated_slots", int(config.text("DEDICATED_CLUSTER_SLOTS", "0")))) if value}
+        ("dedicated_slots", int(config.text("DEDICATED_CLUSTER_SLOTS", "0"))),
+        # Hybrid tenants: the HA VPN gateway's interface addresses and the router's ASN (Terraform outputs, passed
+        # by Cloud Build), the ranges sites may take; the gateway and router names follow the environment's.
+        ("vpn_addresses", config.names("HYBRID_VPN_ADDRESSES")),
+        ("asn", int(config.text("HYBRID_ASN", "0"))),
+        ("site_ranges", config.names("HYBRID_SITE_RANGES"))) if value}
     platform = Platform.for_environment(
         config.text("GKE_PROJECT", shared.project), shared.environment,
         region=config.text("GKE_REGION", "europe-west4"),

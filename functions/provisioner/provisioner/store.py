@@ -29,6 +29,9 @@ def _content_type(path: str) -> str:
     return "application/json" if path.endswith(".json") else "application/yaml"
 
 
+SiteClaim = Callable[[dict[str, list[str]]], dict[str, list[str]]]
+
+
 @dataclass
 class Change:
     """What one transaction does to a tenant: field updates, an optional transition, events to publish."""
@@ -37,14 +40,34 @@ class Change:
     transition: tuple[str, str] | None = None  # (new status, reason)
     events: list[tuple[str, bytes]] = field(default_factory=list)  # (event id, structured JSON)
     retract_since: datetime.datetime | None = None  # unpublished events of changes from then on are withdrawn
+    # The registry of live hybrid sites after this change (sites.claim: the tenant takes its ranges, or gives them
+    # up), from the registry as it stands; raises Conflict when the ranges are another live tenant's.
+    sites: SiteClaim | None = None
 
 
 class TenantStore:
     """`tenants/{id}` plus `transitions/` (every status change, with time and reason) and `outbox/` (events
-    written in the same transaction as the change they announce, published after it commits)."""
+    written in the same transaction as the change they announce, published after it commits).
+
+    `platform/hybrid_sites` is the registry of every live hybrid tenant's ranges, `{sites: {tenant id: [cidr]}}`,
+    changed only in the transaction that changes the tenant (provisioner.sites says why one document);
+    `platform/hybrid_bgp_ranges` counts the link-local /30s handed out."""
 
     def __init__(self, db=None):
         self.db = db or clients.firestore()
+
+    @property
+    def sites_ref(self):
+        return self.db.collection("platform").document("hybrid_sites")
+
+    def live_sites(self) -> dict[str, list[str]]:
+        return (self.sites_ref.get().to_dict() or {}).get("sites", {})
+
+    def _claim(self, transaction, claim: SiteClaim) -> None:
+        """Read the registry in `transaction` and write it as `claim` leaves it (before any other write of the
+        transaction: Firestore reads come first)."""
+        live = (self.sites_ref.get(transaction=transaction).to_dict() or {}).get("sites", {})
+        transaction.set(self.sites_ref, {"sites": claim(live)})
 
     def ref(self, tenant_id: str):
         return firestore.tenant_doc(tenant_id, db=self.db)
@@ -63,9 +86,12 @@ class TenantStore:
             writer.set(ref.collection("outbox").document(event_id), {"event": payload.decode(), "created_at": at})
 
     def create(self, record: dict, change: Change) -> bool:
-        """Creates the record unless the id exists or ever existed (records are never deleted): False then."""
+        """Creates the record unless the id exists or ever existed (records are never deleted): False then. A hybrid
+        tenant's site is claimed in the same transaction."""
         from google.api_core.exceptions import AlreadyExists
 
+        if change.sites is not None:
+            return self._create_claiming(record, change)
         batch = self.db.batch()
         batch.create(self.ref(record["tenant_id"]), record)
         self._write_side_effects(batch, record["tenant_id"], None, change, record["created_at"])
@@ -74,6 +100,21 @@ class TenantStore:
         except AlreadyExists:
             return False
         return True
+
+    def _create_claiming(self, record: dict, change: Change) -> bool:
+        ref = self.ref(record["tenant_id"])
+        claim = change.sites
+        assert claim is not None
+
+        def attempt(transaction):
+            if ref.get(transaction=transaction).exists:
+                return False
+            self._claim(transaction, claim)
+            transaction.create(ref, record)
+            self._write_side_effects(transaction, record["tenant_id"], None, change, record["created_at"])
+            return True
+
+        return firestore.run_transaction(attempt, db=self.db)
 
     def update(self, tenant_id: str, decide: Callable[[dict | None], Change | None]) -> tuple[dict | None, dict | None]:
         """Read-decide-write in one transaction; `decide` sees the current record and may return no change.
@@ -88,6 +129,8 @@ class TenantStore:
                 return before, before
             now = utcnow()
             updates = {**change.updates, "updated_at": now}
+            if change.sites is not None:
+                self._claim(transaction, change.sites)
             if change.retract_since is not None:  # a rolled-back change must not be announced later
                 from google.cloud.firestore_v1.base_query import FieldFilter
 
@@ -111,6 +154,23 @@ class TenantStore:
             return index
 
         return firestore.run_transaction(attempt, db=self.db)
+
+    def next_bgp_ranges(self, per_site: int) -> int:
+        """The index of the first of a new site's `per_site` link-local /30s: counted in one transaction, never
+        handed out again (a tenant that is never created, or is deleted, keeps its /30s retired)."""
+        counter = self.db.collection("platform").document("hybrid_bgp_ranges")
+
+        def attempt(transaction):
+            index = (counter.get(transaction=transaction).to_dict() or {}).get("next", 0)
+            transaction.set(counter, {"next": index + per_site})
+            return index
+
+        return firestore.run_transaction(attempt, db=self.db)
+
+    def release_site(self, tenant_id: str) -> None:
+        """Take an undone tenant's ranges out of the registry."""
+        firestore.run_transaction(lambda transaction: self._claim(transaction, lambda live: {
+            tenant: ranges for tenant, ranges in live.items() if tenant != tenant_id}), db=self.db)
 
     def erase(self, tenant_id: str) -> None:
         """Undo a create that could not finish: the record, its transitions and its outbox."""

@@ -1,6 +1,6 @@
 """Tenant records: what a request may say, and how the status moves.
 
-provisioning ─ok→ active ─tier change→ updating ─ok→ active
+provisioning ─ok→ active ─tier or site change→ updating ─ok→ active
       │                  ╲                 │
       └──fail──→ failed ←─fail─────────────┘     failed ─ok (current manifests)→ active
 any live status ─delete→ deleting ─ok→ deleted   (a failure while deleting keeps it deleting, with the message)
@@ -20,12 +20,13 @@ from energent_shared import fields
 from energent_shared.errors import Invalid
 from energent_shared.firestore import valid_tenant_id
 from energent_shared.tiers import TIERS
+from provisioner.sites import SiteRules, validate_site
 
-DEPLOYMENT_MODELS = ("multi-tenant", "dedicated")
+DEPLOYMENT_MODELS = ("multi-tenant", "dedicated", "hybrid")
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 MAX_DISPLAY_NAME = 200
 PUBLIC_FIELDS = ("tenant_id", "display_name", "tier", "deployment_model", "status", "status_message",
-                 "billing_start", "billing_profile", "created_at", "updated_at")
+                 "billing_start", "billing_profile", "site", "created_at", "updated_at")
 PROFILE_FIELDS = {"legal_name": 200, "vat_id": 32, "email": 254, "buyer_reference": 200}
 PROFILE_LANGUAGES = ("en", "nl")  # the language of the customer's invoices (HTML and PDF)
 ADDRESS_FIELDS = {"line1": 200, "line2": 200, "postal_code": 20, "city": 100, "country": 2}
@@ -42,6 +43,8 @@ class TenantSpec:
     master_cidr: str | None = None  # a dedicated cluster's control-plane range
     pods_cidr: str | None = None  # and its own Pod and Service ranges (two clusters never share them)
     services_cidr: str | None = None
+    site: dict | None = None  # a hybrid tenant's site (validate_site)
+    bgp_ranges: tuple[str, ...] = ()  # and its tunnels' link-local /30s, one per tunnel (bgp_ranges)
 
 
 def _display_name(value: object) -> str:
@@ -56,20 +59,29 @@ def _tier(value: object) -> str:
     return value
 
 
-def validate_create(body: dict, today: datetime.date) -> dict:
-    """The fields of a new tenant, or Invalid naming the first bad one."""
-    fields.only(body, {"tenant_id", "display_name", "tier", "deployment_model", "billing_start", "billing_profile"})
+def validate_create(body: dict, today: datetime.date, sites: SiteRules | None = None) -> dict:
+    """The fields of a new tenant, or Invalid naming the first bad one. A hybrid tenant's `site` is checked against
+    `sites`, the platform's rules (hybrid tenants are refused while the platform has none)."""
+    fields.only(body, {"tenant_id", "display_name", "tier", "deployment_model", "billing_start", "billing_profile",
+                       "site"})
     tenant_id = body.get("tenant_id")
     if not valid_tenant_id(tenant_id):
         raise Invalid(f"tenant_id {tenant_id!r} must match ^[a-z][a-z0-9-]{{2,30}}[a-z0-9]$")
     model = body.get("deployment_model", "multi-tenant")
     if model not in DEPLOYMENT_MODELS:
-        raise Invalid(f"deployment_model must be one of {', '.join(DEPLOYMENT_MODELS)}, got {model!r}")
+        raise Invalid(f"deployment_model must be one of {', '.join(DEPLOYMENT_MODELS)}, got {str(model)[:40]!r}")
+    if model != "hybrid" and "site" in body:
+        raise Invalid(f"site is for hybrid tenants only, not {model}")
+    if model == "hybrid" and "site" not in body:
+        raise Invalid("site is required for a hybrid tenant: {peer_ips, peer_asn, cidrs}")
     billing_start, profile = body.get("billing_start"), body.get("billing_profile")
-    return {"tenant_id": tenant_id, "display_name": _display_name(body.get("display_name")),
-            "tier": _tier(body.get("tier")), "deployment_model": model,
-            "billing_start": None if billing_start is None else _billing_start(billing_start, today),
-            "billing_profile": None if profile is None else billing_profile(profile)}
+    given = {"tenant_id": tenant_id, "display_name": _display_name(body.get("display_name")),
+             "tier": _tier(body.get("tier")), "deployment_model": model,
+             "billing_start": None if billing_start is None else _billing_start(billing_start, today),
+             "billing_profile": None if profile is None else billing_profile(profile)}
+    if model == "hybrid":
+        given["site"] = validate_site(body["site"], sites)
+    return given
 
 
 def billing_profile(profile: object) -> dict:
@@ -168,10 +180,12 @@ def _billing_start(value: object, today: datetime.date) -> str:
     return value
 
 
-def validate_patch(body: dict, today: datetime.date) -> dict:
-    fields.only(body, {"tier", "display_name", "billing_start", "billing_profile"})
+def validate_patch(body: dict, today: datetime.date, sites: SiteRules | None = None) -> dict:
+    """The changes a PATCH asks for. `deployment_model` may be given only as it is (checked against the record by
+    the caller), `site` only for a hybrid tenant (likewise)."""
+    fields.only(body, {"tier", "display_name", "billing_start", "billing_profile", "site", "deployment_model"})
     if not body:
-        raise Invalid("nothing to change: give tier, display_name, billing_start and/or billing_profile")
+        raise Invalid("nothing to change: give tier, display_name, billing_start, billing_profile and/or site")
     changes: dict[str, Any] = {}
     if "tier" in body:
         changes["tier"] = _tier(body["tier"])
@@ -181,7 +195,23 @@ def validate_patch(body: dict, today: datetime.date) -> dict:
         changes["billing_start"] = _billing_start(body["billing_start"], today)
     if "billing_profile" in body:
         changes["billing_profile"] = billing_profile(body["billing_profile"])
+    if "deployment_model" in body:
+        if body["deployment_model"] not in DEPLOYMENT_MODELS:
+            raise Invalid(f"deployment_model must be one of {', '.join(DEPLOYMENT_MODELS)}")
+        changes["deployment_model"] = body["deployment_model"]
+    if "site" in body:
+        changes["site"] = validate_site(body["site"], sites)
     return changes
+
+
+def check_patch(record: dict, changes: dict) -> None:
+    """What a PATCH may not do to this tenant: change its deployment model (its cluster, network and identities
+    were made for it), or give a site to a tenant that is not hybrid."""
+    model = record["deployment_model"]
+    if changes.get("deployment_model", model) != model:
+        raise Invalid(f"deployment_model cannot change after create: tenant {record['tenant_id']} is {model}")
+    if "site" in changes and model != "hybrid":
+        raise Invalid(f"site is for hybrid tenants only, not {model}")
 
 
 def on_flux_outcome(status: str, succeeded: bool) -> str | None:

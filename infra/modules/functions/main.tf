@@ -28,6 +28,9 @@ locals {
     TOKEN_AUDIENCE       = "energent-api"
     JWKS_URL             = "${var.api_url}/.well-known/jwks.json"
     TENANTS_PROJECT      = var.tenants_project_id
+    HYBRID_VPN_ADDRESSES = join(",", var.hybrid_vpn_addresses)
+    HYBRID_ASN           = tostring(var.hybrid_asn)
+    HYBRID_SITE_RANGES   = join(",", var.hybrid_site_ranges)
   }
   env = { for name, d in local.deployments : name => merge(
     local.common_env,
@@ -574,3 +577,68 @@ resource "google_pubsub_topic_iam_member" "flux_reports" {
 # configMapRef with provider gcp). kustomize-controller holds no role on any cluster here: the provisioner renders,
 # with each dedicated cluster, a grant of container.developer on the tenants' project whose condition names that
 # cluster alone (manifests.py, flux_grant).
+
+# --- Hybrid tenants' tunnel keys: Secret Manager in the tenants' project ------------------------------------------
+
+# The provisioner makes each hybrid tenant's keys (hybrid-psk-<tenant>-<tunnel>), reads them for GET .../site and
+# deletes them with the tenant; External Secrets Operator reads them into the Kubernetes Secret the tunnels name
+# (functions/provisioner/provisioner/psks.py). Both reach those secrets and no other: a secret is named in the
+# condition by its project number, as IAM sees it. Creating a secret is checked on the project, which the
+# provisioner's condition admits: a secret of another name it could make but never read.
+data "google_project" "tenants" {
+  project_id = var.tenants_project_id
+}
+
+locals {
+  hybrid_keys = "projects/${data.google_project.tenants.number}/secrets/hybrid-psk-"
+  # The provisioner's deployments: the API makes keys, the Flux events deployment deletes a deleted tenant's.
+  key_keepers = toset([for name, d in local.deployments : name if d.source == "functions/provisioner"])
+}
+
+resource "google_project_iam_custom_role" "hybrid_keys" {
+  project     = var.tenants_project_id
+  role_id     = "energentHybridKeys"
+  title       = "Hybrid tenants' tunnel keys"
+  description = "Make, read and delete the pre-shared keys of hybrid tenants' VPN tunnels."
+  permissions = ["secretmanager.secrets.create", "secretmanager.secrets.delete", "secretmanager.secrets.get",
+  "secretmanager.versions.add", "secretmanager.versions.access", "secretmanager.versions.get"]
+}
+
+resource "google_project_iam_member" "hybrid_keys" {
+  for_each = local.key_keepers
+  project  = var.tenants_project_id
+  role     = google_project_iam_custom_role.hybrid_keys.id
+  member   = "serviceAccount:${google_service_account.function[each.key].email}"
+
+  condition {
+    title       = "hybrid-tunnel-keys-only"
+    description = "The hybrid-psk-* secrets, and making them."
+    expression  = "resource.type == 'cloudresourcemanager.googleapis.com/Project' || resource.name.startsWith('${local.hybrid_keys}')"
+  }
+}
+
+# External Secrets Operator's controller (Kubernetes service account external-secrets/external-secrets on the
+# platform's cluster, annotated by infra/external-secrets): it reads the keys, nothing else.
+resource "google_service_account" "external_secrets" {
+  project      = var.project_id
+  account_id   = "eso-${var.environment}"
+  display_name = "External Secrets Operator: hybrid tunnel keys (${var.environment})"
+}
+
+resource "google_service_account_iam_member" "external_secrets_workload_identity" {
+  service_account_id = google_service_account.external_secrets.name
+  role               = "roles/iam.workloadIdentityUser"
+  member             = "serviceAccount:${var.workload_pool}[external-secrets/external-secrets]"
+}
+
+resource "google_project_iam_member" "external_secrets_reads_keys" {
+  project = var.tenants_project_id
+  role    = "roles/secretmanager.secretAccessor"
+  member  = "serviceAccount:${google_service_account.external_secrets.email}"
+
+  condition {
+    title       = "hybrid-tunnel-keys-only"
+    description = "The hybrid-psk-* secrets."
+    expression  = "resource.name.startsWith('${local.hybrid_keys}')"
+  }
+}

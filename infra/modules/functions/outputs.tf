@@ -19,3 +19,8 @@ output "sources_bucket" {
   description = "Where Terraform uploads the functions' source zips."
   value       = google_storage_bucket.sources.name
 }
+
+output "external_secrets_service_account" {
+  description = "External Secrets Operator's account: infra/external-secrets annotates its controller with it."
+  value       = google_service_account.external_secrets.email
+}

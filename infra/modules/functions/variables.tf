@@ -55,3 +55,18 @@ variable "tenants_project_id" {
   description = "The tenants' project (infra/modules/tenants): the provisioner's TENANTS_PROJECT."
   type        = string
 }
+
+variable "hybrid_vpn_addresses" {
+  description = "The HA VPN gateway's two interface addresses (infra/modules/networking): the provisioner's HYBRID_VPN_ADDRESSES."
+  type        = list(string)
+}
+
+variable "hybrid_asn" {
+  description = "The VPN router's ASN (infra/modules/networking): the provisioner's HYBRID_ASN."
+  type        = number
+}
+
+variable "hybrid_site_ranges" {
+  description = "Where hybrid tenants' sites may lie (infra/modules/networking): the provisioner's HYBRID_SITE_RANGES."
+  type        = list(string)
+}

@@ -19,3 +19,8 @@ output "workload_pool" {
   description = "The cluster's Workload Identity pool, read from the cluster: what depends on it waits for it."
   value       = google_container_cluster.primary.workload_identity_config[0].workload_pool
 }
+
+output "nodes_service_account" {
+  description = "The shared cluster's nodes' account: the network lets it (and no dedicated cluster's nodes) reach hybrid tenants' sites."
+  value       = google_service_account.nodes.email
+}

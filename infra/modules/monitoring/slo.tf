@@ -1,5 +1,6 @@
 # SLOs for the availability the SLA promises (guide, section 12.3; contract section 6): 99.9 % for tenants on the
-# shared cluster, 99.95 % for dedicated ones. Availability is request-based: the share of API Gateway requests
+# shared cluster (multi-tenant and hybrid alike: the multi-tenant SLO is the hybrid tenants' too), 99.95 % for
+# dedicated ones. Availability is request-based: the share of API Gateway requests
 # answered without a server error (5xx) over a rolling 30 days; client errors are the caller's.
 #
 # No request metric tells the two kinds of tenant apart: the control plane serves both, and neither API Gateway's

@@ -136,3 +136,25 @@ resource "google_compute_firewall" "egress_filestore" {
     metadata = "INCLUDE_ALL_METADATA"
   }
 }
+
+# Hybrid tenants' sites, reached through the HA VPN tunnels: from the shared cluster's nodes alone (hybrid tenants run
+# there; a dedicated cluster's nodes run as accounts of their own and get no such rule), on any port. Which Pods may
+# go there is the network policies' part: every tenant's egress allows exclude the site ranges, and a hybrid tenant's
+# own allow-site opens its site's ranges to its namespace only.
+resource "google_compute_firewall" "egress_hybrid_sites" {
+  project                 = var.project_id
+  name                    = "energent-allow-egress-sites-${var.environment}"
+  network                 = google_compute_network.vpc.id
+  direction               = "EGRESS"
+  priority                = 1000
+  destination_ranges      = var.hybrid_site_ranges
+  target_service_accounts = [var.hybrid_nodes_service_account]
+
+  allow {
+    protocol = "all"
+  }
+
+  log_config {
+    metadata = "INCLUDE_ALL_METADATA"
+  }
+}

@@ -157,13 +157,15 @@ resource "google_vpc_access_connector" "functions" {
   max_instances = 3
 }
 
-# Private services access, for Filestore.
+# Private services access, for Filestore, in a range of its own choosing (not Google's): hybrid tenants' sites are
+# checked against every range of the network, this one included.
 resource "google_compute_global_address" "private_services" {
   project       = var.project_id
   name          = "energent-private-services-${var.environment}"
   purpose       = "VPC_PEERING"
   address_type  = "INTERNAL"
-  prefix_length = 20
+  address       = cidrhost(var.private_services_cidr, 0)
+  prefix_length = tonumber(split("/", var.private_services_cidr)[1])
   network       = google_compute_network.vpc.id
 }
 
@@ -171,4 +173,36 @@ resource "google_service_networking_connection" "private_services" {
   network                 = google_compute_network.vpc.id
   service                 = "servicenetworking.googleapis.com"
   reserved_peering_ranges = [google_compute_global_address.private_services.name]
+}
+
+# --- Hybrid tenants: the site-to-site connections' side in this network ------------------------------------------
+
+# The HA VPN gateway every hybrid tenant's tunnels use (one per interface), and the Cloud Router that speaks BGP
+# for them: not the NAT router, so no tenant object ever touches the network's way out. The provisioner renders each
+# tenant's tunnels, router interfaces and BGP peers onto these through Config Connector (it creates them in this
+# project: the VPN of a Shared VPC lives in its host); Terraform manages neither, only the gateway and router.
+# The router advertises the shared cluster's Pod range alone: the tenants' agents reach their sites with their own
+# addresses (GKE does not masquerade traffic to private ranges), and a site needs no other route to the platform.
+resource "google_compute_ha_vpn_gateway" "hybrid" {
+  project = var.project_id
+  name    = "energent-vpn-${var.environment}"
+  region  = var.region
+  network = google_compute_network.vpc.id
+}
+
+resource "google_compute_router" "hybrid" {
+  project = var.project_id
+  name    = "energent-vpn-router-${var.environment}"
+  region  = var.region
+  network = google_compute_network.vpc.id
+
+  bgp {
+    asn               = var.hybrid_asn
+    advertise_mode    = "CUSTOM"
+    advertised_groups = []
+    advertised_ip_ranges {
+      range       = var.pods_cidr
+      description = "the shared cluster's Pods"
+    }
+  }
 }

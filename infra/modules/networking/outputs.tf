@@ -31,3 +31,16 @@ output "nat_ips" {
   description = "The addresses the network's traffic leaves by (Cloud NAT)."
   value       = google_compute_address.nat[*].address
 }
+
+output "hybrid_vpn_addresses" {
+  description = "The HA VPN gateway's two interface addresses: what a hybrid tenant's site connects to (provisioner HYBRID_VPN_ADDRESSES)."
+  value       = google_compute_ha_vpn_gateway.hybrid.vpn_interfaces[*].ip_address
+}
+
+output "hybrid_asn" {
+  value = var.hybrid_asn
+}
+
+output "hybrid_site_ranges" {
+  value = var.hybrid_site_ranges
+}

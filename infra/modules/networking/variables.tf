@@ -73,3 +73,31 @@ variable "dedicated_cluster_slots" {
     error_message = "dedicated_cluster_slots is 0 to 13: 3 + 2 x slots secondary ranges must fit the subnetwork's 30."
   }
 }
+
+variable "private_services_cidr" {
+  description = "The private services range (Filestore's peering), fixed so the provisioner knows every range of the network: inside the shared cluster's 10.0.0.0/12 (provisioner Platform.shared_ranges)."
+  type        = string
+  default     = "10.8.32.0/20"
+}
+
+variable "hybrid_asn" {
+  description = "The ASN of the Cloud Router that speaks BGP with hybrid tenants' sites (provisioner HYBRID_ASN): a private one, which no site may take."
+  type        = number
+  default     = 64514
+
+  validation {
+    condition     = (var.hybrid_asn >= 64512 && var.hybrid_asn <= 65534) || (var.hybrid_asn >= 4200000000 && var.hybrid_asn <= 4294967294)
+    error_message = "hybrid_asn is a private ASN: 64512-65534 or 4200000000-4294967294."
+  }
+}
+
+variable "hybrid_site_ranges" {
+  description = "Where hybrid tenants' sites may lie (provisioner HYBRID_SITE_RANGES): the shared cluster's nodes may reach them, every tenant's egress allows exclude them, only a tenant's own NetworkPolicy opens its site's ranges. Clear of every range of the network."
+  type        = list(string)
+  default     = ["10.192.0.0/10", "192.168.0.0/16"]
+}
+
+variable "hybrid_nodes_service_account" {
+  description = "The shared cluster's nodes' service account (infra/modules/gke): hybrid tenants run there, and only those nodes may reach the sites."
+  type        = string
+}

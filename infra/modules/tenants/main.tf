@@ -105,3 +105,30 @@ resource "google_project_iam_member" "config_connector_grants" {
     expression  = "api.getAttribute('iam.googleapis.com/modifiedGrantsByRole', []).hasOnly([${join(", ", [for role in local.grantable_roles : "'${role}'"])}])"
   }
 }
+
+# Hybrid tenants' VPNs live in the platform's project, the Shared VPC host (a service project cannot put a VPN on
+# the host's network): Config Connector's one role there. It makes and deletes each tenant's external VPN gateway
+# and tunnels, uses the platform's HA VPN gateway, and adds and removes interfaces and BGP peers on a router: nothing
+# of firewalls, routes, subnetworks, addresses or instances. The routers it could change are the VPN router and the
+# NAT router; the admission policy (infra/config-connector) admits router objects on the VPN router only and no
+# ComputeRouterNAT at all.
+resource "google_project_iam_custom_role" "hybrid_vpn" {
+  project     = var.project_id
+  role_id     = "energentHybridVpn"
+  title       = "Hybrid tenants' VPN tunnels"
+  description = "What Config Connector needs for the VPN objects the provisioner renders for hybrid tenants."
+  permissions = [
+    "compute.externalVpnGateways.create", "compute.externalVpnGateways.delete", "compute.externalVpnGateways.get",
+    "compute.externalVpnGateways.setLabels", "compute.externalVpnGateways.use",
+    "compute.vpnTunnels.create", "compute.vpnTunnels.delete", "compute.vpnTunnels.get", "compute.vpnTunnels.setLabels",
+    "compute.vpnGateways.get", "compute.vpnGateways.use",
+    "compute.routers.get", "compute.routers.update", "compute.routers.use",
+    "compute.regionOperations.get", "compute.globalOperations.get",
+  ]
+}
+
+resource "google_project_iam_member" "config_connector_vpn" {
+  project = var.project_id
+  role    = google_project_iam_custom_role.hybrid_vpn.id
+  member  = "serviceAccount:${var.config_connector_account}"
+}
