@@ -26,7 +26,7 @@ from energent_cli import usage_file
 from energent_cli.api import Api, ApiError, profile
 
 app = typer.Typer(help="Run the Energent control plane: tenants, clients, usage, periods, invoices, documents, "
-                       "balances and keys.",
+                       "balances, the books and keys.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
 tenants_app = typer.Typer(help="Tenants: create, list, read, change and delete.", no_args_is_help=True)
 clients_app = typer.Typer(help="A tenant's API clients.", no_args_is_help=True)
@@ -35,8 +35,9 @@ periods_app = typer.Typer(help="Close billing periods and follow a close.", no_a
 invoices_app = typer.Typer(help="Invoices: list, read, the upcoming one, pay, credit.", no_args_is_help=True)
 documents_app = typer.Typer(help="Issued invoices and credit notes by number.", no_args_is_help=True)
 keys_app = typer.Typer(help="Token signing keys.", no_args_is_help=True)
+books_app = typer.Typer(help="The books: the journal and the Dutch VAT return.", no_args_is_help=True)
 for name, sub in (("tenants", tenants_app), ("clients", clients_app), ("usage", usage_app), ("periods", periods_app),
-                  ("invoices", invoices_app), ("documents", documents_app), ("keys", keys_app)):
+                  ("invoices", invoices_app), ("documents", documents_app), ("books", books_app), ("keys", keys_app)):
     app.add_typer(sub, name=name)
 
 out = Console()
@@ -426,6 +427,33 @@ def write_document(client: Api, path: str, media: str, file: Path) -> None:
     file.write_bytes(document.content)
     if not state["json"]:
         err.print(f"wrote {file}")
+
+
+@books_app.command("journal")
+def books_journal(start: Annotated[str, typer.Option("--from", help="First day, YYYY-MM-DD")],
+                  end: Annotated[str, typer.Option("--to", help="Last day, YYYY-MM-DD (included)")],
+                  csv: Annotated[Path | None, typer.Option("--csv", help="Write the journal as CSV to this file")]
+                  = None) -> None:
+    """One balanced entry per invoice, credit note and payment from --from through --to."""
+    client = api()
+    path = f"/v1/billing/journal?from={q(start)}&to={q(end)}"
+    if csv is not None:
+        write_document(client, path, "text/csv", csv)
+    found = client.call("GET", path)
+    show(found, table(f"journal {start} to {end}", ["date", "entry", "account", "debit", "credit", "VAT"],
+                      [[r["date"], r["entry"], r["account"], r["debit"], r["credit"], r.get("vat_code") or ""]
+                       for r in found["entries"]]))
+
+
+@books_app.command("vat-return")
+def books_vat_return(quarter: Annotated[str, typer.Argument(help="The quarter, YYYY-Qn")]) -> None:
+    """The Dutch VAT return of a quarter (boxes 1a and 3b) and the ICP listing."""
+    found = api().call("GET", f"/v1/billing/vat-returns/{q(quarter)}")
+    rows = [["1a", found["boxes"]["1a"]["turnover"], found["boxes"]["1a"]["vat"]],
+            ["3b", found["boxes"]["3b"]["turnover"], ""],
+            ["outside the return (services outside the EU)", found["outside_return"]["turnover"], ""]]
+    rows += [[f"ICP {item['vat_id']} ({item['country']})", item["turnover"], ""] for item in found["icp"]]
+    show(found, table(f"VAT return {found['period']}", ["box", "turnover", "VAT"], rows))
 
 
 @invoices_app.command("list")

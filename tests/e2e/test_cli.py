@@ -162,6 +162,22 @@ def test_a_month_closed_held_issued_paid_and_credited_from_the_command_line(stac
     assert code == 0 and "credited" in out  # the replaced invoice, as a table for people
     code, out, _ = cli("periods", "show", LAST_MONTH, "--json")
     assert code == 0 and json.loads(out)["issued"] >= 1
+    # The e-invoice, the journal and the VAT return.
+    xml = tmp_path / "invoice.xml"
+    code, _, err = cli("documents", "get", "cli-good", reissued["number"], "--xml", str(xml), "--json")
+    assert code == 0, err
+    assert b"<cbc:EndpointID schemeID=\"9933\">094259216</cbc:EndpointID>" in xml.read_bytes()  # Greek: the TIN
+    today = datetime.datetime.now(datetime.UTC).date().isoformat()
+    journal = tmp_path / "journal.csv"
+    code, out, _ = cli("books", "journal", "--from", today, "--to", today, "--csv", str(journal), "--json")
+    entries = json.loads(out)["entries"]
+    assert code == 0 and {number, reissued["number"], note["number"]} <= {e["entry"] for e in entries}
+    assert journal.read_text().splitlines()[0] == "date,entry,document_number,tenant_id,account,debit,credit,vat_code"
+    quarter = f"{today[:4]}-Q{(int(today[5:7]) - 1) // 3 + 1}"
+    code, out, _ = cli("books", "vat-return", quarter, "--json")
+    assert code == 0 and any(item["vat_id"] == "EL094259216" for item in json.loads(out)["icp"])
+    code, _, err = cli("books", "vat-return", "2026-Q5")
+    assert code == 1 and "Q" in err
 
 
 def test_keys_are_listed_and_rotated_and_the_console_script_is_installed(stack, cli):
