@@ -127,6 +127,11 @@ def test_wrong_content_types_are_415(stack, operator, content_type):
     ("/v1/tenants?page_size=%C2%B2", 400), ("/v1/tenants?page_size=101", 400), ("/v1/tenants?page_size=0", 400),
     ("/v1/tenants?page_token=%FF%FE", 400),
     ("/v1/rerenders/%C3%A9" + "0" * 30, 400), ("/v1/rerenders/" + "A" * 32, 400), ("/v1/rerenders/" + "0" * 33, 400),
+    ("/v1/billing/journal?from=2026-13-01&to=2026-12-01", 400), ("/v1/billing/journal?from=2026-12-01", 400),
+    ("/v1/billing/journal?from=2026-12-02&to=2026-12-01", 400),
+    ("/v1/billing/journal?from=%D9%A2%D9%A0%D9%A2%D9%A6-01-01&to=2026-12-01", 400),
+    ("/v1/billing/vat-returns/2026-Q5", 400), ("/v1/billing/vat-returns/1999-Q1", 400),
+    ("/v1/billing/vat-returns/2026-q1", 400),
 ])
 def test_bad_path_segments_and_parameters_are_4xx(stack, operator, hostile_tenant, path, status):
     method = requests.post if path.endswith(":close") else requests.get
