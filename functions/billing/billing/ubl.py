@@ -359,6 +359,9 @@ def build(document: Mapping, meters: Mapping[str, Mapping] | None = None) -> byt
         _el("cbc:DocumentCurrencyCode", currency),
         _el("cbc:BuyerReference", document["customer"].get("buyer_reference") or document.get("tenant_id")),
         _period("cac:InvoicePeriod", _document_period(document)),
+        # The buyer's purchase order (BT-13), which Dutch public bodies ask invoices to quote.
+        _el("cac:OrderReference", [_el("cbc:ID", document["customer"]["order_reference"])])
+        if document["customer"].get("order_reference") else None,
         _billing_reference(document) if credit else None,
         _el("cac:AccountingSupplierParty", [_seller(document["seller"], category)]),
         _el("cac:AccountingCustomerParty", [_customer(document["customer"], customer_endpoint, category)]),
