@@ -103,6 +103,10 @@ class Stack:
                                       "--backends", json.dumps(backends), "--values", json.dumps(values)],
                           gateway_port, "/healthz", env=self.env, cwd=ROOT, log_path=self.log_dir / "gateway.log")
         self._start(gateway)
+        # Cloud Scheduler's jobs (the registry's schedules), publishing on the emulator at their minutes.
+        scheduler = Service("scheduler stand-in", [sys.executable, "-m", "local.scheduler"], 0, None, env=self.env,
+                            cwd=ROOT, log_path=self.log_dir / "scheduler.log")
+        self.services.append(scheduler.start())
         if os.environ.get("LOCAL_FLUX", "on").lower() not in ("off", "0", "false", "no"):
             flux = Service("flux stand-in", [sys.executable, "-m", "local.flux", "--bucket",
                                              buckets["MANIFEST_BUCKET"]],

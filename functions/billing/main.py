@@ -12,10 +12,16 @@ import flask
 import functions_framework
 
 from billing import closing, parties, periods, pricing
+from billing.crossings import CheckWindows
 from billing.documents import MEDIA, InvoiceFiles
 from billing.errors import Conflict, Invalid, NotFound
 from billing.service import Billing, build
 from billing.settings import billing_settings
+from billing.spend_control import SpendControl
+from billing.store.budgets import Budgets
+from billing.store.spend_blocks import SpendBlocks
+from billing.store.spend_checks import SpendChecks
+from billing.store.spend_outbox import SpendOutbox
 from billing.usage import USAGE_TYPE
 from energent_shared import clients, events, tenants
 from energent_shared.clock import utcnow
@@ -63,9 +69,31 @@ def publish_step(topic: str):
 @cache
 def service() -> Billing:
     own = billing_settings()
-    return build(clients.firestore(), InvoiceFiles(own.invoice_bucket, clients.storage),
-                 publish_step(own.billing_events_topic), pricing.load(own.price_book), parties.load_seller(own.seller),
-                 announce=announce_on(own.tenant_events_topic))
+    billing = build(clients.firestore(), InvoiceFiles(own.invoice_bucket, clients.storage),
+                    publish_step(own.billing_events_topic), pricing.load(own.price_book),
+                    parties.load_seller(own.seller), announce=announce_on(own.tenant_events_topic))
+    billing.accepted = spend_windows().accepted  # each counted event: its tenant's spend check scheduled
+    return billing
+
+
+@cache
+def spend_windows() -> CheckWindows:
+    own = billing_settings()
+    return CheckWindows(SpendChecks(clients.firestore()), Budgets(clients.firestore()),
+                        publish_step(own.spend_events_topic), utcnow, own.spend_window_s, own.spend_margin_s)
+
+
+@cache
+def spend_control() -> SpendControl:
+    own = billing_settings()
+    db = clients.firestore()
+
+    def publish_event(payload: bytes) -> None:
+        events.publish_raw(own.tenant_events_topic, payload, {"content-type": events.STRUCTURED})
+
+    return SpendControl(service(), Budgets(db), SpendBlocks(db), SpendOutbox(db), SpendChecks(db), publish_event,
+                        publish_step(own.spend_events_topic), utcnow, cache_s=spend_windows().cache_s,
+                        margin_s=own.spend_margin_s)
 
 
 @router.route("POST", "/v1/usage")
@@ -197,6 +225,33 @@ def list_credit_notes(request: flask.Request, tenant_id: str) -> flask.Response:
     return json_response(service().credit_notes(tenant_id, page_size_param(request.args.get("page_size")), token))
 
 
+# --- spend control: budgets, live spend ----------------------------------------------------------------------
+
+@router.route("PUT", "/v1/tenants/{tenant_id}/budget")
+def put_budget(request: flask.Request, tenant_id: str) -> flask.Response:
+    default_guard().require(request, "billing:write", tenant_id_param(tenant_id))
+    return json_response(spend_control().put_budget(tenant_id, read_json(request)))
+
+
+@router.route("GET", "/v1/tenants/{tenant_id}/budget")
+def get_budget(request: flask.Request, tenant_id: str) -> flask.Response:
+    default_guard().require_any(request, ("billing:read", "billing:write"), tenant_id_param(tenant_id))
+    return json_response(spend_control().budget(tenant_id))
+
+
+@router.route("DELETE", "/v1/tenants/{tenant_id}/budget")
+def delete_budget(request: flask.Request, tenant_id: str) -> flask.Response:
+    default_guard().require(request, "billing:write", tenant_id_param(tenant_id))
+    spend_control().remove_budget(tenant_id)
+    return flask.Response(status=204)
+
+
+@router.route("GET", "/v1/tenants/{tenant_id}/spend")
+def get_spend(request: flask.Request, tenant_id: str) -> flask.Response:
+    default_guard().require_any(request, ("usage:read", "billing:read"), tenant_id_param(tenant_id))
+    return json_response(spend_control().spend(tenant_id))
+
+
 @functions_framework.http
 @http_function
 def billing_http(request: flask.Request) -> flask.Response:
@@ -261,3 +316,22 @@ def on_tenant_event(push) -> None:
         return  # not a tenant (any more): nothing is held for it
     if issued:
         log_event(logger, "invoice.held_issued", tenant_id=tenant_id, numbers=[i["number"] for i in issued])
+
+
+@functions_framework.cloud_event
+@events.event_function
+def on_spend_step(push) -> None:
+    """spend-events: a tenant's spend check (crossings announced once, the block set or lifted), the month's start
+    (every tenant with a budget checked) and the minute's sweep. A step that can never succeed is acknowledged;
+    a storage or publishing error raises, so Pub/Sub delivers the step again (every step is safe to repeat)."""
+    try:
+        event = events.from_pubsub_push(push)
+        found = spend_control().on_step(event["type"], event.get_data())
+    except (events.InvalidEvent, Invalid, ValueError) as refused:
+        log_event(logger, "spend.step_refused", severity=logging.WARNING, detail=str(refused)[:300])
+        return
+    except Exception as error:
+        log_event(logger, "spend.step_failed", severity=logging.ERROR, error=type(error).__name__)
+        raise
+    if found and found.get("announced"):
+        log_event(logger, "spend.checked", **{k: v for k, v in found.items() if k != "net"})

@@ -57,6 +57,7 @@ class Billing:
     files: InvoiceFiles
     announce: Callable[[str, dict], None]  # (issued | paid | credited, document): tells tenant-events
     clock: Callable[[], datetime.datetime] = utcnow
+    accepted: Callable[[str], None] = lambda tenant_id: None  # after an event of the tenant is counted (spend checks)
 
     # --- ingestion --------------------------------------------------------------------------------------------
 
@@ -76,6 +77,7 @@ class Billing:
         except (Rejected, Overflow) as rejected:
             return "rejected", str(rejected)
         if first is None:
+            self.accepted(usage.tenant_id)
             return "accepted", ""
         differences = usage.differences(first)
         if differences:

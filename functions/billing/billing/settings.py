@@ -21,6 +21,9 @@ class BillingSettings:
     tenant_events_topic: str  # invoice issued, paid, credited
     price_book: Path
     seller: Path
+    spend_events_topic: str = "spend-events"  # spend checks and their scheduled steps
+    spend_window_s: float = 10.0  # usage of one window is checked together, once the window has ended
+    spend_margin_s: float = 2.0  # how long after its window a check runs (instances' clocks differ a little)
 
 
 @cache
@@ -30,4 +33,7 @@ def billing_settings() -> BillingSettings:
         billing_events_topic=config.text("BILLING_EVENTS_TOPIC", "billing-events"),
         tenant_events_topic=config.text("TENANT_EVENTS_TOPIC", "tenant-events"),
         price_book=Path(config.text("PRICE_BOOK", str(CONFIG / "pricing.json"))),
-        seller=CONFIG / "seller.json")
+        seller=CONFIG / "seller.json",
+        spend_events_topic=config.text("SPEND_EVENTS_TOPIC", "spend-events"),
+        spend_window_s=config.number("SPEND_CHECK_WINDOW_S", 10.0, maximum=30.0) or 10.0,
+        spend_margin_s=config.number("SPEND_CHECK_MARGIN_S", 2.0, maximum=10.0))

@@ -1,0 +1,80 @@
+"""Spend control's pure rules: budgets, their state, check windows; the registry's schedules and the local
+scheduler's reading of them."""
+
+import datetime
+from decimal import Decimal
+
+import pytest
+
+from billing import budgets
+from billing.crossings import window_end, window_of
+from local.scheduler import matches
+from tools import registry
+from tools.registry import ROOT
+
+BUDGET = {"monthly_limit": "200.00", "thresholds": [50, 80, 100, 150], "action": "notify", "version": 3}
+
+
+@pytest.mark.parametrize("net, reached, used, state", [
+    ("0", [], "0.00", "ok"), ("99.99", [], "50.00", "ok"), ("100.00", [50], "50.00", "warning"),
+    ("160", [50, 80], "80.00", "warning"), ("199.999", [50, 80], "100.00", "warning"),
+    ("200", [50, 80, 100], "100.00", "exceeded"), ("300.01", [50, 80, 100, 150], "150.01", "exceeded")])
+def test_reached_thresholds_used_pct_and_state_follow_the_net(net, reached, used, state):
+    assert budgets.reached(Decimal(net), BUDGET) == reached
+    assert budgets.summary(Decimal(net), BUDGET) == {"monthly_limit": "200.00", "used_pct": used, "state": state,
+                                                     "thresholds": [50, 80, 100, 150], "action": "notify",
+                                                     "version": 3}
+
+
+def test_block_happens_at_the_limit_whatever_the_thresholds():
+    block = {**BUDGET, "thresholds": [], "action": "block"}
+    assert not budgets.blocks(Decimal("199.99"), block) and budgets.blocks(Decimal("200.00"), block)
+    assert budgets.state(Decimal("200.00"), block) == "blocked"
+    assert not budgets.blocks(Decimal("1000"), BUDGET) and not budgets.blocks(Decimal("1000"), None)
+
+
+def test_a_budget_defaults_to_notify_at_50_80_and_100():
+    assert budgets.parse({"monthly_limit": "12.5"}) == {"monthly_limit": "12.50", "thresholds": [50, 80, 100],
+                                                        "action": "notify"}
+    assert budgets.parse({"monthly_limit": 1000, "thresholds": [], "action": "block"})["thresholds"] == []
+
+
+def test_windows_cut_time_into_whole_windows():
+    moment = datetime.datetime(2026, 3, 31, 23, 59, 55, tzinfo=datetime.UTC)
+    window = window_of(moment, 10)
+    assert window_end(window, 10) == datetime.datetime(2026, 4, 1, tzinfo=datetime.UTC)
+    assert window_of(moment + datetime.timedelta(seconds=4.9), 10) == window
+    assert window_of(moment + datetime.timedelta(seconds=5), 10) == window + 1
+
+
+def test_the_registry_schedules_the_close_the_month_start_and_the_sweep():
+    shipped = {s.name: s for s in registry.load().schedules}
+    assert (shipped["monthly-close"].schedule, shipped["monthly-close"].topic) == ("0 2 1 * *", "billing-events")
+    assert shipped["spend-month-start"].schedule == "0 0 1 * *" and shipped["spend-sweep"].schedule == "* * * * *"
+    assert shipped["monthly-close"].event() == {
+        "specversion": "1.0", "type": "ai.energent.billing.period.close.v1", "id": "monthly-close",
+        "source": "//cloudscheduler.googleapis.com/energent-monthly-close", "datacontenttype": "application/json",
+        "data": {}}
+
+
+@pytest.mark.parametrize("schedule, message", [
+    ({"name": "x-y", "schedule": "* * *", "topic": "spend-events", "type": "a.b.v1"}, "five-field cron"),
+    ({"name": "x-y", "schedule": "* * * * *", "topic": "nope", "type": "a.b.v1"}, "not in the registry's topics"),
+    ({"name": "x-y", "schedule": "* * * * *", "topic": "spend-events", "type": "A B"}, "not a CloudEvent type"),
+    ({"name": "x-y", "schedule": "* * * * *", "topic": "spend-events"}, "exactly name, schedule, topic and type"),
+])
+def test_schedule_mistakes_are_named(schedule, message):
+    document = {"topics": ["spend-events"], "schedules": [schedule], "deployments": []}
+    with pytest.raises(registry.RegistryError, match=message):
+        registry.parse(document, ROOT)
+
+
+@pytest.mark.parametrize("cron, moment, expected", [
+    ("* * * * *", (2026, 5, 17, 13, 7), True),
+    ("0 2 1 * *", (2026, 5, 1, 2, 0), True), ("0 2 1 * *", (2026, 5, 1, 2, 1), False),
+    ("0 2 1 * *", (2026, 5, 2, 2, 0), False), ("0 0 1 * *", (2027, 1, 1, 0, 0), True),
+    ("*/15 * * * *", (2026, 5, 1, 9, 45), True), ("*/15 * * * *", (2026, 5, 1, 9, 46), False),
+    ("0 9 * * 1-5", (2026, 5, 16, 9, 0), False),  # a Saturday
+])
+def test_the_local_scheduler_reads_cron_as_cloud_scheduler_does(cron, moment, expected):
+    assert matches(cron, datetime.datetime(*moment, tzinfo=datetime.UTC)) is expected
