@@ -252,6 +252,21 @@ def get_spend(request: flask.Request, tenant_id: str) -> flask.Response:
     return json_response(spend_control().spend(tenant_id))
 
 
+@router.route("POST", "/v1/tenants/{tenant_id}/credit-grants")
+def post_credit_grant(request: flask.Request, tenant_id: str) -> flask.Response:
+    default_guard().require(request, "tenants:admin")
+    return json_response(spend_control().add_grant(tenant_id_param(tenant_id), read_json(request)), 201)
+
+
+@router.route("GET", "/v1/tenants/{tenant_id}/credit-grants")
+def list_credit_grants(request: flask.Request, tenant_id: str) -> flask.Response:
+    default_guard().require_any(request, ("billing:read", "billing:write"), tenant_id_param(tenant_id))
+    token = request.args.get("page_token") or None
+    if token is not None and len(token) > 40:
+        raise Problem(400, "page_token is not valid")
+    return json_response(spend_control().grants(tenant_id, page_size_param(request.args.get("page_size")), token))
+
+
 @functions_framework.http
 @http_function
 def billing_http(request: flask.Request) -> flask.Response:

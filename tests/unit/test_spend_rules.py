@@ -78,3 +78,39 @@ def test_schedule_mistakes_are_named(schedule, message):
 ])
 def test_the_local_scheduler_reads_cron_as_cloud_scheduler_does(cron, moment, expected):
     assert matches(cron, datetime.datetime(*moment, tzinfo=datetime.UTC)) is expected
+
+
+def _grant(grant_id, remaining, expires_on=None, created_at="2026-01-01T00:00:00Z"):
+    return {"grant_id": grant_id, "remaining": remaining, "expires_on": expires_on, "created_at": created_at,
+            "reason": grant_id}
+
+
+def test_grants_take_oldest_expiry_first_no_expiry_last_and_stop_at_zero():
+    from billing import grants
+
+    draft = {"lines": [{"kind": "base_fee", "amount": "49.00"}], "subtotal": "49.00", "sla_credit": "4.90",
+             "net": "44.10", "total": "44.10"}
+    found, taken = grants.apply(draft, [_grant("none-old", "100.00", created_at="2020-01-01T00:00:00Z"),
+                                        _grant("late", "10.00", "2099-12-31"), _grant("soon", "30.00", "2099-01-31"),
+                                        _grant("empty", "0.00", "2098-01-01")], "2026-05")
+    assert [(line.get("grant_id"), line["amount"]) for line in found["lines"][1:]] == [
+        ("soon", "-30.00"), ("late", "-10.00"), ("none-old", "-4.10")]
+    assert found["net"] == "0.00" and [(g["grant_id"], str(a)) for g, a in taken] == [
+        ("soon", "30.00"), ("late", "10.00"), ("none-old", "4.10")]
+
+
+def test_a_grant_is_usable_through_its_expiry_day_inclusive():
+    from billing import grants
+
+    assert grants.usable(_grant("g", "1.00", "2026-05-31"), "2026-05")
+    assert not grants.usable(_grant("g", "1.00", "2026-05-30"), "2026-05")
+    assert grants.usable(_grant("g", "1.00"), "2999-12") and not grants.usable(_grant("g", "0.00"), "2026-05")
+
+
+def test_grants_recompute_the_vat_of_a_settled_draft():
+    from billing import grants
+
+    draft = {"lines": [], "net": "100.00", "total": "121.00", "vat": {"treatment": "standard", "rate": "21",
+                                                                       "amount": "21.00"}}
+    found, _ = grants.apply(draft, [_grant("g", "50.00")], "2026-05")
+    assert (found["net"], found["vat"]["amount"], found["total"]) == ("50.00", "10.50", "60.50")

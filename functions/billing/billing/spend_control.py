@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
-from billing import budgets, periods
+from billing import budgets, grants, periods
 from billing.crossings import (
     BLOCKED_TYPE,
     CHECK_TYPE,
@@ -28,6 +28,7 @@ from billing.parties import parties
 from billing.records import Tenant
 from billing.service import Billing
 from billing.store.budgets import Budgets
+from billing.store.grants import Grants
 from billing.store.spend_blocks import SpendBlocks
 from billing.store.spend_checks import SpendChecks
 from billing.store.spend_outbox import SpendOutbox, crossing_key, event_id
@@ -92,6 +93,37 @@ class SpendControl:
         if again:
             later = now + datetime.timedelta(seconds=self.cache_s + self.margin_s)
             self.publish_step(CHECK_TYPE, check_step(tenant_id, periods.of(later), later))
+
+    # --- credit grants -------------------------------------------------------------------------------------------
+
+    def add_grant(self, tenant_id: str, body: dict) -> dict:
+        """A credit grant; the next invoices take it (grants.py). A grant lowers the spend, so the tenant is checked
+        (a block may be lifted)."""
+        given = grants.parse(body, self.clock().date())
+        self._tenant(tenant_id)
+        stored = self._grants().add(tenant_id, given)
+        self._check_soon(tenant_id, again=False)
+        log_event(logger, "grant.added", tenant_id=tenant_id, grant_id=stored["grant_id"], amount=stored["amount"])
+        return grants.view(stored, self.billing.book.currency)
+
+    def grants(self, tenant_id: str, size: int = 50, page_token: str | None = None) -> dict:
+        """The tenant's grants, oldest first, with what is left of each."""
+        self._tenant(tenant_id)
+        found = self._grants().listing(tenant_id)
+        if page_token:
+            keys = [g["grant_id"] for g in found]
+            if page_token not in keys:
+                raise Invalid("page_token is not valid")
+            found = found[keys.index(page_token) + 1:]
+        page = found[:size]
+        return {"credit_grants": [grants.view(g, self.billing.book.currency) for g in page],
+                "next_page_token": page[-1]["grant_id"] if len(found) > size else ""}
+
+    def _grants(self) -> Grants:
+        found = self.billing.closer.grants
+        if found is None:
+            raise RuntimeError("billing was built without credit grants")
+        return found
 
     # --- live spend ---------------------------------------------------------------------------------------------
 
