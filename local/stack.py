@@ -90,6 +90,7 @@ class Stack:
             secret_names["OPERATOR_CLIENT_SECRET"]: json.dumps(
                 {"client_id": OPERATOR_CLIENT_ID, "client_secret": operator_secret}).encode(),
             secret_names["SIGNING_KEY_SECRET"]: provision.new_signing_key(),
+            secret_names["WEBHOOK_KEY_SECRET"]: random_secrets.token_bytes(32),
         })
 
         backends = self._start_functions(secret_names, buckets)

@@ -6,6 +6,7 @@ customer balance, SLA reports and closes. Domain errors become problems here."""
 from __future__ import annotations
 
 import logging
+import re
 from functools import cache
 
 import flask
@@ -15,15 +16,21 @@ from billing import closing, parties, periods, pricing
 from billing.crossings import CheckWindows
 from billing.documents import MEDIA, InvoiceFiles
 from billing.errors import Conflict, Invalid, NotFound
+from billing.secret_box import SecretBox
 from billing.service import Billing, build
 from billing.settings import billing_settings
 from billing.spend_control import SpendControl
 from billing.store.budgets import Budgets
+from billing.store.invoices import Invoices
 from billing.store.spend_blocks import SpendBlocks
 from billing.store.spend_checks import SpendChecks
 from billing.store.spend_outbox import SpendOutbox
+from billing.store.tenant_records import TenantCache
+from billing.store.webhooks import Webhooks
 from billing.usage import USAGE_TYPE
+from billing.webhook_service import WebhookService
 from energent_shared import clients, events, tenants
+from energent_shared import secrets as secrets_lib
 from energent_shared.clock import utcnow
 from energent_shared.firestore import valid_tenant_id
 from energent_shared.guard import default_guard
@@ -47,6 +54,7 @@ CLOSE_WAIT_S = 20.0  # within the gateway's deadline for the close operation (ap
 EVENT_FIELDS = ("tenant_id", "period", "number", "status", "currency", "net", "vat", "total", "issue_date", "due_date",
                 "amount_due", "amount_paid", "payment_reference", "invoice_number", "invoice_date", "replaces")
 DOCUMENT_MEDIA = ["application/json", "application/pdf", "text/html"]
+WEBHOOK_ID = re.compile(r"wh-[0-9a-f]{16}")
 
 
 def announce_on(topic: str):
@@ -81,6 +89,16 @@ def spend_windows() -> CheckWindows:
     own = billing_settings()
     return CheckWindows(SpendChecks(clients.firestore()), Budgets(clients.firestore()),
                         publish_step(own.spend_events_topic), utcnow, own.spend_window_s, own.spend_margin_s)
+
+
+@cache
+def webhook_service() -> WebhookService:
+    own = billing_settings()
+    db = clients.firestore()
+    box = SecretBox(secrets_lib.secret_name(own.webhook_key_secret)) if own.webhook_key_secret else None
+    return WebhookService(Webhooks(db), Invoices(db, "EUR"), TenantCache(db), box,
+                          publish_step(own.webhook_deliveries_topic), utcnow, local=own.local,
+                          retry_scale=own.webhook_retry_scale)
 
 
 @cache
@@ -267,6 +285,42 @@ def list_credit_grants(request: flask.Request, tenant_id: str) -> flask.Response
     return json_response(spend_control().grants(tenant_id, page_size_param(request.args.get("page_size")), token))
 
 
+# --- webhooks -----------------------------------------------------------------------------------------------
+
+@router.route("POST", "/v1/tenants/{tenant_id}/webhooks")
+def post_webhook(request: flask.Request, tenant_id: str) -> flask.Response:
+    default_guard().require(request, "billing:write", tenant_id_param(tenant_id))
+    return json_response(webhook_service().add(tenant_id, read_json(request)), 201)
+
+
+@router.route("GET", "/v1/tenants/{tenant_id}/webhooks")
+def list_webhooks(request: flask.Request, tenant_id: str) -> flask.Response:
+    default_guard().require(request, "billing:write", tenant_id_param(tenant_id))
+    token = request.args.get("page_token") or None
+    if token is not None and len(token) > 40:
+        raise Problem(400, "page_token is not valid")
+    return json_response(webhook_service().listing(tenant_id, page_size_param(request.args.get("page_size")), token))
+
+
+@router.route("DELETE", "/v1/tenants/{tenant_id}/webhooks/{webhook_id}")
+def delete_webhook(request: flask.Request, tenant_id: str, webhook_id: str) -> flask.Response:
+    default_guard().require(request, "billing:write", tenant_id_param(tenant_id))
+    webhook_service().remove(tenant_id, _webhook_id(webhook_id))
+    return flask.Response(status=204)
+
+
+@router.route("GET", "/v1/tenants/{tenant_id}/webhooks/{webhook_id}/deliveries")
+def list_webhook_deliveries(request: flask.Request, tenant_id: str, webhook_id: str) -> flask.Response:
+    default_guard().require(request, "billing:write", tenant_id_param(tenant_id))
+    return json_response(webhook_service().deliveries(tenant_id, _webhook_id(webhook_id)))
+
+
+def _webhook_id(webhook_id: str) -> str:
+    if not WEBHOOK_ID.fullmatch(webhook_id):
+        raise Problem(404, f"no webhook {webhook_id[:40]!r}")
+    return webhook_id
+
+
 @functions_framework.http
 @http_function
 def billing_http(request: flask.Request) -> flask.Response:
@@ -350,3 +404,31 @@ def on_spend_step(push) -> None:
         raise
     if found and found.get("announced"):
         log_event(logger, "spend.checked", **{k: v for k, v in found.items() if k != "net"})
+
+
+@functions_framework.cloud_event
+@events.event_function
+def on_webhook_event(push) -> None:
+    """tenant-events: each of billing's events a tenant's webhooks asked for becomes one delivery per webhook (once,
+    however often the event comes), its first attempt published at once. Other events are acknowledged."""
+    try:
+        event = events.from_pubsub_push(push)
+    except events.InvalidEvent as invalid:
+        log_event(logger, "webhook.event_malformed", reason=invalid.reason)
+        return
+    created = webhook_service().fan_out(event)
+    if created:
+        log_event(logger, "webhook.deliveries_created", type=event["type"], deliveries=created)
+
+
+@functions_framework.cloud_event
+@events.event_function
+def deliver_webhook(push) -> None:
+    """webhook-deliveries: one attempt of one delivery (signed afresh, at most once per attempt number), or the
+    minute's tick that publishes the attempts falling due. A malformed step is acknowledged; a storage or
+    publishing error raises, so Pub/Sub delivers the step again."""
+    try:
+        event = events.from_pubsub_push(push)
+        webhook_service().on_step(event["type"], event.get_data())
+    except (events.InvalidEvent, Invalid, ValueError) as refused:
+        log_event(logger, "webhook.step_refused", severity=logging.WARNING, detail=str(refused)[:300])

@@ -2,6 +2,7 @@
 scheduler's reading of them."""
 
 import datetime
+import itertools
 from decimal import Decimal
 
 import pytest
@@ -114,3 +115,47 @@ def test_grants_recompute_the_vat_of_a_settled_draft():
                                                                        "amount": "21.00"}}
     found, _ = grants.apply(draft, [_grant("g", "50.00")], "2026-05")
     assert (found["net"], found["vat"]["amount"], found["total"]) == ("50.00", "10.50", "60.50")
+
+
+@pytest.mark.parametrize("address, allowed", [
+    ("93.184.216.34", True), ("2606:2800:220:1:248:1893:25c8:1946", True),
+    ("10.1.2.3", False), ("172.16.0.1", False), ("192.168.1.1", False), ("127.0.0.1", False),
+    ("169.254.169.254", False), ("100.64.0.1", False), ("0.0.0.0", False), ("224.0.0.1", False),
+    ("240.0.0.1", False), ("192.0.2.10", False), ("::1", False), ("fe80::1", False), ("fc00::1", False),
+    ("fd00:ec2::254", False), ("::ffff:10.0.0.1", False), ("::ffff:93.184.216.34", True),
+    ("2002:0a00:0001::1", False), ("64:ff9b::a00:1", False), ("ff02::1", False), ("::", False),
+])
+def test_a_delivery_connects_only_to_public_unicast_addresses(address, allowed):
+    import ipaddress
+
+    from billing.webhooks import public
+
+    assert public(ipaddress.ip_address(address)) is allowed
+
+
+def test_signatures_verify_with_the_standard_webhooks_package():
+    from standardwebhooks import Webhook
+
+    from billing import webhooks
+
+    secret = webhooks.new_secret()
+    assert secret.startswith("whsec_") and len(__import__("base64").b64decode(secret[6:])) >= 24
+    body = b'{"specversion":"1.0","id":"e1"}'
+    timestamp = int(datetime.datetime.now(datetime.UTC).timestamp())
+    headers = {"webhook-id": "e1", "webhook-timestamp": str(timestamp),
+               "webhook-signature": webhooks.sign(secret, "e1", timestamp, body)}
+    assert Webhook(secret).verify(body, headers) == {"specversion": "1.0", "id": "e1"}
+
+
+def test_retries_back_off_from_15_seconds_to_over_an_hour_in_six_attempts():
+    import random
+
+    from billing import webhooks
+
+    for seed in range(50):
+        rng = random.Random(seed)
+        delays = [webhooks.retry_delay_s(n, rng=rng) for n in range(1, webhooks.MAX_ATTEMPTS)]
+        assert delays[0] <= 20 and all(b > a for a, b in itertools.pairwise(delays))
+        assert sum(delays) >= 3600 and webhooks.MAX_ATTEMPTS >= 5
+    assert webhooks.retry_delay_s(webhooks.MAX_ATTEMPTS) is None
+    assert webhooks.retry_delay_s(1, scale=0.01, rng=random.Random(1)) < 0.2

@@ -17,6 +17,7 @@ locals {
   secret_names = {
     SIGNING_KEY_SECRET     = "projects/${var.project_id}/secrets/${google_secret_manager_secret.signing.secret_id}"
     OPERATOR_CLIENT_SECRET = "projects/${var.project_id}/secrets/${google_secret_manager_secret.operator.secret_id}"
+    WEBHOOK_KEY_SECRET     = "projects/${var.project_id}/secrets/${google_secret_manager_secret.webhook_key.secret_id}"
   }
 
   # Every deployment's environment, exactly what Cloud Build deploys it with (tools/cloudbuild.py; a test
@@ -462,6 +463,37 @@ resource "google_secret_manager_secret_version" "operator" {
     client_id     = "energent-operator"
     client_secret = ephemeral.random_password.operator.result
   })
+  secret_data_wo_version = 1
+}
+
+# The key that seals tenants' webhook secrets in Firestore (billing/secret_box.py: AES-256-GCM under SHA-256 of
+# this payload). Made in memory by the apply, like the operator's secret; only billing and billing-webhooks read it.
+# A new key: `terraform apply -replace=module.functions.google_secret_manager_secret_version.webhook_key` after
+# adding a version by hand; sealed secrets name the version they were sealed with, so keep old versions enabled.
+resource "google_secret_manager_secret" "webhook_key" {
+  project   = var.project_id
+  secret_id = local.registry.secrets.WEBHOOK_KEY_SECRET
+
+  replication {
+    user_managed {
+      replicas {
+        location = var.region
+        customer_managed_encryption {
+          kms_key_name = var.kms_key
+        }
+      }
+    }
+  }
+}
+
+ephemeral "random_password" "webhook_key" {
+  length  = 64
+  special = false
+}
+
+resource "google_secret_manager_secret_version" "webhook_key" {
+  secret                 = google_secret_manager_secret.webhook_key.id
+  secret_data_wo         = ephemeral.random_password.webhook_key.result
   secret_data_wo_version = 1
 }
 
