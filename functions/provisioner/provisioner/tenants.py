@@ -41,6 +41,7 @@ class TenantSpec:
     master_cidr: str | None = None  # a dedicated cluster's control-plane range
     pods_cidr: str | None = None  # and its own Pod and Service ranges (two clusters never share them)
     services_cidr: str | None = None
+    spend_blocked: bool = False  # billing blocked it for its spend: a concurrent-workflow limit of 0
 
 
 def _display_name(value: object) -> str:
