@@ -396,7 +396,7 @@ def on_spend_step(push) -> None:
     try:
         event = events.from_pubsub_push(push)
         found = spend_control().on_step(event["type"], event.get_data())
-    except (events.InvalidEvent, Invalid, ValueError) as refused:
+    except (events.InvalidEvent, Invalid) as refused:
         log_event(logger, "spend.step_refused", severity=logging.WARNING, detail=str(refused)[:300])
         return
     except Exception as error:
@@ -430,5 +430,5 @@ def deliver_webhook(push) -> None:
     try:
         event = events.from_pubsub_push(push)
         webhook_service().on_step(event["type"], event.get_data())
-    except (events.InvalidEvent, Invalid, ValueError) as refused:
+    except (events.InvalidEvent, Invalid) as refused:
         log_event(logger, "webhook.step_refused", severity=logging.WARNING, detail=str(refused)[:300])

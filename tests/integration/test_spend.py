@@ -388,3 +388,29 @@ def test_crossings_raced_by_many_threads_and_instances_are_published_exactly_onc
     assert len(blocked) == 1 and blocked[0]["data"]["generation"] == 1
     markers = list(firestore_db.collection("spend_checks").stream())
     assert 1 <= len(markers) < 100  # once per window, not once per event
+
+
+def test_the_month_s_start_checks_every_tenant_with_a_budget_and_lifts_last_month_s_blocks(firestore_db, bucket,
+                                                                                             recorded):
+    moment = {"now": datetime.datetime.now(datetime.UTC)}
+    billing = make_billing(firestore_db, bucket, clock=lambda: moment["now"])
+    control = make_control(firestore_db, billing, recorded, clock=lambda: moment["now"])
+    for tenant_id in ("blocked-one", "watched-one"):
+        add_tenant(firestore_db, tenant_id, billing_start=START)
+        control.put_budget(tenant_id, {"monthly_limit": "60.00", "thresholds": [90], "action": "block"})
+    billing.ingest([usage("blocked-one", quantity="3000")], "http")  # 49.00 + 20.00
+    control.check("blocked-one", THIS_MONTH)
+    assert SpendBlocks(firestore_db).get("blocked-one")["blocked"] is True
+    moment["now"] = periods.end(THIS_MONTH) + datetime.timedelta(seconds=1)
+    recorded.steps.clear()
+    from billing.crossings import PERIOD_STARTED_TYPE
+
+    control.on_step(PERIOD_STARTED_TYPE, {})
+    checks = [data for kind, data in recorded.steps if kind == CHECK_TYPE]
+    assert sorted(d["tenant_id"] for d in checks) == ["blocked-one", "watched-one"]
+    assert {d["period"] for d in checks} == {periods.of(moment["now"])}
+    for data in checks:
+        control.on_step(CHECK_TYPE, data)
+    assert SpendBlocks(firestore_db).get("blocked-one")["blocked"] is False  # the new month's net: 49.00 of 60.00
+    assert [e["type"].rsplit(".", 2)[-2] for e in recorded.events if "spend." in e["type"]] == ["blocked",
+                                                                                                 "unblocked"]

@@ -47,6 +47,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from billing import periods
+from billing.errors import Invalid
 from billing.store.budgets import Budgets
 from billing.store.spend_checks import SpendChecks
 from energent_shared.clock import rfc3339
@@ -90,7 +91,7 @@ def wait_until(not_before: object, clock: Callable[[], datetime.datetime],
         return
     delay = (due - clock()).total_seconds()
     if delay > MAX_WAIT_S:
-        raise ValueError(f"a check step for {not_before} is more than {MAX_WAIT_S:.0f} s ahead")
+        raise Invalid(f"a step for {not_before} is more than {MAX_WAIT_S:.0f} s ahead")
     if delay > 0:
         sleep(delay)
 

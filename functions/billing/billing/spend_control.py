@@ -5,7 +5,6 @@ scheduled steps: the month's start and the minute's sweep."""
 from __future__ import annotations
 
 import datetime
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -271,7 +270,3 @@ class SpendControl:
             log_event(logger, "spend.swept", checks=len(checks), published=published)
         return {"checks": len(checks), "published": published}
 
-
-def crossing_events(control: SpendControl, tenant_id: str) -> list[dict]:
-    """The spend events recorded for a tenant (tests and operators)."""
-    return [json.loads(json.dumps(e)) for e in control.outbox.for_tenant(tenant_id)]
