@@ -15,9 +15,9 @@ import ipaddress
 import socket
 import ssl
 import time
-from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from billing.outcome import Outcome
 from billing.webhooks import TIMEOUT_S, is_local_url, public
 
 MAX_RESPONSE = 64 * 1024
@@ -25,16 +25,6 @@ MAX_RESPONSE = 64 * 1024
 
 class Refused(Exception):
     """The URL may not be called (its address is not public); counted as a failed attempt."""
-
-
-@dataclass(frozen=True)
-class Outcome:
-    status: int | None  # the HTTP status, or None when there was no answer
-    error: str | None = None
-
-    @property
-    def delivered(self) -> bool:
-        return self.status is not None and 200 <= self.status < 300
 
 
 def resolve(host: str, port: int) -> list[str]:

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 from billing import webhooks
 from billing.crossings import CROSSED_TYPE, SOURCE, wait_until
-from billing.delivery import Outcome, post
 from billing.errors import Invalid, NotFound
+from billing.outcome import Outcome
 from billing.secret_box import SecretBox
 from billing.store.invoices import Invoices
 from billing.store.tenant_records import TenantCache
@@ -50,7 +50,7 @@ class WebhookService:
     clock: Callable[[], datetime.datetime]
     local: bool = False
     retry_scale: float = 1.0
-    send: Callable[[str, bytes, dict[str, str], bool], Outcome] = post
+    send: Callable[[str, bytes, dict[str, str], bool], Outcome] = lambda *args: _post(*args)
     sleep: Callable[[float], None] = time.sleep
     user_agent: str = "Energent-Webhooks/1"
 
@@ -225,6 +225,12 @@ class WebhookService:
             self.webhooks.deferred(delivery["key"], when + datetime.timedelta(minutes=5))
             self._publish_attempt(delivery["key"], delivery["attempts"], when)
         return len(due)
+
+
+def _post(url: str, body: bytes, headers: dict[str, str], local: bool) -> Outcome:
+    from billing.delivery import post  # ssl and http.client only where deliveries are made
+
+    return post(url, body, headers, local)
 
 
 def _delivery_view(delivery: dict) -> dict:
