@@ -558,6 +558,10 @@ def keys_rotate() -> None:
                 "signs after the activation delay")
 
 
+# --- spend control: budget, spend, webhooks, grants (their commands live in spend.py) ------------------------
+
+from energent_cli import spend as _spend_commands  # noqa: E402,F401 - registers its commands on `app`
+
 # --- running ------------------------------------------------------------------------------------------------------
 
 def main(args: list[str] | None = None) -> int:

@@ -10,6 +10,7 @@ import functions_framework
 
 from energent_shared import clients, events
 from energent_shared.errors import NotFound
+from energent_shared.firestore import valid_tenant_id
 from energent_shared.guard import default_guard
 from energent_shared.http import Router, http_function, json_response, read_json, tenant_id_param
 from energent_shared.logging import get_logger, log_event
@@ -118,3 +119,31 @@ def on_flux_event(push) -> None:
         log_event(logger, "flux.ignored", reason=str(ignored))
         return
     service().on_flux(outcome)
+
+
+SPEND_BLOCKED = "ai.energent.billing.spend.blocked.v1"
+SPEND_UNBLOCKED = "ai.energent.billing.spend.unblocked.v1"
+
+
+@functions_framework.cloud_event
+@events.event_function
+def on_spend_event(push) -> None:
+    """tenant-events: billing blocked or unblocked a tenant for its spend (`data.generation` numbers billing's
+    changes); the tenant's manifests are rendered with the workflow limit that follows and delivered. Every other
+    event on the topic, and anything malformed, is acknowledged; a storage error raises, so Pub/Sub delivers again."""
+    try:
+        event = events.from_pubsub_push(push)
+    except events.InvalidEvent as invalid:
+        log_event(logger, "spend_event.malformed", reason=invalid.reason)
+        return
+    if event["type"] not in (SPEND_BLOCKED, SPEND_UNBLOCKED) or event.get("source") != "//energent.ai/billing":
+        return
+    data, tenant_id = event.get_data(), event.get("subject")
+    generation = data.get("generation") if isinstance(data, dict) else None
+    if not valid_tenant_id(tenant_id) or type(generation) is not int or generation < 1:
+        log_event(logger, "spend_event.malformed", reason="needs subject (a tenant) and data.generation")
+        return
+    try:
+        service().spend_block(tenant_id, event["type"] == SPEND_BLOCKED, generation)
+    except NotFound:
+        log_event(logger, "spend_event.unknown_tenant", tenant_id=tenant_id)

@@ -82,7 +82,8 @@ def test_terraform_creates_every_function_with_the_environment_cloud_build_deplo
     secret_names = {key: in_cloud_build_terms(value) for key, value in functions["secret_names"].items()}
     shipped = registry.load()
     secrets = resources("functions", "google_secret_manager_secret")
-    for key, resource in (("SIGNING_KEY_SECRET", "signing"), ("OPERATOR_CLIENT_SECRET", "operator")):
+    for key, resource in (("SIGNING_KEY_SECRET", "signing"), ("OPERATOR_CLIENT_SECRET", "operator"),
+                          ("WEBHOOK_KEY_SECRET", "webhook_key")):
         assert secrets[resource]["secret_id"] == f"${{local.registry.secrets.{key}}}"
         # By project id, not the number a secret's `name` attribute holds: auth compares it with its notices.
         assert secret_names[key] == (

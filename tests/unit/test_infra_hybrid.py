@@ -133,7 +133,7 @@ def test_external_secrets_operator_reads_the_keys_as_its_own_account_from_a_name
     keepers = resources("functions", "google_project_iam_member")["hybrid_keys"]
     assert keepers["for_each"] == "${local.key_keepers}"
     provisioners = {d.name for d in registry.load().deployments if d.source == "functions/provisioner"}
-    assert provisioners == {"provisioner", "provisioner-flux-events"}
+    assert provisioners == {"provisioner", "provisioner-flux-events", "provisioner-spend-events"}
     assert 'd.source == "functions/provisioner"' in locals_of("functions")["key_keepers"]
     role = resources("functions", "google_project_iam_custom_role")["hybrid_keys"]
     assert role["project"] == "${var.tenants_project_id}"

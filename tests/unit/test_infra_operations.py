@@ -323,7 +323,8 @@ def test_every_log_metric_reads_one_resource_type_and_its_policies_wait_until_mo
     assert waited_for == set(metrics)
     policies = module_resources("monitoring", "google_monitoring_alert_policy")
     on_log_metrics = {name: policy for name, policy in policies.items() if "google_logging_metric." in str(policy)}
-    assert set(on_log_metrics) == {"function_errors", "gke_backup_failures", "flux_failures", "close_failures"}
+    assert set(on_log_metrics) == {"function_errors", "gke_backup_failures", "flux_failures", "close_failures",
+                                   "spend_failures"}
     for name, policy in on_log_metrics.items():
         assert policy["depends_on"] == ["${time_sleep.log_metrics}"], name
         for condition in policy["conditions"]:

@@ -240,6 +240,14 @@ def _network_policies(ns: str, labels: dict, platform: Platform, site: dict | No
     ] if site is not None else [])
 
 
+def workflow_limits(row: Tier, spend_blocked: bool = False) -> dict[str, str]:
+    """The data of the `tenant-limits` ConfigMap: the tier's concurrent-workflow limit, or 0 (and why) while the
+    tenant is blocked for its spend. An unblocked tenant's data is exactly the tier's, as it always was."""
+    if spend_blocked:
+        return {"concurrent_workflows": "0", "tier": row.name, "spend_state": "blocked"}
+    return {"concurrent_workflows": str(row.concurrent_workflows), "tier": row.name}
+
+
 def _objects(spec: TenantSpec, row: Tier, platform: Platform) -> tuple[list[dict], list[dict]]:
     """(objects in the tenant's namespace, the Google Cloud objects Config Connector makes for it)."""
     ns = namespace(spec.tenant_id)
@@ -270,9 +278,10 @@ def _objects(spec: TenantSpec, row: Tier, platform: Platform) -> tuple[list[dict
         {"apiVersion": "v1", "kind": "ServiceAccount",
          "metadata": _meta(WORKLOAD_SERVICE_ACCOUNT, ns, labels, {"iam.gke.io/gcp-service-account": gsa_email}),
          "automountServiceAccountToken": False},
-        # What the platform's workflow scheduler reads to cap concurrent workflows.
+        # What the platform's workflow scheduler reads to cap concurrent workflows (0 while billing blocks the
+        # tenant for its spend; the tier's limit again once the block is lifted).
         {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _meta(LIMITS_CONFIGMAP, ns, labels),
-         "data": {"concurrent_workflows": str(row.concurrent_workflows), "tier": row.name}},
+         "data": workflow_limits(row, spec.spend_blocked)},
         *_network_policies(ns, labels, platform, spec.site if spec.deployment_model == "hybrid" else None),
     ]
     cloud: list[dict] = [

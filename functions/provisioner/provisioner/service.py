@@ -50,7 +50,8 @@ def iso(value) -> str | None:
 def view(record: dict) -> dict:
     """The tenant as the API shows it (and as tenant events carry it)."""
     shown = tenants.public_view(record)
-    return {**shown, "created_at": iso(shown["created_at"]), "updated_at": iso(shown["updated_at"])}
+    return {**shown, "created_at": iso(shown["created_at"]), "updated_at": iso(shown["updated_at"]),
+            "spend_state": record.get("spend_state") or "ok"}
 
 
 def run_view(run: dict) -> dict:
@@ -94,7 +95,8 @@ class Provisioner:
     def _render(self, record: dict) -> dict[str, bytes]:
         spec = tenants.TenantSpec(record["tenant_id"], record["tier"], record["deployment_model"],
                                   record.get("master_cidr"), record.get("pods_cidr"), record.get("services_cidr"),
-                                  record.get("site"), tuple(record.get("bgp_ranges") or ()))
+                                  record.get("site"), tuple(record.get("bgp_ranges") or ()),
+                                  spend_blocked=record.get("spend_state") == "blocked")
         return manifests.render(spec, self.platform, removing=record["status"] in GONE)
 
     def _apply(self, record: dict, generation: int) -> None:
@@ -350,6 +352,31 @@ class Provisioner:
             return since is not None and after["status"] not in GONE and after["manifests_changed_at"] >= since
         self._deliver(before, after)
         return True
+
+    def spend_block(self, tenant_id: str, blocked: bool, generation: int) -> str:
+        """Billing blocked (or unblocked) the tenant for its spend: its manifests carry a concurrent-workflow limit of
+        0 (or its tier's again), delivered like any change; its status stays as it is. Billing numbers its changes,
+        and only a generation newer than the one applied counts, so events that arrive twice or out of order never
+        undo a newer one. Returns what happened."""
+        outcome = {"result": "stale"}
+
+        def decide(record: dict) -> Change | None:
+            if record["status"] in GONE or int(record.get("spend_generation") or 0) >= generation:
+                return None
+            state = "blocked" if blocked else "ok"
+            updates: dict = {"spend_state": state, "spend_generation": generation}
+            after = {**record, **updates}
+            digest = self._digest(after)
+            if digest != record.get("manifests_digest"):
+                updates.update(manifest_generation=record["manifest_generation"] + 1, manifests_digest=digest,
+                               manifests_changed_at=utcnow())
+            outcome["result"] = state
+            return Change(updates, None, [self._event("updated", {**after, "updated_at": utcnow()})])
+
+        before, after = self._change(tenant_id, decide)
+        self._settle(before, after)
+        log_event(logger, "tenant.spend_state", tenant_id=tenant_id, generation=generation, result=outcome["result"])
+        return outcome["result"]
 
     def start_rerender(self, body: dict) -> dict:
         """Re-render every tenant after a platform change (tier table, platform settings): a run that fans out in

@@ -45,6 +45,7 @@ class TenantSpec:
     services_cidr: str | None = None
     site: dict | None = None  # a hybrid tenant's site (validate_site)
     bgp_ranges: tuple[str, ...] = ()  # and its tunnels' link-local /30s, one per tunnel (bgp_ranges)
+    spend_blocked: bool = False  # billing blocked it for its spend: a concurrent-workflow limit of 0
 
 
 def _display_name(value: object) -> str:
