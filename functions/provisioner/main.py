@@ -15,7 +15,7 @@ from energent_shared.guard import default_guard
 from energent_shared.http import Router, http_function, json_response, read_json, tenant_id_param
 from energent_shared.logging import get_logger, log_event
 from energent_shared.tenants import EVENT_SOURCE
-from provisioner import flux
+from provisioner import flux, routes
 from provisioner.psks import PreSharedKeys
 from provisioner.service import RERENDER_STEP, InvalidStep, Provisioner, view
 from provisioner.settings import provisioner_settings
@@ -34,6 +34,19 @@ def service() -> Provisioner:
                        lambda step: events.publish(own.provisioning_events_topic,
                                                    events.new_event(RERENDER_STEP, EVENT_SOURCE, step)),
                        PreSharedKeys(own.platform.tenants_project))  # hybrid tunnels' keys: the tenants' project
+
+
+def check_routes() -> None:
+    """The route watchdog's run (provisioner.routes): on the platform's VPN router, when the platform has one. A
+    check that fails is logged as an ERROR (an alert) and acknowledged: the next minute's run is the retry."""
+    platform = provisioner_settings().platform
+    if not platform.vpn_addresses:
+        log_event(logger, "routes.skipped", reason="no HA VPN gateway configured (HYBRID_VPN_ADDRESSES)")
+        return
+    try:
+        service().check_routes(routes.RouterRoutes(platform.project, platform.region, platform.vpn_router))
+    except Exception:
+        logger.exception("route check failed", extra={"json_fields": {"event": "routes.check_failed"}})
 
 
 @router.route("POST", "/v1/tenants")
@@ -110,6 +123,9 @@ def on_flux_event(push) -> None:
         message = events.pubsub_message(push)
         if message.attribute("content-type") == events.STRUCTURED:
             step = events.from_pubsub_message(message)
+            if step["type"] == routes.ROUTES_CHECK:  # Cloud Scheduler, every minute (infra/modules/functions)
+                check_routes()
+                return
             if step["type"] != RERENDER_STEP:
                 raise flux.Ignored(f"a {step['type'][:100]!r} event is not for the provisioner")
             service().rerender_step(step.get_data())

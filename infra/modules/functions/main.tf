@@ -680,3 +680,54 @@ resource "google_project_iam_member" "external_secrets_reads_keys" {
     expression  = "resource.name.startsWith('${local.hybrid_keys}')"
   }
 }
+
+# --- the route watchdog -----------------------------------------------------------------------------------------
+
+# Every minute, a check of what hybrid tenants' sites announce over BGP (functions/provisioner/provisioner/routes.py
+# says why a watchdog and not a route policy): a CloudEvent on provisioning-events, taken by the provisioner's event
+# deployment, which reads the VPN router's status and cuts off a site that announced a prefix outside its ranges.
+# A missed or repeated run changes nothing: the next one looks again.
+resource "google_cloud_scheduler_job" "route_watch" {
+  project   = var.project_id
+  name      = "energent-route-watch-${var.environment}"
+  region    = var.region
+  schedule  = "* * * * *"
+  time_zone = "Etc/UTC"
+
+  pubsub_target {
+    topic_name = google_pubsub_topic.topic["provisioning-events"].id
+    attributes = {
+      "content-type" = "application/cloudevents+json"
+    }
+    data = base64encode(jsonencode({
+      specversion     = "1.0"
+      type            = "ai.energent.provisioner.routes.check.v1"
+      source          = "//cloudscheduler.googleapis.com/energent-route-watch"
+      id              = "route-watch"
+      datacontenttype = "application/json"
+      data            = {}
+    }))
+  }
+}
+
+# What the check reads: the VPN router's status (routers.getRouterStatus is authorized as compute.routers.get), on
+# that router alone, by the deployment that takes provisioning-events.
+resource "google_project_iam_custom_role" "router_status" {
+  project     = var.project_id
+  role_id     = "energentRouterStatus"
+  title       = "The VPN router's status"
+  description = "Read a Cloud Router and the routes it learned."
+  permissions = ["compute.routers.get"]
+}
+
+resource "google_project_iam_member" "route_watch" {
+  project = var.project_id
+  role    = google_project_iam_custom_role.router_status.id
+  member  = "serviceAccount:${google_service_account.function["provisioner-flux-events"].email}"
+
+  condition {
+    title       = "vpn-router-only"
+    description = "The hybrid tenants' VPN router."
+    expression  = "resource.name == 'projects/${var.project_id}/regions/${var.region}/routers/${var.hybrid_router}'"
+  }
+}

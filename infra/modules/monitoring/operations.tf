@@ -251,6 +251,52 @@ resource "google_monitoring_alert_policy" "spend_failures" {
   depends_on = [time_sleep.log_metrics]
 }
 
+# --- hybrid tenants' routes -------------------------------------------------------------------------------------
+
+# The route watchdog (functions/provisioner/provisioner/routes.py), every minute: a site announced a prefix outside
+# its ranges (routes.outside_site; it is cut off: routes.quarantined), a route came from no tenant's BGP session
+# (routes.unattributed), or the check itself failed (routes.check_failed: nothing is being watched).
+resource "google_logging_metric" "route_violations" {
+  project = var.project_id
+  name    = "energent_route_violations_${var.environment}"
+  filter  = <<-EOT
+    resource.type="cloud_run_revision" AND resource.labels.service_name="${local.service["provisioner-flux-events"]}"
+    AND severity>=ERROR AND (jsonPayload.event="routes.outside_site" OR jsonPayload.event="routes.quarantined"
+      OR jsonPayload.event="routes.unattributed" OR jsonPayload.event="routes.check_failed")
+  EOT
+  metric_descriptor {
+    metric_kind = "DELTA"
+    value_type  = "INT64"
+  }
+}
+
+resource "google_monitoring_alert_policy" "route_violations" {
+  project      = var.project_id
+  display_name = "Hybrid site announced foreign routes, or the route check failed (${var.environment})"
+  combiner     = "OR"
+  conditions {
+    display_name = "the route watchdog found or cut off a site, or could not look"
+    condition_threshold {
+      filter          = "metric.type=\"logging.googleapis.com/user/${google_logging_metric.route_violations.name}\" AND resource.type=\"cloud_run_revision\""
+      comparison      = "COMPARISON_GT"
+      threshold_value = 0
+      duration        = "0s"
+      aggregations {
+        alignment_period     = "60s"
+        per_series_aligner   = "ALIGN_SUM"
+        cross_series_reducer = "REDUCE_SUM"
+      }
+    }
+  }
+  documentation {
+    content   = "A hybrid site announced prefixes outside its ranges and its BGP sessions are cut off (`energent tenants get TENANT` shows site_state), a route came from no tenant's session, or the check could not read the router. docs/runbook.md, \"Hybrid tenants: routes a site announces\"."
+    mime_type = "text/markdown"
+  }
+  notification_channels = local.channels
+
+  depends_on = [time_sleep.log_metrics]
+}
+
 # --- spending -----------------------------------------------------------------------------------------------
 
 data "google_project" "project" {
