@@ -12,7 +12,7 @@ from functools import cache
 import flask
 import functions_framework
 
-from billing import closing, parties, periods, pricing
+from billing import closing, parties, periods, pricing, rollups
 from billing.crossings import CheckWindows
 from billing.documents import MEDIA, InvoiceFiles
 from billing.errors import Conflict, Invalid, NotFound
@@ -358,7 +358,8 @@ def billing_handler(push) -> None:
         service().ingest([invalid], via="pubsub")
         return
     if event["type"] == USAGE_TYPE or event["type"] not in (closing.CLOSE_TYPE, closing.CHUNK_TYPE,
-                                                            closing.NUMBER_TYPE, closing.STORE_TYPE):
+                                                            closing.NUMBER_TYPE, closing.STORE_TYPE,
+                                                            rollups.ROLLUP_TYPE):
         service().ingest([event], via="pubsub")
         return
     data = event.get_data()
@@ -368,6 +369,8 @@ def billing_handler(push) -> None:
             period = (data.get("period") if isinstance(data, dict) else None) or periods.preceding(
                 periods.of(utcnow()))
             service().closer.start(period)
+        elif event["type"] == rollups.ROLLUP_TYPE:  # Cloud Scheduler, daily; then each page hands on
+            service().rollups.on_event(data)  # type: ignore[union-attr]
         elif event["type"] == closing.STORE_TYPE:
             if not isinstance(data, dict) or not valid_tenant_id(data.get("tenant_id")):
                 raise Invalid("a document store step needs data.tenant_id and data.number")

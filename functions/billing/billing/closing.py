@@ -7,9 +7,10 @@ counter carries the server time of its last write (`written_at`). The close of p
 ingestion, decides what is billed, from T's ledger:
 
 1. It reads the ledger; the read's server time R is this close's watermark.
-2. It reads all of T's counters of P (P's own usage, whenever it arrived), and finds every earlier period with a
-   counter written after the previous close's watermark. For each such period Q it reads Q's counters and
-   subtracts what the ledger says was billed for Q: the difference is late usage, billed now.
+2. It reads all of T's counters of P (P's own usage, whenever it arrived; live counters and rollup in one query),
+   and finds every earlier period with a counter written after the previous close's watermark. For each such
+   period Q it reads Q's counters and subtracts what the ledger says was billed for Q: the difference is late
+   usage, billed now.
 3. It writes the draft invoice, what it billed for P and each Q, and the watermark R in one atomic batch,
    conditional on the ledger being unchanged since step 1.
 
@@ -18,6 +19,24 @@ found by the next close of T, however many periods later. One caught by both is 
 bills only the difference between the counters and the ledger. No instance's view of "open" or "closed" is
 involved, so no cache lifetime has to line up with anything. `max` meters are compared per run of days under one
 tier: a late event is charged only for what it adds above the peak already billed.
+
+Rollups keep it so. A period's counters are one collection holding the live counters and the period's rollup;
+the daily rollup (rollups.py) moves counters into the rollup in one atomic commit that writes the rollup (unless
+it changed since read) and deletes each counter it took (unless that changed since read). Hence, at every instant,
+each counted event is in exactly one document of its period: a live counter or the rollup — never both, never
+neither — and a period's total is read at one instant by the one query that returns both (step 2 reads each period
+that way). A rollup's `written_at` is the latest `written_at` among the counters it took, not the time of the
+rollup, so "written after the watermark" survives a rollup:
+- a straggler counted after R lands on a live counter with `written_at` > R; if a rollup takes that counter before
+  the next close, the rollup's `written_at` is at least as late, so the next close still finds its period and
+  bills the difference to the ledger — once;
+- a straggler racing the rollup lands either before the rollup's commit (on a counter the rollup read: its update
+  fails the rollup's precondition, nothing moves, and the counter keeps it; or on a counter the rollup did not read,
+  which stays live) or after it (on a counter the commit deleted, which starts again from zero, or a new one);
+- a rollup interrupted before its commit changed nothing; one redelivered after its commit finds nothing left to
+  move. A rollup never changes a period's total, so the ledger's differences are untouched by it.
+A draft therefore reads the rollup plus the counters written since it (for a closed month, its last day or so),
+O(meters) documents rather than one per day, meter and shard.
 
 A month asked to close while the one before it is still closing waits for it and starts when it ends.
 

@@ -27,14 +27,15 @@ from billing.numbering import CREDIT_NOTE, INVOICE
 from billing.parties import Seller, parties
 from billing.pricing import PriceBook
 from billing.records import CreditNote, Invoice, Tenant
+from billing.rollups import Rollups
 from billing.store.closes import Periods
 from billing.store.grants import Grants
 from billing.store.invoices import Invoices
 from billing.store.ledger import Ledger
 from billing.store.sla_reports import SlaReports
 from billing.store.tenant_records import TenantCache
-from billing.store.usage_counters import Overflow, UsageStore
-from billing.usage import Rejected, total, validate
+from billing.store.usage_counters import Outcome, Overflow, UsageStore
+from billing.usage import Rejected, Usage, total, validate
 from energent_shared import fields
 from energent_shared.clock import rfc3339, utcnow
 from energent_shared.events import InvalidEvent, parse_time
@@ -60,13 +61,14 @@ class Billing:
     announce: Callable[[str, dict], None]  # (issued | paid | credited, document): tells tenant-events
     clock: Callable[[], datetime.datetime] = utcnow
     accepted: Callable[[str], None] = lambda tenant_id: None  # after an event of the tenant is counted (spend checks)
+    rollups: Rollups | None = None  # the daily rollup of counters (rollups.py)
 
     # --- ingestion --------------------------------------------------------------------------------------------
 
-    def _one(self, event: CloudEvent | InvalidEvent, via: str, received_at: datetime.datetime) -> tuple[str, str]:
-        """('accepted' | 'duplicate' | 'conflict' | 'rejected', reason)."""
+    def _check(self, event: CloudEvent | InvalidEvent, received_at: datetime.datetime) -> Usage | str:
+        """The usage an event reports, or why it is rejected (its tenant as billing knows it included)."""
         if isinstance(event, InvalidEvent):
-            return "rejected", event.reason
+            return event.reason
         try:
             usage = validate(event, self.book, received_at)
             tenant = self.tenants.get(usage.tenant_id, as_of=usage.time)
@@ -75,11 +77,16 @@ class Billing:
             deleted_at = tenant.get("deleted_at")
             if deleted_at is not None and usage.time > deleted_at:
                 raise Rejected(f"dated after tenant {usage.tenant_id} was deleted")
-            first = self.usage.record(usage, self.book.meters[usage.meter].aggregation, via)
-        except (Rejected, Overflow) as rejected:
-            return "rejected", str(rejected)
+        except Rejected as rejected:
+            return str(rejected)
+        return usage
+
+    @staticmethod
+    def _outcome(usage: Usage, first: Outcome) -> tuple[str, str]:
+        """('accepted' | 'duplicate' | 'conflict' | 'rejected', reason) of a usage recorded with outcome `first`."""
+        if isinstance(first, Overflow):
+            return "rejected", str(first)
         if first is None:
-            self.accepted(usage.tenant_id)
             return "accepted", ""
         differences = usage.differences(first)
         if differences:
@@ -87,13 +94,36 @@ class Billing:
                                 f"{', '.join(differences)}; the first stands")
         return "duplicate", ""
 
-    def ingest(self, batch: list[CloudEvent | InvalidEvent], via: str) -> dict:
-        received_at = self.clock()
+    def _count(self, batch: list[CloudEvent | InvalidEvent], via: str,
+               received_at: datetime.datetime) -> list[tuple[str, str]]:
+        """Each event's outcome. One event (a Pub/Sub push) shares a commit with whatever this instance records at
+        the same moment; a batch is counted in commits of up to 500 writes, one per event and one per (tenant, day,
+        meter) in it."""
         if len(batch) == 1:
-            results = [self._one(batch[0], via, received_at)]
+            checked = [self._check(batch[0], received_at)]
         else:
-            with ThreadPoolExecutor(INGEST_WORKERS) as pool:
-                results = list(pool.map(lambda e: self._one(e, via, received_at), batch))
+            with ThreadPoolExecutor(INGEST_WORKERS) as pool:  # tenant records not remembered yet are read at once
+                checked = list(pool.map(lambda e: self._check(e, received_at), batch))
+        usages = [(i, c) for i, c in enumerate(checked) if isinstance(c, Usage)]
+        results: list[tuple[str, str]] = [("rejected", c) if isinstance(c, str) else ("", "") for c in checked]
+        if len(usages) == 1:
+            index, usage = usages[0]
+            try:
+                first: Outcome = self.usage.record(usage, self.book.meters[usage.meter].aggregation, via)
+            except Overflow as overflow:
+                first = overflow
+            results[index] = self._outcome(usage, first)
+        elif usages:
+            outcomes = self.usage.record_many([(usage, self.book.meters[usage.meter].aggregation, via)
+                                               for _, usage in usages])
+            for (index, usage), outcome in zip(usages, outcomes, strict=True):
+                results[index] = self._outcome(usage, outcome)
+        for tenant_id in dict.fromkeys(usage.tenant_id for index, usage in usages if results[index][0] == "accepted"):
+            self.accepted(tenant_id)
+        return results
+
+    def ingest(self, batch: list[CloudEvent | InvalidEvent], via: str) -> dict:
+        results = self._count(batch, via, self.clock())
         summary: dict[str, Any] = {"accepted": 0, "duplicates": 0, "conflicts": [], "rejected": []}
         for event, (outcome, reason) in zip(batch, results, strict=True):
             event_id = event.event_id if isinstance(event, InvalidEvent) else event["id"]
@@ -446,7 +476,8 @@ def build(db, files: InvoiceFiles, dispatch: Callable[[str, dict], None], book: 
                                                    Invoices(db, book.currency))
     closer = Closer(book, seller, usage, Ledger(db), period_store, sla, invoices, tenants, files.store, dispatch,
                     clock, announce, Grants(db))
-    return Billing(book, usage, tenants, sla, period_store, invoices, closer, files, announce, clock)
+    return Billing(book, usage, tenants, sla, period_store, invoices, closer, files, announce, clock,
+                   rollups=Rollups(usage, tenants, dispatch, clock))
 
 
 MAX_JOURNAL_DAYS = 366

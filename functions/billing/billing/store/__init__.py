@@ -3,6 +3,8 @@
     usage_events/{sha256([source, id])}              one per counted event: the exactly-once key   usage_counters
     usage_rejections/{auto}                          what was refused, and why                       usage_counters
     tenants/{T}/usage_shards/{day}_{meter}_{n}       counters of the events that happened that day   usage_counters
+    tenants/{T}/usage_shards/rollup_{period}         the period's counters rolled up, by day         usage_counters
+    usage_rollup_runs/{before}~{tenant}              which page of a daily rollup was handed on      rollups
     tenants/{T}/billing/ledger                       what the tenant's closes have taken             ledger
     tenants/{T}/billed_usage/{period}                the period's usage as it stood when invoiced    ledger
     tenants/{T}/sla_reports/{period}                 the period's SLA report                         sla_reports
