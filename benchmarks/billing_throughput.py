@@ -1,7 +1,10 @@
-"""Billing: usage events ingested per second for one hot tenant (day-keyed counters, and the month-keyed layout
-they replaced, reproduced as its write) and for many tenants, next to the raw Firestore write rate measured in
-the same run; closing a period for 10,000 tenants through the fan-out, in tenants per second (emulators); and
-invoice documents rendered per second, JSON + HTML + PDF with embedded fonts, next to the same without the PDF."""
+"""Billing: usage events ingested per second for one hot tenant (gathered into shared commits; each in a commit of
+its own, as before; and the month-keyed layout before that, reproduced as its write), for many tenants one at a time
+and in HTTP batches, next to the raw Firestore write rate measured in the same run, with the Firestore operations
+each costs (counted at the client: benchmarks/firestore_ops.py) and their list price; the bytes stored per million
+events; the daily rollup and closing a period for 10,000 tenants through the fan-out, in tenants per second and
+operations per tenant (emulators); and invoice documents rendered per second, JSON + HTML + PDF with embedded fonts,
+next to the same without the PDF."""
 
 from __future__ import annotations
 
@@ -40,6 +43,7 @@ def in_threads(items: list, work) -> float:
 def main() -> None:
     logging.getLogger("energent").setLevel(logging.WARNING)
     sys.path[:0] = [str(ROOT), str(ROOT / "shared"), str(ROOT / "functions" / "billing")]
+    from benchmarks.firestore_ops import PRICES, PRICES_AS_OF, count, storage_bytes
     from local.services import firestore_emulator, free_port, storage_emulator
 
     firestore, storage = firestore_emulator(free_port(), heap="2g").start(), storage_emulator(free_port()).start()
@@ -52,18 +56,21 @@ def main() -> None:
 
         from cloudevents.http import CloudEvent
 
-        from billing import parties, pricing
+        from billing import closing, parties, pricing
         from billing.documents import InvoiceFiles
         from billing.service import build
         from energent_shared import clients
 
         db = clients.firestore()
+        ops = count(db)
         bucket = clients.storage().create_bucket(f"bench-{uuid.uuid4().hex[:8]}").name
         instances = ThreadPoolExecutor(INSTANCES)
+        archivers = ThreadPoolExecutor(1)  # archive steps: rendering runs on instances of its own in the cloud
         steps = []
 
         def dispatch(event_type: str, data: dict) -> None:  # Pub/Sub push to INSTANCES instances
-            steps.append(instances.submit(billing.closer.on_event, event_type, data))
+            pool = archivers if event_type == closing.ARCHIVE_TYPE else instances
+            steps.append(pool.submit(billing.closer.on_event, event_type, data))
 
         billing = build(db, InvoiceFiles(bucket, clients.storage), dispatch, pricing.load(ROOT / "config/pricing.json"),
                         parties.load_seller(ROOT / "config/seller.json"))
@@ -84,16 +91,21 @@ def main() -> None:
         raw = in_threads(list(range(EVENTS)), lambda i: db.collection("raw").document(uuid.uuid4().hex).set(
             {"n": i, "at": now}))
 
-        def usage(tenant_id: str) -> CloudEvent:
+        def usage(tenant_id: str, day: int = 20) -> CloudEvent:
             return CloudEvent({"specversion": "1.0", "type": "ai.energent.usage.v1", "source": "//bench",
-                               "id": uuid.uuid4().hex, "time": f"{last_month}-20T00:00:00Z"},
+                               "id": uuid.uuid4().hex, "time": f"{last_month}-{day:02d}T00:00:00Z"},
                               {"tenant_id": tenant_id, "meter": "workflow_minutes", "quantity": "1.5"})
 
-        hot = in_threads([usage("t0000") for _ in range(EVENTS)], lambda e: billing.ingest([e], "bench"))
+        def measured(items: list, work) -> tuple[float, object]:
+            before = ops.snapshot()
+            seconds = in_threads(items, work)
+            return seconds, ops.snapshot() - before
+
+        hot, hot_ops = measured([usage("t0000") for _ in range(EVENTS)], lambda e: billing.ingest([e], "bench"))
         from billing.usage import validate
 
-        day_keyed = in_threads([validate(usage("t0000"), billing.book, now) for _ in range(EVENTS)],
-                               lambda u: billing.usage.record(u, "sum", "bench"))
+        alone, alone_ops = measured([validate(usage("t0000"), billing.book, now) for _ in range(EVENTS)],
+                                    lambda u: billing.usage.record_many([(u, "sum", "bench")]))
         month_keyed = in_threads([usage("t0000") for _ in range(EVENTS)], month_keyed_write(db, last_month))
 
         def reported_after(delay: datetime.timedelta):
@@ -108,15 +120,37 @@ def main() -> None:
         delayed = in_threads(list(range(EVENTS)), reported_after(datetime.timedelta(milliseconds=100)))
         undelayed = in_threads(list(range(EVENTS)), reported_after(datetime.timedelta(0)))
         others = tenant_ids[3:]  # t0000 is the hot tenant, t0001 takes the batches, t0002 the live usage
-        many = in_threads([usage(others[i % len(others)]) for i in range(EVENTS)],
-                          lambda e: billing.ingest([e], "bench"))
-        batches = [[usage("t0001") for _ in range(1000)] for _ in range(max(1, EVENTS // 1000))]
+        many, many_ops = measured([usage(others[i % len(others)]) for i in range(EVENTS)],
+                                  lambda e: billing.ingest([e], "bench"))
+        batches = [[usage("t0001", day=1 + n % 28) for n in range(1000)] for _ in range(max(1, EVENTS // 1000))]
+        before = ops.snapshot()
         started = time.perf_counter()
         for chunk in batches:
             billing.ingest(chunk, "bench")
         batched = time.perf_counter() - started
+        batched_ops = ops.snapshot() - before
         exact = billing.usage_of("t0000", last_month)["meters"]["workflow_minutes"]["quantity"]
+        stored = {name: [s for s in db.collection(name).stream()] for name in ("usage_events",)}
+        counters = list(db.collection_group("usage_shards").stream())
+        record_bytes = sum(storage_bytes(s, indexed=False) for s in stored["usage_events"])
+        record_bytes_indexed = sum(storage_bytes(s, indexed=True) for s in stored["usage_events"])
+        counter_bytes = sum(storage_bytes(s, indexed=True) for s in counters)
+        events_stored = len(stored["usage_events"])
 
+        # The daily rollup, as Cloud Scheduler starts it: last month's days are all over by a day.
+        before = ops.snapshot()
+        started = time.perf_counter()
+        billing.rollups.clock = lambda: datetime.datetime.now(datetime.UTC)
+        rolled_pages = []
+        billing.rollups.dispatch = lambda kind, data: rolled_pages.append(data)
+        billing.rollups.on_event({"before": now.date().isoformat()})
+        while rolled_pages:
+            billing.rollups.on_event(rolled_pages.pop(0))
+        rollup_s = time.perf_counter() - started
+        rollup_ops = ops.snapshot() - before
+        rollup_bytes = sum(storage_bytes(s, indexed=True) for s in db.collection_group("usage_shards").stream())
+
+        before = ops.snapshot()
         started = time.perf_counter()
         billing.close(last_month)
         drafted_s = None
@@ -128,8 +162,17 @@ def main() -> None:
                 drafted_s = time.perf_counter() - started
             time.sleep(0.2)
         close_s = time.perf_counter() - started
+        close_ops = ops.snapshot() - before
         closed = billing.period(last_month)
+        while not all(step.done() for step in list(steps)):
+            time.sleep(0.2)
+        failed = [step for step in steps if step.exception()]
+        if failed:
+            raise failed[0].exception()
+        archived_s = time.perf_counter() - started
+        archive_ops = ops.snapshot() - before - close_ops
         instances.shutdown()
+        archivers.shutdown()
         issued = [billing.invoice(tenant_id, last_month) for tenant_id in tenant_ids[:RENDERED]]
         documents = rendering_rates([{k: v for k, v in i.items() if k not in ("payments", "amount_paid",
                                       "credit_notes", "credited_net", "credited_vat", "credited_total")}
@@ -140,24 +183,47 @@ def main() -> None:
 
     raw_rate = EVENTS / raw
     print(f"billing ({EVENTS} events per figure, {THREADS} threads; Firestore and Cloud Storage emulators)")
-    print(f"{'measure':<50} {'per second':>12} {'x raw write':>12}")
-    for name, seconds, count in (("raw Firestore document writes", raw, EVENTS),
-                                 ("usage events, one hot tenant and meter", hot, EVENTS),
-                                 ("  its counter write, keyed by day", day_keyed, EVENTS),
-                                 ("  its counter write, keyed by month (before)", month_keyed, EVENTS),
-                                 ("  the same, reported 100 ms after they happen", delayed, EVENTS),
-                                 ("  the same, reported the moment they happen", undelayed, EVENTS),
-                                 (f"usage events, spread over {TENANTS} tenants", many, EVENTS),
-                                 ("usage events, batches of 1,000 over HTTP's path", batched, 1000 * len(batches))):
-        rate = count / seconds
-        print(f"{name:<50} {rate:>12,.0f} {rate / raw_rate:>12.2f}")
+    print(f"{'measure':<52} {'per second':>10} {'x raw write':>11} {'writes/event':>13} {'commits/event':>14}")
+    for name, seconds, count_of, spent in (
+            ("raw Firestore document writes", raw, EVENTS, None),
+            ("usage events one at a time, one hot tenant (Pub/Sub)", hot, EVENTS, hot_ops),
+            ("  each in a commit of its own (before)", alone, EVENTS, alone_ops),
+            ("  its counter write, keyed by month (before that)", month_keyed, EVENTS, None),
+            ("  the same, reported 100 ms after they happen", delayed, EVENTS, None),
+            ("  the same, reported the moment they happen", undelayed, EVENTS, None),
+            (f"usage events one at a time, {TENANTS} tenants (Pub/Sub)", many, EVENTS, many_ops),
+            ("usage events, batches of 1,000 over HTTP's path", batched, 1000 * len(batches), batched_ops)):
+        rate = count_of / seconds
+        per = f"{(spent.writes + spent.deletes) / count_of:>13.3f} {spent.commits / count_of:>14.3f}" if spent else ""
+        print(f"{name:<52} {rate:>10,.0f} {rate / raw_rate:>11.2f} {per}")
     expected = Decimal("1.5") * EVENTS * 2
     print(f"hot tenant total after {2 * EVENTS} events of 1.5: {exact} (expected {expected}: "
           f"{'exact' if Decimal(exact) == expected else 'WRONG'})")
+    print(f"Firestore prices: europe-west4 list prices ({PRICES_AS_OF}), USD: reads ${PRICES['read']}, writes "
+          f"${PRICES['write']}, deletes ${PRICES['delete']} per 100,000; storage ${PRICES['gib_month']}/GiB-month")
+    for name, spent, events in (("one at a time (Pub/Sub), many tenants", many_ops, EVENTS),
+                                ("batches of 1,000 (HTTP)", batched_ops, 1000 * len(batches))):
+        print(f"ingest {name}: {spent.reads / events:.2f} reads, {spent.writes / events:.3f} writes per event; "
+              f"${spent.cost() / events * 1e6:.2f} per million events")
+    per_million = 1e6 / events_stored
+    print(f"stored per million events: exactly-once records {record_bytes * per_million / 1e6:,.0f} MB with their "
+          f"fields exempt from indexes ({record_bytes_indexed * per_million / 1e6:,.0f} MB if indexed), counters "
+          f"{counter_bytes * per_million / 1e6:,.1f} MB before the rollup and "
+          f"{rollup_bytes * per_million / 1e6:,.2f} MB after it; records kept for ever: "
+          f"${record_bytes * per_million / 2**30 * PRICES['gib_month']:.3f} per million events and month")
+    print(f"daily rollup of {TENANTS} tenants: {rollup_s:.1f} s, {TENANTS / rollup_s:,.0f} tenants/s; "
+          f"{rollup_ops.reads / TENANTS:.2f} reads, {rollup_ops.writes / TENANTS:.2f} writes, "
+          f"{rollup_ops.deletes / TENANTS:.2f} deletes per tenant")
     close_rate = TENANTS / close_s
-    print(f"close {last_month} for {TENANTS} tenants ({INSTANCES} instances): {close_s:.1f} s, {close_rate:,.0f} "
-          f"tenants/s ({close_rate / raw_rate:.2f}x one raw write per tenant), {closed['issued']} invoices numbered; "
-          f"drafting took {drafted_s or close_s:.1f} s, numbering and storing the rest")
+    print(f"close {last_month} for {TENANTS} tenants ({INSTANCES} instances): {close_s:.1f} s to closed, "
+          f"{close_rate:,.0f} tenants/s ({close_rate / raw_rate:.3f}x one raw write per tenant), {closed['issued']} "
+          f"invoices numbered; drafting took {drafted_s or close_s:.1f} s")
+    print(f"  per closed tenant: {close_ops.reads / TENANTS:.2f} reads, {close_ops.writes / TENANTS:.2f} writes, "
+          f"{close_ops.deletes / TENANTS:.2f} deletes; ${close_ops.cost() / TENANTS * 1000:.4f} per 1,000 tenants "
+          "closed")
+    print(f"  archived (JSON, HTML, PDF and UBL of every invoice stored and announced, one instance rendering) "
+          f"{archived_s:.1f} s after the close began: {TENANTS / archived_s:,.1f} tenants/s; "
+          f"{archive_ops.reads / TENANTS:.2f} reads, {archive_ops.writes / TENANTS:.2f} writes per tenant")
     with_pdf, without_pdf = documents
     print(f"invoice documents rendered ({RENDERED} issued invoices, one thread): {with_pdf:,.0f}/s as JSON + HTML + "
           f"PDF with embedded fonts, {without_pdf:,.0f}/s as JSON + HTML; with PDF {with_pdf / without_pdf:.3f}x "

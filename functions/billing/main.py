@@ -358,7 +358,8 @@ def billing_handler(push) -> None:
         service().ingest([invalid], via="pubsub")
         return
     if event["type"] == USAGE_TYPE or event["type"] not in (closing.CLOSE_TYPE, closing.CHUNK_TYPE,
-                                                            closing.NUMBER_TYPE, closing.STORE_TYPE,
+                                                            closing.NUMBER_TYPE, closing.ARCHIVE_TYPE,
+                                                            closing.STORE_TYPE,
                                                             rollups.ROLLUP_TYPE):
         service().ingest([event], via="pubsub")
         return

@@ -38,8 +38,8 @@ class Steps:
             self._deliver(event_type, data)
             return
         thread = threading.Thread(target=self._deliver, args=(event_type, data))
+        thread.start()  # before it is listed: join() may take it from the list at once
         self.threads.append(thread)
-        thread.start()
 
     def _deliver(self, event_type: str, data: dict) -> None:
         """Deliver until `repeat` deliveries succeeded: a step that raises (contention on the emulator, say) is

@@ -479,8 +479,11 @@ def test_starting_a_close_is_a_pure_rule_over_the_close_records():
     assert not closing_rules.start("2026-11", None, {"period": "2026-10", "status": "closed"}, NOW)["waiting"]
     with pytest.raises(Conflict, match="close in order"):
         closing_rules.start("2026-09", None, {"period": "2026-10", "status": "closed"}, NOW)
-    assert closing_rules.finished({"numbered_all": True, "steps_stored": 3, "chunks_total": 3})
-    assert not closing_rules.finished({"numbered_all": True, "steps_stored": 2, "chunks_total": 3})
+    # Closed once every chunk is numbered (every invoice issued); archived once every step's documents are stored.
+    assert closing_rules.finished({"numbered_all": True, "steps_stored": 2, "chunks_total": 3})
+    assert not closing_rules.finished({"numbered_all": False, "steps_stored": 3, "chunks_total": 3})
+    assert closing_rules.archived({"numbered_all": True, "steps_stored": 3, "chunks_total": 3})
+    assert not closing_rules.archived({"numbered_all": True, "steps_stored": 2, "chunks_total": 3})
     assert closing_rules.progress("2026-12", None) == {"period": "2026-12", "status": "open", "tenants": 0,
                                                        "drafted": 0, "issued": 0, "held": 0}
 

@@ -38,20 +38,31 @@ rollup, so "written after the watermark" survives a rollup:
 A draft therefore reads the rollup plus the counters written since it (for a closed month, its last day or so),
 O(meters) documents rather than one per day, meter and shard.
 
+A close reads a page of tenants at once (`_page_reads`): the ledgers (the watermark R of each is the read time of
+that lookup, made before any counter is read) and, per group of tenants, one query for every counter and rollup
+written after min(watermark, start of P - 5 minutes) - margin. That holds every document of P — an event of P is
+accepted no earlier than 5 minutes before P begins, so its counter, and a rollup of it, carry a later `written_at`
+— and every document written after the watermark, which is all that steps 1 and 2 read (a period found that way is
+then read in full). A credit grant is read only for a tenant whose ledger says it has one: adding a grant says so in
+the ledger in the grant's own commit, so a close that read the ledger before cannot commit (step 3) and drafts again.
+
 A month asked to close while the one before it is still closing waits for it and starts when it ends.
 
 Periods a tenant's previous close skipped over (an operator may close March after January) are read in full, so
 their usage is late usage whenever it was counted.
 
-Scale: an HTTP or scheduled close only records the period as `closing` and publishes the first chunk message.
-Each chunk lists the next CHUNK tenants, publishes the following chunk at once (so chunks overlap) and drafts
-its own; a marker per chunk keeps the progress counters exact under redelivery (a chunk already drafted is not
-drafted again), and each step publishes the next once per run of the close. Numbering starts only when every
-chunk is drafted: one step per chunk, in chunk (so tenant) order, issues its drafts in one transaction with the
-year's invoice counter (reading them by key: no query), hands on to the next step, then stores its documents while
-the next step numbers. Every step is idempotent and each message names its step, so redelivery or a crash
-anywhere resumes without gaps or doubles, and no invocation or document grows with the number of tenants. The
-close is `closed` once every chunk is numbered and every step's documents are stored.
+Scale: an HTTP or scheduled close only records the period as `closing` and publishes the first chunk message. Each
+chunk lists the next CHUNK tenants, publishes the following chunk at once (so chunks overlap) and drafts its own,
+reading their ledgers, SLA reports and counters in a few requests for the whole chunk; a marker per chunk keeps the
+progress counters exact under redelivery (a chunk already drafted is not drafted again), and each step publishes the
+next once per run of the close. Numbering starts only when every chunk is drafted: one step per chunk, in chunk (so
+tenant) order, issues its drafts in one transaction with the year's invoice counter (reading them by key: no query),
+hands on a step that archives what it issued and then the next numbering step. Every step is idempotent and each
+message names its step, so redelivery or a crash anywhere resumes without gaps or doubles, and no invocation or
+document grows with the number of tenants. The close is `closed` once every chunk is numbered: every invoice is
+issued then. Archiving and announcing the documents (rendering JSON, HTML, PDF and UBL: most of a close's CPU) runs
+in steps of its own, on other instances, and is counted in `steps_stored`; a document asked for before its step
+stored it is stored from its issued record when it is read.
 
 Held drafts: a tenant without a billing profile is drafted like any other, but the numbering step leaves its draft
 unnumbered (`held`). The step reads the tenants' records inside its transaction, so a profile set at the same
@@ -81,7 +92,8 @@ from billing.store.invoices import Invoices
 from billing.store.ledger import Ledger
 from billing.store.sla_reports import SlaReports
 from billing.store.tenant_records import TenantCache
-from billing.store.usage_counters import UsageStore
+from billing.store.usage_counters import WATERMARK_MARGIN, UsageStore, totals_of, written_at
+from billing.usage import MAX_FUTURE
 from energent_shared.logging import get_logger, log_event
 
 logger = get_logger("billing")
@@ -89,9 +101,21 @@ logger = get_logger("billing")
 CLOSE_TYPE = "ai.energent.billing.period.close.v1"  # Cloud Scheduler / operators: {period?}
 CHUNK_TYPE = "ai.energent.billing.period.chunk.v1"  # {period, chunk, after, run}: draft the next tenants
 NUMBER_TYPE = "ai.energent.billing.period.number.v1"  # {period, step, run}: number the next drafts
+ARCHIVE_TYPE = "ai.energent.billing.period.archive.v1"  # {period, step}: store and announce what a step issued
 STORE_TYPE = "ai.energent.billing.document.store.v1"  # {tenant_id, number}: archive a document as issued
 CHUNK = 100
 DRAFT_WORKERS = 8
+
+
+@dataclass(frozen=True)
+class Prefetched:
+    """What a page of a close read for one tenant: its ledger snapshot (the watermark is its read time), its counters
+    written since the watermark or the period's start (Closer._page_reads), its SLA report for the period."""
+
+    ledger: Any
+    counters: list
+    sla: dict | None
+    has_grants: bool | None  # for a ledger that does not say: whether the tenant had an open grant when read
 
 
 @dataclass
@@ -160,56 +184,106 @@ class Closer:
             return
         if len(page) < CHUNK:
             self.periods.last_chunk(period, chunk + 1)
+        reads = self._page_reads([tenant["tenant_id"] for tenant in page], period)
         with ThreadPoolExecutor(DRAFT_WORKERS) as pool:
-            drafted = [tenant["tenant_id"] for tenant, has in zip(page, pool.map(lambda t: self.draft(t, period), page),
-                                                                   strict=True) if has]
+            has = list(pool.map(lambda t: self.draft(t, period, reads[t["tenant_id"]]), page))
+        drafted = [tenant["tenant_id"] for tenant, drafted_one in zip(page, has, strict=True) if drafted_one]
         if self.periods.chunk_drafted(period, chunk, len(page), drafted):
             self._hand_on(run, NUMBER_TYPE, {"period": period, "step": 0}, "number-0")
 
-    def draft(self, tenant: Tenant, period: str) -> bool:
-        """Draft the tenant's invoice for `period` from its ledger (see the module docstring); True if it has one."""
+    def _page_reads(self, tenant_ids: list[str], period: str) -> dict[str, Prefetched]:
+        """What the drafts of a page of tenants read, in a handful of requests rather than several per tenant: their
+        ledgers and SLA reports in one lookup, and their counters in a few queries — for each tenant, every counter
+        and rollup written after its watermark (less the margin) or after the period began (less the margin and the
+        5 minutes an event may be ahead of its time), so every document of the period itself is among them. A
+        tenant never closed before gets all of its counters."""
+        refs = [self.ledger.ref(t) for t in tenant_ids] + [self.sla.ref(t, period) for t in tenant_ids]
+        found = {snapshot.reference.path: snapshot for snapshot in self.ledger.db.get_all(refs)}
+        ledgers = {t: found[self.ledger.ref(t).path] for t in tenant_ids}
+        watermarks: dict[str, datetime.datetime] = {
+            t: at for t, s in ledgers.items() if s.exists and (at := (s.to_dict() or {}).get("read_at")) is not None}
+        known = sorted(watermarks)
+        counters: dict[str, list] = {}
+        if known:
+            began = periods.start(period)
+            since: datetime.datetime | None
+            try:
+                since = min(min(watermarks.values()), began - MAX_FUTURE) - WATERMARK_MARGIN
+            except OverflowError:  # a period of the year 1: nothing is earlier
+                since = None
+            counters.update(self.usage.counters_of_tenants(known, since))
+        unknown = [t for t in tenant_ids if t not in set(known)]
+        if unknown:
+            counters.update(self.usage.counters_of_tenants(unknown, None))
+        undecided = [t for t, s in ledgers.items() if "has_grants" not in (s.to_dict() or {})]
+        with_grants = self.grants.tenants_with_open_grants() if undecided and self.grants is not None else set()
+        return {t: Prefetched(ledgers[t], counters.get(t, []), found[self.sla.ref(t, period).path].to_dict(),
+                              t in with_grants if t in undecided else None)
+                for t in tenant_ids}
+
+    def draft(self, tenant: Tenant, period: str, prefetched: Prefetched | None = None) -> bool:
+        """Draft the tenant's invoice for `period` from its ledger (see the module docstring); True if it has one.
+        `prefetched`: what its page read for it (the first attempt uses it; another attempt reads afresh)."""
         tenant_id = tenant["tenant_id"]
         while True:
-            seen = self.ledger.read(tenant_id)
+            seen = prefetched.ledger if prefetched is not None else self.ledger.read(tenant_id)
             ledger = seen.to_dict() or {}
             if ledger.get("last_closed", "") >= period:
                 return ledger.get("invoiced") == period
-            draft, billed_base_fees, own, late, taken = self._compose(tenant, period, ledger)
+            draft, billed_base_fees, own, late, taken, has_grants = self._compose(tenant, period, ledger,
+                                                                                  prefetched=prefetched)
+            prefetched = None
             base_fees = ledger.get("base_fees", {})
             new_ledger = {"read_at": seen.read_time, "last_closed": period,
                           "billing_start": tenant.get("billing_start"),
                           "invoiced": period if draft else ledger.get("invoiced"),
-                          "base_fees": {**base_fees, **billed_base_fees}}
+                          "base_fees": {**base_fees, **billed_base_fees}, "has_grants": has_grants}
             billed = {period: own, **{item.period: item.current for item in late}}
             record = None if draft is None else {**draft, "status": "draft"}
             if self.ledger.commit(tenant_id, seen, new_ledger, billed, record, period, grants=taken):
                 return draft is not None
-            # A concurrent close of this tenant committed first (or a grant it took changed meanwhile): read its
-            # ledger and go by that.
+            # A concurrent close of this tenant committed first (or a grant it took changed meanwhile, or a grant
+            # was added): read its ledger and go by that.
 
-    def _compose(self, tenant: Tenant, period: str, ledger: dict, settled_through: str | None = None):
+    def _compose(self, tenant: Tenant, period: str, ledger: dict, settled_through: str | None = None,
+                 prefetched: Prefetched | None = None):
         """(draft with parties and VAT or None, base fees billed per period, own usage, late periods, what it takes
-        of the credit grants); with `settled_through`, only periods up to it count as late."""
+        of the credit grants, whether it has grants left); with `settled_through`, only periods up to it count as
+        late. A tenant's grants are read only if its ledger says it has some (Grants.add says so in the ledger, so a
+        close that read the ledger before a grant was added cannot commit), or does not say (never closed since)."""
         tenant_id = tenant["tenant_id"]
-        own = self.usage.day_totals(tenant_id, period)
-        earlier = self.usage.periods_written_since(tenant_id, ledger.get("read_at"))
+        watermark = ledger.get("read_at")
+        if prefetched is not None:
+            own = totals_of([s for s in prefetched.counters if s.get("period") == period])
+            earlier = {s.get("period") for s in prefetched.counters if watermark is None
+                       or ((at := written_at(s)) is not None and at > watermark - WATERMARK_MARGIN)}
+            sla = prefetched.sla
+        else:
+            own = self.usage.day_totals(tenant_id, period)
+            earlier = self.usage.periods_written_since(tenant_id, watermark)
+            sla = self.sla.get(tenant_id, period)
         if ledger.get("last_closed"):  # periods the last close skipped over: read in full
             earlier |= set(periods.between(periods.following(ledger["last_closed"]), periods.preceding(period)))
         late = [invoice.LatePeriod(q, days, self.ledger.billed(tenant_id, q)) for q in sorted(earlier)
                 if q < period and (settled_through is None or q <= settled_through)
                 and (days := self.usage.day_totals(tenant_id, q))]
         draft, base_fees = invoice.draft(
-            self.book, tenant, period, own, late, ledger.get("base_fees", {}), self.sla.get(tenant_id, period),
+            self.book, tenant, period, own, late, ledger.get("base_fees", {}), sla,
             recheck_base_fees=ledger.get("billing_start") != tenant.get("billing_start"),
             settled_through=settled_through)
         taken: list = []
-        if draft is not None and self.grants is not None:
+        has_grants = ledger.get("has_grants")
+        if has_grants is None:  # never said (a tenant not closed since grants were noted in the ledger)
+            has_grants = prefetched.has_grants if prefetched is not None and prefetched.has_grants is not None \
+                else True
+        if draft is not None and self.grants is not None and has_grants:
             available = self.grants.available(tenant_id)
+            has_grants = bool(available)
             draft, given = grants.apply(dict(draft), [grant for grant, _ in available], period)  # type: ignore[assignment]
             taken = self.grants.uses(tenant_id, given, {g["grant_id"]: at for g, at in available}, period)
         if draft is not None:
             draft = invoice.settle(draft, parties(self.seller, tenant))
-        return draft, base_fees, own, late, taken
+        return draft, base_fees, own, late, taken, has_grants
 
     def preview(self, tenant: Tenant, period: str) -> Invoice | None:
         """The tenant's invoice for the open `period` as it stands now (nothing is written): only periods already
@@ -220,10 +294,11 @@ class Closer:
     # --- numbering --------------------------------------------------------------------------------------------
 
     def number(self, period: str, step: int, run: str) -> None:
-        """Issue the next chunk's drafts and hand on to the next step at once, then store this step's documents (so
+        """Issue the next chunk's drafts, hand on the archiving of what it issued, and hand on to the next step (so
         numbering never waits for storage). A draft of a tenant without a billing profile is held: it gets no
-        number until the profile is set (`issue_held`). The close is done when every chunk is numbered and every
-        step's documents are stored. Numbers belong to the year in which they are issued."""
+        number until the profile is set (`issue_held`). The close is done when every chunk is numbered; each step's
+        documents are archived and announced after it (archived()). Numbers belong to the year in which they are
+        issued."""
         record = self.periods.get(period)
         if record is None or record["status"] == "closed" or not closing_rules.all_drafted(record):
             return  # numbering begins only once every chunk is drafted, whoever sent this step
@@ -238,14 +313,25 @@ class Closer:
             return lifecycle.issue(draft, lambda d: invoice.settle(d, parties(self.seller, tenant)), numbers,
                                    issued_fields, balance, now)
 
-        issued, did = self.invoices.issue_step(period, marker, self.periods.ref(period), last_step, self.periods.chunk(
+        self.invoices.issue_step(period, marker, self.periods.ref(period), last_step, self.periods.chunk(
             period, step).get("drafted", []), decide, int(issued_fields["issue_date"][:4]))
-        if not did:  # a redelivered step: what it issued the first time, as issued
-            pairs = [pair.split(" ") for pair in (marker.get().to_dict() or {}).get("invoices", [])]
-            issued = [found[1] for tenant_id, number in pairs  # type: ignore[misc]
-                      if (found := self.invoices.issued_document(tenant_id, number)) is not None]
-        if not last_step:  # hand on first: the next step numbers while this one stores
+        # Archiving is a step of its own (rendering is most of a close's CPU: other instances do it while this one
+        # numbers on); it is handed on before the close can end, so a close never ends with a step not archived.
+        self._hand_on(run, ARCHIVE_TYPE, {"period": period, "step": step}, f"archive-{step}")
+        if not last_step:
             self._hand_on(run, NUMBER_TYPE, {"period": period, "step": step + 1}, f"number-{step + 1}")
+        else:
+            self._closed(period)
+
+    def archive(self, period: str, step: int) -> None:
+        """Store and announce what numbering step `step` issued, as issued (create-only: a redelivery stores nothing
+        twice, and announces the same events with the same ids)."""
+        marker = self.periods.ref(period).collection("numbering").document(f"{step:06d}").get().to_dict()
+        if marker is None:
+            return  # not numbered (a forged or stray message)
+        pairs = [pair.split(" ") for pair in marker.get("invoices", [])]
+        issued = [found[1] for tenant_id, number in pairs
+                  if (found := self.invoices.issued_document(tenant_id, number)) is not None]
 
         def publish(document: Invoice) -> None:
             issued_document = lifecycle.as_issued(document)
@@ -255,13 +341,20 @@ class Closer:
         with ThreadPoolExecutor(DRAFT_WORKERS) as pool:
             list(pool.map(publish, issued))
         record = self.periods.stored(period, step)
-        if closing_rules.finished(record) and record["status"] != "closed":
-            self.periods.closed(period, self.clock())
-            log_event(logger, "period.closed", period=period, invoices=record["issued"], held=record.get("held", 0))
-            following = self.periods.successor(period)
-            if following is not None:  # a later month asked to close while this one was closing
-                self.periods.stop_waiting(following)
-                self._run(following, resumed=False)
+        if closing_rules.archived(record):
+            log_event(logger, "period.archived", period=period, invoices=record["issued"])
+
+    def _closed(self, period: str) -> None:
+        """Every chunk is numbered: the period is closed (once), and a month waiting for it starts closing."""
+        record = self.periods.get(period) or {}
+        if not closing_rules.finished(record) or record["status"] == "closed":
+            return
+        self.periods.closed(period, self.clock())
+        log_event(logger, "period.closed", period=period, invoices=record["issued"], held=record.get("held", 0))
+        following = self.periods.successor(period)
+        if following is not None:  # a later month asked to close while this one was closing
+            self.periods.stop_waiting(following)
+            self._run(following, resumed=False)
 
     def on_event(self, event_type: str, data: Any) -> None:
         """A step of a close, delivered by Pub/Sub (at least once)."""
@@ -274,3 +367,5 @@ class Closer:
             self.draft_chunk(period, step, str(data.get("after") or ""), run)
         elif event_type == NUMBER_TYPE:
             self.number(period, step, run)
+        elif event_type == ARCHIVE_TYPE:
+            self.archive(period, step)

@@ -29,7 +29,14 @@ def all_drafted(record: dict | None) -> bool:
 
 
 def finished(record: dict) -> bool:
-    """Every chunk numbered and every numbering step's documents stored."""
+    """Every chunk numbered: every invoice of the period is issued (the close is `closed`)."""
+    return bool(record.get("numbered_all"))
+
+
+def archived(record: dict) -> bool:
+    """Every numbering step's documents stored in the archive and announced (this follows the close: rendering
+    the documents is the close's heaviest work, and a document asked for before is stored from its issued record
+    when it is read)."""
     return bool(record.get("numbered_all")) and record.get("steps_stored", 0) >= (record.get("chunks_total") or 0)
 
 

@@ -39,7 +39,12 @@ class Grants:
         grant_id = f"gr-{uuid.uuid4().hex[:16]}"
         record = {**grant, "grant_id": grant_id, "remaining": grant["amount"], "open": True,
                   "created_at": rfc3339(utcnow(), "milliseconds"), "uses": []}
-        self.collection(tenant_id).document(grant_id).create(record)
+        batch = self.db.batch()
+        batch.create(self.collection(tenant_id).document(grant_id), record)
+        # The tenant's ledger says it has grants: a close reads grants only for such tenants (and, in the same
+        # batch, a close drafting it now commits only if it read the ledger after this: closing.py).
+        batch.set(firestore.tenant_doc(tenant_id, "billing", "ledger", db=self.db), {"has_grants": True}, merge=True)
+        batch.commit()
         return record
 
     def listing(self, tenant_id: str) -> list[dict]:
@@ -51,6 +56,14 @@ class Grants:
 
         query = self.collection(tenant_id).where(filter=FieldFilter("open", "==", True))
         return list(query.stream(transaction=transaction) if transaction is not None else query.stream())
+
+    def tenants_with_open_grants(self) -> set[str]:
+        """Every tenant with an open grant (one query over all tenants' grants, keys only): what a page of a close
+        asks once for the tenants whose ledger does not say yet whether they have grants."""
+        from google.cloud.firestore_v1.base_query import FieldFilter
+
+        query = self.db.collection_group("credit_grants").where(filter=FieldFilter("open", "==", True))
+        return {snapshot.reference.parent.parent.id for snapshot in query.select([]).stream()}
 
     def available(self, tenant_id: str) -> list[tuple[dict, object]]:
         """Grants with something left: (record, its update time)."""

@@ -27,5 +27,8 @@ class SlaReports:
 
         return firestore.run_transaction(attempt, db=self.db)
 
+    def ref(self, tenant_id: str, period: str):
+        return firestore.tenant_doc(tenant_id, "sla_reports", period, db=self.db)
+
     def get(self, tenant_id: str, period: str) -> dict | None:
-        return firestore.tenant_doc(tenant_id, "sla_reports", period, db=self.db).get().to_dict()
+        return self.ref(tenant_id, period).get().to_dict()

@@ -42,6 +42,7 @@ WRITE_TIMEOUT_S = 10
 MAX_WRITES = 500  # Firestore's limit of writes in one commit
 ATTEMPTS = 5  # commits of one batch that lose to concurrent writers of the same records before giving up
 ROLLUP_PREFIX = "rollup_"
+IN_LIMIT = 30  # values of one `in` filter
 # A sum is kept as whole units plus millionths, each an int64 that Firestore clamps silently at 2^63 - 1. A
 # counter that passes UNITS_LIMIT has its events taken back; to clamp, 2^62 more units (4.6 million events of
 # the largest quantity) would have to land on one counter between two commits, far beyond any batch in flight.
@@ -247,6 +248,23 @@ class UsageStore:
 
         return list(self._shards(tenant_id).where(filter=FieldFilter("period", "==", period)).stream())
 
+    def counters_of_tenants(self, tenant_ids: Sequence[str], since: datetime.datetime | None) -> dict[str, list]:
+        """Every counter and rollup of these tenants written after `since` (all of them without one), by tenant: a
+        page of a close reads its tenants' counters in a few queries (up to 30 tenants each) instead of one or two
+        per tenant. Each tenant's documents come from one query, so from one instant."""
+        from google.cloud.firestore_v1.base_query import FieldFilter
+
+        found: dict[str, list] = {tenant_id: [] for tenant_id in tenant_ids}
+        ids = list(tenant_ids)
+        for start in range(0, len(ids), IN_LIMIT):
+            query = self.db.collection_group("usage_shards").where(
+                filter=FieldFilter("tenant_id", "in", ids[start:start + IN_LIMIT]))
+            if since is not None:
+                query = query.where(filter=FieldFilter("written_at", ">", since))
+            for snapshot in query.stream():
+                found.setdefault(snapshot.get("tenant_id"), []).append(snapshot)
+        return found
+
     def day_totals(self, tenant_id: str, period: str) -> DayTotals:
         """The tenant's usage that happened in `period`, by (day, meter): its rollup plus its live counters."""
         return totals_of(self.period_counters(tenant_id, period))
@@ -337,6 +355,10 @@ def add_counter(days: DayTotals, data: dict | None) -> None:
     days.setdefault((data["day"], data["meter"]), Totals()).add(
         Totals(data.get("count", 0), data.get("units", 0) * 1_000_000 + data.get("micros", 0),
                data.get("max_micros", 0)))
+
+
+def written_at(snapshot) -> datetime.datetime | None:
+    return (snapshot.to_dict() or {}).get("written_at")
 
 
 def totals_of(snapshots) -> DayTotals:
