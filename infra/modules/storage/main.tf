@@ -72,6 +72,90 @@ resource "google_firestore_field" "spend_checks_ttl" {
   ttl_config {}
 }
 
+# Daily rollup markers (one per page of tenants a day's rollup walked) are kept a week.
+resource "google_firestore_field" "usage_rollup_runs_ttl" {
+  project    = var.project_id
+  database   = google_firestore_database.main.name
+  collection = "usage_rollup_runs"
+  field      = "expire_at"
+
+  ttl_config {}
+}
+
+# Billing's usage documents index only what a query reads (functions/billing/billing/store/usage_counters.py). An
+# automatic single-field index keeps an ascending and a descending entry per field of every document: for the
+# exactly-once records (one per usage event, kept for ever, looked up by key only) they would be most of their size.
+locals {
+  unindexed_fields = {
+    usage_events = ["tenant_id", "meter", "micros", "time", "time_given", "source", "id", "via", "received_at"]
+    usage_shards = ["meter", "count", "units", "micros", "max_micros", "days", "rollup", "rolled_at"]
+  }
+}
+
+resource "google_firestore_field" "unindexed" {
+  for_each = merge([for collection, fields in local.unindexed_fields :
+  { for field in fields : "${collection}.${field}" => { collection = collection, field = field } }]...)
+
+  project    = var.project_id
+  database   = google_firestore_database.main.name
+  collection = each.value.collection
+  field      = each.value.field
+
+  index_config {}
+}
+
+# A close reads a page of tenants' counters with one collection-group query per 30 tenants (tenant_id in [...],
+# written_at after the page's earliest watermark), and a tenant's first close all of its counters (tenant_id only).
+resource "google_firestore_field" "usage_shards_tenant_id" {
+  project    = var.project_id
+  database   = google_firestore_database.main.name
+  collection = "usage_shards"
+  field      = "tenant_id"
+
+  index_config {
+    indexes {
+      query_scope = "COLLECTION_GROUP"
+      order       = "ASCENDING"
+    }
+  }
+}
+
+resource "google_firestore_index" "usage_shards_by_tenant_and_write" {
+  project     = var.project_id
+  database    = google_firestore_database.main.name
+  collection  = "usage_shards"
+  query_scope = "COLLECTION_GROUP"
+
+  fields {
+    field_path = "tenant_id"
+    order      = "ASCENDING"
+  }
+  fields {
+    field_path = "written_at"
+    order      = "ASCENDING"
+  }
+}
+
+# Tenants with an open credit grant, asked once per page of a close for tenants whose ledger does not say yet: a
+# collection-group query on `open`, beside each tenant's own query of its grants.
+resource "google_firestore_field" "credit_grants_open" {
+  project    = var.project_id
+  database   = google_firestore_database.main.name
+  collection = "credit_grants"
+  field      = "open"
+
+  index_config {
+    indexes {
+      query_scope = "COLLECTION"
+      order       = "ASCENDING"
+    }
+    indexes {
+      query_scope = "COLLECTION_GROUP"
+      order       = "ASCENDING"
+    }
+  }
+}
+
 resource "google_storage_bucket" "data" {
   for_each = var.bucket_prefixes
 

@@ -1,0 +1,47 @@
+"""What billing's usage documents cost to keep: the exactly-once records carry no index (nothing queries them), the
+counters index only what a query reads, and the records are kept for ever (no TTL), so a resend at any time is a
+duplicate, never a second charge."""
+
+import datetime
+import inspect
+
+from billing.store import usage_counters
+from billing.usage import Usage
+from tests.unit.test_infra import INFRA, terraform
+
+STORAGE = INFRA / "modules" / "storage" / "main.tf"
+# What billing's queries on counters filter on (usage_counters.py: a period's counters, counters written since a
+# watermark, days before the rollup's cutoff, a page of tenants' counters).
+QUERIED = {"period", "written_at", "day", "tenant_id"}
+
+
+def unindexed() -> dict[str, set[str]]:
+    found = terraform(STORAGE)["locals"][0]["unindexed_fields"]
+    return {collection: {field.strip('"') for field in fields} for collection, fields in found.items()}
+
+
+def firestore_fields() -> list[dict]:
+    return [body for block in terraform(STORAGE)["resource"] for name, bodies in block.items()
+            if name.strip('"') == "google_firestore_field" for body in bodies.values()]
+
+
+def test_every_field_of_an_exactly_once_record_is_exempt_from_indexes():
+    usage = Usage("k" * 64, "//s", "e-1", "acme", "workflow_minutes", 1, datetime.datetime.now(datetime.UTC), True)
+    assert set(usage_counters._record(usage, "http")) == unindexed()["usage_events"]
+
+
+def test_counters_index_only_what_a_query_reads():
+    source = inspect.getsource(usage_counters)
+    written = {"tenant_id", "period", "day", "meter", "count", "units", "micros", "max_micros", "written_at",
+               "rollup", "days", "rolled_at"}
+    for field in written:
+        assert f'"{field}"' in source  # the store still writes it
+    assert unindexed()["usage_shards"] == written - QUERIED
+    for field in QUERIED:
+        assert f'FieldFilter("{field}"' in source  # and still queries it
+
+
+def test_exactly_once_records_are_kept_for_ever():
+    collections = {body["collection"].strip('"') for body in firestore_fields() if "ttl_config" in body}
+    assert "usage_events" not in collections and "usage_shards" not in collections
+    assert "usage_rollup_runs" in collections  # the rollup's page markers do expire
