@@ -287,3 +287,18 @@ def test_a_rollup_interrupted_halfway_and_delivered_again_moves_each_counter_onc
     close(billing, "2025-01")
     close(billing, "2025-02")
     assert minutes_billed(billing, "acme") == 10 * sum(range(1, 13)) + 5 * 12
+
+
+def test_a_resend_years_after_its_event_was_counted_is_still_a_duplicate(billing, firestore_db):
+    """The exactly-once records are kept for ever: however late a resend comes, it is never billed again."""
+    add_tenant(firestore_db, billing_start="2025-01-01")
+    first = usage(quantity="4", event_id="old-run", time=in_month("2025-01", 2))
+    assert billing.ingest([first], "http")["accepted"] == 1
+    record = next(iter(firestore_db.collection("usage_events").stream()))
+    record.reference.update({"received_at": datetime.datetime(2025, 1, 2, tzinfo=datetime.UTC)})
+    close(billing, "2025-01")
+    again = billing.ingest([usage(quantity="4", event_id="old-run", time=in_month("2025-01", 2)),
+                            usage(quantity="5", event_id="old-run", time=in_month("2025-01", 2))], "pubsub")
+    assert (again["accepted"], again["duplicates"], len(again["conflicts"])) == (0, 1, 1)
+    close(billing, "2025-02")
+    assert minutes_billed(billing, "acme") == 4
