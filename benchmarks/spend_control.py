@@ -179,6 +179,15 @@ def run(project: str) -> list[str]:
         control.spend("million")
         times.append(time.perf_counter() - started)
     p50, p95 = statistics.median(times) * 1000, _p95(times) * 1000
+    # The same after the daily rollup: the days before today in one rollup document, today's counters live.
+    billing.usage.roll_up("million", now.date().isoformat())
+    left = len(list(db.collection("tenants/million/usage_shards").stream()))
+    times = []
+    for _ in range(SPEND_CALLS):
+        started = time.perf_counter()
+        control.spend("million")
+        times.append(time.perf_counter() - started)
+    rolled_p50, rolled_p95 = statistics.median(times) * 1000, _p95(times) * 1000
 
     # Webhook deliveries per second: DELIVERIES events to one webhook, attempts made by THREADS workers.
     hooks.publish_step = lambda *a: None
@@ -200,6 +209,8 @@ def run(project: str) -> list[str]:
         f"({watched_rate / plain_rate:.2f}x)",
         f"{'GET spend, 1,000,000 events this month (counters)':<58} p50 {p50:,.0f} ms, p95 {p95:,.0f} ms "
         f"({written} counter documents, {SPEND_CALLS} calls)",
+        f"{'  the same after the daily rollup':<58} p50 {rolled_p50:,.0f} ms, p95 {rolled_p95:,.0f} ms "
+        f"({left} documents: the rollup and today's counters)",
         f"{'webhook deliveries to a receiver on 127.0.0.1':<58} {delivered / delivered_s:>10,.0f}/s "
         f"({delivered} delivered, signed, {THREADS} workers)",
         f"{'usage crossing a threshold -> webhook delivered':<58} p50 {statistics.median(crossing_latency):.1f} s, "

@@ -394,17 +394,18 @@ class Gathering:
                 taken, self._waiting = self._waiting[:MAX_WRITES // 2], self._waiting[MAX_WRITES // 2:]
             try:
                 outcomes = self.store.record_many([each.item for each in taken])
-            except Exception as error:
+            except BaseException as error:  # handed to every caller of the commit, each of which raises it
                 for each in taken:
                     each.error = error
             else:
                 for each, outcome in zip(taken, outcomes, strict=True):
                     each.outcome = outcome
-            with self._changed:
-                for each in taken:
-                    each.finished = True
-                self._committing = False
-                self._changed.notify_all()
+            finally:
+                with self._changed:
+                    for each in taken:
+                        each.finished = True
+                    self._committing = False
+                    self._changed.notify_all()
         if slot.error is not None:
             raise slot.error
         return slot.outcome
