@@ -124,7 +124,9 @@ class Gateway:
             except requests.ConnectionError:
                 raise Problem(502, f"backend {operation.backend} is unreachable") from None
             response_headers = [(k, v) for k, v in upstream.headers.items()
-                                if k.lower() not in _HOP_BY_HOP and k.lower() not in ("server", "date")]
+                                if k.lower() not in _HOP_BY_HOP and k.lower() not in ("server", "date", "set-cookie")]
+            # Each cookie as its own header, as the backend sent it (joined into one they would not parse).
+            response_headers += [("Set-Cookie", v) for v in upstream.raw.headers.getlist("Set-Cookie")]
             return Response(upstream.content, status=upstream.status_code, headers=response_headers)
 
         return forward

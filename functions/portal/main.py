@@ -21,6 +21,7 @@ from portal.web import (
     clear_session_cookie,
     context,
     redirect,
+    remember_language,
     render,
     set_session_cookie,
     static_file,
@@ -117,7 +118,7 @@ def login_page(request: flask.Request) -> flask.Response:
     code = request.args.get("code", "")
     if not code or len(code) > 200:
         return message(ctx, 400, "link_gone_title", "link_gone_lead")
-    return render(ctx, "login.html", code=code)
+    return render(ctx, "login.html", code=code, explicit_lang=request.args.get("lang") in ("en", "nl"))
 
 
 @router.route("POST", "/portal/login")
@@ -136,9 +137,11 @@ def login(request: flask.Request) -> flask.Response:
         log_event(logger, "portal.link_refused", reason=str(refused))
         return message(ctx, 400, "link_gone_title", "link_gone_lead")
     log_event(logger, "portal.signed_in", tenant_id=access.tenant_id)
-    language = request.form.get("lang")
-    response = redirect(ctx, "/portal" + (f"?lang={language}" if language in ("en", "nl") else ""))
+    response = redirect(ctx, "/portal")
     set_session_cookie(response, ctx, handle, max(1, int(access.session_ends_at - time.time())))
+    if request.form.get("lang") in ("en", "nl"):  # chosen on the link's page: kept for the session's pages
+        ctx.language = request.form["lang"]
+        remember_language(response, ctx)
     return response
 
 

@@ -15,8 +15,8 @@ from html import escape
 
 from markupsafe import Markup
 
-WIDTH, HEIGHT = 720, 240
-LEFT, RIGHT, TOP, BOTTOM = 56, 8, 12, 30
+WIDTH, HEIGHT = 480, 220
+LEFT, RIGHT, TOP, BOTTOM = 52, 6, 12, 30
 
 
 def days_of(period: str) -> list[datetime.date]:

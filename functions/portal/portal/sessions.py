@@ -3,8 +3,8 @@
 - **Sign-in.** `GET /portal/login?code=...` answers a page with one button; its POST redeems the code at the token
   endpoint as the portal's client. The GET changes nothing on purpose: mail scanners and link previews fetch links,
   and a link they fetched must still work for the person it was sent to. The page is `Referrer-Policy:
-  no-referrer` and loads nothing but the portal's stylesheet, and after the POST the browser is redirected to a
-  URL without the code.
+  strict-origin` (no request carries its URL) and loads nothing but the portal's stylesheet, and after the POST
+  the browser is redirected to a URL without the code.
 - **The cookie** holds the session handle auth returned (256 random bits; auth stores only its hash), HttpOnly, on
   Path=/portal, SameSite=Lax (Strict would drop it on the redirect that follows a link opened from a mail client),
   `Secure` and `__Secure-` outside the local stack, living no longer than the session. The handle alone is worth

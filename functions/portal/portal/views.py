@@ -108,14 +108,18 @@ def usage(ctx: Context, api: TenantApi) -> flask.Response:
     t = ctx.t
     days = chart.days_of(period)
     by_day = {entry["date"]: entry["meters"] for entry in found.get("days", [])}
-    meters = []
+    meters, quiet = [], []
     for index, (name, total) in enumerate(sorted(found.get("meters", {}).items())):
         label = t.optional(f"meter_{name}", name)
+        if Decimal(total.get("quantity", "0")) == 0:
+            quiet.append(label)  # named under the charts, not drawn: a flat line says nothing
+            continue
+        unit = t.optional(f"unit_{total.get('unit', '')}", total.get("unit", ""))
         values = [(day, Decimal(by_day.get(day.isoformat(), {}).get(name, {}).get("quantity", "0"))) for day in days]
         peak_day, peak = max(values, key=lambda pair: (pair[1], -pair[0].day))
         description = t("chart_desc", meter=label, month=t.month(period), total=t.number(total["quantity"]),
-                        unit=total.get("unit", ""), peak_day=t.date(peak_day.isoformat()), peak=t.number(peak))
-        meters.append({"name": name, "label": label, "unit": total.get("unit", ""), "total": total["quantity"],
+                        unit=unit, peak_day=t.date(peak_day.isoformat()), peak=t.number(peak))
+        meters.append({"name": name, "label": label, "unit": unit, "total": total["quantity"],
                        "values": values, "chart": chart.bar_chart(f"chart-{index}", label, description, values,
                                                                   t.number, lambda day: t.date(day.isoformat()))})
     rows = [{"date": day, "values": [by_day[day.isoformat()].get(m["name"], {}).get("quantity", "0")
@@ -123,7 +127,7 @@ def usage(ctx: Context, api: TenantApi) -> flask.Response:
     recent = [shift(current_period(), -offset) for offset in range(0, 13)]
     if period not in recent:
         recent.append(period)
-    return render(ctx, "usage.html", period=period, meters=meters, rows=rows, months=recent,
+    return render(ctx, "usage.html", period=period, meters=meters, rows=rows, months=recent, quiet=quiet,
                   previous=shift(period, -1), following=shift(period, 1) if period < current_period() else None,
                   any_usage=bool(rows))
 

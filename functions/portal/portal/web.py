@@ -4,8 +4,9 @@
 (`style-src 'self'; img-src 'self'`), may run no script at all (there is none: every page works as plain HTML),
 may post forms only to itself, may not be framed, and has no `<base>`. Nothing on a page is inline but the SVG
 charts, whose colours come from the stylesheet by class, so `unsafe-inline` is never needed. Every answer is
-`no-store` (pages hold account data and one-time secrets), `nosniff`, `Referrer-Policy: no-referrer` (the sign-in
-page's URL holds the code), and cross-origin isolated from openers.
+`no-store` (pages hold account data and one-time secrets), `nosniff`, `Referrer-Policy: strict-origin` (the sign-in
+page's URL holds the code: no request ever carries more than the origin, while posts still carry a real `Origin`
+header, which `no-referrer` would turn into `null`), and cross-origin isolated from openers.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'
 SECURITY_HEADERS = {
     "Content-Security-Policy": CSP,
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "strict-origin",
     "X-Frame-Options": "DENY",
     "Cross-Origin-Opener-Policy": "same-origin",
     "Cross-Origin-Resource-Policy": "same-origin",
