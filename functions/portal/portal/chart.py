@@ -43,14 +43,16 @@ def bar_chart(chart_id: str, title: str, description: str, values: list[tuple[da
     """An SVG of one bar per day. `number(Decimal) -> str` and `day_label(date) -> str` format in the page's
     language."""
     top = nice_ceiling(max((value for _, value in values), default=Decimal(0)))
+    whole = all(value == value.to_integral_value() for _, value in values)
+    ticks = int(top) if whole and top < 4 else 4  # counts below 4: a line per whole number, never 0.25 of a run
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     slot = plot_w / max(len(values), 1)
     parts = [f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
              f'aria-labelledby="{chart_id}-title {chart_id}-desc" focusable="false">',
              f'<title id="{chart_id}-title">{escape(title)}</title>',
              f'<desc id="{chart_id}-desc">{escape(description)}</desc>']
-    for tick in range(5):
-        level = top * tick / 4
+    for tick in range(ticks + 1):
+        level = top * tick / ticks
         y = TOP + plot_h - float(level / top) * plot_h
         parts.append(f'<line class="grid" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}"/>')
         parts.append(f'<text class="axis" x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">'

@@ -18,12 +18,13 @@ import flask
 from energent_shared.tiers import TIERS
 from portal import chart
 from portal.api import ApiError, TenantApi, segment
-from portal.web import Context, redirect, render
+from portal.web import Context, redirect, render, tenant_names
 
 WEBHOOK_EVENTS = ("budget.crossed", "invoice.issued", "invoice.paid", "credit_note.issued")
 PERIOD = re.compile(r"^(2[0-9]{3})-(0[1-9]|1[0-2])$")
 AMOUNT = re.compile(r"^[0-9]{1,13}([.,][0-9]{1,2})?$")
 FEATURE_TTL_S = 300
+METER_ORDER = ("workflow_minutes", "workflow_runs", "peak_concurrent_workflows", "storage_gib_hours")
 _pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="portal-api")
 
 
@@ -64,7 +65,10 @@ def optional(call, *args, feature: str | None = None, **kwargs):
 
 
 def tenant_of(api: TenantApi) -> dict:
-    return api.get()
+    found = api.get()
+    if isinstance(found.get("display_name"), str) and len(tenant_names) < 10_000:
+        tenant_names[api.tenant_id] = found["display_name"]
+    return found
 
 
 # --- overview -------------------------------------------------------------------------------------------------
@@ -109,7 +113,9 @@ def usage(ctx: Context, api: TenantApi) -> flask.Response:
     days = chart.days_of(period)
     by_day = {entry["date"]: entry["meters"] for entry in found.get("days", [])}
     meters, quiet = [], []
-    for index, (name, total) in enumerate(sorted(found.get("meters", {}).items())):
+    ordered = sorted(found.get("meters", {}).items(),
+                     key=lambda item: (METER_ORDER.index(item[0]) if item[0] in METER_ORDER else 99, item[0]))
+    for index, (name, total) in enumerate(ordered):
         label = t.optional(f"meter_{name}", name)
         if Decimal(total.get("quantity", "0")) == 0:
             quiet.append(label)  # named under the charts, not drawn: a flat line says nothing

@@ -39,6 +39,7 @@ SECURITY_HEADERS = {
     "Cross-Origin-Resource-Policy": "same-origin",
     "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=()",
 }
+tenant_names: dict[str, str] = {}  # tenant id -> display name, as the overview last read it (views.tenant_of)
 NAVIGATION = (  # (path, message, scope needed to see it)
     ("/portal", "overview", None),
     ("/portal/usage", "usage", "usage:read"),
@@ -115,7 +116,8 @@ def render(ctx: Context, template: str, status: int = 200, **values) -> flask.Re
     t = ctx.t
     html = templates().get_template(template).render(
         t=t, lang=ctx.language, nav=ctx.navigation() if ctx.access else [], languages=ctx.language_links(),
-        session=ctx.access, csrf=csrf_token(ctx.handle) if ctx.handle else "", tenant_name=ctx.tenant_name,
+        session=ctx.access, csrf=csrf_token(ctx.handle) if ctx.handle else "",
+        tenant_name=ctx.tenant_name or (tenant_names.get(ctx.access.tenant_id) if ctx.access else None),
         session_end=time.strftime("%H:%M", time.gmtime(ctx.access.session_ends_at)) if ctx.access else "",
         **values)
     response = flask.Response(html, status, content_type="text/html; charset=utf-8")
