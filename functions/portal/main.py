@@ -12,6 +12,9 @@ from functools import cache
 
 import flask
 import functions_framework
+
+from energent_shared.http import Problem, Router, http_function
+from energent_shared.logging import get_logger, log_event
 from portal import views
 from portal.api import ApiError, TenantApi
 from portal.sessions import LinkRefused, SessionEnded, Sessions, csrf_matches
@@ -26,9 +29,6 @@ from portal.web import (
     set_session_cookie,
     static_file,
 )
-
-from energent_shared.http import Problem, Router, http_function
-from energent_shared.logging import get_logger, log_event
 
 logger = get_logger("portal")
 router = Router()

@@ -438,3 +438,25 @@ def test_axe_finds_no_serious_or_critical_violation_on_any_page(stack, visit, sp
         portal.go("/portal/documents/2000-000000/pdf", 404)
         report[f"{language} not found"] = axe_violations(portal.page)
     assert {page: found for page, found in report.items() if found} == {}, json.dumps(report, indent=1)
+
+
+# --- the operator's CLI ------------------------------------------------------------------------------------------
+
+def test_the_cli_prints_a_link_alone_that_signs_in(stack, visit, monkeypatch, capsys, tmp_path):
+    from energent_cli.main import main
+
+    monkeypatch.setenv("ENERGENT_API_URL", stack.url)
+    monkeypatch.setenv("ENERGENT_CLIENT_ID", stack.values["OPERATOR_CLIENT_ID"])
+    monkeypatch.setenv("ENERGENT_CLIENT_SECRET", stack.values["OPERATOR_CLIENT_SECRET"])
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert main(["portal", "acme"]) == 0
+    printed = capsys.readouterr()
+    assert re.fullmatch(re.escape(stack.url) + r"/portal/login\?code=[A-Za-z0-9_-]{43}\n", printed.out)
+    assert "works once" in printed.err
+    portal = visit()
+    portal.sign_in(printed.out.strip())
+    assert portal.page.url == f"{stack.url}/portal" and "Acme BV" in portal.page.inner_text("main")
+    assert main(["--json", "portal", "acme"]) == 0
+    assert set(json.loads(capsys.readouterr().out)) == {"url", "expires_at"}
+    assert main(["portal", "nobody"]) == 1
+    assert "does not exist" in capsys.readouterr().err
