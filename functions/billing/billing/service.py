@@ -34,8 +34,8 @@ from billing.store.sla_reports import SlaReports
 from billing.store.tenant_records import TenantCache
 from billing.store.usage_counters import Overflow, UsageStore
 from billing.usage import Rejected, total, validate
+from energent_shared import fields
 from energent_shared.clock import rfc3339, utcnow
-from energent_shared.errors import shown
 from energent_shared.events import InvalidEvent, parse_time
 from energent_shared.logging import get_logger, log_event
 
@@ -264,8 +264,8 @@ class Billing:
         """Record a payment of the period's invoice (or, by `number`, of any issued invoice of the tenant)."""
         if number is None:
             _period(period)
-        _known_fields(body, {"reference", "paid_at", "amount"})
-        reference = _text(body, "reference", 140)
+        fields.only(body, {"reference", "paid_at", "amount"})
+        reference = fields.text(body, "reference", 140)
         amount = _amount(body.get("amount"), "amount") if body.get("amount") is not None else None
         now = self.clock()
         paid_at = rfc3339(now, "seconds")
@@ -297,8 +297,8 @@ class Billing:
         _period(period)
         if key is not None and (not key or len(key) > 200 or not key.isascii() or not key.isprintable()):
             raise Invalid("Idempotency-Key must be 1 to 200 printable ASCII characters")
-        _known_fields(body, {"reason", "reissue", "amount"})
-        reason = _text(body, "reason", 500)
+        fields.only(body, {"reason", "reissue", "amount"})
+        reason = fields.text(body, "reason", 500)
         again = body.get("reissue", False)
         if not isinstance(again, bool):
             raise Invalid("reissue must be true or false")
@@ -392,7 +392,7 @@ class Billing:
     # --- SLA reports ------------------------------------------------------------------------------------------
 
     def report_sla(self, tenant_id: str, body: dict) -> dict:
-        _known_fields(body, {"period", "availability_pct", "p95_latency_ms", "rto_minutes"})
+        fields.only(body, {"period", "availability_pct", "p95_latency_ms", "rto_minutes"})
         period = _period(body.get("period"))
         if period > periods.of(self.clock()):
             raise Invalid(f"period {period} has not started")
@@ -457,12 +457,6 @@ def books_ledger():
     return load_ledger(CONFIG / "ledger.json")
 
 
-def _known_fields(body: dict, allowed: set[str]) -> None:
-    unknown = set(body) - allowed
-    if unknown:
-        raise Invalid(f"unknown field(s): {shown(unknown)}")
-
-
 def _number(body: dict, name: str, maximum: Decimal = MAX_SLA_NUMBER) -> str:
     value = body.get(name)
     if isinstance(value, bool) or not isinstance(value, (int, Decimal)):
@@ -504,13 +498,6 @@ def _found(invoice: Invoice | None, tenant_id: str, period: str, number: str | N
     if invoice is None:
         raise NotFound(f"tenant {tenant_id} has no invoice {number or 'for ' + period}")
     return invoice
-
-
-def _text(body: dict, name: str, most: int) -> str:
-    value = body.get(name)
-    if not isinstance(value, str) or not value.strip() or len(value) > most or not value.isprintable():
-        raise Invalid(f"{name} must be a non-blank string of at most {most} printable characters")
-    return value.strip()
 
 
 def _amount(value: object, name: str) -> Decimal:
