@@ -20,6 +20,7 @@ from portal.api import ApiError, TenantApi
 from portal.sessions import LinkRefused, SessionEnded, Sessions, csrf_matches
 from portal.settings import portal_settings
 from portal.web import (
+    SECURITY_HEADERS,
     Context,
     clear_session_cookie,
     context,
@@ -78,6 +79,9 @@ def signed_in(view: Callable[..., flask.Response], scope: str | None = None, cha
                 ctx.access = sessions().access(ctx.handle)
             except SessionEnded:
                 return message(ctx, 401, "signed_out_title", "signed_out_lead", clear=ctx.handle is not None)
+            except ConnectionError as unreachable:
+                log_event(logger, "portal.auth_unreachable", reason=str(unreachable))
+                return message(ctx, 503, "failed_title", "failed_lead")
             if changes and (cross_site(request, settings.origin) or not csrf_matches(ctx.handle or "",
                                                                                       request.form.get("csrf"))):
                 log_event(logger, "portal.post_refused", path=request.path, tenant_id=ctx.access.tenant_id)
@@ -136,6 +140,9 @@ def login(request: flask.Request) -> flask.Response:
     except LinkRefused as refused:
         log_event(logger, "portal.link_refused", reason=str(refused))
         return message(ctx, 400, "link_gone_title", "link_gone_lead")
+    except ConnectionError as unreachable:  # the link is still unused: it may be tried again
+        log_event(logger, "portal.auth_unreachable", reason=str(unreachable))
+        return message(ctx, 503, "failed_title", "failed_lead")
     log_event(logger, "portal.signed_in", tenant_id=access.tenant_id)
     response = redirect(ctx, "/portal")
     set_session_cookie(response, ctx, handle, max(1, int(access.session_ends_at - time.time())))
@@ -198,5 +205,8 @@ def portal_http(request: flask.Request) -> flask.Response:
         response = message(context(request, portal_settings()), 404, "not_found_title", "not_found_lead")
     else:
         response = handler(request, **params)
+    for name, value in SECURITY_HEADERS.items():  # on downloads and problems too, not only on pages
+        response.headers.setdefault(name, value)
+    response.headers.setdefault("Cache-Control", "no-store")
     response.headers["Server-Timing"] = f"portal;dur={(time.perf_counter() - started) * 1000:.1f}"
     return response

@@ -259,6 +259,9 @@ def test_an_invoice_downloads_as_its_pdf(stack, visit, seeded):
     assert number in "".join(page.extract_text() for page in PdfReader(saved).pages)
     ubl = portal.context.request.get(f"{stack.url}/portal/documents/{number}/xml")
     assert ubl.status == 200 and b"<Invoice" in ubl.body() and number.encode() in ubl.body()
+    assert ubl.headers["content-disposition"] == f'attachment; filename="{number}.xml"'
+    assert ubl.headers["x-content-type-options"] == "nosniff" and ubl.headers["cache-control"] == "no-store"
+    assert "unsafe-inline" not in ubl.headers["content-security-policy"]
 
 
 # --- API clients: made, shown once, deleted ----------------------------------------------------------------------
@@ -358,6 +361,11 @@ def test_dutch_from_the_browser_and_the_switch_keeps_the_choice(stack, visit, se
     portal.page.get_by_role("link", name="Nederlands").click()
     portal.page.get_by_role("link", name="Gebruik", exact=True).click()
     assert portal.page.get_by_role("heading", level=1).inner_text().startswith("Gebruik in")
+    portal.go(f"/portal/usage?period={seeded.last_month}")
+    portal.page.get_by_role("link", name="English").click()  # the switch keeps the month shown
+    assert portal.page.get_by_role("heading", level=1).inner_text().startswith("Usage in")
+    assert f"period={seeded.last_month}" in portal.page.url
+    portal.page.get_by_role("link", name="Nederlands").click()
     portal.screenshot("usage-nl")
 
 

@@ -63,9 +63,12 @@ class TenantApi:
 
     def call(self, method: str, suffix: str, *, json: Any = None, params: dict | None = None,
              accept: str = "application/json") -> requests.Response:
-        response = http().request(method, self.base_url + self.path(suffix), json=json, params=params,
-                                  headers={"Authorization": f"Bearer {self.token}", "Accept": accept},
-                                  timeout=self.timeout_s, allow_redirects=False)
+        try:
+            response = http().request(method, self.base_url + self.path(suffix), json=json, params=params,
+                                      headers={"Authorization": f"Bearer {self.token}", "Accept": accept},
+                                      timeout=self.timeout_s, allow_redirects=False)
+        except requests.RequestException as error:
+            raise ApiError(502, f"the API is unreachable: {type(error).__name__}") from None
         if response.status_code >= 400:
             detail = _detail(response)
             # The gateway answers a path it does not route with its own problem: the operation does not exist.

@@ -93,7 +93,9 @@ class Context:
                 if self.can(scope) and (scope != "billing:write" or spend)]
 
     def language_links(self) -> list[dict]:
-        return [{"href": f"{self.request.path}?{urlencode({'lang': code})}", "code": code,
+        here = self.request.path if self.request.path.startswith("/portal") else "/portal"  # never another origin
+        kept = {key: self.request.args[key] for key in ("period",) if key in self.request.args}
+        return [{"href": f"{here}?{urlencode({**kept, 'lang': code})}", "code": code,
                  "label": {"en": "English", "nl": "Nederlands"}[code], "current": code == self.language}
                 for code in i18n.LANGUAGES]
 
