@@ -106,7 +106,7 @@ def api_refusal(ctx: Context, error: ApiError) -> flask.Response:
     if error.status == 401:
         return message(ctx, 401, "signed_out_title", "signed_out_lead", clear=True)
     if error.status == 403:
-        return message(ctx, 403, "forbidden_title", "forbidden_lead", scope="?")
+        return message(ctx, 403, "forbidden_title", "refused_by_api")
     if error.status in (404, 406):
         return message(ctx, 404, "not_found_title", "not_found_lead")
     log_event(logger, "portal.api_failed", status=error.status, detail=error.detail[:200])
