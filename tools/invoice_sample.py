@@ -34,6 +34,7 @@ CUSTOMERS = [
     ("nl-standard-dutch", {
         "legal_name": "Bakkerij De Gouden Korenaar B.V.", "vat_id": "NL123456782B01", "language": "nl",
         "email": "administratie@goudenkorenaar.nl", "buyer_reference": "INK-2026-0042",
+        "order_reference": "4500012345",
         "address": {"line1": "Damrak 1", "postal_code": "1012 LG", "city": "Amsterdam", "country": "NL"}},
      "standard", {"workflow_minutes": {3: "4200.5", 17: "3100"}, "workflow_runs": {3: "1"},
                   "peak_concurrent_workflows": {4: "3"}}, None, "credit-part"),

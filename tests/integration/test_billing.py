@@ -35,14 +35,15 @@ class Steps:
 
     def __call__(self, event_type: str, data: dict) -> None:
         if not self.threaded:
-            for _ in range(self.repeat):
-                self.billing.closer.on_event(event_type, dict(data))
+            self._deliver(event_type, data)
             return
         thread = threading.Thread(target=self._deliver, args=(event_type, data))
         self.threads.append(thread)
         thread.start()
 
     def _deliver(self, event_type: str, data: dict) -> None:
+        """Deliver until `repeat` deliveries succeeded: a step that raises (contention on the emulator, say) is
+        delivered again, as Pub/Sub does."""
         delivered, attempts = 0, 0
         while delivered < self.repeat:
             attempts += 1

@@ -234,6 +234,27 @@ def test_return_equals_an_independent_sum_over_any_quarter():
             total("reverse_charge", "net")
 
 
+def test_a_reverse_charged_month_counts_where_it_was_supplied_however_late_its_invoice():
+    """December supplied to a German business, invoiced on 1 January: box 3b and the ICP listing of Q4, as the
+    customer declares it; a Dutch December invoiced on 1 January is Q1's (VAT due on the invoice date), and a credit
+    note counts in the quarter it is issued."""
+    german = next(copy.deepcopy(d) for d in DOCUMENTS.values() if d["vat"]["treatment"] == "reverse_charge"
+                  and "invoice_number" not in d)
+    dutch = next(copy.deepcopy(d) for d in DOCUMENTS.values() if d["vat"]["treatment"] == "standard"
+                 and "invoice_number" not in d and Decimal(d["net"]))
+    for document, number in ((german, "2027-000001"), (dutch, "2027-000002")):
+        document.update(number=number, period="2026-12", issue_date="2027-01-01")
+    note = {**copy.deepcopy(german), "number": "CN-2027-000001", "invoice_number": german["number"],
+            "issue_date": "2027-02-10", "net": "-10.00", "total": "-10.00",
+            "vat": {**german["vat"], "amount": "0.00"}}
+    q4 = vat_return.vat_return("2026-Q4", [german, dutch, note], LEDGER)
+    q1 = vat_return.vat_return("2027-Q1", [german, dutch, note], LEDGER)
+    assert q4["boxes"]["3b"]["turnover"] == german["net"] and q4["boxes"]["1a"]["turnover"] == "0.00"
+    assert [row["turnover"] for row in q4["icp"]] == [german["net"]]
+    assert q1["boxes"]["1a"] == {"turnover": dutch["net"], "vat": dutch["vat"]["amount"]}
+    assert q1["boxes"]["3b"]["turnover"] == "-10.00" and [row["turnover"] for row in q1["icp"]] == ["-10.00"]
+
+
 def test_icp_groups_by_vat_number_and_the_ledger_decides_the_box():
     one = copy.deepcopy(DOCUMENTS["pl-grant-balance"])
     two = copy.deepcopy(DOCUMENTS["pl-grant-balance"])

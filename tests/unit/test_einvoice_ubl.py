@@ -375,3 +375,14 @@ def test_customers_of_other_member_states_are_addressed_by_their_vat_scheme(name
     assert endpoint.get("schemeID") == ubl.VAT_SCHEMES[vat_id[:2]]
     assert endpoint.text == (vat_id[2:12] if vat_id.startswith("SE") else vat_id)
     assert text(root, "cac:TaxTotal/cac:TaxSubtotal/cac:TaxCategory/cbc:TaxExemptionReason") == "BTW verlegd"
+
+
+def test_the_buyers_purchase_order_is_quoted_as_the_order_reference():
+    """Dutch public bodies ask their purchase order (BT-13) on the e-invoice, beside the buyer reference (BT-10)."""
+    document = copy.deepcopy(next(d for d in DOCUMENTS.values() if "invoice_number" not in d))
+    assert parse(document).find("cac:OrderReference", NS) is None
+    document["customer"]["order_reference"] = "4500012345"
+    root = parse(document)
+    assert text(root, "cac:OrderReference/cbc:ID") == "4500012345"
+    tags = [child.tag.split("}")[1] for child in root]
+    assert tags.index("InvoicePeriod") < tags.index("OrderReference") < tags.index("AccountingSupplierParty")

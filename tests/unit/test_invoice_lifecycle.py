@@ -95,9 +95,11 @@ def test_partial_credit_notes_add_up_to_the_invoices_net_and_vat_exactly(seed):
         amount = None if rng.random() < 0.2 else min(left, Decimal(rng.randint(1, int(left * 100))) / 100)
         change = lifecycle.credit(invoice, amount, "goodwill", counters, ISSUED, NOW)
         note = change.documents[0]
-        if amount is not None and amount != left:  # its own VAT, rounded half-up on its own
-            expected = (amount * Decimal("0.21")).quantize(Decimal("0.01"), "ROUND_HALF_UP")
+        if amount is not None and amount != left:  # its own VAT, rounded half-up on its own, never past what is left
+            vat_left = Decimal(invoice["vat"]["amount"]) - Decimal(invoice["credited_vat"])
+            expected = min((amount * Decimal("0.21")).quantize(Decimal("0.01"), "ROUND_HALF_UP"), vat_left)
             assert note["vat"]["amount"] == str(-expected)
+        assert Decimal(note["vat"]["amount"]) <= 0  # a credit note never charges VAT
         assert Decimal(note["total"]) == Decimal(note["net"]) + Decimal(note["vat"]["amount"])
         assert (note["invoice_number"], note["invoice_date"]) == (invoice["number"], "2026-12-03")
         notes.append(note)
@@ -108,6 +110,21 @@ def test_partial_credit_notes_add_up_to_the_invoices_net_and_vat_exactly(seed):
     assert [n["number"] for n in notes] == [f"CN-2026-{n:06d}" for n in range(1, len(notes) + 1)]
     with pytest.raises(Conflict, match="credited in full"):
         lifecycle.credit(invoice, None, "again", counters, ISSUED, NOW)
+
+
+def test_many_small_credits_never_credit_more_vat_than_the_invoice_had_nor_charge_any():
+    """A one-day invoice (net 1.63, VAT 0.34) credited 0.03 at a time: each note's own rounding (0.0063 up to 0.01)
+    would credit 0.54 of VAT before the last note, which would then charge VAT back."""
+    invoice = lifecycle.issue(draft("1.63"), lambda d: d, numbers(), ISSUED, Decimal(0), NOW).record
+    counters, notes = numbers(), []
+    while Decimal(invoice["net"]) - Decimal(invoice["credited_net"]) > 0:
+        left = Decimal(invoice["net"]) - Decimal(invoice["credited_net"])
+        change = lifecycle.credit(invoice, min(Decimal("0.03"), left), "goodwill", counters, ISSUED, NOW)
+        notes.append(change.documents[0])
+        invoice = change.record
+        assert Decimal(invoice["credited_vat"]) <= Decimal(invoice["vat"]["amount"])
+    assert all(Decimal(note["vat"]["amount"]) <= 0 and Decimal(note["total"]) < 0 for note in notes)
+    assert sum(Decimal(note["vat"]["amount"]) for note in notes) == -Decimal("0.34")
 
 
 def test_a_partial_credit_keeps_the_status_and_more_than_is_left_is_refused():

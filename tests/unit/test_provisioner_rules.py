@@ -482,6 +482,8 @@ def test_valid_billing_profiles_in_and_outside_the_eu():
     assert tenants.billing_profile(monaco)["vat_id"] == "FR40303265045"  # Monaco is France for VAT
     dutch_public_body = tenants.billing_profile({
         "legal_name": "Gemeente Utrecht", "address": {**GOOD_ADDRESS, "country": "NL"}, "language": "nl",
-        "peppol_id": {"scheme": "0190", "id": "00000001001234567000"}, "buyer_reference": " PO-2026-17 "})
-    assert (dutch_public_body["language"], dutch_public_body["peppol_id"], dutch_public_body["buyer_reference"]) == (
-        "nl", {"scheme": "0190", "id": "00000001001234567000"}, "PO-2026-17")
+        "peppol_id": {"scheme": "0190", "id": "00000001001234567000"}, "buyer_reference": " PO-2026-17 ",
+        "order_reference": "4500012345"})
+    assert (dutch_public_body["language"], dutch_public_body["peppol_id"], dutch_public_body["buyer_reference"],
+            dutch_public_body["order_reference"]) == (
+        "nl", {"scheme": "0190", "id": "00000001001234567000"}, "PO-2026-17", "4500012345")

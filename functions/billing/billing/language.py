@@ -72,7 +72,7 @@ LABELS: dict[str, dict[str, str]] = {
         "credit_note_number": "Creditnotanummer", "issue_date": "Factuurdatum", "due_date": "Vervaldatum",
         "period": "Leveringsperiode", "seller": "Van", "customer": "Aan", "vat_id": "Btw-nummer",
         "coc_number": "KvK-nummer", "description": "Omschrijving", "quantity": "Aantal",
-        "billable_quantity": "In rekening", "unit_price": "Prijs per eenheid", "amount": "Bedrag",
+        "billable_quantity": "Gefactureerd", "unit_price": "Prijs per eenheid", "amount": "Bedrag",
         "subtotal": "Subtotaal", "sla_credit": "SLA-creditering", "credit_grant": "Tegoed", "net": "Nettobedrag",
         "vat": "Btw {rate}%", "vat_reverse_charge": "Btw verlegd", "vat_outside_scope": "Btw niet van toepassing",
         "total": "Totaal", "balance_applied": "Verrekend tegoed", "amount_paid": "Betaald",

@@ -157,9 +157,10 @@ def _negated(amount: str | None) -> str:
 def credit(invoice: Invoice | None, amount: Decimal | None, reason: str, numbers: Numbers, issued: dict,
            now: datetime.datetime) -> Change:
     """A credit note for `amount` of the invoice's net (without it: all that is left uncredited). Its VAT is the
-    invoice's rate on that amount, rounded on its own; the note that credits the rest takes the VAT that is left,
-    so an invoice's notes add up to its VAT exactly. What the note's total exceeds the amount due goes to the
-    customer balance (a paid invoice credited is money owed back)."""
+    invoice's rate on that amount, rounded on its own (never past the VAT left); the note that credits the rest
+    takes the VAT that is left, so an invoice's notes add up to its VAT exactly and none of them charges VAT. What
+    the note's total exceeds the amount due goes to the customer balance (a paid invoice credited is money owed
+    back)."""
     invoice = _issued_invoice(invoice, "credited")
     net, credited = _dec(invoice, "net"), _dec(invoice, "credited_net")
     left = net - credited
@@ -172,7 +173,9 @@ def credit(invoice: Invoice | None, amount: Decimal | None, reason: str, numbers
     amount = left if amount is None else amount
     rest = amount == left
     vat_left = _dec(invoice["vat"], "amount") - _dec(invoice, "credited_vat")  # type: ignore[arg-type]
-    vat = vat_left if rest else cents(amount * Decimal(invoice["vat"]["rate"]) / 100)
+    # Each partial note rounds its own VAT, but never past what is left of the invoice's: so no note's VAT drifts
+    # beyond the invoice's, and the note that credits the rest (which takes what is left) never charges VAT.
+    vat = vat_left if rest else min(cents(amount * Decimal(invoice["vat"]["rate"]) / 100), vat_left)
     year = int(issued["issue_date"][:4])
     number = numbers.next_number(CREDIT_NOTE, year)
     whole = rest and not invoice.get("credit_notes")

@@ -106,7 +106,8 @@ def parties(seller: Seller, tenant: Mapping[str, Any]) -> dict:
         treatment, rate = "standard", seller.standard_rate
     else:
         customer = {key: profile[key] for key in ("legal_name", "address", "vat_id", "email", "language",
-                                                    "peppol_id", "buyer_reference") if profile.get(key)}
+                                                    "peppol_id", "buyer_reference", "order_reference")
+                    if profile.get(key)}
         country = profile["address"]["country"]
         if country == HOME:
             treatment, rate = "standard", seller.standard_rate

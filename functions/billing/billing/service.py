@@ -224,11 +224,13 @@ class Billing:
             parsed = vat_return.parse_quarter(quarter)
         except vat_return.InvalidQuarter as invalid:
             raise Invalid(str(invalid)) from None
-        recorded = [item for item in self.invoices_store.journal_between(parsed.first_day.isoformat(),
-                                                                          parsed.last_day.isoformat())
-                    if item["kind"] != "payment"]
-        issued = [self.invoices_store.issued_document(item["tenant_id"], item["document_number"])
-                  for item in recorded]
+        # Issued in the quarter, or supplied in it (a reverse-charged month counts where it was supplied, however
+        # late its invoice: vat_return.tax_date).
+        months = [f"{parsed.year:04d}-{month:02d}" for month in range(3 * parsed.number - 2, 3 * parsed.number + 1)]
+        recorded = {(item["tenant_id"], item["document_number"]) for item in [
+            *self.invoices_store.journal_between(parsed.first_day.isoformat(), parsed.last_day.isoformat()),
+            *self.invoices_store.issued_for(months)] if item["kind"] != "payment"}
+        issued = [self.invoices_store.issued_document(tenant_id, number) for tenant_id, number in sorted(recorded)]
         return vat_return.vat_return(parsed, [found[1] for found in issued if found is not None], books_ledger())
 
     def _books(self, recorded: list[dict]) -> tuple[list[Invoice], list[CreditNote]]:

@@ -37,6 +37,7 @@ from xml.sax.saxutils import escape, quoteattr
 
 from billing import language as words
 from billing import payment_reference
+from billing.rendering import describe
 from energent_shared.peppol import EAS_CODES  # the list PEPPOL-EN16931-CL008 checks an EndpointID against
 
 CUSTOMIZATION_ID = "urn:cen.eu:en16931:2017#compliant#urn:fdc:peppol.eu:2017:poacc:billing:3.0"
@@ -235,7 +236,7 @@ def _lines(document: Mapping, sign: int, lang: str, meters: Mapping[str, Mapping
         if amount < 0:
             raise Inconsistent(f"a {kind} line of {line['amount']} on {document['number']} would be a negative "
                                "charge; only credit grants reduce an invoice")
-        description = line.get("description")
+        description = describe(line, document, lang)  # in the document's language, as the PDF says it
         period = line.get("period")
         proration = line.get("proration")
         fraction = Decimal(proration["days"]) / Decimal(proration["days_in_month"]) if proration else Decimal(1)
@@ -358,6 +359,9 @@ def build(document: Mapping, meters: Mapping[str, Mapping] | None = None) -> byt
         _el("cbc:DocumentCurrencyCode", currency),
         _el("cbc:BuyerReference", document["customer"].get("buyer_reference") or document.get("tenant_id")),
         _period("cac:InvoicePeriod", _document_period(document)),
+        # The buyer's purchase order (BT-13), which Dutch public bodies ask invoices to quote.
+        _el("cac:OrderReference", [_el("cbc:ID", document["customer"]["order_reference"])])
+        if document["customer"].get("order_reference") else None,
         _billing_reference(document) if credit else None,
         _el("cac:AccountingSupplierParty", [_seller(document["seller"], category)]),
         _el("cac:AccountingCustomerParty", [_customer(document["customer"], customer_endpoint, category)]),

@@ -61,10 +61,23 @@ def _compact(vat_id: str) -> str:
     return re.sub(r"[\s.\-]", "", vat_id).upper()
 
 
+def tax_date(document: Mapping) -> str:
+    """The day a document counts for in the return. A service reverse-charged to a business in another member state
+    is supplied when it is completed, the last day of the month billed (art. 64(1) and 66 VAT Directive), however
+    late the invoice: the ICP listing must match what the customer declares. Everything else counts on its issue
+    date (domestic VAT is due on the invoice's date, art. 13 Wet OB), and a credit note in the quarter it is issued."""
+    if document["vat"]["treatment"] == "reverse_charge" and "invoice_number" not in document:
+        year, month = int(document["period"][:4]), int(document["period"][5:7])
+        following = datetime.date(year + month // 12, month % 12 + 1, 1)
+        return (following - datetime.timedelta(days=1)).isoformat()
+    return document["issue_date"]
+
+
 def vat_return(quarter: str | Quarter, documents: Iterable[Mapping], ledger: Ledger) -> dict:
     """`{period, boxes: {"1a": {turnover, vat}, "3b": {turnover}}, outside_return: {turnover}, icp: [{vat_id,
-    country, turnover}]}` for the issued invoices and credit notes among `documents` whose `issue_date` falls in
-    the quarter. The ICP listing has one row per customer VAT number whose turnover in the quarter is not zero."""
+    country, turnover}]}` for the issued invoices and credit notes among `documents` whose tax date (`tax_date`)
+    falls in the quarter. The ICP listing has one row per customer VAT number whose turnover in the quarter is not
+    zero."""
     quarter = quarter if isinstance(quarter, Quarter) else parse_quarter(quarter)
     first, last = quarter.first_day.isoformat(), quarter.last_day.isoformat()
     domestic_turnover = domestic_vat = eu_turnover = outside = ZERO
@@ -72,7 +85,7 @@ def vat_return(quarter: str | Quarter, documents: Iterable[Mapping], ledger: Led
     for document in documents:
         if not document.get("number") or document.get("status") == "draft":
             continue
-        if not first <= document["issue_date"] <= last:
+        if not first <= tax_date(document) <= last:
             continue
         treatment = document["vat"]["treatment"]
         net, vat = Decimal(document["net"]), Decimal(document["vat"]["amount"])

@@ -27,7 +27,7 @@ _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 MAX_DISPLAY_NAME = 200
 PUBLIC_FIELDS = ("tenant_id", "display_name", "tier", "deployment_model", "status", "status_message",
                  "billing_start", "billing_profile", "site", "created_at", "updated_at")
-PROFILE_FIELDS = {"legal_name": 200, "vat_id": 32, "email": 254, "buyer_reference": 200}
+PROFILE_FIELDS = {"legal_name": 200, "vat_id": 32, "email": 254, "buyer_reference": 200, "order_reference": 200}
 PROFILE_LANGUAGES = ("en", "nl")  # the language of the customer's invoices (HTML and PDF)
 ADDRESS_FIELDS = {"line1": 200, "line2": 200, "postal_code": 20, "city": 100, "country": 2}
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
@@ -135,9 +135,10 @@ def billing_profile(profile: object) -> dict:
         vat_id = compact
     if vat_id is not None:
         clean["vat_id"] = vat_id
-    buyer_reference = fields.text(profile, "buyer_reference", 200, required=False, within="billing_profile")
-    if buyer_reference is not None:
-        clean["buyer_reference"] = buyer_reference
+    for reference in ("buyer_reference", "order_reference"):  # BT-10 and the purchase order, BT-13, of e-invoices
+        given = fields.text(profile, reference, 200, required=False, within="billing_profile")
+        if given is not None:
+            clean[reference] = given
     if profile.get("language") is not None:
         if profile["language"] not in PROFILE_LANGUAGES:
             raise Invalid(f"billing_profile.language must be one of {', '.join(PROFILE_LANGUAGES)}, got "

@@ -177,7 +177,7 @@ class Invoices:
                                {"kind": kind, "document": document, "period": document["period"]})
             invoice_number = str(document.get("invoice_number") or document["number"])  # a credit note's invoice
             self._journal(transaction, tenant_id, kind, invoice_number, document["issue_date"],
-                          document=document["number"])
+                          document=document["number"], period=document["period"])
         if change.balance:
             added = sum((Decimal(entry["amount"]) for entry in change.balance), Decimal("0.00"))
             transaction.set(self.balance_ref(tenant_id), {"currency": self.currency, "amount": str(balance + added),
@@ -189,13 +189,14 @@ class Invoices:
             transaction.set(self.counter_ref(name, year), {"last": last})
 
     def _journal(self, transaction, tenant_id: str, kind: str, invoice_number: str, date: str,
-                 reference: str | None = None, document: str | None = None) -> None:
-        """What the books record on `date`: a document issued, or a payment of an invoice (by its reference)."""
+                 reference: str | None = None, document: str | None = None, period: str | None = None) -> None:
+        """What the books record on `date`: a document issued (of `period`), or a payment of an invoice (by its
+        reference)."""
         key = f"{tenant_id}~{document or invoice_number}" + (
             f"~{hashlib.sha256(reference.encode()).hexdigest()[:24]}" if reference else "")
         transaction.set(self.db.collection(JOURNAL).document(key),
                         {"date": date, "tenant_id": tenant_id, "kind": kind, "invoice_number": invoice_number,
-                         "document_number": document or invoice_number})
+                         "document_number": document or invoice_number, **({"period": period} if period else {})})
 
     def journal_between(self, first: str, last: str) -> list[dict]:
         """What the books record from `first` through `last` (YYYY-MM-DD, inclusive)."""
@@ -203,6 +204,13 @@ class Invoices:
 
         query = self.db.collection(JOURNAL).where(filter=FieldFilter("date", ">=", first)).where(
             filter=FieldFilter("date", "<=", last))
+        return [snapshot.to_dict() for snapshot in query.stream()]
+
+    def issued_for(self, periods: list[str]) -> list[dict]:
+        """The documents issued for any of `periods` (the months supplied), whenever they were issued."""
+        from google.cloud.firestore_v1.base_query import FieldFilter
+
+        query = self.db.collection(JOURNAL).where(filter=FieldFilter("period", "in", periods))
         return [snapshot.to_dict() for snapshot in query.stream()]
 
     def issue_step(self, period: str, step_ref, progress_ref, last_step: bool, tenant_ids: list[str], decide: Callable[
