@@ -92,11 +92,11 @@ class Stack:
         provision.topics(pubsub.url, PROJECT, self.registry.topics)
         provision.buckets(storage.url, PROJECT, buckets.values())
         provision.secrets(secret_manager.host, {
+            secret_names["PORTAL_CLIENT_SECRET"]: json.dumps(
+                {"client_id": PORTAL_CLIENT_ID, "client_secret": portal_secret}).encode(),
             secret_names["OPERATOR_CLIENT_SECRET"]: json.dumps(
                 {"client_id": OPERATOR_CLIENT_ID, "client_secret": operator_secret}).encode(),
             secret_names["SIGNING_KEY_SECRET"]: provision.new_signing_key(),
-            secret_names["PORTAL_CLIENT_SECRET"]: json.dumps(
-                {"client_id": PORTAL_CLIENT_ID, "client_secret": portal_secret}).encode(),
         })
 
         backends = self._start_functions(secret_names, buckets)
