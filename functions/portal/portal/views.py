@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import datetime
 import re
-import threading
-import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from decimal import Decimal, InvalidOperation
 
@@ -18,34 +16,15 @@ import flask
 from energent_shared.tiers import TIERS
 from portal import chart
 from portal.api import ApiError, TenantApi, segment
-from portal.web import Context, redirect, render, tenant_names
+from portal.web import Context, features, redirect, render, tenant_names
 
 WEBHOOK_EVENTS = ("budget.crossed", "invoice.issued", "invoice.paid", "credit_note.issued")
 PERIOD = re.compile(r"^(2[0-9]{3})-(0[1-9]|1[0-2])$")
 AMOUNT = re.compile(r"^[0-9]{1,13}([.,][0-9]{1,2})?$")
-FEATURE_TTL_S = 300
 METER_ORDER = ("workflow_minutes", "workflow_runs", "peak_concurrent_workflows", "storage_gib_hours")
 _pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="portal-api")
 
 
-class Features:
-    """Which optional parts of the API exist (spend control may not be deployed yet): learnt from the answers
-    and remembered for a few minutes, so a page does not ask twice."""
-
-    def __init__(self) -> None:
-        self._known: dict[str, tuple[float, bool]] = {}
-        self._lock = threading.Lock()
-
-    def get(self, name: str) -> bool | None:
-        found = self._known.get(name)
-        return found[1] if found and found[0] > time.monotonic() else None
-
-    def learn(self, name: str, present: bool) -> None:
-        with self._lock:
-            self._known[name] = (time.monotonic() + FEATURE_TTL_S, present)
-
-
-features = Features()
 
 
 def optional(call, *args, feature: str | None = None, **kwargs):
@@ -85,12 +64,12 @@ def overview(ctx: Context, api: TenantApi) -> flask.Response:
     found = {name: job.result() for name, job in jobs.items()}
     tenant = found["tenant"]
     ctx.tenant_name = tenant.get("display_name")
-    ctx.features["spend"] = features.get("spend") is not False
     invoices = [i for i in found.get("invoices") or [] if i.get("status") != "upcoming"]
     latest = invoices[-1] if invoices else None
     tier = TIERS.get(tenant.get("tier", ""))
     return render(ctx, "overview.html", tenant=tenant, tier=tier, upcoming=found.get("upcoming"),
-                  spend=found.get("spend"), latest=latest, spend_known="spend" in found)
+                  spend=found.get("spend"), latest=latest,
+                  spend_known=found.get("spend") is not None)
 
 
 # --- usage ----------------------------------------------------------------------------------------------------

@@ -12,8 +12,9 @@ header, which `no-referrer` would turn into `null`), and cross-origin isolated f
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from urllib.parse import urlencode
@@ -50,6 +51,29 @@ NAVIGATION = (  # (path, message, scope needed to see it)
 )
 
 
+FEATURE_TTL_S = 300
+
+
+class Features:
+    """Which optional parts of the API exist (spend control may not be deployed yet): learnt from the answers
+    and remembered for a few minutes, so a page does not ask twice."""
+
+    def __init__(self) -> None:
+        self._known: dict[str, tuple[float, bool]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, name: str) -> bool | None:
+        found = self._known.get(name)
+        return found[1] if found and found[0] > time.monotonic() else None
+
+    def learn(self, name: str, present: bool) -> None:
+        with self._lock:
+            self._known[name] = (time.monotonic() + FEATURE_TTL_S, present)
+
+
+features = Features()
+
+
 @cache
 def templates() -> jinja2.Environment:
     environment = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True,
@@ -76,7 +100,6 @@ class Context:
     language: str
     access: Access | None = None
     handle: str | None = None
-    features: dict[str, bool] = field(default_factory=dict)  # e.g. {"spend": False} while the API lacks it
     tenant_name: str | None = None
 
     @property
@@ -87,7 +110,7 @@ class Context:
         return scope is None or (self.access is not None and scope in self.access.scopes)
 
     def navigation(self) -> list[dict]:
-        spend = self.features.get("spend", True)
+        spend = features.get("spend") is not False  # no budget or webhook pages while the API lacks them
         return [{"path": path, "label": self.t(key), "current": self.request.path.rstrip("/") == path}
                 for path, key, scope in NAVIGATION
                 if self.can(scope) and (scope != "billing:write" or spend)]
