@@ -409,6 +409,14 @@ def test_the_budget_is_changed_in_the_portal_where_the_api_has_spend_control(sta
     stored = api(stack, "/v1/tenants/acme/budget").json()
     assert stored["monthly_limit"] == "1250.00" and stored["action"] == "block"
     assert portal.page.locator("#budget-limit").inner_text() == "€1,250.00"
+    portal.screenshot("budget-set")
+    spend = api(stack, "/v1/tenants/acme/spend").json()
+    portal.go("/portal")
+    card = portal.page.get_by_role("region", name="Spend against budget")
+    assert f"€{float(spend['net']):,.2f} of €1,250.00 ({spend['budget']['used_pct']} %)" in card.inner_text()
+    assert card.locator("meter").get_attribute("value") == spend["budget"]["used_pct"]
+    portal.screenshot("overview-with-budget")
+    portal.go("/portal/budget")
     portal.page.get_by_label(re.compile("Monthly limit")).fill("twelve")
     portal.page.get_by_role("button", name="Save").click()
     assert "Enter an amount" in portal.page.get_by_role("alert").inner_text()
