@@ -43,6 +43,8 @@ def usage_events(tenant_id: str, scale: int) -> list[dict]:
     for day in range(1, now.day + 1):
         moment = min(now - datetime.timedelta(minutes=2),
                      datetime.datetime.fromisoformat(f"{this}-{day:02d}T09:00:00+00:00"))
+        if moment.strftime("%Y-%m") != this:  # the month's first minutes: nothing of this month to send yet
+            continue
         stamp = moment.strftime("%Y-%m-%dT%H:%M:%SZ")
         events += [(stamp, "workflow_minutes", 40 * scale + day * 53 % 317), (stamp, "workflow_runs", 1),
                    (stamp, "peak_concurrent_workflows", 1 + day % 2)]
