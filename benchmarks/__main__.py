@@ -4,8 +4,8 @@ module-level client caches must not carry one benchmark's emulator into the next
 import subprocess
 import sys
 
-BENCHMARKS = ("cold_start", "auth_throughput", "provisioner_throughput", "billing_throughput", "einvoice", "cli_usage",
-              "portal")
+BENCHMARKS = ("cold_start", "auth_throughput", "provisioner_throughput", "billing_throughput", "einvoice",
+              "spend_control", "cli_usage", "portal")
 
 if __name__ == "__main__":
     failed = [name for name in BENCHMARKS

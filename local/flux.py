@@ -6,6 +6,9 @@ Secrets API shapes), and publishes the event Flux's notification-controller woul
 `provisioning-events`: `ReconciliationSucceeded`, or `ReconciliationFailed` with the reason in the message.
 `LOCAL_FLUX=off make dev` turns it off, so a client can play Flux itself.
 
+It keeps what it applied to the platform's cluster, and refuses, as Config Connector's webhook does, a change to a
+field its CRD marks immutable (local.schemas.IMMUTABLE) on an object already there.
+
 It also plays what a Kustomization with `wait: true` waits for on the cluster side of a hybrid tenant: External
 Secrets Operator syncing each ExternalSecret from Secret Manager (the local stand-in) into its Secret, and Config
 Connector finding each VPN tunnel's key in a Secret of its build. A key that is not in Secret Manager, or a tunnel
@@ -27,11 +30,12 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
-from local.schemas import InvalidManifest, validate
+from local.schemas import InvalidManifest, immutable_changes, validate
 
 GCP_CLUSTER = "projects/[^/]+/locations/[^/]+/clusters/[^/]+"
 # (store name, secret id, version) -> None if that version exists and is enabled, else why not.
@@ -129,16 +133,59 @@ def keys_found(objects: list[dict], secrets: dict[tuple[str, str], set[str]]) ->
     return ""
 
 
+ObjectKey = tuple[str, str, str, str]  # (apiVersion, kind, namespace, name)
+
+
+def object_key(document: dict) -> ObjectKey:
+    metadata = document.get("metadata") or {}
+    return document["apiVersion"], document["kind"], metadata.get("namespace", ""), metadata.get("name", "")
+
+
+@dataclass
+class Cluster:
+    """What the Kustomizations applied to the platform's cluster: each object as last applied, and which
+    Kustomization owns it (pruned with it)."""
+
+    live: dict[ObjectKey, dict] = field(default_factory=dict)
+    owned: dict[str, set[ObjectKey]] = field(default_factory=dict)
+
+    def refused(self, objects: list[dict]) -> str:
+        """Why the API server would refuse applying `objects`: a change Config Connector's webhook denies."""
+        for document in objects:
+            live = self.live.get(object_key(document))
+            changed = immutable_changes(live, document) if live is not None else []
+            if changed:
+                return (f"{document['kind']}/{document['metadata'].get('namespace', '')}/"
+                        f"{document['metadata']['name']} dry-run failed: admission webhook "
+                        f"\"deny-immutable-field-updates.cnrm.cloud.google.com\" denied the request: the following "
+                        f"fields are immutable: [{', '.join(changed)}]")
+        return ""
+
+    def apply(self, kustomization: str, objects: list[dict]) -> None:
+        """Apply `objects` and prune what `kustomization` applied before and no longer builds."""
+        keys = {object_key(document) for document in objects}
+        for gone in self.owned.get(kustomization, set()) - keys:
+            self.live.pop(gone, None)
+        for document in objects:
+            self.live[object_key(document)] = document
+        self.owned[kustomization] = keys
+
+
 def reconcile(kustomization: dict, artifact: dict[str, bytes], config_maps: dict[str, dict],
-              secret_lookup: SecretLookup | None = None) -> tuple[bool, str]:
-    """The outcome of applying one Flux Kustomization: every object it builds validated, its target cluster known,
-    its ExternalSecrets synced and its tunnels' keys found."""
+              secret_lookup: SecretLookup | None = None, cluster: Cluster | None = None) -> tuple[bool, str]:
+    """The outcome of applying one Flux Kustomization: every object it builds validated, no immutable field of an
+    object on the cluster changed, its target cluster known, its ExternalSecrets synced and its tunnels' keys
+    found; on success its objects are on `cluster` (remote clusters' objects are not tracked)."""
     try:
         objects = build(artifact, kustomization["spec"].get("path", "./"))
         for document in objects:
             validate(document)
     except (yaml.YAMLError, InvalidManifest) as error:
         return False, f"kustomization build failed: {error}"
+    local = cluster is not None and not kustomization["spec"].get("kubeConfig")
+    refused = cluster.refused(objects) if cluster is not None and local else ""
+    if refused:
+        return False, refused
     secrets, problem = synced_secrets(objects, secret_lookup)
     problem = problem or keys_found(objects, secrets)
     if problem:
@@ -157,6 +204,8 @@ def reconcile(kustomization: dict, artifact: dict[str, bytes], config_maps: dict
         namespace = f"{metadata['namespace']}/" if metadata.get("namespace") else ""
         applied.append(f"{document['kind']}/{namespace}{metadata.get('name')} configured{where}")
     applied += [f"Secret/{namespace}/{name} synced" for namespace, name in sorted(secrets)]
+    if cluster is not None and local:
+        cluster.apply(kustomization["metadata"]["name"], objects)
     return True, "\n".join(applied) or "no objects: everything pruned"
 
 
@@ -212,6 +261,7 @@ class FluxStandIn:
         self.contents: dict[tuple[str, str], bytes] = {}  # (key, etag) -> content, as source-controller caches
         self.sequence = 0
         self.published = 0
+        self.cluster = Cluster()  # the platform cluster's objects, as Config Connector's webhook sees them
 
     def _content(self, blob) -> bytes:
         key = (blob.name, blob.etag)
@@ -236,6 +286,7 @@ class FluxStandIn:
         for gone in set(self.applied) - set(kinds["Kustomization"]):
             del self.applied[gone]
             self.ready.pop(gone, None)
+            self.cluster.apply(gone, [])  # a Kustomization deleted prunes what it applied (prune: true)
         revisions = {name: source_revision(listing, bucket) for name, bucket in kinds["Bucket"].items()}
         sources = {name: (k.get("spec") or {}).get("sourceRef") for name, k in kinds["Kustomization"].items()}
         for name, kustomization in sorted(kinds["Kustomization"].items()):
@@ -265,7 +316,7 @@ class FluxStandIn:
                 return  # dependency not ready: retried on a later poll
         prefix = bucket["spec"].get("prefix", "")
         artifact = {key: self._content(blob) for key, blob in blobs.items() if key.startswith(prefix)}
-        succeeded, message = reconcile(kustomization, artifact, kinds["ConfigMap"], self.secret_lookup)
+        succeeded, message = reconcile(kustomization, artifact, kinds["ConfigMap"], self.secret_lookup, self.cluster)
         self.applied[name], self.ready[name] = applying, (succeeded, revision)
         self.attempted[name] = time.monotonic()
         self.sequence += 1

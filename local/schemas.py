@@ -29,6 +29,17 @@ _CC_REF = {"type": "object", "additionalProperties": False,
            "oneOf": [{"required": ["name"], "not": {"required": ["external"]}},
                      {"required": ["external"],
                       "not": {"anyOf": [{"required": ["name"]}, {"required": ["namespace"]}]}}]}
+
+
+
+def _cc_ref_to(external: str) -> dict:
+    """A Config Connector reference whose `external` takes the form its CRD names: a bare resource name, or a
+    path (`projects/.../regions/.../routers/...`)."""
+    return {**_CC_REF, "properties": {**_CC_REF["properties"], "external": {"type": "string", "pattern": external}}}
+
+
+_GCP_NAME = r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$"
+_ROUTER_PATH = r"^projects/[^/]+/regions/[^/]+/routers/[a-z]([-a-z0-9]{0,61}[a-z0-9])?$"
 _K8S_NAME = {"type": "string", "minLength": 1, "maxLength": 253,
              "pattern": r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"}
 
@@ -161,7 +172,8 @@ SCHEMAS: dict[tuple[str, str], dict] = {
             "remoteTrafficSelector": {"type": "array", "items": {"type": "string"}},
             "peerExternalGatewayInterface": {"type": "integer"}, "peerExternalGatewayRef": _CC_REF,
             "peerGCPGatewayRef": _CC_REF, "region": {"type": "string"}, "resourceID": {"type": "string"},
-            "routerRef": _CC_REF, "targetVPNGatewayRef": _CC_REF, "vpnGatewayInterface": {"type": "integer"},
+            "routerRef": _cc_ref_to(_ROUTER_PATH), "targetVPNGatewayRef": _CC_REF,
+            "vpnGatewayInterface": {"type": "integer"},
             "vpnGatewayRef": _CC_REF,
             "sharedSecret": {"type": "object", "additionalProperties": False, "properties": {
                 "value": {"type": "string"},
@@ -172,7 +184,7 @@ SCHEMAS: dict[tuple[str, str], dict] = {
         "type": "object", "required": ["region", "routerRef"], "additionalProperties": False, "properties": {
             "interconnectAttachmentRef": _CC_REF, "ipRange": {"type": "string"}, "privateIpAddressRef": _CC_REF,
             "redundantInterfaceRef": _CC_REF, "region": {"type": "string"}, "resourceID": {"type": "string"},
-            "routerRef": _CC_REF, "subnetworkRef": _CC_REF, "vpnTunnelRef": _CC_REF}}),
+            "routerRef": _cc_ref_to(_GCP_NAME), "subnetworkRef": _CC_REF, "vpnTunnelRef": _CC_REF}}),
     ("compute.cnrm.cloud.google.com/v1beta1", "ComputeRouterPeer"): _resource({
         "type": "object", "required": ["peerAsn", "region", "routerInterfaceRef", "routerRef"],
         "additionalProperties": False, "properties": {
@@ -191,7 +203,7 @@ SCHEMAS: dict[tuple[str, str], dict] = {
             "ipv6NexthopAddress": {"type": "string"}, "peerAsn": {"type": "integer"},
             "peerIpAddress": {"type": "string"}, "peerIpv6NexthopAddress": {"type": "string"},
             "region": {"type": "string"}, "resourceID": {"type": "string"}, "routerApplianceInstanceRef": _CC_REF,
-            "routerInterfaceRef": _CC_REF, "routerRef": _CC_REF}}),
+            "routerInterfaceRef": _CC_REF, "routerRef": _cc_ref_to(_GCP_NAME)}}),
     # External Secrets Operator (external-secrets.io/v1 CRDs): the ExternalSecret that makes a hybrid tenant's
     # tunnel keys a Kubernetes Secret, and the platform's SecretStore it reads Secret Manager through.
     ("external-secrets.io/v1", "ExternalSecret"): _resource({
@@ -231,6 +243,26 @@ SCHEMAS: dict[tuple[str, str], dict] = {
 
 class InvalidManifest(ValueError):
     pass
+
+
+# The spec fields Config Connector refuses to change on an existing object (its CRDs mark them "Immutable.", and its
+# webhook deny-immutable-field-updates enforces them), for the Compute Engine kinds a hybrid tenant's VPN is made of.
+IMMUTABLE: dict[tuple[str, str], tuple[str, ...]] = {
+    ("compute.cnrm.cloud.google.com/v1beta1", "ComputeExternalVPNGateway"): (
+        "description", "interface", "redundancyType", "resourceID"),
+    ("compute.cnrm.cloud.google.com/v1beta1", "ComputeVPNTunnel"): (
+        "description", "ikeVersion", "localTrafficSelector", "peerExternalGatewayInterface", "peerIp", "region",
+        "remoteTrafficSelector", "resourceID", "sharedSecret", "vpnGatewayInterface"),
+    ("compute.cnrm.cloud.google.com/v1beta1", "ComputeRouterInterface"): ("ipRange", "region", "resourceID"),
+    ("compute.cnrm.cloud.google.com/v1beta1", "ComputeRouterPeer"): ("region", "resourceID"),
+}
+
+
+def immutable_changes(live: dict, document: dict) -> list[str]:
+    """The immutable fields `document` would change on the object as it is (`live`), as `spec.<field>`."""
+    fields = IMMUTABLE.get((document.get("apiVersion"), document.get("kind")), ())
+    before, after = live.get("spec") or {}, document.get("spec") or {}
+    return [f"spec.{field}" for field in fields if before.get(field) != after.get(field)]
 
 
 def validate(document: dict) -> None:

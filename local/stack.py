@@ -97,6 +97,7 @@ class Stack:
             secret_names["OPERATOR_CLIENT_SECRET"]: json.dumps(
                 {"client_id": OPERATOR_CLIENT_ID, "client_secret": operator_secret}).encode(),
             secret_names["SIGNING_KEY_SECRET"]: provision.new_signing_key(),
+            secret_names["WEBHOOK_KEY_SECRET"]: random_secrets.token_bytes(32),
         })
 
         backends = self._start_functions(secret_names, buckets)
@@ -110,6 +111,10 @@ class Stack:
                                       "--backends", json.dumps(backends), "--values", json.dumps(values)],
                           gateway_port, "/healthz", env=self.env, cwd=ROOT, log_path=self.log_dir / "gateway.log")
         self._start(gateway)
+        # Cloud Scheduler's jobs (the registry's schedules), publishing on the emulator at their minutes.
+        scheduler = Service("scheduler stand-in", [sys.executable, "-m", "local.scheduler"], 0, None, env=self.env,
+                            cwd=ROOT, log_path=self.log_dir / "scheduler.log")
+        self.services.append(scheduler.start())
         if os.environ.get("LOCAL_FLUX", "on").lower() not in ("off", "0", "false", "no"):
             flux = Service("flux stand-in", [sys.executable, "-m", "local.flux", "--bucket",
                                              buckets["MANIFEST_BUCKET"]],

@@ -48,11 +48,30 @@ class Deployment:
 
 
 @dataclass(frozen=True)
+class Schedule:
+    """A Cloud Scheduler job publishing a CloudEvent of `type` (data `{}`) to `topic` on a cron `schedule` (UTC)."""
+
+    name: str
+    schedule: str
+    topic: str
+    type: str
+
+    def cloud_name(self, environment: str) -> str:
+        return f"energent-{self.name}-{environment}"
+
+    def event(self) -> dict:
+        """The message body as Terraform's job publishes it (attribute content-type application/cloudevents+json)."""
+        return {"specversion": "1.0", "type": self.type, "id": self.name, "datacontenttype": "application/json",
+                "source": f"//cloudscheduler.googleapis.com/energent-{self.name}", "data": {}}
+
+
+@dataclass(frozen=True)
 class Registry:
     topics: tuple[str, ...]
     buckets: dict[str, str]
     secrets: dict[str, str]
     deployments: tuple[Deployment, ...]
+    schedules: tuple[Schedule, ...] = ()
 
     def deployment(self, name: str) -> Deployment:
         for deployment in self.deployments:
@@ -119,7 +138,32 @@ def parse(document: dict, root: Path = ROOT) -> Registry:
     duplicates = {n for n in names if names.count(n) > 1}
     if duplicates:
         raise RegistryError(f"duplicate deployment names: {', '.join(sorted(duplicates))}")
-    return Registry(topics, buckets, secrets, tuple(deployments))
+    return Registry(topics, buckets, secrets, tuple(deployments), _schedules(document.get("schedules"), topics))
+
+
+_CRON_FIELD = re.compile(r"^(\*|[0-9]{1,2}(-[0-9]{1,2})?)(/[0-9]{1,2})?(,[0-9]{1,2}(-[0-9]{1,2})?)*$")
+
+
+def _schedules(entries, topics: tuple[str, ...]) -> tuple[Schedule, ...]:
+    found = []
+    for index, entry in enumerate(entries or ()):
+        if not isinstance(entry, dict) or set(entry) != {"name", "schedule", "topic", "type"}:
+            raise RegistryError(f"schedules[{index}] must have exactly name, schedule, topic and type")
+        name, cron, topic, type_ = (entry[k] for k in ("name", "schedule", "topic", "type"))
+        if not isinstance(name, str) or not _NAME.match(name):
+            raise RegistryError(f"schedules[{index}].name {name!r} must match {_NAME.pattern}")
+        fields = cron.split() if isinstance(cron, str) else []
+        if len(fields) != 5 or not all(_CRON_FIELD.match(f) for f in fields):
+            raise RegistryError(f"schedule {name}: {cron!r} is not a five-field cron expression")
+        if topic not in topics:
+            raise RegistryError(f"schedule {name}: topic {topic!r} is not in the registry's topics")
+        if not isinstance(type_, str) or not re.fullmatch(r"[a-z0-9.]+\.v[0-9]+", type_):
+            raise RegistryError(f"schedule {name}: type {type_!r} is not a CloudEvent type such as a.b.c.v1")
+        found.append(Schedule(name, cron, topic, type_))
+    names = [s.name for s in found]
+    if len(set(names)) != len(names):
+        raise RegistryError("duplicate schedule names")
+    return tuple(found)
 
 
 @cache

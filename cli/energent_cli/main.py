@@ -208,16 +208,20 @@ def tenants_get(tenant_id: str) -> None:
 def tenants_update(tenant_id: str, tier: Annotated[str | None, typer.Option("--tier")] = None,
                    name: Annotated[str | None, typer.Option("--name")] = None,
                    profile: Annotated[Path | None, typer.Option("--profile", help=PROFILE_HELP)] = None,
-                   site: Annotated[Path | None, SITE_OPTION] = None) -> None:
+                   site: Annotated[Path | None, SITE_OPTION] = None,
+                   site_state: Annotated[str | None, typer.Option(
+                       "--site-state", help="enabled: let a quarantined site's BGP sessions back; quarantined: cut "
+                                            "them off")] = None) -> None:
     """Change a tenant's tier, name and/or billing profile (setting the profile issues its held invoices), or a hybrid
-    tenant's site."""
-    body: dict = {k: v for k, v in (("tier", tier), ("display_name", name)) if v is not None}
+    tenant's site, or whether its BGP sessions are on."""
+    body: dict = {k: v for k, v in (("tier", tier), ("display_name", name), ("site_state", site_state))
+                  if v is not None}
     if profile is not None:
         body["billing_profile"] = read_profile(profile)
     if site is not None:
         body["site"] = site_file(site)
     if not body:
-        raise Failed("nothing to change: give --tier, --name, --profile and/or --site")
+        raise Failed("nothing to change: give --tier, --name, --profile, --site and/or --site-state")
     changed = api().call("PATCH", f"/v1/tenants/{q(tenant_id)}", json=body)
     show(changed, record(f"tenant {tenant_id}", changed, TENANT_FIELDS))
 
@@ -571,6 +575,10 @@ def keys_rotate() -> None:
     show(found, f"rotation requested at {found.get('requested_at')}: the new key is published at once and "
                 "signs after the activation delay")
 
+
+# --- spend control: budget, spend, webhooks, grants (their commands live in spend.py) ------------------------
+
+from energent_cli import spend as _spend_commands  # noqa: E402,F401 - registers its commands on `app`
 
 # --- running ------------------------------------------------------------------------------------------------------
 

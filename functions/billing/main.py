@@ -6,18 +6,31 @@ customer balance, SLA reports and closes. Domain errors become problems here."""
 from __future__ import annotations
 
 import logging
+import re
 from functools import cache
 
 import flask
 import functions_framework
 
 from billing import closing, parties, periods, pricing
+from billing.crossings import CheckWindows
 from billing.documents import MEDIA, InvoiceFiles
 from billing.errors import Conflict, Invalid, NotFound
+from billing.secret_box import SecretBox
 from billing.service import Billing, build
 from billing.settings import billing_settings
+from billing.spend_control import SpendControl
+from billing.store.budgets import Budgets
+from billing.store.invoices import Invoices
+from billing.store.spend_blocks import SpendBlocks
+from billing.store.spend_checks import SpendChecks
+from billing.store.spend_outbox import SpendOutbox
+from billing.store.tenant_records import TenantCache
+from billing.store.webhooks import Webhooks
 from billing.usage import USAGE_TYPE
+from billing.webhook_service import WebhookService
 from energent_shared import clients, events, tenants
+from energent_shared import secrets as secrets_lib
 from energent_shared.clock import utcnow
 from energent_shared.firestore import valid_tenant_id
 from energent_shared.guard import default_guard
@@ -42,6 +55,7 @@ EVENT_FIELDS = ("tenant_id", "period", "number", "status", "currency", "net", "v
                 "amount_due", "amount_paid", "payment_reference", "invoice_number", "invoice_date", "replaces")
 DOCUMENT_MEDIA = ["application/json", "application/pdf", "text/html", "application/xml"]
 SUFFIXES = {"application/pdf": "pdf", "text/html": "html", "application/xml": "xml"}
+WEBHOOK_ID = re.compile(r"wh-[0-9a-f]{16}")
 
 
 def announce_on(topic: str):
@@ -65,9 +79,41 @@ def publish_step(topic: str):
 def service() -> Billing:
     own = billing_settings()
     book = pricing.load(own.price_book)
-    return build(clients.firestore(), InvoiceFiles(own.invoice_bucket, clients.storage, pricing.meters_of(book)),
-                 publish_step(own.billing_events_topic), book, parties.load_seller(own.seller),
-                 announce=announce_on(own.tenant_events_topic))
+    billing = build(clients.firestore(), InvoiceFiles(own.invoice_bucket, clients.storage, pricing.meters_of(book)),
+                    publish_step(own.billing_events_topic), book, parties.load_seller(own.seller),
+                    announce=announce_on(own.tenant_events_topic))
+    billing.accepted = spend_windows().accepted  # each counted event: its tenant's spend check scheduled
+    return billing
+
+
+@cache
+def spend_windows() -> CheckWindows:
+    own = billing_settings()
+    return CheckWindows(SpendChecks(clients.firestore()), Budgets(clients.firestore()),
+                        publish_step(own.spend_events_topic), utcnow, own.spend_window_s, own.spend_margin_s)
+
+
+@cache
+def webhook_service() -> WebhookService:
+    own = billing_settings()
+    db = clients.firestore()
+    box = SecretBox(secrets_lib.secret_name(own.webhook_key_secret)) if own.webhook_key_secret else None
+    return WebhookService(Webhooks(db), Invoices(db, "EUR"), TenantCache(db), box,
+                          publish_step(own.webhook_deliveries_topic), utcnow, local=own.local,
+                          retry_scale=own.webhook_retry_scale)
+
+
+@cache
+def spend_control() -> SpendControl:
+    own = billing_settings()
+    db = clients.firestore()
+
+    def publish_event(payload: bytes) -> None:
+        events.publish_raw(own.tenant_events_topic, payload, {"content-type": events.STRUCTURED})
+
+    return SpendControl(service(), Budgets(db), SpendBlocks(db), SpendOutbox(db), SpendChecks(db), publish_event,
+                        publish_step(own.spend_events_topic), utcnow, cache_s=spend_windows().cache_s,
+                        margin_s=own.spend_margin_s)
 
 
 @router.route("POST", "/v1/usage")
@@ -216,6 +262,84 @@ def list_credit_notes(request: flask.Request, tenant_id: str) -> flask.Response:
     return json_response(service().credit_notes(tenant_id, page_size_param(request.args.get("page_size")), token))
 
 
+# --- spend control: budgets, live spend ----------------------------------------------------------------------
+
+@router.route("PUT", "/v1/tenants/{tenant_id}/budget")
+def put_budget(request: flask.Request, tenant_id: str) -> flask.Response:
+    default_guard().require(request, "billing:write", tenant_id_param(tenant_id))
+    return json_response(spend_control().put_budget(tenant_id, read_json(request)))
+
+
+@router.route("GET", "/v1/tenants/{tenant_id}/budget")
+def get_budget(request: flask.Request, tenant_id: str) -> flask.Response:
+    default_guard().require_any(request, ("billing:read", "billing:write"), tenant_id_param(tenant_id))
+    return json_response(spend_control().budget(tenant_id))
+
+
+@router.route("DELETE", "/v1/tenants/{tenant_id}/budget")
+def delete_budget(request: flask.Request, tenant_id: str) -> flask.Response:
+    default_guard().require(request, "billing:write", tenant_id_param(tenant_id))
+    spend_control().remove_budget(tenant_id)
+    return flask.Response(status=204)
+
+
+@router.route("GET", "/v1/tenants/{tenant_id}/spend")
+def get_spend(request: flask.Request, tenant_id: str) -> flask.Response:
+    default_guard().require_any(request, ("usage:read", "billing:read"), tenant_id_param(tenant_id))
+    return json_response(spend_control().spend(tenant_id))
+
+
+@router.route("POST", "/v1/tenants/{tenant_id}/credit-grants")
+def post_credit_grant(request: flask.Request, tenant_id: str) -> flask.Response:
+    default_guard().require(request, "tenants:admin")
+    return json_response(spend_control().add_grant(tenant_id_param(tenant_id), read_json(request)), 201)
+
+
+@router.route("GET", "/v1/tenants/{tenant_id}/credit-grants")
+def list_credit_grants(request: flask.Request, tenant_id: str) -> flask.Response:
+    default_guard().require_any(request, ("billing:read", "billing:write"), tenant_id_param(tenant_id))
+    token = request.args.get("page_token") or None
+    if token is not None and len(token) > 40:
+        raise Problem(400, "page_token is not valid")
+    return json_response(spend_control().grants(tenant_id, page_size_param(request.args.get("page_size")), token))
+
+
+# --- webhooks -----------------------------------------------------------------------------------------------
+
+@router.route("POST", "/v1/tenants/{tenant_id}/webhooks")
+def post_webhook(request: flask.Request, tenant_id: str) -> flask.Response:
+    default_guard().require(request, "billing:write", tenant_id_param(tenant_id))
+    return json_response(webhook_service().add(tenant_id, read_json(request)), 201)
+
+
+@router.route("GET", "/v1/tenants/{tenant_id}/webhooks")
+def list_webhooks(request: flask.Request, tenant_id: str) -> flask.Response:
+    default_guard().require(request, "billing:write", tenant_id_param(tenant_id))
+    token = request.args.get("page_token") or None
+    if token is not None and len(token) > 40:
+        raise Problem(400, "page_token is not valid")
+    return json_response(webhook_service().listing(tenant_id, page_size_param(request.args.get("page_size")), token))
+
+
+@router.route("DELETE", "/v1/tenants/{tenant_id}/webhooks/{webhook_id}")
+def delete_webhook(request: flask.Request, tenant_id: str, webhook_id: str) -> flask.Response:
+    default_guard().require(request, "billing:write", tenant_id_param(tenant_id))
+    webhook_service().remove(tenant_id, _webhook_id(webhook_id))
+    return flask.Response(status=204)
+
+
+@router.route("GET", "/v1/tenants/{tenant_id}/webhooks/{webhook_id}/deliveries")
+def list_webhook_deliveries(request: flask.Request, tenant_id: str, webhook_id: str) -> flask.Response:
+    default_guard().require(request, "billing:write", tenant_id_param(tenant_id))
+    return json_response(webhook_service().deliveries(tenant_id, _webhook_id(webhook_id)))
+
+
+def _webhook_id(webhook_id: str) -> str:
+    if not WEBHOOK_ID.fullmatch(webhook_id):
+        raise Problem(404, f"no webhook {webhook_id[:40]!r}")
+    return webhook_id
+
+
 @functions_framework.http
 @http_function
 def billing_http(request: flask.Request) -> flask.Response:
@@ -280,3 +404,50 @@ def on_tenant_event(push) -> None:
         return  # not a tenant (any more): nothing is held for it
     if issued:
         log_event(logger, "invoice.held_issued", tenant_id=tenant_id, numbers=[i["number"] for i in issued])
+
+
+@functions_framework.cloud_event
+@events.event_function
+def on_spend_step(push) -> None:
+    """spend-events: a tenant's spend check (crossings announced once, the block set or lifted), the month's start
+    (every tenant with a budget checked) and the minute's sweep. A step that can never succeed is acknowledged;
+    a storage or publishing error raises, so Pub/Sub delivers the step again (every step is safe to repeat)."""
+    try:
+        event = events.from_pubsub_push(push)
+        found = spend_control().on_step(event["type"], event.get_data())
+    except (events.InvalidEvent, Invalid) as refused:
+        log_event(logger, "spend.step_refused", severity=logging.WARNING, detail=str(refused)[:300])
+        return
+    except Exception as error:
+        log_event(logger, "spend.step_failed", severity=logging.ERROR, error=type(error).__name__)
+        raise
+    if found and found.get("announced"):
+        log_event(logger, "spend.checked", **{k: v for k, v in found.items() if k != "net"})
+
+
+@functions_framework.cloud_event
+@events.event_function
+def on_webhook_event(push) -> None:
+    """tenant-events: each of billing's events a tenant's webhooks asked for becomes one delivery per webhook (once,
+    however often the event comes), its first attempt published at once. Other events are acknowledged."""
+    try:
+        event = events.from_pubsub_push(push)
+    except events.InvalidEvent as invalid:
+        log_event(logger, "webhook.event_malformed", reason=invalid.reason)
+        return
+    created = webhook_service().fan_out(event)
+    if created:
+        log_event(logger, "webhook.deliveries_created", type=event["type"], deliveries=created)
+
+
+@functions_framework.cloud_event
+@events.event_function
+def deliver_webhook(push) -> None:
+    """webhook-deliveries: one attempt of one delivery (signed afresh, at most once per attempt number), or the
+    minute's tick that publishes the attempts falling due. A malformed step is acknowledged; a storage or
+    publishing error raises, so Pub/Sub delivers the step again."""
+    try:
+        event = events.from_pubsub_push(push)
+        webhook_service().on_step(event["type"], event.get_data())
+    except (events.InvalidEvent, Invalid) as refused:
+        log_event(logger, "webhook.step_refused", severity=logging.WARNING, detail=str(refused)[:300])

@@ -10,11 +10,12 @@ import functions_framework
 
 from energent_shared import clients, events
 from energent_shared.errors import NotFound
+from energent_shared.firestore import valid_tenant_id
 from energent_shared.guard import default_guard
 from energent_shared.http import Router, http_function, json_response, read_json, tenant_id_param
 from energent_shared.logging import get_logger, log_event
 from energent_shared.tenants import EVENT_SOURCE
-from provisioner import flux
+from provisioner import flux, routes
 from provisioner.psks import PreSharedKeys
 from provisioner.service import RERENDER_STEP, InvalidStep, Provisioner, view
 from provisioner.settings import provisioner_settings
@@ -33,6 +34,19 @@ def service() -> Provisioner:
                        lambda step: events.publish(own.provisioning_events_topic,
                                                    events.new_event(RERENDER_STEP, EVENT_SOURCE, step)),
                        PreSharedKeys(own.platform.tenants_project))  # hybrid tunnels' keys: the tenants' project
+
+
+def check_routes() -> None:
+    """The route watchdog's run (provisioner.routes): on the platform's VPN router, when the platform has one. A
+    check that fails is logged as an ERROR (an alert) and acknowledged: the next minute's run is the retry."""
+    platform = provisioner_settings().platform
+    if not platform.vpn_addresses:
+        log_event(logger, "routes.skipped", reason="no HA VPN gateway configured (HYBRID_VPN_ADDRESSES)")
+        return
+    try:
+        service().check_routes(routes.RouterRoutes(platform.project, platform.region, platform.vpn_router))
+    except Exception:
+        logger.exception("route check failed", extra={"json_fields": {"event": "routes.check_failed"}})
 
 
 @router.route("POST", "/v1/tenants")
@@ -109,6 +123,9 @@ def on_flux_event(push) -> None:
         message = events.pubsub_message(push)
         if message.attribute("content-type") == events.STRUCTURED:
             step = events.from_pubsub_message(message)
+            if step["type"] == routes.ROUTES_CHECK:  # Cloud Scheduler, every minute (infra/modules/functions)
+                check_routes()
+                return
             if step["type"] != RERENDER_STEP:
                 raise flux.Ignored(f"a {step['type'][:100]!r} event is not for the provisioner")
             service().rerender_step(step.get_data())
@@ -118,3 +135,31 @@ def on_flux_event(push) -> None:
         log_event(logger, "flux.ignored", reason=str(ignored))
         return
     service().on_flux(outcome)
+
+
+SPEND_BLOCKED = "ai.energent.billing.spend.blocked.v1"
+SPEND_UNBLOCKED = "ai.energent.billing.spend.unblocked.v1"
+
+
+@functions_framework.cloud_event
+@events.event_function
+def on_spend_event(push) -> None:
+    """tenant-events: billing blocked or unblocked a tenant for its spend (`data.generation` numbers billing's
+    changes); the tenant's manifests are rendered with the workflow limit that follows and delivered. Every other
+    event on the topic, and anything malformed, is acknowledged; a storage error raises, so Pub/Sub delivers again."""
+    try:
+        event = events.from_pubsub_push(push)
+    except events.InvalidEvent as invalid:
+        log_event(logger, "spend_event.malformed", reason=invalid.reason)
+        return
+    if event["type"] not in (SPEND_BLOCKED, SPEND_UNBLOCKED) or event.get("source") != "//energent.ai/billing":
+        return
+    data, tenant_id = event.get_data(), event.get("subject")
+    generation = data.get("generation") if isinstance(data, dict) else None
+    if not valid_tenant_id(tenant_id) or type(generation) is not int or generation < 1:
+        log_event(logger, "spend_event.malformed", reason="needs subject (a tenant) and data.generation")
+        return
+    try:
+        service().spend_block(tenant_id, event["type"] == SPEND_BLOCKED, generation)
+    except NotFound:
+        log_event(logger, "spend_event.unknown_tenant", tenant_id=tenant_id)

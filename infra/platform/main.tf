@@ -142,6 +142,7 @@ module "functions" {
   hybrid_vpn_addresses    = module.networking.hybrid_vpn_addresses
   hybrid_asn              = module.networking.hybrid_asn
   hybrid_site_ranges      = module.networking.hybrid_site_ranges
+  hybrid_router           = module.networking.hybrid_router
 
   depends_on = [google_project_service.apis]
 }

@@ -26,7 +26,7 @@ CLOCK_LEEWAY_S = 30
 
 # Scopes only the operator and platform services hold; a tenant client never does.
 PLATFORM_SCOPES = frozenset({"tenants:admin", "tokens:introspect", "usage:write"})
-TENANT_SCOPES = frozenset({"clients:write", "usage:read", "billing:read"})
+TENANT_SCOPES = frozenset({"clients:write", "usage:read", "billing:read", "billing:write"})
 ALL_SCOPES = PLATFORM_SCOPES | TENANT_SCOPES
 _REQUIRED_CLAIMS = ["iss", "sub", "aud", "exp", "iat", "jti", "client_id"]
 
@@ -233,6 +233,12 @@ class Guard:
                 raise Problem(403, "token does not grant access to this tenant")
             return principal
         return self.authorize(principal, scope)
+
+    def require_any(self, request: HeadersOf, scopes: tuple[str, ...], tenant_id: str | None = None) -> Principal:
+        """As `require`, with any one of `scopes` enough (GET spend: `usage:read` or `billing:read`)."""
+        principal = self.authenticate(request)
+        held = next((scope for scope in scopes if scope in principal.scopes), scopes[0])
+        return self.authorize(principal, held, tenant_id)
 
     @staticmethod
     def authorize(principal: Principal, scope: str, tenant_id: str | None = None) -> Principal:

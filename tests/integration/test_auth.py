@@ -107,7 +107,7 @@ def test_operator_token_verifies_with_an_independent_jose_library_from_the_jwks_
     assert claims["iss"] == ISSUER and claims["aud"] == "energent-api" and claims["sub"] == OPERATOR_ID
     assert "tenant_id" not in claims
     assert set(claims["scope"].split()) == {"tenants:admin", "tokens:introspect", "usage:write", "clients:write",
-                                            "usage:read", "billing:read"}
+                                            "usage:read", "billing:read", "billing:write"}
 
 
 def test_client_authentication_by_form_fields_and_narrowed_scope(http):

@@ -14,9 +14,10 @@ from google.api_core.exceptions import NotFound
 
 from energent_shared import clients, events
 from energent_shared.errors import DomainError
+from local.compute import ComputeStandIn
 from local.flux import FluxStandIn, documents, secret_manager_lookup
 from local.schemas import validate
-from provisioner import flux, sites
+from provisioner import flux, routes, sites
 from provisioner.manifests import Platform
 from provisioner.psks import PreSharedKeys
 from provisioner.service import Provisioner
@@ -147,22 +148,36 @@ def test_a_hybrid_tenant_goes_from_request_to_active_to_deleted(provisioner, flu
         ("192.0.2.11", "145.100.10.2", {"link_local_range": "169.254.0.4/30", "platform_address": "169.254.0.5",
                                         "peer_address": "169.254.0.6"})]
 
-    # A site change re-renders: updating, then active once Flux applied it.
+    # A site change re-renders: updating, then active once Flux applied it. Its old ranges stay held until then:
+    # the namespace may still have the NetworkPolicy that opens them, so no other site may take them yet.
     status, changed = provisioner.patch("acme", {"site": {**SITE, "cidrs": ["10.201.0.0/16", "192.168.4.0/24"]}})
     assert (status, changed["status"]) == (202, "updating")
     assert objects(provisioner)["NetworkPolicy/allow-site"]["spec"]["egress"][0]["to"] == [
         {"ipBlock": {"cidr": "10.201.0.0/16"}}, {"ipBlock": {"cidr": "192.168.4.0/24"}}]
-    assert provisioner.tenants.live_sites() == {"acme": ["10.201.0.0/16", "192.168.4.0/24"]}
+    assert provisioner.tenants.live_sites() == {"acme": ["10.201.0.0/16", "192.168.4.0/24", "10.200.0.0/16"]}
+    with pytest.raises(DomainError) as held:
+        provisioner.create({**HYBRID, "tenant_id": "early", "site": {**SITE, "cidrs": ["10.200.0.0/16"]}})
+    assert held.value.status == 409 and "hybrid tenant acme" in str(held.value)
     flux_stand_in.settle()
     assert provisioner.tenants.get("acme")["status"] == "active"
+    assert provisioner.tenants.live_sites() == {"acme": ["10.201.0.0/16", "192.168.4.0/24"]}
+    assert provisioner.tenants.get("acme")["retiring_cidrs"] == []
+    # The customer's gateway addresses cannot change (Compute Engine keeps them fixed): 400, nothing changes.
+    with pytest.raises(DomainError) as fixed:
+        provisioner.patch("acme", {"site": {**SITE, "peer_ips": ["145.100.10.9"], "cidrs": ["10.201.0.0/16"]}})
+    assert fixed.value.status == 400 and "site.peer_ips cannot change" in str(fixed.value)
+    assert provisioner.tenants.get("acme")["site"]["peer_ips"] == SITE["peer_ips"]
     assert provisioner.site("acme")["tunnels"][0]["pre_shared_key"] == keys[0]  # a key is made once, kept
 
     # Deletion removes the tunnels first, then the namespace's objects; then the tenant is deleted, its ranges free.
     assert provisioner.delete("acme")["status"] == "deleting"
     cloud = json.loads(provisioner.manifests.read("acme")["tenants/acme/manifests/cloud/objects.json"])
-    assert cloud["items"] == []
+    assert [o["kind"] for o in cloud["items"]] == ["ExternalSecret"]  # the keys outlive the tunnels
     reported = flux_stand_in.settle()
     assert [e["involvedObject"]["name"] for e in reported] == ["cloud-tenant-acme", "tenant-acme"]
+    on_cluster = {key for key in flux_stand_in.stand_in.cluster.live
+                  if key[2] == "tenant-acme" or key[3].startswith("tenant-acme")}
+    assert on_cluster == set()  # the last files gone, Flux pruned the ExternalSecret with its Kustomization
     assert provisioner.tenants.get("acme")["status"] == "deleted"
     assert provisioner.manifests.read("acme") == {}
     assert provisioner.tenants.live_sites() == {}
@@ -178,7 +193,7 @@ def test_a_hybrid_tenant_goes_from_request_to_active_to_deleted(provisioner, flu
 
 def test_a_site_overlapping_a_live_site_is_refused_naming_it_and_nothing_is_made(provisioner, secret_manager):
     provisioner.create(dict(HYBRID))
-    for cidrs in (["10.200.7.0/24"], ["10.192.0.0/10"], ["10.220.0.0/16", "10.200.0.0/16"]):
+    for cidrs in (["10.200.7.0/24"], ["10.200.0.0/16"], ["10.220.0.0/16", "10.200.0.0/16"]):
         with pytest.raises(DomainError) as caught:
             provisioner.create({**HYBRID, "tenant_id": "beta", "site": {**SITE, "cidrs": cidrs}})
         assert caught.value.status == 409 and "of hybrid tenant acme" in str(caught.value), cidrs
@@ -229,7 +244,7 @@ class RacingPlatform:
         monkeypatch.setattr(TenantStore, "_claim", claim)
 
 
-@pytest.mark.parametrize("second", [["10.200.0.0/16"], ["10.200.64.0/18"], ["10.192.0.0/10"]])
+@pytest.mark.parametrize("second", [["10.200.0.0/16"], ["10.200.64.0/18"], ["10.200.0.0/17", "10.201.0.0/16"]])
 def test_two_concurrent_requests_for_overlapping_ranges_one_wins_the_other_is_told_whose(provisioner, monkeypatch,
                                                                                        second):
     RacingPlatform(monkeypatch)
@@ -363,7 +378,7 @@ def test_the_keys_are_in_secret_manager_and_in_no_stored_byte_nor_log(provisione
     provisioner.create(dict(HYBRID))
     provisioner.create({**HYBRID, "tenant_id": "beta", "site": {**SITE, "cidrs": ["10.210.0.0/16"]}})
     flux_stand_in.settle()
-    provisioner.patch("acme", {"site": {**SITE, "peer_ips": ["145.100.10.9"]}, "tier": "premium"})
+    provisioner.patch("acme", {"site": {**SITE, "peer_asn": 65020}, "tier": "premium"})
     flux_stand_in.settle()
     keys = [key for tenant in ("acme", "beta") for key in (t["pre_shared_key"] for t in provisioner.site(tenant)[
         "tunnels"])]
@@ -376,7 +391,7 @@ def test_the_keys_are_in_secret_manager_and_in_no_stored_byte_nor_log(provisione
     # The search finds what is there: the tenant's id and its site, in every store.
     for where, data in stored.items():
         assert b"acme" in data and len(data) > 100, where
-    assert b"145.100.10.9" in stored["bucket"] and b"hybrid-psk-acme-0" in stored["bucket"]
+    assert b"65020" in stored["bucket"] and b"hybrid-psk-acme-0" in stored["bucket"]
     for key in keys:
         for where, data in stored.items():
             for form in (key.encode(), base64.b64encode(key.encode()), base64.urlsafe_b64encode(key.encode())):
@@ -384,3 +399,83 @@ def test_the_keys_are_in_secret_manager_and_in_no_stored_byte_nor_log(provisione
     # And Secret Manager does hold them (acme's; beta's went with beta).
     payloads = [data for versions in secret_manager.store.versions.values() for _, data in versions]
     assert all(key.encode() in payloads for key in keys[:2]) and not any(key.encode() in payloads for key in keys[2:])
+
+
+# --- the route watchdog ----------------------------------------------------------------------------------------
+
+@pytest.fixture
+def compute():
+    server = ComputeStandIn().start()
+    yield server
+    server.stop()
+
+
+def peers(provisioner, tenant_id="acme") -> list[bool]:
+    found = objects(provisioner, tenant_id)
+    return [found[f"ComputeRouterPeer/tenant-{tenant_id}-{n}"]["spec"]["enable"] for n in range(sites.TUNNELS)]
+
+
+def test_a_site_announcing_routes_outside_its_ranges_is_cut_off_until_the_operator_lets_it_back(
+        provisioner, flux_stand_in, compute, caplog):
+    """The adapter reads the router through the real Compute client (against the local stand-in of its REST API);
+    a default route from acme's second session quarantines acme alone, through the normal delivery; bravo, whose
+    routes are its own, is untouched."""
+    router = routes.RouterRoutes(PROJECT, PLATFORM.region, PLATFORM.vpn_router, compute.client)
+    provisioner.create(dict(HYBRID))
+    provisioner.create({**HYBRID, "tenant_id": "bravo", "site": {**SITE, "cidrs": ["10.201.0.0/16"]}})
+    flux_stand_in.settle()
+    acme, bravo = provisioner.tenants.get("acme"), provisioner.tenants.get("bravo")
+    acme_peers = [sites.session(r)[1] for r in acme["bgp_ranges"]]
+    bravo_peer = sites.session(bravo["bgp_ranges"][0])[1]
+    announce = lambda peer, prefix, priority=100: compute.announce(  # noqa: E731
+        PROJECT, PLATFORM.region, PLATFORM.vpn_router, peer, prefix, priority)
+    announce(acme_peers[0], "10.200.0.0/16")
+    announce(bravo_peer, "10.201.0.0/16")
+    assert provisioner.check_routes(router)["quarantined"] == []
+    assert peers(provisioner) == [True, True] and provisioner.tenants.get("acme").get("site_state") is None
+
+    announce(acme_peers[1], "0.0.0.0/0", priority=0)
+    announce(acme_peers[1], "10.201.5.0/24")  # a more specific of bravo's range
+    with caplog.at_level(logging.ERROR, logger="provisioner"):
+        result = provisioner.check_routes(router)
+    assert result["strays"] == {"acme": ["0.0.0.0/0", "10.201.5.0/24"]} and result["quarantined"] == ["acme"]
+    logged = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert {getattr(r, "json_fields", {}).get("event") for r in logged} == {"routes.outside_site",
+                                                                           "routes.quarantined"}
+    record = provisioner.tenants.get("acme")
+    assert record["site_state"]["state"] == "quarantined" and record["status"] == "updating"
+    assert record["site_state"]["prefixes"] == ["0.0.0.0/0", "10.201.5.0/24"]
+    assert "0.0.0.0/0" in provisioner.get("acme")["site_state"]["reason"]
+    assert peers(provisioner) == [False, False] and peers(provisioner, "bravo") == [True, True]
+    flux_stand_in.settle()  # Config Connector ends the sessions; the routes are withdrawn
+    assert provisioner.tenants.get("acme")["status"] == "active"
+    assert provisioner.tenants.get("acme")["site_state"]["state"] == "quarantined"  # applied, still cut off
+    for peer in acme_peers:
+        compute.withdraw(PROJECT, PLATFORM.region, PLATFORM.vpn_router, peer)
+    generation = provisioner.tenants.get("acme")["manifest_generation"]
+    assert provisioner.check_routes(router)["quarantined"] == []  # nothing more to do: it stays off
+    assert provisioner.tenants.get("acme")["manifest_generation"] == generation
+
+    # The operator lets it back once the customer fixed its side; it is cut off again if it announces more.
+    status, shown = provisioner.patch("acme", {"site_state": "enabled"})
+    assert (status, shown["status"], shown["site_state"]) == (202, "updating", None)
+    assert peers(provisioner) == [True, True]
+    flux_stand_in.settle()
+    announce(acme_peers[0], "10.200.0.0/16")
+    assert provisioner.check_routes(router)["quarantined"] == []
+    announce(acme_peers[0], "192.168.0.0/16")
+    assert provisioner.check_routes(router)["quarantined"] == ["acme"]
+    assert compute.requests == 5
+    # The operator may also cut a site off by hand, and a tenant that is not hybrid has no site to cut.
+    with pytest.raises(DomainError) as not_hybrid:
+        provisioner.create({"tenant_id": "plain", "display_name": "Plain", "tier": "basic"})
+        provisioner.patch("plain", {"site_state": "quarantined"})
+    assert not_hybrid.value.status == 400
+
+
+def test_a_routes_check_that_cannot_read_the_router_changes_nothing(provisioner, flux_stand_in, compute):
+    provisioner.create(dict(HYBRID))
+    flux_stand_in.settle()
+    with pytest.raises(NotFound):
+        provisioner.check_routes(routes.RouterRoutes(PROJECT, PLATFORM.region, "no-such-router", compute.client))
+    assert provisioner.tenants.get("acme").get("site_state") is None and peers(provisioner) == [True, True]

@@ -425,3 +425,17 @@ def test_the_journal_balances_every_document_and_payment_and_the_vat_return_sums
     for bad in ("2026-Q5", "2026-q1", "1999-Q4", "2026-Q1\n"):
         with pytest.raises(Invalid):
             billing.vat_return(bad)
+
+
+def test_a_reissue_after_a_partial_credit_keeps_the_credit_and_archives_every_document(billing, firestore_db, bucket):
+    billing.ingest([customer(firestore_db, "regoodwill", PROFILES["nl"])], "http")
+    close(billing, LAST_MONTH)
+    billing.credit("regoodwill", LAST_MONTH, {"reason": "outage", "amount": "10.00"})
+    owed = billing.invoice("regoodwill", LAST_MONTH)["amount_due"]
+    answer = billing.credit("regoodwill", LAST_MONTH, {"reason": "new address", "reissue": True})
+    new = billing.invoice("regoodwill", LAST_MONTH)
+    assert new["replaces"] == answer["credit_note"]["invoice_number"] and new["amount_due"] == owed
+    notes = billing.credit_notes("regoodwill")["credit_notes"]
+    assert [(n["invoice_number"] == new["number"], n["net"]) for n in notes][-1] == (True, "-10.00")
+    stored = clients.storage().bucket(bucket)
+    assert all(stored.blob(f"credit-notes/{n['number']}.pdf").exists() for n in notes)

@@ -19,7 +19,7 @@ from tests.unit.test_infra import INFRA, plain, terraform
 
 # What README step 5 substitutes (envsubst), for the dev environment.
 VALUES = {"PROJECT_ID": "energent-dev", "TENANTS_PROJECT_ID": "energent-dev-tenants", "ENVIRONMENT": "dev",
-          "REGION": "europe-west4"}
+          "REGION": "europe-west4", "HYBRID_ASN": "64514", "HYBRID_VPN_ADDRESSES": "35.242.10.1,35.242.10.2"}
 POLICY_FILE = ROOT / "infra" / "config-connector" / "tenant-objects-policy.yaml"
 
 
@@ -310,6 +310,14 @@ def hybrid_cases(case, spec) -> None:
     case("an external gateway named from elsewhere", gateway, spec(resourceID="energent-partner-gateway"))
     case("an external gateway of four addresses", gateway, spec(redundancyType="FOUR_IPS_REDUNDANCY", interface=[
         {"id": n, "ipAddress": f"145.100.10.{n}"} for n in range(4)]))
+    case("an external gateway at the platform's own VPN address", gateway, lambda d: d["spec"]["interface"][0].update(
+        ipAddress="35.242.10.2"))
+    for address in ("10.4.0.5", "192.168.1.1", "172.16.0.1", "100.64.0.1", "127.0.0.1", "169.254.169.254",
+                    "203.0.113.5", "224.0.0.1", "0.0.0.0", "255.255.255.255", "08.8.8.8", "8.8.8"):
+        case(f"an external gateway at {address}", gateway, lambda d, a=address: d["spec"]["interface"][0].update(
+            ipAddress=a))
+    case("an external gateway with an IPv6 address", gateway, lambda d: d["spec"]["interface"][0].update(
+        ipv6Address="2001:db8::1"))
     # Tunnels.
     case("a tunnel named for another tenant", tunnel, lambda d: d["metadata"].update(name="tenant-bravo-0"))
     case("a third tunnel", tunnel, lambda d: d["metadata"].update(name="tenant-acme-2"))
@@ -331,6 +339,15 @@ def hybrid_cases(case, spec) -> None:
         "name": "tenant-bravo-vpn", "key": "tunnel-0"}}}))
     case("a key from a platform Secret", tunnel, spec(sharedSecret={"valueFrom": {"secretKeyRef": {
         "name": "operator-client", "key": "client_secret"}}}))
+    case("the other tunnel's key", tunnel, lambda d: d["spec"]["sharedSecret"]["valueFrom"]["secretKeyRef"].update(
+        key="tunnel-1"))
+    case("a key of the tenant's Secret that no tunnel has", tunnel, lambda d: d["spec"]["sharedSecret"][
+        "valueFrom"]["secretKeyRef"].update(key="anything"))
+    case("IKEv1", tunnel, spec(ikeVersion=1))
+    case("a tunnel of no IKE version said", tunnel, lambda d: d["spec"].pop("ikeVersion"))
+    case("a tunnel on the other interface of the platform's gateway", tunnel, spec(vpnGatewayInterface=1))
+    case("a tunnel with traffic selectors", tunnel, spec(localTrafficSelector=["0.0.0.0/0"],
+                                                         remoteTrafficSelector=["0.0.0.0/0"]))
     # Router interfaces.
     case("an interface on the NAT router", interface, spec(routerRef={"external": nat_router}))
     case("an interface on another tenant's tunnel", interface, spec(vpnTunnelRef={"name": "tenant-bravo-0"}))
@@ -343,6 +360,9 @@ def hybrid_cases(case, spec) -> None:
     case("an interface on a private range", interface, spec(ipRange="10.4.0.1/30"))
     case("an interface on a wider range", interface, lambda d: d["spec"].update(
         ipRange=d["spec"]["ipRange"].replace("/30", "/16")))
+    case("an interface on its /30's second address", interface, spec(ipRange="169.254.0.2/30"))
+    case("an interface naming its router by path", interface, spec(routerRef={
+        "external": "projects/energent-dev/regions/europe-west4/routers/energent-vpn-router-dev"}))
     # BGP peers.
     case("a peer on the NAT router", peer, spec(routerRef={"external": "energent-router-dev"}))
     case("a peer on another tenant's interface", peer, spec(routerInterfaceRef={"name": "tenant-bravo-0"}))
@@ -360,6 +380,17 @@ def hybrid_cases(case, spec) -> None:
     case("a peer to a router appliance", peer, spec(routerApplianceInstanceRef={
         "external": "projects/energent-dev/zones/europe-west4-a/instances/x"}))
     case("a peer exchanging IPv6", peer, spec(enableIpv6=True))
+    case("a peer with the platform's own ASN", peer, spec(peerAsn=64514))
+    case("a peer with an IPv6 next hop", peer, spec(ipv6NexthopAddress="2600:2d00:0:2::1"))
+    case("a peer with the customer's IPv6 next hop", peer, spec(peerIpv6NexthopAddress="2600:2d00:0:2::2"))
+    case("a peer whose two sides are one address", peer, lambda d: d["spec"].update(
+        peerIpAddress=d["spec"]["ipAddress"]["external"]))
+    case("a peer on the customer's side of the /30", peer, lambda d: d["spec"].update(
+        ipAddress={"external": d["spec"]["peerIpAddress"]}, peerIpAddress=d["spec"]["ipAddress"]["external"]))
+    case("a peer to the /30's broadcast address", peer, lambda d: d["spec"].update(
+        peerIpAddress=d["spec"]["peerIpAddress"][:-1] + str(int(d["spec"]["peerIpAddress"][-1]) + 1)))
+    case("a peer naming its router by path", peer, spec(routerRef={
+        "external": "projects/energent-dev/regions/europe-west4/routers/energent-vpn-router-dev"}))
     # The keys' ExternalSecret.
     case("another tenant's keys", secret, lambda d: d["spec"]["data"][0]["remoteRef"].update(key="hybrid-psk-bravo-0"))
     case("the platform's signing key", secret, lambda d: d["spec"]["data"][0]["remoteRef"].update(
@@ -377,6 +408,23 @@ def hybrid_cases(case, spec) -> None:
     case("an ExternalSecret of a multi-tenant tenant", secret, lambda d: d["metadata"]["labels"].update(
         {"energent.ai/deployment-model": "multi-tenant"}))
     case("an ExternalSecret elsewhere", secret, lambda d: d["metadata"].update(namespace="tenant-acme"))
+    case("a template pulling another tenant's Secret", secret, lambda d: d["spec"]["target"].update(template={
+        "templateFrom": [{"secret": {"name": "tenant-bravo-vpn", "items": [{"key": "tunnel-0"}]}}]}))
+    case("a template writing a key in the object", secret, lambda d: d["spec"]["target"].update(template={
+        "data": {"tunnel-0": "known"}}))
+    case("a template from a ConfigMap", secret, lambda d: d["spec"]["target"].update(template={
+        "templateFrom": [{"configMap": {"name": "any", "items": [{"key": "k"}]}}]}))
+    case("the latest version of a key", secret, lambda d: d["spec"]["data"][0]["remoteRef"].update(version="latest"))
+    case("a key of no version said", secret, lambda d: d["spec"]["data"][0]["remoteRef"].pop("version"))
+    case("keys merged into a Secret someone else made", secret, lambda d: d["spec"]["target"].update(
+        creationPolicy="Merge"))
+    case("a Secret the ExternalSecret does not own", secret, lambda d: d["spec"]["target"].update(
+        creationPolicy="Orphan"))
+    case("one tunnel's key under the other's name", secret, lambda d: d["spec"]["data"][0]["remoteRef"].update(
+        key="hybrid-psk-acme-1"))
+    case("a key under a name no tunnel takes", secret, lambda d: d["spec"]["data"][0].update(secretKey="extra"))
+    case("a key's metadata instead of its value", secret, lambda d: d["spec"]["data"][0]["remoteRef"].update(
+        metadataPolicy="Fetch"))
 
 
 HOSTILE = _hostile()
@@ -422,6 +470,8 @@ def test_the_policy_knows_the_environment_and_the_provisioner_s_constants():
     assert variable("vpnRouterName") == PLATFORM.vpn_router
     assert list(variable("advertisedRanges")) == list(PLATFORM.advertised_ranges)
     assert variable("pskStore") == psks.SECRET_STORE
+    assert variable("platformAsn") == PLATFORM.asn
+    assert variable("vpnAddresses") == ",".join(PLATFORM.vpn_addresses)
     # ... and Terraform's: Flux's range, the roles Config Connector may grant, Flux's account name.
     networking = {n: b for block in plain(terraform(INFRA / "modules" / "networking" / "variables.tf"))["variable"]
                   for n, b in block.items()}
@@ -450,3 +500,30 @@ def test_the_policy_applies_everywhere_and_fails_closed():
                                                        if model == "dedicated" else {})), PLATFORM).values()
         for d in json.loads(content).get("items", []) if "cnrm" in d["apiVersion"] or "secrets" in d["apiVersion"]}
     assert rendered_groups == set(GROUPS)
+
+
+def test_the_policy_s_public_addresses_are_the_ones_a_site_may_give():
+    """An external gateway's address passes the policy exactly when the API takes it as a customer's: every range
+    sites.py refuses, at its edges, and addresses either side of them."""
+    import ipaddress
+
+    from energent_shared.errors import Invalid
+
+    gateway = by_kind(rendered("acme", "hybrid"), "ComputeExternalVPNGateway")
+    edges = ["0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12",
+             "192.0.0.0/24", "192.0.2.0/24", "192.88.99.0/24", "192.168.0.0/16", "198.18.0.0/15", "198.51.100.0/24",
+             "203.0.113.0/24", "224.0.0.0/4", "240.0.0.0/4"]
+    addresses = {"8.8.8.8", "145.100.10.1", "35.242.10.1", "1.2.3.4"}
+    for edge in map(ipaddress.IPv4Network, edges):
+        low, high = int(edge.network_address), int(edge.broadcast_address)
+        addresses |= {str(ipaddress.IPv4Address(n)) for n in (low - 1, low, high, high + 1) if 0 <= n < 2 ** 32}
+    for address in sorted(addresses):
+        try:
+            sites.validate_site({**SITE, "peer_ips": [address]}, PLATFORM.site_rules)
+            accepted = True
+        except Invalid:
+            accepted = False
+        document = copy.deepcopy(gateway)
+        document["spec"].update(redundancyType="SINGLE_IP_INTERNALLY_REDUNDANT",
+                                interface=[{"id": 0, "ipAddress": address}])
+        assert (refusals(document) == []) == accepted, address

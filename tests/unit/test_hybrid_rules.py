@@ -10,9 +10,9 @@ import re
 import pytest
 
 from energent_shared.errors import Conflict, Invalid
-from local.flux import documents
+from local.flux import Cluster, documents
 from local.schemas import InvalidManifest, validate
-from provisioner import manifests, psks, sites, tenants
+from provisioner import manifests, psks, routes, sites, tenants
 
 PLATFORM = manifests.Platform.for_environment("energent-prod", "production", tenants_project="energent-prod-tenants",
                                               vpn_addresses=("35.242.10.1", "35.242.10.2"),
@@ -93,6 +93,9 @@ def test_a_valid_hybrid_request_keeps_its_site_canonical():
     ({**SITE, "cidrs": ["10.128.0.0/16"]}, "overlaps the platform's range 10.128.0.0/15"),  # dedicated Services
     ({**SITE, "cidrs": ["172.20.0.0/24"]}, "overlaps the platform's range 172.20.0.0/14"),  # control planes
     ({**SITE, "cidrs": ["10.200.0.1/16"]}, "did you mean 10.200.0.0/16?"),
+    ({**SITE, "cidrs": ["10.192.0.0/10"]}, "site.cidrs[0] 10.192.0.0/10 is wider than a /16"),  # every site's
+    ({**SITE, "cidrs": ["10.200.0.0/15"]}, "is wider than a /16"),
+    ({**SITE, "peer_ips": ["145.100.10.1", "35.242.10.2"]}, "site.peer_ips[1] 35.242.10.2 is the platform's own"),
     ({**SITE, "cidrs": ["10.200.0.0"]}, "must be an IPv4 range"),
     ({**SITE, "cidrs": ["10.200.0.0/33"]}, "is not a valid range"),
     ({**SITE, "cidrs": ["10.200.0.0/16", "10.200.5.0/24"]}, "site.cidrs[1] 10.200.5.0/24 overlaps 10.200.0.0/16 of "
@@ -223,9 +226,12 @@ def test_a_hybrid_tenant_s_connection_is_made_in_the_platform_s_project_on_its_g
                                                                         "key": f"tunnel-{tunnel}"}}}
         interface = objects[f"ComputeRouterInterface/tenant-acme-{tunnel}"]["spec"]
         assert interface["vpnTunnelRef"] == {"name": f"tenant-acme-{tunnel}"}
-        assert interface["routerRef"] == spec_["routerRef"]
+        # An interface and a peer take the router's name (their CRDs: "the `name` field of a ComputeRouter"), and
+        # the stand-in's schemas refuse a path there.
+        assert interface["routerRef"] == {"external": "energent-vpn-router-production"}
         peer = objects[f"ComputeRouterPeer/tenant-acme-{tunnel}"]["spec"]
         assert peer["routerRef"] == {"external": "energent-vpn-router-production"}
+        assert peer["enable"] is True
         assert peer["routerInterfaceRef"] == {"name": f"tenant-acme-{tunnel}"} and peer["peerAsn"] == 65010
     # A single address: both tunnels to its one interface.
     single = rendered(site=tenants.validate_site({**SITE, "peer_ips": ["145.100.10.1"]}, RULES))
@@ -306,7 +312,11 @@ def test_the_connection_is_applied_before_the_namespace_and_removed_before_the_t
         assert cloud["spec"]["path"] == "./tenants/acme/manifests/cloud" and cloud["spec"]["prune"] is True
         assert "kubeConfig" not in tenant["spec"]  # its namespace is on the shared cluster
     live, removing = (manifests.render(spec(), PLATFORM, removing=flag) for flag in (False, True))
-    assert json.loads(removing["tenants/acme/manifests/cloud/objects.json"])["items"] == []
+    # The VPN goes; the keys' ExternalSecret stays until the tenant is deleted, so no tunnel's deletion waits on a
+    # Secret already gone (its keys are what Config Connector reads to delete it too).
+    kept = json.loads(removing["tenants/acme/manifests/cloud/objects.json"])["items"]
+    assert [(o["kind"], o["metadata"]["name"]) for o in kept] == [("ExternalSecret", "tenant-acme-vpn")]
+    assert kept[0] in json.loads(live["tenants/acme/manifests/cloud/objects.json"])["items"]
     assert json.loads(removing["tenants/acme/manifests/objects.json"])["items"] == []
     assert len(json.loads(live["tenants/acme/manifests/cloud/objects.json"])["items"]) == 10
 
@@ -365,3 +375,122 @@ def test_a_hybrid_tenant_s_sla_target_is_99_9_percent():
     assert AVAILABILITY_TARGET["hybrid"] == Decimal("99.9") == AVAILABILITY_TARGET["multi-tenant"]
     assert credit_pct("hybrid", Decimal("99.85"), Decimal("100"), None) == Decimal("10")  # one started 0.1 % short
     assert credit_pct("hybrid", Decimal("99.9"), Decimal("100"), None) == Decimal("0")
+
+
+# --- the router's name, immutable fields, and what a quarantine renders ---------------------------------------
+
+def test_interfaces_and_peers_name_the_router_by_name_and_tunnels_by_path_as_their_crds_take_them():
+    objects = rendered()
+    interface, peer = objects["ComputeRouterInterface/tenant-acme-0"], objects["ComputeRouterPeer/tenant-acme-0"]
+    tunnel = objects["ComputeVPNTunnel/tenant-acme-0"]
+    path = PLATFORM.vpn_router_path
+    for document, wrong in ((interface, path), (peer, path), (tunnel, PLATFORM.vpn_router)):
+        validate(document)
+        broken = copy.deepcopy(document)
+        broken["spec"]["routerRef"] = {"external": wrong}
+        with pytest.raises(InvalidManifest, match="routerRef"):
+            validate(broken)
+
+
+def test_config_connector_s_immutable_fields_cannot_change_on_the_cluster():
+    """A new peer address would change the external gateway's interfaces and the tunnels' peer interface, which
+    Config Connector refuses (its CRDs mark them Immutable): the cluster stand-in refuses it as the webhook does,
+    and lets a change of a mutable field (a peer's ASN) through."""
+    cluster = Cluster()
+    before = [o for o in rendered().values() if o.get("apiVersion", "").startswith("compute.")]
+    cluster.apply("cloud-tenant-acme", before)
+    one_address = tenants.validate_site({**SITE, "peer_ips": ["145.100.10.9"]}, RULES)
+    after = [o for o in rendered(site=one_address).values() if o.get("apiVersion", "").startswith("compute.")]
+    refused = cluster.refused(after)
+    assert "ComputeExternalVPNGateway/energent-infra/tenant-acme" in refused
+    assert "spec.interface, spec.redundancyType" in refused
+    tunnel = [o for o in after if o["kind"] == "ComputeVPNTunnel"][1]
+    assert cluster.refused([tunnel]).endswith("immutable: [spec.peerExternalGatewayInterface]")
+    new_asn = tenants.validate_site({**SITE, "peer_asn": 65020}, RULES)
+    assert cluster.refused([o for o in rendered(site=new_asn).values()
+                            if o.get("apiVersion", "").startswith("compute.")]) == ""
+    cluster.apply("cloud-tenant-acme", [])  # pruned: made again from scratch, anything goes
+    assert cluster.refused(after) == ""
+
+
+def test_a_site_s_gateway_addresses_cannot_change_and_the_refusal_says_why():
+    record = {"tenant_id": "acme", "deployment_model": "hybrid", "site": tenants.validate_site(SITE, RULES)}
+    for peer_ips in (["145.100.10.9", "145.100.10.2"], ["145.100.10.1"], ["145.100.10.2", "145.100.10.1"]):
+        with pytest.raises(Invalid, match=r"site\.peer_ips cannot change: .* immutable"):
+            tenants.check_patch(record, {"site": tenants.validate_site({**SITE, "peer_ips": peer_ips}, RULES)})
+    tenants.check_patch(record, {"site": tenants.validate_site({**SITE, "peer_asn": 65020, "cidrs": [
+        "10.230.0.0/16"]}, RULES)})
+    with pytest.raises(Invalid, match="site_state is for hybrid tenants only"):
+        tenants.check_patch({**record, "deployment_model": "dedicated"}, {"site_state": "enabled"})
+    with pytest.raises(Invalid, match="site_state must be one of enabled, quarantined"):
+        tenants.validate_patch({"site_state": "off"}, TODAY, RULES)
+
+
+def test_a_quarantined_site_s_peers_are_rendered_off_and_said_on_when_lifted():
+    on = rendered()
+    files = manifests.render(tenants.TenantSpec(**{**spec().__dict__, "site_enabled": False}), PLATFORM)
+    off = {f"{d['kind']}/{d['metadata']['name']}": d for content in files.values() for d in documents(content)
+           if "metadata" in d}
+    on = {key: document for key, document in on.items() if "metadata" in document}
+    for tunnel in (0, 1):
+        assert on[f"ComputeRouterPeer/tenant-acme-{tunnel}"]["spec"]["enable"] is True
+        assert off[f"ComputeRouterPeer/tenant-acme-{tunnel}"]["spec"]["enable"] is False
+        validate(off[f"ComputeRouterPeer/tenant-acme-{tunnel}"])
+    # Only the peers differ: the tunnels stay up, so the customer can fix its announcements and be let back.
+    assert {k for k in on if on[k] != off.get(k)} == {"ComputeRouterPeer/tenant-acme-0",
+                                                      "ComputeRouterPeer/tenant-acme-1"}
+
+
+def test_a_hybrid_tenant_s_source_is_polled_every_minute_others_every_ten():
+    assert rendered()["Bucket/tenant-acme"]["spec"]["interval"] == "1m"
+    for model in ("multi-tenant", "dedicated"):
+        assert rendered(model=model)["Bucket/tenant-acme"]["spec"]["interval"] == "10m"
+
+
+def test_ranges_a_change_leaves_stay_held_until_flux_has_applied_it():
+    assert sites.retiring(["10.200.0.0/16", "192.168.7.0/24"], ["10.200.0.0/16"]) == ["192.168.7.0/24"]
+    assert sites.retiring(["10.201.0.0/16"], ["10.202.0.0/16"], ["192.168.7.0/24", "10.202.0.0/16"]) == [
+        "192.168.7.0/24", "10.201.0.0/16"]  # still retiring from before, unless taken back
+    assert sites.retiring(["10.200.0.0/16"], ["10.200.0.0/16"]) == []
+
+
+# --- the route watchdog's decision -----------------------------------------------------------------------------
+
+ACME = routes.Site(("169.254.0.2", "169.254.0.6"), ("10.200.0.0/16", "192.168.7.0/24"))
+BRAVO = routes.Site(("169.254.0.10", "169.254.0.14"), ("10.201.0.0/16",))
+
+
+@pytest.mark.parametrize("prefix", [
+    "0.0.0.0/0",  # the default route: everything that leaves the VPC
+    "10.201.0.0/16", "10.201.4.0/24",  # another tenant's site, or a more specific of it
+    "8.8.8.0/24", "35.191.0.0/16",  # public prefixes (Google's own health checks among them)
+    "10.64.0.0/10", "10.100.0.0/16", "172.20.0.0/14", "172.21.0.0/24",  # the dedicated pools beyond the slots
+    "10.4.0.0/14", "10.0.0.0/8",  # the platform's own Pods, or a cover of them
+    "10.200.0.0/15",  # wider than its own
+    "::/0", "not a prefix",
+])
+def test_a_route_outside_the_site_s_own_ranges_is_a_stray(prefix):
+    learned = [routes.Learned("169.254.0.6", prefix), routes.Learned("169.254.0.2", "10.200.0.0/16")]
+    strays, unattributed = routes.judge({"acme": ACME, "bravo": BRAVO}, learned)
+    assert strays == {"acme": [prefix]} and unattributed == []
+
+
+def test_routes_inside_the_site_s_ranges_are_its_own_and_every_route_is_judged_by_who_announced_it():
+    learned = [routes.Learned("169.254.0.2", "10.200.0.0/16"), routes.Learned("169.254.0.6", "10.200.128.0/17"),
+               routes.Learned("169.254.0.2", "192.168.7.128/25"), routes.Learned("169.254.0.10", "10.201.0.0/16"),
+               routes.Learned("169.254.0.14", "10.200.0.0/16"),  # bravo announcing acme's range
+               routes.Learned("169.254.0.14", "10.200.0.0/16"),
+               routes.Learned("169.254.99.2", "10.250.0.0/16"), routes.Learned("", "0.0.0.0/0")]
+    strays, unattributed = routes.judge({"acme": ACME, "bravo": BRAVO}, learned)
+    assert strays == {"bravo": ["10.200.0.0/16"]}
+    assert unattributed == [routes.Learned("169.254.99.2", "10.250.0.0/16"), routes.Learned("", "0.0.0.0/0")]
+    assert routes.judge({"acme": ACME}, []) == ({}, [])
+
+
+def test_a_site_s_peers_and_ranges_come_from_its_record():
+    record = {"bgp_ranges": ["169.254.0.0/30", "169.254.0.4/30"], "site": {"cidrs": ["10.200.0.0/16"]},
+              "retiring_cidrs": ["192.168.7.0/24"]}
+    assert routes.site_of(record) == routes.Site(("169.254.0.2", "169.254.0.6"), ("10.200.0.0/16", "192.168.7.0/24"))
+    reason = routes.quarantine_reason([f"10.{n}.0.0/16" for n in range(25)])
+    assert "10.0.0.0/16" in reason and "10.19.0.0/16" in reason and "10.20.0.0/16" not in reason
+    assert "and 5 more" in reason and "site_state: enabled" in reason

@@ -85,8 +85,13 @@ def test_terraform_names_match_the_code():
     functions = (INFRA / "modules" / "functions" / "main.tf").read_text()
     shipped = registry.load()
     # Topics the module addresses by name must be registry topics.
-    for topic in ("auth-events", "billing-events", "provisioning-events"):
+    for topic in ("auth-events", "provisioning-events"):
         assert f'google_pubsub_topic.topic["{topic}"]' in functions and topic in shipped.topics
+    # Schedules come from the registry (whose parser holds each one's topic to its topics), the close among them.
+    assert "for s in try(local.registry.schedules, [])" in functions
+    assert {s.topic for s in shipped.schedules} <= set(shipped.topics)
+    assert ("monthly-close", "billing-events", "ai.energent.billing.period.close.v1") in {
+        (s.name, s.topic, s.type) for s in shipped.schedules}
     assert 'local.registry.secrets.SIGNING_KEY_SECRET' in functions
     assert 'var.bucket_names["MANIFEST_BUCKET"]' in functions and "MANIFEST_BUCKET" in shipped.buckets
     flux = yaml.safe_load((INFRA / "flux" / "notifications.yaml").read_text().split("---")[0])

@@ -133,7 +133,7 @@ def test_external_secrets_operator_reads_the_keys_as_its_own_account_from_a_name
     keepers = resources("functions", "google_project_iam_member")["hybrid_keys"]
     assert keepers["for_each"] == "${local.key_keepers}"
     provisioners = {d.name for d in registry.load().deployments if d.source == "functions/provisioner"}
-    assert provisioners == {"provisioner", "provisioner-flux-events"}
+    assert provisioners == {"provisioner", "provisioner-flux-events", "provisioner-spend-events"}
     assert 'd.source == "functions/provisioner"' in locals_of("functions")["key_keepers"]
     role = resources("functions", "google_project_iam_custom_role")["hybrid_keys"]
     assert role["project"] == "${var.tenants_project_id}"
@@ -144,3 +144,47 @@ def test_external_secrets_operator_reads_the_keys_as_its_own_account_from_a_name
     section = readme_section()
     assert section.index("kubectl kustomize infra/external-secrets") < section.index("secret-store.yaml")
     assert section.index("flux install") < section.index("infra/external-secrets")
+
+
+def firewall_verdict(rules: dict[str, dict], account: str, destination: str, protocol: str, port: int) -> str:
+    """What the VPC firewall does with one egress packet of a VM running as `account`: the matching rule of the
+    lowest priority number decides, a deny winning a tie (Compute Engine's order); none: the implied allow."""
+    ranges = {"${var.hybrid_site_ranges}": PLATFORM.site_ranges}
+    matching = []
+    for name, rule in rules.items():
+        targets = rule.get("target_service_accounts")
+        if rule["direction"] != "EGRESS" or (targets and account not in targets):
+            continue
+        destinations = rule["destination_ranges"]
+        # A rule naming the network's own ranges by reference (nodes, Pods, control planes) is not about these.
+        destinations = ranges.get(destinations, []) if isinstance(destinations, str) else destinations
+        if not any(ipaddress.IPv4Address(destination) in ipaddress.IPv4Network(d) for d in destinations
+                   if not d.startswith("$")):
+            continue
+        for verdict in ("allow", "deny"):
+            for block in rule.get(verdict, []):
+                ports = block.get("ports") or []
+                if block["protocol"] in ("all", protocol) and (not ports or str(port) in ports):
+                    matching.append((rule["priority"], verdict == "allow", verdict, name))
+    return min(matching)[2] if matching else "allow"
+
+
+def test_no_vm_but_the_shared_cluster_s_nodes_reaches_a_site_on_any_port():
+    """HTTPS and DNS are open to 0.0.0.0/0 for every VM; the sites' ranges are not: a dedicated cluster's nodes and
+    the functions' connector are refused there on 443 and 53 too, the shared nodes (where hybrid tenants run) are
+    let through on any port, and the internet is as before."""
+    rules = resources_of(NETWORKING / "egress.tf", "google_compute_firewall")
+    shared, others = "${var.hybrid_nodes_service_account}", ("nd-acme@tenants", "fn-connector@platform")
+    for site in ("10.200.1.5", "10.192.0.1", "10.255.255.254", "192.168.7.9"):
+        for protocol, port in (("tcp", 443), ("tcp", 53), ("udp", 53), ("tcp", 22), ("udp", 500)):
+            assert firewall_verdict(rules, shared, site, protocol, port) == "allow", (site, port)
+            for account in others:
+                assert firewall_verdict(rules, account, site, protocol, port) == "deny", (account, site, port)
+    for account in (shared, *others):
+        assert firewall_verdict(rules, account, "142.250.1.1", "tcp", 443) == "allow"
+        assert firewall_verdict(rules, account, "142.250.1.1", "tcp", 22) == "deny"
+    deny = rules["deny_egress_hybrid_sites"]
+    assert deny["destination_ranges"] == "${var.hybrid_site_ranges}" and "target_service_accounts" not in deny
+    others_first = min(rule["priority"] for name, rule in rules.items()
+                       if name not in ("egress_hybrid_sites", "deny_egress_hybrid_sites"))
+    assert rules["egress_hybrid_sites"]["priority"] < deny["priority"] < others_first

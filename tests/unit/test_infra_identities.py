@@ -138,7 +138,9 @@ def test_the_kustomize_controller_holds_no_cluster_role_on_any_project():
     for path in sorted(INFRA.rglob("*.tf")):
         for kind in ("google_project_iam_member", "google_project_iam_binding"):
             for name, grant in resources_of(path, kind).items():
-                assert kustomize_account not in str(grant) and "flux" not in str(grant.get("member", "")), (path, name)
+                member = str(grant.get("member", ""))
+                assert kustomize_account not in str(grant) and "google_service_account.flux[" not in member and (
+                    "flux-kustomize" not in member), (path, name)
     # The grants the provisioner renders: one per dedicated cluster, that cluster's name in its condition.
     grants = [o for o in dedicated_tenant_objects() if o["kind"] == "IAMPolicyMember" and o["spec"].get(
         "member") == f"serviceAccount:{PLATFORM.flux_account}"]
@@ -172,7 +174,8 @@ def test_a_dedicated_tenant_s_cluster_is_reached_as_the_kustomize_controller_s_o
 
 def test_config_connector_runs_cluster_wide_as_the_account_terraform_made_for_it():
     built = kustomize(INFRA / "config-connector")
-    assert variables_in(built) == {"PROJECT_ID", "TENANTS_PROJECT_ID", "ENVIRONMENT", "REGION"}
+    assert variables_in(built) == {"PROJECT_ID", "TENANTS_PROJECT_ID", "ENVIRONMENT", "REGION", "HYBRID_ASN",
+                                   "HYBRID_VPN_ADDRESSES"}
     connector = next(o for o in built if o["kind"] == "ConfigConnector")
     assert connector["apiVersion"] == "core.cnrm.cloud.google.com/v1beta1"
     assert connector["metadata"]["name"] == "configconnector.core.cnrm.cloud.google.com"  # the only name accepted

@@ -300,6 +300,11 @@ def test_day_one_failures_are_counted_from_logs_that_exist():
     provisioner = (root / "functions/provisioner/provisioner/service.py").read_text()
     assert 'log_event(logger, "flux.outcome", severity=logging.INFO if outcome.succeeded else logging.WARNING' in (
         provisioner)
+    routes = metrics["route_violations"]["filter"]
+    assert 'local.service["provisioner-flux-events"]' in routes and "severity>=ERROR" in routes
+    logged = set(re.findall(r'"(routes\.[a-z_]+)"', provisioner + (root / "functions/provisioner/main.py").read_text()))
+    watched = set(re.findall(r'jsonPayload\.event="(routes\.[a-z_]+)"', routes))
+    assert watched == logged - {"routes.checked", "routes.skipped"}, (watched, logged)
     names = {d.name for d in registry.load().deployments}
     assert {"billing", "billing-events", "provisioner-flux-events"} <= names
     assert "deployments               = [for d in local.registry.deployments : d.name]" in (
@@ -323,7 +328,8 @@ def test_every_log_metric_reads_one_resource_type_and_its_policies_wait_until_mo
     assert waited_for == set(metrics)
     policies = module_resources("monitoring", "google_monitoring_alert_policy")
     on_log_metrics = {name: policy for name, policy in policies.items() if "google_logging_metric." in str(policy)}
-    assert set(on_log_metrics) == {"function_errors", "gke_backup_failures", "flux_failures", "close_failures"}
+    assert set(on_log_metrics) == {"function_errors", "gke_backup_failures", "flux_failures", "close_failures",
+                                   "spend_failures", "route_violations"}
     for name, policy in on_log_metrics.items():
         assert policy["depends_on"] == ["${time_sleep.log_metrics}"], name
         for condition in policy["conditions"]:

@@ -164,6 +164,23 @@ def test_a_reissue_credits_the_rest_and_applies_the_balance_it_made():
     assert again.replaced["replaced_by"] == "2026-000043" and again.replaced["status"] == "credited"
 
 
+def test_a_reissue_after_a_partial_credit_keeps_that_credit():
+    """A goodwill credit of 20.00, then the invoice reissued to correct the customer: the customer still owes what it
+    owed before the reissue, and the books take the 20.00 off the new invoice as well."""
+    invoice = issued("149.00").record  # total 180.29
+    goodwill = lifecycle.credit(invoice, Decimal("20.00"), "goodwill", numbers(42), ISSUED, NOW)
+    owed = goodwill.record["amount_due"]
+    assert owed == "156.09"
+    again = lifecycle.reissue(goodwill.record, "wrong address", lambda d: d, numbers(42, 1), ISSUED, Decimal(0), NOW)
+    rest, new, carried = again.documents
+    assert (rest["net"], carried["net"], carried["invoice_number"]) == ("-129.00", "-20.00", new["number"])
+    assert "carried over from CN-2026-000001" in carried["reason"]
+    assert again.record["amount_due"] == owed and again.record["credited_net"] == "20.00"
+    revenue = sum(Decimal(d["net"]) for d in (invoice, *goodwill.documents, *again.documents))
+    assert revenue == Decimal("129.00")  # 149 - 20, however many documents it took
+    assert again.record["status"] == "final"
+
+
 @pytest.mark.parametrize("sequence, text", [(1, "2026-000001"), (999999, "2026-999999"), (1000000, "2026-1000000"),
                                             (12345678, "2026-12345678")])
 def test_numbers_widen_past_a_million_and_sort_numerically(sequence, text):

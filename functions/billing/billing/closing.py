@@ -51,12 +51,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from billing import closing_rules, invoice, lifecycle, periods
+from billing import closing_rules, grants, invoice, lifecycle, periods
 from billing.errors import Conflict, Invalid
 from billing.parties import Seller, parties
 from billing.pricing import PriceBook
 from billing.records import Invoice, Tenant
 from billing.store.closes import Periods
+from billing.store.grants import Grants
 from billing.store.invoices import Invoices
 from billing.store.ledger import Ledger
 from billing.store.sla_reports import SlaReports
@@ -88,6 +89,7 @@ class Closer:
     dispatch: Callable[[str, dict], None]  # (event type, data): publish to billing-events
     clock: Callable[[], datetime.datetime]
     announce: Callable[[str, dict], None]  # (issued | paid | credited, document)
+    grants: Grants | None = None  # credit grants the drafts take (grants.py)
 
     # --- starting ---------------------------------------------------------------------------------------------
 
@@ -153,7 +155,7 @@ class Closer:
             ledger = seen.to_dict() or {}
             if ledger.get("last_closed", "") >= period:
                 return ledger.get("invoiced") == period
-            draft, billed_base_fees, own, late = self._compose(tenant, period, ledger)
+            draft, billed_base_fees, own, late, taken = self._compose(tenant, period, ledger)
             base_fees = ledger.get("base_fees", {})
             new_ledger = {"read_at": seen.read_time, "last_closed": period,
                           "billing_start": tenant.get("billing_start"),
@@ -161,13 +163,14 @@ class Closer:
                           "base_fees": {**base_fees, **billed_base_fees}}
             billed = {period: own, **{item.period: item.current for item in late}}
             record = None if draft is None else {**draft, "status": "draft"}
-            if self.ledger.commit(tenant_id, seen, new_ledger, billed, record, period):
+            if self.ledger.commit(tenant_id, seen, new_ledger, billed, record, period, grants=taken):
                 return draft is not None
-            # A concurrent close of this tenant committed first: read its ledger and go by that.
+            # A concurrent close of this tenant committed first (or a grant it took changed meanwhile): read its
+            # ledger and go by that.
 
     def _compose(self, tenant: Tenant, period: str, ledger: dict, settled_through: str | None = None):
-        """(draft with parties and VAT or None, base fees billed per period, own usage, late periods); with
-        `settled_through`, only periods up to it count as late."""
+        """(draft with parties and VAT or None, base fees billed per period, own usage, late periods, what it takes
+        of the credit grants); with `settled_through`, only periods up to it count as late."""
         tenant_id = tenant["tenant_id"]
         own = self.usage.day_totals(tenant_id, period)
         earlier = self.usage.periods_written_since(tenant_id, ledger.get("read_at"))
@@ -180,9 +183,14 @@ class Closer:
             self.book, tenant, period, own, late, ledger.get("base_fees", {}), self.sla.get(tenant_id, period),
             recheck_base_fees=ledger.get("billing_start") != tenant.get("billing_start"),
             settled_through=settled_through)
+        taken: list = []
+        if draft is not None and self.grants is not None:
+            available = self.grants.available(tenant_id)
+            draft, given = grants.apply(dict(draft), [grant for grant, _ in available], period)  # type: ignore[assignment]
+            taken = self.grants.uses(tenant_id, given, {g["grant_id"]: at for g, at in available}, period)
         if draft is not None:
             draft = invoice.settle(draft, parties(self.seller, tenant))
-        return draft, base_fees, own, late
+        return draft, base_fees, own, late, taken
 
     def preview(self, tenant: Tenant, period: str) -> Invoice | None:
         """The tenant's invoice for the open `period` as it stands now (nothing is written): only periods already

@@ -210,7 +210,12 @@ def reissue(invoice: Invoice | None, reason: str, settle: Callable[[Invoice], In
             balance: Decimal, now: datetime.datetime) -> Change:
     """Credit what is left of the invoice and issue the period's invoice again: the same lines and amounts (fixed at
     the close), the customer and VAT as they are now, a new number that `replaces` the old one. The new invoice
-    applies the customer's balance, including what the credit note just put there."""
+    applies the customer's balance, including what the credit note just put there.
+
+    What earlier partial credit notes took off the old invoice (a goodwill credit, say) is taken off the new one
+    too, by a credit note of that net on it: otherwise correcting an address would charge it again."""
+    earlier_notes = list(_issued_invoice(invoice, "reissued").get("credit_notes", []))
+    earlier_net = _dec(invoice, "credited_net")  # type: ignore[arg-type]
     credited = credit(invoice, None, reason, numbers, issued, now)
     old = credited.record
     kept: Invoice = {k: v for k, v in as_issued(old).items() if k not in (  # type: ignore[assignment]
@@ -219,8 +224,14 @@ def reissue(invoice: Invoice | None, reason: str, settle: Callable[[Invoice], In
     added = sum((Decimal(entry["amount"]) for entry in credited.balance), ZERO)
     again = issue(kept, settle, numbers, issued, balance + added, now)
     new: Invoice = _settled({**again.record, "replaces": old["number"]})
+    documents: list[Invoice | CreditNote] = [as_issued(new)]
+    announce: list[tuple[str, Invoice | CreditNote]] = [("issued", as_issued(new))]
+    entries = list(again.balance)
+    if earlier_net > 0:
+        carried = credit(new, earlier_net, f"carried over from {', '.join(earlier_notes)} on invoice {old['number']}",
+                         numbers, issued, now)
+        new, documents = carried.record, [*documents, *carried.documents]
+        entries, announce = [*entries, *carried.balance], [*announce, *carried.announce]
     replaced: Invoice = {**old, "replaced_by": new["number"]}
-    document = as_issued(new)
-    return Change(new, replaced=replaced, documents=[*credited.documents, document],
-                  balance=[*credited.balance, *again.balance],
-                  announce=[*credited.announce, ("issued", document)])
+    return Change(new, replaced=replaced, documents=[*credited.documents, *documents],
+                  balance=[*credited.balance, *entries], announce=[*credited.announce, *announce])

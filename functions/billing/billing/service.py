@@ -17,7 +17,7 @@ from typing import Any
 
 from cloudevents.http import CloudEvent
 
-from billing import closing_rules, lifecycle, numbering, periods
+from billing import closing_rules, grants, lifecycle, numbering, periods
 from billing.closing import STORE_TYPE, Closer
 from billing.documents import InvoiceFiles
 from billing.errors import Conflict, Invalid, NotFound
@@ -28,6 +28,7 @@ from billing.parties import Seller, parties
 from billing.pricing import PriceBook
 from billing.records import CreditNote, Invoice, Tenant
 from billing.store.closes import Periods
+from billing.store.grants import Grants
 from billing.store.invoices import Invoices
 from billing.store.ledger import Ledger
 from billing.store.sla_reports import SlaReports
@@ -58,6 +59,7 @@ class Billing:
     files: InvoiceFiles
     announce: Callable[[str, dict], None]  # (issued | paid | credited, document): tells tenant-events
     clock: Callable[[], datetime.datetime] = utcnow
+    accepted: Callable[[str], None] = lambda tenant_id: None  # after an event of the tenant is counted (spend checks)
 
     # --- ingestion --------------------------------------------------------------------------------------------
 
@@ -77,6 +79,7 @@ class Billing:
         except (Rejected, Overflow) as rejected:
             return "rejected", str(rejected)
         if first is None:
+            self.accepted(usage.tenant_id)
             return "accepted", ""
         differences = usage.differences(first)
         if differences:
@@ -339,6 +342,7 @@ class Billing:
             return []
         issued_now: list[Invoice] = []
         for period in self.invoices_store.held(tenant_id):
+            self._take_grants(tenant_id, period)
             now = self.clock()
             fields = issue_fields(now, self.closer.seller.payment_terms_days)
             settle_now = self._settle_with(tenant)
@@ -355,6 +359,14 @@ class Billing:
                 self._published(change)
                 issued_now.append(change.record)
         return issued_now
+
+    def _take_grants(self, tenant_id: str, period: str) -> None:
+        """A held draft about to be issued takes what is left of the credit grants made since its close (those made
+        before it took at its close)."""
+        found = self.closer.grants
+        if found is not None:
+            found.take_for_draft(tenant_id, self.invoices_store.ref(tenant_id, period),
+                                 lambda draft, available: grants.apply(draft, available, period), period)
 
     def _published(self, change: lifecycle.Change | None) -> None:
         """After a change committed: its documents archived and its events announced. Neither may turn a committed
@@ -433,7 +445,7 @@ def build(db, files: InvoiceFiles, dispatch: Callable[[str, dict], None], book: 
     usage, tenants, sla, period_store, invoices = (UsageStore(db), TenantCache(db), SlaReports(db), Periods(db),
                                                    Invoices(db, book.currency))
     closer = Closer(book, seller, usage, Ledger(db), period_store, sla, invoices, tenants, files.store, dispatch,
-                    clock, announce)
+                    clock, announce, Grants(db))
     return Billing(book, usage, tenants, sla, period_store, invoices, closer, files, announce, clock)
 
 

@@ -137,7 +137,7 @@ class Platform:
         """What a site may be; None while the platform has no HA VPN gateway (no hybrid tenants then)."""
         if not self.vpn_addresses:
             return None
-        return sites.SiteRules(self.site_ranges, self.platform_ranges, self.asn)
+        return sites.SiteRules(self.site_ranges, self.platform_ranges, self.asn, self.vpn_addresses)
 
     @property
     def vpn_gateway_path(self) -> str:
@@ -240,6 +240,14 @@ def _network_policies(ns: str, labels: dict, platform: Platform, site: dict | No
     ] if site is not None else [])
 
 
+def workflow_limits(row: Tier, spend_blocked: bool = False) -> dict[str, str]:
+    """The data of the `tenant-limits` ConfigMap: the tier's concurrent-workflow limit, or 0 (and why) while the
+    tenant is blocked for its spend. An unblocked tenant's data is exactly the tier's, as it always was."""
+    if spend_blocked:
+        return {"concurrent_workflows": "0", "tier": row.name, "spend_state": "blocked"}
+    return {"concurrent_workflows": str(row.concurrent_workflows), "tier": row.name}
+
+
 def _objects(spec: TenantSpec, row: Tier, platform: Platform) -> tuple[list[dict], list[dict]]:
     """(objects in the tenant's namespace, the Google Cloud objects Config Connector makes for it)."""
     ns = namespace(spec.tenant_id)
@@ -270,9 +278,10 @@ def _objects(spec: TenantSpec, row: Tier, platform: Platform) -> tuple[list[dict
         {"apiVersion": "v1", "kind": "ServiceAccount",
          "metadata": _meta(WORKLOAD_SERVICE_ACCOUNT, ns, labels, {"iam.gke.io/gcp-service-account": gsa_email}),
          "automountServiceAccountToken": False},
-        # What the platform's workflow scheduler reads to cap concurrent workflows.
+        # What the platform's workflow scheduler reads to cap concurrent workflows (0 while billing blocks the
+        # tenant for its spend; the tier's limit again once the block is lifted).
         {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _meta(LIMITS_CONFIGMAP, ns, labels),
-         "data": {"concurrent_workflows": str(row.concurrent_workflows), "tier": row.name}},
+         "data": workflow_limits(row, spec.spend_blocked)},
         *_network_policies(ns, labels, platform, spec.site if spec.deployment_model == "hybrid" else None),
     ]
     cloud: list[dict] = [
@@ -340,8 +349,10 @@ def _hybrid(spec: TenantSpec, platform: Platform, labels: dict) -> list[dict]:
                       "routerRef": {"external": platform.vpn_router_path},
                       "sharedSecret": {"valueFrom": {"secretKeyRef": {"name": vpn_secret_name(spec.tenant_id),
                                                                       "key": psks.secret_key(tunnel)}}}}},
+            # A router interface and a BGP peer name their router by its name (their CRDs' `external`: "the `name`
+            # field of a ComputeRouter"); a tunnel by its path.
             {"apiVersion": compute, "kind": "ComputeRouterInterface", "metadata": meta(tunnel_id),
-             "spec": {"region": platform.region, "routerRef": {"external": platform.vpn_router_path},
+             "spec": {"region": platform.region, "routerRef": {"external": platform.vpn_router},
                       "ipRange": f"{ours}/30", "vpnTunnelRef": {"name": tunnel_id}}},
             {"apiVersion": compute, "kind": "ComputeRouterPeer", "metadata": meta(tunnel_id),
              "spec": {"region": platform.region, "routerRef": {"external": platform.vpn_router},
@@ -349,7 +360,10 @@ def _hybrid(spec: TenantSpec, platform: Platform, labels: dict) -> list[dict]:
                       "peerIpAddress": theirs, "peerAsn": site["peer_asn"], "advertiseMode": "CUSTOM",
                       "advertisedIpRanges": [{"range": cidr, "description": "Energent platform"}
                                              for cidr in platform.advertised_ranges],
-                      "advertisedRoutePriority": 100}},  # both tunnels alike: active/active
+                      "advertisedRoutePriority": 100,  # both tunnels alike: active/active
+                      # Always said, true or false: a field left out is one Config Connector may leave as it
+                      # found it, so a quarantined peer (routes.py) could stay off after it is lifted.
+                      "enable": spec.site_enabled}},
         ]
     objects.append({
         "apiVersion": "external-secrets.io/v1", "kind": "ExternalSecret",
@@ -497,14 +511,19 @@ def flux_kustomizations(spec: TenantSpec, platform: Platform, removing: bool = F
     return [cloud, workload, access]
 
 
-def flux_source(tenant_id: str, platform: Platform) -> dict:
+SOURCE_INTERVAL = {"hybrid": "1m"}  # default 10m
+
+
+def flux_source(tenant_id: str, platform: Platform, model: str = "multi-tenant") -> dict:
     """The tenant's own Flux source: the bucket under its prefix only, so its revision changes only when its own
-    files do, and one tenant's change reconciles one Kustomization (§5)."""
+    files do, and one tenant's change reconciles one Kustomization (§5). A hybrid tenant's is polled every minute:
+    a site the route watchdog cuts off (routes.py) is cut off within a minute of its rendering, not ten (one
+    listing of its prefix a minute, for at most the router's 64 sites)."""
     return {
         "apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "Bucket",
         "metadata": _meta(kustomization_name(tenant_id), platform.flux_namespace, {LABEL_TENANT: tenant_id}),
         "spec": {"provider": "gcp", "bucketName": platform.manifest_bucket, "endpoint": "storage.googleapis.com",
-                 "prefix": f"{manifests_dir(tenant_id)}/", "interval": "10m"},
+                 "prefix": f"{manifests_dir(tenant_id)}/", "interval": SOURCE_INTERVAL.get(model, "10m")},
     }
 
 
@@ -516,17 +535,24 @@ def render(spec: TenantSpec, platform: Platform, removing: bool = False) -> dict
     """Every file of the tenant, by object path in the bucket. `removing`: the files while the tenant is deleted,
     with no namespace objects, which Flux prunes; a dedicated tenant's cluster (and all in it) goes with the last
     files, once tenant-T has reported the removal; a hybrid tenant's connection goes first (its cloud objects are
-    emptied too, and tenant-T reports only after cloud-tenant-T has pruned them)."""
+    emptied too but for its keys' ExternalSecret, which goes with the last files; tenant-T reports only after
+    cloud-tenant-T has pruned them)."""
     workload, cloud = _objects(spec, tier(spec.tier), platform)
     base, sync = manifests_dir(spec.tenant_id), sync_dir(spec.tenant_id)
     if spec.deployment_model in ("dedicated", "hybrid"):
-        kept = [] if removing and spec.deployment_model == "hybrid" else cloud
+        kept = cloud
+        if removing and spec.deployment_model == "hybrid":
+            # The tunnels go first, their keys' ExternalSecret last: Config Connector reads a tunnel's key Secret to
+            # delete the tunnel too, and a Secret garbage-collected with its ExternalSecret while a tunnel's deletion
+            # is pending would leave the tunnel stuck on its finalizer. So the removal keeps the ExternalSecret (and
+            # the Secret it owns) until the tenant is deleted, when the last files go and Flux prunes it.
+            kept = [o for o in cloud if o["kind"] == "ExternalSecret"]
         files = {f"{base}/{CLOUD}/{OBJECTS}": _list(kept),
                  f"{base}/{CLOUD}/kustomization.yaml": _kustomization([OBJECTS])}
     else:
         files, workload = {}, workload + cloud
     files[f"{base}/{OBJECTS}"] = _list([] if removing else workload)
     files[f"{base}/kustomization.yaml"] = _kustomization([OBJECTS])
-    files[f"{sync}/flux-source.yaml"] = _dump(flux_source(spec.tenant_id, platform))
+    files[f"{sync}/flux-source.yaml"] = _dump(flux_source(spec.tenant_id, platform, spec.deployment_model))
     files[f"{sync}/flux-kustomization.yaml"] = _list(flux_kustomizations(spec, platform, removing))
     return files

@@ -19,7 +19,7 @@ from energent_shared.events import RetryLater, new_event, to_structured_json
 from energent_shared.logging import get_logger, log_event
 from energent_shared.paging import page_size_param
 from energent_shared.tenants import EVENT_SOURCE, EVENT_TYPES, GONE, STATUSES
-from provisioner import flux, manifests, sites, tenants
+from provisioner import flux, manifests, routes, sites, tenants
 from provisioner.manifests import Platform
 from provisioner.psks import PreSharedKeys
 from provisioner.store import Change, ManifestStore, RerenderRuns, TenantStore
@@ -50,7 +50,13 @@ def iso(value) -> str | None:
 def view(record: dict) -> dict:
     """The tenant as the API shows it (and as tenant events carry it)."""
     shown = tenants.public_view(record)
-    return {**shown, "created_at": iso(shown["created_at"]), "updated_at": iso(shown["updated_at"])}
+    return {**shown, "created_at": iso(shown["created_at"]), "updated_at": iso(shown["updated_at"]),
+            "spend_state": record.get("spend_state") or "ok"}
+
+
+def quarantined(record: dict) -> bool:
+    """Whether the tenant's BGP sessions are cut off (routes.py)."""
+    return (record.get("site_state") or {}).get("state") == routes.QUARANTINED
 
 
 def run_view(run: dict) -> dict:
@@ -94,7 +100,9 @@ class Provisioner:
     def _render(self, record: dict) -> dict[str, bytes]:
         spec = tenants.TenantSpec(record["tenant_id"], record["tier"], record["deployment_model"],
                                   record.get("master_cidr"), record.get("pods_cidr"), record.get("services_cidr"),
-                                  record.get("site"), tuple(record.get("bgp_ranges") or ()))
+                                  record.get("site"), tuple(record.get("bgp_ranges") or ()),
+                                  spend_blocked=record.get("spend_state") == "blocked",
+                                  site_enabled=not quarantined(record))
         return manifests.render(spec, self.platform, removing=record["status"] in GONE)
 
     def _apply(self, record: dict, generation: int) -> None:
@@ -233,12 +241,17 @@ class Provisioner:
             if current["manifest_generation"] != after["manifest_generation"]:
                 return None  # someone changed it since; theirs stands
             restored = {k: before[k] for k in ("tier", "display_name", "deleted_at")}
+            if current.get("site_state") != before.get("site_state"):  # a cut-off not delivered is not in force
+                restored["site_state"] = before.get("site_state")
             if current["tier"] != before["tier"]:
                 restored["tier_history"] = tenants.tier_change(current, before["tier"], utcnow())
             claim = None
-            if current.get("site") != before.get("site"):  # the site's ranges go back to the registry too
-                restored["site"] = before.get("site")
-                claim = self._claim(tenant_id, before["site"]["cidrs"])
+            if current.get("site") != before.get("site"):  # the site as it was; every range of both stays held
+                restored["site"] = before.get("site")  # (Flux may have seen the new rendering: on_flux releases)
+                cidrs = before["site"]["cidrs"]
+                restored["retiring_cidrs"] = sites.retiring(current["site"]["cidrs"], cidrs,
+                                                            current.get("retiring_cidrs"))
+                claim = self._claim(tenant_id, [*cidrs, *restored["retiring_cidrs"]])
             return Change({**restored, "status": before["status"], "status_message": message,
                            "manifest_generation": current["manifest_generation"] + 1,
                            "manifests_digest": before.get("manifests_digest"),
@@ -295,21 +308,30 @@ class Provisioner:
             if record["status"] in GONE and set(changes) - {"deployment_model"} != {"billing_profile"}:
                 # A departed customer's profile may still be corrected, for its last invoices to be reissued.
                 raise Conflict(f"tenant {tenant_id} is {record['status']}; only billing_profile can change")
-            updates = {k: v for k, v in changes.items() if record.get(k) != v}
+            updates = {k: v for k, v in changes.items() if k != "site_state" and record.get(k) != v}
+            if "site_state" in changes and (changes["site_state"] == routes.QUARANTINED) != quarantined(record):
+                updates["site_state"] = None if changes["site_state"] == routes.ENABLED else {
+                    "state": routes.QUARANTINED, "reason": "cut off by the operator", "prefixes": [],
+                    "at": iso(utcnow())}
             if not updates:
                 return None
             if "tier" in updates:
                 updates["tier_history"] = tenants.tier_change(record, updates["tier"], utcnow())
             claim = None
-            if "site" in updates:  # its new ranges, checked against every other live site as they are taken
-                claim = self._claim(tenant_id, updates["site"]["cidrs"])
-            if "tier" in updates or "site" in updates:
+            if "site" in updates:  # its new ranges, checked against every other live site as they are taken; the
+                # old ones stay held until Flux has applied the new NetworkPolicy (on_flux releases them)
+                cidrs = updates["site"]["cidrs"]
+                updates["retiring_cidrs"] = sites.retiring(record["site"]["cidrs"], cidrs,
+                                                           record.get("retiring_cidrs"))
+                claim = self._claim(tenant_id, [*cidrs, *updates["retiring_cidrs"]])
+            if "tier" in updates or "site" in updates or "site_state" in updates:
                 updates.update(status="updating", status_message=None,
                                manifest_generation=record["manifest_generation"] + 1, manifests_changed_at=utcnow())
                 updates["manifests_digest"] = self._digest({**record, **updates})
             after = {**record, **updates}
             reasons = [*([f"tier {record['tier']} -> {updates['tier']}"] if "tier" in updates else []),
-                       *(["site changed"] if "site" in updates else [])]
+                       *(["site changed"] if "site" in updates else []),
+                       *([f"site {changes['site_state']} by the operator"] if "site_state" in updates else [])]
             transition = ("updating", ", ".join(reasons)) if reasons else None
             return Change(updates, transition, [self._event("updated", after)], sites=claim)
 
@@ -350,6 +372,31 @@ class Provisioner:
             return since is not None and after["status"] not in GONE and after["manifests_changed_at"] >= since
         self._deliver(before, after)
         return True
+
+    def spend_block(self, tenant_id: str, blocked: bool, generation: int) -> str:
+        """Billing blocked (or unblocked) the tenant for its spend: its manifests carry a concurrent-workflow limit of
+        0 (or its tier's again), delivered like any change; its status stays as it is. Billing numbers its changes,
+        and only a generation newer than the one applied counts, so events that arrive twice or out of order never
+        undo a newer one. Returns what happened."""
+        outcome = {"result": "stale"}
+
+        def decide(record: dict) -> Change | None:
+            if record["status"] in GONE or int(record.get("spend_generation") or 0) >= generation:
+                return None
+            state = "blocked" if blocked else "ok"
+            updates: dict = {"spend_state": state, "spend_generation": generation}
+            after = {**record, **updates}
+            digest = self._digest(after)
+            if digest != record.get("manifests_digest"):
+                updates.update(manifest_generation=record["manifest_generation"] + 1, manifests_digest=digest,
+                               manifests_changed_at=utcnow())
+            outcome["result"] = state
+            return Change(updates, None, [self._event("updated", {**after, "updated_at": utcnow()})])
+
+        before, after = self._change(tenant_id, decide)
+        self._settle(before, after)
+        log_event(logger, "tenant.spend_state", tenant_id=tenant_id, generation=generation, result=outcome["result"])
+        return outcome["result"]
 
     def start_rerender(self, body: dict) -> dict:
         """Re-render every tenant after a platform change (tier table, platform settings): a run that fans out in
@@ -440,6 +487,56 @@ class Provisioner:
             logger.exception("tenant not re-rendered", extra={"json_fields": {"tenant_id": tenant_id}})
             return "failed"
 
+    # --- the route watchdog -----------------------------------------------------------------------------------
+
+    def check_routes(self, router: routes.RouterRoutes) -> dict:
+        """One run of the route watchdog (routes.py): every hybrid site that announced a prefix outside its own
+        ranges is quarantined. The router is read before the records, so a range a site has just been given is
+        known when its routes are judged."""
+        learned = router.learned()
+        records = [self.tenants.get(tenant_id) for tenant_id in sorted(self.tenants.live_sites())]
+        tenant_sites = {r["tenant_id"]: routes.site_of(r) for r in records
+                        if r is not None and r["deployment_model"] == "hybrid" and r.get("site")}
+        strays, unattributed = routes.judge(tenant_sites, learned)
+        quarantined_now = []
+        for tenant_id, prefixes in sorted(strays.items()):
+            log_event(logger, "routes.outside_site", severity=logging.ERROR, tenant_id=tenant_id,
+                      prefixes=prefixes[:routes.MAX_LISTED], count=len(prefixes))
+            if self.quarantine(tenant_id, prefixes):
+                quarantined_now.append(tenant_id)
+        if unattributed:  # a route from no tenant's session: nobody to cut off here, on-call looks
+            log_event(logger, "routes.unattributed", severity=logging.ERROR, count=len(unattributed),
+                      routes=[f"{r.prefix} via {r.next_hop or '?'}" for r in unattributed[:routes.MAX_LISTED]])
+        log_event(logger, "routes.checked", sites=len(tenant_sites), routes=len(learned),
+                  quarantined=quarantined_now)
+        return {"sites": len(tenant_sites), "routes": len(learned), "strays": strays,
+                "quarantined": quarantined_now, "unattributed": len(unattributed)}
+
+    def quarantine(self, tenant_id: str, prefixes: builtins.list[str]) -> bool:
+        """Cut the tenant's BGP sessions off (its peers rendered disabled, delivered as any change is); True if
+        this call did it, False if it was cut off already or is being deleted."""
+        reason = routes.quarantine_reason(prefixes)
+
+        def decide(record: dict) -> Change | None:
+            if record["status"] in GONE or quarantined(record):
+                return None
+            state = {"state": routes.QUARANTINED, "reason": reason, "prefixes": prefixes[:routes.MAX_LISTED],
+                     "at": iso(utcnow())}
+            after = {**record, "site_state": state, "status": "updating"}
+            return Change({"site_state": state, "status": "updating", "status_message": None,
+                           "manifest_generation": record["manifest_generation"] + 1,
+                           "manifests_digest": self._digest(after), "manifests_changed_at": utcnow()},
+                          ("updating", f"site quarantined: {reason}"[:500]), [self._event("updated", after)])
+
+        before, after = self._change(tenant_id, decide)
+        if after["manifest_generation"] == before["manifest_generation"]:
+            return False
+        self._deliver(before, after)
+        self.flush(tenant_id)
+        log_event(logger, "routes.quarantined", severity=logging.ERROR, tenant_id=tenant_id,
+                  prefixes=prefixes[:routes.MAX_LISTED])
+        return True
+
     # --- Flux -------------------------------------------------------------------------------------------------
 
     def on_flux(self, outcome: flux.Outcome) -> str:
@@ -459,6 +556,15 @@ class Provisioner:
                 return None
             status = tenants.on_flux_outcome(record["status"], outcome.succeeded)
             message = None if outcome.succeeded else outcome.message
+            release = None
+            if outcome.succeeded and record.get("retiring_cidrs") and record["status"] not in GONE:
+                # The current rendering is applied: the namespace's NetworkPolicy opens the new ranges only, so the
+                # old ones are free for other sites.
+                release = Change({"retiring_cidrs": [], "flux_event_at": outcome.timestamp},
+                                 sites=self._claim(record["tenant_id"], record["site"]["cidrs"]))
+            if status is None and release is not None:
+                verdict["result"] = "released"
+                return release
             if status is None:
                 if not outcome.succeeded and record["status"] == "deleting" and record.get("status_message") != message:
                     verdict["result"] = "noted"
@@ -474,7 +580,9 @@ class Provisioner:
                 if record.get("billing_start") is None:
                     updates["billing_start"] = now.date().isoformat()
                 events.append(self._event("activated", {**record, **updates, "updated_at": now}))
-            claim = None
+            claim = release.sites if release is not None else None
+            if release is not None:
+                updates["retiring_cidrs"] = []
             if status == "deleted":
                 events.append(self._event("deleted", {**record, **updates, "updated_at": now}))
                 if record["deployment_model"] == "hybrid":  # its tunnels are gone: its ranges are free again

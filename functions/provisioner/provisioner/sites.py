@@ -34,6 +34,11 @@ from energent_shared.errors import Conflict, Invalid
 TUNNELS = 2  # HA VPN: one tunnel per interface of the platform's gateway
 MAX_PEER_IPS = 2
 MAX_CIDRS = 8
+# The widest range a site may take. A customer's agents reach a few subnets of its own (an ERP, a file server): a /16
+# is 65,536 addresses, and eight of them are more than any site has. Wider claims would let one tenant take the
+# site ranges from everyone (10.192.0.0/10 is 64 /16s: one claim could hold them all) and would make the route
+# watchdog's test, "is every learned prefix inside the tenant's ranges?", as weak as the claim is wide.
+WIDEST_PREFIX = 16
 PRIVATE_ASNS = ((64512, 65534), (4200000000, 4294967294))  # RFC 6996, less the last of each (RFC 7300)
 METADATA_RANGE = ipaddress.IPv4Network("169.254.169.252/30")
 LINK_LOCAL = ipaddress.IPv4Network("169.254.0.0/16")
@@ -52,9 +57,10 @@ class SiteRules:
     site_ranges: tuple[str, ...]
     platform_ranges: tuple[str, ...]
     platform_asn: int
+    platform_addresses: tuple[str, ...] = ()  # the platform's own HA VPN gateway: never a customer's
 
 
-def _addresses(value: object) -> list[str]:
+def _addresses(value: object, platform: tuple[str, ...] = ()) -> list[str]:
     if not isinstance(value, list) or not 1 <= len(value) <= MAX_PEER_IPS:
         raise Invalid(f"site.peer_ips must be a list of 1 to {MAX_PEER_IPS} IPv4 addresses")
     found: list[str] = []
@@ -70,6 +76,8 @@ def _addresses(value: object) -> list[str]:
             raise Invalid(f"{where} {address} is not a public address: the customer's VPN gateway must be "
                           "reachable on the internet (private, shared, documentation, multicast and reserved "
                           "ranges are refused)")
+        if str(parsed) in platform:
+            raise Invalid(f"{where} {address} is the platform's own VPN gateway: give the customer's gateway")
         if str(parsed) in found:
             raise Invalid(f"{where} {address} is given twice")
         found.append(str(parsed))
@@ -108,6 +116,8 @@ def _cidrs(value: object, rules: SiteRules) -> list[str]:
         if not any(network.subnet_of(a) for a in allowed):
             raise Invalid(f"{where} {cidr} lies outside the platform's site ranges (HYBRID_SITE_RANGES: "
                           f"{', '.join(rules.site_ranges)})")
+        if network.prefixlen < WIDEST_PREFIX:
+            raise Invalid(f"{where} {cidr} is wider than a /{WIDEST_PREFIX}: give the subnets the agents reach")
         same = next((str(f) for f in found if f.overlaps(network)), None)
         if same is not None:
             raise Invalid(f"{where} {cidr} overlaps {same} of the same site")
@@ -126,8 +136,8 @@ def validate_site(value: object, rules: SiteRules | None) -> dict:
     for name in ("peer_ips", "peer_asn", "cidrs"):
         if name not in value:
             raise Invalid(f"site.{name} is required")
-    return {"peer_ips": _addresses(value["peer_ips"]), "peer_asn": _asn(value["peer_asn"], rules.platform_asn),
-            "cidrs": _cidrs(value["cidrs"], rules)}
+    return {"peer_ips": _addresses(value["peer_ips"], rules.platform_addresses),
+            "peer_asn": _asn(value["peer_asn"], rules.platform_asn), "cidrs": _cidrs(value["cidrs"], rules)}
 
 
 def claim(tenant_id: str, cidrs: list[str] | None, live: Mapping[str, list[str]], max_sites: int
@@ -146,6 +156,18 @@ def claim(tenant_id: str, cidrs: list[str] | None, live: Mapping[str, list[str]]
     if tenant_id not in live and len(others) >= max_sites:
         raise Conflict(f"the platform's Cloud Router holds {max_sites} sites (two BGP sessions each), all taken")
     return {**others, tenant_id: list(cidrs)}
+
+
+def retiring(old: list[str], new: list[str], already: list[str] | None = None) -> list[str]:
+    """The ranges a site change leaves held but no longer the site's: the old ranges (and any still retiring from an
+    earlier change) that the new site does not name. They stay claimed until Flux reports the tenant's new rendering
+    applied: until then its namespace may still hold the NetworkPolicy that opens them, and another tenant taking
+    them would have its site reached by this tenant's agents."""
+    found: list[str] = []
+    for cidr in [*(already or []), *old]:
+        if cidr not in new and cidr not in found:
+            found.append(cidr)
+    return found
 
 
 def bgp_ranges(pool: str, first: int) -> list[str]:

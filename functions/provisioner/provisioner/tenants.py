@@ -26,11 +26,14 @@ DEPLOYMENT_MODELS = ("multi-tenant", "dedicated", "hybrid")
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 MAX_DISPLAY_NAME = 200
 PUBLIC_FIELDS = ("tenant_id", "display_name", "tier", "deployment_model", "status", "status_message",
-                 "billing_start", "billing_profile", "site", "created_at", "updated_at")
+                 "billing_start", "billing_profile", "site", "site_state", "created_at", "updated_at")
 PROFILE_FIELDS = {"legal_name": 200, "vat_id": 32, "email": 254, "buyer_reference": 200, "order_reference": 200}
 PROFILE_LANGUAGES = ("en", "nl")  # the language of the customer's invoices (HTML and PDF)
 ADDRESS_FIELDS = {"line1": 200, "line2": 200, "postal_code": 20, "city": 100, "country": 2}
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+# A hybrid tenant's BGP sessions: on, or cut off (by the route watchdog or the operator). The record holds None or
+# {state: "quarantined", reason, prefixes, at}; a PATCH says which the operator wants.
+SITE_STATES = ("enabled", "quarantined")
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,8 @@ class TenantSpec:
     services_cidr: str | None = None
     site: dict | None = None  # a hybrid tenant's site (validate_site)
     bgp_ranges: tuple[str, ...] = ()  # and its tunnels' link-local /30s, one per tunnel (bgp_ranges)
+    spend_blocked: bool = False  # billing blocked it for its spend: a concurrent-workflow limit of 0
+    site_enabled: bool = True  # False while the route watchdog (routes.py) or the operator has its BGP cut off
 
 
 def _display_name(value: object) -> str:
@@ -184,7 +189,8 @@ def _billing_start(value: object, today: datetime.date) -> str:
 def validate_patch(body: dict, today: datetime.date, sites: SiteRules | None = None) -> dict:
     """The changes a PATCH asks for. `deployment_model` may be given only as it is (checked against the record by
     the caller), `site` only for a hybrid tenant (likewise)."""
-    fields.only(body, {"tier", "display_name", "billing_start", "billing_profile", "site", "deployment_model"})
+    fields.only(body, {"tier", "display_name", "billing_start", "billing_profile", "site", "deployment_model",
+                       "site_state"})
     if not body:
         raise Invalid("nothing to change: give tier, display_name, billing_start, billing_profile and/or site")
     changes: dict[str, Any] = {}
@@ -202,17 +208,36 @@ def validate_patch(body: dict, today: datetime.date, sites: SiteRules | None = N
         changes["deployment_model"] = body["deployment_model"]
     if "site" in body:
         changes["site"] = validate_site(body["site"], sites)
+    if "site_state" in body:
+        if body["site_state"] not in SITE_STATES:
+            raise Invalid(f"site_state must be one of {', '.join(SITE_STATES)}, got {str(body['site_state'])[:20]!r}")
+        changes["site_state"] = body["site_state"]
     return changes
 
 
 def check_patch(record: dict, changes: dict) -> None:
     """What a PATCH may not do to this tenant: change its deployment model (its cluster, network and identities
-    were made for it), or give a site to a tenant that is not hybrid."""
+    were made for it), give a site to a tenant that is not hybrid, or change a site's gateway addresses.
+
+    Why a new peer address is refused rather than applied by making the gateway and tunnels again under new names:
+    Config Connector refuses any change to an external VPN gateway's `interface` and `redundancyType` and to a
+    tunnel's `peerExternalGatewayInterface` and `sharedSecret` (Immutable in their CRDs), so a new address means a
+    new gateway, new tunnels with new keys, new router interfaces on new /30s and new BGP sessions, all made beside
+    the old ones and the old ones removed only after the new ones are up, while the customer configures its side
+    anew. That is a second onboarding under the same tenant; until the platform supports it as one, a clear 400
+    keeps the tenant's connection as it is instead of a change that Flux could never apply."""
     model = record["deployment_model"]
     if changes.get("deployment_model", model) != model:
         raise Invalid(f"deployment_model cannot change after create: tenant {record['tenant_id']} is {model}")
-    if "site" in changes and model != "hybrid":
-        raise Invalid(f"site is for hybrid tenants only, not {model}")
+    for field in ("site", "site_state"):
+        if field in changes and model != "hybrid":
+            raise Invalid(f"{field} is for hybrid tenants only, not {model}")
+    if "site" in changes and record.get("site") and changes["site"]["peer_ips"] != record["site"]["peer_ips"]:
+        raise Invalid(f"site.peer_ips cannot change: the customer's VPN gateway addresses are fixed in Compute "
+                      f"Engine once its tunnels exist (an external VPN gateway's interfaces and a tunnel's peer "
+                      f"interface are immutable); tenant {record['tenant_id']} keeps "
+                      f"{', '.join(record['site']['peer_ips'])}. A new gateway address is a new connection: "
+                      "delete the tenant and onboard the site again")
 
 
 def on_flux_outcome(status: str, succeeded: bool) -> str | None:

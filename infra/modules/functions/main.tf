@@ -1,7 +1,7 @@
 # Every deployment of functions/registry.yaml — read here, so code, Cloud Build and Terraform share one list —
 # with its own service account and only the access it needs; the platform's topics, each with a dead-letter
 # topic; a Pub/Sub push subscription with an OIDC identity, retries and dead-lettering for every event
-# deployment (the shape the local stack runs); the secrets the functions use; and the monthly close.
+# deployment (the shape the local stack runs); the secrets the functions use; and the registry's schedules.
 
 locals {
   registry      = yamldecode(file(var.registry_file))
@@ -18,6 +18,7 @@ locals {
     PORTAL_CLIENT_SECRET   = "projects/${var.project_id}/secrets/${google_secret_manager_secret.portal.secret_id}"
     SIGNING_KEY_SECRET     = "projects/${var.project_id}/secrets/${google_secret_manager_secret.signing.secret_id}"
     OPERATOR_CLIENT_SECRET = "projects/${var.project_id}/secrets/${google_secret_manager_secret.operator.secret_id}"
+    WEBHOOK_KEY_SECRET     = "projects/${var.project_id}/secrets/${google_secret_manager_secret.webhook_key.secret_id}"
   }
 
   # Every deployment's environment, exactly what Cloud Build deploys it with (tools/cloudbuild.py; a test
@@ -501,31 +502,68 @@ resource "google_secret_manager_secret_version" "operator" {
   secret_data_wo_version = 1
 }
 
-# --- the monthly close --------------------------------------------------------------------------------------
-
-# On the 1st at 02:00 UTC, as a CloudEvent on billing-events; without a period, billing closes the month
-# that just ended. Closing is idempotent, so a repeated delivery changes nothing.
-resource "google_cloud_scheduler_job" "monthly_close" {
+# The key that seals tenants' webhook secrets in Firestore (billing/secret_box.py: AES-256-GCM under SHA-256 of
+# this payload). Made in memory by the apply, like the operator's secret; only billing and billing-webhooks read it.
+# A new key: `terraform apply -replace=module.functions.google_secret_manager_secret_version.webhook_key` after
+# adding a version by hand; sealed secrets name the version they were sealed with, so keep old versions enabled.
+resource "google_secret_manager_secret" "webhook_key" {
   project   = var.project_id
-  name      = "energent-monthly-close-${var.environment}"
+  secret_id = local.registry.secrets.WEBHOOK_KEY_SECRET
+
+  replication {
+    user_managed {
+      replicas {
+        location = var.region
+        customer_managed_encryption {
+          kms_key_name = var.kms_key
+        }
+      }
+    }
+  }
+}
+
+ephemeral "random_password" "webhook_key" {
+  length  = 64
+  special = false
+}
+
+resource "google_secret_manager_secret_version" "webhook_key" {
+  secret                 = google_secret_manager_secret.webhook_key.id
+  secret_data_wo         = ephemeral.random_password.webhook_key.result
+  secret_data_wo_version = 1
+}
+
+# --- schedules: the monthly close, the spend checks' month start and sweep ----------------------------------
+
+# Every schedule of the registry, as a CloudEvent on its topic (no period: billing closes the month that just
+# ended; the spend steps need no data). Each step they start is idempotent, so a repeated delivery changes nothing.
+resource "google_cloud_scheduler_job" "schedule" {
+  for_each  = { for s in try(local.registry.schedules, []) : s.name => s }
+  project   = var.project_id
+  name      = "energent-${each.key}-${var.environment}"
   region    = var.region
-  schedule  = "0 2 1 * *"
+  schedule  = each.value.schedule
   time_zone = "Etc/UTC"
 
   pubsub_target {
-    topic_name = google_pubsub_topic.topic["billing-events"].id
+    topic_name = google_pubsub_topic.topic[each.value.topic].id
     attributes = {
       "content-type" = "application/cloudevents+json"
     }
     data = base64encode(jsonencode({
       specversion     = "1.0"
-      type            = "ai.energent.billing.period.close.v1"
-      source          = "//cloudscheduler.googleapis.com/energent-monthly-close"
-      id              = "monthly-close"
+      type            = each.value.type
+      source          = "//cloudscheduler.googleapis.com/energent-${each.key}"
+      id              = each.key
       datacontenttype = "application/json"
       data            = {}
     }))
   }
+}
+
+moved {
+  from = google_cloud_scheduler_job.monthly_close
+  to   = google_cloud_scheduler_job.schedule["monthly-close"]
 }
 
 # --- the deploy pipeline's identity ---------------------------------------------------------------------------
@@ -673,5 +711,56 @@ resource "google_project_iam_member" "external_secrets_reads_keys" {
     title       = "hybrid-tunnel-keys-only"
     description = "The hybrid-psk-* secrets."
     expression  = "resource.name.startsWith('${local.hybrid_keys}')"
+  }
+}
+
+# --- the route watchdog -----------------------------------------------------------------------------------------
+
+# Every minute, a check of what hybrid tenants' sites announce over BGP (functions/provisioner/provisioner/routes.py
+# says why a watchdog and not a route policy): a CloudEvent on provisioning-events, taken by the provisioner's event
+# deployment, which reads the VPN router's status and cuts off a site that announced a prefix outside its ranges.
+# A missed or repeated run changes nothing: the next one looks again.
+resource "google_cloud_scheduler_job" "route_watch" {
+  project   = var.project_id
+  name      = "energent-route-watch-${var.environment}"
+  region    = var.region
+  schedule  = "* * * * *"
+  time_zone = "Etc/UTC"
+
+  pubsub_target {
+    topic_name = google_pubsub_topic.topic["provisioning-events"].id
+    attributes = {
+      "content-type" = "application/cloudevents+json"
+    }
+    data = base64encode(jsonencode({
+      specversion     = "1.0"
+      type            = "ai.energent.provisioner.routes.check.v1"
+      source          = "//cloudscheduler.googleapis.com/energent-route-watch"
+      id              = "route-watch"
+      datacontenttype = "application/json"
+      data            = {}
+    }))
+  }
+}
+
+# What the check reads: the VPN router's status (routers.getRouterStatus is authorized as compute.routers.get), on
+# that router alone, by the deployment that takes provisioning-events.
+resource "google_project_iam_custom_role" "router_status" {
+  project     = var.project_id
+  role_id     = "energentRouterStatus"
+  title       = "The VPN router's status"
+  description = "Read a Cloud Router and the routes it learned."
+  permissions = ["compute.routers.get"]
+}
+
+resource "google_project_iam_member" "route_watch" {
+  project = var.project_id
+  role    = google_project_iam_custom_role.router_status.id
+  member  = "serviceAccount:${google_service_account.function["provisioner-flux-events"].email}"
+
+  condition {
+    title       = "vpn-router-only"
+    description = "The hybrid tenants' VPN router."
+    expression  = "resource.name == 'projects/${var.project_id}/regions/${var.region}/routers/${var.hybrid_router}'"
   }
 }

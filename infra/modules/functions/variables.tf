@@ -70,3 +70,8 @@ variable "hybrid_site_ranges" {
   description = "Where hybrid tenants' sites may lie (infra/modules/networking): the provisioner's HYBRID_SITE_RANGES."
   type        = list(string)
 }
+
+variable "hybrid_router" {
+  description = "The VPN router's name, in this project and region (infra/modules/networking): the route watchdog reads its status."
+  type        = string
+}

@@ -169,7 +169,8 @@ resource "time_sleep" "log_metrics" {
     for metric in [
       google_logging_metric.function_errors, google_logging_metric.gke_backup_failures,
       google_logging_metric.flux_controller_errors, google_logging_metric.flux_failures,
-      google_logging_metric.close_failures,
+      google_logging_metric.close_failures, google_logging_metric.spend_failures["spend_checks"],
+      google_logging_metric.spend_failures["webhooks"], google_logging_metric.route_violations,
     ] : metric.name => metric.id
   }
 }

@@ -203,6 +203,100 @@ resource "google_monitoring_alert_policy" "close_failures" {
   depends_on = [time_sleep.log_metrics]
 }
 
+# --- spend control: checks and webhook deliveries ------------------------------------------------------------
+
+# A spend check that failed (billing-spend logs spend.step_failed and is redelivered; a crossing or a block that
+# cannot be checked is late), and webhook deliveries that gave up after their last attempt (webhook.failed: the
+# tenant's receiver refused or could not be reached for over an hour; informational for the tenant, an alert only
+# when many fail at once, which points at our side).
+resource "google_logging_metric" "spend_failures" {
+  for_each = {
+    spend_checks = "resource.labels.service_name=\"${local.service["billing-spend"]}\" AND jsonPayload.event=\"spend.step_failed\""
+    webhooks     = "resource.labels.service_name=\"${local.service["billing-webhooks"]}\" AND jsonPayload.event=\"webhook.failed\""
+  }
+  project = var.project_id
+  name    = "energent_billing_${each.key}_failures_${var.environment}"
+  filter  = "resource.type=\"cloud_run_revision\" AND ${each.value}"
+  metric_descriptor {
+    metric_kind = "DELTA"
+    value_type  = "INT64"
+  }
+}
+
+resource "google_monitoring_alert_policy" "spend_failures" {
+  for_each     = { spend_checks = 0, webhooks = 20 }
+  project      = var.project_id
+  display_name = "Spend control failing: ${each.key} (${var.environment})"
+  combiner     = "OR"
+  conditions {
+    display_name = "${each.key} failures above ${each.value} in 10 minutes"
+    condition_threshold {
+      filter          = "metric.type=\"logging.googleapis.com/user/${google_logging_metric.spend_failures[each.key].name}\" AND resource.type=\"cloud_run_revision\""
+      comparison      = "COMPARISON_GT"
+      threshold_value = each.value
+      duration        = "0s"
+      aggregations {
+        alignment_period     = "600s"
+        per_series_aligner   = "ALIGN_SUM"
+        cross_series_reducer = "REDUCE_SUM"
+      }
+    }
+  }
+  documentation {
+    content   = "Spend checks (budget crossings, the spend block) or webhook deliveries are failing: see the billing-spend and billing-webhooks logs. Checks are redelivered and the minute's sweep republishes what was lost; steps that failed every delivery wait on spend-events-dead-letter and webhook-deliveries-dead-letter (docs/runbook.md)."
+    mime_type = "text/markdown"
+  }
+  notification_channels = local.channels
+
+  depends_on = [time_sleep.log_metrics]
+}
+
+# --- hybrid tenants' routes -------------------------------------------------------------------------------------
+
+# The route watchdog (functions/provisioner/provisioner/routes.py), every minute: a site announced a prefix outside
+# its ranges (routes.outside_site; it is cut off: routes.quarantined), a route came from no tenant's BGP session
+# (routes.unattributed), or the check itself failed (routes.check_failed: nothing is being watched).
+resource "google_logging_metric" "route_violations" {
+  project = var.project_id
+  name    = "energent_route_violations_${var.environment}"
+  filter  = <<-EOT
+    resource.type="cloud_run_revision" AND resource.labels.service_name="${local.service["provisioner-flux-events"]}"
+    AND severity>=ERROR AND (jsonPayload.event="routes.outside_site" OR jsonPayload.event="routes.quarantined"
+      OR jsonPayload.event="routes.unattributed" OR jsonPayload.event="routes.check_failed")
+  EOT
+  metric_descriptor {
+    metric_kind = "DELTA"
+    value_type  = "INT64"
+  }
+}
+
+resource "google_monitoring_alert_policy" "route_violations" {
+  project      = var.project_id
+  display_name = "Hybrid site announced foreign routes, or the route check failed (${var.environment})"
+  combiner     = "OR"
+  conditions {
+    display_name = "the route watchdog found or cut off a site, or could not look"
+    condition_threshold {
+      filter          = "metric.type=\"logging.googleapis.com/user/${google_logging_metric.route_violations.name}\" AND resource.type=\"cloud_run_revision\""
+      comparison      = "COMPARISON_GT"
+      threshold_value = 0
+      duration        = "0s"
+      aggregations {
+        alignment_period     = "60s"
+        per_series_aligner   = "ALIGN_SUM"
+        cross_series_reducer = "REDUCE_SUM"
+      }
+    }
+  }
+  documentation {
+    content   = "A hybrid site announced prefixes outside its ranges and its BGP sessions are cut off (`energent tenants get TENANT` shows site_state), a route came from no tenant's session, or the check could not read the router. docs/runbook.md, \"Hybrid tenants: routes a site announces\"."
+    mime_type = "text/markdown"
+  }
+  notification_channels = local.channels
+
+  depends_on = [time_sleep.log_metrics]
+}
+
 # --- spending -----------------------------------------------------------------------------------------------
 
 data "google_project" "project" {

@@ -1,6 +1,7 @@
 # Egress: everything is denied at the lowest priority and allowed only where the platform needs it (guide,
 # section 6.1.2: HTTPS and DNS out). The rules apply to every VM of the network: the shared and dedicated GKE nodes
-# and the functions' connector. The metadata server (169.254.169.254: instance DNS, tokens, NTP) is always
+# and the functions' connector. Hybrid tenants' sites are the exception, above every allow: denied to all (900),
+# but to the shared cluster's nodes (800), so HTTPS and DNS "anywhere" (1000) never reaches a site. The metadata server (169.254.169.254: instance DNS, tokens, NTP) is always
 # reachable; no rule can block or needs to allow it. Firewalls are stateful: replies need no rule.
 
 locals {
@@ -140,17 +141,36 @@ resource "google_compute_firewall" "egress_filestore" {
 # Hybrid tenants' sites, reached through the HA VPN tunnels: from the shared cluster's nodes alone (hybrid tenants run
 # there; a dedicated cluster's nodes run as accounts of their own and get no such rule), on any port. Which Pods may
 # go there is the network policies' part: every tenant's egress allows exclude the site ranges, and a hybrid tenant's
-# own allow-site opens its site's ranges to its namespace only.
+# own allow-site opens its site's ranges to its namespace only. Above the deny below, which holds everything else of
+# the network (dedicated clusters' nodes, the functions' connector) away from the sites, whatever the port.
 resource "google_compute_firewall" "egress_hybrid_sites" {
   project                 = var.project_id
   name                    = "energent-allow-egress-sites-${var.environment}"
   network                 = google_compute_network.vpc.id
   direction               = "EGRESS"
-  priority                = 1000
+  priority                = 800
   destination_ranges      = var.hybrid_site_ranges
   target_service_accounts = [var.hybrid_nodes_service_account]
 
   allow {
+    protocol = "all"
+  }
+
+  log_config {
+    metadata = "INCLUDE_ALL_METADATA"
+  }
+}
+
+# No other VM of the network reaches a site: above the HTTPS and DNS allows (1000), which name 0.0.0.0/0.
+resource "google_compute_firewall" "deny_egress_hybrid_sites" {
+  project            = var.project_id
+  name               = "energent-deny-egress-sites-${var.environment}"
+  network            = google_compute_network.vpc.id
+  direction          = "EGRESS"
+  priority           = 900
+  destination_ranges = var.hybrid_site_ranges
+
+  deny {
     protocol = "all"
   }
 

@@ -44,3 +44,8 @@ output "hybrid_asn" {
 output "hybrid_site_ranges" {
   value = var.hybrid_site_ranges
 }
+
+output "hybrid_router" {
+  description = "The VPN router's name: the route watchdog reads its learned routes (provisioner routes.py)."
+  value       = google_compute_router.hybrid.name
+}

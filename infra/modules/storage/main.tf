@@ -62,6 +62,16 @@ resource "google_firestore_field" "revoked_tokens_ttl" {
   ttl_config {}
 }
 
+# Spend check markers (one per tenant and ten-second window of usage) are kept a day after their window.
+resource "google_firestore_field" "spend_checks_ttl" {
+  project    = var.project_id
+  database   = google_firestore_database.main.name
+  collection = "spend_checks"
+  field      = "expire_at"
+
+  ttl_config {}
+}
+
 resource "google_storage_bucket" "data" {
   for_each = var.bucket_prefixes
 

@@ -3,6 +3,9 @@ usage as it stood when it was last invoiced (so the next close bills only the di
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from billing.store.grants import Grants, GrantUse
 from billing.store.usage_counters import WRITE_TIMEOUT_S
 from billing.usage import DayTotals, Totals
 from energent_shared import clients, firestore
@@ -29,12 +32,15 @@ class Ledger:
                 for meter, totals in meters.items()}
 
     def commit(self, tenant_id: str, seen, ledger: dict, billed: dict[str, DayTotals], draft: dict | None,
-               period: str) -> bool:
-        """Write the draft invoice, the usage it billed and the new ledger at once, provided nobody changed the
-        ledger since `seen` was read. False: a concurrent close of this tenant got there first."""
+               period: str, grants: Sequence[GrantUse] = ()) -> bool:
+        """Write the draft invoice, the usage it billed, what it takes of the credit grants and the new ledger at
+        once, provided nobody changed the ledger (or a grant taken) since it was read. False: a concurrent close of
+        this tenant, or a change of a grant, got there first."""
         from google.api_core.exceptions import AlreadyExists, FailedPrecondition
 
         batch = self.db.batch()
+        for use in grants:
+            Grants.write(batch, use, db=self.db)
         if draft is not None:
             batch.create(firestore.tenant_doc(tenant_id, "invoices", period, db=self.db), draft)
         for billed_period, days in billed.items():
