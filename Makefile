@@ -78,7 +78,7 @@ e2e: venv
 portal-screenshots: venv
 	rm -rf .local/portal-screenshots
 	PORTAL_SCREENSHOTS=$(CURDIR)/.local/portal-screenshots $(BIN)/python -m pytest tests/e2e/test_portal.py \
-		-k "every_page or dutch" -q
+		-k "every_page or dutch or budget" -q
 	ls .local/portal-screenshots
 
 bench: venv

@@ -29,8 +29,8 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 AXE = ROOT / ".tools" / "axe-core" / "axe.min.js"
 ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
-PAGES = {"overview": "/portal", "usage": "/portal/usage", "invoices": "/portal/invoices", "clients": "/portal/clients"}
-SPEND_PAGES = {"budget": "/portal/budget", "webhooks": "/portal/webhooks"}
+PAGES = {"overview": "/portal", "usage": "/portal/usage", "invoices": "/portal/invoices", "clients": "/portal/clients",
+         "budget": "/portal/budget", "webhooks": "/portal/webhooks"}
 
 
 @pytest.fixture(scope="module")
@@ -43,13 +43,6 @@ def stack(tmp_path_factory):
 @pytest.fixture(scope="module")
 def seeded(stack) -> Seeded:
     return seed(stack)
-
-
-@pytest.fixture(scope="module")
-def spend_api(stack, seeded) -> bool:
-    """Whether the API has spend control (budgets, webhooks): the portal shows those pages only then."""
-    found = requests.get(f"{stack.url}/v1/tenants/acme/spend", headers=stack.operator(), timeout=10)
-    return found.status_code != 404
 
 
 @pytest.fixture(scope="module")
@@ -168,6 +161,16 @@ def test_a_link_signs_in_once_to_an_address_without_a_secret_and_a_used_link_sho
     assert first.page.get_by_role("heading", level=1).inner_text() == "You are signed out"
 
 
+def test_the_language_switch_on_a_link_s_page_keeps_the_link(stack, visit):
+    portal = visit()
+    portal.page.goto(link(stack))
+    portal.page.get_by_role("link", name="Nederlands").click()
+    assert portal.page.get_by_role("heading", level=1).inner_text() == "Aanmelden bij het klantportaal"
+    portal.page.get_by_role("button", name="Verder naar het portaal").click()
+    assert portal.page.url == f"{stack.url}/portal"
+    assert portal.page.get_by_role("heading", level=1).inner_text().startswith("Overzicht")
+
+
 def test_an_expired_link_shows_only_that_it_no_longer_works(stack, visit):
     url = link(stack)
     expire(stack, url)
@@ -201,10 +204,10 @@ def test_signing_out_ends_the_session_and_a_deleted_creator_client_ends_its_sess
 
 # --- reading every page --------------------------------------------------------------------------------------
 
-def test_every_page_reads_from_the_origin_alone_under_a_policy_without_unsafe_inline(stack, visit, seeded, spend_api):
+def test_every_page_reads_from_the_origin_alone_under_a_policy_without_unsafe_inline(stack, visit, seeded):
     portal = visit(viewport={"width": 1280, "height": 900})
     portal.sign_in(link(stack))
-    pages = {**PAGES, **(SPEND_PAGES if spend_api else {})}
+    pages = PAGES
     for name, path in pages.items():
         response = portal.go(path)
         headers = response.all_headers()
@@ -369,10 +372,10 @@ def test_dutch_from_the_browser_and_the_switch_keeps_the_choice(stack, visit, se
     portal.screenshot("usage-nl")
 
 
-def test_every_page_fits_a_360_pixel_screen(stack, visit, spend_api):
+def test_every_page_fits_a_360_pixel_screen(stack, visit):
     portal = visit(viewport={"width": 360, "height": 780}, device_scale_factor=2, is_mobile=True, has_touch=True)
     portal.sign_in(link(stack))
-    for name, path in {**PAGES, **(SPEND_PAGES if spend_api else {})}.items():
+    for name, path in PAGES.items():
         portal.go(path)
         width = portal.page.evaluate("document.documentElement.scrollWidth")
         assert width <= 360, f"{path} is {width} px wide"
@@ -392,15 +395,11 @@ def test_without_javascript_every_page_reads_and_a_client_is_made_and_deleted(st
 
 # --- budget and webhooks (spend control) -------------------------------------------------------------------------
 
-def test_the_budget_is_changed_in_the_portal_where_the_api_has_spend_control(stack, visit, spend_api):
+def test_the_budget_is_changed_and_a_webhook_added_and_deleted(stack, visit):
     portal = visit()
     portal.sign_in(link(stack))
     labels = [a.inner_text() for a in portal.page.locator("nav.tabs a").all()]
-    if not spend_api:  # feature-detected: no page and no link while the API has no such operation
-        assert "Budget" not in labels and "Webhooks" not in labels
-        portal.go("/portal/budget", 403)  # no session holds billing:write before spend control exists
-        return
-    assert "Budget" in labels and "Webhooks" in labels
+    assert "Budget" in labels and "Webhooks" in labels  # the operator's link holds billing:write
     portal.go("/portal/budget")
     portal.page.get_by_label(re.compile("Monthly limit")).fill("1250.00")
     portal.page.get_by_label("Notify and stop new workflows", exact=False).check()
@@ -440,7 +439,7 @@ def axe_violations(page) -> list[dict]:
     return [violation for violation in found if violation["impact"] in ("serious", "critical")]
 
 
-def test_axe_finds_no_serious_or_critical_violation_on_any_page(stack, visit, spend_api):
+def test_axe_finds_no_serious_or_critical_violation_on_any_page(stack, visit):
     assert AXE.is_file(), "axe-core is fetched by `make venv` into .tools/axe-core"
     report = {}
     for language, viewport in (("en", {"width": 1280, "height": 900}), ("nl", {"width": 360, "height": 780})):
@@ -448,7 +447,7 @@ def test_axe_finds_no_serious_or_critical_violation_on_any_page(stack, visit, sp
         portal.page.goto(link(stack))
         report[f"{language} sign-in"] = axe_violations(portal.page)
         portal.page.get_by_role("button").click()
-        for name, path in {**PAGES, **(SPEND_PAGES if spend_api else {})}.items():
+        for name, path in PAGES.items():
             portal.go(path)
             report[f"{language} {name}"] = axe_violations(portal.page)
         portal.go("/portal/documents/2000-000000/pdf", 404)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from http.cookiejar import DefaultCookiePolicy
 from typing import Any
 from urllib.parse import quote
 
@@ -21,6 +22,8 @@ def http() -> requests.Session:
     session = getattr(_local, "session", None)
     if session is None:
         session = _local.session = requests.Session()
+        # One pool serves every visitor: nothing an answer sets may be kept for the next visitor's calls.
+        session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
     return session
 
 

@@ -117,7 +117,8 @@ class Context:
 
     def language_links(self) -> list[dict]:
         here = self.request.path if self.request.path.startswith("/portal") else "/portal"  # never another origin
-        kept = {key: self.request.args[key] for key in ("period",) if key in self.request.args}
+        # The month shown, and on the sign-in page its code (or the switch would break the link it is on).
+        kept = {key: self.request.args[key] for key in ("period", "code") if key in self.request.args}
         return [{"href": f"{here}?{urlencode({**kept, 'lang': code})}", "code": code,
                  "label": {"en": "English", "nl": "Nederlands"}[code], "current": code == self.language}
                 for code in i18n.LANGUAGES]
