@@ -53,23 +53,29 @@ def tenant_of(api: TenantApi) -> dict:
 # --- overview -------------------------------------------------------------------------------------------------
 
 def overview(ctx: Context, api: TenantApi) -> flask.Response:
-    """Status and tier, this month's upcoming invoice, spend against the budget, the latest invoice: read in
-    parallel, each only when the session's scopes allow it."""
+    """Status and tier, this month so far, spend against the budget, the latest invoice: read in parallel, each
+    only when the session's scopes allow it. The month so far is the spend's net, VAT and total, which are the
+    upcoming invoice's (the API guarantees it): pricing the open month once instead of twice halves the slowest
+    call. Only where the API has no spend control is the upcoming invoice asked for."""
+    spend_possible = (ctx.can("billing:read") or ctx.can("usage:read")) and features.get("spend") is not False
     jobs: dict[str, Future] = {"tenant": _pool.submit(tenant_of, api)}
-    if ctx.can("billing:read"):
-        jobs["upcoming"] = _pool.submit(optional, api.get, "/invoices/upcoming")
-        jobs["invoices"] = _pool.submit(api.pages, "/invoices", "invoices")
-    if (ctx.can("billing:read") or ctx.can("usage:read")) and features.get("spend") is not False:
+    if spend_possible:
         jobs["spend"] = _pool.submit(optional, api.get, "/spend", feature="spend")
+    if ctx.can("billing:read"):
+        jobs["invoices"] = _pool.submit(api.pages, "/invoices", "invoices")
+        if not spend_possible:
+            jobs["upcoming"] = _pool.submit(optional, api.get, "/invoices/upcoming")
     found = {name: job.result() for name, job in jobs.items()}
+    month = found.get("spend") or found.get("upcoming")
+    if month is None and ctx.can("billing:read") and "upcoming" not in found:  # no spend control after all
+        month = optional(api.get, "/invoices/upcoming")
     tenant = found["tenant"]
     ctx.tenant_name = tenant.get("display_name")
     invoices = [i for i in found.get("invoices") or [] if i.get("status") != "upcoming"]
     latest = invoices[-1] if invoices else None
     tier = TIERS.get(tenant.get("tier", ""))
-    return render(ctx, "overview.html", tenant=tenant, tier=tier, upcoming=found.get("upcoming"),
-                  spend=found.get("spend"), latest=latest,
-                  spend_known=found.get("spend") is not None)
+    return render(ctx, "overview.html", tenant=tenant, tier=tier, upcoming=month, spend=found.get("spend"),
+                  latest=latest, spend_known=found.get("spend") is not None)
 
 
 # --- usage ----------------------------------------------------------------------------------------------------
