@@ -1,4 +1,4 @@
-"""The tenant portal on a local stack: the overview's server time (the portal's own `Server-Timing`, its four API
+"""The tenant portal on a local stack: the overview's server time (the portal's own `Server-Timing`, its three API
 calls through the gateway included) and the time a browser waits for it through the gateway, p50 and p95; and
 the bytes of every page, as sent and gzipped (what a compressing front end would send). No assertion: figures."""
 
@@ -55,7 +55,8 @@ def main() -> None:
                    if "stylesheet" in line).split('href="')[1].split('"')[0]
         pages = {"overview": "/portal", "usage": "/portal/usage", f"usage {seeded.last_month}":
                  f"/portal/usage?period={seeded.last_month}", "invoices": "/portal/invoices",
-                 "clients": "/portal/clients", "sign-in page": f"/portal/login?code={'x' * 43}",
+                 "clients": "/portal/clients", "budget": "/portal/budget", "webhooks": "/portal/webhooks",
+                 "sign-in page": f"/portal/login?code={'x' * 43}",
                  "stylesheet": css, "icon": "/portal/static/icon.svg"}
         print("bytes per page (HTML, or the file; the stylesheet and icon are cached for a year):")
         for name, path in pages.items():
