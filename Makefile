@@ -9,10 +9,14 @@ CHECKOV := .tools/checkov/bin/checkov
 SCHEMAS := .tools/provider-schemas
 CDKTF_GOOGLE := 16.12.1
 PROVIDER_SCHEMAS := $(SCHEMAS)/google.json $(SCHEMAS)/google-beta.json
+# axe-core, the accessibility rules the portal's browser tests run in every page (tests/e2e/test_portal.py).
+AXE_CORE := 4.14.1
+AXE := .tools/axe-core/axe.min.js
 
-.PHONY: venv dev test lint typecheck unit integration e2e bench package cloudbuild constraints invoice-sample clean
+.PHONY: venv dev test lint typecheck unit integration e2e bench package cloudbuild constraints invoice-sample clean \
+	portal-screenshots
 
-venv: $(STAMP) $(CHECKOV) $(PROVIDER_SCHEMAS)
+venv: $(STAMP) $(CHECKOV) $(PROVIDER_SCHEMAS) $(AXE)
 
 $(STAMP): requirements-dev.txt constraints.txt shared/pyproject.toml cli/pyproject.toml $(wildcard functions/*/requirements.txt)
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +39,14 @@ $(SCHEMAS)/%-$(CDKTF_GOOGLE).tgz:
 $(SCHEMAS)/%.json: $(SCHEMAS)/%-$(CDKTF_GOOGLE).tgz tools/provider_schema.py
 	$(PYTHON) -m tools.provider_schema $< > $@.tmp
 	mv $@.tmp $@
+
+# Downloaded once, like the provider schemas: the one file of the npm package the tests inject into pages.
+$(AXE):
+	mkdir -p .tools/axe-core
+	cd .tools/axe-core && npm pack --silent axe-core@$(AXE_CORE) >/dev/null && \
+		tar -xzf axe-core-$(AXE_CORE).tgz package/axe.min.js && mv package/axe.min.js axe.min.js.tmp && \
+		rmdir package && rm axe-core-$(AXE_CORE).tgz
+	mv .tools/axe-core/axe.min.js.tmp $@
 
 dev: $(STAMP)
 	$(BIN)/python -m local.stack
@@ -61,6 +73,13 @@ integration: venv
 
 e2e: venv
 	$(BIN)/python -m pytest tests/e2e
+
+# A PNG of every portal page (wide, 360 px, Dutch) from the browser tests, in .local/portal-screenshots/
+portal-screenshots: venv
+	rm -rf .local/portal-screenshots
+	PORTAL_SCREENSHOTS=$(CURDIR)/.local/portal-screenshots $(BIN)/python -m pytest tests/e2e/test_portal.py \
+		-k "every_page or dutch or budget" -q
+	ls .local/portal-screenshots
 
 bench: venv
 	$(BIN)/python -m benchmarks

@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 BENCHMARKS = ("cold_start", "auth_throughput", "provisioner_throughput", "billing_throughput", "einvoice",
-              "spend_control", "cli_usage")
+              "spend_control", "cli_usage", "portal")
 
 if __name__ == "__main__":
     failed = [name for name in BENCHMARKS

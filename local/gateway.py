@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import http.cookiejar
 import json
 import re
 import signal
@@ -91,6 +92,9 @@ class Gateway:
         self.guard = Guard(TokenVerifier(jwks_resolver(jwks_uri), issuer=issuer, audience=audiences[0]))
         self.router = Router()
         self._session = requests.Session()
+        # A gateway serves everyone: a cookie one caller's backend set must never ride along with another's request
+        # (a Session's jar would keep it and add it to every later request that carries no Cookie of its own).
+        self._session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
         for operation in operations(spec, environment):
             if operation.backend not in backends:
                 raise ValueError(f"{operation.method} {operation.path} routes to unknown deployment "
@@ -124,7 +128,9 @@ class Gateway:
             except requests.ConnectionError:
                 raise Problem(502, f"backend {operation.backend} is unreachable") from None
             response_headers = [(k, v) for k, v in upstream.headers.items()
-                                if k.lower() not in _HOP_BY_HOP and k.lower() not in ("server", "date")]
+                                if k.lower() not in _HOP_BY_HOP and k.lower() not in ("server", "date", "set-cookie")]
+            # Each cookie as its own header, as the backend sent it (joined into one they would not parse).
+            response_headers += [("Set-Cookie", v) for v in upstream.raw.headers.getlist("Set-Cookie")]
             return Response(upstream.content, status=upstream.status_code, headers=response_headers)
 
         return forward

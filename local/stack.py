@@ -41,6 +41,7 @@ ENVIRONMENT = "local"
 REGION = "europe-west4"
 AUDIENCE = "energent-api"
 OPERATOR_CLIENT_ID = "energent-operator"
+PORTAL_CLIENT_ID = "energent-portal"
 
 
 class Stack:
@@ -72,6 +73,7 @@ class Stack:
         secret_names = {env: f"projects/{PROJECT}/secrets/{secret_id}" for env, secret_id in
                         self.registry.secrets.items()}
         operator_secret = random_secrets.token_urlsafe(32)
+        portal_secret = random_secrets.token_urlsafe(32)
         self.env = {
             "GOOGLE_CLOUD_PROJECT": PROJECT,
             "ENVIRONMENT": ENVIRONMENT,
@@ -90,6 +92,8 @@ class Stack:
         provision.topics(pubsub.url, PROJECT, self.registry.topics)
         provision.buckets(storage.url, PROJECT, buckets.values())
         provision.secrets(secret_manager.host, {
+            secret_names["PORTAL_CLIENT_SECRET"]: json.dumps(
+                {"client_id": PORTAL_CLIENT_ID, "client_secret": portal_secret}).encode(),
             secret_names["OPERATOR_CLIENT_SECRET"]: json.dumps(
                 {"client_id": OPERATOR_CLIENT_ID, "client_secret": operator_secret}).encode(),
             secret_names["SIGNING_KEY_SECRET"]: provision.new_signing_key(),

@@ -121,7 +121,8 @@ def pipeline(registry: Registry) -> dict:
         "steps": [
             {"id": "test", "name": TOOLS_IMAGE, "entrypoint": "bash", "args": ["-c", (
                 "apt-get update -qq && apt-get install -y -qq openjdk-17-jre-headless python3-venv make npm kubectl "
-                "google-cloud-cli-firestore-emulator google-cloud-cli-pubsub-emulator >/dev/null && make test")]},
+                "chromium google-cloud-cli-firestore-emulator google-cloud-cli-pubsub-emulator >/dev/null "
+                "&& make test")]},
             {"id": "package", "name": "python:3.11-slim", "entrypoint": "bash", "waitFor": ["test"], "args": ["-c", (
                 "for source in " + " ".join(folders) + "; do "
                 "python -m tools.package $source build/$source; done && "

@@ -26,7 +26,7 @@ from energent_cli import usage_file
 from energent_cli.api import Api, ApiError, profile
 
 app = typer.Typer(help="Run the Energent control plane: tenants, clients, usage, periods, invoices, documents, "
-                       "balances, the books and keys.",
+                       "balances, the books, keys and portal links.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
 tenants_app = typer.Typer(help="Tenants: create, list, read, change and delete.", no_args_is_help=True)
 clients_app = typer.Typer(help="A tenant's API clients.", no_args_is_help=True)
@@ -542,6 +542,20 @@ def balance(tenant_id: str) -> None:
                       ["at", "amount", "document", "reason"],
                       [[e.get("at"), e["amount"], e.get("document_number"), e.get("reason")]
                        for e in found["entries"]]))
+
+
+# --- the tenant portal -------------------------------------------------------------------------------------------
+
+@app.command("portal")
+def portal(tenant_id: str) -> None:
+    """A one-time sign-in link to the tenant's portal, on stdout alone: it works once, within 10 minutes, and
+    opens a session of an hour with every tenant permission. Send it to the customer; never post it anywhere."""
+    found = api().call("POST", f"/v1/tenants/{q(tenant_id)}/portal-sessions")
+    if state["json"]:
+        show(found)
+        return
+    out.file.write(found["url"] + "\n")  # whole, on one line: no wrapping, no markup
+    err.print(f"works once, until {escape(found['expires_at'])}")
 
 
 # --- keys ---------------------------------------------------------------------------------------------------------

@@ -24,12 +24,12 @@ from auth.service import Auth, introspection, tenant_deleted
 from auth.settings import auth_settings
 from auth.store import ClientStore, RevocationStore, SigningKeyStore
 from energent_shared import clients, events, secrets, tenants
-from energent_shared.asgi import asgi_function, json_response, read_json
+from energent_shared.asgi import asgi_function, json_response, read_body, read_json
 from energent_shared.clock import rfc3339, utcnow
 from energent_shared.config import settings
 from energent_shared.firestore import valid_tenant_id
 from energent_shared.guard import ALL_SCOPES, Guard, Principal, revoked_token
-from energent_shared.http import Problem, Router, tenant_id_param
+from energent_shared.http import Problem, Router, json_document, require_media_type, tenant_id_param
 from energent_shared.logging import get_logger, log_event
 from energent_shared.revocation import SharedReads
 
@@ -62,10 +62,14 @@ async def keys_loaded() -> None:
 
 async def operator_loaded() -> None:
     """Client authentication compares with the operator's credentials, from Secret Manager through a cache: once
-    it has expired it is refilled here in a worker thread, as `keys_loaded` does for the keys."""
+    it has expired it is refilled here in a worker thread, as `keys_loaded` does for the keys. The portal's
+    client likewise."""
     secret = auth_settings().operator_client_secret
     if not secret or not secrets.is_fresh(secret):
         await asyncio.to_thread(service().operator_credentials)
+    portal = auth_settings().portal_client_secret
+    if portal and not secrets.is_fresh(portal):
+        await asyncio.to_thread(service().portal_credentials)
 
 
 async def caller(request: Request, scope: str, tenant_id: str | None = None) -> Principal:
@@ -98,11 +102,17 @@ async def token(request: Request) -> Response:
     grant_type = form.get("grant_type")
     if not grant_type:
         raise OAuthError("invalid_request", "grant_type is required")
-    if grant_type != "client_credentials":
-        raise OAuthError("unsupported_grant_type", "only client_credentials is supported")
+    if grant_type not in GRANT_TYPES:
+        raise OAuthError("unsupported_grant_type", f"grant_type must be one of {', '.join(GRANT_TYPES)}")
     await operator_loaded()
-    issued = await service().issue_token(given, form.get("scope"))
+    if grant_type == "client_credentials":
+        issued = await service().issue_token(given, form.get("scope"))
+    else:  # the portal's sign-in links and sessions (auth/portal.py)
+        issued = await service().portal_grant(given, grant_type, form)
     return json_response(issued, headers=NO_STORE)
+
+
+GRANT_TYPES = ("client_credentials", "authorization_code", "refresh_token")
 
 
 @router.route("POST", "/v1/oauth/introspect")
@@ -128,7 +138,10 @@ async def revoke(request: Request) -> Response:
         raise OAuthError("invalid_request", "token is required")
     await operator_loaded()
     grant = await service().authenticate_client(given)
-    await asyncio.to_thread(service().revoke, grant, form["token"])
+    if service().is_portal(grant):  # the portal signs out: its token is a session handle
+        await asyncio.to_thread(service().end_portal_session, form["token"])
+    else:
+        await asyncio.to_thread(service().revoke, grant, form["token"])
     return Response(status_code=200, headers=NO_STORE)
 
 
@@ -157,7 +170,7 @@ async def discovery(request: Request) -> Response:
         "token_endpoint": f"{issuer}/v1/oauth/token",
         "introspection_endpoint": f"{issuer}/v1/oauth/introspect",
         "revocation_endpoint": f"{issuer}/v1/oauth/revoke",
-        "grant_types_supported": ["client_credentials"],
+        "grant_types_supported": list(GRANT_TYPES),
         "response_types_supported": ["token"],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
@@ -192,6 +205,19 @@ async def delete_client(request: Request, tenant_id: str, client_id: str) -> Res
     principal = await caller(request, "clients:write", tenant_id_param(tenant_id))
     await asyncio.to_thread(service().delete_client, tenant_id, client_id, principal.client_id)
     return Response(status_code=204)
+
+
+@router.route("POST", "/v1/tenants/{tenant_id}/portal-sessions")
+async def create_portal_session(request: Request, tenant_id: str) -> Response:
+    """A one-time sign-in link to the tenant's portal (auth/portal.py): the operator, or the tenant with
+    `billing:read`; the session acts with the creator's scopes."""
+    principal = await caller(request, "billing:read", tenant_id_param(tenant_id))
+    raw = await read_body(request, max_bytes=4096)
+    if raw.strip():
+        require_media_type(request, ("application/json",))
+    body = json_document(raw) if raw.strip() else {}
+    created = await asyncio.to_thread(service().open_portal_session, tenant_id, body, principal)
+    return json_response(created, 201, headers=NO_STORE)
 
 
 @router.route("POST", "/v1/keys:rotate")

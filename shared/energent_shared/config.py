@@ -61,7 +61,9 @@ def settings() -> Settings:
     issuer = os.environ.get("TOKEN_ISSUER", "").rstrip("/")
     return Settings(
         project=project,
-        environment=os.environ.get("ENVIRONMENT", "local"),
+        # Unset is no environment at all, never "local": a deployment that lost its setting must not take the
+        # local stack's leniencies (webhooks to 127.0.0.1).
+        environment=os.environ.get("ENVIRONMENT", ""),
         token_issuer=issuer,
         token_audience=os.environ.get("TOKEN_AUDIENCE", "energent-api"),
         jwks_url=os.environ.get("JWKS_URL") or (f"{issuer}/.well-known/jwks.json" if issuer else ""),

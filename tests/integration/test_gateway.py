@@ -117,3 +117,22 @@ def test_unknown_paths_methods_and_dead_backends(gateway):
     assert response.status_code == 405 and response.headers["Allow"] == "GET"
     assert requests.get(f"{gateway}/v1/down", timeout=10).status_code == 502
     assert requests.get(f"{gateway}/healthz", timeout=10).status_code == 200
+
+
+def test_each_cookie_a_backend_sets_reaches_the_caller_in_its_own_header(gateway):
+    """Joined into one header, two cookies with `Expires=Wed, 21 Oct ...` dates could not be parsed apart."""
+    response = requests.get(f"{gateway}/.well-known/jwks.json?cookies=2", timeout=10)
+    cookies = response.raw.headers.getlist("Set-Cookie")
+    assert len(cookies) == 2 and cookies[0].startswith("cookie0=value0;") and cookies[1].startswith("cookie1=value1;")
+    assert all("HttpOnly" in cookie and "Expires=" in cookie for cookie in cookies)
+    assert {cookie.name for cookie in response.cookies} == {"cookie0", "cookie1"}
+
+
+def test_a_cookie_set_for_one_caller_never_reaches_the_backend_with_another_caller(gateway):
+    """The gateway's connection pool must not act as a browser: what a backend set for one caller stays with them."""
+    first = requests.get(f"{gateway}/.well-known/jwks.json?cookies=1", timeout=10)
+    assert first.cookies.get("cookie0") == "value0"
+    other = requests.get(f"{gateway}/.well-known/jwks.json", timeout=10).json()
+    assert "Cookie" not in other["headers"]
+    theirs = requests.get(f"{gateway}/.well-known/jwks.json", headers={"Cookie": "mine=1"}, timeout=10).json()
+    assert theirs["headers"]["Cookie"] == "mine=1"

@@ -256,6 +256,22 @@ def test_a_lost_check_is_published_again_by_the_sweep(control, billing, recorded
     assert control.sweep()["checks"] == 0
 
 
+def test_the_sweep_finds_what_is_overdue_behind_a_backlog_of_what_is_not(firestore_db):
+    """More markers and records not yet due than the sweep takes at once, listed first by id: the overdue ones are
+    still found, oldest first."""
+    now = datetime.datetime.now(datetime.UTC)
+    checks, outbox = SpendChecks(firestore_db), SpendOutbox(firestore_db)
+    for n in range(5):
+        checks.mark(f"a{n}", 1, now + datetime.timedelta(minutes=5))
+        outbox.ref(f"a{n}").set({**outbox.record(f"a{n}", b"{}"), "created_at": now})
+    for n, age in enumerate((3, 9)):
+        checks.mark(f"z{n}", 1, now - datetime.timedelta(minutes=age))
+        outbox.ref(f"z{n}").set({**outbox.record(f"z{n}", b"{}"), "created_at": now - datetime.timedelta(minutes=age)})
+    checks.evaluated("z0", 1)
+    assert [m["tenant_id"] for m in checks.overdue(now - datetime.timedelta(seconds=30), limit=3)] == ["z1"]
+    assert outbox.stale(now - datetime.timedelta(seconds=20), limit=3) == ["z1", "z0"]
+
+
 # --- crossings raced on the real Pub/Sub emulator -----------------------------------------------------------------
 
 class PubSubStage:

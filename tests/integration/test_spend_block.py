@@ -4,7 +4,9 @@ the manifests in the bucket, read back from it; the tenant's status never change
 
 import pytest
 
+from energent_shared.errors import Unavailable
 from local.flux import documents
+from provisioner.store import ManifestStore
 from tests.integration.test_provisioner import bucket, make, subscription  # noqa: F401 - fixtures
 
 BODY = {"tenant_id": "acme", "display_name": "Acme", "tier": "premium"}
@@ -57,3 +59,30 @@ def test_a_tier_change_while_blocked_keeps_the_block(provisioner):
     assert limits(provisioner) == {"concurrent_workflows": "0", "tier": "basic", "spend_state": "blocked"}
     provisioner.spend_block("acme", False, 2)
     assert limits(provisioner) == {"concurrent_workflows": "1", "tier": "basic"}
+
+
+class FailingOnce(ManifestStore):
+    """A bucket whose next write fails once (storage unavailable)."""
+
+    fail = False
+
+    def apply(self, tenant_id, files, generation):
+        if FailingOnce.fail:
+            FailingOnce.fail = False
+            raise ConnectionError("storage unavailable")
+        return super().apply(tenant_id, files, generation)
+
+
+def test_a_block_whose_write_failed_is_not_in_force_and_is_lifted_after_its_redelivery(
+        firestore_db, bucket, subscription):  # noqa: F811 - the fixtures above
+    provisioner = make(firestore_db, bucket, subscription, store_class=FailingOnce)
+    provisioner.create(BODY)
+    FailingOnce.fail = True
+    with pytest.raises(Unavailable):  # the delivery fails; Pub/Sub delivers it again
+        provisioner.spend_block("acme", True, 1)
+    record = provisioner.get("acme")
+    assert record.get("spend_state") != "blocked" and limits(provisioner)["concurrent_workflows"] != "0"
+    assert provisioner.spend_block("acme", True, 1) == "blocked"  # the redelivery applies it
+    assert limits(provisioner)["concurrent_workflows"] == "0"
+    assert provisioner.spend_block("acme", False, 2) == "ok"
+    assert limits(provisioner)["concurrent_workflows"] != "0" and provisioner.get("acme")["spend_state"] == "ok"

@@ -43,14 +43,18 @@ def test_every_route_a_function_serves_is_in_the_gateway_spec():
                 assert (method, path, deployment.name) in exposed, f"{deployment.name}: {method} {path}"
 
 
-def test_every_operation_has_an_id_and_public_ones_are_exactly_the_oauth_and_discovery_endpoints():
+def test_every_operation_has_an_id_and_public_ones_are_exactly_the_oauth_discovery_and_portal_endpoints():
     document = spec()
     ids = [op["operationId"] for item in document["paths"].values() for method, op in item.items()
            if method != "parameters"]
     assert len(ids) == len(set(ids))
     public = {op.path for op in operations(document, "test") if not op.secured}
-    assert public == {"/v1/oauth/token", "/v1/oauth/revoke", "/.well-known/jwks.json",
-                      "/.well-known/openid-configuration"}
+    # The portal's pages check their own session cookie; nothing else of the portal's backend is reachable.
+    portal = {path for path in public if path == "/portal" or path.startswith("/portal/")}
+    assert public - portal == {"/v1/oauth/token", "/v1/oauth/revoke", "/.well-known/jwks.json",
+                               "/.well-known/openid-configuration"}
+    assert {op.backend for op in operations(document, "test") if op.path in portal} == {"portal"}
+    assert not any(op.backend == "portal" and op.secured for op in operations(document, "test"))
 
 
 def test_every_topic_has_a_consumer_and_every_secret_and_bucket_a_user():

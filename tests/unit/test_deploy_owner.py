@@ -82,8 +82,10 @@ def test_terraform_creates_every_function_with_the_environment_cloud_build_deplo
     secret_names = {key: in_cloud_build_terms(value) for key, value in functions["secret_names"].items()}
     shipped = registry.load()
     secrets = resources("functions", "google_secret_manager_secret")
-    for key, resource in (("SIGNING_KEY_SECRET", "signing"), ("OPERATOR_CLIENT_SECRET", "operator"),
-                          ("WEBHOOK_KEY_SECRET", "webhook_key")):
+    named = {key: re.search(r"google_secret_manager_secret\.(\w+)\.secret_id", value) for key, value in
+             secret_names.items()}
+    assert set(named) == set(shipped.secrets) and all(named.values())
+    for key, resource in ((key, match.group(1)) for key, match in named.items() if match):
         assert secrets[resource]["secret_id"] == f"${{local.registry.secrets.{key}}}"
         # By project id, not the number a secret's `name` attribute holds: auth compares it with its notices.
         assert secret_names[key] == (

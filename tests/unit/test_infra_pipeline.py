@@ -56,10 +56,10 @@ def test_terraform_state_and_plans_hold_no_secret_material():
     # ephemeral value (made in memory by the run that applies it, never written down).
     ephemeral = {f"ephemeral.{kind}.{name}" for _, kind, name, _ in blocks("ephemeral")}
     assert ephemeral == {"ephemeral.tls_private_key.first_signing_key", "ephemeral.random_password.operator",
-                         "ephemeral.random_password.webhook_key"}
+                         "ephemeral.random_password.webhook_key", "ephemeral.random_password.portal"}
     versions = {name: body for _, kind, name, body in blocks("resource")
                 if kind == "google_secret_manager_secret_version"}
-    assert set(versions) == {"first_signing_key", "operator", "webhook_key"}
+    assert set(versions) == {"first_signing_key", "operator", "webhook_key", "portal"}
     for name, version in versions.items():
         assert "secret_data" not in version, name
         assert any(source in version["secret_data_wo"] for source in ephemeral), name

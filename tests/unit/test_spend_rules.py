@@ -124,6 +124,9 @@ def test_grants_recompute_the_vat_of_a_settled_draft():
     ("240.0.0.1", False), ("192.0.2.10", False), ("::1", False), ("fe80::1", False), ("fc00::1", False),
     ("fd00:ec2::254", False), ("::ffff:10.0.0.1", False), ("::ffff:93.184.216.34", True),
     ("2002:0a00:0001::1", False), ("64:ff9b::a00:1", False), ("ff02::1", False), ("::", False),
+    # IPv4-compatible and -translated forms, NAT64 local use, site-local, unassigned and documentation IPv6
+    ("::127.0.0.1", False), ("::ffff:0:7f00:1", False), ("64:ff9b:1::a9fe:a9fe", False), ("fec0::1", False),
+    ("5f00::1", False), ("3fff::1", False), ("2001:db8::1", False), ("2002:5db8:d822::1", True),
 ])
 def test_a_delivery_connects_only_to_public_unicast_addresses(address, allowed):
     import ipaddress
@@ -159,3 +162,78 @@ def test_retries_back_off_from_15_seconds_to_over_an_hour_in_six_attempts():
         assert sum(delays) >= 3600 and webhooks.MAX_ATTEMPTS >= 5
     assert webhooks.retry_delay_s(webhooks.MAX_ATTEMPTS) is None
     assert webhooks.retry_delay_s(1, scale=0.01, rng=random.Random(1)) < 0.2
+
+
+@pytest.mark.parametrize("url", ["https://127.1/hook", "https://0x7f.1/hook", "https://2130706433/hook",
+                                 "https://metadata.google.internal./x", "https://localhost./x", "https://10.1/x"])
+def test_addresses_written_another_way_and_trailing_dots_are_refused_when_a_webhook_is_added(url):
+    from billing.errors import Invalid
+    from billing.webhooks import check_url
+
+    with pytest.raises(Invalid):
+        check_url(url, local=False)
+
+
+def test_an_attempt_ends_at_its_deadline_however_slowly_the_receiver_drips(monkeypatch):
+    """A receiver that sends a byte every half second keeps every read within its own timeout; the attempt still
+    ends when its whole time is up."""
+    import socket
+    import threading
+    import time
+
+    from billing import delivery
+
+    monkeypatch.setattr(delivery, "TIMEOUT_S", 1.0)
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    stop = threading.Event()
+
+    def drip():
+        connection, _ = server.accept()
+        connection.recv(65536)
+        connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n")
+        while not stop.is_set():
+            try:
+                connection.sendall(b"x")
+            except OSError:
+                break
+            time.sleep(0.5)
+        connection.close()
+
+    threading.Thread(target=drip, daemon=True).start()
+    started = time.monotonic()
+    outcome = delivery.post(f"http://127.0.0.1:{port}/hook", b"{}", {}, local=True)
+    took = time.monotonic() - started
+    stop.set()
+    server.close()
+    assert outcome.status is None and "no answer within" in outcome.error
+    assert took < 2.0, took
+
+
+def test_a_delivery_tries_the_next_checked_address_when_one_does_not_connect():
+    import socket
+    import threading
+    import time
+
+    from billing import delivery
+
+    unused = socket.create_server(("127.0.0.1", 0))
+    closed_port = unused.getsockname()[1]
+    unused.close()  # nothing listens there any more: connection refused
+    listening = socket.create_server(("127.0.0.1", 0))
+    listening.settimeout(5)
+    port = listening.getsockname()[1]
+    accepted = []
+
+    def accept():
+        connection, _ = listening.accept()
+        accepted.append(True)
+        connection.close()  # no TLS: the handshake fails, after the connection was made
+
+    threading.Thread(target=accept, daemon=True).start()
+    with pytest.raises(OSError):
+        delivery._connected("example.com", closed_port, ["127.0.0.1"], time.monotonic() + 2)
+    with pytest.raises(OSError):
+        delivery._connected("example.com", port, ["127.0.0.2", "127.0.0.1"], time.monotonic() + 2)
+    listening.close()
+    assert accepted == [True]

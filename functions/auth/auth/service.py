@@ -11,12 +11,12 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from auth import credentials, keys, store, tokens
+from auth import credentials, keys, portal, store, tokens
 from auth.oauth import ClientCredentials, OAuthError, invalid_client
 from auth.settings import AuthSettings
 from energent_shared import fields, firestore, secrets
-from energent_shared.clock import utcnow
-from energent_shared.errors import Conflict, Invalid, NotFound
+from energent_shared.clock import rfc3339, utcnow
+from energent_shared.errors import Conflict, Forbidden, Invalid, NotFound
 from energent_shared.events import PubSubMessage
 from energent_shared.guard import ALL_SCOPES, InvalidToken, TokenVerifier
 from energent_shared.logging import get_logger, log_event
@@ -94,6 +94,12 @@ class Auth:
             if hmac.compare_digest(given.client_secret.encode(), operator_secret.encode()):
                 return tokens.Grant(operator_id, ALL_SCOPES)
             return self._refuse(given.client_id, "wrong_secret")
+        portal_client = self.portal_credentials()
+        if portal_client and hmac.compare_digest(given.client_id.encode(), portal_client[0].encode()):
+            # The portal holds no scope itself: it only redeems sign-in links and refreshes their sessions.
+            if hmac.compare_digest(given.client_secret.encode(), portal_client[1].encode()):
+                return tokens.Grant(portal_client[0], frozenset())
+            return self._refuse(given.client_id, "wrong_secret")
         if not credentials.CLIENT_ID.match(given.client_id):
             return self._refuse(None, "malformed_client_id")
         record, tenant = await self.clients.with_tenant(given.client_id)
@@ -110,6 +116,15 @@ class Auth:
     def operator_credentials(self) -> tuple[str, str]:
         return store.operator_credentials(self.settings.operator_client_secret)
 
+    def portal_credentials(self) -> tuple[str, str] | None:
+        """The portal client's (id, secret), or None where no portal is deployed."""
+        secret = self.settings.portal_client_secret
+        return store.operator_credentials(secret) if secret else None
+
+    def is_portal(self, grant: tokens.Grant) -> bool:
+        found = self.portal_credentials()
+        return found is not None and grant.client_id == found[0]
+
     def _refuse(self, client_id: str | None, reason: str):
         log_event(logger, "client.authentication_failed", severity=logging.WARNING, client_id=client_id,
                   reason=reason)
@@ -117,6 +132,8 @@ class Auth:
 
     async def issue_token(self, given: ClientCredentials, scope: str | None) -> dict:
         grant = await self.authenticate_client(given)
+        if self.is_portal(grant):
+            raise OAuthError("unauthorized_client", "this client may only redeem portal sign-in links")
         try:
             scopes = credentials.requested_scopes(scope, grant.scopes)
         except credentials.ScopeError as error:
@@ -129,6 +146,68 @@ class Auth:
         claims = tokens.claims_for(grant, issuer=self.issuer, audience=self.audience, now=now, ttl=ttl)
         return {"access_token": tokens.sign(claims, key), "token_type": "Bearer",
                 "expires_in": int(ttl.total_seconds()), "scope": claims["scope"]}
+
+    # --- portal sessions (auth/portal.py) -----------------------------------------------------------------------
+
+    def open_portal_session(self, tenant_id: str, body: dict, creator) -> dict:
+        """A one-time sign-in link for the tenant's portal, acting with the creator's scopes."""
+        fields.only(body, set())
+        if creator.claims.get("sid") is not None:
+            raise Forbidden("a portal session cannot open another one")
+        self._live_tenant(tenant_id)
+        now = utcnow()
+        code, record = portal.new_code(tenant_id, creator, now)
+        portal.PortalStore(self.db).create_code(code, record)
+        log_event(logger, "portal.link_created", tenant_id=tenant_id, created_by=creator.client_id,
+                  scopes=record["scopes"])
+        return {"url": f"{self.issuer}{portal.LOGIN_PATH}?code={code}",
+                "expires_at": rfc3339(record["expires_at"], "seconds")}
+
+    def _session_token(self, session: portal.Session, tier: str | None, now: datetime.datetime) -> dict:
+        ttl = min(self.settings.rollover.token_ttl, session.ends_at - now)
+        grant = tokens.Grant(session.creator_client_id, session.scopes, session.tenant_id, tier)
+        key = self.settings.rollover.signing_key(self._keys(), now)
+        claims = {**tokens.claims_for(grant, issuer=self.issuer, audience=self.audience, now=now, ttl=ttl),
+                  "sid": session.sid}
+        return {"access_token": tokens.sign(claims, key), "token_type": "Bearer",
+                "expires_in": int(claims["exp"] - claims["iat"]), "scope": claims["scope"],
+                "tenant_id": session.tenant_id,
+                "refresh_token_expires_in": int((session.ends_at - now).total_seconds())}
+
+    async def portal_grant(self, given: ClientCredentials, grant_type: str, form: dict[str, str]) -> dict:
+        """`authorization_code` (a sign-in link's code) or `refresh_token` (a session handle), for the portal only."""
+        import asyncio
+
+        grant = await self.authenticate_client(given)
+        if not self.is_portal(grant):
+            raise OAuthError("unauthorized_client", f"this client may not use the {grant_type} grant")
+        secret = form.get("code" if grant_type == "authorization_code" else "refresh_token")
+        if not secret:
+            raise OAuthError("invalid_request", "code is required" if grant_type == "authorization_code" else
+                             "refresh_token is required")
+        store_ = portal.PortalStore(self.db)
+        now = utcnow()
+        try:
+            if grant_type == "authorization_code":
+                handle, session, tier = await asyncio.to_thread(store_.redeem, secret, now)
+            else:
+                handle = None
+                session, tier = await asyncio.to_thread(store_.refresh, secret, now)
+        except portal.GrantRefused as refused:
+            log_event(logger, "portal.grant_refused", severity=logging.WARNING, grant_type=grant_type,
+                      reason=str(refused))
+            raise OAuthError("invalid_grant", str(refused)) from None
+        await self.keys_loaded()
+        issued = self._session_token(session, tier, utcnow())
+        if handle is not None:
+            issued["refresh_token"] = handle
+            log_event(logger, "portal.session_started", tenant_id=session.tenant_id, sid=session.sid,
+                      created_by=session.creator_client_id)
+        return issued
+
+    def end_portal_session(self, handle: str) -> None:
+        if portal.PortalStore(self.db).end(handle, utcnow()):
+            log_event(logger, "portal.session_ended", sid=portal.digest(handle))
 
     def verify(self, token: str) -> dict:
         return self.verifier.verify(token)

@@ -23,6 +23,7 @@ class AuthSettings:
     rollover: Rollover
     key_cache_ttl_s: float
     auth_events_topic: str  # where POST /v1/keys:rotate sends Secret Manager's rotation notice
+    portal_client_secret: str = ""  # the portal's client (auth/portal.py), from Secret Manager like the operator's
 
 
 @cache
@@ -42,4 +43,5 @@ def auth_settings() -> AuthSettings:
                           token_ttl=token_ttl, jwks_cache=_seconds("JWKS_CACHE_S", 300, 86400)),
         key_cache_ttl_s=_seconds("KEY_CACHE_TTL_S", 5, 300).total_seconds(),
         auth_events_topic=config.text("AUTH_EVENTS_TOPIC", "auth-events"),
+        portal_client_secret=config.text("PORTAL_CLIENT_SECRET"),
     )

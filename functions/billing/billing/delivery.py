@@ -14,6 +14,7 @@ import http.client
 import ipaddress
 import socket
 import ssl
+import threading
 import time
 from urllib.parse import urlsplit
 
@@ -34,7 +35,7 @@ def resolve(host: str, port: int) -> list[str]:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as error:
         raise Refused(f"{host} does not resolve: {error.strerror}") from None
-    addresses = sorted({str(info[4][0]) for info in infos})
+    addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))  # the resolver's order, each once
     for address in addresses:
         if not public(ipaddress.ip_address(address.split("%")[0])):
             raise Refused(f"{host} resolves to an address that is not public")
@@ -55,7 +56,28 @@ class _Pinned(http.client.HTTPSConnection):
         self.sock = self._context.wrap_socket(self.sock, server_hostname=self.host)  # type: ignore[attr-defined]
 
 
+def _connected(host: str, port: int, addresses: list[str], deadline: float) -> _Pinned:
+    """A connection to the first checked address that answers before the deadline (an IPv6 address first where
+    the resolver says so, then the next one: a function may have no IPv6 route)."""
+    failure: OSError = OSError("no address")
+    for address in addresses:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        connection = _Pinned(host, port, address, remaining)
+        try:
+            connection.connect()
+        except OSError as error:
+            connection.close()
+            failure = error
+            continue
+        return connection
+    raise failure
+
+
 def post(url: str, body: bytes, headers: dict[str, str], local: bool) -> Outcome:
+    """One attempt, ended at TIMEOUT_S however the receiver answers (a receiver that drips a byte at a time is cut
+    off at the deadline, not at every read's timeout)."""
     parts = urlsplit(url)
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     deadline = time.monotonic() + TIMEOUT_S
@@ -65,8 +87,9 @@ def post(url: str, body: bytes, headers: dict[str, str], local: bool) -> Outcome
                                                                                 timeout=TIMEOUT_S)
         else:
             host, port = parts.hostname or "", parts.port or 443
-            address = resolve(host, port)[0]
-            connection = _Pinned(host, port, address, max(0.1, deadline - time.monotonic()))
+            connection = _connected(host, port, resolve(host, port), deadline)
+        cutoff = threading.Timer(max(0.0, deadline - time.monotonic()), _cut_off, (connection,))
+        cutoff.start()
         try:
             connection.request("POST", path, body=body, headers={**headers, "Host": parts.netloc})
             response = connection.getresponse()
@@ -75,9 +98,21 @@ def post(url: str, body: bytes, headers: dict[str, str], local: bool) -> Outcome
                 return Outcome(None, "no answer within 10 s")
             return Outcome(response.status, None if 200 <= response.status < 300 else f"HTTP {response.status}")
         finally:
+            cutoff.cancel()
             connection.close()
     except Refused as refused:
         return Outcome(None, str(refused))
     except (OSError, http.client.HTTPException) as error:
+        if time.monotonic() >= deadline:
+            return Outcome(None, "no answer within 10 s")
         return Outcome(None, f"{type(error).__name__}: no answer" if isinstance(error, TimeoutError) else
                        type(error).__name__)
+
+
+def _cut_off(connection: http.client.HTTPConnection) -> None:
+    """At the deadline: shut the socket, so the read in progress ends at once."""
+    if connection.sock is not None:
+        try:
+            connection.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass

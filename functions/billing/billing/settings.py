@@ -27,7 +27,7 @@ class BillingSettings:
     webhook_deliveries_topic: str = "webhook-deliveries"  # webhook attempts and the minute's tick
     webhook_key_secret: str = ""  # Secret Manager secret whose payload keys the webhook secrets' sealing
     webhook_retry_scale: float = 1.0  # locally, a factor shortening the retry schedule
-    local: bool = True  # the local stack: webhooks may call http://127.0.0.1:PORT
+    local: bool = False  # the local stack (ENVIRONMENT=local, set by it): webhooks may call http://127.0.0.1:PORT
 
 
 @cache

@@ -21,6 +21,7 @@ import hmac
 import ipaddress
 import random
 import secrets
+import socket
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
@@ -85,29 +86,43 @@ def check_url(url: str, local: bool) -> None:
         raise Invalid("url must name a host and hold no credentials")
     if port == 0:
         raise Invalid("url has no valid port")
+    host = parts.hostname.rstrip(".")  # "localhost." is localhost
     try:
-        address = ipaddress.ip_address(parts.hostname)
+        address = ipaddress.ip_address(host)
     except ValueError:
-        if parts.hostname.endswith((".internal", ".local", ".localhost")) or parts.hostname == "localhost" or \
-                "." not in parts.hostname:
-            raise Invalid("url must name a public host") from None
-        return
+        try:  # an IPv4 address written another way (127.1, 0x7f.1, 2130706433) is that address
+            address = ipaddress.IPv4Address(socket.inet_aton(host))
+        except OSError:
+            if host.endswith((".internal", ".local", ".localhost")) or host == "localhost" or "." not in host:
+                raise Invalid("url must name a public host") from None
+            return
     if not public(address):
         raise Invalid("url must not point at a private, loopback, link-local or otherwise non-public address")
 
 
+# IPv6 a delivery may reach: global unicast (2000::/3) only, and within it none of the ranges that carry or
+# translate an IPv4 address (checked as that address instead) or are set aside (documentation, benchmarking, ORCHID).
+_GLOBAL_UNICAST_6 = ipaddress.IPv6Network("2000::/3")
+_TRANSLATED_6 = (ipaddress.IPv6Network("64:ff9b::/96"), ipaddress.IPv6Network("64:ff9b:1::/48"))
+_SET_ASIDE_6 = tuple(ipaddress.IPv6Network(net) for net in ("2001::/23", "2001:db8::/32", "3fff::/20"))
+
+
 def public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    """Whether a delivery may connect to `address`: globally routable unicast, also through an IPv4-mapped or
-    -translated IPv6 form (private, loopback, link-local with the metadata server, CGNAT, multicast, reserved and
-    documentation ranges are not)."""
-    if isinstance(address, ipaddress.IPv6Address):
-        embedded = address.ipv4_mapped or (address.sixtofour if address.sixtofour else None) or \
-            (address.teredo[1] if address.teredo else None)
-        if embedded is not None:
-            return public(embedded)
-        if address in ipaddress.IPv6Network("64:ff9b::/96"):  # NAT64 of an IPv4 address
+    """Whether a delivery may connect to `address`: globally routable unicast only, by an explicit allow-list (what
+    Python counts as global differs between versions). IPv4: global, not multicast, reserved or unspecified.
+    IPv6: inside 2000::/3, with the IPv4 address an IPv6 form embeds (mapped, 6to4, Teredo, NAT64) checked as IPv4,
+    and the ranges set aside refused (the private, loopback, link-local, site-local and metadata ones lie outside
+    2000::/3)."""
+    if isinstance(address, ipaddress.IPv4Address):
+        return (address.is_global and not address.is_multicast and not address.is_reserved
+                and not address.is_unspecified)
+    embedded = address.ipv4_mapped or address.sixtofour or (address.teredo[1] if address.teredo else None)
+    if embedded is not None:
+        return public(embedded)
+    for network in _TRANSLATED_6:
+        if address in network:
             return public(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
-    return address.is_global and not address.is_multicast and not address.is_unspecified
+    return address in _GLOBAL_UNICAST_6 and not any(address in network for network in _SET_ASIDE_6)
 
 
 def new_secret() -> str:

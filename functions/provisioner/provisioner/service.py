@@ -241,8 +241,10 @@ class Provisioner:
             if current["manifest_generation"] != after["manifest_generation"]:
                 return None  # someone changed it since; theirs stands
             restored = {k: before[k] for k in ("tier", "display_name", "deleted_at")}
-            if current.get("site_state") != before.get("site_state"):  # a cut-off not delivered is not in force
-                restored["site_state"] = before.get("site_state")
+            # A cut-off or a spend block that was not delivered is not in force: its next delivery applies it again.
+            for name in ("site_state", "spend_state", "spend_generation"):
+                if current.get(name) != before.get(name):
+                    restored[name] = before.get(name)
             if current["tier"] != before["tier"]:
                 restored["tier_history"] = tenants.tier_change(current, before["tier"], utcnow())
             claim = None
@@ -254,7 +256,8 @@ class Provisioner:
                 claim = self._claim(tenant_id, [*cidrs, *restored["retiring_cidrs"]])
             return Change({**restored, "status": before["status"], "status_message": message,
                            "manifest_generation": current["manifest_generation"] + 1,
-                           "manifests_digest": before.get("manifests_digest"),
+                           # the digest of what is written back now, so a later change that differs is delivered
+                           "manifests_digest": self._digest({**current, **restored, "status": before["status"]}),
                            "manifests_changed_at": utcnow()}, (before["status"], message),
                           retract_since=after["updated_at"], sites=claim)
 

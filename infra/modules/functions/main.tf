@@ -15,6 +15,7 @@ locals {
 
   # Named by project id, as Cloud Build names them (a secret's `name` attribute gives the project number).
   secret_names = {
+    PORTAL_CLIENT_SECRET   = "projects/${var.project_id}/secrets/${google_secret_manager_secret.portal.secret_id}"
     SIGNING_KEY_SECRET     = "projects/${var.project_id}/secrets/${google_secret_manager_secret.signing.secret_id}"
     OPERATOR_CLIENT_SECRET = "projects/${var.project_id}/secrets/${google_secret_manager_secret.operator.secret_id}"
     WEBHOOK_KEY_SECRET     = "projects/${var.project_id}/secrets/${google_secret_manager_secret.webhook_key.secret_id}"
@@ -434,6 +435,38 @@ resource "google_secret_manager_secret_version" "first_signing_key" {
   lifecycle {
     ignore_changes = [enabled]
   }
+}
+
+# The portal's own client (functions/auth/auth/portal.py): auth authenticates it, the portal redeems sign-in links
+# with it. Made like the operator's: in memory by the apply, written once, never in the state.
+resource "google_secret_manager_secret" "portal" {
+  project   = var.project_id
+  secret_id = local.registry.secrets.PORTAL_CLIENT_SECRET
+
+  replication {
+    user_managed {
+      replicas {
+        location = var.region
+        customer_managed_encryption {
+          kms_key_name = var.kms_key
+        }
+      }
+    }
+  }
+}
+
+ephemeral "random_password" "portal" {
+  length  = 48
+  special = false
+}
+
+resource "google_secret_manager_secret_version" "portal" {
+  secret = google_secret_manager_secret.portal.id
+  secret_data_wo = jsonencode({
+    client_id     = "energent-portal"
+    client_secret = ephemeral.random_password.portal.result
+  })
+  secret_data_wo_version = 1
 }
 
 resource "google_secret_manager_secret" "operator" {

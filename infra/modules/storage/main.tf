@@ -72,6 +72,38 @@ resource "google_firestore_field" "spend_checks_ttl" {
   ttl_config {}
 }
 
+# The spend sweep's queries: pending records older than a moment, oldest first (an equality and a range on two
+# fields need a composite index).
+resource "google_firestore_index" "spend_checks_overdue" {
+  project    = var.project_id
+  database   = google_firestore_database.main.name
+  collection = "spend_checks"
+
+  fields {
+    field_path = "evaluated"
+    order      = "ASCENDING"
+  }
+  fields {
+    field_path = "not_before"
+    order      = "ASCENDING"
+  }
+}
+
+resource "google_firestore_index" "spend_outbox_stale" {
+  project    = var.project_id
+  database   = google_firestore_database.main.name
+  collection = "spend_outbox"
+
+  fields {
+    field_path = "pending"
+    order      = "ASCENDING"
+  }
+  fields {
+    field_path = "created_at"
+    order      = "ASCENDING"
+  }
+}
+
 # Daily rollup markers (one per page of tenants a day's rollup walked) are kept a week.
 resource "google_firestore_field" "usage_rollup_runs_ttl" {
   project    = var.project_id

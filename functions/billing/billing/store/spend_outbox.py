@@ -61,8 +61,10 @@ class SpendOutbox:
         """Keys of records still pending that were created before `before`."""
         from google.cloud.firestore_v1.base_query import FieldFilter
 
-        found = self.db.collection(OUTBOX).where(filter=FieldFilter("pending", "==", True)).limit(limit).stream()
-        return [s.id for s in found if s.get("created_at") < before]
+        # Oldest first, filtered by the query (composite index in infra), as for overdue spend checks.
+        found = self.db.collection(OUTBOX).where(filter=FieldFilter("pending", "==", True)).where(
+            filter=FieldFilter("created_at", "<", before)).order_by("created_at").limit(limit).select([]).stream()
+        return [s.id for s in found]
 
     def claim(self, key: str) -> bytes | None:
         """The event of a pending record, claimed for CLAIM so no other sweep publishes it meanwhile."""

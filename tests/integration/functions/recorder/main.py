@@ -27,6 +27,9 @@ def record_event(push):
 @functions_framework.http
 @http_function
 def echo(request):
-    """Answers with what the gateway forwarded."""
-    return json_response({"path": request.full_path, "method": request.method, "headers": dict(request.headers),
-                          "body": request.get_data(as_text=True)})
+    """Answers with what the gateway forwarded (and `?cookies=N`: N cookies, each in its own Set-Cookie)."""
+    response = json_response({"path": request.full_path, "method": request.method, "headers": dict(request.headers),
+                              "body": request.get_data(as_text=True)})
+    for number in range(int(request.args.get("cookies", "0"))):
+        response.set_cookie(f"cookie{number}", f"value{number}", max_age=60, httponly=True, samesite="Lax")
+    return response

@@ -1,0 +1,1 @@
+"""The tenant portal: server-rendered pages over the public API, for one tenant per session."""
