@@ -34,6 +34,7 @@ class Deployment:
     max_instances: int = 20
     # Requests one instance serves at once: functions-framework's 8 threads; > 1 needs a whole vCPU.
     concurrency: int = 8
+    firestore: bool = True  # whether its account may read and write Firestore (roles/datastore.user)
 
     @property
     def is_http(self) -> bool:
@@ -103,7 +104,7 @@ def parse(document: dict, root: Path = ROOT) -> Registry:
         if not isinstance(entry, dict):
             raise RegistryError(f"{where} must be a mapping")
         unknown = set(entry) - {"name", "source", "entry_point", "topic", "env", "secrets", "memory", "timeout_s",
-                                "min_instances", "max_instances", "buckets", "concurrency"}
+                                "min_instances", "max_instances", "buckets", "concurrency", "firestore"}
         if unknown:
             raise RegistryError(f"{where} has unknown keys: {', '.join(sorted(unknown))}")
         name = entry.get("name")
@@ -124,6 +125,9 @@ def parse(document: dict, root: Path = ROOT) -> Registry:
         for key in deployment_secrets:
             if key not in secrets:
                 raise RegistryError(f"{where}: secret {key!r} is not in the registry's secrets")
+        uses_firestore = entry.get("firestore", True)
+        if not isinstance(uses_firestore, bool):
+            raise RegistryError(f"{where}: firestore must be true or false")
         deployment_buckets = tuple(entry.get("buckets") or ())
         for key in deployment_buckets:
             if key not in buckets:
@@ -133,7 +137,7 @@ def parse(document: dict, root: Path = ROOT) -> Registry:
             env=_mapping(entry.get("env"), f"{where}.env"), secrets=deployment_secrets, buckets=deployment_buckets,
             memory=str(entry.get("memory", "256Mi")), timeout_s=int(entry.get("timeout_s", 60)),
             min_instances=int(entry.get("min_instances", 0)), max_instances=int(entry.get("max_instances", 20)),
-            concurrency=int(entry.get("concurrency", 8))))
+            concurrency=int(entry.get("concurrency", 8)), firestore=uses_firestore))
     names = [d.name for d in deployments]
     duplicates = {n for n in names if names.count(n) > 1}
     if duplicates:

@@ -58,7 +58,11 @@ def cross_site(request: flask.Request, origin: str) -> bool:
 
 
 def form_of(request: flask.Request) -> None:
-    if (request.content_length or 0) > MAX_FORM_BYTES:
+    """A form a browser posted: url-encoded, with its length declared (browsers always declare it; a chunked body
+    has none, and Werkzeug would read all of it into memory before any limit applied)."""
+    if request.content_length is None:
+        raise Problem(411, "a form is posted with a Content-Length")
+    if request.content_length > MAX_FORM_BYTES:
         raise Problem(413, "the form is too large")
     if request.mimetype != "application/x-www-form-urlencoded":
         raise Problem(415, "forms are posted as application/x-www-form-urlencoded")
@@ -160,7 +164,11 @@ def logout(request: flask.Request) -> flask.Response:
     handle = request.cookies.get(settings.cookie_name)
     if cross_site(request, settings.origin) or not handle or not csrf_matches(handle, request.form.get("csrf")):
         return message(ctx, 403, "refused_title", "refused_lead")
-    sessions().sign_out(handle)
+    try:
+        sessions().sign_out(handle)
+    except ConnectionError as unreachable:  # the session may still be live: say so, and keep the cookie to retry
+        log_event(logger, "portal.sign_out_failed", reason=str(unreachable))
+        return message(ctx, 503, "failed_title", "failed_lead")
     return message(ctx, 200, "signed_out_title", "signed_out_lead", clear=True)
 
 
@@ -191,22 +199,32 @@ def static(request: flask.Request, name: str) -> flask.Response:
         return message(context(request, portal_settings()), 404, "not_found_title", "not_found_lead")
 
 
+def secured(serve: Callable[[flask.Request], flask.Response]) -> Callable[[flask.Request], flask.Response]:
+    """Every answer carries the security headers (downloads, problems and 500s too, not only pages) and says how
+    long the portal took (`Server-Timing`, its API calls included): `make bench` reads it."""
+
+    def answer(request: flask.Request) -> flask.Response:
+        started = time.perf_counter()
+        response = serve(request)
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        response.headers.setdefault("Cache-Control", "no-store")
+        response.headers["Server-Timing"] = f"portal;dur={(time.perf_counter() - started) * 1000:.1f}"
+        return response
+
+    answer.__name__, answer.__doc__ = serve.__name__, serve.__doc__
+    return answer
+
+
 @functions_framework.http
+@secured
 @http_function
 def portal_http(request: flask.Request) -> flask.Response:
-    """Every answer says how long the portal took (`Server-Timing`, its API calls included): `make bench` reads it."""
-    started = time.perf_counter()
     path = request.path.rstrip("/") or "/"
     try:
         handler, params = router.find(request.method, path)
     except Problem as problem:
         if problem.status != 404:
             raise
-        response = message(context(request, portal_settings()), 404, "not_found_title", "not_found_lead")
-    else:
-        response = handler(request, **params)
-    for name, value in SECURITY_HEADERS.items():  # on downloads and problems too, not only on pages
-        response.headers.setdefault(name, value)
-    response.headers.setdefault("Cache-Control", "no-store")
-    response.headers["Server-Timing"] = f"portal;dur={(time.perf_counter() - started) * 1000:.1f}"
-    return response
+        return message(context(request, portal_settings()), 404, "not_found_title", "not_found_lead")
+    return handler(request, **params)

@@ -4,8 +4,9 @@ A token is revoked when its `jti` is on the revocation list (entries expire with
 Firestore TTL policy on `expire_at`) or, for a tenant client, when its client is gone or no longer active, or
 its tenant is being deleted (the DELETE marks the tenant before it answers, so no token of it works afterwards,
 whether or not the tenant-events consumer has run). A portal session's token (claim `sid`, see auth/portal.py)
-is also revoked once its session was ended or has run out, and its creator's client record is read only when the
-session says the creator was a tenant client (the operator has none). One batched, strongly consistent read
+is also revoked once its session was ended or has run out, or the token that opened it (`creator_jti`) was
+revoked, and its creator's client record is read only when the session says the creator was a tenant client (the
+operator has none). One batched, strongly consistent read
 answers it: a revocation that has returned is seen by every later request.
 """
 
@@ -23,23 +24,26 @@ REVOKED_TOKENS = "revoked_tokens"
 PORTAL_SESSIONS = "portal_sessions"
 _DOCUMENT_ID = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
 
-# (revocation entry, client record, tenant record, portal session) paths; None: the token cannot be valid
-Deciding = tuple[str, str | None, str | None, str | None] | None
+# (revocation entry, client record, tenant record, portal session, the session creator's revocation entry) paths;
+# None: the token cannot be valid
+Deciding = tuple[str, str | None, str | None, str | None, str | None] | None
 
 
 def _deciding_documents(claims: dict) -> Deciding:
     jti, client_id, tenant_id = claims.get("jti"), claims.get("client_id"), claims.get("tenant_id")
-    sid = claims.get("sid")
+    sid, creator_jti = claims.get("sid"), claims.get("creator_jti")
     if not isinstance(jti, str) or not _DOCUMENT_ID.match(jti):
         return None
-    if sid is not None and not (isinstance(sid, str) and _DOCUMENT_ID.match(sid) and tenant_id is not None):
+    if sid is not None and not (isinstance(sid, str) and _DOCUMENT_ID.match(sid) and tenant_id is not None
+                                and isinstance(creator_jti, str) and _DOCUMENT_ID.match(creator_jti)):
         return None
     session = f"{PORTAL_SESSIONS}/{sid}" if sid is not None else None
+    creator = f"{REVOKED_TOKENS}/{creator_jti}" if sid is not None else None
     if tenant_id is None:
-        return f"{REVOKED_TOKENS}/{jti}", None, None, None
+        return f"{REVOKED_TOKENS}/{jti}", None, None, None, None
     if isinstance(client_id, str) and _DOCUMENT_ID.match(client_id) and isinstance(tenant_id, str) \
             and _DOCUMENT_ID.match(tenant_id):
-        return f"{REVOKED_TOKENS}/{jti}", f"{CLIENTS}/{client_id}", f"tenants/{tenant_id}", session
+        return f"{REVOKED_TOKENS}/{jti}", f"{CLIENTS}/{client_id}", f"tenants/{tenant_id}", session, creator
     return None
 
 
@@ -57,8 +61,8 @@ def _session_ended(session: dict | None, client: str, tenant: str) -> bool:
 def _is_revoked(deciding: Deciding, found: Mapping[str, dict | None]) -> bool:
     if deciding is None:
         return True
-    entry, client, tenant, session = deciding
-    if found[entry] is not None:
+    entry, client, tenant, session, creator = deciding
+    if found[entry] is not None or (creator is not None and found[creator] is not None):
         return True
     if client is None or tenant is None:
         return False

@@ -137,8 +137,8 @@ def test_a_link_signs_in_once_to_an_address_without_a_secret_and_a_used_link_sho
     assert first.page.url == f"{stack.url}/portal"
     assert "code" not in first.page.url
     cookie = first.cookie()
-    assert cookie["httpOnly"] and cookie["sameSite"] == "Lax" and cookie["path"] == "/portal"
-    assert not cookie["secure"]  # plain HTTP locally; `Secure` everywhere else (portal/settings.py)
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Lax" and cookie["path"] == "/"
+    assert not cookie["secure"]  # plain HTTP locally; `Secure` and `__Host-` everywhere else (portal/settings.py)
     remaining = cookie["expires"] - time.time()
     assert 3500 < remaining <= 3600
     upcoming = api(stack, "/v1/tenants/acme/invoices/upcoming").json()

@@ -201,3 +201,25 @@ def test_a_tenant_being_deleted_ends_its_sessions_and_gets_no_link(http, env):
     assert refresh(http, session["refresh_token"]).json()["error"] == "invalid_grant"
     assert http.post("/v1/tenants/acme/portal-sessions", headers=bearer(operator_token(http))).status_code == 409
     assert http.post("/v1/tenants/nobody/portal-sessions", headers=bearer(operator_token(http))).status_code == 404
+
+
+def test_revoking_the_token_that_asked_for_links_ends_what_it_opened(http, env):
+    """RFC 7009 for the creator's token: its sessions stop at once, its unused links give nothing, and the revocation
+    outlives the token itself while a session of it could."""
+    created = new_client(http, "acme", scopes=("billing:read",))
+    token = client_token(http, created)
+    session = redeem(http, code_of(open_link(http, "acme", token))).json()
+    unused = code_of(open_link(http, "acme", token))
+    assert active(http, session["access_token"])
+    revoked = http.post("/v1/oauth/revoke", data={"token": token},
+                        headers=basic(created["client_id"], created["client_secret"]))
+    assert revoked.status_code == 200
+    assert not active(http, session["access_token"])
+    assert refresh(http, session["refresh_token"]).json()["error"] == "invalid_grant"
+    assert "revoked" in redeem(http, unused).json()["error_description"]
+    entry = next(env.collection("revoked_tokens").stream()).to_dict()
+    longest_session = max(s.to_dict()["ends_at"] for s in env.collection("portal_sessions").stream())
+    assert entry["expire_at"] >= longest_session
+    # The client's other tokens, and sessions they open, are untouched.
+    again = redeem(http, code_of(open_link(http, "acme", client_token(http, created)))).json()
+    assert active(http, again["access_token"])

@@ -160,6 +160,25 @@ def test_only_the_functions_that_use_a_secret_may_read_it():
     assert {secret for d in shipped.deployments for secret in d.secrets} == set(shipped.secrets)
 
 
+def test_only_the_functions_that_use_firestore_may_reach_it():
+    member = resources_of(FUNCTIONS_TF, "google_project_iam_member")["firestore"]
+    assert member["role"] == "roles/datastore.user"
+    assert member["for_each"] == "${{for name, d in local.deployments : name => d if try(d.firestore, true)}}"
+    assert [d.name for d in registry.load().deployments if not d.firestore] == ["portal"]
+
+
+def test_sign_in_links_are_kept_out_of_the_request_logs():
+    """Their URL holds a one-time code until it is used: Cloud Run's and API Gateway's request logs would show it
+    to anyone who may read logs."""
+    from auth.portal import LOGIN_PATH
+
+    functions_locals = {k: v for block in plain(terraform(FUNCTIONS_TF))["locals"] for k, v in block.items()}
+    assert functions_locals["portal_login"] == LOGIN_PATH
+    exclusion = resources_of(FUNCTIONS_TF, "google_logging_project_exclusion")["portal_sign_in_links"]
+    assert exclusion["filter"].replace('\\"', '"') == 'httpRequest.requestUrl:"${local.portal_login}?"'
+    assert not exclusion.get("disabled", False)
+
+
 def readme_section() -> str:
     readme = (ROOT / "README.md").read_text()
     return readme.split("## Deploying an environment from zero")[1].split("### What it costs")[0]

@@ -1,13 +1,16 @@
 """The portal's pure parts: languages and their number formats, the server-drawn chart, CSRF tokens, forms."""
 
 import datetime
+import importlib.util
 import re
 from decimal import Decimal
 
+import flask
 import pytest
 
 from portal import chart, i18n, sessions, views
-from portal.api import segment
+from portal.api import ApiError, segment
+from tests.conftest import ROOT
 
 
 @pytest.mark.parametrize("asked, cookie, header, chosen", [
@@ -70,5 +73,62 @@ def test_forms_and_months():
     assert views.parse_thresholds("80, 50;100") == [50, 80, 100]
     assert views.parse_thresholds("0, 50") is None and views.parse_thresholds("1001") is None
     assert views.parse_thresholds("fifty") is None
+    # Digits of other scripts and numbers too long to convert are not thresholds (str.isdigit() would take them).
+    for hostile in ("²", "٣", "5" * 5000, "50, ²"):
+        assert views.parse_thresholds(hostile) is None, hostile
     assert views.shift("2026-01", -1) == "2025-12" and views.shift("2026-12", 1) == "2027-01"
     assert segment("../globex/invoices") == "..%2Fglobex%2Finvoices"
+    for dots in (".", "..", ""):  # an HTTP client resolves dot segments: /clients/.. would be another route
+        with pytest.raises(ApiError):
+            segment(dots)
+    assert not views.PERIOD.fullmatch("2026-05\n") and not views.NUMBER.fullmatch("2026-000001\n")
+
+
+@pytest.fixture
+def portal_main(monkeypatch):
+    """The portal's entry point as deployed outside the local stack, loaded under a name of its own."""
+    from energent_shared import config
+    from portal.settings import portal_settings
+
+    monkeypatch.setenv("TOKEN_ISSUER", "https://api.example.com")
+    monkeypatch.setenv("PORTAL_CLIENT_SECRET", "projects/p/secrets/portal-client")
+    monkeypatch.setenv("ENVIRONMENT", "dev")
+    config.settings.cache_clear()
+    portal_settings.cache_clear()
+    spec = importlib.util.spec_from_file_location("portal_entry_point", ROOT / "functions" / "portal" / "main.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    yield module
+    config.settings.cache_clear()
+    portal_settings.cache_clear()
+
+
+@pytest.mark.parametrize("method, headers, body, status", [
+    ("POST", {"Content-Type": "application/x-www-form-urlencoded", "Transfer-Encoding": "chunked"},
+     b"6\r\ncode=x\r\n0\r\n\r\n", 411),  # no declared length: not read into memory
+    ("POST", {"Content-Type": "application/x-www-form-urlencoded"}, b"code=" + b"x" * 17000, 413),
+    ("POST", {"Content-Type": "text/plain"}, b"code=x", 415),
+    ("PUT", {"Content-Type": "application/x-www-form-urlencoded"}, b"code=x", 405),
+])
+def test_refused_requests_are_answered_with_the_portal_s_security_headers(portal_main, method, headers, body, status):
+    app = flask.Flask("portal-test")
+    with app.test_request_context("/portal/login", method=method, headers=headers, data=body):
+        response = portal_main.portal_http(flask.request)
+    assert response.status_code == status
+    assert response.headers["Content-Security-Policy"].startswith("default-src 'none'")
+    assert response.headers["Cache-Control"] == "no-store" and response.headers["X-Frame-Options"] == "DENY"
+    assert "portal;dur=" in response.headers["Server-Timing"]
+
+
+def test_the_session_cookie_outside_the_local_stack_is_a_host_cookie(portal_main):
+    """__Host-: Secure, Path=/ and no Domain, so no sibling subdomain can plant a session of its own."""
+    from portal.settings import portal_settings
+    from portal.web import Context, set_session_cookie
+
+    app = flask.Flask("portal-test")
+    with app.test_request_context("/portal/login", method="POST"):
+        response = flask.Response("")
+        set_session_cookie(response, Context(flask.request, portal_settings(), "en"), "h" * 43, 60)
+    cookie = response.headers["Set-Cookie"]
+    assert cookie.startswith("__Host-energent_portal=") and "Secure" in cookie and "Path=/;" in cookie
+    assert "Domain" not in cookie and "HttpOnly" in cookie

@@ -102,3 +102,13 @@ def test_every_function_requires_the_clients_its_code_uses():
         code = "".join(path.read_text() for path in requirements.parent.rglob("*.py"))
         needed = {package for use, package in CLIENT_PACKAGES.items() if use in code}
         assert needed <= names, (requirements, needed - names)
+
+
+def test_a_deployment_s_account_may_use_firestore_exactly_when_its_code_can():
+    """Least privilege: `firestore: false` in the registry (no roles/datastore.user) for a function whose
+    requirements bring no Firestore client, and only for such a function."""
+    for deployment in registry.load().deployments:
+        requirements = ROOT / deployment.source / "requirements.txt"
+        names = {line.split("==")[0].strip().lower() for line in requirements.read_text().splitlines()
+                 if line.strip() and not line.startswith("#")}
+        assert ("google-cloud-firestore" in names) == deployment.firestore, deployment.name

@@ -16,11 +16,13 @@ tenant (the operator, or the tenant's own client with `billing:read`) asking for
    stored nowhere. With the handle the portal gets fresh access tokens (`grant_type=refresh_token`) until the
    session ends; an access token never outlives its session.
 
-A session's tokens carry `sid` and the creator as `client_id`, with the session's tenant and scopes. Revocation
-(`energent_shared.revocation`) reads the session beside the client and tenant records it already reads: a token
-dies when its session is ended (sign-out revokes the handle), when the creator client is deleted (the creator's
-record is read unless the creator is the operator, who has none), when the tenant is being deleted, and at the
-session's end. A session's token cannot open another session, so a session never extends itself.
+A session's tokens carry `sid`, the creator as `client_id` and the creator's token as `creator_jti`, with the
+session's tenant and scopes. Revocation (`energent_shared.revocation`) reads the session and the creator token's
+revocation entry beside the client and tenant records it already reads: a token dies when its session is ended
+(sign-out revokes the handle), when the token that asked for the link is revoked (RFC 7009: what a leaked token
+opened goes with it), when the creator client is deleted (the creator's record is read unless the creator is the
+operator, who has none), when the tenant is being deleted, and at the session's end. A session's token cannot open
+another session, so a session never extends itself.
 """
 
 from __future__ import annotations
@@ -61,7 +63,8 @@ def new_code(tenant_id: str, creator: Principal, now: datetime.datetime) -> tupl
     code = secrets.token_urlsafe(32)
     expires = now + CODE_TTL
     return code, {"tenant_id": tenant_id, "scopes": sorted(session_scopes(creator)),
-                  "creator_client_id": creator.client_id, "operator": not creator.is_tenant,
+                  "creator_client_id": creator.client_id, "creator_jti": creator.claims["jti"],
+                  "operator": not creator.is_tenant,
                   "created_at": now, "expires_at": expires, "expire_at": expires + SESSION_TTL, "used_at": None,
                   "session": None}
 
@@ -72,19 +75,23 @@ class Session:
     tenant_id: str
     scopes: frozenset[str]
     creator_client_id: str
+    creator_jti: str
     operator: bool
     ends_at: datetime.datetime
 
     @classmethod
     def of(cls, sid: str, record: dict) -> Session:
         return cls(sid, record["tenant_id"], frozenset(record["scopes"]), record["creator_client_id"],
-                   bool(record["operator"]), record["ends_at"])
+                   record["creator_jti"], bool(record["operator"]), record["ends_at"])
 
 
-def creator_refusal(session_or_code: dict, client: dict | None, tenant: dict | None) -> str | None:
-    """Why the creator or tenant no longer allows the session, or None."""
+def creator_refusal(session_or_code: dict, client: dict | None, tenant: dict | None,
+                    creator_revoked: dict | None) -> str | None:
+    """Why the creator, its token or the tenant no longer allows the session, or None."""
     if tenant is None or tenant.get("status") in GONE:
         return "the tenant is no longer active"
+    if creator_revoked is not None:
+        return "the token that asked for the link was revoked"
     if not session_or_code["operator"] and (client is None or client.get("active") is not True):
         return "the client that opened this session was deleted"
     return None
@@ -107,10 +114,11 @@ class PortalStore:
         self.db.collection(PORTAL_CODES).document(digest(code)).create(record)
 
     def _creator_refs(self, record: dict):
-        from energent_shared.revocation import CLIENTS
+        from energent_shared.revocation import CLIENTS, REVOKED_TOKENS
 
         return (self.db.collection(CLIENTS).document(record["creator_client_id"]),
-                firestore.tenant_doc(record["tenant_id"], db=self.db))
+                firestore.tenant_doc(record["tenant_id"], db=self.db),
+                self.db.collection(REVOKED_TOKENS).document(record["creator_jti"]))
 
     def redeem(self, code: str, now: datetime.datetime) -> tuple[str, Session, str | None]:
         """(handle, session, tier) for an unused, unexpired code, in one transaction; `GrantRefused` otherwise."""
@@ -129,16 +137,17 @@ class PortalStore:
                 return "the link was already used"
             if record["expires_at"] <= now:
                 return "the link has expired"
-            client_ref, tenant_ref = self._creator_refs(record)
-            client, tenant = _read(transaction.get_all([client_ref, tenant_ref]), client_ref, tenant_ref)
-            refusal = creator_refusal(record, client, tenant)
+            refs = self._creator_refs(record)
+            client, tenant, revoked = _read(transaction.get_all(list(refs)), *refs)
+            refusal = creator_refusal(record, client, tenant, revoked)
             if refusal:
                 return refusal
             handle = secrets.token_urlsafe(32)
             sid = digest(handle)
             ends = now + SESSION_TTL
             session = {"tenant_id": record["tenant_id"], "scopes": record["scopes"],
-                       "creator_client_id": record["creator_client_id"], "operator": record["operator"],
+                       "creator_client_id": record["creator_client_id"], "creator_jti": record["creator_jti"],
+                       "operator": record["operator"],
                        "created_at": now, "ends_at": ends, "expire_at": ends, "active": True}
             transaction.create(self.db.collection(PORTAL_SESSIONS).document(sid), session)
             transaction.update(code_ref, {"used_at": now, "session": sid})
@@ -160,9 +169,9 @@ class PortalStore:
             raise GrantRefused("the session was ended")
         if record["ends_at"] <= now:
             raise GrantRefused("the session has ended")
-        client_ref, tenant_ref = self._creator_refs(record)
-        client, tenant = _read(self.db.get_all([client_ref, tenant_ref]), client_ref, tenant_ref)
-        refusal = creator_refusal(record, client, tenant)
+        refs = self._creator_refs(record)
+        client, tenant, revoked = _read(self.db.get_all(list(refs)), *refs)
+        refusal = creator_refusal(record, client, tenant, revoked)
         if refusal:
             raise GrantRefused(refusal)
         return Session.of(session_ref.id, record), (tenant or {}).get("tier")

@@ -168,7 +168,7 @@ class Auth:
         grant = tokens.Grant(session.creator_client_id, session.scopes, session.tenant_id, tier)
         key = self.settings.rollover.signing_key(self._keys(), now)
         claims = {**tokens.claims_for(grant, issuer=self.issuer, audience=self.audience, now=now, ttl=ttl),
-                  "sid": session.sid}
+                  "sid": session.sid, "creator_jti": session.creator_jti}
         return {"access_token": tokens.sign(claims, key), "token_type": "Bearer",
                 "expires_in": int(claims["exp"] - claims["iat"]), "scope": claims["scope"],
                 "tenant_id": session.tenant_id,
@@ -228,7 +228,9 @@ class Auth:
             return
         if claims["client_id"] != grant.client_id:
             return
-        expires_at = datetime.datetime.fromtimestamp(claims["exp"], datetime.UTC)
+        # Kept past the token's own end while a portal session it opened may live (the sessions read the entry).
+        expires_at = datetime.datetime.fromtimestamp(claims["exp"], datetime.UTC) + portal.CODE_TTL + \
+            portal.SESSION_TTL
         self.revocations.revoke(claims["jti"], grant.client_id, expires_at)
         log_event(logger, "token.revoked", client_id=grant.client_id, jti=claims["jti"])
 

@@ -38,7 +38,10 @@ class ApiError(Exception):
 
 
 def segment(value: str) -> str:
-    """A path segment as given, escaped, so `../x` or `a/b` stays one segment of the session's tenant."""
+    """A path segment as given, escaped, so `../x` or `a/b` stays one segment of the session's tenant; `.` and `..`
+    name nothing (an HTTP client would resolve them as dot segments, into another route)."""
+    if value in ("", ".", ".."):
+        raise ApiError(404, "no such item")
     return quote(value, safe="")
 
 

@@ -6,8 +6,9 @@
   strict-origin` (no request carries its URL) and loads nothing but the portal's stylesheet, and after the POST
   the browser is redirected to a URL without the code.
 - **The cookie** holds the session handle auth returned (256 random bits; auth stores only its hash), HttpOnly, on
-  Path=/portal, SameSite=Lax (Strict would drop it on the redirect that follows a link opened from a mail client),
-  `Secure` and `__Secure-` outside the local stack, living no longer than the session. The handle alone is worth
+  Path=/, SameSite=Lax (Strict would drop it on the redirect that follows a link opened from a mail client),
+  `Secure` and `__Host-` outside the local stack (no sibling subdomain can set one), living no longer than the
+  session. The handle alone is worth
   nothing at the token endpoint: only the portal's client, with its secret from Secret Manager, may use it there.
 - **Access tokens** are fetched with the handle (`grant_type=refresh_token`) and kept in this instance's memory by
   the handle's hash until a minute before they expire; another instance simply fetches its own. A refused refresh
@@ -136,5 +137,10 @@ class Sessions:
         """Ends the session at auth (every token of it stops working at once), then here."""
         self.forget(handle)
         client_id, secret = self.settings.client()
-        http().post(f"{self.settings.api_url}/v1/oauth/revoke", data={"token": handle, "token_type_hint":
-                    "refresh_token"}, auth=(client_id, secret), timeout=self.settings.api_timeout_s)
+        try:
+            answer = http().post(f"{self.settings.api_url}/v1/oauth/revoke", data={"token": handle, "token_type_hint":
+                                 "refresh_token"}, auth=(client_id, secret), timeout=self.settings.api_timeout_s)
+        except requests.RequestException as error:
+            raise ConnectionError(f"auth did not answer: {type(error).__name__}") from None
+        if answer.status_code != 200:  # RFC 7009: 200 whether or not the handle was live; anything else failed
+            raise ConnectionError(f"auth answered {answer.status_code} to the sign-out")

@@ -15,12 +15,14 @@ class PortalSettings:
     api_url: str  # where the portal calls the public API: the gateway, the same origin it is served on
     origin: str  # scheme://host[:port] browsers see the portal at; a form posted from anywhere else is refused
     client_secret: str  # Secret Manager secret of the portal's client: JSON {client_id, client_secret}
-    secure_cookies: bool  # `Secure` and the `__Secure-` name everywhere but the local stack (plain HTTP)
+    secure_cookies: bool  # `Secure` and the `__Host-` name everywhere but the local stack (plain HTTP)
     api_timeout_s: float
 
     @property
     def cookie_name(self) -> str:
-        return "__Secure-energent_portal" if self.secure_cookies else "energent_portal"
+        # __Host-: only this host may set it, for Path=/ and without Domain, so a sibling subdomain cannot plant a
+        # cookie of its own session that the browser would send first on a longer path.
+        return "__Host-energent_portal" if self.secure_cookies else "energent_portal"
 
     def client(self) -> tuple[str, str]:
         """(client_id, client_secret) of the portal's own client, through the shared Secret Manager cache."""

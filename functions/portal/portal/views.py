@@ -19,8 +19,9 @@ from portal.api import ApiError, TenantApi, segment
 from portal.web import Context, features, redirect, render, tenant_names
 
 WEBHOOK_EVENTS = ("budget.crossed", "invoice.issued", "invoice.paid", "credit_note.issued")
-PERIOD = re.compile(r"^(2[0-9]{3})-(0[1-9]|1[0-2])$")
-AMOUNT = re.compile(r"^[0-9]{1,13}([.,][0-9]{1,2})?$")
+PERIOD = re.compile(r"(2[0-9]{3})-(0[1-9]|1[0-2])")
+THRESHOLD = re.compile(r"[0-9]{1,4}")  # ASCII digits: str.isdigit() takes "²" and "٣"
+AMOUNT = re.compile(r"[0-9]{1,13}([.,][0-9]{1,2})?")
 METER_ORDER = ("workflow_minutes", "workflow_runs", "peak_concurrent_workflows", "storage_gib_hours")
 _pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="portal-api")
 
@@ -92,7 +93,7 @@ def shift(period: str, months: int) -> str:
 
 def usage(ctx: Context, api: TenantApi) -> flask.Response:
     asked = ctx.request.args.get("period") or current_period()
-    period = asked if PERIOD.match(asked) else current_period()
+    period = asked if PERIOD.fullmatch(asked) else current_period()
     found = api.get("/usage", period=period, granularity="day")
     t = ctx.t
     days = chart.days_of(period)
@@ -135,12 +136,12 @@ def invoices(ctx: Context, api: TenantApi) -> flask.Response:
 
 
 DOCUMENT_MEDIA = {"pdf": ("application/pdf", "pdf"), "xml": ("application/xml", "xml")}
-NUMBER = re.compile(r"^(CN-)?[0-9]{4}-[0-9]{6,12}$")
+NUMBER = re.compile(r"(CN-)?[0-9]{4}-[0-9]{6,12}")
 
 
 def document(ctx: Context, api: TenantApi, number: str, kind: str) -> flask.Response:
     """The issued document's PDF or UBL, from the billing API by `Accept`, as an attachment named by its number."""
-    if kind not in DOCUMENT_MEDIA or not NUMBER.match(number):
+    if kind not in DOCUMENT_MEDIA or not NUMBER.fullmatch(number):
         raise ApiError(404, "no such document")
     media, suffix = DOCUMENT_MEDIA[kind]
     upstream = api.call("GET", f"/documents/{segment(number)}", accept=media)
@@ -200,7 +201,7 @@ def budget(ctx: Context, api: TenantApi, *, error: str | None = None, form: dict
 
 def parse_thresholds(text: str) -> list[int] | None:
     parts = [part.strip() for part in text.replace(";", ",").split(",") if part.strip()]
-    if not parts or not all(part.isdigit() and 1 <= int(part) <= 1000 for part in parts):
+    if not parts or not all(THRESHOLD.fullmatch(part) and 1 <= int(part) <= 1000 for part in parts):
         return None
     return sorted({int(part) for part in parts})
 
@@ -210,7 +211,7 @@ def save_budget(ctx: Context, api: TenantApi) -> flask.Response:
     kept = {"monthly_limit": form.get("monthly_limit", "").strip(), "thresholds": form.get("thresholds", "").strip(),
             "action": "block" if form.get("action") == "block" else "notify"}
     limit = kept["monthly_limit"].replace(" ", "")
-    if not AMOUNT.match(limit):
+    if not AMOUNT.fullmatch(limit):
         return budget(ctx, api, error=ctx.t("invalid_amount"), form=kept, status=400)
     try:
         amount = Decimal(limit.replace(",", "."))

@@ -166,12 +166,12 @@ def redirect(ctx: Context, location: str) -> flask.Response:
 
 
 def set_session_cookie(response: flask.Response, ctx: Context, handle: str, max_age: int) -> None:
-    response.set_cookie(ctx.settings.cookie_name, handle, max_age=max_age, path="/portal", httponly=True,
+    response.set_cookie(ctx.settings.cookie_name, handle, max_age=max_age, path="/", httponly=True,
                         secure=ctx.settings.secure_cookies, samesite="Lax")
 
 
 def clear_session_cookie(response: flask.Response, ctx: Context) -> None:
-    response.delete_cookie(ctx.settings.cookie_name, path="/portal", httponly=True,
+    response.delete_cookie(ctx.settings.cookie_name, path="/", httponly=True,
                            secure=ctx.settings.secure_cookies, samesite="Lax")
 
 

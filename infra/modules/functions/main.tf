@@ -12,6 +12,7 @@ locals {
   topics        = toset(local.registry.topics)
   dead_letter   = { for topic in local.topics : topic => "${topic}-dead-letter" }
   function_name = { for name, d in local.deployments : name => "energent-${name}-${var.environment}" }
+  portal_login  = "/portal/login" # auth/portal.py LOGIN_PATH
 
   # Named by project id, as Cloud Build names them (a secret's `name` attribute gives the project number).
   secret_names = {
@@ -68,7 +69,7 @@ resource "google_service_account" "function" {
 }
 
 resource "google_project_iam_member" "firestore" {
-  for_each = local.deployments
+  for_each = { for name, d in local.deployments : name => d if try(d.firestore, true) }
   project  = var.project_id
   role     = "roles/datastore.user"
   member   = "serviceAccount:${google_service_account.function[each.key].email}"
@@ -467,6 +468,16 @@ resource "google_secret_manager_secret_version" "portal" {
     client_secret = ephemeral.random_password.portal.result
   })
   secret_data_wo_version = 1
+}
+
+# A sign-in link carries its one-time code in the query string until the person presses Continue (auth/portal.py).
+# The request logs of Cloud Run and API Gateway keep whole URLs, readable by anyone who may view logs: those lines
+# are not stored. The portal logs each sign-in itself, without the code.
+resource "google_logging_project_exclusion" "portal_sign_in_links" {
+  project     = var.project_id
+  name        = "portal-sign-in-links-${var.environment}"
+  description = "Request log lines of portal sign-in links: their URL holds a one-time code"
+  filter      = "httpRequest.requestUrl:\"${local.portal_login}?\""
 }
 
 resource "google_secret_manager_secret" "operator" {

@@ -62,6 +62,25 @@ resource "google_firestore_field" "revoked_tokens_ttl" {
   ttl_config {}
 }
 
+# Portal sign-in codes and sessions, kept until a session could have ended (auth/portal.py).
+resource "google_firestore_field" "portal_codes_ttl" {
+  project    = var.project_id
+  database   = google_firestore_database.main.name
+  collection = "portal_codes"
+  field      = "expire_at"
+
+  ttl_config {}
+}
+
+resource "google_firestore_field" "portal_sessions_ttl" {
+  project    = var.project_id
+  database   = google_firestore_database.main.name
+  collection = "portal_sessions"
+  field      = "expire_at"
+
+  ttl_config {}
+}
+
 # Spend check markers (one per tenant and ten-second window of usage) are kept a day after their window.
 resource "google_firestore_field" "spend_checks_ttl" {
   project    = var.project_id
