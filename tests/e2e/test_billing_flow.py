@@ -191,9 +191,10 @@ def test_closes_over_http_and_from_the_scheduler_produce_the_invoices(stack):
     close = {"specversion": "1.0", "type": "ai.energent.billing.period.close.v1", "source": "//cloudscheduler",
              "id": uuid.uuid4().hex, "datacontenttype": "application/json", "data": {"period": LAST_MONTH}}
     stack.publish("billing-events", json.dumps(close).encode(), {"content-type": "application/cloudevents+json"})
+    # The close drafts every tenant, then numbers the drafts: until then the invoice reads as a draft.
     response = wait_until(lambda: r if (r := requests.get(f"{stack.url}/v1/tenants/closing/invoices/{LAST_MONTH}",
-                                                          headers=stack.operator(), timeout=10)).ok else None,
-                          60, 0.5, what="the invoice")
+                                                          headers=stack.operator(), timeout=10)).ok
+                          and r.json().get("number") else None, 60, 0.5, what="the numbered invoice")
     invoice = response.json()
     # standard: 149.00 base + (6000 - 5000) x 0.009 = 9.00
     # a Dutch customer: VAT 21 % of 158.00
