@@ -44,7 +44,7 @@ from energent_shared.http import (
     tenant_id_param,
 )
 from energent_shared.logging import get_logger, log_event
-from energent_shared.paging import page_size_param
+from energent_shared.paging import page_size_param, page_token_param
 
 logger = get_logger("billing")
 router = Router()
@@ -256,9 +256,7 @@ def credit_invoice(request: flask.Request, tenant_id: str, period: str) -> flask
 @router.route("GET", "/v1/tenants/{tenant_id}/credit-notes")
 def list_credit_notes(request: flask.Request, tenant_id: str) -> flask.Response:
     default_guard().require(request, "billing:read", tenant_id_param(tenant_id))
-    token = request.args.get("page_token") or None
-    if token is not None and len(token) > 40:
-        raise Problem(400, "page_token is not valid")
+    token = page_token_param(request.args.get("page_token"))
     return json_response(service().credit_notes(tenant_id, page_size_param(request.args.get("page_size")), token))
 
 
@@ -298,9 +296,7 @@ def post_credit_grant(request: flask.Request, tenant_id: str) -> flask.Response:
 @router.route("GET", "/v1/tenants/{tenant_id}/credit-grants")
 def list_credit_grants(request: flask.Request, tenant_id: str) -> flask.Response:
     default_guard().require_any(request, ("billing:read", "billing:write"), tenant_id_param(tenant_id))
-    token = request.args.get("page_token") or None
-    if token is not None and len(token) > 40:
-        raise Problem(400, "page_token is not valid")
+    token = page_token_param(request.args.get("page_token"))
     return json_response(spend_control().grants(tenant_id, page_size_param(request.args.get("page_size")), token))
 
 
@@ -315,9 +311,7 @@ def post_webhook(request: flask.Request, tenant_id: str) -> flask.Response:
 @router.route("GET", "/v1/tenants/{tenant_id}/webhooks")
 def list_webhooks(request: flask.Request, tenant_id: str) -> flask.Response:
     default_guard().require(request, "billing:write", tenant_id_param(tenant_id))
-    token = request.args.get("page_token") or None
-    if token is not None and len(token) > 40:
-        raise Problem(400, "page_token is not valid")
+    token = page_token_param(request.args.get("page_token"))
     return json_response(webhook_service().listing(tenant_id, page_size_param(request.args.get("page_size")), token))
 
 

@@ -7,7 +7,7 @@ import pytest
 from energent_shared import errors
 from energent_shared.http import Problem, Router, http_function, parse_json, read_json
 from energent_shared.jsonio import OutOfRangeNumber, json_default
-from energent_shared.paging import page_size_param
+from energent_shared.paging import page_size_param, page_token_param
 
 app = flask.Flask(__name__)
 
@@ -135,6 +135,13 @@ def test_http_function_hides_internal_errors(capsys):
 def test_page_size_outside_ascii_digits_and_range_is_a_400(raw):
     with pytest.raises(errors.Invalid):
         page_size_param(raw)
+
+
+def test_a_page_token_is_none_for_the_first_page_and_refused_when_longer_than_any_token():
+    assert page_token_param(None) is None and page_token_param("") is None
+    assert page_token_param("a" * 40) == "a" * 40
+    with pytest.raises(errors.Invalid, match="page_token is not valid"):
+        page_token_param("a" * 41)
 
 
 @pytest.mark.parametrize("error, status", [(errors.Invalid("x"), 400), (errors.Forbidden("x"), 403),
