@@ -65,6 +65,21 @@ def test_a_batch_costs_one_write_per_event_and_one_per_tenant_day_and_meter(bill
     assert quantity(billing, "2025-03") == Decimal("4.5") and quantity(billing, "2025-03", "bravo") == 8
 
 
+def test_a_commit_sent_twice_by_the_client_is_counted_once_and_answered_as_accepted(billing, firestore_db,
+                                                                                     monkeypatch):
+    add_tenant(firestore_db)
+    batch = [usage(quantity="2", time=in_month("2025-03", day)) for day in (1, 2, 2)]
+    # The client library sends a commit again when its answer was lost: the second one carries the same records.
+    attempt = uuid.uuid4()
+    monkeypatch.setattr(usage_counters.uuid, "uuid4", lambda: attempt)
+    assert billing.ingest(batch, "http")["accepted"] == 3
+    assert billing.ingest(batch, "http")["accepted"] == 3  # its own records: counted now, not duplicates
+    assert quantity(billing, "2025-03") == 6
+    monkeypatch.undo()
+    resent = billing.ingest(batch, "http")  # a resend is another commit: duplicates, as ever
+    assert (resent["accepted"], resent["duplicates"]) == (0, 3) and quantity(billing, "2025-03") == 6
+
+
 def test_a_duplicate_inside_a_batch_counts_once_and_the_first_stands(billing, firestore_db):
     add_tenant(firestore_db)
     when = in_month("2025-03", 3)

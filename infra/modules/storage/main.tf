@@ -138,7 +138,7 @@ resource "google_firestore_field" "usage_rollup_runs_ttl" {
 # exactly-once records (one per usage event, kept for ever, looked up by key only) they would be most of their size.
 locals {
   unindexed_fields = {
-    usage_events = ["tenant_id", "meter", "micros", "time", "time_given", "source", "id", "via", "received_at"]
+    usage_events = ["tenant_id", "meter", "micros", "time", "time_given", "source", "id", "via", "received_at", "commit"]
     usage_shards = ["meter", "count", "units", "micros", "max_micros", "days", "rollup", "rolled_at"]
   }
 }

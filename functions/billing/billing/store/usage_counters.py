@@ -30,6 +30,7 @@ from __future__ import annotations
 import datetime
 import random
 import threading
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -52,6 +53,10 @@ UNITS_LIMIT = 2 ** 62
 WATERMARK_MARGIN = datetime.timedelta(minutes=10)
 
 
+# Whole reads of a broken query stream (what one instant of the counters needs, `at_one_instant`).
+READ_ATTEMPTS = 3
+
+
 class Overflow(Exception):
     """A total would leave the range Firestore holds exactly."""
 
@@ -63,10 +68,32 @@ class Lost(Exception):
 Outcome = dict | Overflow | None  # None: counted now; dict: the first event counted under its (source, id)
 
 
-def _record(usage: Usage, via: str) -> dict:
+def _record(usage: Usage, via: str, commit: str = "") -> dict:
     return {"tenant_id": usage.tenant_id, "meter": usage.meter, "micros": usage.micros, "time": usage.time,
             "time_given": usage.time_given, "source": usage.source, "id": usage.event_id, "via": via,
-            "received_at": utcnow()}
+            "received_at": utcnow(), **({"commit": commit} if commit else {})}
+
+
+def no_resume():
+    """A retry policy under which the client neither retries a query's call nor resumes its broken stream."""
+    from google.api_core.retry import Retry, if_exception_type
+
+    return Retry(predicate=if_exception_type())
+
+
+def at_one_instant(query) -> list:
+    """Every result of `query` read at one instant. The client resumes a broken stream after its last result at a
+    later instant: over counters being rolled up, the rollup read after the move would count again what was read as
+    counters before it. Here a broken stream is read again from the start instead."""
+    from google.api_core.exceptions import DeadlineExceeded, InternalServerError, ServiceUnavailable
+
+    for attempt in range(READ_ATTEMPTS):
+        try:
+            return list(query.stream(retry=no_resume()))
+        except (DeadlineExceeded, InternalServerError, ServiceUnavailable):
+            if attempt == READ_ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
 
 
 def _sum_parts(micros: int) -> tuple[int, int]:
@@ -163,8 +190,7 @@ class UsageStore:
         events = self.db.collection("usage_events")
         pending = list(chunk)
         for _ in range(ATTEMPTS):
-            if not pending:
-                return
+            commit = uuid.uuid4().hex[:16]  # marks this attempt's records: the client may send a commit twice
             groups: dict[tuple, _Group] = {}
             for index in pending:
                 usage, aggregation, _ = items[index]
@@ -175,7 +201,7 @@ class UsageStore:
             batch = self.db.batch()
             for index in pending:
                 usage, _, via = items[index]
-                batch.create(events.document(usage.key), _record(usage, via))
+                batch.create(events.document(usage.key), _record(usage, via, commit))
             shards = []
             for group in groups.values():
                 units, micros = _sum_parts(group.micros)
@@ -194,6 +220,12 @@ class UsageStore:
                 # with the first one counted, and the rest committed again.
                 found = {snapshot.id: snapshot for snapshot in self.db.get_all(
                     [events.document(items[index][0].key) for index in pending], timeout=WRITE_TIMEOUT_S)}
+                if any(snapshot.exists and (snapshot.to_dict() or {}).get("commit") == commit
+                       for snapshot in found.values()):
+                    # This very commit was applied, and the client's retry of it (after a lost answer) found its
+                    # own records: every event of it is counted now. (Its totals went unread: the overflow check
+                    # needs the 2^62 units of UNITS_LIMIT on one counter, far beyond this one lost answer.)
+                    return
                 still = []
                 for index in pending:
                     snapshot = found.get(items[index][0].key)
@@ -202,6 +234,8 @@ class UsageStore:
                     else:
                         still.append(index)
                 pending = still
+                if not pending:
+                    return
                 continue
             for position, (shard, group, units, micros) in enumerate(shards):
                 # The client sends a document's transforms sorted by field path; the results come in that order.
@@ -215,13 +249,16 @@ class UsageStore:
         raise Lost(f"{len(pending)} events kept losing to concurrent writers of their records")
 
     def _take_back(self, shard, group: _Group, units: int, micros: int, usages: list[Usage]) -> None:
-        from google.cloud.firestore import Increment
+        from google.cloud.firestore import SERVER_TIMESTAMP, Increment
 
         undo = self.db.batch()
         for usage in usages:
             undo.delete(self.db.collection("usage_events").document(usage.key))
-        undo.set(shard, {"count": Increment(-group.count), "units": Increment(-units), "micros": Increment(-micros)},
-                 merge=True)
+        # With the fields the queries read, and a new write time: a rollup may have moved the counter meanwhile (the
+        # undo then starts it again, negative), and a close that read it before the undo must see the change.
+        undo.set(shard, {"tenant_id": group.tenant_id, "period": group.period, "day": group.day,
+                         "meter": group.meter, "count": Increment(-group.count), "units": Increment(-units),
+                         "micros": Increment(-micros), "written_at": SERVER_TIMESTAMP}, merge=True)
         undo.commit(timeout=WRITE_TIMEOUT_S)
 
     def _alone(self, item: tuple[Usage, str, str], group_size: int) -> Outcome:
@@ -246,7 +283,7 @@ class UsageStore:
         """The period's counters and rollup, read at one instant (one query)."""
         from google.cloud.firestore_v1.base_query import FieldFilter
 
-        return list(self._shards(tenant_id).where(filter=FieldFilter("period", "==", period)).stream())
+        return at_one_instant(self._shards(tenant_id).where(filter=FieldFilter("period", "==", period)))
 
     def counters_of_tenants(self, tenant_ids: Sequence[str], since: datetime.datetime | None) -> dict[str, list]:
         """Every counter and rollup of these tenants written after `since` (all of them without one), by tenant: a
@@ -261,7 +298,7 @@ class UsageStore:
                 filter=FieldFilter("tenant_id", "in", ids[start:start + IN_LIMIT]))
             if since is not None:
                 query = query.where(filter=FieldFilter("written_at", ">", since))
-            for snapshot in query.stream():
+            for snapshot in at_one_instant(query):
                 found.setdefault(snapshot.get("tenant_id"), []).append(snapshot)
         return found
 
