@@ -205,6 +205,32 @@ def test_the_daily_step_walks_every_tenant_once_however_often_a_page_is_delivere
     assert all(quantity(billing, "2025-03", name) == 2 for name in names)
 
 
+def test_a_page_stopped_before_it_handed_on_hands_on_when_delivered_again(firestore_db, bucket, monkeypatch):
+    monkeypatch.setattr(rollups, "PAGE", 2)
+    sent = []
+    billing = make_billing(firestore_db, bucket)
+    billing.rollups.clock = lambda: datetime.datetime(2025, 4, 3, tzinfo=datetime.UTC)
+    for name in ("site-a", "site-b", "site-c"):
+        add_tenant(firestore_db, name)
+        billing.ingest([usage(name, quantity="1", time=in_month("2025-03", 30))], "http")
+
+    class Stopped(BaseException):
+        """The instance stopped mid-way (nothing after this line of the delivery runs)."""
+
+    def stopped(kind, data):
+        raise Stopped
+
+    billing.rollups.dispatch = stopped
+    with pytest.raises(Stopped):
+        billing.rollups.on_event({})  # noted the next page, stopped before publishing it: delivered again
+    billing.rollups.dispatch = lambda kind, data: sent.append(data)
+    billing.rollups.on_event({})
+    billing.rollups.on_event({})
+    assert sent == [{"before": "2025-04-02", "after": "site-b"}]  # published by the redelivery, once
+    billing.rollups.on_event(sent[0])
+    assert all(live(firestore_db, name) == [] for name in ("site-a", "site-b", "site-c"))
+
+
 def test_a_straggler_landing_between_a_rollups_read_and_its_commit_stays_counted(billing, firestore_db):
     from google.cloud.firestore import SERVER_TIMESTAMP, Increment
 

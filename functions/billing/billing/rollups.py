@@ -60,20 +60,20 @@ class Rollups:
         log_event(logger, "usage.rolled_up", before=before, after=after, tenants=len(page), counters=moved)
 
     def _hand_on(self, before: str, after: str) -> None:
-        """Publish the next page once, however often this page is delivered."""
+        """Publish the next page once, however often this page is delivered. The marker says whether it was
+        published, so a delivery that stopped in between (a failed publish, a crash) is finished by the next one; two
+        deliveries at the same instant may both publish, which costs one page rolled up twice (moving nothing)."""
         from google.api_core.exceptions import AlreadyExists
 
         marker = self.usage.db.collection(RUNS).document(f"{before}~{after}")
         try:
-            marker.create({"before": before, "after": after, "at": self.clock(),
+            marker.create({"before": before, "after": after, "at": self.clock(), "published": False,
                            "expire_at": self.clock() + datetime.timedelta(days=7)})
         except AlreadyExists:
-            return
-        try:
-            self.dispatch(ROLLUP_TYPE, {"before": before, "after": after})
-        except Exception:
-            marker.delete()  # the redelivery of this page publishes it
-            raise
+            if (marker.get().to_dict() or {}).get("published"):
+                return
+        self.dispatch(ROLLUP_TYPE, {"before": before, "after": after})
+        marker.update({"published": True})
 
 
 def _is_day(value: str) -> bool:
