@@ -256,6 +256,17 @@ def test_a_lost_check_is_published_again_by_the_sweep(control, billing, recorded
     assert control.sweep()["checks"] == 0
 
 
+def test_a_resend_of_events_counted_before_their_check_was_scheduled_schedules_it(billing, firestore_db):
+    add_tenant(firestore_db, billing_start=START)
+    batch = minutes(100)
+    billing.accepted = lambda tenant_id: None  # counted, then the delivery failed before its spend check
+    assert billing.ingest(batch, "http")["accepted"] == 1
+    checked: list[str] = []
+    billing.accepted = checked.append
+    assert billing.ingest(batch, "http")["duplicates"] == 1
+    assert checked == ["acme"]
+
+
 def test_the_sweep_finds_what_is_overdue_behind_a_backlog_of_what_is_not(firestore_db):
     """More markers and records not yet due than the sweep takes at once, listed first by id: the overdue ones are
     still found, oldest first."""

@@ -118,7 +118,10 @@ class Billing:
                                                for _, usage in usages])
             for (index, usage), outcome in zip(usages, outcomes, strict=True):
                 results[index] = self._outcome(usage, outcome)
-        for tenant_id in dict.fromkeys(usage.tenant_id for index, usage in usages if results[index][0] == "accepted"):
+        # A duplicate too: it may be the resend of an event counted by a delivery that failed before this step (a
+        # batch's later commit, an instance stopped), whose spend check was then never scheduled.
+        for tenant_id in dict.fromkeys(usage.tenant_id for index, usage in usages
+                                       if results[index][0] in ("accepted", "duplicate")):
             self.accepted(tenant_id)
         return results
 
