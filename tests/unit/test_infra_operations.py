@@ -555,6 +555,13 @@ def test_the_readme_names_what_the_deployment_needs_before_it_starts():
     assert 'flux install --version="$FLUX_VERSION"' in section and "flux install\n" not in section
 
 
+def test_every_schedule_the_runbook_runs_by_hand_is_one_terraform_creates():
+    runbook = (ROOT / "docs" / "runbook.md").read_text()
+    named = re.findall(r"gcloud scheduler jobs run energent-([a-z0-9-]+)-\$ENV", runbook)
+    assert "usage-rollup" in named and "spend-month-start" in named
+    assert set(named) <= {schedule.name for schedule in registry.load().schedules}
+
+
 def test_the_runbook_names_what_terraform_and_the_registry_create():
     runbook = (ROOT / "docs" / "runbook.md").read_text()
     assert "--backup-time" not in runbook.replace("no `gcloud firestore databases restore --backup-time`", "")
