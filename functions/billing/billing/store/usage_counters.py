@@ -30,6 +30,7 @@ from __future__ import annotations
 import datetime
 import random
 import threading
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -53,8 +54,10 @@ UNITS_LIMIT = 2 ** 62
 WATERMARK_MARGIN = datetime.timedelta(minutes=10)
 
 
-# Whole reads of a broken query stream (what one instant of the counters needs, `at_one_instant`).
+# Whole reads of a broken query stream (what one instant of the counters needs, `at_one_instant`), and the pause
+# before the first read again (doubled after each).
 READ_ATTEMPTS = 3
+READ_BACKOFF_S = 0.2
 
 
 class Overflow(Exception):
@@ -93,6 +96,7 @@ def at_one_instant(query) -> list:
         except (DeadlineExceeded, InternalServerError, ServiceUnavailable):
             if attempt == READ_ATTEMPTS - 1:
                 raise
+            time.sleep(READ_BACKOFF_S * 2 ** attempt)
     raise AssertionError("unreachable")
 
 
