@@ -195,3 +195,35 @@ def test_nothing_to_pay_carries_no_code():
     note = lifecycle.credit(record, None, "duplicate", Numbers({("credit_note", 2026): 0}),
                             invoice.issue_fields(NOW, 30), NOW).documents[0]
     assert qr_codes(documents.render(note, "pdf")) == []
+
+
+def test_writing_one_pdf_leaves_nothing_on_the_face_of_another():
+    """fpdf2 writes a document's font file and descriptor id onto its face's descriptor: a descriptor shared by two
+    documents drawn at once on two threads gives one of them the other's glyphs or a broken cross-reference."""
+    from fpdf import FPDF
+
+    first, second = FPDF(), FPDF()
+    fonts.add_to(first)
+    fonts.add_to(second)
+    second.add_page()
+    second.set_font(fonts.FAMILY, "", 10)
+    second.cell(0, 5, "Łódź")
+    second.output()
+    [face] = first.fonts.values()
+    assert getattr(face.desc, "font_file2", None) is None and face.desc.font_name is None
+
+
+def test_pdfs_drawn_at_once_on_many_threads_are_each_whole_and_their_own():
+    """An instance serves requests on several threads: PDFs drawn at the same moment share the parsed face."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    documents_by_country = {country: issued(profile, usage(workflow_minutes={3: "1500"}), sequence=n)
+                            for n, (country, profile) in enumerate(sorted(CUSTOMERS.items()))}
+    expected = {country: text_of(documents.render(document, "pdf"))
+                for country, document in documents_by_country.items()}
+    work = sorted(documents_by_country) * 12
+    with ThreadPoolExecutor(8) as pool:
+        drawn = list(pool.map(lambda country: (country, documents.render(documents_by_country[country], "pdf")),
+                              work))
+    for country, pdf in drawn:
+        assert text_of(pdf) == expected[country]

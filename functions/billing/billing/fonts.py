@@ -83,8 +83,9 @@ def _parsed(style: str) -> tuple[Any, bytes]:
 def add_to(pdf: Any) -> str:
     """Make the face available to `pdf` as FAMILY; returns the family name.
 
-    fpdf2 keeps, per document, the glyphs used (`subset`) and subsets its own copy of the face (`ttfont`) when it
-    writes the file; everything else of a parsed face is the same for every document and is shared."""
+    fpdf2 keeps, per document, the glyphs used (`subset`), subsets its own copy of the face (`ttfont`) and fills
+    in the descriptor (`desc`) when it writes the file; everything else of a parsed face is the same for every
+    document and is shared."""
     from fontTools.ttLib import TTFont
     from fpdf.fonts import SubsetMap
 
@@ -93,6 +94,9 @@ def add_to(pdf: Any) -> str:
     for style, (template, data) in faces.items():
         font = copy.copy(template)
         font.i = len(pdf.fonts) + 1
+        # Writing a document sets its font file and object id on the face's descriptor: each document has its own,
+        # or two drawn at once on two threads would take each other's glyphs.
+        font.desc = copy.copy(template.desc)
         # Glyph outlines are copied as they are: their bounds are known, so none is unpacked and packed again.
         font.ttfont = TTFont(BytesIO(data), recalcTimestamp=False, recalcBBoxes=False, lazy=True)
         font.missing_glyphs = []
