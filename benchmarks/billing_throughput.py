@@ -76,7 +76,7 @@ def main() -> None:
             if event_type == closing.ARCHIVE_TYPE:
                 archive_steps.append(data)
             else:
-                steps.append(instances.submit(billing.closer.on_event, event_type, data))
+                steps.append(instances.submit(billing.on_step, event_type, data))
 
         billing = build(db, InvoiceFiles(bucket, clients.storage), dispatch, pricing.load(ROOT / "config/pricing.json"),
                         parties.load_seller(ROOT / "config/seller.json"))

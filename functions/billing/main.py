@@ -12,12 +12,12 @@ from functools import cache
 import flask
 import functions_framework
 
-from billing import closing, parties, periods, pricing, rollups
+from billing import parties, periods, pricing
 from billing.crossings import CheckWindows
 from billing.documents import MEDIA, InvoiceFiles
 from billing.errors import Conflict, Invalid, NotFound
 from billing.secret_box import SecretBox
-from billing.service import Billing, build
+from billing.service import STEP_TYPES, Billing, build
 from billing.settings import billing_settings
 from billing.spend_control import SpendControl
 from billing.store.budgets import Budgets
@@ -351,27 +351,12 @@ def billing_handler(push) -> None:
     except events.InvalidEvent as invalid:
         service().ingest([invalid], via="pubsub")
         return
-    if event["type"] == USAGE_TYPE or event["type"] not in (closing.CLOSE_TYPE, closing.CHUNK_TYPE,
-                                                            closing.NUMBER_TYPE, closing.ARCHIVE_TYPE,
-                                                            closing.STORE_TYPE,
-                                                            rollups.ROLLUP_TYPE):
+    if event["type"] == USAGE_TYPE or event["type"] not in STEP_TYPES:
         service().ingest([event], via="pubsub")
         return
     data = event.get_data()
     try:
-        if event["type"] == closing.CLOSE_TYPE:
-            # Cloud Scheduler's payload is fixed, so without a period the month that just ended is closed.
-            period = (data.get("period") if isinstance(data, dict) else None) or periods.preceding(
-                periods.of(utcnow()))
-            service().closer.start(period)
-        elif event["type"] == rollups.ROLLUP_TYPE:  # Cloud Scheduler, daily; then each page hands on
-            service().rollups.on_event(data)  # type: ignore[union-attr]
-        elif event["type"] == closing.STORE_TYPE:
-            if not isinstance(data, dict) or not valid_tenant_id(data.get("tenant_id")):
-                raise Invalid("a document store step needs data.tenant_id and data.number")
-            service().store_document(data["tenant_id"], str(data.get("number")))
-        else:
-            service().closer.on_event(event["type"], data)
+        service().on_step(event["type"], data)
     except (Invalid, NotFound, Conflict) as refused:  # can never succeed: acknowledged
         log_event(logger, "period.close_refused", severity=logging.WARNING, type=event["type"], detail=str(refused))
     except Exception as error:  # Pub/Sub delivers the step again; the alert on a failed close counts these

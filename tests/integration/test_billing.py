@@ -48,7 +48,7 @@ class Steps:
         while delivered < self.repeat:
             attempts += 1
             try:
-                self.billing.closer.on_event(event_type, dict(data))
+                self.billing.on_step(event_type, dict(data))  # as the function routes billing-events
                 delivered += 1
             except Exception:
                 if attempts > 10:

@@ -17,7 +17,7 @@ from typing import Any
 
 from cloudevents.http import CloudEvent
 
-from billing import closing_rules, grants, lifecycle, numbering, periods
+from billing import closing, closing_rules, grants, lifecycle, numbering, periods, rollups
 from billing.closing import STORE_TYPE, Closer
 from billing.documents import InvoiceFiles
 from billing.errors import Conflict, Invalid, NotFound
@@ -39,6 +39,7 @@ from billing.usage import Rejected, Usage, total, validate
 from energent_shared import fields
 from energent_shared.clock import rfc3339, utcnow
 from energent_shared.events import InvalidEvent, parse_time
+from energent_shared.firestore import valid_tenant_id
 from energent_shared.logging import get_logger, log_event
 
 logger = get_logger("billing")
@@ -46,6 +47,11 @@ INGEST_WORKERS = 8
 MAX_SLA_NUMBER = Decimal(10) ** 9
 MAX_AMOUNT = Decimal(10) ** 12
 _AMOUNT = re.compile(r"[0-9]{1,13}(\.[0-9]{1,2})?")
+
+
+# What billing-events carries besides usage (Billing.on_step).
+STEP_TYPES = (closing.CLOSE_TYPE, closing.CHUNK_TYPE, closing.NUMBER_TYPE, closing.ARCHIVE_TYPE, STORE_TYPE,
+              rollups.ROLLUP_TYPE)
 
 
 @dataclass
@@ -420,6 +426,22 @@ class Billing:
             except Exception:
                 logger.exception("change committed; announcing it failed",
                                  extra={"json_fields": {"number": document.get("number"), "event": kind}})
+
+    def on_step(self, event_type: str, data: Any) -> None:
+        """A message on billing-events other than usage (delivered at least once, each idempotent): a close begun
+        (Cloud Scheduler's fixed message names no period: the month that just ended), a step of one, a document
+        stored again, a page of the daily rollup."""
+        if event_type == closing.CLOSE_TYPE:
+            self.closer.start((data.get("period") if isinstance(data, dict) else None)
+                              or periods.preceding(periods.of(self.clock())))
+        elif event_type == rollups.ROLLUP_TYPE and self.rollups is not None:
+            self.rollups.on_event(data)
+        elif event_type == STORE_TYPE:
+            if not isinstance(data, dict) or not valid_tenant_id(data.get("tenant_id")):
+                raise Invalid("a document store step needs data.tenant_id and data.number")
+            self.store_document(data["tenant_id"], str(data.get("number")))
+        else:
+            self.closer.on_event(event_type, data)
 
     def store_document(self, tenant_id: str, number: str) -> None:
         """Archive an issued document from its issued record (create-only: a stored one stays as it is)."""
