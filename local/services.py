@@ -4,6 +4,7 @@ functions, each started in its own process group and stopped with everything it 
 from __future__ import annotations
 
 import glob
+import http.client
 import os
 import platform
 import shutil
@@ -98,7 +99,9 @@ class Service:
         try:
             with urllib.request.urlopen(self.url + self.ready_path, timeout=1) as response:  # noqa: S310 - http://127.0.0.1
                 return 200 <= response.status < 300
-        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+        except (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError, OSError):
+            # HTTPException: a port that answers something other than HTTP/1.x (a Java emulator's gRPC side answers
+            # with an HTTP/2 frame while it starts): not ready yet.
             return False
 
     def stop(self, grace_s: float = 5) -> None:

@@ -3,10 +3,13 @@ child must reach its exec unharmed, and must still end when the process that sta
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
 from pathlib import Path
+
+import pytest
 
 from local import services
 from local.services import Service, free_port
@@ -74,3 +77,32 @@ def test_a_child_ends_when_the_process_that_started_it_is_killed_outright(tmp_pa
             return True
 
     wait_until(gone, 10, 0.05, what="the orphaned child to end")
+
+
+def test_a_port_that_answers_something_other_than_http_is_not_ready_and_says_so(tmp_path):
+    """A Java emulator's port answers an HTTP/1.x probe with an HTTP/2 frame while it starts."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    port = server.getsockname()[1]
+
+    def answer():
+        while True:
+            try:
+                connection, _ = server.accept()
+            except OSError:
+                return
+            with connection:
+                connection.recv(1024)
+                connection.sendall(b"\x00\x00\x12\x04\x00\x00\x00\x00\x00 Unexpected HTTP/1.x request: GET /\r\n")
+
+    threading.Thread(target=answer, daemon=True).start()
+    try:
+        service = Service("grpc-only", [sys.executable, "-c", "import time; time.sleep(30)"], port)
+        service.process = subprocess.Popen(service.argv)
+        assert service._ready() is False
+        with pytest.raises(services.SetupError, match=f"grpc-only was not ready on port {port}"):
+            service.wait_ready(timeout_s=1)
+        service.stop()
+    finally:
+        server.close()
