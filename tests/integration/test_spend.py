@@ -6,6 +6,7 @@ import json
 import queue
 import random
 import threading
+import traceback
 import uuid
 from decimal import Decimal
 
@@ -218,6 +219,25 @@ def test_block_at_the_limit_and_lifted_when_raised_or_removed(control, billing, 
     assert SpendBlocks(firestore_db).get("acme")["blocked"] is False
 
 
+def test_a_check_that_leaves_the_block_as_it_is_takes_no_lock(firestore_db, monkeypatch):
+    """Concurrent checks of one tenant mostly change nothing; a transaction each would queue them on the block's
+    lock (the emulator aborts a wait of 2 s), so only a change opens one."""
+    opened = []
+    transaction = firestore_db.transaction
+    monkeypatch.setattr(firestore_db, "transaction", lambda **kw: opened.append(kw) or transaction(**kw))
+    blocks = SpendBlocks(firestore_db)
+
+    def event(generation: int) -> bytes:
+        return json.dumps({"generation": generation}).encode()
+
+    assert blocks.change("acme", False, event) is None
+    assert opened == []
+    assert blocks.change("acme", True, event) is not None
+    assert len(opened) == 1
+    assert blocks.change("acme", True, event) is None
+    assert len(opened) == 1 and blocks.get("acme")["generation"] == 1
+
+
 def test_a_crossing_whose_publisher_died_is_published_by_the_sweep_once(control, billing, recorded, firestore_db):
     add_tenant(firestore_db, billing_start=START)
     control.put_budget("acme", {"monthly_limit": "60.00", "thresholds": [50]})
@@ -302,7 +322,7 @@ class PubSubStage:
         self.busy = 0
         self.lock = threading.Lock()
         self.stop = threading.Event()
-        self.errors: list[Exception] = []
+        self.errors: list[str] = []
         self.workers = [threading.Thread(target=self._work, daemon=True) for _ in range(4)]
         for worker in self.workers:
             worker.start()
@@ -334,8 +354,8 @@ class PubSubStage:
                     run_threads(2, lambda i, step=step, twice=twice: twice[i].on_step(step["type"], step.get_data()))
                 self.subscriber.acknowledge(request={"subscription": self.steps_sub,
                                                      "ack_ids": [r.ack_id for r in response.received_messages]})
-            except Exception as error:  # the test fails on it
-                self.errors.append(error)
+            except Exception as error:  # the test fails on it, showing where it came from
+                self.errors.append("".join(traceback.format_exception(error)))
             finally:
                 with self.lock:
                     self.busy -= 1

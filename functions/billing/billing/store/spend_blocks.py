@@ -26,6 +26,10 @@ class SpendBlocks:
         """Set the block to `blocked`; if that changes it, the next generation's event (`event(generation)`) is
         recorded with it. Returns the outbox key of that event, or None when nothing changed."""
         ref = self.ref(tenant_id)
+        if bool(self.get(tenant_id)["blocked"]) == blocked:
+            # Most checks change nothing: a plain (strongly consistent) read answers them without taking the
+            # document's lock, which concurrent checks of one tenant would otherwise queue on and abort.
+            return None
 
         def attempt(transaction):
             state = ref.get(transaction=transaction).to_dict() or {"blocked": False, "generation": 0}
