@@ -55,9 +55,11 @@ Scale: an HTTP or scheduled close only records the period as `closing` and publi
 chunk lists the next CHUNK tenants, publishes the following chunk at once (so chunks overlap) and drafts its own,
 reading their ledgers, SLA reports and counters in a few requests for the whole chunk; a marker per chunk keeps the
 progress counters exact under redelivery (a chunk already drafted is not drafted again), and each step publishes the
-next once per run of the close. Numbering starts only when every chunk is drafted: one step per chunk, in chunk (so
-tenant) order, issues its drafts in one transaction with the year's invoice counter (reading them by key: no query),
-hands on a step that archives what it issued and then the next numbering step. Every step is idempotent and each
+next once per run of the close. Numbering follows drafting chunk by chunk: one step per chunk, in chunk (so tenant)
+order, issues its drafts in one transaction with the year's invoice counter (reading them by key: no query) once its
+chunk is drafted and the step before it is done, and hands on a step that archives what it issued. Whichever of
+"chunk k drafted" and "step k - 1 numbered" is recorded second hands on step k: each side records its own marker and
+then reads the other's, so at least one of them sees both. Every step is idempotent and each
 message names its step, so redelivery or a crash anywhere resumes without gaps or doubles, and no invocation or
 document grows with the number of tenants. The close is `closed` once every chunk is numbered: every invoice is
 issued then. Archiving and announcing the documents (rendering JSON, HTML, PDF and UBL: most of a close's CPU) runs
@@ -175,12 +177,11 @@ class Closer:
         if len(page) == CHUNK:
             self._hand_on(run, CHUNK_TYPE, {"period": period, "chunk": chunk + 1, "after": page[-1]["tenant_id"]},
                           f"chunk-{chunk + 1}")
-        drafted_all = closing_rules.all_drafted(self.periods.get(period))
-        if drafted_all or self.periods.chunk_done(period, chunk):
-            # Drafted before (a redelivery, or a resumed run walking on), or numbering may have begun: a draft made
-            # now could be missed by it. Tenants not drafted here are billed by the next close (late usage and fees).
-            if drafted_all:
-                self._hand_on(run, NUMBER_TYPE, {"period": period, "step": 0}, "number-0")
+        if self.periods.chunk_done(period, chunk):
+            # Drafted before (a redelivery, or a resumed run walking on), so its numbering may have begun: a draft
+            # made now could be missed by it (a tenant not drafted here is billed by the next close). The delivery
+            # that drafted it may have stopped before handing on its numbering: look again.
+            self._number_when_ready(period, chunk, run)
             return
         if len(page) < CHUNK:
             self.periods.last_chunk(period, chunk + 1)
@@ -188,8 +189,15 @@ class Closer:
         with ThreadPoolExecutor(DRAFT_WORKERS) as pool:
             has = list(pool.map(lambda t: self.draft(t, period, reads[t["tenant_id"]]), page))
         drafted = [tenant["tenant_id"] for tenant, drafted_one in zip(page, has, strict=True) if drafted_one]
-        if self.periods.chunk_drafted(period, chunk, len(page), drafted):
-            self._hand_on(run, NUMBER_TYPE, {"period": period, "step": 0}, "number-0")
+        self.periods.chunk_drafted(period, chunk, len(page), drafted)
+        self._number_when_ready(period, chunk, run)
+
+    def _number_when_ready(self, period: str, chunk: int, run: str) -> None:
+        """Hand on numbering step `chunk` if the step before it is done. Numbering step k needs chunk k drafted and
+        step k - 1 numbered; each side first records its own part and then reads the other's, so whichever of the
+        two finishes second sees both and hands it on (both may: handing on is idempotent)."""
+        if chunk == 0 or self.periods.numbered(period, chunk - 1):
+            self._hand_on(run, NUMBER_TYPE, {"period": period, "step": chunk}, f"number-{chunk}")
 
     def _page_reads(self, tenant_ids: list[str], period: str) -> dict[str, Prefetched]:
         """What the drafts of a page of tenants read, in a handful of requests rather than several per tenant: their
@@ -294,18 +302,20 @@ class Closer:
     # --- numbering --------------------------------------------------------------------------------------------
 
     def number(self, period: str, step: int, run: str) -> None:
-        """Issue the next chunk's drafts, hand on the archiving of what it issued, and hand on to the next step (so
-        numbering never waits for storage). A draft of a tenant without a billing profile is held: it gets no
-        number until the profile is set (`issue_held`). The close is done when every chunk is numbered; each step's
-        documents are archived and announced after it (archived()). Numbers belong to the year in which they are
-        issued."""
+        """Issue a chunk's drafts, hand on the archiving of what it issued, and hand on to the next step if its chunk
+        is drafted (so numbering follows drafting chunk by chunk and never waits for storage). A draft of a tenant
+        without a billing profile is held: it gets no number until the profile is set (`issue_held`). The close is
+        done when every chunk is numbered; each step's documents are archived and announced after it (archived()).
+        Numbers belong to the year in which they are issued."""
+        if not self.periods.chunk_done(period, step) or (step > 0 and not self.periods.numbered(period, step - 1)):
+            return  # a step is numbered once its chunk is drafted and the step before it numbered, whoever sent it
+        # Read after the chunk's marker: the last chunk records the count of chunks before it drafts.
         record = self.periods.get(period)
-        if record is None or record["status"] == "closed" or not closing_rules.all_drafted(record):
-            return  # numbering begins only once every chunk is drafted, whoever sent this step
-        last_step = step + 1 >= record["chunks_total"]
+        if record is None or record["status"] == "closed":
+            return
+        last_step = record["chunks_total"] is not None and step + 1 >= record["chunks_total"]
         now = self.clock()
         issued_fields = invoice.issue_fields(now, self.seller.payment_terms_days)
-        marker = self.periods.ref(period).collection("numbering").document(f"{step:06d}")
 
         def decide(draft: Invoice, tenant: dict | None, balance, numbers) -> lifecycle.Change | None:
             if not tenant or not tenant.get("billing_profile"):
@@ -313,20 +323,21 @@ class Closer:
             return lifecycle.issue(draft, lambda d: invoice.settle(d, parties(self.seller, tenant)), numbers,
                                    issued_fields, balance, now)
 
-        self.invoices.issue_step(period, marker, self.periods.ref(period), last_step, self.periods.chunk(
-            period, step).get("drafted", []), decide, int(issued_fields["issue_date"][:4]))
+        self.invoices.issue_step(period, self.periods.numbering_ref(period, step), self.periods.ref(period),
+                                 last_step, self.periods.chunk(period, step).get("drafted", []), decide,
+                                 int(issued_fields["issue_date"][:4]))
         # Archiving is a step of its own (rendering is most of a close's CPU: other instances do it while this one
         # numbers on); it is handed on before the close can end, so a close never ends with a step not archived.
         self._hand_on(run, ARCHIVE_TYPE, {"period": period, "step": step}, f"archive-{step}")
-        if not last_step:
-            self._hand_on(run, NUMBER_TYPE, {"period": period, "step": step + 1}, f"number-{step + 1}")
-        else:
+        if last_step:
             self._closed(period)
+        elif self.periods.chunk_done(period, step + 1):  # else drafting the next chunk hands its numbering on
+            self._hand_on(run, NUMBER_TYPE, {"period": period, "step": step + 1}, f"number-{step + 1}")
 
     def archive(self, period: str, step: int) -> None:
         """Store and announce what numbering step `step` issued, as issued (create-only: a redelivery stores nothing
         twice, and announces the same events with the same ids)."""
-        marker = self.periods.ref(period).collection("numbering").document(f"{step:06d}").get().to_dict()
+        marker = self.periods.numbering_ref(period, step).get().to_dict()
         if marker is None:
             return  # not numbered (a forged or stray message)
         pairs = [pair.split(" ") for pair in marker.get("invoices", [])]

@@ -22,12 +22,6 @@ def start(period: str, existing: dict | None, latest: dict | None, now: datetime
             "after": latest["period"] if latest else None}
 
 
-def all_drafted(record: dict | None) -> bool:
-    """Whether every chunk is drafted (so numbering may have begun)."""
-    record = record or {}
-    return record.get("chunks_total") is not None and record["chunks_drafted"] >= record["chunks_total"]
-
-
 def finished(record: dict) -> bool:
     """Every chunk numbered: every invoice of the period is issued (the close is `closed`)."""
     return bool(record.get("numbered_all"))

@@ -64,9 +64,16 @@ class Periods:
     def chunk(self, period: str, index: int) -> dict:
         return self.ref(period).collection("chunks").document(f"{index:06d}").get().to_dict() or {}
 
-    def chunk_drafted(self, period: str, index: int, tenants: int, drafted: list[str]) -> bool:
+    def numbering_ref(self, period: str, step: int):
+        """The marker of numbering step `step` (Invoices.issue_step creates it with the invoices it issued)."""
+        return self.ref(period).collection("numbering").document(f"{step:06d}")
+
+    def numbered(self, period: str, step: int) -> bool:
+        return self.numbering_ref(period, step).get().exists
+
+    def chunk_drafted(self, period: str, index: int, tenants: int, drafted: list[str]) -> None:
         """Count a drafted chunk once (a redelivery counts nothing), keeping which of its tenants have a draft
-        (at most a chunk's worth: numbering reads them by key, with no query); True when every chunk is drafted."""
+        (at most a chunk's worth: numbering reads them by key, with no query)."""
         from google.api_core.exceptions import AlreadyExists
         from google.cloud.firestore import Increment
 
@@ -78,8 +85,7 @@ class Periods:
         try:
             batch.commit(timeout=WRITE_TIMEOUT_S)
         except AlreadyExists:
-            pass  # counted by an earlier delivery, which may have stopped before handing on: look again below
-        return closing_rules.all_drafted(self.get(period))
+            pass  # counted by an earlier delivery, which may have stopped before handing on
 
     def _step(self, period: str, step: str):
         return self.ref(period).collection("handed_on").document(step)
