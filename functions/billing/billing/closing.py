@@ -39,7 +39,7 @@ A draft therefore reads the rollup plus the counters written since it (for a clo
 O(meters) documents rather than one per day, meter and shard.
 
 A close reads a page of tenants at once (`_page_reads`): the ledgers (the watermark R of each is the read time of
-that lookup, made before any counter is read) and, per group of tenants, one query for every counter and rollup
+that lookup, made before any counter is read) and, per tenant, one query (a few at a time) for every counter and rollup
 written after min(watermark, start of P - 5 minutes) - margin. That holds every document of P — an event of P is
 accepted no earlier than 5 minutes before P begins, so its counter, and a rollup of it, carry a later `written_at`
 — and every document written after the watermark, which is all that steps 1 and 2 read (a period found that way is
@@ -200,29 +200,26 @@ class Closer:
             self._hand_on(run, NUMBER_TYPE, {"period": period, "step": chunk}, f"number-{chunk}")
 
     def _page_reads(self, tenant_ids: list[str], period: str) -> dict[str, Prefetched]:
-        """What the drafts of a page of tenants read, in a handful of requests rather than several per tenant: their
-        ledgers and SLA reports in one lookup, and their counters in a few queries — for each tenant, every counter
+        """What the drafts of a page of tenants read, in one request and one query per tenant rather than several per
+        tenant: their ledgers and SLA reports in one lookup, and their counters — for each tenant, every counter
         and rollup written after its watermark (less the margin) or after the period began (less the margin and the
         5 minutes an event may be ahead of its time), so every document of the period itself is among them. A
         tenant never closed before gets all of its counters."""
         refs = [self.ledger.ref(t) for t in tenant_ids] + [self.sla.ref(t, period) for t in tenant_ids]
         found = {snapshot.reference.path: snapshot for snapshot in self.ledger.db.get_all(refs)}
         ledgers = {t: found[self.ledger.ref(t).path] for t in tenant_ids}
-        watermarks: dict[str, datetime.datetime] = {
-            t: at for t, s in ledgers.items() if s.exists and (at := (s.to_dict() or {}).get("read_at")) is not None}
-        known = sorted(watermarks)
-        counters: dict[str, list] = {}
-        if known:
-            began = periods.start(period)
-            since: datetime.datetime | None
+        began = periods.start(period)
+
+        def since(ledger) -> datetime.datetime | None:
+            watermark = (ledger.to_dict() or {}).get("read_at") if ledger.exists else None
+            if watermark is None:
+                return None  # never closed: all of its counters
             try:
-                since = min(min(watermarks.values()), began - MAX_FUTURE) - WATERMARK_MARGIN
+                return min(watermark, began - MAX_FUTURE) - WATERMARK_MARGIN
             except OverflowError:  # a period of the year 1: nothing is earlier
-                since = None
-            counters.update(self.usage.counters_of_tenants(known, since))
-        unknown = [t for t in tenant_ids if t not in set(known)]
-        if unknown:
-            counters.update(self.usage.counters_of_tenants(unknown, None))
+                return None
+
+        counters = self.usage.counters_of_tenants({t: since(ledgers[t]) for t in tenant_ids})
         undecided = [t for t, s in ledgers.items() if "has_grants" not in (s.to_dict() or {})]
         with_grants = self.grants.tenants_with_open_grants() if undecided and self.grants is not None else set()
         return {t: Prefetched(ledgers[t], counters.get(t, []), found[self.sla.ref(t, period).path].to_dict(),

@@ -139,7 +139,7 @@ resource "google_firestore_field" "usage_rollup_runs_ttl" {
 locals {
   unindexed_fields = {
     usage_events = ["tenant_id", "meter", "micros", "time", "time_given", "source", "id", "via", "received_at", "commit"]
-    usage_shards = ["meter", "count", "units", "micros", "max_micros", "days", "rollup", "rolled_at"]
+    usage_shards = ["tenant_id", "meter", "count", "units", "micros", "max_micros", "days", "rollup", "rolled_at"]
   }
 }
 
@@ -153,38 +153,6 @@ resource "google_firestore_field" "unindexed" {
   field      = each.value.field
 
   index_config {}
-}
-
-# A close reads a page of tenants' counters with one collection-group query per 30 tenants (tenant_id in [...],
-# written_at after the page's earliest watermark), and a tenant's first close all of its counters (tenant_id only).
-resource "google_firestore_field" "usage_shards_tenant_id" {
-  project    = var.project_id
-  database   = google_firestore_database.main.name
-  collection = "usage_shards"
-  field      = "tenant_id"
-
-  index_config {
-    indexes {
-      query_scope = "COLLECTION_GROUP"
-      order       = "ASCENDING"
-    }
-  }
-}
-
-resource "google_firestore_index" "usage_shards_by_tenant_and_write" {
-  project     = var.project_id
-  database    = google_firestore_database.main.name
-  collection  = "usage_shards"
-  query_scope = "COLLECTION_GROUP"
-
-  fields {
-    field_path = "tenant_id"
-    order      = "ASCENDING"
-  }
-  fields {
-    field_path = "written_at"
-    order      = "ASCENDING"
-  }
 }
 
 # Tenants with an open credit grant, asked once per page of a close for tenants whose ledger does not say yet: a
