@@ -35,6 +35,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from billing.store import write_protos
 from billing.usage import DayTotals, Totals, Usage
 from energent_shared import clients, firestore
 from energent_shared.clock import utcnow
@@ -189,7 +190,6 @@ class UsageStore:
 
     def _commit_chunk(self, items, chunk: list[int], outcomes: list[Outcome]) -> None:
         from google.api_core.exceptions import AlreadyExists
-        from google.cloud.firestore import SERVER_TIMESTAMP, Increment, Maximum
 
         events = self.db.collection("usage_events")
         pending = list(chunk)
@@ -203,20 +203,24 @@ class UsageStore:
                     groups[key] = _Group(usage.tenant_id, usage.period, usage.day, usage.meter, aggregation)
                 groups[key].add(index, usage)
             batch = self.db.batch()
+            writes = []
             for index in pending:
                 usage, _, via = items[index]
-                batch.create(events.document(usage.key), _record(usage, via, commit))
+                writes.append(write_protos.create(events.document(usage.key),
+                                                  _record(usage, via, commit)))
             shards = []
             for group in groups.values():
                 units, micros = _sum_parts(group.micros)
                 shard = firestore.tenant_doc(group.tenant_id, "usage_shards",
                                              f"{group.day}_{group.meter}_{random.randrange(SHARDS):02d}",  # noqa: S311
                                              db=self.db)
-                batch.set(shard, {"tenant_id": group.tenant_id, "period": group.period, "day": group.day,
-                                  "meter": group.meter, "count": Increment(group.count), "units": Increment(units),
-                                  "micros": Increment(micros), "max_micros": Maximum(group.max_micros),
-                                  "written_at": SERVER_TIMESTAMP}, merge=True)
+                writes.append(write_protos.merge(
+                    shard,
+                    {"tenant_id": group.tenant_id, "period": group.period, "day": group.day, "meter": group.meter},
+                    {"count": group.count, "units": units, "micros": micros}, {"max_micros": group.max_micros},
+                    "written_at"))
                 shards.append((shard, group, units, micros))
+            write_protos.add(batch, writes)
             try:
                 results = batch.commit(timeout=WRITE_TIMEOUT_S)
             except AlreadyExists:
