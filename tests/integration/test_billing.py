@@ -541,6 +541,12 @@ class HeldSteps:
             self.billing.on_step(chosen_type, data)
         return len(chosen)
 
+    def deliver_all(self) -> None:
+        """Deliver what is held, and what that hands on, oldest first, until nothing is left."""
+        while self.held:
+            event_type, data = self.held.pop(0)
+            self.billing.on_step(event_type, data)
+
 
 def test_numbering_follows_drafting_chunk_by_chunk_whichever_finishes_second_hands_on(firestore_db, bucket,
                                                                                       monkeypatch):
@@ -568,6 +574,44 @@ def test_numbering_follows_drafting_chunk_by_chunk_whichever_finishes_second_han
     assert [billing.invoice(name, LAST_MONTH)["number"] for name in names] == [
         f"{NOW.year}-{n:06d}" for n in range(1, 6)]
     assert not [s for s in steps.held if s[0] in (closing.CHUNK_TYPE, closing.NUMBER_TYPE)]
+
+
+def test_a_chunk_is_cut_once_so_a_resumed_close_drafts_the_same_tenants_and_numbers_every_draft(
+        firestore_db, bucket, monkeypatch):
+    """The last chunk is cut, then its delivery dies; tenants are created; the operator asks again. The chunk still
+    holds the tenants it was cut with (the newcomers are the next close's), and every draft is numbered."""
+    monkeypatch.setattr(closing, "CHUNK", 2)
+    steps = HeldSteps()
+    billing = make_billing(firestore_db, bucket, steps)
+    names = [f"tenant-{n}" for n in range(5)]  # chunks [0, 1], [2, 3], [4]
+    for name in names:
+        add_tenant(firestore_db, name, billing_start=f"{LAST_MONTH}-01")
+    billing.close(LAST_MONTH)
+    assert steps.deliver(closing.CHUNK_TYPE, chunk=0) == 1
+    assert steps.deliver(closing.CHUNK_TYPE, chunk=1) == 1
+    reads = billing.closer._page_reads
+
+    def dies(*args):
+        raise RuntimeError("the instance stopped")
+
+    monkeypatch.setattr(billing.closer, "_page_reads", dies)
+    with pytest.raises(RuntimeError):
+        steps.deliver(closing.CHUNK_TYPE, chunk=2)  # cut [tenant-4], then died; its redelivery is lost too
+    monkeypatch.setattr(billing.closer, "_page_reads", reads)
+    # A chunk message that follows no full chunk (stray or forged) cuts nothing and changes no count.
+    before = billing.period(LAST_MONTH)
+    billing.closer.on_event(closing.CHUNK_TYPE, {"period": LAST_MONTH, "chunk": 7, "after": "", "run": "forged"})
+    assert billing.period(LAST_MONTH) == before and not steps.deliver(closing.CHUNK_TYPE, chunk=8)
+    for name in ("tenant-5", "tenant-6"):  # would make chunk 2 full and add a chunk 3, were it cut again
+        add_tenant(firestore_db, name, billing_start=f"{LAST_MONTH}-01")
+    billing.close(LAST_MONTH)  # the operator asks again: a new run walks the chunks
+    steps.deliver_all()
+    assert billing.period(LAST_MONTH)["status"] == "closed"
+    assert [billing.invoice(name, LAST_MONTH)["number"] for name in names] == [
+        f"{NOW.year}-{n:06d}" for n in range(1, 6)]
+    for name in ("tenant-5", "tenant-6"):
+        with pytest.raises(NotFound):
+            billing.invoice(name, LAST_MONTH)
 
 
 def test_a_close_interrupted_midway_resumes_without_gaps_or_doubles(billing, firestore_db):

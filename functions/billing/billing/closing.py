@@ -52,8 +52,10 @@ Periods a tenant's previous close skipped over (an operator may close March afte
 their usage is late usage whenever it was counted.
 
 Scale: an HTTP or scheduled close only records the period as `closing` and publishes the first chunk message. Each
-chunk lists the next CHUNK tenants, publishes the following chunk at once (so chunks overlap) and drafts its own,
-reading their ledgers, SLA reports and counters in a few requests for the whole chunk; a marker per chunk keeps the
+chunk takes the next CHUNK tenants after the previous chunk's last, cut once (every delivery of a chunk drafts the
+same tenants, whatever is created meanwhile; a tenant created after its place was cut is billed by the next close),
+publishes the following chunk at once (so chunks overlap) and drafts its own, reading their ledgers, SLA reports
+and counters in a few requests for the whole chunk; a marker per chunk keeps the
 progress counters exact under redelivery (a chunk already drafted is not drafted again), and each step publishes the
 next once per run of the close. Numbering follows drafting chunk by chunk: one step per chunk, in chunk (so tenant)
 order, issues its drafts in one transaction with the year's invoice counter (reading them by key: no query) once its
@@ -101,7 +103,7 @@ from energent_shared.logging import get_logger, log_event
 logger = get_logger("billing")
 
 CLOSE_TYPE = "ai.energent.billing.period.close.v1"  # Cloud Scheduler / operators: {period?}
-CHUNK_TYPE = "ai.energent.billing.period.chunk.v1"  # {period, chunk, after, run}: draft the next tenants
+CHUNK_TYPE = "ai.energent.billing.period.chunk.v1"  # {period, chunk, run}: draft the next tenants
 NUMBER_TYPE = "ai.energent.billing.period.number.v1"  # {period, step, run}: number the next drafts
 ARCHIVE_TYPE = "ai.energent.billing.period.archive.v1"  # {period, step}: store and announce what a step issued
 STORE_TYPE = "ai.energent.billing.document.store.v1"  # {tenant_id, number}: archive a document as issued
@@ -158,7 +160,7 @@ class Closer:
         return closing_rules.progress(period, self.periods.get(period))
 
     def _run(self, period: str, resumed: bool) -> None:
-        self.dispatch(CHUNK_TYPE, {"period": period, "chunk": 0, "after": "", "run": uuid.uuid4().hex})
+        self.dispatch(CHUNK_TYPE, {"period": period, "chunk": 0, "run": uuid.uuid4().hex})
         log_event(logger, "period.close_started", period=period, resumed=resumed)
 
     # --- drafting, one chunk of tenants at a time -------------------------------------------------------------
@@ -169,22 +171,24 @@ class Closer:
             self.dispatch(event_type, {**data, "run": run})
             self.periods.mark_handed_on(data["period"], step, run)
 
-    def draft_chunk(self, period: str, chunk: int, after: str, run: str) -> None:
+    def draft_chunk(self, period: str, chunk: int, run: str) -> None:
         record = self.periods.get(period)
         if record is None or record["status"] != "closing" or record.get("waiting"):
             return
-        page = self.tenants.page(after or None, CHUNK)
-        if len(page) == CHUNK:
-            self._hand_on(run, CHUNK_TYPE, {"period": period, "chunk": chunk + 1, "after": page[-1]["tenant_id"]},
-                          f"chunk-{chunk + 1}")
+        ids = self.periods.chunk_tenants(period, chunk, CHUNK, self.tenants.ids_after)
+        if ids is None:
+            return  # no such chunk (a stray or forged message)
+        if len(ids) == CHUNK:
+            self._hand_on(run, CHUNK_TYPE, {"period": period, "chunk": chunk + 1}, f"chunk-{chunk + 1}")
         if self.periods.chunk_done(period, chunk):
             # Drafted before (a redelivery, or a resumed run walking on), so its numbering may have begun: a draft
             # made now could be missed by it (a tenant not drafted here is billed by the next close). The delivery
             # that drafted it may have stopped before handing on its numbering: look again.
             self._number_when_ready(period, chunk, run)
             return
-        if len(page) < CHUNK:
+        if len(ids) < CHUNK:
             self.periods.last_chunk(period, chunk + 1)
+        page = self.tenants.fresh(ids)
         reads = self._page_reads([tenant["tenant_id"] for tenant in page], period)
         with ThreadPoolExecutor(DRAFT_WORKERS) as pool:
             has = list(pool.map(lambda t: self.draft(t, period, reads[t["tenant_id"]]), page))
@@ -372,7 +376,7 @@ class Closer:
         if not isinstance(step, int) or isinstance(step, bool) or step < 0:
             raise Invalid(f"{event_type}: the step must be a non-negative integer, got {step!r}")
         if event_type == CHUNK_TYPE:
-            self.draft_chunk(period, step, str(data.get("after") or ""), run)
+            self.draft_chunk(period, step, run)
         elif event_type == NUMBER_TYPE:
             self.number(period, step, run)
         elif event_type == ARCHIVE_TYPE:

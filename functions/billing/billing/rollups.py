@@ -52,11 +52,11 @@ class Rollups:
             raise Invalid(f"a rollup step needs data.before as YYYY-MM-DD, got {str(before)[:20]!r}")
         if not isinstance(after, str) or (after and not valid_tenant_id(after)):
             raise Invalid("a rollup step's data.after must be a tenant id")
-        page = self.tenants.page(after or None, PAGE)
+        page = self.tenants.ids_after(after or None, PAGE)
         if len(page) == PAGE:
-            self._hand_on(before, page[-1]["tenant_id"])
+            self._hand_on(before, page[-1])
         with ThreadPoolExecutor(WORKERS) as pool:
-            moved = sum(pool.map(lambda tenant: self.usage.roll_up(tenant["tenant_id"], before), page))
+            moved = sum(pool.map(lambda tenant_id: self.usage.roll_up(tenant_id, before), page))
         log_event(logger, "usage.rolled_up", before=before, after=after, tenants=len(page), counters=moved)
 
     def _hand_on(self, before: str, after: str) -> None:

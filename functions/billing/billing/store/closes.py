@@ -4,6 +4,7 @@ make each step of a close count once however often it is delivered."""
 from __future__ import annotations
 
 import datetime
+from collections.abc import Callable
 
 from billing import closing_rules
 from billing.store.usage_counters import WRITE_TIMEOUT_S
@@ -54,6 +55,32 @@ class Periods:
         """The latest period whose close has begun."""
         found = list(latest_close(self.db).stream())
         return found[0].get("period") if found else None
+
+    def chunk_tenants(self, period: str, index: int, size: int,
+                      cut: Callable[[str | None, int], list[str]]) -> list[str] | None:
+        """The ids of the tenants of chunk `index`, cut once: the first delivery takes `cut(after, size)`, the `size`
+        ids after the last one of chunk `index - 1`, and records them (create-only); every other delivery, before or
+        after a crash, reads that record. So chunks tile the tenants without gaps or overlaps, and each is the same
+        for every delivery, whatever tenants are created meanwhile and whatever a message says. None if chunk
+        `index - 1` was not cut full (there is no such chunk)."""
+        from google.api_core.exceptions import AlreadyExists
+
+        ref = self.ref(period).collection("pages").document(f"{index:06d}")
+        found = ref.get()
+        if found.exists:
+            return list(found.get("tenants"))
+        after = None
+        if index > 0:
+            before = self.ref(period).collection("pages").document(f"{index - 1:06d}").get()
+            if not before.exists or len(before.get("tenants")) < size:
+                return None
+            after = before.get("tenants")[-1]
+        ids = cut(after, size)
+        try:
+            ref.create({"tenants": ids, "after": after, "at": utcnow()})
+        except AlreadyExists:  # a concurrent delivery cut it first
+            return list(ref.get().get("tenants"))
+        return ids
 
     def last_chunk(self, period: str, chunks: int) -> None:
         self.ref(period).update({"chunks_total": chunks})

@@ -44,9 +44,15 @@ class TenantCache:
                 self._entries.popitem(last=False)
         return record
 
-    def page(self, after: str | None, size: int) -> list[dict]:
-        """Tenant records in id order, fresh from the store (closes must see every tenant as it is)."""
-        query = self.db.collection("tenants").order_by("__name__").limit(size)
+    def ids_after(self, after: str | None, size: int) -> list[str]:
+        """The ids of the next `size` tenants after `after`, in id order."""
+        query = self.db.collection("tenants").order_by("__name__").select([]).limit(size)
         if after:
             query = query.start_after({"__name__": firestore.tenant_doc(after, db=self.db)})
-        return [snapshot.to_dict() for snapshot in query.stream()]
+        return [snapshot.id for snapshot in query.stream()]
+
+    def fresh(self, tenant_ids: list[str]) -> list[dict]:
+        """These tenants' records as they are now, in the given order (closes must see every tenant as it is)."""
+        found = {snapshot.id: snapshot for snapshot in self.db.get_all(
+            [firestore.tenant_doc(tenant_id, db=self.db) for tenant_id in tenant_ids])}
+        return [found[tenant_id].to_dict() for tenant_id in tenant_ids if found[tenant_id].exists]
