@@ -14,6 +14,8 @@ DB = firestore.Client(project="p", credentials=AnonymousCredentials())
 TIMES = [datetime.datetime(2026, 12, 7, 9, 30, 1, 123456, tzinfo=datetime.UTC),
          datetime.datetime(1969, 12, 31, 23, 59, 59, 999999, tzinfo=datetime.UTC),
          datetime.datetime(999, 5, 1, tzinfo=datetime.UTC),
+         datetime.datetime(1, 1, 1, tzinfo=datetime.UTC),
+         datetime.datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=datetime.UTC),
          datetime.datetime(2026, 3, 29, 2, 30, tzinfo=datetime.timezone(datetime.timedelta(hours=2)))]
 
 
