@@ -169,6 +169,20 @@ def test_a_rollup_moves_counters_without_changing_a_total_and_a_draft_reads_a_ha
     assert ops.reads < 40  # the whole close of one tenant: the month is one rollup, not 28 days x shards
 
 
+def test_a_page_reads_the_counters_of_exactly_its_run_of_tenant_ids(billing, firestore_db):
+    """One query by document name per page of a close: every counter of each tenant from the first id to the last,
+    none of a tenant before or after it, whatever its id starts with."""
+    tenants = ["a", "a-1", "a-1-x", "a0", "b"]
+    for tenant_id in tenants:
+        for name in ("2025-01-03_workflow_minutes_00", "rollup_2024-12"):
+            firestore_db.document(f"tenants/{tenant_id}/usage_shards/{name}").set({"tenant_id": tenant_id})
+    firestore_db.document("tenants/a-1/elsewhere/x/usage_shards/y").set({"tenant_id": "a-1"})  # not a counter
+    found = billing.usage.counters_of_range("a", "a-1")
+    assert sorted(found) == ["a", "a-1"]
+    assert sorted(s.id for s in found["a-1"]) == ["2025-01-03_workflow_minutes_00", "rollup_2024-12"]
+    assert sorted(billing.usage.counters_of_range("a-1-x", "b")) == ["a-1-x", "a0", "b"]
+
+
 def test_only_days_over_for_a_day_are_rolled_up_by_the_daily_step(firestore_db, bucket):
     now = datetime.datetime(2025, 3, 10, 0, 30, tzinfo=datetime.UTC)
     steps = Steps()

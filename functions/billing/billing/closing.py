@@ -35,16 +35,15 @@ rollup, so "written after the watermark" survives a rollup:
   which stays live) or after it (on a counter the commit deleted, which starts again from zero, or a new one);
 - a rollup interrupted before its commit changed nothing; one redelivered after its commit finds nothing left to
   move. A rollup never changes a period's total, so the ledger's differences are untouched by it.
-A draft therefore reads the rollup plus the counters written since it (for a closed month, its last day or so),
-O(meters) documents rather than one per day, meter and shard.
+A draft therefore reads, per month, the rollup plus the counters written since it (for a closed month, its last day
+or so): O(meters) documents rather than one per day, meter and shard.
 
 A close reads a page of tenants at once (`_page_reads`): the ledgers (the watermark R of each is the read time of
-that lookup, made before any counter is read) and, per tenant, one query (a few at a time) for every counter and rollup
-written after min(watermark, start of P - 5 minutes) - margin. That holds every document of P — an event of P is
-accepted no earlier than 5 minutes before P begins, so its counter, and a rollup of it, carry a later `written_at`
-— and every document written after the watermark, which is all that steps 1 and 2 read (a period found that way is
-then read in full). A credit grant is read only for a tenant whose ledger says it has one: adding a grant says so in
-the ledger in the grant's own commit, so a close that read the ledger before cannot commit (step 3) and drafts again.
+that lookup, made before any counter is read) and, in one query at one instant, every counter and rollup of the
+page's tenants. That holds every document of P and every document written after each watermark, which is all that
+steps 1 and 2 read (a period found that way is then read in full). A credit grant is read only for a tenant whose
+ledger says it has one: adding a grant says so in the ledger in the grant's own commit, so a close that read the
+ledger before cannot commit (step 3) and drafts again.
 
 A month asked to close while the one before it is still closing waits for it and starts when it ends.
 
@@ -97,7 +96,6 @@ from billing.store.ledger import Ledger
 from billing.store.sla_reports import SlaReports
 from billing.store.tenant_records import TenantCache
 from billing.store.usage_counters import WATERMARK_MARGIN, UsageStore, totals_of, written_at
-from billing.usage import MAX_FUTURE
 from energent_shared.logging import get_logger, log_event
 
 logger = get_logger("billing")
@@ -204,26 +202,14 @@ class Closer:
             self._hand_on(run, NUMBER_TYPE, {"period": period, "step": chunk}, f"number-{chunk}")
 
     def _page_reads(self, tenant_ids: list[str], period: str) -> dict[str, Prefetched]:
-        """What the drafts of a page of tenants read, in one request and one query per tenant rather than several per
-        tenant: their ledgers and SLA reports in one lookup, and their counters — for each tenant, every counter
-        and rollup written after its watermark (less the margin) or after the period began (less the margin and the
-        5 minutes an event may be ahead of its time), so every document of the period itself is among them. A
-        tenant never closed before gets all of its counters."""
+        """What the drafts of a page of tenants read, in one request and one query rather than several per tenant:
+        their ledgers and SLA reports in one lookup, and every counter and rollup of the page's run of tenant ids in
+        one query (a page is consecutive ids), made after the lookup. That holds every document of the period and
+        every one written after each tenant's watermark, which is all a draft uses (`_compose`)."""
         refs = [self.ledger.ref(t) for t in tenant_ids] + [self.sla.ref(t, period) for t in tenant_ids]
         found = {snapshot.reference.path: snapshot for snapshot in self.ledger.db.get_all(refs)}
         ledgers = {t: found[self.ledger.ref(t).path] for t in tenant_ids}
-        began = periods.start(period)
-
-        def since(ledger) -> datetime.datetime | None:
-            watermark = (ledger.to_dict() or {}).get("read_at") if ledger.exists else None
-            if watermark is None:
-                return None  # never closed: all of its counters
-            try:
-                return min(watermark, began - MAX_FUTURE) - WATERMARK_MARGIN
-            except OverflowError:  # a period of the year 1: nothing is earlier
-                return None
-
-        counters = self.usage.counters_of_tenants({t: since(ledgers[t]) for t in tenant_ids})
+        counters = self.usage.counters_of_range(min(tenant_ids), max(tenant_ids)) if tenant_ids else {}
         undecided = [t for t, s in ledgers.items() if "has_grants" not in (s.to_dict() or {})]
         with_grants = self.grants.tenants_with_open_grants() if undecided and self.grants is not None else set()
         return {t: Prefetched(ledgers[t], counters.get(t, []), found[self.sla.ref(t, period).path].to_dict(),

@@ -32,7 +32,7 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from billing.store import write_protos
@@ -45,7 +45,6 @@ WRITE_TIMEOUT_S = 10
 MAX_WRITES = 500  # Firestore's limit of writes in one commit
 ATTEMPTS = 5  # commits of one batch that lose to concurrent writers of the same records before giving up
 ROLLUP_PREFIX = "rollup_"
-READ_WORKERS = 8  # tenants whose counters a page of a close reads at once
 # A sum is kept as whole units plus millionths, each an int64 that Firestore clamps silently at 2^63 - 1. A
 # counter that passes UNITS_LIMIT has its events taken back; to clamp, 2^62 more units (4.6 million events of
 # the largest quantity) would have to land on one counter between two commits, far beyond any batch in flight.
@@ -293,24 +292,22 @@ class UsageStore:
 
         return at_one_instant(self._shards(tenant_id).where(filter=FieldFilter("period", "==", period)))
 
-    def counters_of_tenants(self, since: Mapping[str, datetime.datetime | None]) -> dict[str, list]:
-        """Every counter and rollup of each tenant written after its `since` (all of them for None), by tenant, read
-        by a few threads at once: one query per tenant, so each tenant's documents come from one instant. A query
-        under one tenant is served by the automatic single-field index; a collection-group query of many tenants
-        (`tenant_id in [...]`) would need indexes of its own, and the emulator answers it by scanning every counter
-        of every tenant."""
-        from concurrent.futures import ThreadPoolExecutor
+    def counters_of_range(self, first: str, last: str) -> dict[str, list]:
+        """Every counter and rollup of the tenants whose ids run from `first` to `last`, by tenant, read at one
+        instant: one collection-group query over document names (served by the name index every collection group
+        has), however many tenants the run holds. Queries of each tenant's collection, or of `tenant_id in [...]`,
+        would take one request per tenant or a composite index, and the emulator answers each of them by scanning
+        the whole database or collection group."""
+        from google.cloud.firestore_v1.field_path import FieldPath
 
-        from google.cloud.firestore_v1.base_query import FieldFilter
-
-        def of(tenant_id: str) -> list:
-            query = self._shards(tenant_id)
-            if since[tenant_id] is not None:
-                query = query.where(filter=FieldFilter("written_at", ">", since[tenant_id]))
-            return at_one_instant(query)
-
-        with ThreadPoolExecutor(READ_WORKERS) as pool:
-            return dict(zip(since, pool.map(of, since), strict=True))
+        query = (self.db.collection_group("usage_shards").order_by(FieldPath.document_id())
+                 .start_at([self.db.document("tenants", first)])
+                 .end_before([self.db.document("tenants", last, "usage_shards", "\uffff")]))  # after all of `last`
+        found: dict[str, list] = {}
+        for snapshot in at_one_instant(query):
+            if snapshot.reference.path.count("/") == 3:  # tenants/T/usage_shards/D: a tenant's own counter
+                found.setdefault(snapshot.reference.parent.parent.id, []).append(snapshot)
+        return found
 
     def day_totals(self, tenant_id: str, period: str) -> DayTotals:
         """The tenant's usage that happened in `period`, by (day, meter): its rollup plus its live counters."""
