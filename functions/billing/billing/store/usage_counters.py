@@ -10,7 +10,7 @@ Documents (`tenants/{T}/usage_shards/`, one collection, so one query reads a per
 Writes per event: its record is created and its group's counter advanced in one atomic commit. A batch of events
 (HTTP) is one commit per 500 writes: every event's record plus ONE increment per (tenant, day, meter) group of the
 commit, so a batch costs one write per event and one per group; single events arriving at once on one instance
-(Pub/Sub pushes) are gathered into such commits too (`Gathering`). A hot tenant holds because no event
+(Pub/Sub pushes) are gathered into such commits too (`Gathered`). A hot tenant holds because no event
 read-modify-writes a shared document and each group picks one of SHARDS counters at random.
 
 A duplicate inside a batch (the same source and id twice) is left out of the commit and of its group's increment:
@@ -29,13 +29,13 @@ from __future__ import annotations
 
 import datetime
 import random
-import threading
 import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from billing.store import write_protos
+from billing.store.gathered import Gathered
 from billing.usage import DayTotals, Totals, Usage
 from energent_shared import clients, firestore
 from energent_shared.clock import utcnow
@@ -129,15 +129,16 @@ class _Group:
 class UsageStore:
     def __init__(self, db=None):
         self.db = db or clients.firestore()
-        self.gathering = Gathering(self)
+        self.gathering: Gathered[tuple[Usage, str, str], Outcome] = Gathered(
+            lambda items: self.record_many(items), MAX_WRITES // 2)  # looked up at each run: tests replace it
 
     # --- counting ---------------------------------------------------------------------------------------------
 
     def record(self, usage: Usage, aggregation: str, via: str) -> dict | None:
         """Count `usage` once. None if counted now; else the first event counted under its (source, id).
         Raises Overflow (and counts nothing) when the day's total of the meter would not stay exact. Concurrent
-        calls on this instance share commits (`Gathering`)."""
-        outcome = self.gathering.submit(usage, aggregation, via)
+        calls on this instance share commits (`Gathered`)."""
+        outcome = self.gathering((usage, aggregation, via))
         if isinstance(outcome, Overflow):
             raise outcome
         return outcome
@@ -410,54 +411,3 @@ def totals_of(snapshots) -> DayTotals:
     for snapshot in snapshots:
         add_counter(found, snapshot.to_dict())
     return found
-
-
-class Gathering:
-    """Single events recorded at once on this instance share commits (group commit): one caller at a time commits
-    everything waiting (up to half a commit's writes), and whoever arrives meanwhile waits for the next commit. Each
-    caller returns only once its event is committed (or refused), so a Pub/Sub push is acknowledged only for what is
-    durable; a failed commit fails every caller in it, and each message is delivered again."""
-
-    def __init__(self, store: UsageStore):
-        self.store = store
-        self._changed = threading.Condition()
-        self._waiting: list[_Slot] = []
-        self._committing = False
-
-    def submit(self, usage: Usage, aggregation: str, via: str) -> Outcome:
-        slot = _Slot((usage, aggregation, via))
-        with self._changed:
-            self._waiting.append(slot)
-        while True:
-            with self._changed:
-                while not slot.finished and self._committing:
-                    self._changed.wait()
-                if slot.finished:
-                    break
-                self._committing = True
-                taken, self._waiting = self._waiting[:MAX_WRITES // 2], self._waiting[MAX_WRITES // 2:]
-            try:
-                outcomes = self.store.record_many([each.item for each in taken])
-            except BaseException as error:  # handed to every caller of the commit, each of which raises it
-                for each in taken:
-                    each.error = error
-            else:
-                for each, outcome in zip(taken, outcomes, strict=True):
-                    each.outcome = outcome
-            finally:
-                with self._changed:
-                    for each in taken:
-                        each.finished = True
-                    self._committing = False
-                    self._changed.notify_all()
-        if slot.error is not None:
-            raise slot.error
-        return slot.outcome
-
-
-@dataclass
-class _Slot:
-    item: tuple[Usage, str, str]
-    outcome: Outcome = None
-    error: BaseException | None = None
-    finished: bool = False
