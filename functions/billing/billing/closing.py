@@ -78,6 +78,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import logging
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -111,8 +112,8 @@ DRAFT_WORKERS = 8
 
 @dataclass(frozen=True)
 class Prefetched:
-    """What a page of a close read for one tenant: its ledger snapshot (the watermark is its read time), its counters
-    written since the watermark or the period's start (Closer._page_reads), its SLA report for the period."""
+    """What a page of a close read for one tenant: its ledger snapshot (the watermark is its read time), all of its
+    counters and rollups, read after the ledger (Closer._page_reads), its SLA report for the period."""
 
     ledger: Any
     counters: list
@@ -175,6 +176,8 @@ class Closer:
             return
         ids = self.periods.chunk_tenants(period, chunk, CHUNK, self.tenants.ids_after)
         if ids is None:
+            log_event(logger, "period.chunk_refused", severity=logging.WARNING, period=period, chunk=chunk,
+                      reason="the chunk before it was not cut full")
             return  # no such chunk (a stray or forged message)
         if len(ids) == CHUNK:
             self._hand_on(run, CHUNK_TYPE, {"period": period, "chunk": chunk + 1}, f"chunk-{chunk + 1}")
