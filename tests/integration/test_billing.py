@@ -548,17 +548,23 @@ class HeldSteps:
             self.billing.on_step(event_type, data)
 
 
+def five_tenants_closing_in_chunks_of_two(db, bucket: str, monkeypatch):
+    """Last month's close just asked for, its steps held: (billing, steps, tenant ids); chunks [0, 1], [2, 3], [4]."""
+    monkeypatch.setattr(closing, "CHUNK", 2)
+    steps = HeldSteps()
+    billing = make_billing(db, bucket, steps)
+    names = [f"tenant-{n}" for n in range(5)]
+    for name in names:
+        add_tenant(db, name, billing_start=f"{LAST_MONTH}-01")
+    billing.close(LAST_MONTH)
+    return billing, steps, names
+
+
 def test_numbering_follows_drafting_chunk_by_chunk_whichever_finishes_second_hands_on(firestore_db, bucket,
                                                                                       monkeypatch):
     """Step k is numbered once chunk k is drafted and step k - 1 numbered: handed on by drafting when the step
     before was done first, by numbering when the chunk was drafted first, and not at all before both."""
-    monkeypatch.setattr(closing, "CHUNK", 2)
-    steps = HeldSteps()
-    billing = make_billing(firestore_db, bucket, steps)
-    names = [f"tenant-{n}" for n in range(5)]  # chunks [0, 1], [2, 3], [4]
-    for name in names:
-        add_tenant(firestore_db, name, billing_start=f"{LAST_MONTH}-01")
-    billing.close(LAST_MONTH)
+    billing, steps, names = five_tenants_closing_in_chunks_of_two(firestore_db, bucket, monkeypatch)
     assert steps.deliver(closing.CHUNK_TYPE, chunk=0) == 1
     assert steps.deliver(closing.NUMBER_TYPE, step=0) == 1  # chunk 1 is not drafted yet: step 1 waits for it
     assert billing.period(LAST_MONTH)["issued"] == 2 and billing.period(LAST_MONTH)["status"] == "closing"
@@ -580,13 +586,7 @@ def test_a_chunk_is_cut_once_so_a_resumed_close_drafts_the_same_tenants_and_numb
         firestore_db, bucket, monkeypatch):
     """The last chunk is cut, then its delivery dies; tenants are created; the operator asks again. The chunk still
     holds the tenants it was cut with (the newcomers are the next close's), and every draft is numbered."""
-    monkeypatch.setattr(closing, "CHUNK", 2)
-    steps = HeldSteps()
-    billing = make_billing(firestore_db, bucket, steps)
-    names = [f"tenant-{n}" for n in range(5)]  # chunks [0, 1], [2, 3], [4]
-    for name in names:
-        add_tenant(firestore_db, name, billing_start=f"{LAST_MONTH}-01")
-    billing.close(LAST_MONTH)
+    billing, steps, names = five_tenants_closing_in_chunks_of_two(firestore_db, bucket, monkeypatch)
     assert steps.deliver(closing.CHUNK_TYPE, chunk=0) == 1
     assert steps.deliver(closing.CHUNK_TYPE, chunk=1) == 1
     reads = billing.closer._page_reads
