@@ -326,7 +326,6 @@ class PubSubStage:
         self.lock = threading.Lock()
         self.stop = threading.Event()
         self.errors: list[str] = []
-        self.redelivered = 0
         self.workers = [threading.Thread(target=self._work, daemon=True) for _ in range(4)]
         for worker in self.workers:
             worker.start()
@@ -363,7 +362,6 @@ class PubSubStage:
                     self.subscriber.modify_ack_deadline(request={
                         "subscription": self.steps_sub, "ack_deadline_seconds": 0,
                         "ack_ids": [r.ack_id for r in response.received_messages]})
-                    self.redelivered += 1
                 else:  # the test fails on it, showing where it came from
                     self.errors.append("".join(traceback.format_exception(error)))
             finally:
