@@ -96,6 +96,28 @@ def test_a_duplicate_inside_a_batch_counts_once_and_the_first_stands(billing, fi
     assert quantity(billing, "2025-03") == 7
 
 
+def test_a_resend_that_loses_every_commit_to_deliveries_of_its_own_events_still_answers_each(billing, firestore_db,
+                                                                                              bucket, monkeypatch):
+    """A batch resent while Pub/Sub still delivers its events: before each of its commits another instance counts one
+    of them, so each commit fails on a record written meanwhile, far more often than a fixed number of tries."""
+    add_tenant(firestore_db)
+    resent = [usage(quantity=str(n), time=in_month("2025-03", 4)) for n in range(1, 13)]
+    other_instance = make_billing(firestore_db, bucket)
+    delivered = iter(resent[:9])
+    add_writes = usage_counters.write_protos.add
+
+    def a_delivery_wins_first(batch, writes):
+        winner = next(delivered, None) if len(writes) > 2 else None  # the resend's commit, not a delivery's own
+        if winner is not None:
+            other_instance.ingest([winner], "pubsub")
+        add_writes(batch, writes)
+
+    monkeypatch.setattr(usage_counters.write_protos, "add", a_delivery_wins_first)
+    result = billing.ingest(resent, "http")
+    assert (result["accepted"], result["duplicates"]) == (3, 9)
+    assert quantity(billing, "2025-03") == sum(range(1, 13))
+
+
 def test_a_thousand_events_commit_in_batches_of_at_most_500_writes(billing, firestore_db):
     add_tenant(firestore_db)
     ops = count(firestore_db)

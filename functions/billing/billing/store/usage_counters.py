@@ -15,7 +15,8 @@ read-modify-writes a shared document and each group picks one of SHARDS counters
 
 A duplicate inside a batch (the same source and id twice) is left out of the commit and of its group's increment:
 the first one stands, the later ones are answered as duplicates or conflicts of it. A record that already exists
-fails the whole commit (AlreadyExists), which then commits again without the events found counted.
+fails the whole commit (AlreadyExists), which then commits again without the events found counted (each such
+round answers at least one event, however many concurrent deliveries of the same events keep winning).
 
 Rollups (`roll_up`) move counters into the period's rollup document in ONE atomic commit: the rollup is written
 (conditional on it being unchanged since it was read) and every counter it took is deleted, each conditional on
@@ -43,7 +44,10 @@ from energent_shared.clock import utcnow
 SHARDS = 16
 WRITE_TIMEOUT_S = 10
 MAX_WRITES = 500  # Firestore's limit of writes in one commit
-ATTEMPTS = 5  # commits of one batch that lose to concurrent writers of the same records before giving up
+# Commits of one batch in a row that fail on records already written yet find none of them (written and taken
+# back meanwhile) before giving up. A commit that finds some answers those and goes on with the rest, so a batch
+# racing the deliveries of its own events (a resend while Pub/Sub still delivers them) always ends.
+STALLED_ATTEMPTS = 5
 ROLLUP_PREFIX = "rollup_"
 # A sum is kept as whole units plus millionths, each an int64 that Firestore clamps silently at 2^63 - 1. A
 # counter that passes UNITS_LIMIT has its events taken back; to clamp, 2^62 more units (4.6 million events of
@@ -65,7 +69,7 @@ class Overflow(Exception):
 
 
 class Lost(Exception):
-    """A batch's commit kept losing to concurrent writers of its records: nothing of it was counted."""
+    """A batch's commit kept failing on records that were gone when read: what it had not committed is not counted."""
 
 
 Outcome = dict | Overflow | None  # None: counted now; dict: the first event counted under its (source, id)
@@ -193,7 +197,8 @@ class UsageStore:
 
         events = self.db.collection("usage_events")
         pending = list(chunk)
-        for _ in range(ATTEMPTS):
+        stalled = 0
+        while stalled < STALLED_ATTEMPTS:
             commit = uuid.uuid4().hex[:16]  # marks this attempt's records: the client may send a commit twice
             groups: dict[tuple, _Group] = {}
             for index in pending:
@@ -241,6 +246,7 @@ class UsageStore:
                         outcomes[index] = snapshot.to_dict() or {}
                     else:
                         still.append(index)
+                stalled = stalled + 1 if len(still) == len(pending) else 0
                 pending = still
                 if not pending:
                     return
@@ -254,7 +260,7 @@ class UsageStore:
                     for index in group.indexes:
                         outcomes[index] = self._alone(items[index], len(group.indexes))
             return
-        raise Lost(f"{len(pending)} events kept losing to concurrent writers of their records")
+        raise Lost(f"{len(pending)} events kept meeting records that were gone when read")
 
     def _take_back(self, shard, group: _Group, units: int, micros: int, usages: list[Usage]) -> None:
         from google.cloud.firestore import SERVER_TIMESTAMP, Increment
