@@ -2,6 +2,7 @@
 answers only for what it saw when it was read (a tenant created or deleted after it is read afresh)."""
 
 import datetime
+import threading
 
 import pytest
 
@@ -45,9 +46,43 @@ def test_a_page_stops_at_the_first_tenant_remembered(firestore_db):
 def test_neighbours_seen_at_once_on_many_threads_are_read_once(firestore_db):
     ids = tenants(firestore_db, 40)
     cache, ops = TenantCache(firestore_db, page=40), count(firestore_db)
-    found = run_threads(8, lambda n: [cache.get(tenant_id)["tenant_id"] for tenant_id in ids[n::8]])
-    assert sorted(tenant_id for thread in found for tenant_id in thread) == ids
+    found = run_threads(8, lambda n: [cache.get(tenant_id)["tenant_id"] for tenant_id in ids])  # each asks for all
+    assert all(thread == ids for thread in found)
     assert ops.snapshot().reads == 40
+
+
+def test_a_thread_waiting_for_a_neighbour_goes_on_as_soon_as_it_has_arrived(firestore_db, monkeypatch):
+    from google.cloud.firestore_v1.query import Query
+
+    tenants(firestore_db, 10)
+    stream = Query.stream
+    held = {3: threading.Event(), 6: threading.Event()}  # the stream stops before yielding t003, then before t006
+    released = {3: threading.Event(), 6: threading.Event()}
+
+    def held_twice(self, *args, **kwargs):
+        for n, snapshot in enumerate(stream(self, *args, **kwargs)):
+            if n in held:
+                held[n].set()
+                released[n].wait(timeout=30)
+            yield snapshot
+
+    monkeypatch.setattr(Query, "stream", held_twice)
+    cache = TenantCache(firestore_db, page=10)
+    reader = threading.Thread(target=cache.get, args=("t000",))
+    reader.start()
+    assert held[3].wait(timeout=30)
+    assert cache.get("t002")["tenant_id"] == "t002"  # in already: no wait for the page to end
+    neighbour = {}
+    waiter = threading.Thread(target=lambda: neighbour.update(cache.get("t004")))
+    waiter.start()  # t004 is not in yet: it waits for the page
+    released[3].set()
+    assert held[6].wait(timeout=30)
+    waiter.join(timeout=10)
+    finished_before_the_page = not waiter.is_alive()  # t004 arrived; the page is held before t006
+    released[6].set()
+    reader.join()
+    waiter.join()
+    assert finished_before_the_page and neighbour["tenant_id"] == "t004"
 
 
 def test_a_tenant_created_after_its_page_was_read_is_found(firestore_db):
@@ -69,16 +104,17 @@ def test_a_page_answers_for_usage_up_to_its_reading_and_a_deletion_after_it_is_s
     assert cache.get("t003", as_of=deleted_at)["deleted_at"] == deleted_at  # usage as late as the deletion: read again
 
 
-def test_a_full_cache_forgets_the_least_recently_used_and_reads_it_again(firestore_db):
-    ids = tenants(firestore_db, 6)
-    cache, ops = TenantCache(firestore_db, size=4, page=2), count(firestore_db)
-    for tenant_id in ids:
-        cache.get(tenant_id)
-    assert ops.snapshot().reads == 6  # three pages of two
-    before = ops.snapshot().reads
-    assert cache.get("t000")["tenant_id"] == "t000"  # forgotten: read again, up to t002 at most
-    assert 1 <= ops.snapshot().reads - before <= 2
-    assert [cache.get(tenant_id)["tenant_id"] for tenant_id in ids] == ids
+def test_a_page_fills_only_the_room_left_and_a_full_cache_reads_one_at_a_time(firestore_db):
+    ids = tenants(firestore_db, 30)
+    cache, ops = TenantCache(firestore_db, size=4, page=10), count(firestore_db)
+    assert cache.get("t000")["tenant_id"] == "t000"
+    assert ops.snapshot().reads == 4  # t000 to t003: the room left, not the page
+    assert [cache.get(tenant_id)["tenant_id"] for tenant_id in ids[:4]] == ids[:4] and ops.snapshot().reads == 4
+    for tenant_id in ids[4:]:  # full: one read each, never a page that would make it forget a page's worth
+        assert cache.get(tenant_id)["tenant_id"] == tenant_id
+    assert ops.snapshot().reads == 4 + 26
+    assert cache.get("t029")["tenant_id"] == "t029" and ops.snapshot().reads == 30  # the most recent stays
+    assert cache.get("t000")["tenant_id"] == "t000" and ops.snapshot().reads == 31  # forgotten: read again, alone
 
 
 def test_a_page_that_breaks_off_leaves_what_it_read_and_the_next_first_sight_reads_on(firestore_db, monkeypatch):

@@ -36,9 +36,9 @@ class TenantCache:
 
     With `page` > 1, a tenant seen for the first time is read with the tenants after it, up to the next one
     remembered, in one query of at most `page` records: an instance counting many tenants' usage pays a round trip
-    per page instead of one per tenant. A page never reads a record that is remembered, so while nothing is forgotten
-    an instance reads each tenant once either way; once the cache is full, a page reads about the number of tenants
-    per remembered one.
+    per page instead of one per tenant. A page never reads a record that is remembered and fills only the room the
+    cache has left, so it never makes the cache forget; once the cache is full, a first sight is a single read. An
+    instance's pages read at most `size` records in its life, beyond one read for each page that found none.
     """
 
     def __init__(self, db=None, size: int = 10_000, page: int = 1):
@@ -76,10 +76,13 @@ class TenantCache:
                 self._arrived.wait()  # for the tenant to arrive with the page in flight, or for the page to end
             if tenant_id in self._entries or page:  # arrived, or passed over by the page in flight
                 return self._entries.get(tenant_id)
+            room = self._size - len(self._entries)
+            if room < 2:
+                return None
             following = bisect.bisect_right(self._ids, tenant_id)
             page = self._reading = _Page(tenant_id, self._ids[following] if following < len(self._ids) else None)
         try:
-            query = (self.db.collection("tenants").order_by("__name__").limit(self._page)
+            query = (self.db.collection("tenants").order_by("__name__").limit(min(self._page, room))
                      .start_at({"__name__": firestore.tenant_doc(tenant_id, db=self.db)}))
             if page.stop is not None:
                 query = query.end_before({"__name__": firestore.tenant_doc(page.stop, db=self.db)})
@@ -97,7 +100,10 @@ class TenantCache:
             return self._entries.get(tenant_id)
 
     def _remember(self, tenant_id: str, read_at: datetime.datetime, record: dict) -> None:
-        """Remembers a record read at `read_at` (the caller holds the lock)."""
+        """Remembers a record read at `read_at` unless one read later is remembered (the caller holds the lock)."""
+        if tenant_id in self._entries and self._entries[tenant_id][0] > read_at:
+            self._entries.move_to_end(tenant_id)
+            return
         if tenant_id not in self._entries:
             bisect.insort(self._ids, tenant_id)
         self._entries[tenant_id] = (read_at, record)
