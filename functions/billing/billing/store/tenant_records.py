@@ -85,7 +85,7 @@ class TenantCache:
             query = (self.db.collection("tenants").order_by("__name__").limit(min(self._page, room))
                      .start_at({"__name__": firestore.tenant_doc(tenant_id, db=self.db)}))
             if page.stop is not None:
-                query = query.end_before({"__name__": firestore.tenant_doc(page.stop, db=self.db)})
+                query = query.end_before({"__name__": self.db.document("tenants", page.stop)})  # any id: a cursor
             for snapshot in query.stream(timeout=WRITE_TIMEOUT_S):
                 record = snapshot.to_dict()
                 with self._arrived:
