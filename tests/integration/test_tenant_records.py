@@ -52,21 +52,19 @@ def test_neighbours_seen_at_once_on_many_threads_are_read_once(firestore_db):
 
 
 def test_a_thread_waiting_for_a_neighbour_goes_on_as_soon_as_it_has_arrived(firestore_db, monkeypatch):
-    from google.cloud.firestore_v1.query import Query
-
     tenants(firestore_db, 10)
-    stream = Query.stream
+    stream = TenantCache._records
     held = {3: threading.Event(), 6: threading.Event()}  # the stream stops before yielding t003, then before t006
     released = {3: threading.Event(), 6: threading.Event()}
 
     def held_twice(self, *args, **kwargs):
-        for n, snapshot in enumerate(stream(self, *args, **kwargs)):
+        for n, record in enumerate(stream(self, *args, **kwargs)):
             if n in held:
                 held[n].set()
                 released[n].wait(timeout=30)
-            yield snapshot
+            yield record
 
-    monkeypatch.setattr(Query, "stream", held_twice)
+    monkeypatch.setattr(TenantCache, "_records", held_twice)
     cache = TenantCache(firestore_db, page=10)
     reader = threading.Thread(target=cache.get, args=("t000",))
     reader.start()
@@ -118,22 +116,36 @@ def test_a_page_fills_only_the_room_left_and_a_full_cache_reads_one_at_a_time(fi
 
 
 def test_a_page_that_breaks_off_leaves_what_it_read_and_the_next_first_sight_reads_on(firestore_db, monkeypatch):
-    from google.cloud.firestore_v1.query import Query
-
     ids = tenants(firestore_db, 12)
-    stream = Query.stream
+    stream = TenantCache._records
 
     def breaks_after_three(self, *args, **kwargs):
-        for n, snapshot in enumerate(stream(self, *args, **kwargs)):
+        for n, record in enumerate(stream(self, *args, **kwargs)):
             if n == 3:
                 raise ConnectionError("stream reset")
-            yield snapshot
+            yield record
 
     cache = TenantCache(firestore_db, page=10)
-    monkeypatch.setattr(Query, "stream", breaks_after_three)
+    monkeypatch.setattr(TenantCache, "_records", breaks_after_three)
     with pytest.raises(ConnectionError):
         cache.get("t006")  # t006 to t008 arrived before the stream broke
-    monkeypatch.setattr(Query, "stream", stream)
+    monkeypatch.setattr(TenantCache, "_records", stream)
     ops = count(firestore_db)
     assert [cache.get(tenant_id)["tenant_id"] for tenant_id in ids] == ids
     assert ops.snapshot().reads == 9  # t000 to t005 and t009 to t011: no page left waiting, none read twice
+
+
+def test_a_paged_record_is_the_record_the_library_reads_and_carries_its_read_time(firestore_db):
+    deleted_at = datetime.datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=datetime.UTC)
+    every_kind = {"tenant_id": "t001", "deleted_at": deleted_at,
+                  "nothing": None, "flag": True, "count": 2**62, "ratio": 0.25, "name": "Łódź ζ", "raw": b"\x00\xff",
+                  "tiers": [{"tier": "basic", "at": datetime.datetime(2024, 1, 1, tzinfo=datetime.UTC)}, "x", 3],
+                  "profile": {"address": {"city": "Łódź", "lines": ["a", "b"]}, "empty": {}}}
+    firestore_db.document("tenants", "t000").set({"tenant_id": "t000"})
+    firestore_db.document("tenants", "t001").set(every_kind)
+    before = datetime.datetime.now(datetime.UTC)
+    cache = TenantCache(firestore_db, page=10)
+    cache.get("t000")
+    paged = cache.get("t001")  # arrived with t000's page
+    assert paged == firestore_db.document("tenants", "t001").get().to_dict() == every_kind
+    assert cache.get("t001", as_of=before) is paged  # its read time answers for usage up to it: no new read
