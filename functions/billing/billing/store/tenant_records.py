@@ -8,6 +8,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import cast
 
 from billing.store.usage_counters import WRITE_TIMEOUT_S
 from energent_shared import clients, firestore
@@ -110,8 +111,9 @@ class TenantCache:
         for response in responses:
             message = type(response).pb(response)
             if message.HasField("document"):
-                yield (message.document.name.rpartition("/")[2], message.read_time.ToDatetime(tzinfo=datetime.UTC),
-                       _helpers.decode_dict(message.document.fields, self.db))
+                document = message.document
+                record = cast(dict, _helpers.decode_dict(document.fields, self.db))  # a document's fields: a map
+                yield document.name.rpartition("/")[2], message.read_time.ToDatetime(tzinfo=datetime.UTC), record
 
     def _remember(self, tenant_id: str, read_at: datetime.datetime, record: dict) -> None:
         """Remembers a record read at `read_at` unless one read later is remembered (the caller holds the lock)."""
