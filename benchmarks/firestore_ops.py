@@ -85,11 +85,13 @@ class Counted:
 
         def counted(responses):
             returned = 0
-            for response in responses:
-                if _has_document(response):
-                    returned += 1
-                yield response
-            ops.add(reads=max(1, returned))
+            try:
+                for response in responses:
+                    if _has_document(response):
+                        returned += 1
+                    yield response
+            finally:  # a stream given up part way is billed for what it delivered
+                ops.add(reads=max(1, returned))
 
         return counted(self._api.run_query(request=request, **kwargs))
 

@@ -7,6 +7,7 @@ import threading
 import pytest
 
 from benchmarks.firestore_ops import count
+from billing.store import tenant_records
 from billing.store.tenant_records import TenantCache
 from tests.integration.test_billing import add_tenant
 from tests.support import run_threads
@@ -69,7 +70,11 @@ def test_a_thread_waiting_for_a_neighbour_goes_on_as_soon_as_it_has_arrived(fire
     reader = threading.Thread(target=cache.get, args=("t000",))
     reader.start()
     assert held[3].wait(timeout=30)
-    assert cache.get("t002")["tenant_id"] == "t002"  # in already: no wait for the page to end
+    arrived = {}
+    early = threading.Thread(target=lambda: arrived.update(cache.get("t002")))
+    early.start()
+    early.join(timeout=10)
+    assert arrived.get("tenant_id") == "t002"  # in already: answered while the page is held
     neighbour = {}
     waiter = threading.Thread(target=lambda: neighbour.update(cache.get("t004")))
     waiter.start()  # t004 is not in yet: it waits for the page
@@ -127,7 +132,7 @@ def test_a_page_that_breaks_off_leaves_what_it_read_and_the_next_first_sight_rea
 
     cache = TenantCache(firestore_db, page=10)
     monkeypatch.setattr(TenantCache, "_records", breaks_after_three)
-    with pytest.raises(ConnectionError):
+    with pytest.raises(ConnectionError):  # not an API error: the event fails and is delivered again
         cache.get("t006")  # t006 to t008 arrived before the stream broke
     monkeypatch.setattr(TenantCache, "_records", stream)
     ops = count(firestore_db)
@@ -149,3 +154,49 @@ def test_a_paged_record_is_the_record_the_library_reads_and_carries_its_read_tim
     paged = cache.get("t001")  # arrived with t000's page
     assert paged == firestore_db.document("tenants", "t001").get().to_dict() == every_kind
     assert cache.get("t001", as_of=before) is paged  # its read time answers for usage up to it: no new read
+
+
+def test_a_page_cut_by_an_api_error_answers_from_what_arrived_and_reads_the_rest_alone(firestore_db, monkeypatch):
+    from google.api_core.exceptions import ServiceUnavailable
+
+    tenants(firestore_db, 12)
+    stream = TenantCache._records
+
+    def unavailable_after_three(self, *args, **kwargs):
+        for n, record in enumerate(stream(self, *args, **kwargs)):
+            if n == 3:
+                raise ServiceUnavailable("stream reset")
+            yield record
+
+    cache, ops = TenantCache(firestore_db, page=10), count(firestore_db)
+    monkeypatch.setattr(TenantCache, "_records", unavailable_after_three)
+    assert cache.get("t006")["tenant_id"] == "t006"  # its own record came first
+    assert ops.snapshot().reads == 4  # t006 to t009 were delivered; t009 never reached the cache
+    monkeypatch.setattr(TenantCache, "_records", stream)
+    assert cache.get("t009")["tenant_id"] == "t009"
+
+
+def test_an_unknown_tenant_costs_one_read_each_time(firestore_db):
+    tenants(firestore_db, 5)
+    cache, ops = TenantCache(firestore_db, page=10), count(firestore_db)
+    cache.get("t000")
+    before = ops.snapshot().reads
+    assert cache.get("t002x") is None and cache.get("t002x") is None and cache.get("zzzz") is None
+    assert ops.snapshot().reads - before == 3  # a page that starts at the id and finds nothing: never remembered
+
+
+def test_pages_grow_with_the_records_they_brought_that_were_asked_for(firestore_db):
+    ids = tenants(firestore_db, 200)
+    cache, ops = TenantCache(firestore_db, page=1000), count(firestore_db)
+    for tenant_id in ("t100", "t130", "t160", "t190"):  # scattered: nothing a page brought is asked for
+        cache.get(tenant_id)
+    assert ops.snapshot().reads == 4 * tenant_records.FIRST_PAGE
+    pages = []
+    for tenant_id in ids[:100]:  # in order: every record a page brings is asked for
+        before = ops.snapshot().reads
+        cache.get(tenant_id)
+        if ops.snapshot().reads > before:
+            pages.append(ops.snapshot().reads - before)
+    first, growth = tenant_records.FIRST_PAGE, tenant_records.GROWTH
+    second = first + growth * (first - 1)
+    assert pages == [first, second, 100 - first - second]  # the third stops at t100, remembered

@@ -13,6 +13,9 @@ from typing import cast
 from billing.store.usage_counters import WRITE_TIMEOUT_S
 from energent_shared import clients, firestore
 
+FIRST_PAGE = 10  # records an instance's first page reads at most
+GROWTH = 4  # records a page may read for each record earlier pages brought that was then asked for
+
 
 @dataclass
 class _Page:
@@ -22,10 +25,13 @@ class _Page:
     stop: str | None
     last: str | None = None
 
-    def passed(self, tenant_id: str) -> bool:
-        """Whether the page holds no record of `tenant_id`, and never will (it is read up to or beyond it)."""
+    def may_bring(self, tenant_id: str) -> bool:
+        """Whether `tenant_id` may still arrive with this page (it lies in its range, beyond what has arrived)."""
         return self.first <= tenant_id and (self.stop is None or tenant_id < self.stop) and \
-            self.last is not None and tenant_id <= self.last
+            (self.last is None or tenant_id > self.last)
+
+
+ABSENT = object()  # what a page that started at a tenant's id says when the tenant was not its first record
 
 
 class TenantCache:
@@ -37,10 +43,11 @@ class TenantCache:
     read per reporting delay rather than one per event. Unknown tenants are never remembered.
 
     With `page` > 1, a tenant seen for the first time is read with the tenants after it, up to the next one
-    remembered, in one query of at most `page` records: an instance counting many tenants' usage pays a round trip
-    per page instead of one per tenant. A page never reads a record that is remembered and fills only the room the
-    cache has left, so it never makes the cache forget; once the cache is full, a first sight is a single read. An
-    instance's pages read at most `size` records in its life, beyond one read for each page that found none.
+    remembered, in one query: an instance counting many tenants' usage pays a round trip per page instead of one per
+    tenant. A page never reads a record that is remembered and fills only the room the cache has left, so it never
+    makes the cache forget, and once the cache is full a first sight is a single read: an instance's pages read at
+    most `size` records in its life. Pages start at FIRST_PAGE records and grow with the records they brought that
+    were then asked for, up to `page`, so an instance whose tenants are scattered reads little more than it needs.
     """
 
     def __init__(self, db=None, size: int = 10_000, page: int = 1):
@@ -51,6 +58,8 @@ class TenantCache:
         self._lock = threading.Lock()
         self._arrived = threading.Condition(self._lock)  # a paged record arrived, or the page ended
         self._reading: _Page | None = None
+        self._unasked: set[str] = set()  # brought by a page, not asked for yet
+        self._useful = 0  # records brought by pages and then asked for: how large the next page may be
 
     def get(self, tenant_id: str, as_of: datetime.datetime | None = None) -> dict | None:
         """The tenant's record as it stood at `as_of` or later (None: its existence is all that matters)."""
@@ -58,8 +67,11 @@ class TenantCache:
             remembered = self._entries.get(tenant_id)
             if remembered:
                 self._entries.move_to_end(tenant_id)
+                self._asked(tenant_id)
         if remembered is None and self._page > 1:
             remembered = self._read_page(tenant_id)
+            if remembered is ABSENT:
+                return None
         if remembered and (as_of is None or as_of <= remembered[0]):
             return remembered[1]
         snapshot = firestore.tenant_doc(tenant_id, db=self.db).get(timeout=WRITE_TIMEOUT_S)
@@ -70,35 +82,52 @@ class TenantCache:
             self._remember(tenant_id, snapshot.read_time, record)
         return record
 
-    def _read_page(self, tenant_id: str) -> tuple[datetime.datetime, dict] | None:
-        """The tenant as read with a page of tenants (None: it was not among them). One page is read at a time, and
-        its records are remembered as they arrive, so a thread waiting for a neighbour goes on as soon as it is in."""
+    def _read_page(self, tenant_id: str):
+        """The tenant as read with a page of tenants: (read time, record), ABSENT, or None when a single read must
+        tell. One page is read at a time, its records remembered as they arrive, so a thread waiting for a neighbour
+        goes on as soon as it is in; a first sight the page in flight cannot bring is left to a single read."""
         with self._arrived:
-            while (page := self._reading) and tenant_id not in self._entries and not page.passed(tenant_id):
+            while (page := self._reading) and tenant_id not in self._entries and page.may_bring(tenant_id):
                 self._arrived.wait()  # for the tenant to arrive with the page in flight, or for the page to end
-            if tenant_id in self._entries or page:  # arrived, or passed over by the page in flight
-                return self._entries.get(tenant_id)
+            if tenant_id in self._entries:
+                self._asked(tenant_id)
+                return self._entries[tenant_id]
             room = self._size - len(self._entries)
-            if room < 2:
+            if page or room < 2:
                 return None
             following = bisect.bisect_right(self._ids, tenant_id)
             page = self._reading = _Page(tenant_id, self._ids[following] if following < len(self._ids) else None)
+            size = min(self._page, room, FIRST_PAGE + GROWTH * self._useful)
+        from google.api_core.exceptions import GoogleAPICallError
+
+        own = None
         try:
-            query = (self.db.collection("tenants").order_by("__name__").limit(min(self._page, room))
+            query = (self.db.collection("tenants").order_by("__name__").limit(size)
                      .start_at({"__name__": firestore.tenant_doc(tenant_id, db=self.db)}))
             if page.stop is not None:
                 query = query.end_before({"__name__": self.db.document("tenants", page.stop)})  # any id: a cursor
             for found, read_at, record in self._records(query):
                 with self._arrived:
                     self._remember(found, read_at, record)
+                    if found == tenant_id:
+                        own = (read_at, record)
+                    else:
+                        self._unasked.add(found)
                     page.last = found
                     self._arrived.notify_all()
+        except GoogleAPICallError:  # a page is only a shortcut: what did not arrive is read alone, with retries
+            return own
         finally:
             with self._arrived:
                 self._reading = None
                 self._arrived.notify_all()
-        with self._lock:
-            return self._entries.get(tenant_id)
+        return own or ABSENT  # the page started at the tenant's id: it exists only if it came first
+
+    def _asked(self, tenant_id: str) -> None:
+        """Counts a record a page brought the first time it is asked for (the caller holds the lock)."""
+        if tenant_id in self._unasked:
+            self._unasked.discard(tenant_id)
+            self._useful += 1
 
     def _records(self, query) -> Iterator[tuple[str, datetime.datetime, dict]]:
         """(id, read time, record) of each document the query streams, decoded from the responses' protobuf messages
@@ -127,6 +156,7 @@ class TenantCache:
         while len(self._entries) > self._size:  # the least recently used goes first
             forgotten, _ = self._entries.popitem(last=False)
             del self._ids[bisect.bisect_left(self._ids, forgotten)]
+            self._unasked.discard(forgotten)
 
     def ids_after(self, after: str | None, size: int) -> list[str]:
         """The ids of the next `size` tenants after `after`, in id order."""
