@@ -156,7 +156,7 @@ def test_a_paged_record_is_the_record_the_library_reads_and_carries_its_read_tim
     assert cache.get("t001", as_of=before) is paged  # its read time answers for usage up to it: no new read
 
 
-def test_a_page_cut_by_an_api_error_answers_from_what_arrived_and_reads_the_rest_alone(firestore_db, monkeypatch):
+def test_a_page_cut_by_an_api_error_answers_from_what_arrived_and_the_rest_as_unseen(firestore_db, monkeypatch):
     from google.api_core.exceptions import ServiceUnavailable
 
     tenants(firestore_db, 12)
@@ -174,6 +174,7 @@ def test_a_page_cut_by_an_api_error_answers_from_what_arrived_and_reads_the_rest
     assert ops.snapshot().reads == 4  # t006 to t009 were delivered; t009 never reached the cache
     monkeypatch.setattr(TenantCache, "_records", stream)
     assert cache.get("t009")["tenant_id"] == "t009"
+    assert ops.snapshot().reads == 4 + 3  # t009's own page: t009 to t011
 
 
 def test_an_unknown_tenant_costs_one_read_each_time(firestore_db):

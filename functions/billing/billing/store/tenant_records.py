@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bisect
 import datetime
+import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -12,6 +13,9 @@ from typing import cast
 
 from billing.store.usage_counters import WRITE_TIMEOUT_S
 from energent_shared import clients, firestore
+from energent_shared.logging import get_logger, log_event
+
+logger = get_logger("billing")
 
 FIRST_PAGE = 10  # records an instance's first page reads at most
 GROWTH = 4  # records a page may read for each record earlier pages brought that was then asked for
@@ -46,8 +50,9 @@ class TenantCache:
     remembered, in one query: an instance counting many tenants' usage pays a round trip per page instead of one per
     tenant. A page never reads a record that is remembered and fills only the room the cache has left, so it never
     makes the cache forget, and once the cache is full a first sight is a single read: an instance's pages read at
-    most `size` records in its life. Pages start at FIRST_PAGE records and grow with the records they brought that
-    were then asked for, up to `page`, so an instance whose tenants are scattered reads little more than it needs.
+    most `size` records in its life, plus one read for each page that found none. Pages start at FIRST_PAGE records
+    and grow by GROWTH for each record earlier pages brought that was then asked for, up to `page`: an instance whose
+    first tenants are scattered reads little more than it needs, one counting neighbours soon reads them in bulk.
     """
 
     def __init__(self, db=None, size: int = 10_000, page: int = 1):
@@ -115,7 +120,9 @@ class TenantCache:
                         self._unasked.add(found)
                     page.last = found
                     self._arrived.notify_all()
-        except GoogleAPICallError:  # a page is only a shortcut: what did not arrive is read alone, with retries
+        except GoogleAPICallError as error:  # a page is only a shortcut: what did not arrive is read as if unseen
+            log_event(logger, "tenant_page.cut", severity=logging.WARNING, first=tenant_id, last=page.last,
+                      error=type(error).__name__)
             return own
         finally:
             with self._arrived:
