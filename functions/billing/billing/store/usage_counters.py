@@ -15,8 +15,8 @@ read-modify-writes a shared document and each group picks one of SHARDS counters
 
 A duplicate inside a batch (the same source and id twice) is left out of the commit and of its group's increment:
 the first one stands, the later ones are answered as duplicates or conflicts of it. A record that already exists
-fails the whole commit (AlreadyExists), which then commits again without the events found counted (each such
-round answers at least one event, however many concurrent deliveries of the same events keep winning).
+fails the whole commit (AlreadyExists), which then commits again without the events found counted; concurrent
+deliveries of the same events cannot make it give up (only records found gone count toward STALLED_ATTEMPTS).
 
 Rollups (`roll_up`) move counters into the period's rollup document in ONE atomic commit: the rollup is written
 (conditional on it being unchanged since it was read) and every counter it took is deleted, each conditional on
