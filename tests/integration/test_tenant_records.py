@@ -22,6 +22,19 @@ def tenants(db, count_of: int) -> list[str]:
     return ids
 
 
+def breaking_after(records: int, error: Exception):
+    """TenantCache._records whose stream raises `error` once `records` records have arrived."""
+    stream = TenantCache._records
+
+    def breaking(self, *args, **kwargs):
+        for n, record in enumerate(stream(self, *args, **kwargs)):
+            if n == records:
+                raise error
+            yield record
+
+    return breaking
+
+
 def test_a_first_sight_reads_the_page_that_starts_at_the_tenant_and_its_neighbours_cost_nothing(firestore_db):
     ids = tenants(firestore_db, 25)
     cache, ops = TenantCache(firestore_db, page=10), count(firestore_db)
@@ -122,19 +135,11 @@ def test_a_page_fills_only_the_room_left_and_a_full_cache_reads_one_at_a_time(fi
 
 def test_a_page_that_breaks_off_leaves_what_it_read_and_the_next_first_sight_reads_on(firestore_db, monkeypatch):
     ids = tenants(firestore_db, 12)
-    stream = TenantCache._records
-
-    def breaks_after_three(self, *args, **kwargs):
-        for n, record in enumerate(stream(self, *args, **kwargs)):
-            if n == 3:
-                raise ConnectionError("stream reset")
-            yield record
-
     cache = TenantCache(firestore_db, page=10)
-    monkeypatch.setattr(TenantCache, "_records", breaks_after_three)
+    monkeypatch.setattr(TenantCache, "_records", breaking_after(3, ConnectionError("stream reset")))
     with pytest.raises(ConnectionError):  # not an API error: the event fails and is delivered again
         cache.get("t006")  # t006 to t008 arrived before the stream broke
-    monkeypatch.setattr(TenantCache, "_records", stream)
+    monkeypatch.undo()
     ops = count(firestore_db)
     assert [cache.get(tenant_id)["tenant_id"] for tenant_id in ids] == ids
     assert ops.snapshot().reads == 9  # t000 to t005 and t009 to t011: no page left waiting, none read twice
@@ -160,19 +165,11 @@ def test_a_page_cut_by_an_api_error_answers_from_what_arrived_and_the_rest_as_un
     from google.api_core.exceptions import ServiceUnavailable
 
     tenants(firestore_db, 12)
-    stream = TenantCache._records
-
-    def unavailable_after_three(self, *args, **kwargs):
-        for n, record in enumerate(stream(self, *args, **kwargs)):
-            if n == 3:
-                raise ServiceUnavailable("stream reset")
-            yield record
-
     cache, ops = TenantCache(firestore_db, page=10), count(firestore_db)
-    monkeypatch.setattr(TenantCache, "_records", unavailable_after_three)
+    monkeypatch.setattr(TenantCache, "_records", breaking_after(3, ServiceUnavailable("stream reset")))
     assert cache.get("t006")["tenant_id"] == "t006"  # its own record came first
     assert ops.snapshot().reads == 4  # t006 to t009 were delivered; t009 never reached the cache
-    monkeypatch.setattr(TenantCache, "_records", stream)
+    monkeypatch.undo()
     assert cache.get("t009")["tenant_id"] == "t009"
     assert ops.snapshot().reads == 4 + 3  # t009's own page: t009 to t011
 
