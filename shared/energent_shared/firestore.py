@@ -47,14 +47,16 @@ def tenant_collection(tenant_id: str, collection: str, db=None):
     return tenant_doc(tenant_id, db=db).collection(collection)
 
 
-def _retryable(exc: BaseException | None) -> bool:
+def retryable(exc: BaseException | None) -> bool:
+    """Whether a Firestore call that raised `exc` is worth another attempt: contention, a deadline, the service
+    briefly away."""
     from google.api_core import exceptions
 
     if isinstance(exc, (exceptions.Aborted, exceptions.Conflict, exceptions.DeadlineExceeded,
                         exceptions.ServiceUnavailable, exceptions.InternalServerError)):
         return True
     # The client wraps a commit it gave up on in a ValueError whose cause is the real error.
-    return isinstance(exc, ValueError) and exc.__cause__ is not None and _retryable(exc.__cause__)
+    return isinstance(exc, ValueError) and exc.__cause__ is not None and retryable(exc.__cause__)
 
 
 def run_transaction(fn: Callable[[Any], T], *, attempts: int = 12, base_delay_s: float = 0.05,
@@ -73,7 +75,7 @@ def run_transaction(fn: Callable[[Any], T], *, attempts: int = 12, base_delay_s:
         try:
             return firestore_lib.transactional(fn)(transaction)
         except Exception as exc:
-            if attempt == attempts or not _retryable(exc):
+            if attempt == attempts or not retryable(exc):
                 raise
         delay = min(max_delay_s, base_delay_s * 2 ** (attempt - 1))
         time.sleep(random.uniform(0, delay))  # noqa: S311 - jitter, not cryptography

@@ -22,7 +22,7 @@ from billing.store.spend_blocks import SpendBlocks
 from billing.store.spend_checks import SpendChecks
 from billing.store.spend_outbox import SpendOutbox
 from energent_shared import clients, events
-from energent_shared.firestore import _retryable as worth_retrying
+from energent_shared.firestore import retryable
 from local import provision
 from tests.conftest import PROJECT
 from tests.integration.test_billing import THIS_MONTH, add_tenant, make_billing, usage
@@ -358,7 +358,7 @@ class PubSubStage:
                 self.subscriber.acknowledge(request={"subscription": self.steps_sub,
                                                      "ack_ids": [r.ack_id for r in response.received_messages]})
             except Exception as error:
-                if worth_retrying(error):  # contention outlasted the retries: answered 5xx, delivered again
+                if retryable(error):  # contention outlasted the retries: answered 5xx, delivered again
                     self.subscriber.modify_ack_deadline(request={
                         "subscription": self.steps_sub, "ack_deadline_seconds": 0,
                         "ack_ids": [r.ack_id for r in response.received_messages]})
