@@ -62,6 +62,7 @@ def main() -> None:
         from billing.service import TENANT_PAGE, build
         from billing.store.tenant_records import TenantCache
         from energent_shared import clients
+        from energent_shared.firestore import put_directory_entry
 
         db = clients.firestore()
         ops = count(db)
@@ -84,16 +85,15 @@ def main() -> None:
         now = datetime.datetime.now(datetime.UTC)
         last_month = (now.replace(day=1) - datetime.timedelta(days=1)).strftime("%Y-%m")
         tenant_ids = [f"t{i:04d}" for i in range(TENANTS)]
-        batch = db.batch()
-        for index, tenant_id in enumerate(tenant_ids):
-            batch.set(db.document("tenants", tenant_id), {"tenant_id": tenant_id, "tier": "standard",
-                                                          "status": "active", "billing_start": f"{last_month}-01",
-                                                          "deployment_model": "multi-tenant", "deleted_at": None,
-                                                          "display_name": tenant_id, "billing_profile": PROFILE})
-            if index % 400 == 399:
-                batch.commit()
-                batch = db.batch()
-        batch.commit()
+        for start in range(0, TENANTS, 200):  # records with their directory entries, as the provisioner writes them
+            batch = db.batch()
+            for tenant_id in tenant_ids[start:start + 200]:
+                batch.set(db.document("tenants", tenant_id), {"tenant_id": tenant_id, "tier": "standard",
+                                                              "status": "active", "billing_start": f"{last_month}-01",
+                                                              "deployment_model": "multi-tenant", "deleted_at": None,
+                                                              "display_name": tenant_id, "billing_profile": PROFILE})
+                put_directory_entry(batch, tenant_id, None, db=db)
+            batch.commit()
 
         def raw_writes() -> float:
             return in_threads(list(range(EVENTS)), lambda i: db.collection("raw").document(uuid.uuid4().hex).set(

@@ -47,6 +47,46 @@ def tenant_collection(tenant_id: str, collection: str, db=None):
     return tenant_doc(tenant_id, db=db).collection(collection)
 
 
+DIRECTORY_SHARDS = 64  # changing it moves tenants to other shards: every entry must then be written again
+
+
+def directory_doc(tenant_id: str, db=None):
+    """`tenant_directory/{nn}`, the shard that lists the tenant: a map `tenants` of tenant id -> when the tenant was
+    deleted (null while it lives). The provisioner writes an entry in the commit that writes the tenant's record, so a
+    shard read at R tells exactly which of its tenants existed at R and which had been deleted by then: an instance
+    that has seen none of them learns a sixty-fourth of all tenants from one document."""
+    if not valid_tenant_id(tenant_id):
+        raise ValueError(f"invalid tenant id {tenant_id!r}")
+    return (db or clients.firestore()).document("tenant_directory", directory_shard(tenant_id))
+
+
+def directory_shard(tenant_id: str) -> str:
+    import zlib
+
+    return f"{zlib.crc32(tenant_id.encode()) % DIRECTORY_SHARDS:02d}"
+
+
+def put_directory_entry(writer, tenant_id: str, deleted_at, db=None) -> None:
+    """Writes the tenant's directory entry with `writer`: the batch or transaction that writes its record."""
+    put_directory_entries(writer, {tenant_id: deleted_at}, db=db)
+
+
+def put_directory_entries(writer, entries: dict, db=None) -> None:
+    """Writes directory entries (tenant id -> deleted_at) with `writer`, one write per shard."""
+    shards: dict[str, tuple[str, dict]] = {}  # shard -> (a tenant it lists, its entries)
+    for tenant_id, deleted_at in entries.items():
+        shards.setdefault(directory_shard(tenant_id), (tenant_id, {}))[1][tenant_id] = deleted_at
+    for tenant_id, listed in shards.values():
+        writer.set(directory_doc(tenant_id, db=db), {"tenants": listed}, merge=True)
+
+
+def drop_directory_entry(writer, tenant_id: str, db=None) -> None:
+    """Takes the tenant's directory entry out with `writer`, the batch that deletes its record."""
+    from google.cloud.firestore_v1 import DELETE_FIELD
+
+    put_directory_entries(writer, {tenant_id: DELETE_FIELD}, db=db)
+
+
 def retryable(exc: BaseException | None) -> bool:
     """Whether a Firestore call that raised `exc` is worth another attempt: contention, a deadline, the service
     briefly away."""

@@ -10,12 +10,13 @@ from decimal import Decimal
 import pytest
 from cloudevents.http import CloudEvent
 
+from benchmarks.firestore_ops import count
 from billing import closing, parties, pricing
 from billing.documents import InvoiceFiles
 from billing.errors import Conflict, Invalid, NotFound
 from billing.service import build
 from billing.store.usage_counters import SHARDS, UNITS_LIMIT
-from energent_shared import clients, events
+from energent_shared import clients, events, firestore
 from tests.conftest import ROOT
 from tests.support import run_threads
 
@@ -245,6 +246,21 @@ def test_a_deletion_after_the_tenant_was_last_read_still_rejects_later_usage(bil
     result = billing.ingest([before, after], "http")
     assert result["accepted"] == 1 and result["rejected"] == [{"id": after["id"],
                                                                "reason": "dated after tenant acme was deleted"}]
+
+
+def test_usage_of_a_tenant_not_seen_yet_is_checked_against_its_directory_entry(billing, firestore_db):
+    deleted_at = NOW - datetime.timedelta(days=1)
+    add_tenant(firestore_db, "gone", deleted_at=deleted_at)  # deleted, as the provisioner leaves it: the record
+    batch = firestore_db.batch()  # and its directory entry
+    firestore.put_directory_entry(batch, "gone", deleted_at, db=firestore_db)
+    batch.commit()
+    ops = count(firestore_db)
+    result = billing.ingest([usage(tenant_id="gone"),
+                             usage(tenant_id="gone", time=(deleted_at - datetime.timedelta(hours=1)).isoformat())],
+                            "http")
+    assert result["accepted"] == 1 and [r["reason"] for r in result["rejected"]] == [
+        "dated after tenant gone was deleted"]
+    assert ops.snapshot().reads == 1  # its directory shard, not its record
 
 
 def test_rejections_change_no_total_and_are_recorded(billing, firestore_db):

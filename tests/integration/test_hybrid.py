@@ -12,7 +12,7 @@ import pytest
 import requests
 from google.api_core.exceptions import NotFound
 
-from energent_shared import clients, events
+from energent_shared import clients, events, firestore
 from energent_shared.errors import DomainError
 from local.compute import ComputeStandIn
 from local.flux import FluxStandIn, documents, secret_manager_lookup
@@ -120,6 +120,7 @@ def test_a_hybrid_tenant_goes_from_request_to_active_to_deleted(provisioner, flu
     assert created["deployment_model"] == "hybrid"
     record = provisioner.tenants.get("acme")
     assert record["bgp_ranges"] == ["169.254.0.0/30", "169.254.0.4/30"]
+    assert firestore.directory_doc("acme", db=provisioner.tenants.db).get().get("tenants")["acme"] is None
     assert provisioner.tenants.live_sites() == {"acme": ["10.200.0.0/16"]}
     # What the bucket holds validates, object by object, against the published schemas.
     found = objects(provisioner)

@@ -9,7 +9,8 @@ import uuid
 import pytest
 import requests
 
-from energent_shared import clients, events
+from benchmarks.firestore_ops import count
+from energent_shared import clients, events, firestore
 from energent_shared.errors import DomainError
 from local.flux import FluxStandIn, documents, flux_event
 from provisioner import flux
@@ -134,10 +135,37 @@ def test_a_create_that_fails_midway_leaves_nothing_behind(firestore_db, bucket, 
     assert caught.value.status == 503
     assert FailingManifestStore.writes == 4
     assert failing.tenants.get("acme") is None
+    assert "acme" not in directory_entries(firestore_db, "acme")
     assert files(failing) == {}
     assert list(firestore_db.collection_group("outbox").stream()) == []
     assert published(emulators, subscription) == []
     assert failing.create(dict(NEW))["status"] == "provisioning"  # and the id is still free
+
+
+def directory_entries(db, tenant_id: str) -> dict:
+    """The entries of the directory shard that lists `tenant_id`: tenant id -> deleted_at."""
+    return (firestore.directory_doc(tenant_id, db=db).get().to_dict() or {}).get("tenants", {})
+
+
+def test_the_directory_says_what_the_record_says_from_the_commits_that_write_it(firestore_db, provisioner):
+    provisioner.create(dict(NEW))
+    assert directory_entries(firestore_db, "acme")["acme"] is None
+    provisioner.patch("acme", {"display_name": "Acme Holding"})
+    assert directory_entries(firestore_db, "acme")["acme"] is None
+    provisioner.delete("acme")
+    deleted_at = provisioner.tenants.get("acme")["deleted_at"]
+    assert deleted_at is not None and directory_entries(firestore_db, "acme")["acme"] == deleted_at
+    provisioner.create({**NEW, "tenant_id": "ab-c1"})  # an id a field path must quote
+    assert directory_entries(firestore_db, "ab-c1")["ab-c1"] is None
+    ops = count(firestore_db)
+    provisioner.tenants.backfill_directory(["acme", "ab-c1"])  # what a re-render run does: nothing to write
+    assert ops.snapshot().writes == 0
+    stale = firestore_db.batch()  # what a provisioner of a release before the directory's deletes would leave
+    firestore.put_directory_entry(stale, "acme", None, db=firestore_db)
+    stale.commit()
+    provisioner.tenants.backfill_directory(["acme", "ab-c1"])
+    assert directory_entries(firestore_db, "acme")["acme"] == deleted_at
+    assert ops.snapshot().writes == 2  # the stale entry, then its repair
 
 
 def test_a_tier_change_that_fails_midway_is_rolled_back(firestore_db, bucket, subscription, provisioner):
@@ -165,6 +193,7 @@ def test_a_delete_that_fails_midway_is_rolled_back_and_never_announced(firestore
         failing.delete("acme")
     assert caught.value.status == 503
     assert provisioner.tenants.get("acme")["status"] == "active"
+    assert directory_entries(firestore_db, "acme") == {"acme": None}  # the rollback put its entry back too
     provisioner.patch("acme", {"display_name": "Acme again"})  # a later change flushes the outbox
     statuses = [event.get_data()["status"] for event in published(emulators, subscription)]
     assert "deleting" not in statuses  # auth would otherwise revoke the clients of a live tenant
@@ -416,6 +445,8 @@ def test_a_rerender_run_fans_out_in_chunks_and_counts_each_once_however_often_st
         provisioner.create({**NEW, "tenant_id": name})
     provisioner.delete("run-04")  # gone: nothing to render again
     basic_gets_memory(monkeypatch, 3)
+    for shard in firestore_db.collection("tenant_directory").list_documents():
+        shard.delete()  # as if these tenants had been created before there was a directory
 
     run = provisioner.start_rerender({"reason": "tier table v2"})
     assert (run["status"], run["reason"], run["tenants"]) == ("running", "tier table v2", 0)
@@ -441,6 +472,9 @@ def test_a_rerender_run_fans_out_in_chunks_and_counts_each_once_however_often_st
     assert final["finished_at"] is not None
     assert {quota(provisioner, name)["limits.memory"] for name in names if name != "run-04"} == {"3Gi"}
     assert provisioner.tenants.get("run-07")["status"] == "updating"
+    assert {name: directory_entries(firestore_db, name)[name] for name in names} == {  # the run listed them again
+        name: provisioner.tenants.get(name)["deleted_at"] for name in names}
+    assert directory_entries(firestore_db, "run-04")["run-04"] is not None
     provisioner.rerender_step(dict(steps[1]))  # a late redelivery counts nothing twice
     assert provisioner.rerender_run(run["run_id"])["tenants"] == 10
 

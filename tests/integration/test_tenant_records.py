@@ -8,7 +8,8 @@ import pytest
 
 from benchmarks.firestore_ops import count
 from billing.store import tenant_records
-from billing.store.tenant_records import TenantCache
+from billing.store.tenant_records import Standing, TenantCache
+from energent_shared import firestore
 from tests.integration.test_billing import add_tenant
 from tests.support import run_threads
 
@@ -198,3 +199,86 @@ def test_pages_grow_with_the_records_they_brought_that_were_asked_for(firestore_
     first, growth = tenant_records.FIRST_PAGE, tenant_records.GROWTH
     second = first + growth * (first - 1)
     assert pages == [first, second, 100 - first - second]  # the third stops at t100, remembered
+
+
+# --- the tenant directory: a first sight answered by the shard the provisioner lists the tenant in ----------------
+
+
+def with_directory_entries(db, count_of: int, prefix: str = "t") -> list[str]:
+    """Tenants written as the provisioner writes them: each record with its directory entry, in one commit."""
+    ids = [f"{prefix}{n:03d}" for n in range(count_of)]
+    batch = db.batch()
+    for tenant_id in ids:
+        batch.set(db.document("tenants", tenant_id), {"tenant_id": tenant_id, "deleted_at": None})
+        firestore.put_directory_entry(batch, tenant_id, None, db=db)
+    batch.commit()
+    return ids
+
+
+def test_a_listed_tenant_seen_first_is_answered_by_its_shard_read_once_for_all_the_tenants_it_lists(firestore_db):
+    ids = with_directory_entries(firestore_db, 150)
+    cache, ops = TenantCache(firestore_db, page=1000), count(firestore_db)
+    usage_time = datetime.datetime.now(datetime.UTC)  # usage that happened before the shards are read
+    assert all(cache.standing(tenant_id, usage_time) == Standing(None) for tenant_id in ids)
+    shards = {firestore.directory_shard(tenant_id) for tenant_id in ids}
+    assert ops.snapshot().reads == len(shards) < len(ids)  # no record, no page: one read per shard
+
+
+def test_usage_dated_after_the_shard_was_read_is_checked_against_the_record(firestore_db):
+    with_directory_entries(firestore_db, 3)
+    cache = TenantCache(firestore_db, page=1000)
+    before = datetime.datetime.now(datetime.UTC)
+    assert cache.standing("t001", before) == Standing(None)  # its shard is read now
+    deleted_at = datetime.datetime.now(datetime.UTC)
+    batch = firestore_db.batch()  # the provisioner's delete: the record and its entry in one commit
+    batch.update(firestore_db.document("tenants", "t001"), {"deleted_at": deleted_at})
+    firestore.put_directory_entry(batch, "t001", deleted_at, db=firestore_db)
+    batch.commit()
+    assert cache.standing("t001", before) == Standing(None)  # the shard's read answers for usage before it
+    assert cache.standing("t001", deleted_at) == Standing(deleted_at)  # later usage: the record, read now
+    assert cache.standing("t001", before) == Standing(deleted_at)  # remembered now: the record answers
+
+
+def test_a_tenant_its_shard_does_not_list_is_read_from_its_record_and_an_unknown_one_is_none(firestore_db):
+    deleted_at = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
+    add_tenant(firestore_db, "old1", deleted_at=deleted_at)  # written before there was a directory
+    with_directory_entries(firestore_db, 3, prefix="u")
+    cache, ops = TenantCache(firestore_db, page=1), count(firestore_db)
+    usage_time = datetime.datetime.now(datetime.UTC)
+    assert cache.standing("u001", usage_time) == Standing(None) and ops.snapshot().reads == 1
+    assert cache.standing("old1", usage_time) == Standing(deleted_at)  # only its record can say so
+    assert cache.standing("nobody", usage_time) is None
+    add_tenant(firestore_db, "late1")  # created after its shard may have been read: its record tells
+    assert cache.standing("late1", usage_time) == Standing(None)
+
+
+def test_threads_that_need_one_shard_at_once_read_it_once(firestore_db):
+    ids = [tenant_id for tenant_id in with_directory_entries(firestore_db, 500)
+           if firestore.directory_shard(tenant_id) == "40"][:8]
+    assert len(ids) == 8
+    cache, ops = TenantCache(firestore_db, page=1000), count(firestore_db)
+    usage_time = datetime.datetime.now(datetime.UTC)
+    assert run_threads(8, lambda n: cache.standing(ids[n], usage_time)) == [Standing(None)] * 8
+    assert ops.snapshot().reads == 1
+
+
+def test_a_shard_that_cannot_be_read_leaves_the_answer_to_the_record_and_is_read_again_later(firestore_db,
+                                                                                           monkeypatch):
+    from google.api_core.exceptions import ServiceUnavailable
+    from google.cloud.firestore_v1.document import DocumentReference
+
+    with_directory_entries(firestore_db, 2)
+    cache, ops = TenantCache(firestore_db, page=1), count(firestore_db)
+    read = DocumentReference.get
+
+    def unavailable_for_shards(self, *args, **kwargs):
+        if self.parent.id == "tenant_directory":
+            raise ServiceUnavailable("try later")
+        return read(self, *args, **kwargs)
+
+    usage_time = datetime.datetime.now(datetime.UTC)
+    monkeypatch.setattr(DocumentReference, "get", unavailable_for_shards)
+    assert cache.standing("t000", usage_time) == Standing(None)  # from its record
+    monkeypatch.undo()
+    assert ops.snapshot().reads == 1
+    assert cache.standing("t001", usage_time) == Standing(None) and ops.snapshot().reads == 2  # the shard, now

@@ -78,11 +78,10 @@ class Billing:
             return event.reason
         try:
             usage = validate(event, self.book, received_at)
-            tenant = self.tenants.get(usage.tenant_id, as_of=usage.time)
+            tenant = self.tenants.standing(usage.tenant_id, as_of=usage.time)
             if tenant is None:
                 raise Rejected(f"unknown tenant {usage.tenant_id}")
-            deleted_at = tenant.get("deleted_at")
-            if deleted_at is not None and usage.time > deleted_at:
+            if tenant.deleted_at is not None and usage.time > tenant.deleted_at:
                 raise Rejected(f"dated after tenant {usage.tenant_id} was deleted")
         except Rejected as rejected:
             return str(rejected)

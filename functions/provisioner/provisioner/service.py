@@ -449,6 +449,10 @@ class Provisioner:
             self._hand_on(run_id, index + 1, through)
         if chunk.get("counted"):
             return  # a redelivery: this chunk's tenants are done and counted
+        try:  # the directory is a shortcut for billing: a chunk it could not be written for is re-rendered all the same
+            self.tenants.backfill_directory(ids)
+        except Exception:
+            logger.exception("directory not backfilled", extra={"json_fields": {"run_id": run_id, "chunk": index}})
         from concurrent.futures import ThreadPoolExecutor  # only a re-render step needs threads
 
         with ThreadPoolExecutor(RERENDER_THREADS) as pool:

@@ -94,6 +94,7 @@ class TenantStore:
             return self._create_claiming(record, change)
         batch = self.db.batch()
         batch.create(self.ref(record["tenant_id"]), record)
+        firestore.put_directory_entry(batch, record["tenant_id"], record.get("deleted_at"), db=self.db)
         self._write_side_effects(batch, record["tenant_id"], None, change, record["created_at"])
         try:
             batch.commit()
@@ -111,6 +112,7 @@ class TenantStore:
                 return False
             self._claim(transaction, claim)
             transaction.create(ref, record)
+            firestore.put_directory_entry(transaction, record["tenant_id"], record.get("deleted_at"), db=self.db)
             self._write_side_effects(transaction, record["tenant_id"], None, change, record["created_at"])
             return True
 
@@ -138,10 +140,38 @@ class TenantStore:
                         filter=FieldFilter("created_at", ">=", change.retract_since)).stream(transaction=transaction):
                     transaction.delete(pending.reference)
             transaction.update(ref, updates)
+            if "deleted_at" in updates:  # the directory says what the record says, as of the same commit
+                firestore.put_directory_entry(transaction, tenant_id, updates["deleted_at"], db=self.db)
             self._write_side_effects(transaction, tenant_id, before.get("status"), change, now)
             return before, {**before, **updates}
 
         return firestore.run_transaction(attempt, db=self.db)
+
+    def backfill_directory(self, tenant_ids: list[str]) -> None:
+        """Writes the directory entries of these tenants that are missing or differ from their records (tenants created
+        before there was a directory, or changed by a release without it), from the records read in the transaction
+        that writes the entries: a change racing it makes it read again. Entries that agree cost a read, no write."""
+        from google.cloud.firestore_v1.field_path import FieldPath
+
+        if not tenant_ids:
+            return
+        shards = {firestore.directory_shard(tenant_id): firestore.directory_doc(tenant_id, db=self.db)
+                  for tenant_id in tenant_ids}
+        entries: dict = {}
+        for shard in self.db.get_all(list(shards.values()), field_paths=[  # only these tenants' entries
+                FieldPath("tenants", tenant_id).to_api_repr() for tenant_id in tenant_ids]):
+            entries.update((shard.to_dict() or {}).get("tenants", {}) if shard.exists else {})
+        refs = [self.ref(tenant_id) for tenant_id in tenant_ids]
+        missing = object()
+
+        def attempt(transaction):
+            records = {snapshot.id: (snapshot.to_dict() or {}).get("deleted_at")
+                       for snapshot in transaction.get_all(refs) if snapshot.exists}
+            firestore.put_directory_entries(transaction, {
+                tenant_id: deleted_at for tenant_id, deleted_at in records.items()
+                if entries.get(tenant_id, missing) != deleted_at}, db=self.db)
+
+        firestore.run_transaction(attempt, db=self.db)
 
     def next_control_plane(self) -> int:
         """The next index of a dedicated cluster's control-plane range: counted in one transaction, never reused
@@ -180,6 +210,7 @@ class TenantStore:
             for snapshot in ref.collection(sub).stream():
                 batch.delete(snapshot.reference)
         batch.delete(ref)
+        firestore.drop_directory_entry(batch, tenant_id, db=self.db)
         batch.commit()
 
     def page(self, page_size: int, after: str | None, status: str | None = None) -> list[dict]:

@@ -136,10 +136,13 @@ resource "google_firestore_field" "usage_rollup_runs_ttl" {
 # Billing's usage documents index only what a query reads (functions/billing/billing/store/usage_counters.py). An
 # automatic single-field index keeps an ascending and a descending entry per field of every document: for the
 # exactly-once records (one per usage event, kept for ever, looked up by key only) they would be most of their size.
+# The tenant directory's shards (shared/energent_shared/firestore.py) are read by key; indexed, their map of
+# thousands of tenants would near the 40,000 index entries a document may have.
 locals {
   unindexed_fields = {
-    usage_events = ["tenant_id", "meter", "micros", "time", "time_given", "source", "id", "via", "received_at", "commit"]
-    usage_shards = ["tenant_id", "meter", "count", "units", "micros", "max_micros", "days", "rollup", "rolled_at"]
+    usage_events     = ["tenant_id", "meter", "micros", "time", "time_given", "source", "id", "via", "received_at", "commit"]
+    usage_shards     = ["tenant_id", "meter", "count", "units", "micros", "max_micros", "days", "rollup", "rolled_at"]
+    tenant_directory = ["tenants"]
   }
 }
 

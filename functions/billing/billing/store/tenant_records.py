@@ -35,6 +35,51 @@ class _Page:
             (self.last is None or tenant_id > self.last)
 
 
+@dataclass(frozen=True)
+class Standing:
+    """What usage of a tenant that exists must be checked against."""
+
+    deleted_at: datetime.datetime | None
+
+
+class TenantDirectory:
+    """Which tenants exist and when each was deleted, from the directory the provisioner writes beside their records
+    (`firestore.directory_doc`). An instance reads each shard once, when it first needs it: a shard read at R answers
+    exactly for usage dated up to R, as a record read then would. Usage dated later, and tenants a shard does not list
+    (created after it was read, or before there was a directory), are left to their records."""
+
+    def __init__(self, db):
+        self.db = db
+        self._shards: dict[str, tuple[datetime.datetime, dict]] = {}
+        self._reading: dict[str, threading.Lock] = {}
+        self._lock = threading.Lock()
+
+    def lookup(self, tenant_id: str, as_of: datetime.datetime) -> Standing | None:
+        """The tenant's standing if its shard lists it and the shard's read answers for `as_of`; else None (also when
+        the shard cannot be read: the directory is only a shortcut)."""
+        from google.api_core.exceptions import GoogleAPICallError
+
+        shard = firestore.directory_shard(tenant_id)
+        read = self._shards.get(shard)
+        if read is None:
+            with self._lock:
+                reading = self._reading.setdefault(shard, threading.Lock())
+            with reading:  # threads that need the same shard at once read it once
+                read = self._shards.get(shard)
+                if read is None:
+                    try:
+                        snapshot = firestore.directory_doc(tenant_id, db=self.db).get(timeout=WRITE_TIMEOUT_S)
+                    except GoogleAPICallError as error:
+                        log_event(logger, "tenant_directory.unread", severity=logging.WARNING, shard=shard,
+                                  error=type(error).__name__)
+                        return None
+                    read = self._shards[shard] = (snapshot.read_time, (snapshot.to_dict() or {}).get("tenants", {}))
+        read_at, tenants = read
+        if as_of > read_at or tenant_id not in tenants:
+            return None
+        return Standing(tenants[tenant_id])
+
+
 ABSENT = object()  # what a page that started at a tenant's id says when the tenant was not its first record
 
 
@@ -65,6 +110,18 @@ class TenantCache:
         self._reading: _Page | None = None
         self._unasked: set[str] = set()  # brought by a page, not asked for yet
         self._useful = 0  # records brought by pages and then asked for: how large the next page may be
+        self.directory = TenantDirectory(self.db)
+
+    def standing(self, tenant_id: str, as_of: datetime.datetime) -> Standing | None:
+        """The tenant as usage dated `as_of` must see it, None if it does not exist: from its directory entry when it
+        is not remembered and its shard answers, else from its record (`get`). A first sight of a tenant costs
+        nothing once its shard has been read; a remembered tenant keeps its record fresh."""
+        with self._lock:
+            remembered = tenant_id in self._entries
+        if not remembered and (listed := self.directory.lookup(tenant_id, as_of)) is not None:
+            return listed
+        record = self.get(tenant_id, as_of=as_of)
+        return None if record is None else Standing(record.get("deleted_at"))
 
     def get(self, tenant_id: str, as_of: datetime.datetime | None = None) -> dict | None:
         """The tenant's record as it stood at `as_of` or later (None: its existence is all that matters)."""
