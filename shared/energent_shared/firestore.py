@@ -27,10 +27,16 @@ def valid_tenant_id(tenant_id: object) -> TypeGuard[str]:
     return isinstance(tenant_id, str) and TENANT_ID.fullmatch(tenant_id) is not None
 
 
-def tenant_doc(tenant_id: str, *path: str, db=None):
-    """`tenants/{tenant_id}` or a document below it, e.g. tenant_doc(t, "clients", client_id)."""
+def checked_tenant_id(tenant_id: str) -> str:
+    """`tenant_id` if it is a valid tenant id; a ValueError before any path is made of it otherwise."""
     if not valid_tenant_id(tenant_id):
         raise ValueError(f"invalid tenant id {tenant_id!r}")
+    return tenant_id
+
+
+def tenant_doc(tenant_id: str, *path: str, db=None):
+    """`tenants/{tenant_id}` or a document below it, e.g. tenant_doc(t, "clients", client_id)."""
+    checked_tenant_id(tenant_id)
     if len(path) % 2:
         raise ValueError(f"a document path needs collection/id pairs, got {path!r}")
     return (db or clients.firestore()).document("tenants", tenant_id, *path)
@@ -38,9 +44,7 @@ def tenant_doc(tenant_id: str, *path: str, db=None):
 
 def tenant_path(tenant_id: str) -> str:
     """`tenants/{tenant_id}` as a document path (for `SharedReads`)."""
-    if not valid_tenant_id(tenant_id):
-        raise ValueError(f"invalid tenant id {tenant_id!r}")
-    return f"tenants/{tenant_id}"
+    return f"tenants/{checked_tenant_id(tenant_id)}"
 
 
 def tenant_collection(tenant_id: str, collection: str, db=None):
@@ -55,9 +59,7 @@ def directory_doc(tenant_id: str, db=None):
     deleted (null while it lives). The provisioner writes an entry in the commit that writes the tenant's record, so a
     shard read at R tells exactly which of its tenants existed at R and which had been deleted by then: an instance
     that has seen none of them learns a sixty-fourth of all tenants from one document."""
-    if not valid_tenant_id(tenant_id):
-        raise ValueError(f"invalid tenant id {tenant_id!r}")
-    return (db or clients.firestore()).document("tenant_directory", directory_shard(tenant_id))
+    return (db or clients.firestore()).document("tenant_directory", directory_shard(checked_tenant_id(tenant_id)))
 
 
 def directory_shard(tenant_id: str) -> str:
