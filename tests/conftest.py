@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime
 import os
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -26,6 +28,31 @@ os.environ["GOOGLE_CLOUD_PROJECT"] = PROJECT
 for variable in ("FIRESTORE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST", "STORAGE_EMULATOR_HOST",
                  "SECRET_MANAGER_EMULATOR_HOST", "TOKEN_ISSUER", "JWKS_URL"):
     os.environ.pop(variable, None)
+
+
+# Longer than a whole `make test` takes here (about 10 minutes).
+RUN_BUDGET = datetime.timedelta(minutes=20)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Start on a day the run will not leave.
+
+    The tests and the code under test read one calendar, the wall clock's: a test module takes today, this month
+    and this year when it is imported, the services under test when they act (an invoice is issued today). A run
+    that crossed midnight UTC would set one against the other, so a run that would start within RUN_BUDGET of
+    midnight waits for it. Unit tests take their dates as arguments and need not wait."""
+    here, unit = session.config.invocation_params.dir, ROOT / "tests" / "unit"
+    if all((here / arg.split("::")[0]).resolve().is_relative_to(unit) for arg in session.config.args or ["."]):
+        return
+    now = datetime.datetime.now(datetime.UTC)
+    midnight = datetime.datetime.combine(now.date() + datetime.timedelta(days=1), datetime.time(),
+                                         tzinfo=datetime.UTC)
+    if midnight - now < RUN_BUDGET:
+        wait_s = (midnight - now).total_seconds() + 1
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(f"waiting {wait_s:.0f} s for midnight UTC: the run would otherwise cross it")
+        time.sleep(wait_s)
 
 
 @pytest.fixture(autouse=True)
