@@ -5,6 +5,7 @@ with LOCAL_FLUX=off: the test plays Flux, so it decides which tenant becomes act
 import datetime
 import io
 import json
+import logging
 import subprocess
 import sys
 import threading
@@ -40,6 +41,8 @@ def cli(stack, monkeypatch, tmp_path, capsys):
     def run(*args: str) -> tuple[int, str, str]:
         code = main(list(args))
         captured = capsys.readouterr()
+        if code:  # shown with the test's log when it fails: what the command said on stderr
+            logging.getLogger(__name__).warning("energent %s exited %d: %s", " ".join(args), code, captured.err)
         return code, captured.out, captured.err
 
     return run
