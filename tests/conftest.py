@@ -52,6 +52,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
         if reporter is not None:
             reporter.write_line(f"waiting {wait_s:.0f} s for midnight UTC: the run would otherwise cross it")
+            reporter.flush()  # CI's log is a pipe: say it before the wait, not after
         time.sleep(wait_s)
 
 

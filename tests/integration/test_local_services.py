@@ -65,13 +65,15 @@ def test_a_child_ends_when_the_process_that_started_it_is_killed_outright(tmp_pa
         "print(child.process.pid, flush=True)\n"
         "time.sleep(120)\n")], cwd=ROOT, stdout=subprocess.PIPE, text=True,
         env={**os.environ, "PYTHONPATH": str(ROOT)})
-    child_pid = int(starter.stdout.readline())
-    assert services.shutil.which("setpriv")
-    # setpriv sets the parent-death signal, then becomes `sleep`: a parent killed before that is not watched.
-    wait_until(lambda: Path(f"/proc/{child_pid}/comm").read_text().strip() == "sleep", 10, 0.01,
-               what="the child to start")
-    starter.send_signal(signal.SIGKILL)
-    starter.wait(10)
+    try:
+        child_pid = int(starter.stdout.readline())
+        assert services.shutil.which("setpriv")
+        # setpriv sets the parent-death signal, then becomes `sleep`: a parent killed before that is not watched.
+        wait_until(lambda: Path(f"/proc/{child_pid}/comm").read_text().strip() == "sleep", 10, 0.01,
+                   what="the child to start")
+    finally:
+        starter.send_signal(signal.SIGKILL)
+        starter.wait(10)
 
     def gone() -> bool:  # reaped, or a zombie waiting to be
         try:
