@@ -45,8 +45,7 @@ def _dying_with_parent(argv: list[str]) -> list[str]:
     Not a `preexec_fn`: Python code between fork and exec makes subprocess fork() instead of vfork(), and gRPC's
     fork handlers then restart its poller in the child, whose descriptors subprocess closes before the exec: the
     child aborts ("epoll_wait error: Bad file descriptor"). Every process here starts from one that uses gRPC.
-    A parent killed in the instant before setpriv sets the signal is not watched; the stack waits for each child
-    to be ready, long after.
+    One window stays open: a parent killed in the instant before setpriv sets the signal leaves that child running.
     """
     setpriv = shutil.which("setpriv")
     return [setpriv, "--pdeathsig", "TERM", "--", *argv] if setpriv else argv
