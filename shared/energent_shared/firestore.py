@@ -75,11 +75,12 @@ def put_directory_entry(writer, tenant_id: str, deleted_at, db=None) -> None:
 
 def put_directory_entries(writer, entries: dict, db=None) -> None:
     """Writes directory entries (tenant id -> deleted_at) with `writer`, one write per shard."""
-    shards: dict[str, tuple[str, dict]] = {}  # shard -> (a tenant it lists, its entries)
+    shards: dict[str, tuple[Any, dict]] = {}  # shard -> (its document, its entries)
     for tenant_id, deleted_at in entries.items():
-        shards.setdefault(directory_shard(tenant_id), (tenant_id, {}))[1][tenant_id] = deleted_at
-    for tenant_id, listed in shards.values():
-        writer.set(directory_doc(tenant_id, db=db), {"tenants": listed}, merge=True)
+        shard = directory_doc(tenant_id, db=db)  # checks every id, not one per shard
+        shards.setdefault(shard.id, (shard, {}))[1][tenant_id] = deleted_at
+    for shard, listed in shards.values():
+        writer.set(shard, {"tenants": listed}, merge=True)
 
 
 def drop_directory_entry(writer, tenant_id: str, db=None) -> None:

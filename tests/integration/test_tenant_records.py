@@ -215,6 +215,14 @@ def with_directory_entries(db, count_of: int, prefix: str = "t") -> list[str]:
     return ids
 
 
+def test_every_id_written_to_the_directory_is_checked_and_nothing_is_written_when_one_is_bad(firestore_db):
+    batch = firestore_db.batch()
+    assert firestore.directory_shard("Bad/71") == firestore.directory_shard("acme")  # one shard: one write for both
+    with pytest.raises(ValueError, match="invalid tenant id 'Bad/71'"):
+        firestore.put_directory_entries(batch, {"acme": None, "Bad/71": None}, db=firestore_db)
+    assert len(batch) == 0
+
+
 def test_a_listed_tenant_seen_first_is_answered_by_its_shard_read_once_for_all_the_tenants_it_lists(firestore_db):
     ids = with_directory_entries(firestore_db, 150)
     cache, ops = TenantCache(firestore_db, page=1000), count(firestore_db)
