@@ -87,9 +87,10 @@ class TenantCache:
     """Tenant records as the provisioner keeps them, each remembered with the moment it was read.
 
     Records are never deleted, and deleting a tenant stamps `deleted_at` with the time of the DELETE, so a record
-    read at R answers truly for usage dated up to R: a deletion it does not show came after R. Usage dated after
-    R is checked against a fresh read. Usage arrives a little after it happens, so a busy tenant costs about one
-    read per reporting delay rather than one per event. Unknown tenants are never remembered.
+    read at R answers for usage dated up to R: a deletion it does not show was committed after R. (The stamp is taken
+    before that commit: usage dated between the two, milliseconds apart, is accepted by a read made between them.)
+    Usage dated after R is checked against a fresh read. Usage arrives a little after it happens, so a busy tenant
+    costs about one read per reporting delay rather than one per event. Unknown tenants are never remembered.
 
     With `page` > 1, a tenant seen for the first time is read with the tenants after it, up to the next one
     remembered, in one query: an instance counting many tenants' usage pays a round trip per page instead of one per
